@@ -1,0 +1,75 @@
+"""What every inference backend provides: identity (for the cache), prompt rendering and batched generation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+from harness.suite import BackendSpec, GenerationParams, StrictModel
+
+
+@dataclass
+class GenRequest:
+    messages: list[dict[str, str]]
+    params: GenerationParams
+
+
+@dataclass
+class GenResult:
+    """One answer. How latency was measured is part of the record (see `latency_kind`).
+
+    latency_s: wall time from the start of the call that produced this answer until the answer was ready.
+    compute_s: this request's share of the backend's busy time (a batch's wall time / its size).
+    """
+
+    text: str | None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_s: float = 0.0
+    compute_s: float = 0.0
+    batch_size: int = 1
+    ttft_s: float | None = None
+    prompt: str | None = None
+    error: str | None = None
+    latency_kind: str = "request"
+
+
+class Backend:
+    """Base class. Subclasses set `kind` and `Config` and implement `generate`."""
+
+    kind: ClassVar[str]
+    Config: ClassVar[type[BaseModel]] = StrictModel
+    device: str = "cpu"
+
+    def __init__(self, spec: BackendSpec, config: BaseModel):
+        self.spec = spec
+        self.config = config
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that changes the answers; it keys the response cache."""
+        return {"kind": self.kind, "model": self.spec.model}
+
+    def load(self) -> None:
+        """Load weights (and warm up) before the first timed call, so load time is not counted as latency."""
+
+    def render_prompt(self, messages: list[dict[str, str]]) -> str:
+        return "\n".join(f"[{m['role']}] {m['content']}" for m in messages)
+
+    def generate(self, requests: Sequence[GenRequest]) -> Iterator[tuple[int, GenResult]]:
+        """Yield (index into requests, result) as each answer is ready, in any order."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release memory held by the model."""
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    cut = len(text)
+    for s in stop:
+        pos = text.find(s)
+        if s and pos != -1:
+            cut = min(cut, pos)
+    return text[:cut]

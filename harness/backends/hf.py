@@ -1,0 +1,209 @@
+"""Local transformers backend: chat template, length-sorted left-padded batches, honest token and time counts.
+
+Latency: every answer of a batch is ready when the batch's `generate` call returns, so each answer's
+`latency_s` is that call's wall time (what a caller waiting in that batch sees). `compute_s` is the
+batch wall time divided by its size (the answer's share of machine time, used for cost). Throughput
+(output tokens / busy seconds) is computed from these in the summary; the two are different numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from harness.backends.base import Backend, GenRequest, GenResult, cut_at_stop
+from harness.backends.embedded import ensure_embedded, is_embedded
+from harness.errors import ModelUnavailableError, require
+from harness.home import tree_fingerprint
+from harness.suite import GenerationParams, StrictModel
+
+log = logging.getLogger(__name__)
+
+
+class HFConfig(StrictModel):
+    batch_size: int = Field(16, ge=1, le=1024, description="Requests generated together.")
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="auto: float32 on CPU (fastest there), bfloat16 on GPUs that support it."
+    )
+    adapter: str | None = Field(None, description="Path of a peft adapter folder to apply.")
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) for hub ids.")
+
+
+def pick_device(wanted: str) -> str:
+    if wanted != "auto":
+        return wanted
+    torch = require("torch", extra="local", purpose="the hf backend")
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def pick_dtype(wanted: str, device: str):
+    import torch
+
+    if wanted != "auto":
+        return getattr(torch, wanted)
+    if device == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+class HFBackend(Backend):
+    kind = "hf"
+    Config = HFConfig
+
+    def __init__(self, spec, config: HFConfig):
+        super().__init__(spec, config)
+        self._model = None
+        self._tokenizer = None
+        self._source: str | None = None
+        self.device = "cpu" if config.device == "auto" else config.device
+
+    # ---- identity (cheap: no model load) ---------------------------------------------------------
+
+    def _resolve_source(self) -> str:
+        if self._source is None:
+            name = self.spec.model
+            if not name:
+                raise ModelUnavailableError(f"backend '{self.spec.name}': `model` is empty. Fix: name a path, hub id or smollm2-135m-instruct.")
+            self._source = str(ensure_embedded(name)) if is_embedded(name) else name
+        return self._source
+
+    def identity(self) -> dict[str, Any]:
+        source = self._resolve_source()
+        local = Path(source)
+        model_id = tree_fingerprint(local) if local.exists() else f"{source}@{self.config.revision or 'main'}"
+        adapter = tree_fingerprint(Path(self.config.adapter)) if self.config.adapter else None
+        return {"kind": self.kind, "model": self.spec.model, "model_sha": model_id, "adapter_sha": adapter}
+
+    # ---- loading ---------------------------------------------------------------------------------
+
+    def tokenizer(self):
+        if self._tokenizer is None:
+            transformers = require("transformers", extra="local", purpose="the hf backend")
+            try:
+                tok = transformers.AutoTokenizer.from_pretrained(self._resolve_source(), revision=self.config.revision)
+            except OSError as exc:
+                raise ModelUnavailableError(
+                    f"backend '{self.spec.name}': cannot load model '{self.spec.model}' ({exc}).\n"
+                    "Fix: give a local folder, a hub id on a machine with hub access, or smollm2-135m-instruct."
+                ) from None
+            tok.padding_side = "left"
+            if tok.pad_token is None:
+                tok.pad_token = tok.eos_token
+            self._tokenizer = tok
+        return self._tokenizer
+
+    def model(self):
+        if self._model is None:
+            transformers = require("transformers", extra="local", purpose="the hf backend")
+            self.device = pick_device(self.config.device)
+            dtype = pick_dtype(self.config.dtype, self.device)
+            started = time.perf_counter()
+            model = transformers.AutoModelForCausalLM.from_pretrained(
+                self._resolve_source(), dtype=dtype, revision=self.config.revision
+            )
+            if self.config.adapter:
+                peft = require("peft", extra="local", purpose="loading an adapter")
+                model = peft.PeftModel.from_pretrained(model, self.config.adapter)
+            self._model = model.to(self.device).eval()
+            log.info("loaded %s on %s (%s) in %.1fs", self.spec.model, self.device, dtype, time.perf_counter() - started)
+        return self._model
+
+    def load(self) -> None:
+        import torch
+
+        model, tok = self.model(), self.tokenizer()
+        ids = tok("warm up", return_tensors="pt").to(self.device)
+        with torch.inference_mode():  # first calls pay one-off kernel set-up; keep it out of measured latency
+            model.generate(**ids, max_new_tokens=2, do_sample=False, pad_token_id=tok.pad_token_id)
+
+    def render_prompt(self, messages):
+        return self.tokenizer().apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def close(self) -> None:
+        self._model = None
+
+    # ---- generation ------------------------------------------------------------------------------
+
+    def _gen_kwargs(self, params: GenerationParams) -> dict[str, Any]:
+        tok = self.tokenizer()
+        kwargs: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "pad_token_id": tok.pad_token_id}
+        if params.temperature > 0:
+            kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if params.stop:
+            kwargs.update(stop_strings=list(params.stop), tokenizer=tok)
+        return kwargs
+
+    def _run_batch(self, ids: list[list[int]], params: GenerationParams) -> tuple[list[str], list[int], float]:
+        import torch
+
+        tok, model = self.tokenizer(), self.model()
+        width = max(len(x) for x in ids)
+        pad = tok.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=self.device)
+        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=self.device)
+        started = time.perf_counter()
+        with torch.inference_mode():
+            out = model.generate(input_ids=input_ids, attention_mask=mask, **self._gen_kwargs(params))
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+        wall = time.perf_counter() - started
+        texts, counts = [], []
+        stop_ids = {tok.eos_token_id, pad, *([model.generation_config.eos_token_id] if isinstance(model.generation_config.eos_token_id, int) else (model.generation_config.eos_token_id or []))}
+        for row in out[:, width:].tolist():
+            n = 0
+            while n < len(row) and row[n] not in stop_ids:
+                n += 1
+            counts.append(n)
+            texts.append(tok.decode(row[:n], skip_special_tokens=True))
+        return texts, counts, wall
+
+    def generate(self, requests: Sequence[GenRequest]) -> Iterator[tuple[int, GenResult]]:
+        tok = self.tokenizer()
+        prompts = [self.render_prompt(r.messages) for r in requests]
+        ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        # Longest first: similar lengths share a batch (less padding), and memory trouble shows at once.
+        order = sorted(range(len(requests)), key=lambda i: (-len(ids[i]), i))
+        groups: dict[str, list[int]] = {}
+        for i in order:
+            groups.setdefault(requests[i].params.model_dump_json(), []).append(i)
+        size = self.config.batch_size
+        for members in groups.values():
+            params = requests[members[0]].params
+            for start in range(0, len(members), size):
+                batch = members[start : start + size]
+                yield from self._answer(batch, ids, prompts, params)
+
+    def _answer(self, batch, ids, prompts, params) -> Iterator[tuple[int, GenResult]]:
+        try:
+            texts, counts, wall = self._run_batch([ids[i] for i in batch], params)
+        except Exception as exc:  # one bad request must not sink the batch: retry them one by one
+            if len(batch) == 1:
+                yield batch[0], GenResult(text=None, prompt=prompts[batch[0]], input_tokens=len(ids[batch[0]]), error=f"{type(exc).__name__}: {exc}")
+                return
+            log.warning("batch of %d failed (%s); retrying one by one", len(batch), exc)
+            for i in batch:
+                yield from self._answer([i], ids, prompts, params)
+            return
+        for i, text, n in zip(batch, texts, counts, strict=True):
+            yield i, GenResult(
+                text=cut_at_stop(text, params.stop),
+                input_tokens=len(ids[i]),
+                output_tokens=n,
+                latency_s=wall,
+                compute_s=wall / len(batch),
+                batch_size=len(batch),
+                prompt=prompts[i],
+                latency_kind="batch_wall",
+            )

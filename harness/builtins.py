@@ -1,0 +1,41 @@
+"""The one list of built-in components. Plugins add to the same registries through entry points."""
+
+from __future__ import annotations
+
+from harness.registry import Registry
+
+BACKENDS: Registry = Registry(
+    "backend",
+    "harness.backends",
+    {
+        "fake": "harness.backends.fake:FakeBackend",
+        "hf": "harness.backends.hf:HFBackend",
+    },
+)
+
+STRATEGIES: Registry = Registry(
+    "strategy",
+    "harness.strategies",
+    {
+        "zero_shot": "strategies.zero_shot:ZeroShot",
+        "few_shot": "strategies.few_shot:FewShot",
+    },
+)
+
+SCORERS: Registry = Registry(
+    "scorer",
+    "harness.scorers",
+    {
+        "exact_match": "harness.scorers:ExactMatch",
+        "label_accuracy": "harness.scorers:LabelAccuracy",
+        "token_f1": "harness.scorers:TokenF1",
+        "chrf": "harness.scorers:ChrF",
+        "bleu": "harness.scorers:Bleu",
+        "rouge_l": "harness.scorers:RougeL",
+        "json_match": "harness.scorers:JsonMatch",
+    },
+)
+
+TUNERS: Registry = Registry("tuner", "harness.tuners", {})
+
+ALL = {"backends": BACKENDS, "strategies": STRATEGIES, "scorers": SCORERS, "tuners": TUNERS}

@@ -1,0 +1,72 @@
+"""SQLite response cache: a call already answered is never paid for twice, across runs and restarts.
+
+The key covers the backend identity (kind, model and adapter hashes), the messages and the generation
+parameters; with sampling, the sample index too, so repeats stay independent draws.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.backends.base import GenRequest, GenResult
+
+
+def cache_key(identity: dict[str, Any], request: GenRequest, sample: int) -> str:
+    params = request.params.model_dump()
+    payload = {
+        "backend": identity,
+        "messages": request.messages,
+        "params": params,
+        "sample": sample if request.params.temperature > 0 else 0,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+class ResponseCache:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)"
+        )
+        self._db.commit()
+
+    def get_many(self, keys: list[str]) -> dict[str, GenResult]:
+        found: dict[str, GenResult] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, value in self._db.execute(f"SELECT key, value FROM responses WHERE key IN ({marks})", chunk):
+                found[key] = GenResult(**json.loads(value))
+        return found
+
+    def put(self, key: str, result: GenResult) -> None:
+        if result.error is not None:
+            return  # failures are retried, never cached
+        value = json.dumps(result.__dict__, ensure_ascii=False)
+        self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", (key, value, time.time()))
+        self._db.commit()
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class NoCache:
+    """Stands in when caching is switched off (`--no-cache`)."""
+
+    def get_many(self, keys):
+        return {}
+
+    def put(self, key, result):
+        pass
+
+    def close(self):
+        pass

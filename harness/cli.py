@@ -1,0 +1,143 @@
+"""The `harness` command line: a thin layer over harness.runner, harness.load and harness.scaffold."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from harness.errors import HarnessError
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Compare few-shot prompting, RAG and fine-tuning on one task, and decide which pays off.",
+)
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _setup_logging(verbose: bool) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    if sys.stderr.isatty() and not os.environ.get("CI"):
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(console=_console(), show_path=False, show_time=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("harness").setLevel(level)
+
+
+def _fail(exc: HarnessError) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(exc.exit_code)
+
+
+@app.command()
+def compare(
+    suite: Path = typer.Argument(..., help="Suite file (or a folder holding suite.yaml)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default: runs/<suite name>). Rerunning resumes it."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N test cases."),
+    strategies: Optional[str] = typer.Option(None, "--strategies", help="Comma-separated strategy names to run."),
+    retry_errors: bool = typer.Option(False, "--retry-errors", help="Rerun cases that ended in an error."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the response cache."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Discard results in the run folder instead of resuming."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Run (or resume) the comparison and write run.json and cases.jsonl."""
+    from harness.progress import make_progress
+    from harness.runner import CompareOptions, compare as run_compare
+
+    _setup_logging(verbose)
+    progress = make_progress(_console())
+    names = [s.strip() for s in strategies.split(",") if s.strip()] if strategies else None
+    options = CompareOptions(out=out, limit=limit, strategies=names, retry_errors=retry_errors,
+                             use_cache=not no_cache, overwrite=overwrite, progress=progress)
+    try:
+        record, run = run_compare(suite, options)
+    except HarnessError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        typer.echo("\ninterrupted: finished cases are saved; rerun the same command to resume.", err=True)
+        raise typer.Exit(130) from None
+    finally:
+        if hasattr(progress, "stop"):
+            progress.stop()
+    from harness.console import print_summary
+
+    print_summary(record, run.run_dir)
+
+
+@app.command()
+def validate(suite: Path = typer.Argument(..., help="Suite file (or a folder holding suite.yaml).")) -> None:
+    """Check the suite and its data files without touching any model."""
+    from harness.load import load_suite
+
+    try:
+        loaded = load_suite(suite)
+    except HarnessError as exc:
+        _fail(exc)
+    ds = loaded.dataset
+    typer.echo(
+        f"ok: {loaded.path}: {len(loaded.suite.strategies)} strategies, {len(loaded.suite.backends)} backends, "
+        f"{len(loaded.suite.scorers)} scorers; cases train={len(ds.train)} dev={len(ds.dev)} test={len(ds.test)}"
+    )
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the suite file (for editor completion)."""
+    from harness.suite import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=2))
+
+
+@app.command(name="list")
+def list_components() -> None:
+    """List registered backends, strategies, scorers and tuners, built-in and plugins."""
+    from harness.builtins import ALL
+
+    for section, registry in ALL.items():
+        typer.echo(f"{section}:")
+        refs = registry.refs()
+        if not refs:
+            typer.echo("  (none yet)")
+        for kind, ref in refs.items():
+            typer.echo(f"  {kind:<16} {ref}")
+
+
+@app.command()
+def init(
+    directory: Path = typer.Argument(..., help="Folder to create the suite in."),
+    data: Path = typer.Option(..., "--from", help="A JSONL, CSV or Parquet file of cases."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing suite.yaml."),
+) -> None:
+    """Scaffold a suite (zero-shot and few-shot on the embedded model) from a data file."""
+    from harness.scaffold import scaffold
+
+    try:
+        path = scaffold(directory, data, force=force)
+    except HarnessError as exc:
+        _fail(exc)
+    typer.echo(f"wrote {path}\nnext: harness validate {path} && harness compare {path}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""Terminal summary of a run: one table, the counts, and where the files are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.results import RunRecord
+
+
+def _fmt(x: float | None, spec: str = ".3f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def print_summary(record: RunRecord, run_dir: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    metric = record.primary_metric
+    table = Table(title=f"{record.suite_name}: {metric} on {next(iter(record.strategies.values())).n_planned if record.strategies else 0} test cases x repeats")
+    for col in ("strategy", metric, "95% CI", "errors", "invalid", "p50 s", "p95 s", "in tok", "out tok", "out tok/s"):
+        table.add_column(col, justify="left" if col == "strategy" else "right")
+    for s in record.strategies.values():
+        m = s.metrics.get(metric)
+        table.add_row(
+            s.strategy,
+            _fmt(m.mean if m else None),
+            f"[{_fmt(m.ci_low)}, {_fmt(m.ci_high)}]" if m else "-",
+            f"{s.n_errors}/{s.n_done}",
+            str(m.n_invalid) if m else "-",
+            _fmt(s.latency.p50_s, ".2f"),
+            _fmt(s.latency.p95_s, ".2f"),
+            _fmt(s.input_tokens_mean, ".0f"),
+            _fmt(s.output_tokens_mean, ".1f"),
+            _fmt(s.throughput_output_tok_s, ".1f"),
+        )
+    console.print(table)
+    counts = record.options.get("counts", {})
+    console.print(
+        f"status: {record.status}; model calls: {counts.get('model_calls', 0)}, cache hits: {counts.get('cache_hits', 0)}, "
+        f"already finished: {counts.get('skipped_finished', 0)}, errors: {counts.get('errors', 0)}"
+    )
+    console.print(f"run folder: {run_dir} (run.json, cases.jsonl)")

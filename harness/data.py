@@ -1,0 +1,266 @@
+"""Cases: read JSONL/CSV/Parquet splits, check them (ids, targets, templates, leakage) and hash them."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import random
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import DataError
+from harness.suite import DataSpec, TaskSpec
+
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass
+class Case:
+    """One row of the task: an input (text or chat messages), the expected answer, and the rest as metadata."""
+
+    id: str
+    input: str | list[dict[str, str]]
+    target: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def input_text(self) -> str:
+        if isinstance(self.input, str):
+            return self.input
+        return "\n".join(m.get("content", "") for m in self.input)
+
+
+@dataclass
+class Dataset:
+    train: list[Case]
+    dev: list[Case]
+    test: list[Case]
+    hashes: dict[str, str]  # file path -> sha256
+
+    def split(self, name: str) -> list[Case]:
+        return getattr(self, name)
+
+
+# ---- reading files -------------------------------------------------------------------------------
+
+
+def _decode(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: data file not found. Fix: check the path in the suite's `data` section (paths are relative to the suite file).") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the data file ({exc.strerror}). Fix: check its permissions.") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not valid UTF-8 (byte offset {exc.start}). Fix: re-save the file as UTF-8.") from None
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Rows of a .jsonl/.json-lines, .csv or .parquet file as dicts; errors name the file and line."""
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return _read_jsonl(path)
+    if suffix == ".csv":
+        text = _decode(path)
+        try:
+            rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        except csv.Error as exc:
+            raise DataError(f"{path}: malformed CSV: {exc}. Fix: quote fields that contain commas or newlines.") from None
+        for i, row in enumerate(rows, start=2):
+            if None in row:
+                raise DataError(f"{path}:{i}: more values than header columns. Fix: quote fields that contain commas.")
+        return rows
+    if suffix in (".parquet", ".pq"):
+        if not path.exists():
+            _decode(path)  # raises the not-found message
+        import pandas as pd
+
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:
+            raise DataError(f"{path}: cannot read Parquet: {exc}. Fix: check the file was written completely.") from None
+        return frame.to_dict(orient="records")
+    raise DataError(f"{path}: unsupported data format '{suffix}'. Fix: use .jsonl, .csv or .parquet.")
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for number, line in enumerate(_decode(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}:{number}: malformed JSON ({exc.msg} at column {exc.colno}). Fix: make each line one JSON object.") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}. Fix: make each line one JSON object.")
+        row["__line__"] = number
+        rows.append(row)
+    return rows
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ---- records -> cases ----------------------------------------------------------------------------
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+def _is_messages(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(m, dict) and "role" in m and "content" in m for m in value)
+
+
+def to_cases(rows: list[dict[str, Any]], task: TaskSpec, *, path: Path, split: str) -> list[Case]:
+    if not rows:
+        raise DataError(f"{path}: the {split} split is empty. Fix: add cases, or change the split fractions.")
+    fields = set().union(*(r.keys() for r in rows)) - {"__line__"}
+    needed = set(task.template_fields()) if task.prompt_template else {task.input_field}
+    for name in sorted(needed | {task.target_field}):
+        if name not in fields:
+            what = "task.prompt_template names" if name in task.template_fields() else (
+                "task.target_field is" if name == task.target_field else "task.input_field is")
+            raise DataError(
+                f"{path}: {what} field '{name}', which the data lacks. Fields in this file: {', '.join(sorted(fields))}. "
+                f"Fix: rename the field in the suite or in the data."
+            )
+    cases = []
+    for i, row in enumerate(rows, start=1):
+        where = f"{path}:{row.get('__line__', i)}"
+        case_id = _as_text(row.get(task.id_field)) if task.id_field in row else f"{split}-{i}"
+        if not case_id:
+            raise DataError(f"{where}: empty `{task.id_field}`. Fix: give every case an id.")
+        target = row.get(task.target_field)
+        if target is None or _as_text(target).strip() == "":
+            raise DataError(f"{where}: case '{case_id}' has no `{task.target_field}`. Fix: fill in the expected answer.")
+        if task.prompt_template:
+            try:
+                value: Any = task.prompt_template.format(**{k: _as_text(v) for k, v in row.items()})
+            except (KeyError, IndexError, ValueError) as exc:
+                raise DataError(f"{where}: task.prompt_template cannot be filled ({exc}). Fix: check the braces in the template.") from None
+        else:
+            value = row.get(task.input_field)
+            if not _is_messages(value):
+                value = _as_text(value)
+            if value == "" or value == []:
+                raise DataError(f"{where}: case '{case_id}' has an empty `{task.input_field}`. Fix: fill it in or drop the row.")
+        target_text = _as_text(target)
+        if task.labels is not None and target_text not in task.labels:
+            raise DataError(
+                f"{where}: target '{target_text}' is not one of task.labels ({', '.join(task.labels)}).{_hint(target_text, task.labels)} "
+                f"Fix: correct the label or add it to task.labels."
+            )
+        meta = {k: v for k, v in row.items() if k not in {task.id_field, task.target_field, "__line__"}}
+        cases.append(Case(id=case_id, input=value, target=target_text, metadata=meta))
+    return cases
+
+
+def _hint(word: str, choices: list[str]) -> str:
+    from harness.errors import closest
+
+    return closest(word, choices)
+
+
+def _normalise(text: str) -> str:
+    return re.sub(r"\s+", " ", text.strip().lower())
+
+
+def check_cases(splits: dict[str, list[Case]], sources: dict[str, Path], *, allow_overlap: bool) -> None:
+    """Duplicate ids anywhere, and test inputs that also appear in train/dev (leakage)."""
+    seen: dict[str, str] = {}
+    for split, cases in splits.items():
+        for case in cases:
+            if case.id in seen:
+                raise DataError(
+                    f"{sources[split]}: duplicate case id '{case.id}' (also in the {seen[case.id]} split). "
+                    "Fix: make ids unique across train, dev and test."
+                )
+            seen[case.id] = split
+    if allow_overlap:
+        return
+    known: dict[str, tuple[str, str]] = {}
+    for split in ("train", "dev"):
+        for case in splits.get(split, []):
+            known.setdefault(_normalise(case.input_text()), (split, case.id))
+    for case in splits["test"]:
+        hit = known.get(_normalise(case.input_text()))
+        if hit:
+            raise DataError(
+                f"{sources['test']}: test case '{case.id}' has the same input as {hit[0]} case '{hit[1]}' (leakage: "
+                "the score would reward memorising). Fix: remove one of them, or set data.allow_overlap: true."
+            )
+
+
+def split_rows(rows: list[dict[str, Any]], fractions: dict[str, float], *, seed: int, stratify: str | None) -> dict[str, list]:
+    """Seeded split of one file; stratified by the target when the task has labels."""
+    rng = random.Random(seed)
+    groups: dict[str, list] = defaultdict(list)
+    for row in rows:
+        groups[_as_text(row.get(stratify)) if stratify else ""].append(row)
+    out: dict[str, list] = {s: [] for s in SPLITS}
+    for key in sorted(groups):
+        members = groups[key]
+        rng.shuffle(members)
+        n = len(members)
+        n_test = round(n * fractions["test"])
+        n_dev = round(n * fractions["dev"])
+        out["test"] += members[:n_test]
+        out["dev"] += members[n_test : n_test + n_dev]
+        out["train"] += members[n_test + n_dev :]
+    for split in SPLITS:
+        out[split].sort(key=lambda r: r.get("__line__", 0))
+    return out
+
+
+def load_dataset(spec: DataSpec, task: TaskSpec, *, base: Path, seed: int) -> Dataset:
+    """Read, convert and check all splits. Raises DataError naming the file and line on any problem."""
+    splits: dict[str, list[Case]] = {}
+    sources: dict[str, Path] = {}
+    hashes: dict[str, str] = {}
+    stratify = task.target_field if task.labels else None
+    if spec.source:
+        path = (base / spec.source).resolve()
+        rows = read_records(path)
+        hashes[spec.source] = file_sha256(path)
+        fractions = spec.split.model_dump() if spec.split else {}
+        parts = split_rows(rows, fractions, seed=seed, stratify=stratify)
+        for split in SPLITS:
+            sources[split] = path
+            if split == "dev" and not parts[split]:
+                splits[split] = []
+                continue
+            splits[split] = to_cases(parts[split], task, path=path, split=split)
+    else:
+        for split in SPLITS:
+            rel = getattr(spec, split)
+            if rel is None:
+                splits[split] = []
+                continue
+            path = (base / rel).resolve()
+            sources[split] = path
+            splits[split] = to_cases(read_records(path), task, path=path, split=split)
+            hashes[rel] = file_sha256(path)
+    sources.setdefault("train", sources["test"])
+    sources.setdefault("dev", sources["test"])
+    check_cases(splits, sources, allow_overlap=spec.allow_overlap)
+    return Dataset(train=splits["train"], dev=splits["dev"], test=splits["test"], hashes=hashes)

@@ -1,0 +1,141 @@
+"""load_suite: read the YAML, validate the envelope, then each component's Config, then the data.
+
+Everything a run needs is checked here, so a bad suite fails before any model is loaded or paid for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from harness.builtins import BACKENDS, SCORERS, STRATEGIES
+from harness.data import Dataset, load_dataset
+from harness.errors import ConfigError, HarnessError, closest
+from harness.registry import Registry
+from harness.suite import Suite, describe_errors
+from harness.yamlloc import Loc, format_loc, line_of, load_yaml_with_lines
+
+
+@dataclass
+class LoadedSuite:
+    """A validated suite with its component configs parsed and its data loaded."""
+
+    suite: Suite
+    path: Path
+    dataset: Dataset
+    configs: dict[tuple[str, str], BaseModel] = field(default_factory=dict)  # (section, name) -> Config
+    lines: dict[Loc, int] = field(default_factory=dict)
+
+    @property
+    def base(self) -> Path:
+        return self.path.parent
+
+    def config(self, section: str, name: str) -> BaseModel:
+        return self.configs[(section, name)]
+
+    def where(self, loc: Loc) -> str:
+        line = line_of(self.lines, loc)
+        return f"{self.path}:{line}: {format_loc(loc)}" if line else f"{self.path}: {format_loc(loc)}"
+
+
+def _fail(messages: list[str]) -> None:
+    if messages:
+        head = "the suite is not valid:\n" if len(messages) > 1 else ""
+        raise ConfigError(head + "\n".join(messages))
+
+
+def _component_configs(suite: Suite, path: Path, lines: dict[Loc, int]) -> tuple[dict, list[str]]:
+    configs: dict[tuple[str, str], BaseModel] = {}
+    errors: list[str] = []
+    sections: list[tuple[str, Registry, list[Any]]] = [
+        ("backends", BACKENDS, suite.backends),
+        ("strategies", STRATEGIES, suite.strategies),
+        ("scorers", SCORERS, suite.scorers),
+    ]
+    for section, registry, specs in sections:
+        for i, spec in enumerate(specs):
+            where = f"{path}:{line_of(lines, (section, i, 'kind')) or '?'}: {section}[{i}].kind"
+            try:
+                cls = registry.get(spec.kind, where=where)
+            except HarnessError as exc:
+                errors.append(str(exc))
+                continue
+            try:
+                configs[(section, getattr(spec, "label", None) or spec.name)] = cls.Config.model_validate(spec.config)
+            except ValidationError as exc:
+                errors += describe_errors(exc, cls.Config, file=path, lines=lines, prefix=(section, i, "config"))
+    return configs, errors
+
+
+def _cross_checks(suite: Suite, path: Path, lines: dict[Loc, int]) -> list[str]:
+    errors = []
+
+    def at(loc: Loc) -> str:
+        return f"{path}:{line_of(lines, loc) or '?'}: {format_loc(loc)}"
+
+    for section, items, key in (
+        ("backends", suite.backends, "name"),
+        ("strategies", suite.strategies, "name"),
+        ("scorers", suite.scorers, "label"),
+    ):
+        seen: set[str] = set()
+        for i, item in enumerate(items):
+            value = getattr(item, key)
+            if value in seen:
+                errors.append(f"{at((section, i))}: duplicate name '{value}'. Fix: give each entry its own `name`.")
+            seen.add(value)
+    names = [b.name for b in suite.backends]
+    for i, strategy in enumerate(suite.strategies):
+        if strategy.backend is None and len(names) > 1:
+            errors.append(f"{at(('strategies', i))}: `backend` is required when the suite has several ({', '.join(names)}).")
+        elif strategy.backend is not None and strategy.backend not in names:
+            errors.append(
+                f"{at(('strategies', i, 'backend'))}: no backend named '{strategy.backend}'.{closest(strategy.backend, names)} "
+                f"Defined: {', '.join(names)}."
+            )
+    labels = [s.label for s in suite.scorers]
+    if suite.decision and suite.decision.primary_metric and suite.decision.primary_metric not in labels:
+        metric = suite.decision.primary_metric
+        errors.append(
+            f"{at(('decision', 'primary_metric'))}: no scorer named '{metric}'.{closest(metric, labels)} Scorers: {', '.join(labels)}."
+        )
+    return errors
+
+
+def load_suite(path: str | Path, *, with_data: bool = True) -> LoadedSuite:
+    """Validate a suite file completely; raise ConfigError/DataError with file, line and fix."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "suite.yaml"
+    raw, lines = load_yaml_with_lines(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys (name, task, data, ...), got {type(raw).__name__}.")
+    try:
+        suite = Suite.model_validate(raw)
+    except ValidationError as exc:
+        _fail(describe_errors(exc, Suite, file=path, lines=lines))
+        raise  # unreachable: _fail raised
+    _fail(_cross_checks(suite, path, lines))
+    configs, errors = _component_configs(suite, path, lines)
+    _fail(errors)
+    dataset = load_dataset(suite.data, suite.task, base=path.parent, seed=suite.seed) if with_data else Dataset([], [], [], {})
+    loaded = LoadedSuite(suite=suite, path=path, dataset=dataset, configs=configs, lines=lines)
+    if with_data:
+        _fail(_data_checks(loaded))
+    return loaded
+
+
+def _data_checks(loaded: LoadedSuite) -> list[str]:
+    """Checks that need both a component's config and the data (e.g. k exemplars <= train size)."""
+    errors = []
+    for i, spec in enumerate(loaded.suite.strategies):
+        cls = STRATEGIES.get(spec.kind)
+        check = getattr(cls, "check", None)
+        if check is None:
+            continue
+        for loc, problem in check(loaded.config("strategies", spec.name), loaded.dataset, loaded.suite):
+            errors.append(f"{loaded.where(('strategies', i, 'config') + tuple(loc))}: {problem}")
+    return errors

@@ -1,0 +1,165 @@
+"""The run folder: `run.json` (typed, versioned) and `cases.jsonl` (one line per strategy x case x repeat).
+
+Load the cases with pandas in one line: `pd.read_json("runs/quickstart/cases.jsonl", lines=True)`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from harness.errors import RunFolderError
+
+SCHEMA_VERSION = 1
+
+
+class CaseScore(BaseModel):
+    value: float | None
+    invalid: bool = False
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class CaseResult(BaseModel):
+    """One line of cases.jsonl."""
+
+    strategy: str
+    case_id: str
+    repeat: int
+    input: Any
+    target: str
+    prompt: str | None = None
+    output: str | None = None
+    error: str | None = None
+    scores: dict[str, CaseScore] = Field(default_factory=dict)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_s: float | None = None
+    latency_kind: str = "request"
+    compute_s: float = 0.0
+    batch_size: int = 1
+    ttft_s: float | None = None
+    cache_hit: bool = False
+    meta: dict[str, Any] = Field(default_factory=dict)
+    finished_at: datetime
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.strategy, self.case_id, self.repeat)
+
+
+class MetricSummary(BaseModel):
+    mean: float | None
+    ci_low: float | None
+    ci_high: float | None
+    ci_method: str
+    n: int  # cases in the denominator (errors count as 0)
+    n_scored: int
+    n_unscored: int
+    n_invalid: int
+
+
+class LatencySummary(BaseModel):
+    n: int
+    p50_s: float | None
+    p95_s: float | None
+    p99_s: float | None
+    mean_s: float | None
+    how: str
+
+
+class StrategySummary(BaseModel):
+    strategy: str
+    backend: str
+    n_planned: int
+    n_done: int
+    n_errors: int
+    n_cache_hits: int
+    metrics: dict[str, MetricSummary]
+    latency: LatencySummary
+    input_tokens_mean: float | None
+    output_tokens_mean: float | None
+    throughput_output_tok_s: float | None
+    compute_s_total: float
+    setup: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunRecord(BaseModel):
+    schema_version: int = SCHEMA_VERSION
+    harness_version: str
+    status: Literal["running", "complete", "interrupted", "incomplete"]
+    suite_name: str
+    suite_path: str
+    suite_sha256: str
+    suite: dict[str, Any]
+    started_at: datetime
+    finished_at: datetime | None = None
+    primary_metric: str
+    strategies: dict[str, StrategySummary] = Field(default_factory=dict)
+    manifest: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+def write_json_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)  # readers see the old file or the new one, never half of one
+
+
+def read_run(run_dir: Path) -> RunRecord:
+    path = run_dir / "run.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunFolderError(f"{path}: not found; is {run_dir} a run folder written by `harness compare`?") from None
+    except ValueError as exc:
+        raise RunFolderError(f"{path}: not valid JSON ({exc}).") from None
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise RunFolderError(
+            f"{path}: written with run schema version {version}; this harness reads version {SCHEMA_VERSION}. "
+            "Fix: rerun `harness compare` with this version, or use the harness version that wrote it."
+        )
+    return RunRecord.model_validate(data)
+
+
+class CasesFile:
+    """Append-only cases.jsonl. A line torn by a kill is dropped on the next open, never half-read."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fh = None
+
+    def read(self) -> list[CaseResult]:
+        if not self.path.exists():
+            return []
+        raw = self.path.read_bytes()
+        good_end = raw.rfind(b"\n") + 1
+        if good_end < len(raw):  # a torn last line from an interrupted write
+            with self.path.open("r+b") as fh:
+                fh.truncate(good_end)
+            raw = raw[:good_end]
+        rows = []
+        for number, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(CaseResult.model_validate_json(line))
+            except ValueError as exc:
+                raise RunFolderError(f"{self.path}:{number}: unreadable result line ({exc.__class__.__name__}). Fix: delete the run folder or use --out.") from None
+        return rows
+
+    def append(self, result: CaseResult) -> None:
+        if self._fh is None:
+            self._fh = self.path.open("a", encoding="utf-8")
+        self._fh.write(result.model_dump_json() + "\n")
+        self._fh.flush()  # on disk for any reader, and survives a kill of this process
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None

@@ -1,0 +1,262 @@
+"""The run: plan (strategy x case x repeat), prepare each strategy, execute with cache and resume, score, summarize.
+
+Each finished (strategy, case, repeat) is appended to cases.jsonl at once, so an interrupted run loses
+nothing: rerunning the same command skips finished cases and answers cached calls from the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from harness import __version__
+from harness.backends.base import Backend, GenRequest, GenResult
+from harness.builtins import BACKENDS, SCORERS, STRATEGIES
+from harness.cache import NoCache, ResponseCache, cache_key
+from harness.data import Case
+from harness.errors import ConfigError, RunFolderError, closest
+from harness.home import harness_home
+from harness.load import LoadedSuite, load_suite
+from harness.manifest import build_manifest
+from harness.results import CasesFile, CaseResult, CaseScore, RunRecord, write_json_atomic
+from harness.scorers import Score, Scorer
+from harness.strategy import Strategy, StrategyContext
+from harness.summary import latest, summarize_strategy
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1024  # requests handed to a backend at once: enough to sort by length, small enough to bound memory
+
+
+class Progress(Protocol):
+    def start(self, name: str, total: int) -> None: ...
+    def advance(self, n: int = 1) -> None: ...
+    def finish(self) -> None: ...
+
+
+class QuietProgress:
+    def start(self, name, total):
+        pass
+
+    def advance(self, n=1):
+        pass
+
+    def finish(self):
+        pass
+
+
+@dataclass
+class CompareOptions:
+    out: Path | None = None
+    limit: int | None = None
+    strategies: list[str] | None = None
+    retry_errors: bool = False
+    use_cache: bool = True
+    overwrite: bool = False
+    progress: Progress = field(default_factory=QuietProgress)
+
+
+@dataclass
+class Counts:
+    model_calls: int = 0
+    cache_hits: int = 0
+    skipped_finished: int = 0
+    errors: int = 0
+
+
+def suite_fingerprint(loaded: LoadedSuite) -> str:
+    payload = {"suite": loaded.suite.model_dump(mode="json"), "data": loaded.dataset.hashes}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+class Run:
+    """One `harness compare` invocation over one run folder."""
+
+    def __init__(self, loaded: LoadedSuite, options: CompareOptions):
+        self.loaded = loaded
+        self.suite = loaded.suite
+        self.options = options
+        self.run_dir = options.out or Path("runs") / self.suite.name
+        self.selected = self._select(options.strategies)
+        self.test = loaded.dataset.test[: options.limit] if options.limit else loaded.dataset.test
+        self.counts = Counts()
+        self.setup: dict[str, dict[str, Any]] = {}
+        self.backends: dict[str, Backend] = {}
+        self.scorers: list[Scorer] = [
+            SCORERS.get(s.kind)(s, loaded.config("scorers", s.label), self.suite.task) for s in self.suite.scorers
+        ]
+        self.fingerprint = suite_fingerprint(loaded)
+        self.started_at = datetime.now(timezone.utc)
+
+    def _select(self, names: list[str] | None):
+        specs = self.suite.strategies
+        if not names:
+            return specs
+        known = [s.name for s in specs]
+        for name in names:
+            if name not in known:
+                raise ConfigError(f"--strategies: no strategy named '{name}'.{closest(name, known)} Strategies: {', '.join(known)}.")
+        return [s for s in specs if s.name in names]
+
+    # ---- run folder ------------------------------------------------------------------------------
+
+    def _open_folder(self) -> CasesFile:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        marker = self.run_dir / "suite.sha256"
+        cases = CasesFile(self.run_dir / "cases.jsonl")
+        if marker.exists() and marker.read_text().strip() != self.fingerprint:
+            if not self.options.overwrite:
+                raise RunFolderError(
+                    f"{self.run_dir} holds results of a different suite (or of this suite before it or its data changed); "
+                    "resuming would mix them.\nFix: pass --out NEW_DIR, or --overwrite to discard those results."
+                )
+        if self.options.overwrite:
+            for name in ("cases.jsonl", "run.json"):
+                (self.run_dir / name).unlink(missing_ok=True)
+        marker.write_text(self.fingerprint + "\n")
+        return cases
+
+    def _backend(self, name: str) -> Backend:
+        if name not in self.backends:
+            spec = next(b for b in self.suite.backends if b.name == name)
+            self.backends[name] = BACKENDS.get(spec.kind)(spec, self.loaded.config("backends", name))
+        return self.backends[name]
+
+    # ---- execution -------------------------------------------------------------------------------
+
+    def _score(self, answer: str, case: Case) -> dict[str, CaseScore]:
+        out = {}
+        for scorer in self.scorers:
+            try:
+                s = scorer.score(answer, case)
+            except Exception as exc:  # a scorer failure leaves this case unscored, counted
+                s = Score(None, detail={"error": f"{type(exc).__name__}: {exc}"})
+            out[scorer.name] = CaseScore(value=s.value, invalid=s.invalid, detail=s.detail)
+        return out
+
+    def _record(self, strategy: str, case: Case, repeat: int, result: GenResult, meta: dict, hit: bool) -> CaseResult:
+        scores = self._score(result.text, case) if result.error is None and result.text is not None else {}
+        return CaseResult(
+            strategy=strategy, case_id=case.id, repeat=repeat, input=case.input, target=case.target,
+            prompt=result.prompt, output=result.text, error=result.error, scores=scores,
+            input_tokens=result.input_tokens, output_tokens=result.output_tokens,
+            latency_s=result.latency_s, latency_kind=result.latency_kind, compute_s=0.0 if hit else result.compute_s,
+            batch_size=result.batch_size, ttft_s=result.ttft_s, cache_hit=hit, meta=meta,
+            finished_at=datetime.now(timezone.utc),
+        )
+
+    def _run_strategy(self, spec, cases_file: CasesFile, done: dict) -> None:
+        backend = self._backend(spec.backend or self.suite.backends[0].name)
+        ctx = StrategyContext(self.suite, self.loaded.dataset, backend, self.run_dir, self.suite.seed)
+        strategy: Strategy = STRATEGIES.get(spec.kind)(spec, self.loaded.config("strategies", spec.name), ctx)
+        started = time.perf_counter()
+        given = strategy.prepare()
+        self.setup[spec.name] = {"given": given, "prepare_s": round(time.perf_counter() - started, 3), "backend": backend.spec.name}
+        todo = []
+        for case in self.test:
+            for repeat in range(self.suite.repeats):
+                prior = done.get((spec.name, case.id, repeat))
+                if prior is not None and (prior.error is None or not self.options.retry_errors):
+                    self.counts.skipped_finished += 1
+                    continue
+                todo.append((case, repeat))
+        self.options.progress.start(spec.name, len(todo))
+        try:
+            for start in range(0, len(todo), CHUNK):
+                self._run_chunk(spec.name, strategy, todo[start : start + CHUNK], cases_file)
+        finally:
+            self.options.progress.finish()
+
+    def _run_chunk(self, name: str, strategy: Strategy, chunk: list[tuple[Case, int]], cases_file: CasesFile) -> None:
+        backend = strategy.backend
+        identity = backend.identity()
+        params = backend.spec.generation
+        planned = []
+        for case, repeat in chunk:
+            req = strategy.request(case)
+            gen = GenRequest(req.messages, params)
+            planned.append((case, repeat, req.meta, gen, cache_key(identity, gen, repeat)))
+        hits = self.cache.get_many([p[4] for p in planned])
+        misses = []
+        for item in planned:
+            case, repeat, meta, gen, key = item
+            if key in hits:
+                cases_file.append(self._record(name, case, repeat, hits[key], meta, hit=True))
+                self.counts.cache_hits += 1
+                self.options.progress.advance()
+            else:
+                misses.append(item)
+        if not misses:
+            return
+        if name not in self.setup or "load_s" not in self.setup[name]:
+            started = time.perf_counter()
+            backend.load()
+            self.setup[name]["load_s"] = round(time.perf_counter() - started, 3)
+        for index, result in backend.generate([m[3] for m in misses]):
+            case, repeat, meta, _, key = misses[index]
+            self.counts.model_calls += 1
+            self.counts.errors += result.error is not None
+            self.cache.put(key, result)
+            cases_file.append(self._record(name, case, repeat, result, meta, hit=False))
+            self.options.progress.advance()
+
+    # ---- results ---------------------------------------------------------------------------------
+
+    def record(self, status: str, results: list[CaseResult]) -> RunRecord:
+        final = latest(results)
+        test_ids = {c.id for c in self.test}
+        binary = {s.name: bool(s.binary) for s in self.scorers}
+        summaries = {}
+        for spec in self.selected:
+            rows = [r for k, r in final.items() if k[0] == spec.name and k[1] in test_ids]
+            summaries[spec.name] = summarize_strategy(
+                spec.name, spec.backend or self.suite.backends[0].name, rows,
+                n_planned=len(self.test) * self.suite.repeats, binary=binary, setup=self.setup.get(spec.name, {}),
+            )
+        models = {name: b.identity() for name, b in self.backends.items()}
+        return RunRecord(
+            harness_version=__version__, status=status, suite_name=self.suite.name,
+            suite_path=str(self.loaded.path), suite_sha256=self.fingerprint, suite=self.suite.model_dump(mode="json"),
+            started_at=self.started_at, finished_at=datetime.now(timezone.utc), primary_metric=self.suite.primary_metric,
+            strategies=summaries,
+            manifest=build_manifest(seed=self.suite.seed, data_hashes=self.loaded.dataset.hashes, models=models),
+            options={"limit": self.options.limit, "strategies": [s.name for s in self.selected],
+                     "repeats": self.suite.repeats, "counts": self.counts.__dict__},
+        )
+
+    def _write(self, status: str, cases_file: CasesFile) -> RunRecord:
+        cases_file.close()
+        record = self.record(status, cases_file.read())
+        write_json_atomic(self.run_dir / "run.json", record.model_dump_json(indent=2))
+        return record
+
+    def execute(self) -> RunRecord:
+        cases_file = self._open_folder()
+        done = latest(cases_file.read())
+        self.cache = ResponseCache(harness_home() / "cache" / "responses.sqlite") if self.options.use_cache else NoCache()
+        status = "interrupted"
+        try:
+            for spec in self.selected:
+                self._run_strategy(spec, cases_file, done)
+            status = "complete"
+        finally:
+            # Interrupted or not, what finished is summarized and kept.
+            record = self._write(status, cases_file)
+            if status == "complete" and any(s.n_done < s.n_planned for s in record.strategies.values()):
+                record = self._write("incomplete", cases_file)
+            self.cache.close()
+            for backend in self.backends.values():
+                backend.close()
+        return record
+
+
+def compare(suite_path: str | Path, options: CompareOptions | None = None) -> tuple[RunRecord, Run]:
+    """Validate the suite, then run (or resume) the comparison. Returns the record and the run (for counts)."""
+    run = Run(load_suite(suite_path), options or CompareOptions())
+    return run.execute(), run

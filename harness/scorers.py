@@ -1,0 +1,216 @@
+"""Scorers judge one answer against one case. They never aggregate (that is harness.summary's job).
+
+A score of None means "could not be scored" (counted as unscored); `invalid` marks an answer outside
+what the task allows (e.g. not one of the labels), scored 0 and counted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, Field
+
+from harness.data import Case
+from harness.suite import ScorerSpec, StrictModel, TaskSpec
+
+
+@dataclass
+class Score:
+    value: float | None
+    invalid: bool = False
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Scorer:
+    kind: ClassVar[str]
+    Config: ClassVar[type[BaseModel]] = StrictModel
+    binary: ClassVar[bool] = False  # 0/1 scores get Wilson intervals and exact paired tests
+
+    def __init__(self, spec: ScorerSpec, config: BaseModel, task: TaskSpec):
+        self.spec = spec
+        self.config = config
+        self.task = task
+
+    @property
+    def name(self) -> str:
+        return self.spec.label
+
+    def score(self, answer: str, case: Case) -> Score:
+        raise NotImplementedError
+
+
+_PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalise(text: str, *, case_sensitive: bool = False, punctuation: bool = False, articles: bool = False) -> str:
+    if not case_sensitive:
+        text = text.lower()
+    if not punctuation:
+        text = _PUNCT.sub(" ", text)
+    if articles:
+        text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+class ExactMatchConfig(StrictModel):
+    case_sensitive: bool = False
+    keep_punctuation: bool = False
+
+
+class ExactMatch(Scorer):
+    """1 when the answer equals the target after normalising case, punctuation and white space."""
+
+    kind = "exact_match"
+    Config = ExactMatchConfig
+    binary = True
+
+    def score(self, answer, case):
+        opts = {"case_sensitive": self.config.case_sensitive, "punctuation": self.config.keep_punctuation}
+        return Score(float(normalise(answer, **opts) == normalise(case.target, **opts)))
+
+
+class LabelAccuracyConfig(StrictModel):
+    match: Literal["exact", "first_label"] = Field(
+        "exact", description="exact: the whole (normalised) first line must be a label; first_label: the first label named anywhere."
+    )
+
+
+class LabelAccuracy(Scorer):
+    """Accuracy over a closed label set; an answer that is no label is invalid (scored 0, counted)."""
+
+    kind = "label_accuracy"
+    Config = LabelAccuracyConfig
+    binary = True
+
+    def __init__(self, spec, config, task):
+        super().__init__(spec, config, task)
+        self._labels = {normalise(label): label for label in task.labels or []}
+
+    def predicted(self, answer: str) -> str | None:
+        lines = [line for line in answer.strip().splitlines() if line.strip()]
+        first = normalise(lines[0]) if lines else ""
+        if first in self._labels:
+            return self._labels[first]
+        if self.config.match == "first_label":
+            text = f" {normalise(answer)} "
+            hits = [(text.find(f" {n} "), label) for n, label in self._labels.items() if f" {n} " in text]
+            if hits:
+                return min(hits)[1]
+        return None
+
+    def score(self, answer, case):
+        if not self._labels:
+            return Score(float(normalise(answer) == normalise(case.target)))
+        label = self.predicted(answer)
+        if label is None:
+            return Score(0.0, invalid=True, detail={"predicted": None})
+        return Score(float(label == case.target), detail={"predicted": label})
+
+
+class TokenF1(Scorer):
+    """SQuAD-style token overlap F1 after normalising case, punctuation and articles."""
+
+    kind = "token_f1"
+
+    def score(self, answer, case):
+        pred = normalise(answer, articles=True).split()
+        gold = normalise(case.target, articles=True).split()
+        if not pred or not gold:
+            return Score(float(pred == gold))
+        common = sum((Counter(pred) & Counter(gold)).values())
+        if common == 0:
+            return Score(0.0)
+        precision, recall = common / len(pred), common / len(gold)
+        return Score(2 * precision * recall / (precision + recall))
+
+
+class ChrF(Scorer):
+    """Sentence chrF (sacrebleu), scaled to 0-1."""
+
+    kind = "chrf"
+
+    def score(self, answer, case):
+        import sacrebleu
+
+        return Score(sacrebleu.sentence_chrf(answer, [case.target]).score / 100)
+
+
+class Bleu(Scorer):
+    """Sentence BLEU (sacrebleu, exponential smoothing), scaled to 0-1."""
+
+    kind = "bleu"
+
+    def score(self, answer, case):
+        import sacrebleu
+
+        return Score(sacrebleu.sentence_bleu(answer, [case.target]).score / 100)
+
+
+class RougeL(Scorer):
+    """ROUGE-L F-measure (rouge-score, with stemming)."""
+
+    kind = "rouge_l"
+
+    def __init__(self, spec, config, task):
+        super().__init__(spec, config, task)
+        from rouge_score import rouge_scorer
+
+        self._scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+
+    def score(self, answer, case):
+        return Score(self._scorer.score(case.target, answer)["rougeL"].fmeasure)
+
+
+class JsonMatchConfig(StrictModel):
+    mode: Literal["object", "fields"] = Field(
+        "object", description="object: 1 only when every field matches; fields: the fraction of target fields that match."
+    )
+    fields: list[str] | None = Field(None, description="Only compare these fields (default: all fields of the target).")
+
+
+def _first_json_object(text: str) -> Any:
+    text = text.strip()
+    fence = re.search(r"```(?:json)?\s*(.*?)```", text, re.S)
+    if fence:
+        text = fence.group(1).strip()
+    decoder = json.JSONDecoder()
+    for start in [i for i, ch in enumerate(text) if ch == "{"]:
+        try:
+            return decoder.raw_decode(text[start:])[0]
+        except json.JSONDecodeError:
+            continue
+    raise ValueError("no JSON object in the answer")
+
+
+class JsonMatch(Scorer):
+    """Parses the answer's first JSON object and compares it with the target, field by field."""
+
+    kind = "json_match"
+    Config = JsonMatchConfig
+
+    @property
+    def binary(self) -> bool:  # type: ignore[override]
+        return self.config.mode == "object"
+
+    def score(self, answer, case):
+        try:
+            target = json.loads(case.target)
+        except json.JSONDecodeError:
+            return Score(None, detail={"error": "target is not JSON"})
+        try:
+            got = _first_json_object(answer)
+        except ValueError:
+            return Score(0.0, invalid=True, detail={"error": "answer is not JSON"})
+        if not isinstance(target, dict) or not isinstance(got, dict):
+            return Score(float(got == target))
+        names = self.config.fields or sorted(target)
+        per_field = {name: float(name in got and got[name] == target.get(name)) for name in names}
+        whole = float(all(per_field.values()))
+        value = whole if self.config.mode == "object" else sum(per_field.values()) / max(len(per_field), 1)
+        return Score(value, detail={"fields": per_field, "object": whole})

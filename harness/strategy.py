@@ -1,0 +1,60 @@
+"""What every strategy provides: `prepare` once (pick exemplars, build an index, fine-tune), then `request` per case.
+
+The runner owns batching, caching and timing; a strategy only says what to send for each case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+from harness.backends.base import Backend
+from harness.data import Case, Dataset
+from harness.suite import StrategySpec, StrictModel, Suite
+
+Problem = tuple[tuple[str | int, ...], str]  # (location inside the strategy's config, message with the fix)
+
+
+@dataclass
+class StrategyContext:
+    suite: Suite
+    dataset: Dataset
+    backend: Backend
+    run_dir: Path
+    seed: int
+
+
+@dataclass
+class StrategyRequest:
+    messages: list[dict[str, str]]
+    meta: dict[str, Any] = field(default_factory=dict)  # kept in the case's result line (e.g. exemplar ids)
+
+
+class Strategy:
+    kind: ClassVar[str]
+    Config: ClassVar[type[BaseModel]] = StrictModel
+
+    def __init__(self, spec: StrategySpec, config: BaseModel, ctx: StrategyContext):
+        self.spec = spec
+        self.config = config
+        self.ctx = ctx
+
+    @classmethod
+    def check(cls, config: BaseModel, dataset: Dataset, suite: Suite) -> Iterable[Problem]:
+        """Problems visible from config and data alone, reported before any model call."""
+        return ()
+
+    @property
+    def backend(self) -> Backend:
+        return self.ctx.backend
+
+    def prepare(self) -> dict[str, Any]:
+        """One-off work; returns what the strategy was given (recorded in run.json for fairness)."""
+        return {}
+
+    def request(self, case: Case) -> StrategyRequest:
+        raise NotImplementedError

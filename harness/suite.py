@@ -1,0 +1,224 @@
+"""The suite file: a strict pydantic schema, validated in two stages (envelope, then each component's Config).
+
+`load_suite` checks everything, data files included, before any model is touched.
+"""
+
+from __future__ import annotations
+
+import string
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from harness.errors import ConfigError, closest
+from harness.yamlloc import Loc, format_loc, line_of, load_yaml_with_lines
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
+
+
+class StrictModel(BaseModel):
+    """Every model of the suite file refuses unknown keys."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskSpec(StrictModel):
+    instructions: str = Field(description="System instructions. `{labels}` is replaced by the comma-separated label set.")
+    input_field: str = Field("input", description="Data field holding the case input (text or chat messages).")
+    target_field: str = Field("target", description="Data field holding the expected answer.")
+    id_field: str = Field("id", description="Data field holding a unique case id; generated from the line when absent.")
+    prompt_template: str | None = Field(
+        None, description="Optional template for the user turn, e.g. 'Utterance: {text}'. Fields in braces come from the data."
+    )
+    labels: list[str] | None = Field(None, min_length=2, description="Closed label set for classification tasks.")
+
+    def template_fields(self) -> list[str]:
+        fields: list[str] = []
+        for text in (self.prompt_template,):
+            if text:
+                fields += [f for _, f, _, _ in string.Formatter().parse(text) if f]
+        return fields
+
+
+class SplitFractions(StrictModel):
+    train: float = Field(ge=0, le=1)
+    dev: float = Field(0.0, ge=0, le=1)
+    test: float = Field(gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> SplitFractions:
+        total = self.train + self.dev + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + dev + test must add up to 1 (they add up to {total:g})")
+        return self
+
+
+class DataSpec(StrictModel):
+    train: str | None = Field(None, description="Train split file (JSONL, CSV or Parquet), relative to the suite file.")
+    dev: str | None = None
+    test: str | None = None
+    source: str | None = Field(None, description="One file to split by `split` fractions and the suite seed.")
+    split: SplitFractions | None = None
+    allow_overlap: bool = Field(False, description="Allow test inputs that also appear in train or dev (leakage).")
+
+    @model_validator(mode="after")
+    def _one_layout(self) -> DataSpec:
+        if self.source:
+            if self.train or self.dev or self.test:
+                raise ValueError("give either `source` with `split`, or `train`/`dev`/`test` files, not both")
+            if self.split is None:
+                raise ValueError("`source` needs `split` fractions, e.g. {train: 0.7, dev: 0.1, test: 0.2}")
+        elif not self.test:
+            raise ValueError("name a `test` file (and usually `train`), or one `source` file with `split` fractions")
+        return self
+
+
+class GenerationParams(StrictModel):
+    max_new_tokens: int = Field(64, ge=1, le=32768)
+    temperature: float = Field(0.0, ge=0, le=5)
+    top_p: float = Field(1.0, gt=0, le=1)
+    stop: list[str] = Field(default_factory=list, description="Stop strings; the answer is cut before the first one.")
+
+
+class BackendSpec(StrictModel):
+    name: Name
+    kind: str
+    model: str = Field("", description="Model path, hub id, or an embedded name such as smollm2-135m-instruct.")
+    generation: GenerationParams = Field(default_factory=GenerationParams)
+    config: dict[str, Any] = Field(default_factory=dict, description="Options of this backend kind (see `harness list`).")
+
+
+class StrategySpec(StrictModel):
+    name: Name
+    kind: str
+    backend: str | None = Field(None, description="Backend name; may be left out when the suite has one backend.")
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class ScorerSpec(StrictModel):
+    kind: str
+    name: Name | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.kind
+
+
+class PriceOverride(StrictModel):
+    input_per_1m_usd: float | None = Field(None, ge=0)
+    cached_input_per_1m_usd: float | None = Field(None, ge=0)
+    output_per_1m_usd: float | None = Field(None, ge=0)
+    training_per_1m_usd: float | None = Field(None, ge=0)
+
+
+class EconomicsSpec(StrictModel):
+    usd_per_hour: dict[str, float] = Field(default_factory=dict, description="Device -> $/hour, e.g. {cpu: 0.10, cuda: 2.5}.")
+    prices: dict[str, PriceOverride] = Field(default_factory=dict, description="Model -> price overrides.")
+
+    @model_validator(mode="after")
+    def _non_negative(self) -> EconomicsSpec:
+        for device, usd in self.usd_per_hour.items():
+            if usd < 0:
+                raise ValueError(f"usd_per_hour.{device} is negative ({usd}); prices must be >= 0")
+        return self
+
+
+class DecisionSpec(StrictModel):
+    primary_metric: str | None = Field(None, description="Scorer name that decides quality; default: the first scorer.")
+    min_gain: float = Field(0.02, ge=0, description="Smallest quality gain worth paying for (absolute).")
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    latency_slo_p95_s: float | None = Field(None, gt=0)
+    monthly_requests: int | tuple[int, int] | None = Field(None, description="Expected volume: a number or [low, high].")
+    horizon_months: int = Field(12, ge=1, le=120)
+    dedicated_hosting: bool = False
+
+
+class Suite(StrictModel):
+    """A comparison: one task, its data, the strategies to compare, how to score them."""
+
+    name: Name
+    description: str = ""
+    seed: int = 0
+    task: TaskSpec
+    data: DataSpec
+    backends: list[BackendSpec] = Field(min_length=1)
+    strategies: list[StrategySpec] = Field(min_length=1)
+    scorers: list[ScorerSpec] = Field(min_length=1)
+    repeats: int = Field(1, ge=1, le=100)
+    economics: EconomicsSpec | None = None
+    decision: DecisionSpec | None = None
+
+    def backend_for(self, strategy: StrategySpec) -> BackendSpec:
+        name = strategy.backend or self.backends[0].name
+        return next(b for b in self.backends if b.name == name)
+
+    @property
+    def primary_metric(self) -> str:
+        if self.decision and self.decision.primary_metric:
+            return self.decision.primary_metric
+        return self.scorers[0].label
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of the suite file, for editor completion."""
+    schema = Suite.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "harness suite"
+    return schema
+
+
+# ---- validation messages -------------------------------------------------------------------------
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip Optional/Annotated/list wrappers down to a model class where there is one."""
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _unwrap(typing.get_args(annotation)[0])
+    if origin in (list, tuple, dict, typing.Union) or str(origin) == "<class 'types.UnionType'>":
+        for arg in typing.get_args(annotation):
+            inner = _unwrap(arg)
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                return inner
+    return annotation
+
+
+def _model_at(model: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)) or part not in current.model_fields:
+            return None
+        current = _unwrap(current.model_fields[part].annotation)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def describe_errors(
+    exc: ValidationError, model: type[BaseModel], *, file: Path, lines: dict[Loc, int], prefix: Loc = ()
+) -> list[str]:
+    """Turn pydantic errors into 'file:line: path: problem. Fix: ...' lines."""
+    out = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        full = prefix + loc
+        line = line_of(lines, full)
+        where = f"{file}:{line}" if line else str(file)
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            parent = _model_at(model, loc[:-1])
+            allowed = list(parent.model_fields) if parent else []
+            hint = closest(str(loc[-1]), allowed)
+            msg = f"unknown key '{loc[-1]}'.{hint} Allowed keys here: {', '.join(allowed)}."
+        elif kind == "missing":
+            msg = f"required key '{loc[-1]}' is missing. Fix: add it."
+        else:
+            got = err.get("input")
+            shown = repr(got) if not isinstance(got, dict | list) else type(got).__name__
+            msg = f"{err['msg']} (got {shown[:80]}). Fix: change this value."
+        out.append(f"{where}: {format_loc(full)}: {msg}")
+    return out

@@ -1,0 +1,115 @@
+"""Aggregates results: means with 95% CIs (Wilson for 0/1 scores, bootstrap otherwise), error and unscored
+counts, latency percentiles without cache hits, tokens and throughput. Plain functions, reused by reports."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+
+import numpy as np
+
+from harness.results import CaseResult, LatencySummary, MetricSummary, StrategySummary
+
+CONFIDENCE = 0.95
+
+
+def latest(results: Iterable[CaseResult]) -> dict[tuple[str, str, int], CaseResult]:
+    """The last line per (strategy, case, repeat): a retried case supersedes its earlier error."""
+    out: dict[tuple[str, str, int], CaseResult] = {}
+    for r in results:
+        out[r.key] = r
+    return out
+
+
+def wilson(successes: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    from scipy.stats import binomtest
+
+    if n == 0:
+        return (math.nan, math.nan)
+    ci = binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return (float(ci.low), float(ci.high))
+
+
+def bootstrap_ci(values: np.ndarray, confidence: float = CONFIDENCE, *, seed: int = 0) -> tuple[float, float]:
+    from scipy.stats import bootstrap
+
+    if len(values) < 2 or np.all(values == values[0]):
+        v = float(values[0]) if len(values) else math.nan
+        return (v, v)
+    res = bootstrap((values,), np.mean, confidence_level=confidence, n_resamples=2000, method="BCa",
+                    random_state=np.random.default_rng(seed))
+    low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    if math.isnan(low) or math.isnan(high):  # BCa can fail on very skewed data; fall back to percentiles
+        res = bootstrap((values,), np.mean, confidence_level=confidence, n_resamples=2000, method="percentile",
+                        random_state=np.random.default_rng(seed))
+        low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return (low, high)
+
+
+def per_case_values(rows: list[CaseResult], metric: str) -> tuple[dict[str, list[float]], int, int]:
+    """Scores per case id (a list over repeats). Errors count as 0; unscored answers are left out and counted."""
+    values: dict[str, list[float]] = defaultdict(list)
+    unscored = invalid = 0
+    for r in rows:
+        if r.error is not None:
+            values[r.case_id].append(0.0)
+            continue
+        score = r.scores.get(metric)
+        if score is None or score.value is None:
+            unscored += 1
+            continue
+        invalid += int(score.invalid)
+        values[r.case_id].append(score.value)
+    return values, unscored, invalid
+
+
+def summarize_metric(rows: list[CaseResult], metric: str, *, binary: bool) -> MetricSummary:
+    values, unscored, invalid = per_case_values(rows, metric)
+    case_means = np.array([np.mean(v) for v in values.values()], dtype=float)
+    n = len(case_means)
+    if n == 0:
+        return MetricSummary(mean=None, ci_low=None, ci_high=None, ci_method="none", n=0,
+                             n_scored=0, n_unscored=unscored, n_invalid=invalid)
+    one_draw = all(len(v) == 1 for v in values.values())
+    if binary and one_draw and np.all((case_means == 0) | (case_means == 1)):
+        low, high = wilson(int(case_means.sum()), n)
+        method = "wilson"
+    else:
+        low, high = bootstrap_ci(case_means)
+        method = "bootstrap_bca" + ("" if one_draw else " (cases resampled, repeats averaged)")
+    return MetricSummary(mean=float(case_means.mean()), ci_low=low, ci_high=high, ci_method=method, n=n,
+                         n_scored=sum(len(v) for v in values.values()), n_unscored=unscored, n_invalid=invalid)
+
+
+def summarize_latency(rows: list[CaseResult]) -> LatencySummary:
+    lat = np.array([r.latency_s for r in rows if not r.cache_hit and r.error is None and r.latency_s is not None])
+    kinds = sorted({r.latency_kind for r in rows if not r.cache_hit and r.error is None})
+    how = "cache hits excluded; " + (", ".join(kinds) if kinds else "no fresh calls")
+    if len(lat) == 0:
+        return LatencySummary(n=0, p50_s=None, p95_s=None, p99_s=None, mean_s=None, how=how)
+    p50, p95, p99 = (float(x) for x in np.percentile(lat, [50, 95, 99]))
+    return LatencySummary(n=len(lat), p50_s=p50, p95_s=p95, p99_s=p99, mean_s=float(lat.mean()), how=how)
+
+
+def summarize_strategy(
+    name: str, backend: str, rows: list[CaseResult], *, n_planned: int, binary: dict[str, bool], setup: dict
+) -> StrategySummary:
+    ok = [r for r in rows if r.error is None]
+    fresh = [r for r in ok if not r.cache_hit]
+    busy = sum(r.compute_s for r in fresh)
+    return StrategySummary(
+        strategy=name,
+        backend=backend,
+        n_planned=n_planned,
+        n_done=len(rows),
+        n_errors=len(rows) - len(ok),
+        n_cache_hits=sum(r.cache_hit for r in rows),
+        metrics={m: summarize_metric(rows, m, binary=b) for m, b in binary.items()},
+        latency=summarize_latency(rows),
+        input_tokens_mean=float(np.mean([r.input_tokens for r in ok])) if ok else None,
+        output_tokens_mean=float(np.mean([r.output_tokens for r in ok])) if ok else None,
+        throughput_output_tok_s=(sum(r.output_tokens for r in fresh) / busy) if busy > 0 else None,
+        compute_s_total=busy,
+        setup=setup,
+    )
