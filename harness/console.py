@@ -15,7 +15,9 @@ def print_summary(record: RunRecord, run_dir: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    import sys
+
+    console = Console() if sys.stdout.isatty() else Console(width=160)
     metric = record.primary_metric
     table = Table(title=f"{record.suite_name}: {metric} on {next(iter(record.strategies.values())).n_planned if record.strategies else 0} test cases x repeats")
     for col in ("strategy", metric, "95% CI", "errors", "invalid", "p50 s", "p95 s", "in tok", "out tok", "out tok/s"):

@@ -4,6 +4,8 @@ Latency: every answer of a batch is ready when the batch's `generate` call retur
 `latency_s` is that call's wall time (what a caller waiting in that batch sees). `compute_s` is the
 batch wall time divided by its size (the answer's share of machine time, used for cost). Throughput
 (output tokens / busy seconds) is computed from these in the summary; the two are different numbers.
+A prompt prefix shared by every request (instructions, fixed exemplars) is computed once and its KV
+cache reused, as serving stacks with prefix caching do.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ class HFConfig(StrictModel):
     )
     adapter: str | None = Field(None, description="Path of a peft adapter folder to apply.")
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) for hub ids.")
+    prefix_cache: bool = Field(
+        True, description="Compute the prompt prefix shared by all requests (instructions, exemplars) once and reuse its KV cache."
+    )
+    min_prefix_tokens: int = Field(32, ge=1, description="Shortest shared prefix worth caching.")
 
 
 def pick_device(wanted: str) -> str:
@@ -145,29 +151,75 @@ class HFBackend(Backend):
             kwargs.update(stop_strings=list(params.stop), tokenizer=tok)
         return kwargs
 
-    def _run_batch(self, ids: list[list[int]], params: GenerationParams) -> tuple[list[str], list[int], float]:
+    def _cache_kwarg(self) -> str:
+        import inspect
+
+        # transformers 5 renamed `past_key_values` to `cache`; support both.
+        return "cache" if "cache" in inspect.signature(self.model().forward).parameters else "past_key_values"
+
+    def _prefix_kv(self, prefix: list[int]):
+        """KV cache of a shared prompt prefix, computed once (batch of one)."""
+        import torch
+        from transformers import DynamicCache
+
+        model = self.model()
+        cache = DynamicCache(config=model.config)
+        with torch.inference_mode():
+            model(input_ids=torch.tensor([prefix], device=self.device), use_cache=True, **{self._cache_kwarg(): cache})
+        return cache
+
+    def _run_batch(self, ids: list[list[int]], params: GenerationParams, prefix=None) -> tuple[list[str], list[int], float]:
+        """Generate for one batch. With a shared prefix, rows are [prefix][pad...][suffix] and the mask hides the
+        pads; positions come from the mask, so answers equal those of plain left padding."""
+        import copy
+
         import torch
 
         tok, model = self.tokenizer(), self.model()
-        width = max(len(x) for x in ids)
         pad = tok.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=self.device)
-        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=self.device)
+        p = len(prefix[0]) if prefix else 0
+        tails = [x[p:] for x in ids]
+        width = max(len(x) for x in tails)
+        head = prefix[0] if prefix else []
+        input_ids = torch.tensor([head + [pad] * (width - len(x)) + x for x in tails], device=self.device)
+        mask = torch.tensor([[1] * p + [0] * (width - len(x)) + [1] * len(x) for x in tails], device=self.device)
+        kwargs = self._gen_kwargs(params)
         started = time.perf_counter()
+        if prefix:
+            cache = copy.deepcopy(prefix[1])
+            cache.batch_repeat_interleave(len(ids))
+            kwargs[self._cache_kwarg()] = cache
         with torch.inference_mode():
-            out = model.generate(input_ids=input_ids, attention_mask=mask, **self._gen_kwargs(params))
+            out = model.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
         if self.device == "cuda":
             torch.cuda.synchronize()
         wall = time.perf_counter() - started
         texts, counts = [], []
-        stop_ids = {tok.eos_token_id, pad, *([model.generation_config.eos_token_id] if isinstance(model.generation_config.eos_token_id, int) else (model.generation_config.eos_token_id or []))}
-        for row in out[:, width:].tolist():
+        eos = model.generation_config.eos_token_id
+        stop_ids = {tok.eos_token_id, pad, *([eos] if isinstance(eos, int) else (eos or []))}
+        for row in out[:, p + width :].tolist():
             n = 0
             while n < len(row) and row[n] not in stop_ids:
                 n += 1
             counts.append(n)
             texts.append(tok.decode(row[:n], skip_special_tokens=True))
         return texts, counts, wall
+
+    def _shared_prefix(self, ids: list[list[int]]):
+        """(prefix ids, its KV cache, seconds to compute it) when the requests share a long enough prefix."""
+        if not self.config.prefix_cache or len(ids) < 2:
+            return None, 0.0
+        first, n = ids[0], min(len(x) for x in ids) - 1  # every request keeps at least one token of its own
+        for x in ids[1:]:
+            i = 0
+            while i < n and x[i] == first[i]:
+                i += 1
+            n = i
+        if n < self.config.min_prefix_tokens:
+            return None, 0.0
+        started = time.perf_counter()
+        kv = self._prefix_kv(first[:n])
+        return (first[:n], kv), time.perf_counter() - started
 
     def generate(self, requests: Sequence[GenRequest]) -> Iterator[tuple[int, GenResult]]:
         tok = self.tokenizer()
@@ -181,20 +233,24 @@ class HFBackend(Backend):
         size = self.config.batch_size
         for members in groups.values():
             params = requests[members[0]].params
+            prefix, prefix_s = self._shared_prefix([ids[i] for i in members])
+            # The prefix is computed once, as a serving stack's prefix cache would; its time is shared out in
+            # compute_s (cost) but not added to any request's latency.
+            share = prefix_s / len(members)
             for start in range(0, len(members), size):
                 batch = members[start : start + size]
-                yield from self._answer(batch, ids, prompts, params)
+                yield from self._answer(batch, ids, prompts, params, prefix, share)
 
-    def _answer(self, batch, ids, prompts, params) -> Iterator[tuple[int, GenResult]]:
+    def _answer(self, batch, ids, prompts, params, prefix=None, share=0.0) -> Iterator[tuple[int, GenResult]]:
         try:
-            texts, counts, wall = self._run_batch([ids[i] for i in batch], params)
+            texts, counts, wall = self._run_batch([ids[i] for i in batch], params, prefix)
         except Exception as exc:  # one bad request must not sink the batch: retry them one by one
             if len(batch) == 1:
                 yield batch[0], GenResult(text=None, prompt=prompts[batch[0]], input_tokens=len(ids[batch[0]]), error=f"{type(exc).__name__}: {exc}")
                 return
             log.warning("batch of %d failed (%s); retrying one by one", len(batch), exc)
             for i in batch:
-                yield from self._answer([i], ids, prompts, params)
+                yield from self._answer([i], ids, prompts, params, prefix, share)
             return
         for i, text, n in zip(batch, texts, counts, strict=True):
             yield i, GenResult(
@@ -202,7 +258,7 @@ class HFBackend(Backend):
                 input_tokens=len(ids[i]),
                 output_tokens=n,
                 latency_s=wall,
-                compute_s=wall / len(batch),
+                compute_s=wall / len(batch) + share,
                 batch_size=len(batch),
                 prompt=prompts[i],
                 latency_kind="batch_wall",
