@@ -8,12 +8,12 @@ from __future__ import annotations
 import string
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from harness.errors import ConfigError, closest
-from harness.yamlloc import Loc, format_loc, line_of, load_yaml_with_lines
+from harness.errors import closest
+from harness.yamlloc import Loc, format_loc, line_of
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]

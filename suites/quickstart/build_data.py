@@ -45,12 +45,10 @@ import argparse
 import hashlib
 import json
 import random
-import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
-import urllib.request
 from collections import Counter
 from fractions import Fraction
 from pathlib import Path
@@ -58,14 +56,12 @@ from pathlib import Path
 PACKAGE = "bigbench"
 VERSION = "1.0.0"
 SDIST_FILENAME = f"{PACKAGE}-{VERSION}.tar.gz"
-# sha256 of bigbench-1.0.0.tar.gz as listed on https://pypi.org/simple/bigbench/
+# sha256 of bigbench-1.0.0.tar.gz as the package index lists it.
 SDIST_SHA256 = "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"
-# The same file's URL as listed on that index page. Used only if `pip download`
-# fails: recent pip (seen with 26.3) prepares the sdist's metadata even with
-# --no-deps and then rejects it because bigbench declares a direct-URL
-# dependency (bleurt @ file://...); older pip (23.2.1) saves the file fine.
-SDIST_URL = ("https://files.pythonhosted.org/packages/95/f8/"
-             "c019b3579df548a04cac12342cfcb878e50ddf6cfcd7fddba8cfc721c157/" + SDIST_FILENAME)
+# Recent pip (seen with 26.3) prepares the sdist's metadata even with --no-deps and then rejects it,
+# because bigbench declares a direct-URL dependency (bleurt @ file://...). pip 23.2.1 saves the file
+# fine, so when the installed pip fails we run that pip straight from its wheel.
+FALLBACK_PIP = "pip==23.2.1"
 TASK_MEMBER = f"{PACKAGE}-{VERSION}/bigbench/benchmark_tasks/intent_recognition/task.json"
 INPUT_PREFIX = "Utterance: "
 
@@ -88,22 +84,30 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _pip_download(pip: list[str], dest: Path) -> Path | None:
+    cmd = [*pip, "download", f"{PACKAGE}=={VERSION}", "--no-deps", "-d", str(dest)]
+    print("running:", " ".join(cmd), file=sys.stderr)
+    subprocess.run(cmd, stdout=sys.stderr)
+    path = dest / SDIST_FILENAME
+    return path if path.is_file() else None
+
+
 def download_sdist(dest: Path) -> Path:
     """Download the bigbench sdist into `dest` (no install, no dependencies).
 
-    Tries `pip download` first; if pip fails without saving the file, fetches
-    the same file from PyPI's file host. Either way `build` checks its sha256.
+    Tries the installed pip first; if it fails without saving the file, runs pip 23.2.1 from its wheel
+    (a pip wheel runs as `python pip-X.whl/pip`). Either way `build` checks the sha256.
     """
-    path = dest / SDIST_FILENAME
-    cmd = [sys.executable, "-m", "pip", "download", f"{PACKAGE}=={VERSION}", "--no-deps", "-d", str(dest)]
-    print("running:", " ".join(cmd), file=sys.stderr)
-    result = subprocess.run(cmd, stdout=sys.stderr)
-    if path.is_file():
+    path = _pip_download([sys.executable, "-m", "pip"], dest)
+    if path:
         return path
-    print(f"pip download failed (exit status {result.returncode}); "
-          f"fetching {SDIST_URL} directly instead", file=sys.stderr)
-    with urllib.request.urlopen(SDIST_URL, timeout=300) as response, open(path, "wb") as out:
-        shutil.copyfileobj(response, out, 1 << 20)
+    wheels = dest / "pip-wheel"
+    subprocess.run([sys.executable, "-m", "pip", "download", FALLBACK_PIP, "--no-deps", "-d", str(wheels)],
+                   stdout=sys.stderr, check=True)
+    wheel = next(wheels.glob("pip-*.whl"))
+    path = _pip_download([sys.executable, str(wheel / "pip")], dest)
+    if not path:
+        sys.exit(f"error: could not download {SDIST_FILENAME}; download it by hand and pass --sdist PATH")
     return path
 
 
