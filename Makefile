@@ -1,0 +1,34 @@
+# `make demo`: set up .venv (when missing) and run the default suite offline on the embedded model.
+# `make test`: set up .venv (when missing) and run every test, slow ones included.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: demo test bench setup clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first and pinned: 2.13.0 is the CPU build on our machines; an unpinned torch pulls a multi-GB CUDA build.
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[local,dev]"
+	rm -f $(VENV)/.installed-* && touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/harness compare suites/quickstart/suite.yaml
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[local,dev,eval]"
+	$(PY) bench/overhead.py
+	$(PY) bench/generation.py
+	$(PY) bench/quickstart.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

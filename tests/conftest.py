@@ -1,0 +1,81 @@
+"""Shared test fixtures: an isolated HARNESS_HOME per test, offline hub, and small suites on the fake backend."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+LABELS = ["alpha", "beta", "gamma"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "harness-home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def make_rows(prefix: str, n: int, start: int = 0) -> list[dict]:
+    return [
+        {"id": f"{prefix}-{i}", "text": f"{prefix} request number {i} about {LABELS[i % 3]}", "label": LABELS[i % 3]}
+        for i in range(start, start + n)
+    ]
+
+
+def base_suite(**fake_config) -> dict:
+    return {
+        "name": "toy",
+        "seed": 7,
+        "task": {"instructions": "Pick one of: {labels}.", "input_field": "text", "target_field": "label", "labels": LABELS},
+        "data": {"train": "data/train.jsonl", "dev": "data/dev.jsonl", "test": "data/test.jsonl"},
+        "backends": [{"name": "fake", "kind": "fake", "config": {"rules": [
+            {"pattern": "about alpha", "answer": "alpha"}, {"pattern": "about beta", "answer": "beta"}], "default": "no idea",
+            **fake_config}}],
+        "strategies": [
+            {"name": "zero", "kind": "zero_shot", "backend": "fake"},
+            {"name": "few", "kind": "few_shot", "backend": "fake", "config": {"k": 3, "selection": "balanced"}},
+        ],
+        "scorers": [{"kind": "label_accuracy"}, {"kind": "exact_match"}],
+    }
+
+
+def write_suite(folder: Path, suite: dict | None = None, *, n_train: int = 12, n_dev: int = 6, n_test: int = 9) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    write_jsonl(folder / "data/train.jsonl", make_rows("train", n_train))
+    write_jsonl(folder / "data/dev.jsonl", make_rows("dev", n_dev))
+    write_jsonl(folder / "data/test.jsonl", make_rows("test", n_test))
+    path = folder / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite or base_suite(), sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def toy_suite(tmp_path) -> Path:
+    return write_suite(tmp_path / "suite")
+
+
+@pytest.fixture(scope="session")
+def embedded_model_dir() -> Path:
+    """The real SmolLM2 folder, converted once and kept in .pytest_cache between local runs (fresh in CI)."""
+    home = REPO / ".pytest_cache" / "harness-models"
+    old = os.environ.get("HARNESS_HOME")
+    os.environ["HARNESS_HOME"] = str(home)
+    try:
+        from harness.backends.embedded import ensure_embedded
+
+        return ensure_embedded("smollm2-135m-instruct")
+    finally:
+        if old is None:
+            os.environ.pop("HARNESS_HOME", None)
+        else:
+            os.environ["HARNESS_HOME"] = old

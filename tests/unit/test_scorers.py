@@ -1,0 +1,69 @@
+"""Each scorer on answers a user would recognise as right, wrong or invalid."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.builtins import SCORERS
+from harness.data import Case
+from harness.suite import ScorerSpec, TaskSpec
+
+TASK = TaskSpec(instructions="x", labels=["get_weather", "play_music"])
+
+
+def scorer(kind, **config):
+    cls = SCORERS.get(kind)
+    return cls(ScorerSpec(kind=kind, config=config), cls.Config.model_validate(config), TASK)
+
+
+def case(target):
+    return Case(id="c", input="q", target=target)
+
+
+def test_exact_match_normalises_case_space_and_punctuation():
+    s = scorer("exact_match")
+    assert s.score("  Paris. ", case("paris")).value == 1
+    assert s.score("Paris, France", case("paris")).value == 0
+    assert scorer("exact_match", case_sensitive=True).score("paris", case("Paris")).value == 0
+
+
+def test_label_accuracy_counts_answers_outside_the_label_set_as_invalid():
+    s = scorer("label_accuracy")
+    assert s.score("get_weather", case("get_weather")).value == 1
+    assert s.score("Get weather.\nBecause it asks about rain", case("get_weather")).value == 1
+    wrong = s.score("play_music", case("get_weather"))
+    assert wrong.value == 0 and not wrong.invalid
+    invalid = s.score("I think it is about the weather", case("get_weather"))
+    assert invalid.value == 0 and invalid.invalid
+    lenient = scorer("label_accuracy", match="first_label")
+    assert lenient.score("The intent is get_weather.", case("get_weather")).value == 1
+
+
+def test_token_f1_gives_partial_credit():
+    s = scorer("token_f1")
+    assert s.score("the Eiffel Tower", case("Eiffel Tower")).value == 1
+    assert s.score("Tower", case("Eiffel Tower")).value == pytest.approx(2 / 3)
+    assert s.score("Louvre", case("Eiffel Tower")).value == 0
+
+
+def test_text_overlap_scorers_rank_closer_answers_higher():
+    ref = "The Eagle is a coffee shop near the river serving French food."
+    close = "The Eagle is a coffee shop by the river that serves French food."
+    far = "Prices are high."
+    for kind in ("chrf", "bleu", "rouge_l"):
+        s = scorer(kind)
+        assert s.score(ref, case(ref)).value == pytest.approx(1.0, abs=1e-6), kind
+        assert 0 <= s.score(far, case(ref)).value < s.score(close, case(ref)).value < 1, kind
+
+
+def test_json_match_whole_object_and_fields():
+    target = json.dumps({"city": "Paris", "days": 3})
+    obj = scorer("json_match")
+    assert obj.score('Sure: {"days": 3, "city": "Paris"}', case(target)).value == 1
+    half = obj.score('```json\n{"city": "Paris", "days": 4}\n```', case(target))
+    assert half.value == 0 and half.detail["fields"] == {"city": 1.0, "days": 0.0}
+    assert scorer("json_match", mode="fields").score('{"city": "Paris", "days": 4}', case(target)).value == 0.5
+    bad = obj.score("no json here", case(target))
+    assert bad.value == 0 and bad.invalid
