@@ -49,6 +49,8 @@ class Dataset:
 
 
 def _decode(path: Path) -> str:
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; a data file (.jsonl, .csv or .parquet) is expected here. Fix: name the file.")
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -65,21 +67,13 @@ def _decode(path: Path) -> str:
 def read_records(path: Path) -> list[dict[str, Any]]:
     """Rows of a .jsonl/.json-lines, .csv or .parquet file as dicts; errors name the file and line."""
     suffix = path.suffix.lower()
+    if path.is_dir() or not path.exists():
+        _decode(path)  # raises the folder / not-found message
     if suffix in (".jsonl", ".ndjson", ".json"):
         return _read_jsonl(path)
     if suffix == ".csv":
-        text = _decode(path)
-        try:
-            rows = list(csv.DictReader(io.StringIO(text, newline="")))
-        except csv.Error as exc:
-            raise DataError(f"{path}: malformed CSV: {exc}. Fix: quote fields that contain commas or newlines.") from None
-        for i, row in enumerate(rows, start=2):
-            if None in row:
-                raise DataError(f"{path}:{i}: more values than header columns. Fix: quote fields that contain commas.")
-        return rows
+        return _read_csv(path)
     if suffix in (".parquet", ".pq"):
-        if not path.exists():
-            _decode(path)  # raises the not-found message
         import pandas as pd
 
         try:
@@ -88,6 +82,20 @@ def read_records(path: Path) -> list[dict[str, Any]]:
             raise DataError(f"{path}: cannot read Parquet: {exc}. Fix: check the file was written completely.") from None
         return frame.to_dict(orient="records")
     raise DataError(f"{path}: unsupported data format '{suffix}'. Fix: use .jsonl, .csv or .parquet.")
+
+
+def _read_csv(path: Path) -> list[dict[str, Any]]:
+    reader = csv.DictReader(io.StringIO(_decode(path), newline=""))
+    rows = []
+    try:
+        for row in reader:
+            if None in row:
+                raise DataError(f"{path}:{reader.line_num}: more values than header columns. Fix: quote fields that contain commas.")
+            row["__line__"] = reader.line_num  # the line the row ends on (quoted fields may span lines)
+            rows.append(row)
+    except csv.Error as exc:
+        raise DataError(f"{path}:{reader.line_num}: malformed CSV: {exc}. Fix: quote fields that contain commas or newlines.") from None
+    return rows
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -258,6 +266,11 @@ def load_dataset(spec: DataSpec, task: TaskSpec, *, base: Path, seed: int) -> Da
                 continue
             path = (base / rel).resolve()
             sources[split] = path
+            if not path.exists():
+                raise DataError(
+                    f"{path}: data file not found (data.{split} in the suite). "
+                    "Fix: check the path; it is relative to the suite file."
+                )
             splits[split] = to_cases(read_records(path), task, path=path, split=split)
             hashes[rel] = file_sha256(path)
     sources.setdefault("train", sources["test"])

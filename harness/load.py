@@ -94,13 +94,14 @@ def _cross_checks(suite: Suite, path: Path, lines: dict[Loc, int]) -> list[str]:
         elif strategy.backend is not None and strategy.backend not in names:
             errors.append(
                 f"{at(('strategies', i, 'backend'))}: no backend named '{strategy.backend}'.{closest(strategy.backend, names)} "
-                f"Defined: {', '.join(names)}."
+                f"Fix: use one of the defined backends ({', '.join(names)}), or add a backend with that name."
             )
     labels = [s.label for s in suite.scorers]
     if suite.decision and suite.decision.primary_metric and suite.decision.primary_metric not in labels:
         metric = suite.decision.primary_metric
         errors.append(
-            f"{at(('decision', 'primary_metric'))}: no scorer named '{metric}'.{closest(metric, labels)} Scorers: {', '.join(labels)}."
+            f"{at(('decision', 'primary_metric'))}: no scorer named '{metric}'.{closest(metric, labels)} "
+            f"Fix: name one of the scorers ({', '.join(labels)}), or add a scorer with that name."
         )
     return errors
 
@@ -112,7 +113,10 @@ def load_suite(path: str | Path, *, with_data: bool = True) -> LoadedSuite:
         path = path / "suite.yaml"
     raw, lines = load_yaml_with_lines(path)
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of keys (name, task, data, ...), got {type(raw).__name__}.")
+        raise ConfigError(
+            f"{path}: expected a mapping of keys (name, task, data, ...), got {type(raw).__name__}. "
+            "Fix: start from `harness init DIR --from data.jsonl` or see `harness schema`."
+        )
     try:
         suite = Suite.model_validate(raw)
     except ValidationError as exc:

@@ -30,8 +30,18 @@ def load_yaml_with_lines(path: Path) -> tuple[Any, dict[Loc, int]]:
         raise ConfigError(f"{where}: invalid YAML: {problem}. Fix: correct the syntax at that line.") from None
     lines: dict[Loc, int] = {}
     if node is not None:
-        _walk(node, (), lines)
+        try:
+            _walk(node, (), lines)
+        except DuplicateKey as dup:
+            raise ConfigError(
+                f"{path}:{dup.second}: {format_loc(dup.loc)}: key given twice (first on line {dup.first}). Fix: keep one."
+            ) from None
     return data, lines
+
+
+class DuplicateKey(Exception):
+    def __init__(self, loc: Loc, first: int, second: int):
+        self.loc, self.first, self.second = loc, first, second
 
 
 def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
@@ -39,6 +49,8 @@ def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value
+            if loc + (key,) in lines:  # YAML keeps the last of two equal keys silently; we refuse
+                raise DuplicateKey(loc + (key,), lines[loc + (key,)], key_node.start_mark.line + 1)
             lines[loc + (key,)] = key_node.start_mark.line + 1
             _walk(value_node, loc + (key,), lines)
     elif isinstance(node, yaml.SequenceNode):

@@ -1,0 +1,100 @@
+"""The hf backend on a tiny random Llama (built in-process, SmolLM2's tokenizer): batching, prefix cache, counts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.backends.base import GenRequest
+from harness.backends.hf import HFBackend, HFConfig
+from harness.suite import BackendSpec, GenerationParams
+from tests.conftest import base_suite, write_suite
+
+
+@pytest.fixture(scope="module")
+def tiny_model(embedded_model_dir, tmp_path_factory):
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(embedded_model_dir)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=True)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def backend(path, **config):
+    spec = BackendSpec(name="tiny", kind="hf", model=str(path))
+    return HFBackend(spec, HFConfig(**config))
+
+
+def requests(n, shared_words=60, max_new_tokens=8):
+    system = "You sort requests. " + " ".join(f"word{i}" for i in range(shared_words))
+    params = GenerationParams(max_new_tokens=max_new_tokens)
+    return [GenRequest([{"role": "system", "content": system},
+                        {"role": "user", "content": "request " + "x " * (i % 5) + str(i)}], params) for i in range(n)]
+
+
+def collect(b, reqs):
+    out = dict(b.generate(reqs))
+    return [out[i] for i in range(len(reqs))]
+
+
+def test_batched_prefix_cached_answers_equal_one_by_one_answers(tiny_model):
+    reqs = requests(7)
+    one = collect(backend(tiny_model, batch_size=1, prefix_cache=False), reqs)
+    batched = collect(backend(tiny_model, batch_size=4, prefix_cache=True), reqs)
+    plain = collect(backend(tiny_model, batch_size=4, prefix_cache=False), reqs)
+    assert [r.text for r in batched] == [r.text for r in one] == [r.text for r in plain]
+    assert [r.output_tokens for r in batched] == [r.output_tokens for r in one]
+    assert all(r.output_tokens <= 8 and r.error is None for r in batched)
+    assert {r.batch_size for r in batched} == {4, 3} and all(r.latency_kind == "batch_wall" for r in batched)
+    # compute_s shares out the machine's busy time: together they cover every batch's wall time (plus the prefix)
+    walls = sum(r.latency_s / r.batch_size for r in batched)
+    assert walls - 1e-9 <= sum(r.compute_s for r in batched) < walls + 5.0
+
+
+def test_token_counts_match_the_chat_template(tiny_model):
+    b = backend(tiny_model, batch_size=4)
+    reqs = requests(3)
+    tok = b.tokenizer()
+    for req, res in zip(reqs, collect(b, reqs), strict=True):
+        rendered = tok.apply_chat_template(req.messages, tokenize=False, add_generation_prompt=True)
+        assert res.prompt == rendered
+        assert res.input_tokens == len(tok(rendered, add_special_tokens=False)["input_ids"])
+        assert rendered.rstrip().endswith("assistant")
+
+
+def test_identity_changes_with_the_weights(tiny_model, tmp_path):
+    import shutil
+
+    first = backend(tiny_model).identity()
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_model, copy)
+    assert backend(copy).identity()["model_sha"] == first["model_sha"]
+    (copy / "config.json").write_text((copy / "config.json").read_text().replace('"rms_norm_eps"', '"rms_norm_eps" ', 1))
+    assert backend(copy).identity()["model_sha"] != first["model_sha"]
+
+
+def test_compare_with_hf_backend_records_tokens_and_latency(tiny_model, tmp_path):
+    from harness.runner import CompareOptions, compare
+
+    suite = base_suite()
+    suite["backends"] = [{"name": "tiny", "kind": "hf", "model": str(tiny_model),
+                          "generation": {"max_new_tokens": 4}, "config": {"batch_size": 4}}]
+    suite["strategies"] = [{"name": "zero", "kind": "zero_shot"}, {"name": "few", "kind": "few_shot", "config": {"k": 6}}]
+    path = write_suite(tmp_path / "s", suite)
+    record, run = compare(path, CompareOptions(out=tmp_path / "run"))
+    assert record.status == "complete" and run.counts.model_calls == 18
+    rows = [json.loads(x) for x in (tmp_path / "run" / "cases.jsonl").read_text().splitlines()]
+    assert all(r["input_tokens"] > 20 and 0 <= r["output_tokens"] <= 4 and r["latency_s"] > 0 for r in rows)
+    few = record.strategies["few"]
+    assert few.input_tokens_mean > record.strategies["zero"].input_tokens_mean
+    assert few.latency.p50_s is not None and few.throughput_output_tok_s is None or few.throughput_output_tok_s >= 0
+    assert "load_s" in few.setup and record.manifest["backends"]["tiny"]["model_sha"]
