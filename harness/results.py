@@ -91,7 +91,7 @@ class StrategySummary(BaseModel):
 class RunRecord(BaseModel):
     schema_version: int = SCHEMA_VERSION
     harness_version: str
-    status: Literal["running", "complete", "interrupted", "incomplete"]
+    status: Literal["running", "complete", "interrupted", "incomplete", "failed"]
     suite_name: str
     suite_path: str
     suite_sha256: str

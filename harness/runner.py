@@ -20,7 +20,7 @@ from harness.backends.base import Backend, GenRequest, GenResult
 from harness.builtins import BACKENDS, SCORERS, STRATEGIES
 from harness.cache import NoCache, ResponseCache, cache_key
 from harness.data import Case
-from harness.errors import ConfigError, RunFolderError, closest
+from harness.errors import ConfigError, HarnessError, RunFolderError, closest
 from harness.home import harness_home
 from harness.load import LoadedSuite, load_suite
 from harness.manifest import build_manifest
@@ -245,6 +245,9 @@ class Run:
             for spec in self.selected:
                 self._run_strategy(spec, cases_file, done)
             status = "complete"
+        except HarnessError:
+            status = "failed"
+            raise
         finally:
             # Interrupted or not, what finished is summarized and kept.
             record = self._write(status, cases_file)

@@ -92,16 +92,20 @@ class HFBackend(Backend):
 
     # ---- loading ---------------------------------------------------------------------------------
 
+    def _explained(self, load, *args, **kwargs):
+        try:
+            return load(*args, **kwargs)
+        except OSError as exc:  # not a folder, not on the hub, or offline
+            raise ModelUnavailableError(
+                f"backend '{self.spec.name}': cannot load model '{self.spec.model}' ({str(exc).splitlines()[0]}).\n"
+                "Fix: give a local folder, a hub id on a machine with hub access (HF_HUB_OFFLINE unset), "
+                "or the embedded smollm2-135m-instruct."
+            ) from None
+
     def tokenizer(self):
         if self._tokenizer is None:
             transformers = require("transformers", extra="local", purpose="the hf backend")
-            try:
-                tok = transformers.AutoTokenizer.from_pretrained(self._resolve_source(), revision=self.config.revision)
-            except OSError as exc:
-                raise ModelUnavailableError(
-                    f"backend '{self.spec.name}': cannot load model '{self.spec.model}' ({exc}).\n"
-                    "Fix: give a local folder, a hub id on a machine with hub access, or smollm2-135m-instruct."
-                ) from None
+            tok = self._explained(transformers.AutoTokenizer.from_pretrained, self._resolve_source(), revision=self.config.revision)
             tok.padding_side = "left"
             if tok.pad_token is None:
                 tok.pad_token = tok.eos_token
@@ -114,8 +118,8 @@ class HFBackend(Backend):
             self.device = pick_device(self.config.device)
             dtype = pick_dtype(self.config.dtype, self.device)
             started = time.perf_counter()
-            model = transformers.AutoModelForCausalLM.from_pretrained(
-                self._resolve_source(), dtype=dtype, revision=self.config.revision
+            model = self._explained(
+                transformers.AutoModelForCausalLM.from_pretrained, self._resolve_source(), dtype=dtype, revision=self.config.revision
             )
             if self.config.adapter:
                 peft = require("peft", extra="local", purpose="loading an adapter")

@@ -98,3 +98,16 @@ def test_compare_with_hf_backend_records_tokens_and_latency(tiny_model, tmp_path
     assert few.input_tokens_mean > record.strategies["zero"].input_tokens_mean
     assert few.latency.p50_s is not None and few.throughput_output_tok_s is None or few.throughput_output_tok_s >= 0
     assert "load_s" in few.setup and record.manifest["backends"]["tiny"]["model_sha"]
+
+
+def test_unknown_model_is_a_clear_error_not_a_crash(tmp_path):
+    from harness.runner import CompareOptions, compare
+    from harness.errors import ModelUnavailableError
+
+    suite = base_suite()
+    suite["backends"] = [{"name": "hub", "kind": "hf", "model": "acme/not-a-model"}]
+    suite["strategies"] = [{"name": "zero", "kind": "zero_shot"}]
+    path = write_suite(tmp_path / "s", suite)
+    with pytest.raises(ModelUnavailableError, match="cannot load model 'acme/not-a-model'.*Fix"):
+        compare(path, CompareOptions(out=tmp_path / "run"))
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "failed"

@@ -1,0 +1,67 @@
+"""Shared helpers for the benchmarks: run a command in a child process, measure wall time and peak RSS, save JSON."""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parents[1]
+
+_CHILD = """
+import json, resource, sys, time
+started = time.perf_counter()
+exec(compile(open(sys.argv[1]).read(), sys.argv[1], "exec"))
+print("__BENCH__" + json.dumps({"wall_s": time.perf_counter() - started,
+      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def run_python(script: str, *, env: dict | None = None) -> dict:
+    """Run `script` (Python source) in a fresh interpreter; return its wall time, peak RSS and the dict it prints."""
+    tmp = RESULTS / f".bench-{time.time_ns()}.py"
+    tmp.write_text(script)
+    try:
+        proc = subprocess.run([sys.executable, "-c", _CHILD, str(tmp)], capture_output=True, text=True, cwd=REPO, env=env)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    out: dict = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("__BENCH__"):
+            out.update(json.loads(line[len("__BENCH__"):]))
+        elif line.startswith("__DATA__"):
+            out.update(json.loads(line[len("__DATA__"):]))
+    return out
+
+
+def save(name: str, payload: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "benchmark": name,
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": _cpus()},
+        **payload,
+    }
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    print(json.dumps(payload, indent=2))
+    print(f"wrote {path}")
+    return path
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
+
+
+def peak_rss_children_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

