@@ -108,6 +108,6 @@ def test_unknown_model_is_a_clear_error_not_a_crash(tmp_path):
     suite["backends"] = [{"name": "hub", "kind": "hf", "model": "acme/not-a-model"}]
     suite["strategies"] = [{"name": "zero", "kind": "zero_shot"}]
     path = write_suite(tmp_path / "s", suite)
-    with pytest.raises(ModelUnavailableError, match="cannot load model 'acme/not-a-model'.*Fix"):
+    with pytest.raises(ModelUnavailableError, match="(?s)cannot load model 'acme/not-a-model'.*Fix"):
         compare(path, CompareOptions(out=tmp_path / "run"))
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "failed"
