@@ -19,7 +19,10 @@ def print_summary(record: RunRecord, run_dir: Path) -> None:
 
     console = Console() if sys.stdout.isatty() else Console(width=160)
     metric = record.primary_metric
-    table = Table(title=f"{record.suite_name}: {metric} on {next(iter(record.strategies.values())).n_planned if record.strategies else 0} test cases x repeats")
+    repeats = record.options.get("repeats", 1)
+    n_cases = (next(iter(record.strategies.values())).n_planned // repeats) if record.strategies else 0
+    per = f" x {repeats} repeats" if repeats > 1 else ""
+    table = Table(title=f"{record.suite_name}: {metric} on {n_cases} test cases{per} (95% CI)")
     for col in ("strategy", metric, "95% CI", "errors", "invalid", "p50 s", "p95 s", "in tok", "out tok", "out tok/s"):
         table.add_column(col, justify="left" if col == "strategy" else "right")
     for s in record.strategies.values():

@@ -153,6 +153,11 @@ class CasesFile:
                 raise RunFolderError(f"{self.path}:{number}: unreadable result line ({exc.__class__.__name__}). Fix: delete the run folder or use --out.") from None
         return rows
 
+    def rewrite(self, results: list[CaseResult]) -> None:
+        """Replace the file atomically (a reader sees the old or the new file, never a mix)."""
+        self.close()
+        write_json_atomic(self.path, "".join(r.model_dump_json() + "\n" for r in results))
+
     def append(self, result: CaseResult) -> None:
         if self._fh is None:
             self._fh = self.path.open("a", encoding="utf-8")

@@ -70,8 +70,13 @@ class Counts:
     errors: int = 0
 
 
+# Parts of a suite that change the answers or their scores; editing the others (name, description,
+# repeats, economics, decision) keeps a run folder resumable.
+ANSWER_FIELDS = {"seed", "task", "data", "backends", "strategies", "scorers"}
+
+
 def suite_fingerprint(loaded: LoadedSuite) -> str:
-    payload = {"suite": loaded.suite.model_dump(mode="json"), "data": loaded.dataset.hashes}
+    payload = {"suite": loaded.suite.model_dump(mode="json", include=ANSWER_FIELDS), "data": loaded.dataset.hashes}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -232,7 +237,11 @@ class Run:
 
     def _write(self, status: str, cases_file: CasesFile) -> RunRecord:
         cases_file.close()
-        record = self.record(status, cases_file.read())
+        results = cases_file.read()
+        final = latest(results)
+        if len(final) < len(results):  # retried cases superseded their error lines: keep one line per key
+            cases_file.rewrite(list(final.values()))
+        record = self.record(status, list(final.values()))
         write_json_atomic(self.run_dir / "run.json", record.model_dump_json(indent=2))
         return record
 

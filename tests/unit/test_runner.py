@@ -93,6 +93,18 @@ def test_failed_cases_are_data_and_retry_errors_reruns_only_them(tmp_path):
     assert again.model_calls == 0 and again.skipped_finished == 9
     _, retried = run(path, tmp_path / "run", strategies=["zero"], retry_errors=True)
     assert retried.model_calls == 2 and retried.skipped_finished == 7
+    lines = (tmp_path / "run" / "cases.jsonl").read_text().splitlines()
+    assert len(lines) == 9  # the retried cases replaced their old error lines
+
+
+def test_editing_the_description_or_repeats_keeps_the_run_resumable(toy_suite, tmp_path):
+    run(toy_suite, tmp_path / "run")
+    data = yaml.safe_load(toy_suite.read_text())
+    data["description"] = "now with a description"
+    data["decision"] = {"min_gain": 0.05}
+    toy_suite.write_text(yaml.safe_dump(data))
+    _, counts = run(toy_suite, tmp_path / "run")
+    assert counts.model_calls == 0 and counts.skipped_finished == 18
 
 
 def test_changed_suite_is_not_mixed_into_an_old_run_folder(toy_suite, tmp_path):
