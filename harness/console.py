@@ -23,7 +23,7 @@ def print_summary(record: RunRecord, run_dir: Path) -> None:
     n_cases = (next(iter(record.strategies.values())).n_planned // repeats) if record.strategies else 0
     per = f" x {repeats} repeats" if repeats > 1 else ""
     table = Table(title=f"{record.suite_name}: {metric} on {n_cases} test cases{per} (95% CI)")
-    for col in ("strategy", metric, "95% CI", "errors", "invalid", "p50 s", "p95 s", "in tok", "out tok", "out tok/s"):
+    for col in ("strategy", metric, "95% CI", "errors", "invalid", "unscored", "p50 s", "p95 s", "in tok", "out tok", "out tok/s"):
         table.add_column(col, justify="left" if col == "strategy" else "right")
     for s in record.strategies.values():
         m = s.metrics.get(metric)
@@ -33,6 +33,7 @@ def print_summary(record: RunRecord, run_dir: Path) -> None:
             f"[{_fmt(m.ci_low)}, {_fmt(m.ci_high)}]" if m else "-",
             f"{s.n_errors}/{s.n_done}",
             str(m.n_invalid) if m else "-",
+            str(m.n_unscored) if m else "-",
             _fmt(s.latency.p50_s, ".2f"),
             _fmt(s.latency.p95_s, ".2f"),
             _fmt(s.input_tokens_mean, ".0f"),
@@ -45,4 +46,8 @@ def print_summary(record: RunRecord, run_dir: Path) -> None:
         f"status: {record.status}; model calls: {counts.get('model_calls', 0)}, cache hits: {counts.get('cache_hits', 0)}, "
         f"already finished: {counts.get('skipped_finished', 0)}, errors: {counts.get('errors', 0)}"
     )
+    if record.status == "incomplete":
+        done = min(s.n_done for s in record.strategies.values())
+        console.print(f"incomplete: {done} of {n_cases * repeats} planned answers per strategy are done; "
+                      "rerun without --limit to finish (finished cases are kept).")
     console.print(f"run folder: {run_dir} (run.json, cases.jsonl)")

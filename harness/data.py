@@ -100,7 +100,7 @@ def _read_csv(path: Path) -> list[dict[str, Any]]:
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     rows = []
-    for number, line in enumerate(_decode(path).splitlines(), start=1):
+    for number, line in enumerate(_decode(path).split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -125,10 +125,21 @@ def file_sha256(path: Path) -> str:
 # ---- records -> cases ----------------------------------------------------------------------------
 
 
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        import math
+
+        return isinstance(value, float) and math.isnan(value) or type(value).__name__ in ("NAType", "NaTType")
+    except TypeError:
+        return False
+
+
 def _as_text(value: Any) -> str:
     if isinstance(value, str):
         return value
-    if value is None:
+    if _is_missing(value):  # Parquet/pandas nulls arrive as NaN or NA, never as the text "nan"
         return ""
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)

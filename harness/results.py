@@ -135,6 +135,7 @@ class CasesFile:
         self._fh = None
 
     def read(self) -> list[CaseResult]:
+        # Split on "\n" only: JSON strings may hold U+2028 and friends, which str.splitlines() would break on.
         if not self.path.exists():
             return []
         raw = self.path.read_bytes()
@@ -144,7 +145,7 @@ class CasesFile:
                 fh.truncate(good_end)
             raw = raw[:good_end]
         rows = []
-        for number, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
+        for number, line in enumerate(raw.decode("utf-8").split("\n"), start=1):
             if not line.strip():
                 continue
             try:

@@ -24,7 +24,7 @@ from harness.errors import ConfigError, HarnessError, RunFolderError, closest
 from harness.home import harness_home
 from harness.load import LoadedSuite, load_suite
 from harness.manifest import build_manifest
-from harness.results import CasesFile, CaseResult, CaseScore, RunRecord, write_json_atomic
+from harness.results import CasesFile, CaseResult, CaseScore, RunRecord, read_run, write_json_atomic
 from harness.scorers import Score, Scorer
 from harness.strategy import Strategy, StrategyContext
 from harness.summary import latest, summarize_strategy
@@ -91,6 +91,7 @@ class Run:
         self.selected = self._select(options.strategies)
         self.test = loaded.dataset.test[: options.limit] if options.limit else loaded.dataset.test
         self.counts = Counts()
+        self.previous_setup: dict[str, dict[str, Any]] = {}
         self.setup: dict[str, dict[str, Any]] = {}
         self.backends: dict[str, Backend] = {}
         self.scorers: list[Scorer] = [
@@ -188,7 +189,8 @@ class Run:
             gen = GenRequest(req.messages, params)
             planned.append((case, repeat, req.meta, gen, cache_key(identity, gen, repeat)))
         hits = self.cache.get_many([p[4] for p in planned])
-        misses = []
+        # Requests with the same key (greedy repeats, identical prompts) are sent once; the others reuse the answer.
+        misses: dict[str, list[tuple]] = {}
         for item in planned:
             case, repeat, meta, gen, key = item
             if key in hits:
@@ -196,38 +198,56 @@ class Run:
                 self.counts.cache_hits += 1
                 self.options.progress.advance()
             else:
-                misses.append(item)
+                misses.setdefault(key, []).append(item)
         if not misses:
             return
         if name not in self.setup or "load_s" not in self.setup[name]:
             started = time.perf_counter()
             backend.load()
             self.setup[name]["load_s"] = round(time.perf_counter() - started, 3)
-        for index, result in backend.generate([m[3] for m in misses]):
-            case, repeat, meta, _, key = misses[index]
+        groups = list(misses.values())
+        for index, result in backend.generate([g[0][3] for g in groups]):
             self.counts.model_calls += 1
             self.counts.errors += result.error is not None
-            self.cache.put(key, result)
-            cases_file.append(self._record(name, case, repeat, result, meta, hit=False))
-            self.options.progress.advance()
+            self.cache.put(groups[index][0][4], result)
+            for n, (case, repeat, meta, _, _) in enumerate(groups[index]):
+                reused = n > 0 and result.error is None
+                self.counts.cache_hits += reused
+                cases_file.append(self._record(name, case, repeat, result, meta, hit=reused))
+                self.options.progress.advance()
 
     # ---- results ---------------------------------------------------------------------------------
 
+    def resolved_suite(self) -> dict[str, Any]:
+        """The suite as run: every component's config with its defaults filled in."""
+        data = self.suite.model_dump(mode="json")
+        for section in ("backends", "strategies", "scorers"):
+            for item, spec in zip(data[section], getattr(self.suite, section), strict=True):
+                key = spec.label if section == "scorers" else spec.name
+                item["config"] = self.loaded.config(section, key).model_dump(mode="json")
+        return data
+
     def record(self, status: str, results: list[CaseResult]) -> RunRecord:
+        """Summarise the whole folder: every strategy with results (not only this invocation's), over the full
+        test split and the suite's repeats, so a `--limit` or `--strategies` rerun never hides earlier work."""
         final = latest(results)
-        test_ids = {c.id for c in self.test}
+        test_ids = {c.id for c in self.loaded.dataset.test}
         binary = {s.name: bool(s.binary) for s in self.scorers}
+        present = {k[0] for k in final} | {s.name for s in self.selected}
         summaries = {}
-        for spec in self.selected:
-            rows = [r for k, r in final.items() if k[0] == spec.name and k[1] in test_ids]
+        for spec in self.suite.strategies:
+            if spec.name not in present:
+                continue
+            rows = [r for k, r in final.items() if k[0] == spec.name and k[1] in test_ids and k[2] < self.suite.repeats]
             summaries[spec.name] = summarize_strategy(
                 spec.name, spec.backend or self.suite.backends[0].name, rows,
-                n_planned=len(self.test) * self.suite.repeats, binary=binary, setup=self.setup.get(spec.name, {}),
+                n_planned=len(test_ids) * self.suite.repeats, binary=binary,
+                setup=self.setup.get(spec.name) or self.previous_setup.get(spec.name, {}),
             )
         models = {name: b.identity() for name, b in self.backends.items()}
         return RunRecord(
             harness_version=__version__, status=status, suite_name=self.suite.name,
-            suite_path=str(self.loaded.path), suite_sha256=self.fingerprint, suite=self.suite.model_dump(mode="json"),
+            suite_path=str(self.loaded.path), suite_sha256=self.fingerprint, suite=self.resolved_suite(),
             started_at=self.started_at, finished_at=datetime.now(timezone.utc), primary_metric=self.suite.primary_metric,
             strategies=summaries,
             manifest=build_manifest(seed=self.suite.seed, data_hashes=self.loaded.dataset.hashes, models=models),
@@ -245,16 +265,26 @@ class Run:
         write_json_atomic(self.run_dir / "run.json", record.model_dump_json(indent=2))
         return record
 
+    def _previous_setup(self) -> dict[str, dict[str, Any]]:
+        try:
+            previous = read_run(self.run_dir)
+        except HarnessError:
+            return {}
+        return {name: s.setup for name, s in previous.strategies.items()}
+
     def execute(self) -> RunRecord:
         cases_file = self._open_folder()
         done = latest(cases_file.read())
+        self.previous_setup = self._previous_setup()
         self.cache = ResponseCache(harness_home() / "cache" / "responses.sqlite") if self.options.use_cache else NoCache()
         status = "interrupted"
         try:
             for spec in self.selected:
                 self._run_strategy(spec, cases_file, done)
             status = "complete"
-        except HarnessError:
+        except KeyboardInterrupt:
+            raise
+        except Exception:  # a harness error or a crash: record what finished, then let the caller report it
             status = "failed"
             raise
         finally:

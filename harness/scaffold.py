@@ -24,6 +24,8 @@ def _pick(fields: list[str], preferred: tuple[str, ...], taken: set[str]) -> str
 
 
 def scaffold(directory: Path, data: Path, *, force: bool = False) -> Path:
+    if not data.is_file():
+        raise DataError(f"--from {data}: no such file. Fix: give a JSONL, CSV or Parquet file of cases.")
     rows = read_records(data)
     if not rows:
         raise DataError(f"{data}: no cases in the file. Fix: give a file with at least a few dozen cases.")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import string
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -17,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from harness.data import Case
 from harness.suite import ScorerSpec, StrictModel, TaskSpec
+from harness.textnorm import normalise
 
 
 @dataclass
@@ -44,18 +44,6 @@ class Scorer:
         raise NotImplementedError
 
 
-_PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-
-
-def normalise(text: str, *, case_sensitive: bool = False, punctuation: bool = False, articles: bool = False) -> str:
-    if not case_sensitive:
-        text = text.lower()
-    if not punctuation:
-        text = _PUNCT.sub(" ", text)
-    if articles:
-        text = _ARTICLES.sub(" ", text)
-    return " ".join(text.split())
 
 
 class ExactMatchConfig(StrictModel):

@@ -35,6 +35,21 @@ class TaskSpec(StrictModel):
     )
     labels: list[str] | None = Field(None, min_length=2, description="Closed label set for classification tasks.")
 
+    @model_validator(mode="after")
+    def _distinct_labels(self) -> TaskSpec:
+        from harness.textnorm import normalise
+
+        seen: dict[str, str] = {}
+        for label in self.labels or []:
+            key = normalise(label)
+            if not key:
+                raise ValueError(f"label {label!r} is empty once case and punctuation are ignored")
+            if key in seen:
+                raise ValueError(f"labels {seen[key]!r} and {label!r} are the same once case and punctuation are ignored; "
+                                 "scorers could not tell them apart. Fix: rename one")
+            seen[key] = label
+        return self
+
     def template_fields(self) -> list[str]:
         fields: list[str] = []
         for text in (self.prompt_template,):

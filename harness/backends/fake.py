@@ -6,15 +6,26 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from harness.backends.base import Backend, GenRequest, GenResult, cut_at_stop
 from harness.suite import StrictModel
 
 
+def _regex(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+    return value
+
+
 class Rule(StrictModel):
     pattern: str = Field(description="Regular expression searched in the last user message.")
     answer: str
+
+    _check = field_validator("pattern")(_regex)
 
 
 class FakeConfig(StrictModel):
@@ -24,6 +35,8 @@ class FakeConfig(StrictModel):
     latency_s: float = Field(0.05, ge=0, description="Scripted latency per request.")
     sleep: bool = Field(False, description="Really wait latency_s (for progress and interrupt tests).")
     fail_on: str | None = Field(None, description="Regex: matching inputs fail with an error, to test error handling.")
+
+    _check = field_validator("fail_on")(_regex)
 
 
 def fake_tokens(text: str) -> int:

@@ -1,11 +1,12 @@
 """Local transformers backend: chat template, length-sorted left-padded batches, honest token and time counts.
 
 Latency: every answer of a batch is ready when the batch's `generate` call returns, so each answer's
-`latency_s` is that call's wall time (what a caller waiting in that batch sees). `compute_s` is the
+`latency_s` is that call's wall time (what a caller waiting in that batch sees), plus the time to compute
+the shared prompt prefix (below), which a request with a cold prefix cache waits for. `compute_s` is the
 batch wall time divided by its size (the answer's share of machine time, used for cost). Throughput
 (output tokens / busy seconds) is computed from these in the summary; the two are different numbers.
 A prompt prefix shared by every request (instructions, fixed exemplars) is computed once and its KV
-cache reused, as serving stacks with prefix caching do.
+cache reused, as serving stacks with prefix caching do; outputs are identical to plain batching.
 """
 
 from __future__ import annotations
@@ -86,9 +87,23 @@ class HFBackend(Backend):
     def identity(self) -> dict[str, Any]:
         source = self._resolve_source()
         local = Path(source)
-        model_id = tree_fingerprint(local) if local.exists() else f"{source}@{self.config.revision or 'main'}"
+        model_id = tree_fingerprint(local) if local.exists() else self._hub_commit(source)
         adapter = tree_fingerprint(Path(self.config.adapter)) if self.config.adapter else None
-        return {"kind": self.kind, "model": self.spec.model, "model_sha": model_id, "adapter_sha": adapter}
+        device = pick_device(self.config.device)
+        dtype = str(pick_dtype(self.config.dtype, device)).removeprefix("torch.")
+        return {"kind": self.kind, "model": self.spec.model, "model_sha": model_id, "adapter_sha": adapter,
+                "device": device, "dtype": dtype}
+
+    def _hub_commit(self, repo_id: str) -> str:
+        """The commit a hub id resolves to (so an updated model is not answered from the cache), else id@revision."""
+        revision = self.config.revision or "main"
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = snapshot_download(repo_id, revision=revision, allow_patterns=["config.json"])
+            return f"{repo_id}@{Path(folder).name}"
+        except Exception:  # offline or not on the hub: the load will say so
+            return f"{repo_id}@{revision}"
 
     # ---- loading ---------------------------------------------------------------------------------
 
@@ -222,7 +237,11 @@ class HFBackend(Backend):
         if n < self.config.min_prefix_tokens:
             return None, 0.0
         started = time.perf_counter()
-        kv = self._prefix_kv(first[:n])
+        try:
+            kv = self._prefix_kv(first[:n])
+        except Exception as exc:  # e.g. out of memory: answer without the shortcut rather than fail
+            log.warning("shared prefix of %d tokens not cached (%s); generating without it", n, exc)
+            return None, 0.0
         return (first[:n], kv), time.perf_counter() - started
 
     def generate(self, requests: Sequence[GenRequest]) -> Iterator[tuple[int, GenResult]]:
@@ -238,14 +257,13 @@ class HFBackend(Backend):
         for members in groups.values():
             params = requests[members[0]].params
             prefix, prefix_s = self._shared_prefix([ids[i] for i in members])
-            # The prefix is computed once, as a serving stack's prefix cache would; its time is shared out in
-            # compute_s (cost) but not added to any request's latency.
-            share = prefix_s / len(members)
+            # The prefix is computed once; its time is shared out in compute_s (cost), and added in full to every
+            # batch's latency, as a request with a cold prefix cache would wait for it (conservative).
             for start in range(0, len(members), size):
                 batch = members[start : start + size]
-                yield from self._answer(batch, ids, prompts, params, prefix, share)
+                yield from self._answer(batch, ids, prompts, params, prefix, prefix_s, len(members))
 
-    def _answer(self, batch, ids, prompts, params, prefix=None, share=0.0) -> Iterator[tuple[int, GenResult]]:
+    def _answer(self, batch, ids, prompts, params, prefix=None, prefix_s=0.0, group=1) -> Iterator[tuple[int, GenResult]]:
         try:
             texts, counts, wall = self._run_batch([ids[i] for i in batch], params, prefix)
         except Exception as exc:  # one bad request must not sink the batch: retry them one by one
@@ -254,15 +272,15 @@ class HFBackend(Backend):
                 return
             log.warning("batch of %d failed (%s); retrying one by one", len(batch), exc)
             for i in batch:
-                yield from self._answer([i], ids, prompts, params, prefix, share)
+                yield from self._answer([i], ids, prompts, params, prefix, prefix_s, group)
             return
         for i, text, n in zip(batch, texts, counts, strict=True):
             yield i, GenResult(
                 text=cut_at_stop(text, params.stop),
                 input_tokens=len(ids[i]),
                 output_tokens=n,
-                latency_s=wall,
-                compute_s=wall / len(batch) + share,
+                latency_s=wall + prefix_s,
+                compute_s=wall / len(batch) + prefix_s / group,
                 batch_size=len(batch),
                 prompt=prompts[i],
                 latency_kind="batch_wall",

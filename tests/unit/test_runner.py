@@ -120,7 +120,8 @@ def test_changed_suite_is_not_mixed_into_an_old_run_folder(toy_suite, tmp_path):
 
 def test_limit_then_full_run_reuses_the_limited_part(toy_suite, tmp_path):
     first, _ = run(toy_suite, tmp_path / "run", limit=3)
-    assert first.strategies["zero"].n_done == 3 and first.strategies["zero"].n_planned == 3
+    assert first.strategies["zero"].n_done == 3 and first.strategies["zero"].n_planned == 9
+    assert first.status == "incomplete"
     _, counts = run(toy_suite, tmp_path / "run")
     assert counts.skipped_finished == 6 and counts.model_calls == 12
 
@@ -135,6 +136,50 @@ def test_torn_last_line_is_dropped_and_redone(toy_suite, tmp_path):
     assert all(json.loads(x) for x in cases.read_text().splitlines())
 
 
+def test_greedy_repeats_are_answered_once(tmp_path):
+    suite = base_suite()
+    suite["repeats"] = 3
+    path = write_suite(tmp_path / "s", suite)
+    record, counts = run(path, tmp_path / "run", strategies=["zero"])
+    assert counts.model_calls == 9 and counts.cache_hits == 18
+    zero = record.strategies["zero"]
+    assert zero.n_done == 27 and zero.latency.n == 9  # reused answers are not timed twice
+    assert zero.metrics["label_accuracy"].ci_method == "wilson"
+
+
+def test_lowering_repeats_ignores_the_extra_repeats_already_run(tmp_path):
+    suite = base_suite()
+    suite["repeats"] = 3
+    path = write_suite(tmp_path / "s", suite)
+    run(path, tmp_path / "run", strategies=["zero"])
+    suite["repeats"] = 1
+    path.write_text(yaml.safe_dump(suite))
+    record, counts = run(path, tmp_path / "run", strategies=["zero"])
+    assert counts.model_calls == 0
+    assert record.strategies["zero"].n_done == record.strategies["zero"].n_planned == 9
+
+
+def test_a_subset_rerun_keeps_every_strategy_in_run_json(toy_suite, tmp_path):
+    full, _ = run(toy_suite, tmp_path / "run")
+    again, counts = run(toy_suite, tmp_path / "run", strategies=["zero"], limit=3)
+    assert counts.model_calls == 0
+    assert set(again.strategies) == {"zero", "few"} and again.status == "complete"
+    assert again.strategies["few"].n_done == 9 and again.strategies["few"].setup == full.strategies["few"].setup
+    assert again.suite["strategies"][1]["config"] == {"k": 3, "selection": "balanced"}
+    assert again.suite["backends"][0]["config"]["latency_s"] == 0.05  # defaults filled in: the suite as resolved
+
+
+def test_unusual_line_separators_in_answers_survive_resume(tmp_path):
+    suite = base_suite()
+    suite["backends"][0]["config"]["default"] = "gam\u2028ma\u0085!"
+    path = write_suite(tmp_path / "s", suite)
+    first, _ = run(path, tmp_path / "run", strategies=["zero"])
+    again, counts = run(path, tmp_path / "run", strategies=["zero"])
+    assert counts.skipped_finished == 9 and again.status == "complete"
+    lines = (tmp_path / "run" / "cases.jsonl").read_text(encoding="utf-8").split("\n")
+    assert sum(1 for x in lines if x) == 9
+
+
 def test_repeats_with_sampling_are_independent_cache_entries(tmp_path):
     suite = base_suite()
     suite["repeats"] = 3
@@ -142,7 +187,8 @@ def test_repeats_with_sampling_are_independent_cache_entries(tmp_path):
     path = write_suite(tmp_path / "s", suite)
     record, counts = run(path, tmp_path / "run", strategies=["zero"])
     assert counts.model_calls == 27
-    assert record.strategies["zero"].metrics["label_accuracy"].ci_method.startswith("bootstrap")
+    _, again = run(path, tmp_path / "other", strategies=["zero"])
+    assert again.model_calls == 0 and again.cache_hits == 27  # each draw has its own cache entry
 
 
 def test_ctrl_c_exits_130_and_keeps_finished_cases(tmp_path):

@@ -39,7 +39,7 @@ def test_errors_count_as_wrong_and_unscored_are_reported():
     s = summarize_strategy("s", "b", rows, n_planned=4, binary={"m": True}, setup={})
     m = s.metrics["m"]
     assert s.n_errors == 1 and m.n_unscored == 1
-    assert m.n == 3 and m.mean == pytest.approx(2 / 3)
+    assert m.n == 3 and m.mean == pytest.approx(2 / 3) and m.n_scored == 2
 
 
 def test_latency_percentiles_exclude_cache_hits():
@@ -48,6 +48,15 @@ def test_latency_percentiles_exclude_cache_hits():
     assert s.latency.n == 100 and s.n_cache_hits == 1
     assert s.latency.p50_s == pytest.approx(50.5) and s.latency.p95_s == pytest.approx(95.05)
     assert s.throughput_output_tok_s == pytest.approx(1000 / 5050)
+
+
+def test_no_zero_width_interval_from_too_little_data():
+    all_right = [row(str(i), 1, repeat=r) for i in range(10) for r in range(2)]
+    m = summarize_strategy("s", "b", all_right, n_planned=20, binary={"m": True}, setup={}).metrics["m"]
+    assert m.mean == 1 and m.ci_low == pytest.approx(0.722, abs=1e-3) and m.ci_high == pytest.approx(1.0)
+    same = [row(str(i), 0.5) for i in range(5)]
+    c = summarize_strategy("s", "b", same, n_planned=5, binary={"m": False}, setup={}).metrics["m"]
+    assert c.mean == 0.5 and c.ci_low is None and c.ci_method.startswith("none")
 
 
 def test_repeats_are_averaged_per_case_before_the_interval():
