@@ -36,7 +36,7 @@ def make_suite(folder: Path, n: int) -> Path:
             {"name": "few_random", "kind": "few_shot", "config": {"k": 4, "selection": "random"}},
             {"name": "few_balanced", "kind": "few_shot", "config": {"k": 8, "selection": "balanced"}},
         ],
-        "scorers": [{"kind": "label_accuracy"}, {"kind": "exact_match"}],
+        "scorers": [{"kind": "label_accuracy"}, {"kind": "exact_match"}, {"kind": "token_f1"}],
     }
     path = folder / "suite.yaml"
     path.write_text(yaml.safe_dump(suite))

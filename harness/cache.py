@@ -15,6 +15,8 @@ from typing import Any
 
 from harness.backends.base import GenRequest, GenResult
 
+COMMIT_EVERY_S = 1.0
+
 
 def cache_key(identity: dict[str, Any], request: GenRequest, sample: int) -> str:
     params = request.params.model_dump()
@@ -38,6 +40,7 @@ class ResponseCache:
             "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)"
         )
         self._db.commit()
+        self._last_commit = time.time()
 
     def get_many(self, keys: list[str]) -> dict[str, GenResult]:
         found: dict[str, GenResult] = {}
@@ -52,10 +55,16 @@ class ResponseCache:
         if result.error is not None:
             return  # failures are retried, never cached
         value = json.dumps(result.__dict__, ensure_ascii=False)
-        self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", (key, value, time.time()))
-        self._db.commit()
+        now = time.time()
+        self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", (key, value, now))
+        # Commit at most every COMMIT_EVERY_S: a kill loses at most that much cache, and those answers are
+        # already in cases.jsonl, so a resume does not redo them.
+        if now - self._last_commit >= COMMIT_EVERY_S:
+            self._db.commit()
+            self._last_commit = now
 
     def close(self) -> None:
+        self._db.commit()
         self._db.close()
 
 

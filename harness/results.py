@@ -133,6 +133,21 @@ class CasesFile:
     def __init__(self, path: Path):
         self.path = path
         self._fh = None
+        self.rows: dict[tuple[str, str, int], CaseResult] = {}  # the latest line per key, kept in memory
+        self.superseded = 0  # lines replaced by a later line for the same key (retried errors)
+
+    def load(self) -> dict[tuple[str, str, int], CaseResult]:
+        self.rows, self.superseded = {}, 0
+        for row in self.read():
+            self.superseded += row.key in self.rows
+            self.rows[row.key] = row
+        return self.rows
+
+    def compact(self) -> None:
+        """Rewrite the file with one line per key when retries left superseded lines behind."""
+        if self.superseded:
+            self.rewrite(list(self.rows.values()))
+            self.superseded = 0
 
     def read(self) -> list[CaseResult]:
         # Split on "\n" only: JSON strings may hold U+2028 and friends, which str.splitlines() would break on.
@@ -164,6 +179,8 @@ class CasesFile:
             self._fh = self.path.open("a", encoding="utf-8")
         self._fh.write(result.model_dump_json() + "\n")
         self._fh.flush()  # on disk for any reader, and survives a kill of this process
+        self.superseded += result.key in self.rows
+        self.rows[result.key] = result
 
     def close(self) -> None:
         if self._fh is not None:

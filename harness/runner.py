@@ -257,11 +257,8 @@ class Run:
 
     def _write(self, status: str, cases_file: CasesFile) -> RunRecord:
         cases_file.close()
-        results = cases_file.read()
-        final = latest(results)
-        if len(final) < len(results):  # retried cases superseded their error lines: keep one line per key
-            cases_file.rewrite(list(final.values()))
-        record = self.record(status, list(final.values()))
+        cases_file.compact()  # retried cases superseded their error lines: keep one line per key
+        record = self.record(status, list(cases_file.rows.values()))
         write_json_atomic(self.run_dir / "run.json", record.model_dump_json(indent=2))
         return record
 
@@ -274,7 +271,7 @@ class Run:
 
     def execute(self) -> RunRecord:
         cases_file = self._open_folder()
-        done = latest(cases_file.read())
+        done = dict(cases_file.load())
         self.previous_setup = self._previous_setup()
         self.cache = ResponseCache(harness_home() / "cache" / "responses.sqlite") if self.options.use_cache else NoCache()
         status = "interrupted"

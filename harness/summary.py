@@ -12,6 +12,8 @@ import numpy as np
 from harness.results import CaseResult, LatencySummary, MetricSummary, StrategySummary
 
 CONFIDENCE = 0.95
+# BCa needs a jackknife over all n cases (O(n^2) work); above this size the percentile interval is as good.
+BCA_MAX_N = 2000
 
 
 def latest(results: Iterable[CaseResult]) -> dict[tuple[str, str, int], CaseResult]:
@@ -37,7 +39,8 @@ def bootstrap_ci(values: np.ndarray, confidence: float = CONFIDENCE, *, seed: in
 
     if len(values) < 2 or np.all(values == values[0]):
         return (math.nan, math.nan)
-    res = bootstrap((values,), np.mean, confidence_level=confidence, n_resamples=2000, method="BCa",
+    method = "BCa" if len(values) <= BCA_MAX_N else "percentile"
+    res = bootstrap((values,), np.mean, confidence_level=confidence, n_resamples=2000, method=method, batch=200,
                     random_state=np.random.default_rng(seed))
     low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
     if math.isnan(low) or math.isnan(high):  # BCa can fail on very skewed data; fall back to percentiles
@@ -67,23 +70,25 @@ def per_case_values(rows: list[CaseResult], metric: str) -> tuple[dict[str, list
 
 def summarize_metric(rows: list[CaseResult], metric: str, *, binary: bool) -> MetricSummary:
     values, unscored, invalid, scored = per_case_values(rows, metric)
-    case_means = np.array([np.mean(v) for v in values.values()], dtype=float)
+    case_means = np.array([v[0] if len(v) == 1 else sum(v) / len(v) for v in values.values()], dtype=float)
     n = len(case_means)
     if n == 0:
         return MetricSummary(mean=None, ci_low=None, ci_high=None, ci_method="none", n=0,
                              n_scored=0, n_unscored=unscored, n_invalid=invalid)
     one_draw = all(len(v) == 1 for v in values.values())
-    low, high = bootstrap_ci(case_means)
-    method = "bootstrap_bca" + ("" if one_draw else " (cases resampled, repeats averaged)")
     if binary and np.all((case_means == 0) | (case_means == 1)):
         low, high = wilson(int(case_means.sum()), n)
         method = "wilson"
-    elif binary and math.isnan(low):  # 0/1 scores averaged over repeats, all equal: Wilson on the pooled rate
-        low, high = wilson(round(float(case_means.mean()) * n), n)
-        method = "wilson (pooled over repeats)"
-    elif math.isnan(low):
-        low = high = None
-        method = "none (fewer than 2 distinct values)"
+    else:
+        low, high = bootstrap_ci(case_means)
+        method = ("bootstrap_bca" if n <= BCA_MAX_N else "bootstrap_percentile") + (
+            "" if one_draw else " (cases resampled, repeats averaged)")
+        if binary and math.isnan(low):  # 0/1 scores averaged over repeats, all equal: Wilson on the pooled rate
+            low, high = wilson(round(float(case_means.mean()) * n), n)
+            method = "wilson (pooled over repeats)"
+        elif math.isnan(low):
+            low = high = None
+            method = "none (fewer than 2 distinct values)"
     return MetricSummary(mean=float(case_means.mean()), ci_low=low, ci_high=high, ci_method=method, n=n,
                          n_scored=scored, n_unscored=unscored, n_invalid=invalid)
 
