@@ -72,6 +72,7 @@ class HFBackend(Backend):
         self._model = None
         self._tokenizer = None
         self._source: str | None = None
+        self._identity: dict[str, Any] | None = None
         self.device = "cpu" if config.device == "auto" else config.device
 
     # ---- identity (cheap: no model load) ---------------------------------------------------------
@@ -85,6 +86,11 @@ class HFBackend(Backend):
         return self._source
 
     def identity(self) -> dict[str, Any]:
+        if self._identity is None:  # hashing weights or asking the hub once per backend is enough
+            self._identity = self._compute_identity()
+        return self._identity
+
+    def _compute_identity(self) -> dict[str, Any]:
         source = self._resolve_source()
         local = Path(source)
         model_id = tree_fingerprint(local) if local.exists() else self._hub_commit(source)
