@@ -273,6 +273,7 @@ class Run:
         cases_file = self._open_folder()
         done = dict(cases_file.load())
         self.previous_setup = self._previous_setup()
+        self._write("running", cases_file)  # a run.json exists from the start, even if this process is killed
         self.cache = ResponseCache(harness_home() / "cache" / "responses.sqlite") if self.options.use_cache else NoCache()
         status = "interrupted"
         try:

@@ -207,3 +207,23 @@ def test_ctrl_c_exits_130_and_keeps_finished_cases(tmp_path):
     done = cases.read_text().count("\n")
     assert 5 <= done < 400
     assert read_run(tmp_path / "run").status == "interrupted"
+
+
+def test_a_killed_run_leaves_a_readable_folder_and_resumes(tmp_path):
+    path = write_suite(tmp_path / "s", base_suite(sleep=True, latency_s=0.01), n_test=200)
+    env = {**os.environ, "HARNESS_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1", "CI": "1"}
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "compare", str(path), "--out", str(out)],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cases = out / "cases.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (cases.exists() and cases.read_text().count("\n") >= 10):
+        time.sleep(0.05)
+    proc.kill()  # SIGKILL: no cleanup code runs
+    proc.wait()
+    assert read_run(out).status == "running"
+    before = cases.read_text().count("\n")
+    record, counts = run(path, out)
+    assert record.status == "complete" and counts.skipped_finished >= before - 1
+    keys = [(json.loads(x)["strategy"], json.loads(x)["case_id"]) for x in cases.read_text().splitlines()]
+    assert len(keys) == len(set(keys)) == 400
