@@ -51,7 +51,11 @@ def run_lm_eval(model_dir, contexts, params, batch_size, tok):
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
 
-    lm = HFLM(pretrained=str(model_dir), batch_size=batch_size, device="cpu", dtype="float32")
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # the same device and dtype the harness backend picks
+    dtype = ("bfloat16" if torch.cuda.is_bf16_supported() else "float16") if device == "cuda" else "float32"
+    lm = HFLM(pretrained=str(model_dir), batch_size=batch_size, device=device, dtype=dtype)
     gen = {"until": ["<|im_end|>"], "max_gen_toks": params.max_new_tokens, "do_sample": False}
 
     def requests(items):
@@ -86,7 +90,7 @@ def main() -> None:
     ours_speed = engines["harness_hf"]["output_tok_s"]
     save("generation", {
         "what": __doc__.split("\n")[0],
-        "model": "smollm2-135m-instruct (fp32, CPU)",
+        "model": f"smollm2-135m-instruct ({backend.identity()['dtype']}, {backend.identity()['device']})",
         "prompts": len(contexts),
         "prompt_tokens_mean": round(sum(len(tok(c, add_special_tokens=False)["input_ids"]) for c in contexts) / len(contexts), 1),
         "max_new_tokens": params.max_new_tokens,
