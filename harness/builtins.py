@@ -19,6 +19,7 @@ STRATEGIES: Registry = Registry(
     {
         "zero_shot": "strategies.zero_shot:ZeroShot",
         "few_shot": "strategies.few_shot:FewShot",
+        "finetune": "strategies.finetune.strategy:FineTune",
     },
 )
 
@@ -36,6 +37,6 @@ SCORERS: Registry = Registry(
     },
 )
 
-TUNERS: Registry = Registry("tuner", "harness.tuners", {})
+TUNERS: Registry = Registry("tuner", "harness.tuners", {"local": "strategies.finetune.local:LocalTuner"})
 
 ALL = {"backends": BACKENDS, "strategies": STRATEGIES, "scorers": SCORERS, "tuners": TUNERS}

@@ -68,6 +68,7 @@ class Counts:
     cache_hits: int = 0
     skipped_finished: int = 0
     errors: int = 0
+    dev_calls: int = 0  # model calls made while preparing strategies (e.g. scoring checkpoints on dev)
 
 
 # Parts of a suite that change the answers or their scores; editing the others (name, description,
@@ -94,6 +95,7 @@ class Run:
         self.previous_setup: dict[str, dict[str, Any]] = {}
         self.setup: dict[str, dict[str, Any]] = {}
         self.backends: dict[str, Backend] = {}
+        self.extra_backends: list[Backend] = []  # served models a strategy made (fine-tuned checkpoints)
         self.scorers: list[Scorer] = [
             SCORERS.get(s.kind)(s, loaded.config("scorers", s.label), self.suite.task) for s in self.suite.scorers
         ]
@@ -159,11 +161,15 @@ class Run:
 
     def _run_strategy(self, spec, cases_file: CasesFile, done: dict) -> None:
         backend = self._backend(spec.backend or self.suite.backends[0].name)
-        ctx = StrategyContext(self.suite, self.loaded.dataset, backend, self.run_dir, self.suite.seed)
+        ctx = StrategyContext(self.suite, self.loaded.dataset, backend, self.run_dir, self.suite.seed,
+                              scorers=self.scorers, answer=self._answer)
         strategy: Strategy = STRATEGIES.get(spec.kind)(spec, self.loaded.config("strategies", spec.name), ctx)
         started = time.perf_counter()
         given = strategy.prepare()
-        self.setup[spec.name] = {"given": given, "prepare_s": round(time.perf_counter() - started, 3), "backend": backend.spec.name}
+        self.setup[spec.name] = {"given": given, "prepare_s": round(time.perf_counter() - started, 3),
+                                 "backend": backend.spec.name, "serving": strategy.backend.identity()}
+        if strategy.backend is not backend:
+            self.extra_backends.append(strategy.backend)
         todo = []
         for case in self.test:
             for repeat in range(self.suite.repeats):
@@ -178,6 +184,20 @@ class Run:
                 self._run_chunk(spec.name, strategy, todo[start : start + CHUNK], cases_file)
         finally:
             self.options.progress.finish()
+
+    def _answer(self, backend: Backend, requests: list[GenRequest]) -> list[GenResult]:
+        """Generation outside the test plan (e.g. dev scoring of checkpoints), through the response cache."""
+        identity = backend.identity()
+        keys = [cache_key(identity, r, 0) for r in requests]
+        found = self.cache.get_many(keys)
+        todo = [i for i, k in enumerate(keys) if k not in found]
+        if todo:
+            backend.load()
+            for index, result in backend.generate([requests[i] for i in todo]):
+                self.counts.dev_calls += 1
+                self.cache.put(keys[todo[index]], result)
+                found[keys[todo[index]]] = result
+        return [found[k] for k in keys]
 
     def _run_chunk(self, name: str, strategy: Strategy, chunk: list[tuple[Case, int]], cases_file: CasesFile) -> None:
         backend = strategy.backend
@@ -291,7 +311,7 @@ class Run:
             if status == "complete" and any(s.n_done < s.n_planned for s in record.strategies.values()):
                 record = self._write("incomplete", cases_file)
             self.cache.close()
-            for backend in self.backends.values():
+            for backend in [*self.backends.values(), *self.extra_backends]:
                 backend.close()
         return record
 

@@ -5,27 +5,35 @@ The runner owns batching, caching and timing; a strategy only says what to send 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from harness.backends.base import Backend
+from harness.backends.base import Backend, GenRequest, GenResult
 from harness.data import Case, Dataset
 from harness.suite import StrategySpec, StrictModel, Suite
 
 Problem = tuple[tuple[str | int, ...], str]  # (location inside the strategy's config, message with the fix)
 
 
+def _uncached(backend: Backend, requests: list[GenRequest]) -> list[GenResult]:
+    answers = dict(backend.generate(requests))
+    return [answers[i] for i in range(len(requests))]
+
+
 @dataclass
 class StrategyContext:
     suite: Suite
     dataset: Dataset
-    backend: Backend
+    backend: Backend  # a strategy may replace it in prepare() (e.g. with a fine-tuned model)
     run_dir: Path
     seed: int
+    scorers: list[Any] = field(default_factory=list)
+    # Generation for a strategy's own needs (e.g. scoring checkpoints on dev), through the run's response cache.
+    answer: Callable[[Backend, list[GenRequest]], list[GenResult]] = _uncached
 
 
 @dataclass

@@ -65,6 +65,23 @@ def toy_suite(tmp_path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_model(embedded_model_dir, tmp_path_factory) -> Path:
+    """A 2-layer, hidden-64 Llama with random weights and SmolLM2's tokenizer and chat template."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(embedded_model_dir)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=True)
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def embedded_model_dir() -> Path:
     """The real SmolLM2 folder, converted once and kept in .pytest_cache between local runs (fresh in CI)."""
     home = REPO / ".pytest_cache" / "harness-models"

@@ -12,23 +12,6 @@ from harness.suite import BackendSpec, GenerationParams
 from tests.conftest import base_suite, write_suite
 
 
-@pytest.fixture(scope="module")
-def tiny_model(embedded_model_dir, tmp_path_factory):
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tok = AutoTokenizer.from_pretrained(embedded_model_dir)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=True)
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    model.save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
-
-
 def backend(path, **config):
     spec = BackendSpec(name="tiny", kind="hf", model=str(path))
     return HFBackend(spec, HFConfig(**config))

@@ -1,0 +1,98 @@
+"""What every tuner (fine-tuning engine) provides, local or cloud: validate, estimate, train (or submit and wait),
+status, cancel, and a result whose checkpoints name the backend and model/adapter that serve them.
+
+The strategy that uses a tuner (strategies/finetune) scores each checkpoint on dev and keeps the best, so a
+tuner never needs to know about scorers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+from harness.suite import BackendSpec, StrictModel
+
+
+@dataclass
+class TrainExample:
+    """One training conversation: the prompt exactly as inference sends it, and the answer to learn."""
+
+    id: str
+    prompt: list[dict[str, str]]
+    completion: str
+
+
+@dataclass
+class Preflight:
+    """What the data check found before any training (in the spirit of OpenAI's data-preparation cookbook)."""
+
+    n_examples: int
+    n_duplicates: int
+    token_lengths: dict[str, float]  # min, p50, p95, max of prompt + answer
+    max_length: int
+    n_truncated: int
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Checkpoint:
+    epoch: float
+    step: int
+    backend_kind: str  # the backend that serves it, e.g. "hf"
+    model: str  # base model (or a full fine-tuned folder)
+    adapter: str | None  # adapter folder, when the method trains one
+
+
+@dataclass
+class TuneResult:
+    checkpoints: list[Checkpoint]
+    curve: list[dict[str, Any]]  # one row per logged step: step, epoch, loss, learning_rate, ...
+    stats: dict[str, Any]  # wall_s, device, peak_memory_mb, trained_tokens, steps
+
+    def to_json(self) -> dict[str, Any]:
+        return {"checkpoints": [asdict(c) for c in self.checkpoints], "curve": self.curve, "stats": self.stats}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TuneResult:
+        return cls([Checkpoint(**c) for c in data["checkpoints"]], data["curve"], data["stats"])
+
+
+@dataclass
+class TuneContext:
+    base: BackendSpec  # the backend whose model is fine-tuned (and serves the result)
+    base_source: str  # resolved path or hub id of its model
+    workdir: Path  # checkpoints and logs; a rerun resumes here
+    seed: int
+
+
+class Tuner:
+    kind: ClassVar[str]
+    Config: ClassVar[type[BaseModel]] = StrictModel
+
+    def __init__(self, config: BaseModel, ctx: TuneContext):
+        self.config = config
+        self.ctx = ctx
+
+    @classmethod
+    def check(cls, config: BaseModel) -> list[tuple[tuple[str | int, ...], str]]:
+        """Problems visible from the config alone (e.g. a method this machine cannot run)."""
+        return []
+
+    def validate(self, examples: list[TrainExample]) -> Preflight:
+        raise NotImplementedError
+
+    def estimate(self, preflight: Preflight) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def train(self, examples: list[TrainExample], preflight: Preflight) -> TuneResult:
+        """Train (or submit and follow a job) to the end; resumes from the workdir when it holds a partial run."""
+        raise NotImplementedError
+
+    def status(self) -> str:
+        return "unknown"
+
+    def cancel(self) -> None:
+        """Stop a running job (cloud tuners); local training stops with the process."""

@@ -1,0 +1,1 @@
+"""Fine-tuning: the `finetune` strategy and its tuners (`local`: trl SFTTrainer + peft)."""

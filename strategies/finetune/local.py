@@ -1,0 +1,213 @@
+"""The `local` tuner: LoRA, QLoRA or full fine-tuning with trl's SFTTrainer and peft, on CPU or GPU.
+
+Settings follow the device: on CPU fp32 and no gradient checkpointing (trl's bf16 + checkpointing defaults
+are ~15x slower there); on GPU bf16 and gradient checkpointing. One checkpoint per epoch; a rerun resumes
+from the last checkpoint in the work folder. Loss is on the answer only (prompt-completion data).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import resource
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from harness.backends.hf import HFBackend, HFConfig, pick_device
+from harness.errors import ConfigError, HarnessError, require
+from harness.suite import StrictModel
+from harness.tuner import Checkpoint, Preflight, TrainExample, Tuner, TuneResult
+from strategies.finetune.preflight import preflight
+
+log = logging.getLogger(__name__)
+
+
+class LocalConfig(StrictModel):
+    method: Literal["lora", "qlora", "full"] = "lora"
+    epochs: int = Field(3, ge=1, le=50, description="Each epoch ends in a checkpoint scored on dev; the best is kept.")
+    learning_rate: float = Field(2e-4, gt=0, lt=1)
+    batch_size: int = Field(8, ge=1, le=1024)
+    gradient_accumulation: int = Field(1, ge=1, le=1024)
+    rank: int = Field(16, ge=1, le=1024, description="LoRA rank.")
+    alpha: int = Field(32, ge=1, le=4096, description="LoRA alpha.")
+    dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    max_length: int | None = Field(None, ge=8, description="Default: the longest example, so nothing is truncated.")
+    max_truncated_fraction: float = Field(0.0, ge=0, le=1, description="Refuse when more examples than this would be cut.")
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    gradient_checkpointing: bool | None = Field(None, description="Default: off on CPU, on for GPUs.")
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+
+
+def serve_prompt_ids(backend: HFBackend, prompt: list[dict[str, str]]) -> list[int]:
+    """Token ids of a prompt exactly as the hf backend sends it at inference."""
+    return backend.tokenizer()(backend.render_prompt(prompt), add_special_tokens=False)["input_ids"]
+
+
+def check_parity(backend: HFBackend, examples: list[TrainExample], train_ids: list[list[int]], *, sample: int = 16) -> None:
+    """Fail loudly if the prompt part of a training sequence differs from what inference sends."""
+    for ex, ids in list(zip(examples, train_ids, strict=True))[:sample]:
+        serve = serve_prompt_ids(backend, ex.prompt)
+        if ids[: len(serve)] != serve:
+            at = next((i for i, (a, b) in enumerate(zip(ids, serve)) if a != b), len(serve))
+            tok = backend.tokenizer()
+            raise HarnessError(
+                f"prompt parity check failed for example '{ex.id}': training and inference tokenise the prompt "
+                f"differently from token {at} ({tok.decode(ids[at:at + 8])!r} vs {tok.decode(serve[at:at + 8])!r}). "
+                "The fine-tuned model would be served a prompt it never saw. Fix: report this with the model name."
+            )
+
+
+class LocalTuner(Tuner):
+    kind = "local"
+    Config = LocalConfig
+
+    @classmethod
+    def check(cls, config: LocalConfig):
+        if config.method == "qlora" and config.device in ("cpu", "mps"):
+            return [(("method",), "qlora needs a CUDA GPU with bitsandbytes. Fix: use method: lora on this device.")]
+        return []
+
+    def _backend(self) -> HFBackend:
+        if not hasattr(self, "_serve"):
+            base = self.ctx.base
+            self._serve = HFBackend(base, HFConfig.model_validate(base.config))
+        return self._serve
+
+    def _count(self, ex: TrainExample) -> int:
+        tok = self._backend().tokenizer()
+        text = tok.apply_chat_template(ex.prompt + [{"role": "assistant", "content": ex.completion}], tokenize=False)
+        return len(tok(text, add_special_tokens=False)["input_ids"])
+
+    def validate(self, examples: list[TrainExample]) -> Preflight:
+        tok = self._backend().tokenizer()
+        cap = min(getattr(tok, "model_max_length", 4096) or 4096, 8192)
+        return preflight(examples, self._count, max_length=self.config.max_length, cap=cap,
+                         max_truncated_fraction=self.config.max_truncated_fraction)
+
+    def estimate(self, pre: Preflight) -> dict[str, Any]:
+        per_step = self.config.batch_size * self.config.gradient_accumulation
+        steps = math.ceil(pre.n_examples / per_step) * self.config.epochs
+        return {"steps": steps, "epochs": self.config.epochs,
+                "trained_tokens": int(pre.token_lengths["p50"] * pre.n_examples * self.config.epochs)}
+
+    # ---- training --------------------------------------------------------------------------------
+
+    def _device(self) -> str:
+        device = pick_device(self.config.device)
+        if self.config.method == "qlora" and device != "cuda":
+            raise ConfigError("method qlora needs a CUDA GPU with bitsandbytes; none is available here. Fix: use method: lora.")
+        return device
+
+    def _model(self, device: str):
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        kwargs: dict[str, Any] = {"dtype": torch.float32 if device == "cpu" else torch.bfloat16}
+        if self.config.method == "qlora":
+            require("bitsandbytes", extra="local", purpose="qlora")
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                                bnb_4bit_compute_dtype=torch.bfloat16)
+        if device == "cuda":
+            kwargs["attn_implementation"] = "sdpa"
+        return AutoModelForCausalLM.from_pretrained(self.ctx.base_source, **kwargs)
+
+    def _args(self, device: str, pre: Preflight):
+        from trl import SFTConfig
+
+        gpu = device == "cuda"
+        checkpointing = self.config.gradient_checkpointing if self.config.gradient_checkpointing is not None else gpu
+        return SFTConfig(
+            output_dir=str(self.ctx.workdir / "checkpoints"),
+            num_train_epochs=self.config.epochs,
+            per_device_train_batch_size=self.config.batch_size,
+            gradient_accumulation_steps=self.config.gradient_accumulation,
+            learning_rate=self.config.learning_rate,
+            lr_scheduler_type=self.config.lr_scheduler,
+            warmup_steps=self.config.warmup_ratio,  # a float in [0, 1) is a fraction of all steps
+            weight_decay=self.config.weight_decay,
+            max_length=pre.max_length,
+            bf16=gpu,
+            use_cpu=device == "cpu",
+            gradient_checkpointing=checkpointing,
+            train_sampling_strategy="group_by_length",  # similar lengths per batch: less padding to compute
+            logging_steps=1,
+            save_strategy="epoch",
+            report_to="none",
+            seed=self.ctx.seed,
+            data_seed=self.ctx.seed,
+            dataloader_num_workers=0,
+            disable_tqdm=True,
+        )
+
+    def _peft_config(self):
+        if self.config.method == "full":
+            return None
+        from peft import LoraConfig
+
+        return LoraConfig(r=self.config.rank, lora_alpha=self.config.alpha, lora_dropout=self.config.dropout,
+                          target_modules=self.config.target_modules, task_type="CAUSAL_LM")
+
+    def train(self, examples: list[TrainExample], pre: Preflight) -> TuneResult:
+        require("trl", extra="local", purpose="the local tuner")
+        datasets = require("datasets", extra="local", purpose="the local tuner")
+        from trl import SFTTrainer
+
+        device = self._device()
+        data = datasets.Dataset.from_list(
+            [{"prompt": ex.prompt, "completion": [{"role": "assistant", "content": ex.completion}]} for ex in examples])
+        trainer = SFTTrainer(model=self._model(device), args=self._args(device, pre), train_dataset=data,
+                             processing_class=self._backend().tokenizer(), peft_config=self._peft_config())
+        check_parity(self._backend(), examples, [row["input_ids"] for row in trainer.train_dataset])
+        out = self.ctx.workdir / "checkpoints"
+        resume = any(out.glob("checkpoint-*"))
+        if resume:
+            log.info("resuming training from the last checkpoint in %s", out)
+        started = time.perf_counter()
+        try:
+            trainer.train(resume_from_checkpoint=True if resume else None)
+        except (KeyboardInterrupt, HarnessError):
+            raise
+        except Exception as exc:
+            raise HarnessError(
+                f"training stopped: {type(exc).__name__}: {exc}\nCheckpoints so far are kept in {out}; "
+                "rerun the same command to resume from the last one."
+            ) from exc
+        wall = time.perf_counter() - started
+        return TuneResult(checkpoints=self._checkpoints(out), curve=self._curve(trainer),
+                          stats=self._stats(trainer, device, wall, resume))
+
+    def _checkpoints(self, out: Path) -> list[Checkpoint]:
+        import json
+
+        found = []
+        for folder in sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])):
+            state = json.loads((folder / "trainer_state.json").read_text())
+            lora = self.config.method != "full"
+            found.append(Checkpoint(epoch=round(float(state["epoch"]), 3), step=int(state["global_step"]), backend_kind="hf",
+                                    model=self.ctx.base.model if lora else str(folder), adapter=str(folder) if lora else None))
+        return found
+
+    @staticmethod
+    def _curve(trainer) -> list[dict[str, Any]]:
+        keep = ("step", "epoch", "loss", "learning_rate", "grad_norm", "num_tokens", "mean_token_accuracy")
+        return [{k: h[k] for k in keep if k in h} for h in trainer.state.log_history if "loss" in h]
+
+    @staticmethod
+    def _stats(trainer, device: str, wall: float, resumed: bool) -> dict[str, Any]:
+        import torch
+
+        logs = [h for h in trainer.state.log_history if "num_tokens" in h]
+        peak = (torch.cuda.max_memory_allocated() / 2**20 if device == "cuda"
+                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        return {"wall_s": round(wall, 2), "device": device, "resumed": resumed,
+                "peak_memory_mb": round(peak, 1), "peak_memory_kind": "cuda allocated" if device == "cuda" else "process peak RSS",
+                "steps": trainer.state.global_step, "trained_tokens": int(logs[-1]["num_tokens"]) if logs else None,
+                "train_tokens_per_s": round(logs[-1]["num_tokens"] / wall, 1) if logs and wall > 0 and not resumed else None}

@@ -1,0 +1,172 @@
+"""The `finetune` strategy: train on the train split with a tuner, score every epoch's checkpoint on dev with
+the suite's primary scorer, keep the best, and answer the test cases with it.
+
+The prompt is built by the same function as inference (harness.prompts.build_messages), so the model is
+trained on exactly what it will be served. A finished training is reused from HARNESS_HOME/tuning, keyed by
+base model, data and hyperparameters; an unfinished one resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+
+from pydantic import Field
+
+from harness.backends.base import GenRequest
+from harness.backends.hf import HFBackend, HFConfig
+from harness.builtins import TUNERS
+from harness.errors import HarnessError
+from harness.home import harness_home
+from harness.prompts import build_messages
+from harness.results import write_json_atomic
+from harness.strategy import Strategy, StrategyRequest
+from harness.suite import StrictModel
+from harness.tuner import Checkpoint, TrainExample, TuneContext, TuneResult
+from strategies.finetune.preflight import structural_problems
+
+log = logging.getLogger(__name__)
+
+
+class TunerSpec(StrictModel):
+    kind: str = Field("local", description="Tuner: local (trl + peft).")
+    config: dict[str, Any] = Field(default_factory=dict, description="Options of that tuner (see `harness schema`).")
+
+
+class FineTuneConfig(StrictModel):
+    tuner: TunerSpec = Field(default_factory=TunerSpec)
+
+
+def training_examples(task, cases) -> list[TrainExample]:
+    return [TrainExample(id=c.id, prompt=build_messages(task, c), completion=c.target) for c in cases]
+
+
+class FineTune(Strategy):
+    kind = "finetune"
+    Config = FineTuneConfig
+
+    @classmethod
+    def check(cls, config: FineTuneConfig, dataset, suite):
+        from pydantic import ValidationError
+
+        try:
+            tuner_cls = TUNERS.get(config.tuner.kind)
+        except HarnessError as exc:
+            yield ("tuner", "kind"), str(exc)
+            return
+        try:
+            tuner_config = tuner_cls.Config.model_validate(config.tuner.config)
+        except ValidationError as exc:
+            for err in exc.errors():
+                yield ("tuner", "config", *err["loc"]), f"{err['msg']}. Fix: change this value (see `harness schema`)."
+            return
+        yield from ((("tuner", "config", *loc), msg) for loc, msg in tuner_cls.check(tuner_config))
+        for problem in structural_problems(training_examples(suite.task, dataset.train))[:5]:
+            yield ("tuner",), problem
+
+    def _tuner(self):
+        cls = TUNERS.get(self.config.tuner.kind)
+        return cls, cls.Config.model_validate(self.config.tuner.config)
+
+    def _workdir_key(self, examples: list[TrainExample], tuner_kind: str, tuner_config) -> str:
+        payload = {
+            "base": self.ctx.backend.identity(),
+            "examples": [(e.prompt, e.completion) for e in examples],
+            "tuner": tuner_kind,
+            "config": tuner_config.model_dump(mode="json"),
+            "seed": self.ctx.seed,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+
+    def prepare(self) -> dict[str, Any]:
+        examples = training_examples(self.ctx.suite.task, self.ctx.dataset.train)
+        cls, tuner_config = self._tuner()
+        base = self.ctx.backend
+        workdir = harness_home() / "tuning" / self._workdir_key(examples, cls.kind, tuner_config)
+        workdir.mkdir(parents=True, exist_ok=True)
+        tuner = cls(tuner_config, TuneContext(base=base.spec, base_source=base._resolve_source(), workdir=workdir,
+                                              seed=self.ctx.seed))
+        pre = tuner.validate(examples)
+        for warning in pre.warnings:
+            log.warning("%s: %s", self.spec.name, warning)
+        done = workdir / "result.json"
+        reused = done.exists()
+        if reused:
+            result = TuneResult.from_json(json.loads(done.read_text()))
+            log.info("%s: reusing the finished fine-tune in %s (no training)", self.spec.name, workdir)
+        else:
+            log.info("%s: fine-tuning (%s) ...", self.spec.name, tuner.estimate(pre))
+            result = tuner.train(examples, pre)
+            write_json_atomic(done, json.dumps(result.to_json(), indent=1))
+        epochs = self._score_checkpoints(result.checkpoints)
+        best = self._choose(epochs)
+        self.ctx.backend = self._serving_backend(result.checkpoints[best["index"]])
+        self._write_logs(result, epochs)
+        return self._given(tuner_config, pre, result, epochs, best, reused, workdir)
+
+    # ---- dev selection ---------------------------------------------------------------------------
+
+    def _serving_backend(self, checkpoint: Checkpoint) -> HFBackend:
+        base = self.ctx.backend
+        spec = base.spec.model_copy(update={"model": checkpoint.model})
+        config = HFConfig.model_validate({**base.config.model_dump(), "adapter": checkpoint.adapter})
+        return HFBackend(spec, config)
+
+    def _score_checkpoints(self, checkpoints: list[Checkpoint]) -> list[dict[str, Any]]:
+        dev = self.ctx.dataset.dev
+        scorer = next(s for s in self.ctx.scorers if s.name == self.ctx.suite.primary_metric)
+        rows = []
+        for i, ckpt in enumerate(checkpoints):
+            row: dict[str, Any] = {"index": i, "epoch": ckpt.epoch, "step": ckpt.step, "dev_score": None}
+            if dev:
+                backend = self._serving_backend(ckpt)
+                params = self.ctx.backend.spec.generation
+                answers = self.ctx.answer(backend, [GenRequest(build_messages(self.ctx.suite.task, c), params) for c in dev])
+                values = [scorer.score(a.text, c).value if a.error is None and a.text is not None else 0.0
+                          for a, c in zip(answers, dev, strict=True)]
+                scored = [v for v in values if v is not None]
+                row["dev_score"] = sum(scored) / len(scored) if scored else None
+                backend.close()
+            rows.append(row)
+        return rows
+
+    @staticmethod
+    def _choose(epochs: list[dict[str, Any]]) -> dict[str, Any]:
+        scored = [e for e in epochs if e["dev_score"] is not None]
+        if not scored:  # no dev split: the last checkpoint, and the report says it was not chosen on dev
+            return epochs[-1]
+        return max(scored, key=lambda e: (e["dev_score"], -e["index"]))  # ties go to the earlier epoch
+
+    def _write_logs(self, result: TuneResult, epochs: list[dict[str, Any]]) -> None:
+        folder = self.ctx.run_dir / "training" / self.spec.name
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(folder / "curve.jsonl", "".join(json.dumps(row) + "\n" for row in result.curve))
+        write_json_atomic(folder / "epochs.jsonl", "".join(json.dumps(row) + "\n" for row in epochs))
+
+    def _given(self, config, pre, result, epochs, best, reused, workdir) -> dict[str, Any]:
+        scores = [e["dev_score"] for e in epochs]
+        rising = len(scores) > 1 and scores[-1] is not None and best["index"] == len(epochs) - 1 and scores[-1] > scores[-2]
+        usd_per_hour = (self.ctx.suite.economics.usd_per_hour if self.ctx.suite.economics else {}).get(result.stats["device"])
+        cost = round(result.stats["wall_s"] / 3600 * usd_per_hour, 6) if usd_per_hour is not None else None
+        return {
+            "tuner": self.config.tuner.kind,
+            "hyperparameters": config.model_dump(mode="json"),
+            "preflight": {"examples": pre.n_examples, "duplicates": pre.n_duplicates, "token_lengths": pre.token_lengths,
+                          "max_length": pre.max_length, "truncated": pre.n_truncated, "warnings": pre.warnings},
+            "epochs_trained": len(epochs),
+            "dev_scores": scores,
+            "chosen": {"epoch": best["epoch"], "step": best["step"], "dev_score": best["dev_score"],
+                       "on": "dev" if best["dev_score"] is not None else "last epoch (no dev split)"},
+            "dev_still_rising_at_last_epoch": rising,
+            "training": result.stats,
+            "training_cost_usd": cost,
+            "training_cost_basis": f"wall time x economics.usd_per_hour.{result.stats['device']}"
+            if cost is not None else f"no economics.usd_per_hour.{result.stats['device']} in the suite",
+            "reused_from_cache": reused,
+            "workdir": str(workdir),
+        }
+
+    def request(self, case):
+        return StrategyRequest(build_messages(self.ctx.suite.task, case))

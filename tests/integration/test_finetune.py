@@ -1,0 +1,114 @@
+"""The finetune strategy with the local tuner on a tiny random Llama: every epoch scored on dev, the best kept,
+logs and costs recorded, a finished fine-tune reused, an interrupted one resumed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.errors import ConfigError, DataError
+from harness.load import load_suite
+from harness.runner import CompareOptions, compare
+from tests.conftest import base_suite, write_suite
+
+
+def ft_suite(tiny_model, **tuner):
+    suite = base_suite()
+    suite["backends"] = [{"name": "tiny", "kind": "hf", "model": str(tiny_model),
+                          "generation": {"max_new_tokens": 4}, "config": {"batch_size": 8}}]
+    suite["strategies"] = [
+        {"name": "zero", "kind": "zero_shot"},
+        {"name": "ft", "kind": "finetune", "config": {"tuner": {"kind": "local", "config": {
+            "epochs": 2, "batch_size": 4, "rank": 4, "alpha": 8, "learning_rate": 5e-3, **tuner}}}},
+    ]
+    suite["economics"] = {"usd_per_hour": {"cpu": 0.36}}
+    return suite
+
+
+def test_finetune_scores_each_epoch_on_dev_and_serves_the_best(tiny_model, tmp_path):
+    path = write_suite(tmp_path / "s", ft_suite(tiny_model))
+    record, run = compare(path, CompareOptions(out=tmp_path / "run"))
+    assert record.status == "complete"
+    given = record.strategies["ft"].setup["given"]
+    assert given["epochs_trained"] == 2 and len(given["dev_scores"]) == 2
+    assert given["chosen"]["on"] == "dev" and given["chosen"]["dev_score"] == max(given["dev_scores"])
+    assert given["preflight"]["examples"] == 12 and given["preflight"]["truncated"] == 0
+    stats = given["training"]
+    assert stats["device"] == "cpu" and stats["steps"] == 6 and stats["trained_tokens"] > 0 and stats["wall_s"] > 0
+    assert given["training_cost_usd"] == pytest.approx(stats["wall_s"] / 3600 * 0.36, rel=1e-3)
+    serving = record.strategies["ft"].setup["serving"]
+    assert serving["adapter_sha"] and serving["adapter_sha"] != record.strategies["zero"].setup["serving"]["adapter_sha"]
+    curve = [json.loads(x) for x in (tmp_path / "run" / "training" / "ft" / "curve.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in curve] == [1, 2, 3, 4, 5, 6] and all(row["loss"] > 0 for row in curve)
+    epochs = [json.loads(x) for x in (tmp_path / "run" / "training" / "ft" / "epochs.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in epochs] == [1.0, 2.0]
+    assert run.counts.dev_calls == 12  # 6 dev cases x 2 checkpoints
+
+    # The same fine-tune in another run folder is reused: no training, dev answers from the cache.
+    from strategies.finetune.local import LocalTuner
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished fine-tune must not be trained again")
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(LocalTuner, "train", no_training)
+    try:
+        again, run2 = compare(path, CompareOptions(out=tmp_path / "run2"))
+    finally:
+        mp.undo()
+    assert again.strategies["ft"].setup["given"]["reused_from_cache"] is True
+    assert run2.counts.dev_calls == 0 and run2.counts.model_calls == 0
+    assert again.strategies["ft"].metrics["label_accuracy"].mean == record.strategies["ft"].metrics["label_accuracy"].mean
+
+
+def test_interrupted_training_resumes_from_its_last_checkpoint(tiny_model, tmp_path, monkeypatch):
+    from transformers import TrainerCallback
+
+    class StopAfterFirstEpoch(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.epoch and state.epoch < 2:
+                raise KeyboardInterrupt  # as if the machine went away after the first checkpoint
+
+    from trl import SFTTrainer
+
+    real_init = SFTTrainer.__init__
+
+    def init_with_callback(self, *a, **kw):
+        real_init(self, *a, **kw)
+        self.add_callback(StopAfterFirstEpoch())
+
+    monkeypatch.setattr(SFTTrainer, "__init__", init_with_callback)
+    path = write_suite(tmp_path / "s", ft_suite(tiny_model, learning_rate=4e-3))
+    with pytest.raises(KeyboardInterrupt):
+        compare(path, CompareOptions(out=tmp_path / "run", strategies=["ft"]))
+    monkeypatch.setattr(SFTTrainer, "__init__", real_init)
+    record, _ = compare(path, CompareOptions(out=tmp_path / "run", strategies=["ft"]))
+    given = record.strategies["ft"].setup["given"]
+    assert given["training"]["resumed"] is True and given["epochs_trained"] == 2
+    curve = [json.loads(x) for x in (tmp_path / "run" / "training" / "ft" / "curve.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in curve] == [1, 2, 3, 4, 5, 6]  # steps 1-3 come from the first process's state
+
+
+@pytest.mark.parametrize("tuner, expected", [
+    ({"method": "qlora", "device": "cpu"}, "qlora needs a CUDA GPU"),
+    ({"rank": 0}, "strategies[1].config.tuner.config.rank"),
+    ({"epochs": 0}, "strategies[1].config.tuner.config.epochs"),
+    ({"method": "dpo"}, "strategies[1].config.tuner.config.method"),
+])
+def test_bad_tuner_settings_fail_before_training(tiny_model, tmp_path, tuner, expected):
+    path = write_suite(tmp_path / "s", ft_suite(tiny_model, **tuner))
+    with pytest.raises(ConfigError, match=expected.replace("[", r"\[").replace("]", r"\]")):
+        load_suite(path)
+
+
+def test_too_few_training_examples_is_refused(tiny_model, tmp_path):
+    path = write_suite(tmp_path / "s", ft_suite(tiny_model), n_train=6)
+    with pytest.raises(ConfigError, match="only 6 training examples; at least 10"):
+        load_suite(path)
+
+
+def test_truncation_is_refused_unless_allowed(tiny_model, tmp_path):
+    path = write_suite(tmp_path / "s", ft_suite(tiny_model, max_length=16))
+    with pytest.raises(DataError, match="would be truncated"):
+        compare(path, CompareOptions(out=tmp_path / "run", strategies=["ft"]))
