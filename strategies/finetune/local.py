@@ -42,6 +42,59 @@ class LocalConfig(StrictModel):
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
+    shared_prefix: bool = Field(
+        True, description="Compute the prompt prefix a batch shares (instructions) once per step instead of once per example."
+    )
+
+
+MIN_SHARED_PREFIX = 16
+
+
+def split_shared_prefix(model, inputs: dict[str, Any], *, cache_kwarg: str) -> dict[str, Any]:
+    """Rewrite a padded training batch so the prompt prefix all its rows share is computed once.
+
+    The prefix (identical ids, no padding, no loss) goes through the model as a batch of one with gradients on;
+    its KV cache is repeated across the batch and the rows continue from it. The loss and gradients are those of
+    the full batch (the repeat sums the prefix's gradient over the rows); only the duplicated work is gone.
+    """
+    ids, labels, mask = inputs["input_ids"], inputs["labels"], inputs.get("attention_mask")
+    if ids.shape[0] < 2 or mask is None or "position_ids" in inputs:
+        return inputs
+    shared = (ids == ids[:1]).all(0) & (mask == 1).all(0) & (labels == -100).all(0)
+    # Keep one shared position in the suffix: its label (the first suffix token's target) is still -100.
+    prefix = int(shared.long().cumprod(0).sum()) - 1
+    if prefix < MIN_SHARED_PREFIX:
+        return inputs
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=model.config)
+    model(input_ids=ids[:1, :prefix], attention_mask=mask[:1, :prefix], use_cache=True, **{cache_kwarg: cache})
+    cache.batch_repeat_interleave(ids.shape[0])
+    return {**inputs, "input_ids": ids[:, prefix:], "labels": labels[:, prefix:], cache_kwarg: cache}
+
+
+def _trainer_class(shared_prefix: bool):
+    from trl import SFTTrainer
+
+    if not shared_prefix:
+        return SFTTrainer
+
+    class SharedPrefixSFTTrainer(SFTTrainer):
+        """trl's SFTTrainer, computing each batch's shared prompt prefix once (see split_shared_prefix)."""
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if model.training:
+                inputs = split_shared_prefix(model, inputs, cache_kwarg=_cache_kwarg(model))
+            return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+
+    return SharedPrefixSFTTrainer
+
+
+def _cache_kwarg(model) -> str:
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
 def serve_prompt_ids(backend: HFBackend, prompt: list[dict[str, str]]) -> list[int]:
@@ -158,13 +211,12 @@ class LocalTuner(Tuner):
     def train(self, examples: list[TrainExample], pre: Preflight) -> TuneResult:
         require("trl", extra="local", purpose="the local tuner")
         datasets = require("datasets", extra="local", purpose="the local tuner")
-        from trl import SFTTrainer
-
         device = self._device()
         data = datasets.Dataset.from_list(
             [{"prompt": ex.prompt, "completion": [{"role": "assistant", "content": ex.completion}]} for ex in examples])
-        trainer = SFTTrainer(model=self._model(device), args=self._args(device, pre), train_dataset=data,
-                             processing_class=self._backend().tokenizer(), peft_config=self._peft_config())
+        trainer_class = _trainer_class(self.config.shared_prefix)
+        trainer = trainer_class(model=self._model(device), args=self._args(device, pre), train_dataset=data,
+                                processing_class=self._backend().tokenizer(), peft_config=self._peft_config())
         check_parity(self._backend(), examples, [row["input_ids"] for row in trainer.train_dataset])
         out = self.ctx.workdir / "checkpoints"
         resume = any(out.glob("checkpoint-*"))
