@@ -90,6 +90,23 @@ def _trainer_class(shared_prefix: bool):
     return SharedPrefixSFTTrainer
 
 
+def _progress_callback():
+    """Training progress as log lines (about ten per run) instead of one printed dict per step."""
+    from transformers import TrainerCallback
+
+    class LogProgress(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.every = max(1, state.max_steps // 10)
+            self.started = time.perf_counter()
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs and (state.global_step % self.every == 0 or state.global_step == state.max_steps):
+                log.info("training step %d/%d epoch %.2f loss %.4f (%.0fs)", state.global_step, state.max_steps,
+                         state.epoch or 0, float(logs["loss"]), time.perf_counter() - self.started)
+
+    return LogProgress()
+
+
 def _cache_kwarg(model) -> str:
     import inspect
 
@@ -217,6 +234,10 @@ class LocalTuner(Tuner):
         trainer_class = _trainer_class(self.config.shared_prefix)
         trainer = trainer_class(model=self._model(device), args=self._args(device, pre), train_dataset=data,
                                 processing_class=self._backend().tokenizer(), peft_config=self._peft_config())
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
+        trainer.add_callback(_progress_callback())
         check_parity(self._backend(), examples, [row["input_ids"] for row in trainer.train_dataset])
         out = self.ctx.workdir / "checkpoints"
         resume = any(out.glob("checkpoint-*"))
