@@ -71,7 +71,7 @@ def worker(engine: str, n: int) -> dict:
     from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
-    from harness.backends.hf import HFBackend, HFConfig
+    from harness.backends.hf import HFBackend
     from harness.tuner import TuneContext
 
     loaded, examples = _examples(n)

@@ -1,6 +1,7 @@
-"""The default suite end to end on this machine: cold run (model set up, empty response cache), then warm reruns.
+"""The default suite end to end on this machine: cold runs (model set up, empty caches), then warm reruns.
 
-Goals (issue 3): cold run of zero- and few-shot <= 3 min; warm rerun <= 15 s with zero model calls.
+Goals: zero- and few-shot alone cold <= 3 min (issue 3); the whole suite with the LoRA fine-tune cold <= 10 min
+and <= 4 GB peak RSS (issue 4); a warm rerun <= 15 s with zero model calls and no training.
 The embedded model must already be set up (run `make demo` once, or any `harness compare` on the suite).
 Run: python bench/quickstart.py
 """
@@ -17,10 +18,10 @@ from _util import REPO, run_python, save
 SUITE = REPO / "suites/quickstart/suite.yaml"
 
 
-def compare(out: Path, env: dict) -> dict:
+def compare(out: Path, env: dict, *extra: str) -> dict:
     script = (
         "import sys\nfrom harness.cli import main\n"
-        f"sys.argv = ['harness', 'compare', {str(SUITE)!r}, '--out', {str(out)!r}]\n"
+        f"sys.argv = ['harness', 'compare', {str(SUITE)!r}, '--out', {str(out)!r}, *{list(extra)!r}]\n"
         "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
     )
     result = run_python(script, env=env)
@@ -28,31 +29,41 @@ def compare(out: Path, env: dict) -> dict:
     result["counts"] = run["options"]["counts"]
     result["status"] = run["status"]
     result["label_accuracy"] = {k: round(v["metrics"]["label_accuracy"]["mean"], 4) for k, v in run["strategies"].items()}
+    lora = run["strategies"].get("lora", {}).get("setup", {}).get("given")
+    if lora:
+        result["lora"] = {"training_wall_s": lora["training"]["wall_s"], "dev_scores": lora["dev_scores"],
+                          "chosen_epoch": lora["chosen"]["epoch"], "reused_from_cache": lora["reused_from_cache"],
+                          "train_tokens_per_s": lora["training"]["train_tokens_per_s"]}
     result["wall_s"] = round(result["wall_s"], 2)
     result["peak_rss_mb"] = round(result["peak_rss_mb"], 1)
     return result
 
 
+def fresh_home(root: Path, models: Path) -> dict:
+    home = root / "home"
+    home.mkdir(parents=True)
+    (home / "models").symlink_to(models)  # the set-up model, but empty response and fine-tune caches
+    return {**os.environ, "HARNESS_HOME": str(home), "HF_HUB_OFFLINE": "1", "CI": "1"}
+
+
 def main() -> None:
     from harness.backends.embedded import ensure_embedded
-    from harness.home import harness_home
 
     models = ensure_embedded("smollm2-135m-instruct").parent
     with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp) / "home"
-        home.mkdir()
-        (home / "models").symlink_to(models)  # the set-up model, but an empty response cache
-        env = {**os.environ, "HARNESS_HOME": str(home), "HF_HUB_OFFLINE": "1", "CI": "1"}
-        cold = compare(Path(tmp) / "run", env)
-        resume = compare(Path(tmp) / "run", env)
-        cached = compare(Path(tmp) / "run-new-folder", env)
+        prompting = compare(Path(tmp) / "a" / "run", fresh_home(Path(tmp) / "a", models), "--strategies", "zero_shot,few_shot")
+        env = fresh_home(Path(tmp) / "b", models)
+        cold = compare(Path(tmp) / "b" / "run", env)
+        resume = compare(Path(tmp) / "b" / "run", env)
+        cached = compare(Path(tmp) / "b" / "run-new-folder", env)
     save("quickstart", {
-        "what": "harness compare suites/quickstart/suite.yaml (zero_shot + few_shot, 150 test cases), separate processes",
-        "model_home": str(harness_home()),
-        "cold": cold,
+        "what": "harness compare suites/quickstart/suite.yaml (150 test cases per strategy), separate processes",
+        "cold_zero_and_few_shot_only": prompting,
+        "cold_all_strategies_with_lora_training": cold,
         "warm_rerun_same_folder": resume,
-        "warm_rerun_new_folder_from_cache": cached,
-        "goals": {"cold_wall_s": 180, "warm_wall_s": 15, "warm_model_calls": 0},
+        "warm_rerun_new_folder_from_caches": cached,
+        "goals": {"cold_prompting_wall_s": 180, "cold_all_wall_s": 600, "cold_all_peak_rss_mb": 4096,
+                  "warm_wall_s": 15, "warm_model_calls": 0},
     })
 
 

@@ -37,6 +37,8 @@ class TunerSpec(StrictModel):
 
 class FineTuneConfig(StrictModel):
     tuner: TunerSpec = Field(default_factory=TunerSpec)
+    merge: bool = Field(False, description="Merge the chosen adapter into the base weights and serve the merged model.")
+    merge_parity_cases: int = Field(8, ge=1, le=1000, description="Dev cases whose greedy answers must match after merging.")
 
 
 def training_examples(task, cases) -> list[TrainExample]:
@@ -102,9 +104,43 @@ class FineTune(Strategy):
             write_json_atomic(done, json.dumps(result.to_json(), indent=1))
         epochs = self._score_checkpoints(result.checkpoints)
         best = self._choose(epochs)
-        self.ctx.backend = self._serving_backend(result.checkpoints[best["index"]])
+        chosen = result.checkpoints[best["index"]]
+        self.ctx.backend = self._serving_backend(chosen)
         self._write_logs(result, epochs)
-        return self._given(tuner_config, pre, result, epochs, best, reused, workdir)
+        given = self._given(tuner_config, pre, result, epochs, best, reused, workdir)
+        if self.config.merge and chosen.adapter:
+            given["merged"] = self._merge(chosen, workdir)
+        return given
+
+    def _merge(self, chosen: Checkpoint, workdir) -> dict[str, Any]:
+        """Fold the adapter into the base weights, check greedy answers are unchanged on dev, serve the merge."""
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM
+
+        target = workdir / f"merged-step{chosen.step}"
+        if not (target / "config.json").exists():
+            adapter_backend = self.ctx.backend
+            plain = AutoModelForCausalLM.from_pretrained(adapter_backend._resolve_source(), dtype="auto")
+            merged = PeftModel.from_pretrained(plain, chosen.adapter).merge_and_unload()
+            tmp = target.with_name(target.name + ".tmp")
+            merged.save_pretrained(tmp)
+            adapter_backend.tokenizer().save_pretrained(tmp)
+            tmp.replace(target)  # a half-written merge is never mistaken for a finished one
+        merged_backend = self._serving_backend(Checkpoint(chosen.epoch, chosen.step, "hf", str(target), None))
+        cases = (self.ctx.dataset.dev or self.ctx.dataset.train)[: self.config.merge_parity_cases]
+        params = self.ctx.backend.spec.generation.model_copy(update={"temperature": 0.0})
+        requests = [GenRequest(build_messages(self.ctx.suite.task, c), params) for c in cases]
+        before = [r.text for r in self.ctx.answer(self.ctx.backend, requests)]
+        after = [r.text for r in self.ctx.answer(merged_backend, requests)]
+        same = sum(a == b for a, b in zip(before, after, strict=True))
+        if same < len(cases):
+            raise HarnessError(
+                f"{self.spec.name}: the merged model answers {len(cases) - same} of {len(cases)} dev cases differently from "
+                f"the adapter (greedy). Kept the adapter in {chosen.adapter}. Fix: set merge: false, or serve in fp32."
+            )
+        self.ctx.backend.close()
+        self.ctx.backend = merged_backend
+        return {"path": str(target), "parity_cases": len(cases), "identical": same}
 
     # ---- dev selection ---------------------------------------------------------------------------
 

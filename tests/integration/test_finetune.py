@@ -112,3 +112,14 @@ def test_truncation_is_refused_unless_allowed(tiny_model, tmp_path):
     path = write_suite(tmp_path / "s", ft_suite(tiny_model, max_length=16))
     with pytest.raises(DataError, match="would be truncated"):
         compare(path, CompareOptions(out=tmp_path / "run", strategies=["ft"]))
+
+
+def test_merged_adapter_serves_the_same_answers(tiny_model, tmp_path):
+    suite = ft_suite(tiny_model, epochs=1)
+    suite["strategies"][1]["config"]["merge"] = True
+    path = write_suite(tmp_path / "s", suite)
+    record, _ = compare(path, CompareOptions(out=tmp_path / "run", strategies=["ft"]))
+    given = record.strategies["ft"].setup["given"]
+    assert given["merged"]["identical"] == given["merged"]["parity_cases"] == 6
+    serving = record.strategies["ft"].setup["serving"]
+    assert serving["adapter_sha"] is None and serving["model"].endswith("merged-step3")
