@@ -18,7 +18,7 @@ from pydantic import Field
 from harness.backends.base import GenRequest
 from harness.backends.hf import HFBackend, HFConfig
 from harness.builtins import TUNERS
-from harness.errors import HarnessError
+from harness.errors import HarnessError, closest
 from harness.home import harness_home
 from harness.prompts import build_messages
 from harness.results import write_json_atomic
@@ -61,8 +61,14 @@ class FineTune(Strategy):
         try:
             tuner_config = tuner_cls.Config.model_validate(config.tuner.config)
         except ValidationError as exc:
+            fields = list(tuner_cls.Config.model_fields)
             for err in exc.errors():
-                yield ("tuner", "config", *err["loc"]), f"{err['msg']}. Fix: change this value (see `harness schema`)."
+                if err["type"] == "extra_forbidden":
+                    key = str(err["loc"][-1])
+                    msg = f"unknown key '{key}'.{closest(key, fields)} Allowed keys here: {', '.join(fields)}."
+                else:
+                    msg = f"{err['msg']} (got {err.get('input')!r}). Fix: change this value (see `harness schema`)."
+                yield ("tuner", "config", *err["loc"]), msg
             return
         yield from ((("tuner", "config", *loc), msg) for loc, msg in tuner_cls.check(tuner_config))
         for problem in structural_problems(training_examples(suite.task, dataset.train))[:5]:

@@ -95,6 +95,7 @@ def test_interrupted_training_resumes_from_its_last_checkpoint(tiny_model, tmp_p
     ({"rank": 0}, "strategies[1].config.tuner.config.rank"),
     ({"epochs": 0}, "strategies[1].config.tuner.config.epochs"),
     ({"method": "dpo"}, "strategies[1].config.tuner.config.method"),
+    ({"rnak": 8}, "unknown key 'rnak'. Did you mean 'rank'?"),
 ])
 def test_bad_tuner_settings_fail_before_training(tiny_model, tmp_path, tuner, expected):
     path = write_suite(tmp_path / "s", ft_suite(tiny_model, **tuner))
