@@ -45,6 +45,8 @@ class LocalConfig(StrictModel):
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
+    num_processes: int = Field(1, ge=1, le=256, description="More than 1: train under `accelerate launch` (DDP or FSDP).")
+    distributed: Literal["ddp", "fsdp"] = Field("ddp", description="How several processes share the work (fsdp needs GPUs).")
     shared_prefix: bool = Field(
         True, description="Compute the prompt prefix a batch shares (instructions) once per step instead of once per example."
     )
@@ -70,8 +72,11 @@ def split_shared_prefix(model, inputs: dict[str, Any], *, cache_kwarg: str) -> d
         return inputs
     from transformers import DynamicCache
 
-    cache = DynamicCache(config=model.config)
-    model(input_ids=ids[:1, :prefix], attention_mask=mask[:1, :prefix], use_cache=True, **{cache_kwarg: cache})
+    # Under DDP the prefix runs through the wrapped module: its gradients still reach the same parameters and are
+    # summed by autograd before DDP's one all-reduce per parameter.
+    core = getattr(model, "module", model)
+    cache = DynamicCache(config=core.config)
+    core(input_ids=ids[:1, :prefix], attention_mask=mask[:1, :prefix], use_cache=True, **{cache_kwarg: cache})
     cache.batch_repeat_interleave(ids.shape[0])
     return {**inputs, "input_ids": ids[:, prefix:], "labels": labels[:, prefix:], cache_kwarg: cache}
 
@@ -113,6 +118,7 @@ def _progress_callback():
 def _cache_kwarg(model) -> str:
     import inspect
 
+    model = getattr(model, "module", model)  # DDP wrapper
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
@@ -142,9 +148,12 @@ class LocalTuner(Tuner):
 
     @classmethod
     def check(cls, config: LocalConfig):
+        problems = []
         if config.method == "qlora" and config.device in ("cpu", "mps"):
-            return [(("method",), "qlora needs a CUDA GPU with bitsandbytes. Fix: use method: lora on this device.")]
-        return []
+            problems.append((("method",), "qlora needs a CUDA GPU with bitsandbytes. Fix: use method: lora on this device."))
+        if config.distributed == "fsdp" and config.num_processes > 1 and config.device in ("cpu", "mps"):
+            problems.append((("distributed",), "fsdp needs CUDA GPUs. Fix: use distributed: ddp on CPUs."))
+        return problems
 
     def _backend(self) -> HFBackend:
         if not hasattr(self, "_serve"):
@@ -231,6 +240,14 @@ class LocalTuner(Tuner):
                           target_modules=self.config.target_modules, task_type="CAUSAL_LM")
 
     def train(self, examples: list[TrainExample], pre: Preflight) -> TuneResult:
+        if self.config.num_processes > 1:
+            from strategies.finetune.worker import launch
+
+            return launch(self, examples, pre)
+        return self.train_here(examples, pre)
+
+    def train_here(self, examples: list[TrainExample], pre: Preflight, *, trainer_hook=None) -> TuneResult:
+        """Train in this process (one of several when started by `accelerate launch`)."""
         require("trl", extra="local", purpose="the local tuner")
         datasets = require("datasets", extra="local", purpose="the local tuner")
         device = self._device()
@@ -244,6 +261,8 @@ class LocalTuner(Tuner):
         trainer.remove_callback(PrinterCallback)
         trainer.add_callback(_progress_callback())
         check_parity(self._backend(), examples, [row["input_ids"] for row in trainer.train_dataset])
+        if trainer_hook is not None:
+            trainer_hook(trainer)
         out = self.ctx.workdir / "checkpoints"
         resume = any(out.glob("checkpoint-*"))
         if resume:

@@ -124,3 +124,15 @@ def test_merged_adapter_serves_the_same_answers(tiny_model, tmp_path):
     assert given["merged"]["identical"] == given["merged"]["parity_cases"] == 6
     serving = record.strategies["ft"].setup["serving"]
     assert serving["adapter_sha"] is None and serving["model"].endswith("merged-step3")
+
+
+def test_two_cpu_processes_train_the_same_adapter(tiny_model, tmp_path):
+    """`num_processes: 2` trains under accelerate launch (DDP over gloo); both ranks end with identical weights."""
+    path = write_suite(tmp_path / "s", ft_suite(tiny_model, epochs=1, batch_size=2, num_processes=2))
+    record, _ = compare(path, CompareOptions(out=tmp_path / "run", strategies=["ft"]))
+    given = record.strategies["ft"].setup["given"]
+    assert given["training"]["steps"] == 3  # 12 examples / (2 per process x 2 processes)
+    workdir = __import__("pathlib").Path(given["workdir"])
+    digests = [(workdir / f"rank-{r}.sha256").read_text() for r in (0, 1)]
+    assert digests[0] == digests[1]
+    assert given["chosen"]["on"] == "dev" and record.strategies["ft"].n_done == 9
