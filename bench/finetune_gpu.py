@@ -1,0 +1,142 @@
+"""Fine-tuning speed on one GPU: the harness `local` tuner against trl's SFTTrainer defaults, same model, data
+and LoRA config, in one run: trained tokens/s, step time, peak memory and MFU.
+
+The GPU machine has no hub and no room for the weights, so the model is SmolLM2-135M's architecture with random
+weights (speed does not depend on the values), built from the config and tokenizer in bench/gpu_assets
+(made here by `python bench/finetune_gpu.py --prepare`). `--device cpu` is a dry path for machines without a GPU.
+Goal (issue 4): >= 1.5x trl defaults in tokens/s at equal or lower peak memory.
+Run by bench/gpu_check.sh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+from pathlib import Path
+
+from _util import REPO, run_python, save
+
+ASSETS = REPO / "bench" / "gpu_assets"
+# Dense bf16 peak of the cards we are lent, for MFU (vendor figures, without sparsity).
+PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12}
+
+WORKER = """
+import json, sys
+sys.path.insert(0, {bench!r})
+from finetune_gpu import worker
+print("__DATA__" + json.dumps(worker({engine!r}, {n}, {device!r}, {model!r})))
+"""
+
+
+def prepare() -> None:
+    """Copy the embedded model's config and tokenizer (a few MB) into bench/gpu_assets for the GPU machine."""
+    from harness.backends.embedded import ensure_embedded
+
+    source = ensure_embedded("smollm2-135m-instruct")
+    ASSETS.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        if (source / name).exists():
+            shutil.copyfile(source / name, ASSETS / name)
+    print(f"wrote {ASSETS}")
+
+
+def random_model(target: Path) -> Path:
+    """A full model folder with random weights from the assets' config (saved once)."""
+    if (target / "model.safetensors").exists():
+        return target
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(ASSETS))
+    model.save_pretrained(target)
+    AutoTokenizer.from_pretrained(ASSETS).save_pretrained(target)
+    return target
+
+
+def worker(engine: str, n: int, device: str, model_dir: str) -> dict:
+    import tempfile
+
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM
+    from trl import SFTConfig, SFTTrainer
+
+    from finetune_cpu import _examples, _rate, _timer
+    from harness.tuner import TuneContext
+
+    loaded, examples = _examples(n)
+    spec = loaded.suite.backends[0].model_copy(update={"model": model_dir})
+    timer, out = _timer(), Path(tempfile.mkdtemp())
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    if engine == "harness_local":
+        import strategies.finetune.local as local
+
+        tuner = local.LocalTuner(local.LocalConfig(epochs=1, batch_size=8, rank=16, alpha=32, learning_rate=2e-4,
+                                                   device=device), TuneContext(spec, model_dir, out, 13))
+        trainers = []
+        tuner.train_here(examples, tuner.validate(examples), trainer_hook=lambda t: (t.add_callback(timer), trainers.append(t)))
+        trainer = trainers[0]
+    else:  # trl_defaults: the documented SFTTrainer settings (bf16 and gradient checkpointing on a GPU)
+        data = Dataset.from_list([{"prompt": e.prompt, "completion": [{"role": "assistant", "content": e.completion}]}
+                                  for e in examples])
+        args = SFTConfig(output_dir=str(out), num_train_epochs=1, per_device_train_batch_size=8, learning_rate=2e-4,
+                         logging_steps=1, save_strategy="no", report_to="none", seed=13, use_cpu=device == "cpu",
+                         disable_tqdm=True)
+        from harness.backends.hf import HFBackend, HFConfig
+
+        tok = HFBackend(spec, HFConfig()).tokenizer()
+        trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(model_dir), args=args, train_dataset=data,
+                             processing_class=tok, peft_config=LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05,
+                                                                          target_modules="all-linear", task_type="CAUSAL_LM"))
+        trainer.add_callback(timer)
+        trainer.train()
+    rate = _rate(timer, trainer)
+    params = sum(p.numel() for p in trainer.model.parameters())
+    result = {"engine": engine, "device": device, "examples": n, **rate,
+              "step_time_s": round(rate["wall_s_steps_2_to_end"] / max(1, rate["steps"] - 1), 3)}
+    if device == "cuda":
+        name = torch.cuda.get_device_name(0)
+        peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
+        result.update(gpu=name, peak_memory_mb=round(torch.cuda.max_memory_allocated() / 2**20, 1),
+                      mfu=round(6 * params * rate["tokens_per_s"] / peak, 4) if peak else None)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--prepare", action="store_true", help="write bench/gpu_assets from the embedded model")
+    parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    parser.add_argument("--n", type=int, default=256, help="train examples (batch 8)")
+    args = parser.parse_args()
+    if args.prepare:
+        prepare()
+        return
+    model_dir = str(random_model(REPO / "bench" / "gpu_assets" / "random-model"))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    engines = {}
+    for engine in ("harness_local", "trl_defaults"):
+        result = run_python(WORKER.format(bench=str(REPO / "bench"), engine=engine, n=args.n, device=args.device,
+                                          model=model_dir), env=env)
+        result["peak_rss_mb"] = round(result["peak_rss_mb"], 1)
+        result.pop("wall_s", None)
+        engines[engine] = result
+        print(engine, json.dumps(result), flush=True)
+    ours, theirs = engines["harness_local"], engines["trl_defaults"]
+    memory_key = "peak_memory_mb" if args.device == "cuda" else "peak_rss_mb"
+    save(f"finetune_{'gpu' if args.device == 'cuda' else 'gpu_dry_run_cpu'}", {
+        "what": __doc__.split("\n")[0],
+        "model": "SmolLM2-135M architecture, random weights; LoRA r=16, batch 8",
+        "engines": engines,
+        "ratio_tokens_per_s_vs_trl_defaults": round(ours["tokens_per_s"] / theirs["tokens_per_s"], 2),
+        "memory_ours_vs_trl_defaults": round(ours[memory_key] / theirs[memory_key], 2),
+        "goals": {"ratio_tokens_per_s_vs_trl_defaults": 1.5, "memory_ours_vs_trl_defaults": 1.0},
+    })
+
+
+if __name__ == "__main__":
+    main()

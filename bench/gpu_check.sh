@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# GPU checks for a session lent the GPU machine (no internet there; torch, transformers, peft and accelerate
+# are installed, trl and datasets are not). Under 8 minutes on an H100.
+#
+# Prepare here (with internet), then run there:
+#   python bench/finetune_gpu.py --prepare          # bench/gpu_assets: SmolLM2 config + tokenizer (a few MB)
+#   pip download --no-deps -d bench/wheels trl datasets pydantic pydantic-core annotated-types typing-inspection \
+#       pyyaml platformdirs psutil dill multiprocess xxhash
+#   (first list what the machine has, e.g. `pip list` in a short run, and drop what it already has: carry is
+#   64 MiB in all, and pyarrow, which datasets needs, is ~40 MB on its own)
+#   run: bash bench/gpu_check.sh  with carry: [bench/gpu_assets, bench/wheels]
+# Dry path on a machine without a GPU: bash bench/gpu_check.sh --device cpu
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEVICE=cuda
+if [ "${1:-}" = "--device" ]; then DEVICE="$2"; fi
+export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+if ! python -c "import trl, datasets, pydantic, yaml, platformdirs, psutil" 2>/dev/null; then
+  python -m pip install --quiet --no-index --find-links bench/wheels --no-deps bench/wheels/*.whl
+fi
+test -f bench/gpu_assets/config.json || python bench/finetune_gpu.py --prepare
+if [ "$DEVICE" = cuda ]; then
+  nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
+  python bench/finetune_gpu.py --device cuda --n 512
+else
+  python bench/finetune_gpu.py --device cpu --n 24
+fi
+mkdir -p "${OUT:-bench/results}"
+cp bench/results/finetune_gpu*.json "${OUT:-bench/results}/" 2>/dev/null || true
