@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first and pinned: 2.13.0 is the CPU build on our machines; an unpinned torch pulls a multi-GB CUDA build.
 	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[local,dev]"
+	$(PY) -m pip install --quiet -e ".[local,eval,dev]"
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: $(STAMP)
@@ -25,10 +25,10 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 bench: $(STAMP)
-	$(PY) -m pip install --quiet -e ".[local,dev,eval]"
 	$(PY) bench/overhead.py
 	$(PY) bench/generation.py
 	$(PY) bench/quickstart.py
+	$(PY) bench/finetune_cpu.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

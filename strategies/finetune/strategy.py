@@ -39,6 +39,9 @@ class FineTuneConfig(StrictModel):
     tuner: TunerSpec = Field(default_factory=TunerSpec)
     merge: bool = Field(False, description="Merge the chosen adapter into the base weights and serve the merged model.")
     merge_parity_cases: int = Field(8, ge=1, le=1000, description="Dev cases whose greedy answers must match after merging.")
+    forgetting_check: bool = Field(
+        False, description="Score base and fine-tuned model on a small general task with lm-eval (needs the eval extra)."
+    )
 
 
 def training_examples(task, cases) -> list[TrainExample]:
@@ -116,6 +119,12 @@ class FineTune(Strategy):
         given = self._given(tuner_config, pre, result, epochs, best, reused, workdir)
         if self.config.merge and chosen.adapter:
             given["merged"] = self._merge(chosen, workdir)
+        if self.config.forgetting_check:
+            from strategies.finetune.forgetting import forgetting_check
+
+            given["forgetting"] = forgetting_check(
+                base._resolve_source(), chosen.adapter, None if chosen.adapter else chosen.model,
+                result.stats["device"], workdir / f"forgetting-step{chosen.step}.json")
         return given
 
     def _merge(self, chosen: Checkpoint, workdir) -> dict[str, Any]:

@@ -136,3 +136,14 @@ def test_two_cpu_processes_train_the_same_adapter(tiny_model, tmp_path):
     digests = [(workdir / f"rank-{r}.sha256").read_text() for r in (0, 1)]
     assert digests[0] == digests[1]
     assert given["chosen"]["on"] == "dev" and record.strategies["ft"].n_done == 9
+
+
+def test_forgetting_check_scores_base_and_fine_tuned_model_with_lm_eval(tiny_model, tmp_path):
+    suite = ft_suite(tiny_model, epochs=1)
+    suite["strategies"][1]["config"]["forgetting_check"] = True
+    path = write_suite(tmp_path / "s", suite)
+    record, _ = compare(path, CompareOptions(out=tmp_path / "run", strategies=["ft"]))
+    check = record.strategies["ft"].setup["given"]["forgetting"]
+    assert check["n"] == 70 and 0 <= check["before"] <= 1 and 0 <= check["after"] <= 1
+    assert check["delta"] == pytest.approx(check["after"] - check["before"])
+    assert check["stderr"]["before"] > 0
