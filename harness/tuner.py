@@ -92,7 +92,12 @@ class Tuner:
         raise NotImplementedError
 
     def status(self) -> str:
+        """One of: not_started, running_or_interrupted, succeeded, failed, cancelled (cloud jobs say more)."""
         return "unknown"
+
+    def events(self) -> list[dict[str, Any]]:
+        """What the job reported so far (loss per step, provider messages), oldest first."""
+        return []
 
     def cancel(self) -> None:
         """Stop a running job (cloud tuners); local training stops with the process."""

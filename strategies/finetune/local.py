@@ -172,6 +172,22 @@ class LocalTuner(Tuner):
         return preflight(examples, self._count, max_length=self.config.max_length, cap=cap,
                          max_truncated_fraction=self.config.max_truncated_fraction)
 
+    def _checkpoint_folders(self) -> list[Path]:
+        return sorted((self.ctx.workdir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+
+    def status(self) -> str:
+        if (self.ctx.workdir / "result.json").exists():
+            return "succeeded"
+        return "running_or_interrupted" if self._checkpoint_folders() else "not_started"
+
+    def events(self) -> list[dict[str, Any]]:
+        import json
+
+        folders = self._checkpoint_folders()
+        if not folders:
+            return []
+        return json.loads((folders[-1] / "trainer_state.json").read_text()).get("log_history", [])
+
     def estimate(self, pre: Preflight) -> dict[str, Any]:
         per_step = self.config.batch_size * self.config.gradient_accumulation
         steps = math.ceil(pre.n_examples / per_step) * self.config.epochs
@@ -285,7 +301,7 @@ class LocalTuner(Tuner):
         import json
 
         found = []
-        for folder in sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])):
+        for folder in self._checkpoint_folders():
             state = json.loads((folder / "trainer_state.json").read_text())
             lora = self.config.method != "full"
             found.append(Checkpoint(epoch=round(float(state["epoch"]), 3), step=int(state["global_step"]), backend_kind="hf",

@@ -147,3 +147,21 @@ def test_forgetting_check_scores_base_and_fine_tuned_model_with_lm_eval(tiny_mod
     assert check["n"] == 70 and 0 <= check["before"] <= 1 and 0 <= check["after"] <= 1
     assert check["delta"] == pytest.approx(check["after"] - check["before"])
     assert check["stderr"]["before"] > 0
+
+
+def test_local_tuner_reports_status_and_events(tiny_model, tmp_path):
+    from harness.suite import BackendSpec
+    from harness.tuner import TuneContext
+    from strategies.finetune.local import LocalConfig, LocalTuner
+    from strategies.finetune.strategy import training_examples
+    from harness.load import load_suite
+
+    path = write_suite(tmp_path / "s", ft_suite(tiny_model))
+    loaded = load_suite(path)
+    spec = BackendSpec.model_validate(loaded.suite.backends[0].model_dump())
+    tuner = LocalTuner(LocalConfig(epochs=1, batch_size=4, rank=4), TuneContext(spec, str(tiny_model), tmp_path / "work", 1))
+    assert tuner.status() == "not_started" and tuner.events() == []
+    examples = training_examples(loaded.suite.task, loaded.dataset.train)
+    result = tuner.train(examples, tuner.validate(examples))
+    assert tuner.status() == "running_or_interrupted"  # checkpoints, but the strategy has not recorded a result yet
+    assert [e["step"] for e in tuner.events() if "loss" in e] == [1, 2, 3] and len(result.checkpoints) == 1
