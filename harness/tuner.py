@@ -34,6 +34,7 @@ class Preflight:
     token_lengths: dict[str, float]  # min, p50, p95, max of prompt + answer
     max_length: int
     n_truncated: int
+    total_tokens: int = 0  # prompt + answer tokens of all examples: what one epoch trains on
     warnings: list[str] = field(default_factory=list)
 
 

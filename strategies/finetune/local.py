@@ -7,6 +7,7 @@ from the last checkpoint in the work folder. Loss is on the answer only (prompt-
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import resource
@@ -63,7 +64,10 @@ def split_shared_prefix(model, inputs: dict[str, Any], *, cache_kwarg: str) -> d
     the full batch (the repeat sums the prefix's gradient over the rows); only the duplicated work is gone.
     """
     ids, labels, mask = inputs["input_ids"], inputs["labels"], inputs.get("attention_mask")
-    if ids.shape[0] < 2 or mask is None or "position_ids" in inputs:
+    core = getattr(model, "module", model)
+    if ids.shape[0] < 2 or mask is None or "position_ids" in inputs or getattr(core, "is_gradient_checkpointing", False):
+        # Gradient checkpointing drops a passed-in cache inside the checkpointed layers, so the rows would lose
+        # their prompt: the shortcut is only taken without it.
         return inputs
     shared = (ids == ids[:1]).all(0) & (mask == 1).all(0) & (labels == -100).all(0)
     # Keep one shared position in the suffix: its label (the first suffix token's target) is still -100.
@@ -74,7 +78,6 @@ def split_shared_prefix(model, inputs: dict[str, Any], *, cache_kwarg: str) -> d
 
     # Under DDP the prefix runs through the wrapped module: its gradients still reach the same parameters and are
     # summed by autograd before DDP's one all-reduce per parameter.
-    core = getattr(model, "module", model)
     cache = DynamicCache(config=core.config)
     core(input_ids=ids[:1, :prefix], attention_mask=mask[:1, :prefix], use_cache=True, **{cache_kwarg: cache})
     cache.batch_repeat_interleave(ids.shape[0])
@@ -115,6 +118,59 @@ def _progress_callback():
     return LogProgress()
 
 
+def _elapsed_callback(path: Path):
+    """Keep the training time so far beside each checkpoint, so a resumed run's cost covers the whole training."""
+    from transformers import TrainerCallback
+
+    class Elapsed(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.started = time.perf_counter()
+            self.before = _elapsed_before(sorted(path.parent.joinpath("checkpoints").glob("checkpoint-*"),
+                                                 key=lambda p: int(p.name.split("-")[1])))
+
+        def on_save(self, args, state, control, **kwargs):
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if folder.exists():
+                (folder / "harness-elapsed.json").write_text(
+                    json.dumps({"wall_s": self.before + time.perf_counter() - self.started}))
+
+    return Elapsed()
+
+
+def _elapsed_before(folders: list[Path]) -> float:
+    for folder in reversed(folders):
+        marker = folder / "harness-elapsed.json"
+        if marker.exists():
+            return float(json.loads(marker.read_text())["wall_s"])
+    return 0.0
+
+
+def _reset_peak_memory(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        try:  # Linux: "5" resets the process's peak RSS (VmHWM), so the peak is training's own
+            Path("/proc/self/clear_refs").write_text("5")
+        except OSError:
+            pass
+
+
+def _peak_memory_mb(device: str) -> tuple[float, str]:
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2**20, "cuda allocated during training"
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024, "process peak RSS during training (other loaded models included)"
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process peak RSS"
+
+
 def _cache_kwarg(model) -> str:
     import inspect
 
@@ -128,9 +184,13 @@ def serve_prompt_ids(backend: HFBackend, prompt: list[dict[str, str]]) -> list[i
     return backend.tokenizer()(backend.render_prompt(prompt), add_special_tokens=False)["input_ids"]
 
 
-def check_parity(backend: HFBackend, examples: list[TrainExample], train_ids: list[list[int]], *, sample: int = 16) -> None:
-    """Fail loudly if the prompt part of a training sequence differs from what inference sends."""
-    for ex, ids in list(zip(examples, train_ids, strict=True))[:sample]:
+def check_parity(backend: HFBackend, rows, *, sample: int = 16) -> None:
+    """Fail loudly if the prompt part of a training sequence differs from what inference sends.
+
+    `rows` are the trainer's tokenised examples (each keeps its `prompt` messages and `input_ids`)."""
+    for i in range(min(sample, len(rows))):
+        row = rows[i]
+        ex, ids = TrainExample(id=f"row {i}", prompt=row["prompt"], completion=""), row["input_ids"]
         serve = serve_prompt_ids(backend, ex.prompt)
         if ids[: len(serve)] != serve:
             at = next((i for i, (a, b) in enumerate(zip(ids, serve)) if a != b), len(serve))
@@ -149,6 +209,12 @@ class LocalTuner(Tuner):
     @classmethod
     def check(cls, config: LocalConfig):
         problems = []
+        if config.method == "qlora" and config.device == "auto":
+            import torch  # only for qlora suites: validate otherwise stays free of torch
+
+            if not torch.cuda.is_available():
+                problems.append((("method",), "qlora needs a CUDA GPU with bitsandbytes and none is visible here. "
+                                              "Fix: use method: lora on this machine."))
         if config.method == "qlora" and config.device in ("cpu", "mps"):
             problems.append((("method",), "qlora needs a CUDA GPU with bitsandbytes. Fix: use method: lora on this device."))
         if config.distributed == "fsdp" and config.num_processes > 1 and config.device in ("cpu", "mps"):
@@ -170,10 +236,12 @@ class LocalTuner(Tuner):
         tok = self._backend().tokenizer()
         cap = min(getattr(tok, "model_max_length", 4096) or 4096, 8192)
         return preflight(examples, self._count, max_length=self.config.max_length, cap=cap,
-                         max_truncated_fraction=self.config.max_truncated_fraction)
+                         max_truncated_fraction=self.config.max_truncated_fraction,
+                         count_prompt=lambda ex: len(serve_prompt_ids(self._backend(), ex.prompt)))
 
     def _checkpoint_folders(self) -> list[Path]:
-        return sorted((self.ctx.workdir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+        folders = [p for p in (self.ctx.workdir / "checkpoints").glob("checkpoint-*") if (p / "trainer_state.json").exists()]
+        return sorted(folders, key=lambda p: int(p.name.split("-")[1]))
 
     def status(self) -> str:
         if (self.ctx.workdir / "result.json").exists():
@@ -181,8 +249,6 @@ class LocalTuner(Tuner):
         return "running_or_interrupted" if self._checkpoint_folders() else "not_started"
 
     def events(self) -> list[dict[str, Any]]:
-        import json
-
         folders = self._checkpoint_folders()
         if not folders:
             return []
@@ -206,8 +272,10 @@ class LocalTuner(Tuner):
         import torch
         from transformers import AutoModelForCausalLM
 
-        # Weights load in fp32 on CPU (bf16, when asked, is autocast by the trainer); bf16 on GPUs to save memory.
-        kwargs: dict[str, Any] = {"dtype": torch.float32 if device == "cpu" else torch.bfloat16}
+        # fp32 weights on CPU, for full fine-tuning (the trained weights are the master copy) and when asked;
+        # otherwise bf16 on GPUs for the frozen base, with peft keeping the adapter in fp32.
+        fp32 = device == "cpu" or self.config.method == "full" or self.config.precision == "fp32"
+        kwargs: dict[str, Any] = {"dtype": torch.float32 if fp32 else torch.bfloat16}
         if self.config.method == "qlora":
             require("bitsandbytes", extra="local", purpose="qlora")
             from transformers import BitsAndBytesConfig
@@ -276,13 +344,17 @@ class LocalTuner(Tuner):
 
         trainer.remove_callback(PrinterCallback)
         trainer.add_callback(_progress_callback())
-        check_parity(self._backend(), examples, [row["input_ids"] for row in trainer.train_dataset])
+        check_parity(self._backend(), trainer.train_dataset)
         if trainer_hook is not None:
             trainer_hook(trainer)
         out = self.ctx.workdir / "checkpoints"
-        resume = any(out.glob("checkpoint-*"))
+        self._set_aside_incomplete(out)
+        resume = bool(self._checkpoint_folders())
         if resume:
             log.info("resuming training from the last checkpoint in %s", out)
+        # First in line, so the time is written beside the checkpoint even if a later callback stops training.
+        trainer.callback_handler.callbacks.insert(0, _elapsed_callback(self.ctx.workdir / "elapsed.json"))
+        _reset_peak_memory(device)
         started = time.perf_counter()
         try:
             trainer.train(resume_from_checkpoint=True if resume else None)
@@ -293,13 +365,18 @@ class LocalTuner(Tuner):
                 f"training stopped: {type(exc).__name__}: {exc}\nCheckpoints so far are kept in {out}; "
                 "rerun the same command to resume from the last one."
             ) from exc
-        wall = time.perf_counter() - started
+        wall = time.perf_counter() - started + (_elapsed_before(self._checkpoint_folders()) if resume else 0.0)
         return TuneResult(checkpoints=self._checkpoints(out), curve=self._curve(trainer),
-                          stats=self._stats(trainer, device, wall, resume))
+                          stats=self._stats(trainer, device, wall, resume, pre))
+
+    def _set_aside_incomplete(self, out: Path) -> None:
+        """A kill during a save leaves a checkpoint without its state; resuming from it would fail for good."""
+        for folder in out.glob("checkpoint-*"):
+            if not (folder / "trainer_state.json").exists():
+                log.warning("setting aside the incomplete checkpoint %s", folder.name)
+                folder.rename(folder.with_name(f"incomplete-{folder.name}-{time.time_ns()}"))
 
     def _checkpoints(self, out: Path) -> list[Checkpoint]:
-        import json
-
         found = []
         for folder in self._checkpoint_folders():
             state = json.loads((folder / "trainer_state.json").read_text())
@@ -313,14 +390,11 @@ class LocalTuner(Tuner):
         keep = ("step", "epoch", "loss", "learning_rate", "grad_norm", "num_tokens", "mean_token_accuracy")
         return [{k: h[k] for k in keep if k in h} for h in trainer.state.log_history if "loss" in h]
 
-    @staticmethod
-    def _stats(trainer, device: str, wall: float, resumed: bool) -> dict[str, Any]:
-        import torch
-
-        logs = [h for h in trainer.state.log_history if "num_tokens" in h]
-        peak = (torch.cuda.max_memory_allocated() / 2**20 if device == "cuda"
-                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-        return {"wall_s": round(wall, 2), "device": device, "resumed": resumed,
-                "peak_memory_mb": round(peak, 1), "peak_memory_kind": "cuda allocated" if device == "cuda" else "process peak RSS",
-                "steps": trainer.state.global_step, "trained_tokens": int(logs[-1]["num_tokens"]) if logs else None,
-                "train_tokens_per_s": round(logs[-1]["num_tokens"] / wall, 1) if logs and wall > 0 and not resumed else None}
+    def _stats(self, trainer, device: str, wall: float, resumed: bool, pre: Preflight) -> dict[str, Any]:
+        peak, kind = _peak_memory_mb(device)
+        tokens = pre.total_tokens * self.config.epochs  # every example once per epoch, padding excluded
+        return {"wall_s": round(wall, 2), "device": device, "processes": self.config.num_processes, "resumed": resumed,
+                "peak_memory_mb": round(peak, 1), "peak_memory_kind": kind, "steps": trainer.state.global_step,
+                "trained_tokens": tokens, "train_tokens_per_s": round(tokens / wall, 1) if wall > 0 else None,
+                "wall_s_basis": "training time summed over every process run that produced the checkpoints",
+                "device_hours": round(wall / 3600 * (self.config.num_processes if device == "cuda" else 1), 9)}

@@ -52,6 +52,7 @@ def preflight(
     max_length: int | None,
     cap: int,
     max_truncated_fraction: float,
+    count_prompt: Callable[[TrainExample], int] | None = None,
 ) -> Preflight:
     """Run every check; raise DataError listing the problems, or return the report (with warnings)."""
     problems = structural_problems(examples)
@@ -66,6 +67,15 @@ def preflight(
             f"truncated (longest: {max(lengths)}). Fix: raise tuner max_length, shorten the data, or allow it with "
             f"max_truncated_fraction >= {truncated / len(examples):.2f}."
         )
+    if count_prompt is not None:
+        # An example whose prompt fills max_length has no answer left to learn from: it would be dropped.
+        no_answer = [ex.id for ex, n in zip(examples, lengths, strict=True) if n > limit and count_prompt(ex) >= limit]
+        if no_answer:
+            raise DataError(
+                f"{len(no_answer)} of {len(examples)} training examples have prompts of max_length={limit} tokens or more, "
+                f"so nothing of their answer would be trained (e.g. '{no_answer[0]}'). Fix: raise tuner max_length or "
+                "shorten the prompts."
+            )
     warnings = []
     n_dup = duplicates(examples)
     if n_dup:
@@ -75,4 +85,4 @@ def preflight(
     arr = np.array(lengths)
     stats = {"min": int(arr.min()), "p50": float(np.percentile(arr, 50)), "p95": float(np.percentile(arr, 95)), "max": int(arr.max())}
     return Preflight(n_examples=len(examples), n_duplicates=n_dup, token_lengths=stats, max_length=limit,
-                     n_truncated=truncated, warnings=warnings)
+                     n_truncated=truncated, warnings=warnings, total_tokens=int(sum(min(n, limit) for n in lengths)))

@@ -66,3 +66,11 @@ def test_batches_without_a_long_shared_prefix_are_left_alone(tiny_model):
     inputs = batch(prefix_len=MIN_SHARED_PREFIX - 4)
     assert split_shared_prefix(model, dict(inputs), cache_kwarg=_cache_kwarg(model)) is not None
     assert split_shared_prefix(model, dict(inputs), cache_kwarg=_cache_kwarg(model))["input_ids"] is inputs["input_ids"]
+
+
+def test_no_shortcut_under_gradient_checkpointing(tiny_model):
+    """Checkpointed layers drop a passed-in cache; the rows would lose their prompt, so the split must not happen."""
+    model = lora_model(tiny_model)
+    model.gradient_checkpointing_enable()
+    inputs = batch()
+    assert split_shared_prefix(model, dict(inputs), cache_kwarg=_cache_kwarg(model))["input_ids"] is inputs["input_ids"]
