@@ -65,9 +65,12 @@ def split_shared_prefix(model, inputs: dict[str, Any], *, cache_kwarg: str) -> d
     """
     ids, labels, mask = inputs["input_ids"], inputs["labels"], inputs.get("attention_mask")
     core = getattr(model, "module", model)
-    if ids.shape[0] < 2 or mask is None or "position_ids" in inputs or getattr(core, "is_gradient_checkpointing", False):
+    sharded = "FullyShardedDataParallel" in type(model).__name__ or "FSDP" in type(model).__name__
+    if (ids.shape[0] < 2 or mask is None or "position_ids" in inputs or sharded
+            or getattr(core, "is_gradient_checkpointing", False)):
         # Gradient checkpointing drops a passed-in cache inside the checkpointed layers, so the rows would lose
-        # their prompt: the shortcut is only taken without it.
+        # their prompt; FSDP must run its root module to gather weights; padding-free batches have no padding
+        # rows to share from. The shortcut is only taken where it is exact.
         return inputs
     shared = (ids == ids[:1]).all(0) & (mask == 1).all(0) & (labels == -100).all(0)
     # Keep one shared position in the suffix: its label (the first suffix token's target) is still -100.
@@ -116,6 +119,12 @@ def _progress_callback():
                          state.epoch or 0, float(logs["loss"]), time.perf_counter() - self.started)
 
     return LogProgress()
+
+
+def _has_flash_attention() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("flash_attn") is not None
 
 
 def _elapsed_callback(path: Path):
@@ -283,7 +292,7 @@ class LocalTuner(Tuner):
             kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                                                 bnb_4bit_compute_dtype=torch.bfloat16)
         if device == "cuda":
-            kwargs["attn_implementation"] = "sdpa"
+            kwargs["attn_implementation"] = "flash_attention_2" if _has_flash_attention() else "sdpa"
         return AutoModelForCausalLM.from_pretrained(self.ctx.base_source, **kwargs)
 
     def _args(self, device: str, pre: Preflight):
@@ -292,6 +301,9 @@ class LocalTuner(Tuner):
         gpu = device == "cuda"
         checkpointing = self.config.gradient_checkpointing if self.config.gradient_checkpointing is not None else gpu
         bf16 = self.config.precision == "bf16" or (self.config.precision == "auto" and gpu)
+        # On GPUs with FlashAttention, rows are packed without padding (trl's padding-free mode); trl then cannot
+        # enforce max_length, so only when nothing needs truncating.
+        padding_free = gpu and _has_flash_attention() and pre.n_truncated == 0
         return SFTConfig(
             output_dir=str(self.ctx.workdir / "checkpoints"),
             num_train_epochs=self.config.epochs,
@@ -301,11 +313,12 @@ class LocalTuner(Tuner):
             lr_scheduler_type=self.config.lr_scheduler,
             warmup_steps=self.config.warmup_ratio,  # a float in [0, 1) is a fraction of all steps
             weight_decay=self.config.weight_decay,
-            max_length=pre.max_length,
+            max_length=None if padding_free else pre.max_length,
             bf16=bf16,  # mixed precision: fp32 master weights, bf16 compute
             use_cpu=device == "cpu",
             gradient_checkpointing=checkpointing,
             train_sampling_strategy="group_by_length",  # similar lengths per batch: less padding to compute
+            padding_free=padding_free,
             logging_steps=1,
             save_strategy="epoch",
             report_to="none",
