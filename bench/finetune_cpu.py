@@ -77,7 +77,7 @@ def worker(engine: str, n: int) -> dict:
     loaded, examples = _examples(n)
     spec = loaded.suite.backends[0]
     backend = HFBackend(spec, loaded.config("backends", spec.name))
-    source = backend._resolve_source()
+    source = backend.source()
     timer = _timer()
     out = Path(tempfile.mkdtemp())
     if engine == "harness_local":

@@ -76,7 +76,7 @@ def main() -> None:
     backend, groups, params = prompts(args.n)
     tok = backend.tokenizer()
     contexts = [backend.render_prompt(m) for msgs in groups.values() for m in msgs]
-    model_dir = backend._resolve_source()
+    model_dir = backend.source()
 
     engines = {}
     engines["harness_hf"], ours = run_harness(backend, groups, params)

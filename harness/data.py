@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import DataError
+from harness.errors import DataError, closest
 from harness.suite import DataSpec, TaskSpec
 
 SPLITS = ("train", "dev", "test")
@@ -186,18 +186,12 @@ def to_cases(rows: list[dict[str, Any]], task: TaskSpec, *, path: Path, split: s
         target_text = _as_text(target)
         if task.labels is not None and target_text not in task.labels:
             raise DataError(
-                f"{where}: target '{target_text}' is not one of task.labels ({', '.join(task.labels)}).{_hint(target_text, task.labels)} "
+                f"{where}: target '{target_text}' is not one of task.labels ({', '.join(task.labels)}).{closest(target_text, task.labels)} "
                 f"Fix: correct the label or add it to task.labels."
             )
         meta = {k: v for k, v in row.items() if k not in {task.id_field, task.target_field, "__line__"}}
         cases.append(Case(id=case_id, input=value, target=target_text, metadata=meta))
     return cases
-
-
-def _hint(word: str, choices: list[str]) -> str:
-    from harness.errors import closest
-
-    return closest(word, choices)
 
 
 def _normalise(text: str) -> str:

@@ -235,11 +235,19 @@ def describe_errors(
 ) -> list[str]:
     """Turn pydantic errors into 'file:line: path: problem. Fix: ...' lines."""
     out = []
-    for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    for loc, msg in explain_errors(exc, model):
         full = prefix + loc
         line = line_of(lines, full)
         where = f"{file}:{line}" if line else str(file)
+        out.append(f"{where}: {format_loc(full)}: {msg}")
+    return out
+
+
+def explain_errors(exc: ValidationError, model: type[BaseModel]) -> list[tuple[Loc, str]]:
+    """(location, problem with its fix) for each pydantic error, relative to `model`."""
+    out = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         kind = err["type"]
         if kind == "extra_forbidden":
             parent = _model_at(model, loc[:-1])
@@ -252,5 +260,5 @@ def describe_errors(
             got = err.get("input")
             shown = repr(got) if not isinstance(got, dict | list) else type(got).__name__
             msg = f"{err['msg']} (got {shown[:80]}). Fix: change this value."
-        out.append(f"{where}: {format_loc(full)}: {msg}")
+        out.append((loc, msg))
     return out

@@ -42,6 +42,16 @@ class HFConfig(StrictModel):
     min_prefix_tokens: int = Field(32, ge=1, description="Shortest shared prefix worth caching.")
 
 
+def cache_kwarg(model) -> str:
+    """The forward() keyword for a KV cache: transformers 5 renamed `past_key_values` to `cache`; support both.
+    Looks through wrappers (DDP's `.module`, peft's base model)."""
+    import inspect
+
+    model = getattr(model, "module", model)
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
 def pick_device(wanted: str) -> str:
     if wanted != "auto":
         return wanted
@@ -77,7 +87,8 @@ class HFBackend(Backend):
 
     # ---- identity (cheap: no model load) ---------------------------------------------------------
 
-    def _resolve_source(self) -> str:
+    def source(self) -> str:
+        """The model's folder (the embedded model is set up on first call) or its hub id."""
         if self._source is None:
             name = self.spec.model
             if not name:
@@ -91,7 +102,7 @@ class HFBackend(Backend):
         return self._identity
 
     def _compute_identity(self) -> dict[str, Any]:
-        source = self._resolve_source()
+        source = self.source()
         local = Path(source)
         model_id = tree_fingerprint(local) if local.exists() else self._hub_commit(source)
         adapter = tree_fingerprint(Path(self.config.adapter)) if self.config.adapter else None
@@ -126,7 +137,7 @@ class HFBackend(Backend):
     def tokenizer(self):
         if self._tokenizer is None:
             transformers = require("transformers", extra="local", purpose="the hf backend")
-            tok = self._explained(transformers.AutoTokenizer.from_pretrained, self._resolve_source(), revision=self.config.revision)
+            tok = self._explained(transformers.AutoTokenizer.from_pretrained, self.source(), revision=self.config.revision)
             tok.padding_side = "left"
             if tok.pad_token is None:
                 tok.pad_token = tok.eos_token
@@ -140,7 +151,7 @@ class HFBackend(Backend):
             dtype = pick_dtype(self.config.dtype, self.device)
             started = time.perf_counter()
             model = self._explained(
-                transformers.AutoModelForCausalLM.from_pretrained, self._resolve_source(), dtype=dtype, revision=self.config.revision
+                transformers.AutoModelForCausalLM.from_pretrained, self.source(), dtype=dtype, revision=self.config.revision
             )
             if self.config.adapter:
                 peft = require("peft", extra="local", purpose="loading an adapter")
@@ -176,12 +187,6 @@ class HFBackend(Backend):
             kwargs.update(stop_strings=list(params.stop), tokenizer=tok)
         return kwargs
 
-    def _cache_kwarg(self) -> str:
-        import inspect
-
-        # transformers 5 renamed `past_key_values` to `cache`; support both.
-        return "cache" if "cache" in inspect.signature(self.model().forward).parameters else "past_key_values"
-
     def _prefix_kv(self, prefix: list[int]):
         """KV cache of a shared prompt prefix, computed once (batch of one)."""
         import torch
@@ -190,7 +195,7 @@ class HFBackend(Backend):
         model = self.model()
         cache = DynamicCache(config=model.config)
         with torch.inference_mode():
-            model(input_ids=torch.tensor([prefix], device=self.device), use_cache=True, **{self._cache_kwarg(): cache})
+            model(input_ids=torch.tensor([prefix], device=self.device), use_cache=True, **{cache_kwarg(model): cache})
         return cache
 
     def _run_batch(self, ids: list[list[int]], params: GenerationParams, prefix=None) -> tuple[list[str], list[int], float]:
@@ -213,7 +218,7 @@ class HFBackend(Backend):
         if prefix:
             cache = copy.deepcopy(prefix[1])
             cache.batch_repeat_interleave(len(ids))
-            kwargs[self._cache_kwarg()] = cache
+            kwargs[cache_kwarg(model)] = cache
         with torch.inference_mode():
             out = model.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
         if self.device == "cuda":

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from harness.backends.hf import HFBackend, HFConfig, pick_device
+from harness.backends.hf import HFBackend, HFConfig, cache_kwarg, pick_device
 from harness.errors import ConfigError, HarnessError, require
 from harness.suite import StrictModel
 from harness.tuner import Checkpoint, Preflight, TrainExample, Tuner, TuneResult
@@ -98,7 +98,7 @@ def _trainer_class(shared_prefix: bool):
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if model.training:
-                inputs = split_shared_prefix(model, inputs, cache_kwarg=_cache_kwarg(model))
+                inputs = split_shared_prefix(model, inputs, cache_kwarg=cache_kwarg(model))
             return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
 
     return SharedPrefixSFTTrainer
@@ -127,15 +127,14 @@ def _has_flash_attention() -> bool:
     return importlib.util.find_spec("flash_attn") is not None
 
 
-def _elapsed_callback(path: Path):
+def _elapsed_callback(before: float):
     """Keep the training time so far beside each checkpoint, so a resumed run's cost covers the whole training."""
     from transformers import TrainerCallback
 
     class Elapsed(TrainerCallback):
         def on_train_begin(self, args, state, control, **kwargs):
             self.started = time.perf_counter()
-            self.before = _elapsed_before(sorted(path.parent.joinpath("checkpoints").glob("checkpoint-*"),
-                                                 key=lambda p: int(p.name.split("-")[1])))
+            self.before = before
 
         def on_save(self, args, state, control, **kwargs):
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
@@ -180,14 +179,6 @@ def _peak_memory_mb(device: str) -> tuple[float, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process peak RSS"
 
 
-def _cache_kwarg(model) -> str:
-    import inspect
-
-    model = getattr(model, "module", model)  # DDP wrapper
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
-
-
 def serve_prompt_ids(backend: HFBackend, prompt: list[dict[str, str]]) -> list[int]:
     """Token ids of a prompt exactly as the hf backend sends it at inference."""
     return backend.tokenizer()(backend.render_prompt(prompt), add_special_tokens=False)["input_ids"]
@@ -202,7 +193,7 @@ def check_parity(backend: HFBackend, rows, *, sample: int = 16) -> None:
         ex, ids = TrainExample(id=f"row {i}", prompt=row["prompt"], completion=""), row["input_ids"]
         serve = serve_prompt_ids(backend, ex.prompt)
         if ids[: len(serve)] != serve:
-            at = next((i for i, (a, b) in enumerate(zip(ids, serve)) if a != b), len(serve))
+            at = next((j for j, (a, b) in enumerate(zip(ids, serve)) if a != b), len(serve))
             tok = backend.tokenizer()
             raise HarnessError(
                 f"prompt parity check failed for example '{ex.id}': training and inference tokenise the prompt "
@@ -366,7 +357,8 @@ class LocalTuner(Tuner):
         if resume:
             log.info("resuming training from the last checkpoint in %s", out)
         # First in line, so the time is written beside the checkpoint even if a later callback stops training.
-        trainer.callback_handler.callbacks.insert(0, _elapsed_callback(self.ctx.workdir / "elapsed.json"))
+        before = _elapsed_before(self._checkpoint_folders()) if resume else 0.0
+        trainer.callback_handler.callbacks.insert(0, _elapsed_callback(before))
         _reset_peak_memory(device)
         started = time.perf_counter()
         try:
@@ -378,7 +370,7 @@ class LocalTuner(Tuner):
                 f"training stopped: {type(exc).__name__}: {exc}\nCheckpoints so far are kept in {out}; "
                 "rerun the same command to resume from the last one."
             ) from exc
-        wall = time.perf_counter() - started + (_elapsed_before(self._checkpoint_folders()) if resume else 0.0)
+        wall = time.perf_counter() - started + before
         return TuneResult(checkpoints=self._checkpoints(out), curve=self._curve(trainer),
                           stats=self._stats(trainer, device, wall, resume, pre))
 

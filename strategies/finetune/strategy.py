@@ -18,12 +18,12 @@ from pydantic import Field
 from harness.backends.base import GenRequest
 from harness.backends.hf import HFBackend, HFConfig
 from harness.builtins import TUNERS
-from harness.errors import HarnessError, closest
+from harness.errors import HarnessError
 from harness.home import harness_home
 from harness.prompts import build_messages
 from harness.results import write_json_atomic
 from harness.strategy import Strategy, StrategyRequest
-from harness.suite import StrictModel
+from harness.suite import StrictModel, explain_errors
 from harness.tuner import Checkpoint, TrainExample, TuneContext, TuneResult
 from strategies.finetune.preflight import structural_problems
 
@@ -69,14 +69,8 @@ class FineTune(Strategy):
         try:
             tuner_config = tuner_cls.Config.model_validate(config.tuner.config)
         except ValidationError as exc:
-            fields = list(tuner_cls.Config.model_fields)
-            for err in exc.errors():
-                if err["type"] == "extra_forbidden":
-                    key = str(err["loc"][-1])
-                    msg = f"unknown key '{key}'.{closest(key, fields)} Allowed keys here: {', '.join(fields)}."
-                else:
-                    msg = f"{err['msg']} (got {err.get('input')!r}). Fix: change this value (see `harness schema`)."
-                yield ("tuner", "config", *err["loc"]), msg
+            for loc, msg in explain_errors(exc, tuner_cls.Config):
+                yield ("tuner", "config", *loc), msg
             return
         yield from ((("tuner", "config", *loc), msg) for loc, msg in tuner_cls.check(tuner_config))
         for problem in structural_problems(training_examples(suite.task, dataset.train))[:5]:
@@ -107,7 +101,7 @@ class FineTune(Strategy):
         base = self.ctx.backend
         workdir = harness_home() / "tuning" / self._workdir_key(examples, cls.kind, tuner_config)
         workdir.mkdir(parents=True, exist_ok=True)
-        tuner = cls(tuner_config, TuneContext(base=base.spec, base_source=base._resolve_source(), workdir=workdir,
+        tuner = cls(tuner_config, TuneContext(base=base.spec, base_source=base.source(), workdir=workdir,
                                               seed=self.ctx.seed))
         pre = tuner.validate(examples)
         for warning in pre.warnings:
@@ -133,7 +127,7 @@ class FineTune(Strategy):
             from strategies.finetune.forgetting import forgetting_check
 
             given["forgetting"] = forgetting_check(
-                base._resolve_source(), chosen.adapter, None if chosen.adapter else chosen.model,
+                base.source(), chosen.adapter, None if chosen.adapter else chosen.model,
                 result.stats["device"], workdir / f"forgetting-step{chosen.step}.json")
         return given
 
@@ -145,7 +139,7 @@ class FineTune(Strategy):
         target = workdir / f"merged-step{chosen.step}"
         if not (target / "config.json").exists():
             adapter_backend = self.ctx.backend
-            plain = AutoModelForCausalLM.from_pretrained(adapter_backend._resolve_source(), dtype="auto")
+            plain = AutoModelForCausalLM.from_pretrained(adapter_backend.source(), dtype="auto")
             merged = PeftModel.from_pretrained(plain, chosen.adapter).merge_and_unload()
             tmp = target.with_name(target.name + ".tmp")
             merged.save_pretrained(tmp)

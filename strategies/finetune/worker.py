@@ -35,12 +35,10 @@ def launch_command(tuner, job: Path) -> list[str]:
     n = tuner.config.num_processes
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(n), "--num_machines", "1",
            "--main_process_port", str(_free_port()), "--dynamo_backend", "no", "--mixed_precision", "no"]
-    if tuner.config.distributed == "fsdp":
+    if tuner.config.distributed == "fsdp" and pick_device(tuner.config.device) == "cuda":
         cmd += ["--use_fsdp", "--fsdp_sharding_strategy", "FULL_SHARD", "--fsdp_auto_wrap_policy", "TRANSFORMER_BASED_WRAP"]
     else:
         cmd += ["--multi_gpu"]  # accelerate's DDP launcher; on CPUs the ranks join over gloo
-    if pick_device(tuner.config.device) != "cuda":
-        cmd = [c for c in cmd if c != "--use_fsdp"]
     return [*cmd, "-m", "strategies.finetune.worker", str(job)]
 
 

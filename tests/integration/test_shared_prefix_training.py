@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from strategies.finetune.local import MIN_SHARED_PREFIX, _cache_kwarg, split_shared_prefix
+from harness.backends.hf import cache_kwarg
+from strategies.finetune.local import MIN_SHARED_PREFIX, split_shared_prefix
 
 
 def lora_model(tiny_model):
@@ -50,7 +51,7 @@ def test_shared_prefix_step_matches_the_plain_step(tiny_model):
     model = lora_model(tiny_model)
     inputs = batch()
     plain_loss, plain_grads = loss_and_grads(model, inputs)
-    shared = split_shared_prefix(model, dict(inputs), cache_kwarg=_cache_kwarg(model))
+    shared = split_shared_prefix(model, dict(inputs), cache_kwarg=cache_kwarg(model))
     assert shared["input_ids"].shape[1] == inputs["input_ids"].shape[1] - 39  # 40 shared, one kept in the suffix
     model.zero_grad()
     out = model(**shared)
@@ -64,8 +65,8 @@ def test_shared_prefix_step_matches_the_plain_step(tiny_model):
 def test_batches_without_a_long_shared_prefix_are_left_alone(tiny_model):
     model = lora_model(tiny_model)
     inputs = batch(prefix_len=MIN_SHARED_PREFIX - 4)
-    assert split_shared_prefix(model, dict(inputs), cache_kwarg=_cache_kwarg(model)) is not None
-    assert split_shared_prefix(model, dict(inputs), cache_kwarg=_cache_kwarg(model))["input_ids"] is inputs["input_ids"]
+    assert split_shared_prefix(model, dict(inputs), cache_kwarg=cache_kwarg(model)) is not None
+    assert split_shared_prefix(model, dict(inputs), cache_kwarg=cache_kwarg(model))["input_ids"] is inputs["input_ids"]
 
 
 def test_no_shortcut_under_gradient_checkpointing(tiny_model):
@@ -73,4 +74,4 @@ def test_no_shortcut_under_gradient_checkpointing(tiny_model):
     model = lora_model(tiny_model)
     model.gradient_checkpointing_enable()
     inputs = batch()
-    assert split_shared_prefix(model, dict(inputs), cache_kwarg=_cache_kwarg(model))["input_ids"] is inputs["input_ids"]
+    assert split_shared_prefix(model, dict(inputs), cache_kwarg=cache_kwarg(model))["input_ids"] is inputs["input_ids"]
