@@ -20,6 +20,7 @@ STRATEGIES: Registry = Registry(
         "zero_shot": "strategies.zero_shot:ZeroShot",
         "few_shot": "strategies.few_shot:FewShot",
         "finetune": "strategies.finetune.strategy:FineTune",
+        "rag": "strategies.rag.strategy:Rag",
     },
 )
 
@@ -34,6 +35,9 @@ SCORERS: Registry = Registry(
         "bleu": "harness.scorers:Bleu",
         "rouge_l": "harness.scorers:RougeL",
         "json_match": "harness.scorers:JsonMatch",
+        "recall_at_k": "harness.scorers:RecallAtK",
+        "hit_rate": "harness.scorers:HitRate",
+        "mrr": "harness.scorers:MRR",
     },
 )
 

@@ -39,7 +39,8 @@ class Dataset:
     train: list[Case]
     dev: list[Case]
     test: list[Case]
-    hashes: dict[str, str]  # file path -> sha256
+    hashes: dict[str, str]  # file path -> sha256 (splits, and files strategies read, such as a RAG corpus)
+    base: Path | None = None  # the suite's folder: other data paths (a corpus) are relative to it
 
     def split(self, name: str) -> list[Case]:
         return getattr(self, name)
@@ -125,7 +126,7 @@ def file_sha256(path: Path) -> str:
 # ---- records -> cases ----------------------------------------------------------------------------
 
 
-def _is_missing(value: Any) -> bool:
+def is_missing(value: Any) -> bool:
     if value is None:
         return True
     try:
@@ -139,7 +140,7 @@ def _is_missing(value: Any) -> bool:
 def _as_text(value: Any) -> str:
     if isinstance(value, str):
         return value
-    if _is_missing(value):  # Parquet/pandas nulls arrive as NaN or NA, never as the text "nan"
+    if is_missing(value):  # Parquet/pandas nulls arrive as NaN or NA, never as the text "nan"
         return ""
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
@@ -281,4 +282,4 @@ def load_dataset(spec: DataSpec, task: TaskSpec, *, base: Path, seed: int) -> Da
     sources.setdefault("train", sources["test"])
     sources.setdefault("dev", sources["test"])
     check_cases(splits, sources, allow_overlap=spec.allow_overlap)
-    return Dataset(train=splits["train"], dev=splits["dev"], test=splits["test"], hashes=hashes)
+    return Dataset(train=splits["train"], dev=splits["dev"], test=splits["test"], hashes=hashes, base=base)

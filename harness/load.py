@@ -12,7 +12,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from harness.builtins import BACKENDS, SCORERS, STRATEGIES
-from harness.data import Dataset, load_dataset
+from harness.data import Dataset, file_sha256, load_dataset
+from harness.home import tree_fingerprint
 from harness.errors import ConfigError, HarnessError, closest
 from harness.registry import Registry
 from harness.suite import Suite, describe_errors
@@ -140,6 +141,12 @@ def _data_checks(loaded: LoadedSuite) -> list[str]:
         check = getattr(cls, "check", None)
         if check is None:
             continue
-        for loc, problem in check(loaded.config("strategies", spec.name), loaded.dataset, loaded.suite):
+        config = loaded.config("strategies", spec.name)
+        found = list(check(config, loaded.dataset, loaded.suite))
+        for loc, problem in found:
             errors.append(f"{loaded.where(('strategies', i, 'config') + tuple(loc))}: {problem}")
+        if not found:
+            for path in cls.data_files(config, loaded.base):
+                digest = file_sha256(path) if path.is_file() else tree_fingerprint(path)
+                loaded.dataset.hashes[str(path.relative_to(loaded.base.resolve()) if path.is_relative_to(loaded.base.resolve()) else path)] = digest
     return errors

@@ -138,18 +138,19 @@ class Run:
 
     # ---- execution -------------------------------------------------------------------------------
 
-    def _score(self, answer: str, case: Case) -> dict[str, CaseScore]:
+    def _score(self, answer: str, case: Case, meta: dict[str, Any]) -> dict[str, CaseScore]:
         out = {}
         for scorer in self.scorers:
             try:
-                s = scorer.score(answer, case)
+                s = scorer.score_result(answer, case, meta)
             except Exception as exc:  # a scorer failure leaves this case unscored, counted
                 s = Score(None, detail={"error": f"{type(exc).__name__}: {exc}"})
-            out[scorer.name] = CaseScore(value=s.value, invalid=s.invalid, detail=s.detail)
+            if s is not None:  # None: the scorer does not apply to this strategy (e.g. retrieval metrics)
+                out[scorer.name] = CaseScore(value=s.value, invalid=s.invalid, detail=s.detail)
         return out
 
     def _record(self, strategy: str, case: Case, repeat: int, result: GenResult, meta: dict, hit: bool) -> CaseResult:
-        scores = self._score(result.text, case) if result.error is None and result.text is not None else {}
+        scores = self._score(result.text, case, meta) if result.error is None and result.text is not None else {}
         return CaseResult(
             strategy=strategy, case_id=case.id, repeat=repeat, input=case.input, target=case.target,
             prompt=result.prompt, output=result.text, error=result.error, scores=scores,
@@ -204,8 +205,22 @@ class Run:
         identity = backend.identity()
         params = backend.spec.generation
         planned = []
+        built: dict[str, Any] = {}  # one request per case, whatever the repeats (retrieval runs once)
         for case, repeat in chunk:
-            req = strategy.request(case)
+            if case.id not in built:
+                try:
+                    built[case.id] = strategy.request(case)
+                except (KeyboardInterrupt, ConfigError):
+                    raise
+                except Exception as exc:  # e.g. retrieval failed for this case: recorded as data, the run goes on
+                    built[case.id] = exc
+            req = built[case.id]
+            if isinstance(req, Exception):
+                failed = GenResult(text=None, error=f"{name}: building the request failed: {type(req).__name__}: {req}")
+                cases_file.append(self._record(name, case, repeat, failed, {}, hit=False))
+                self.counts.errors += 1
+                self.options.progress.advance()
+                continue
             gen = GenRequest(req.messages, params)
             planned.append((case, repeat, req.meta, gen, cache_key(identity, gen, repeat)))
         hits = self.cache.get_many([p[4] for p in planned])
@@ -253,15 +268,18 @@ class Run:
         final = latest(results)
         test_ids = {c.id for c in self.loaded.dataset.test}
         binary = {s.name: bool(s.binary) for s in self.scorers}
+        conditional = {s.name for s in self.scorers if s.conditional}
         present = {k[0] for k in final} | {s.name for s in self.selected}
         summaries = {}
         for spec in self.suite.strategies:
             if spec.name not in present:
                 continue
             rows = [r for k, r in final.items() if k[0] == spec.name and k[1] in test_ids and k[2] < self.suite.repeats]
+            applies = {m: b for m, b in binary.items()
+                       if m not in conditional or any(m in r.scores for r in rows)}
             summaries[spec.name] = summarize_strategy(
                 spec.name, spec.backend or self.suite.backends[0].name, rows,
-                n_planned=len(test_ids) * self.suite.repeats, binary=binary,
+                n_planned=len(test_ids) * self.suite.repeats, binary=applies,
                 setup=self.setup.get(spec.name) or self.previous_setup.get(spec.name, {}),
             )
         models = {name: b.identity() for name, b in self.backends.items()}

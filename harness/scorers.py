@@ -30,6 +30,8 @@ class Scorer:
     kind: ClassVar[str]
     Config: ClassVar[type[BaseModel]] = StrictModel
     binary: ClassVar[bool] = False  # 0/1 scores get Wilson intervals and exact paired tests
+    # Scores only some strategies' results (e.g. retrieval metrics: those that retrieve); the others get no entry.
+    conditional: ClassVar[bool] = False
 
     def __init__(self, spec: ScorerSpec, config: BaseModel, task: TaskSpec):
         self.spec = spec
@@ -43,10 +45,27 @@ class Scorer:
     def score(self, answer: str, case: Case) -> Score:
         raise NotImplementedError
 
+    def score_result(self, answer: str, case: Case, meta: dict[str, Any]) -> Score | None:
+        """Score with the strategy's per-case record (`meta`, e.g. retrieved chunks); None: not applicable."""
+        return self.score(answer, case)
+
+
+class ReferencesConfig(StrictModel):
+    references_field: str | None = Field(
+        None, description="Case field with a list of further acceptable answers (e.g. SQuAD's answers); the best match counts.")
+
+
+def references(case: Case, field_name: str | None) -> list[str]:
+    """The target, then any further acceptable answers the case lists."""
+    extra = case.metadata.get(field_name) if field_name else None
+    if isinstance(extra, str):
+        extra = [extra]
+    return [case.target, *[str(x) for x in (extra or []) if str(x) != case.target]]
 
 
 
-class ExactMatchConfig(StrictModel):
+
+class ExactMatchConfig(ReferencesConfig):
     case_sensitive: bool = False
     keep_punctuation: bool = False
 
@@ -60,7 +79,8 @@ class ExactMatch(Scorer):
 
     def score(self, answer, case):
         opts = {"case_sensitive": self.config.case_sensitive, "punctuation": self.config.keep_punctuation}
-        return Score(float(normalise(answer, **opts) == normalise(case.target, **opts)))
+        got = normalise(answer, **opts)
+        return Score(float(any(got == normalise(ref, **opts) for ref in references(case, self.config.references_field))))
 
 
 class LabelAccuracyConfig(StrictModel):
@@ -102,13 +122,18 @@ class LabelAccuracy(Scorer):
 
 
 class TokenF1(Scorer):
-    """SQuAD-style token overlap F1 after normalising case, punctuation and articles."""
+    """SQuAD-style token overlap F1 after normalising case, punctuation and articles (best over the references)."""
 
     kind = "token_f1"
+    Config = ReferencesConfig
 
     def score(self, answer, case):
+        return max((self._f1(answer, ref) for ref in references(case, self.config.references_field)), key=lambda s: s.value)
+
+    @staticmethod
+    def _f1(answer: str, target: str) -> Score:
         pred = normalise(answer, articles=True).split()
-        gold = normalise(case.target, articles=True).split()
+        gold = normalise(target, articles=True).split()
         if not pred or not gold:
             return Score(float(pred == gold))
         common = sum((Counter(pred) & Counter(gold)).values())
@@ -202,3 +227,79 @@ class JsonMatch(Scorer):
         whole = float(all(per_field.values()))
         value = whole if self.config.mode == "object" else sum(per_field.values()) / max(len(per_field), 1)
         return Score(value, detail={"fields": per_field, "object": whole})
+
+
+# ---- retrieval metrics ------------------------------------------------------------------------------
+
+
+class RetrievalConfig(ReferencesConfig):
+    k: int | None = Field(None, ge=1, description="Judge the top k retrieved chunks (default: all retrieved).")
+    gold_field: str = Field("doc_id", description="Case field naming the gold document id(s) (a string or a list).")
+    match: Literal["auto", "doc_id", "answer"] = Field(
+        "auto", description="doc_id: a chunk is relevant when it comes from a gold document; answer: when it contains "
+        "the answer string; auto: doc_id when the case names one, else answer.")
+
+
+class RetrievalScorer(Scorer):
+    """Base of the retrieval metrics. Reads the ranked chunks a retrieving strategy records per case
+    (`meta.retrieval.doc_ids`, `chunk_ids`, `texts`); strategies that do not retrieve get no entry."""
+
+    Config = RetrievalConfig
+    conditional = True
+
+    def score(self, answer, case):
+        raise TypeError(f"{self.kind} scores retrieval results; it needs the strategy's per-case record")
+
+    def score_result(self, answer, case, meta):
+        found = meta.get("retrieval")
+        if not found:
+            return None
+        k = self.config.k or len(found["chunk_ids"])
+        gold = case.metadata.get(self.config.gold_field)
+        mode = self.config.match
+        if mode == "auto":
+            mode = "doc_id" if gold not in (None, "", []) else "answer"
+        if mode == "doc_id":
+            if gold in (None, "", []):
+                return Score(None, detail={"error": f"case has no '{self.config.gold_field}' to judge retrieval by"})
+            gold_ids = {str(g) for g in (gold if isinstance(gold, list) else [gold])}
+            relevant = [d in gold_ids or c in gold_ids for d, c in zip(found["doc_ids"][:k], found["chunk_ids"][:k], strict=True)]
+            n_gold = len(gold_ids)
+            hits = len(gold_ids & ({*found["doc_ids"][:k]} | {*found["chunk_ids"][:k]}))
+        else:
+            refs = [normalise(r) for r in references(case, self.config.references_field) if normalise(r)]
+            relevant = [any(f" {r} " in f" {normalise(t)} " for r in refs) for t in found["texts"][:k]]
+            n_gold, hits = 1, int(any(relevant))
+        first = next((i + 1 for i, rel in enumerate(relevant) if rel), None)
+        return Score(self.metric(relevant, hits, n_gold, first), detail={"first_relevant_rank": first, "by": mode})
+
+    def metric(self, relevant: list[bool], hits: int, n_gold: int, first: int | None) -> float:
+        raise NotImplementedError
+
+
+class RecallAtK(RetrievalScorer):
+    """Share of the gold documents among the top k chunks (answer mode: 1 when any chunk holds the answer)."""
+
+    kind = "recall_at_k"
+
+    def metric(self, relevant, hits, n_gold, first):
+        return hits / n_gold
+
+
+class HitRate(RetrievalScorer):
+    """1 when any of the top k chunks is relevant."""
+
+    kind = "hit_rate"
+    binary = True
+
+    def metric(self, relevant, hits, n_gold, first):
+        return float(first is not None)
+
+
+class MRR(RetrievalScorer):
+    """Reciprocal rank of the first relevant chunk in the top k (0 when none is)."""
+
+    kind = "mrr"
+
+    def metric(self, relevant, hits, n_gold, first):
+        return 1.0 / first if first else 0.0

@@ -56,6 +56,12 @@ class Strategy:
         """Problems visible from config and data alone, reported before any model call."""
         return ()
 
+    @classmethod
+    def data_files(cls, config: BaseModel, base: Path) -> list[Path]:
+        """Files or folders this strategy reads besides the splits (e.g. a corpus). Their content is hashed into
+        the suite's fingerprint, so editing them invalidates finished results instead of silently mixing them."""
+        return []
+
     @property
     def backend(self) -> Backend:
         return self.ctx.backend

@@ -55,6 +55,16 @@ class Backend:
     def load(self) -> None:
         """Load weights (and warm up) before the first timed call, so load time is not counted as latency."""
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens `text` takes in this model's prompt (used to fit retrieved context into the window).
+
+        The base estimate is about 4 characters a token; backends with a tokenizer count exactly."""
+        return (len(text) + 3) // 4
+
+    def context_window(self) -> int | None:
+        """The longest prompt + answer the model takes, in tokens; None when unknown."""
+        return None
+
     def render_prompt(self, messages: list[dict[str, str]]) -> str:
         return "\n".join(f"[{m['role']}] {m['content']}" for m in messages)
 

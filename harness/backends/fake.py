@@ -35,6 +35,7 @@ class FakeConfig(StrictModel):
     latency_s: float = Field(0.05, ge=0, description="Scripted latency per request.")
     sleep: bool = Field(False, description="Really wait latency_s (for progress and interrupt tests).")
     fail_on: str | None = Field(None, description="Regex: matching inputs fail with an error, to test error handling.")
+    context_window: int | None = Field(None, ge=16, description="Tokens the scripted model takes (prompt + answer); None: unlimited.")
 
     _check = field_validator("fail_on")(_regex)
 
@@ -55,6 +56,12 @@ class FakeBackend(Backend):
 
     def identity(self):
         return {**super().identity(), "script": self.config.model_dump()}
+
+    def count_tokens(self, text: str) -> int:
+        return fake_tokens(text)
+
+    def context_window(self) -> int | None:
+        return self.config.context_window
 
     def _answer(self, last_user: str) -> str:
         if last_user in self.config.answers:

@@ -82,6 +82,7 @@ class HFBackend(Backend):
         self._model = None
         self._tokenizer = None
         self._source: str | None = None
+        self._window: int | None = None
         self._identity: dict[str, Any] | None = None
         self.device = "cpu" if config.device == "auto" else config.device
 
@@ -170,6 +171,19 @@ class HFBackend(Backend):
 
     def render_prompt(self, messages):
         return self.tokenizer().apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer()(text, add_special_tokens=False).input_ids)
+
+    def context_window(self) -> int | None:
+        """From the model's config (no weights loaded): max_position_embeddings or its equivalent."""
+        if self._window is None:
+            transformers = require("transformers", extra="local", purpose="the hf backend")
+            config = self._explained(transformers.AutoConfig.from_pretrained, self.source(), revision=self.config.revision)
+            config = getattr(config, "text_config", None) or config
+            sizes = [getattr(config, n, None) for n in ("max_position_embeddings", "n_positions", "max_sequence_length")]
+            self._window = next((int(s) for s in sizes if isinstance(s, int) and s > 0), 0)
+        return self._window or None
 
     def close(self) -> None:
         self._model = None

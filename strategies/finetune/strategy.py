@@ -18,6 +18,7 @@ from pydantic import Field
 from harness.backends.base import GenRequest
 from harness.backends.hf import HFBackend, HFConfig
 from harness.builtins import TUNERS
+from harness.economics import device_cost
 from harness.errors import HarnessError
 from harness.home import harness_home
 from harness.prompts import build_messages
@@ -218,9 +219,8 @@ class FineTune(Strategy):
             rising = None  # unknown: one epoch, or no dev split
         else:
             rising = best["index"] == len(epochs) - 1 and scores[-1] > scores[-2]
-        usd_per_hour = (self.ctx.suite.economics.usd_per_hour if self.ctx.suite.economics else {}).get(result.stats["device"])
         hours = result.stats.get("device_hours", result.stats["wall_s"] / 3600)
-        cost = round(hours * usd_per_hour, 9) if usd_per_hour is not None else None
+        cost, basis = device_cost(self.ctx.suite, result.stats["device"], hours)
         return {
             "tuner": self.config.tuner.kind,
             "hyperparameters": config.model_dump(mode="json"),
@@ -234,8 +234,7 @@ class FineTune(Strategy):
             "dev_still_rising_at_last_epoch": rising,
             "training": result.stats,
             "training_cost_usd": cost,
-            "training_cost_basis": f"device hours x economics.usd_per_hour.{result.stats['device']}"
-            if cost is not None else f"no economics.usd_per_hour.{result.stats['device']} in the suite",
+            "training_cost_basis": basis,
             "reused_from_cache": reused,
             "workdir": str(workdir),
         }

@@ -1,0 +1,220 @@
+"""RAG: answer each case with passages retrieved from the suite's corpus.
+
+prepare(): read the corpus, chunk it, embed it (or reuse the cached index), and price the indexing as the
+strategy's setup cost. request(case): retrieve top_k chunks for the case's input, fit them into the model's
+context window in rank order (dropping what does not fit, counted), and put them before the question. Each
+result line keeps the retrieved chunk ids and texts in rank order, retrieval latency apart from generation
+latency, and the tokens spent on context.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from harness.data import Case
+from harness.economics import device_cost
+from harness.errors import DataError, require
+from harness.home import harness_home
+from harness.prompts import build_messages
+from harness.strategy import Strategy, StrategyRequest
+from harness.suite import StrictModel
+from strategies.rag import corpus as corpus_mod
+from strategies.rag import index as index_mod
+from strategies.rag.embedders import EmbedderConfig, make_embedder
+
+log = logging.getLogger(__name__)
+
+ANSWER_MARGIN = 8  # tokens kept free beyond max_new_tokens (chat-template end markers)
+
+
+class RagConfig(StrictModel):
+    corpus: list[str] = Field(description="Corpus file(s) or folder(s), relative to the suite file.")
+    fields: corpus_mod.CorpusFields = Field(default_factory=corpus_mod.CorpusFields)
+    chunking: index_mod.ChunkingConfig = Field(default_factory=index_mod.ChunkingConfig)
+    embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
+    retriever: Literal["dense", "bm25", "hybrid"] = Field(
+        "dense", description="dense: FAISS over embeddings; bm25: lexical; hybrid: reciprocal rank fusion of both.")
+    top_k: int = Field(4, ge=1, le=200, description="Chunks retrieved per case.")
+    mmr: bool = Field(False, description="Maximal marginal relevance for the dense search (diversity).")
+    fetch_k: int = Field(20, ge=1, le=10_000, description="Candidates for MMR, and per retriever for hybrid fusion.")
+    lambda_mult: float = Field(0.5, ge=0, le=1, description="MMR: 1 = pure relevance, 0 = pure diversity.")
+    hybrid_weights: tuple[float, float] = Field((0.5, 0.5), description="RRF weights of dense and BM25.")
+    rrf_k: int = Field(60, ge=1, description="The RRF constant c in 1/(c + rank).")
+    exemplars: int = Field(
+        0, ge=0, le=64, description="Question/answer pairs from train (seeded, fixed) shown before the case, "
+        "without contexts: they teach the answer format at a few tokens each.")
+    max_context_tokens: int | None = Field(
+        None, ge=1, description="Cap on tokens of retrieved context per prompt (the model's window caps it anyway).")
+
+    @field_validator("corpus", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("corpus")
+    @classmethod
+    def _not_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name at least one corpus file or folder")
+        return value
+
+
+def format_context(chunks: list[index_mod.Chunk]) -> str:
+    return "\n\n".join(_passage(i, c) for i, c in enumerate(chunks, 1))
+
+
+def _passage(rank: int, chunk: index_mod.Chunk) -> str:
+    head = f"[{rank}] {chunk.title}".rstrip()
+    return f"{head}\n{chunk.text}"
+
+
+class Rag(Strategy):
+    kind = "rag"
+    Config = RagConfig
+
+    @classmethod
+    def check(cls, config: RagConfig, dataset, suite):
+        require("langchain_community", extra="rag", purpose="the rag strategy")
+        base = dataset.base or Path(".")
+        for problem in corpus_mod.missing_problems(config.corpus, base):
+            yield ("corpus",), problem
+        if config.retriever != "bm25" or config.mmr:
+            require("faiss", extra="rag", purpose="dense retrieval")
+
+        if config.exemplars > len(dataset.train):
+            yield ("exemplars",), (
+                f"{config.exemplars} exemplars asked for, but the train split has {len(dataset.train)} cases. "
+                "Fix: lower exemplars, or add train cases.")
+
+    @classmethod
+    def data_files(cls, config: RagConfig, base: Path) -> list[Path]:
+        return corpus_mod.resolve(config.corpus, base)
+
+    # ---- prepare ---------------------------------------------------------------------------------
+
+    def prepare(self) -> dict[str, Any]:
+        cfg: RagConfig = self.config
+        base = self.ctx.dataset.base or Path(".")
+        paths = corpus_mod.resolve(cfg.corpus, base)
+        self.embedder = make_embedder(cfg.embedder)
+        key = index_mod.index_key(corpus_mod.fingerprint(paths), cfg.chunking, self.embedder.identity())
+        folder = harness_home() / "indexes" / key
+        started = time.perf_counter()
+        index = index_mod.load_cached(folder)
+        cached = index is not None
+        if index is None:
+            log.info("building the RAG index for %s", self.spec.name)
+            index = index_mod.build(folder, key, lambda: corpus_mod.load_documents(paths, cfg.fields, base),
+                                    cfg.chunking, self.embedder)
+        self.index = index
+        train = self.ctx.dataset.train
+        self.exemplars = random.Random(self.ctx.seed).sample(train, cfg.exemplars) if cfg.exemplars else []
+        self._retriever = None
+        self.retrieval_calls = 0
+        info = index.info
+        hours = info["build_s"] / 3600
+        if info["embedder"]["kind"] == "openai":
+            price = cfg.embedder.usd_per_1m_tokens
+            tokens = info["embedding"]["tokens"]
+            cost = None if price is None else round(tokens / 1e6 * price, 9)
+            basis = ("embedded tokens x embedder.usd_per_1m_tokens" if price is not None
+                     else "no embedder.usd_per_1m_tokens in the suite")
+        else:
+            cost, basis = device_cost(self.ctx.suite, info["device"], hours)
+        return {
+            "corpus": {"files": [str(p) for p in cfg.corpus], "documents": info["documents"], "chunks": info["chunks"],
+                       "resplit_for_embedder": info["resplit_for_embedder"]},
+            "index": {"key": key, "reused_from_cache": cached, "build_s": info["build_s"], "chunk_s": info["chunk_s"],
+                      "embed_s": info["embed_s"], "embedder": info["embedder"], "device": info["device"],
+                      "embedding_calls_this_run": 0 if cached else info["embedding"]["calls"],
+                      "embedded_texts": info["embedding"]["texts"], "load_s": round(time.perf_counter() - started, 3)},
+            "exemplar_ids": [c.id for c in self.exemplars],
+            "indexing_cost_usd": cost,
+            "indexing_cost_basis": basis,
+            "retriever": {"kind": cfg.retriever, "top_k": cfg.top_k, "mmr": cfg.mmr, "fetch_k": cfg.fetch_k,
+                          "hybrid_weights": list(cfg.hybrid_weights) if cfg.retriever == "hybrid" else None},
+        }
+
+    # ---- per case --------------------------------------------------------------------------------
+
+    @property
+    def retriever(self):
+        if self._retriever is None:
+            cfg: RagConfig = self.config
+            if cfg.retriever == "bm25":
+                self._retriever = index_mod.bm25_retriever(self.index, k=cfg.top_k)
+            elif cfg.retriever == "dense":
+                self._retriever = index_mod.dense_retriever(self.index, self.embedder, k=cfg.top_k, mmr=cfg.mmr,
+                                                            fetch_k=cfg.fetch_k, lambda_mult=cfg.lambda_mult)
+            else:
+                self._retriever = index_mod.hybrid_retriever(
+                    self.index, self.embedder, k=cfg.top_k, candidates=cfg.fetch_k, mmr=cfg.mmr,
+                    lambda_mult=cfg.lambda_mult, weights=cfg.hybrid_weights, rrf_k=cfg.rrf_k)
+            self._by_id = {c.id: c for c in self.index.chunks}
+        return self._retriever
+
+    def retrieve(self, query: str) -> tuple[list[index_mod.Chunk], float]:
+        retriever = self.retriever
+        started = time.perf_counter()
+        docs = retriever.invoke(query)
+        elapsed = time.perf_counter() - started
+        self.retrieval_calls += 1
+        return [self._by_id[d.metadata["chunk_id"]] for d in docs[: self.config.top_k]], elapsed
+
+    def _budget(self, case: Case) -> int | None:
+        """Tokens left for context: the window less the prompt without context and the answer's tokens."""
+        cfg: RagConfig = self.config
+        window = self.backend.context_window()
+        cap = cfg.max_context_tokens
+        if window is None:
+            return cap
+        bare = self.backend.count_tokens(self.backend.render_prompt(
+            build_messages(self.ctx.suite.task, case, exemplars=self.exemplars)))
+        room = window - bare - self.backend.spec.generation.max_new_tokens - ANSWER_MARGIN - len("Context:\n\n\n")
+        if room <= 0:
+            raise DataError(
+                f"case '{case.id}': the prompt alone ({bare} tokens) leaves no room for context in the model's "
+                f"{window}-token window. Fix: shorten the instructions or the input, or use a model with a longer window."
+            )
+        return min(room, cap) if cap else room
+
+    def fit(self, chunks: list[index_mod.Chunk], budget: int | None) -> tuple[list[index_mod.Chunk], int, int]:
+        """Chunks in rank order while they fit; returns (kept, tokens used, dropped). The top chunk alone is cut to
+        the budget rather than sending no context at all (marked in the text)."""
+        if budget is None:
+            return chunks, self.backend.count_tokens(format_context(chunks)), 0
+        kept: list[index_mod.Chunk] = []
+        used = 0
+        for chunk in chunks:
+            cost = self.backend.count_tokens(_passage(len(kept) + 1, chunk)) + (2 if kept else 0)
+            if used + cost > budget:
+                break
+            kept.append(chunk)
+            used += cost
+        if not kept and chunks:
+            words = chunks[0].text.split()
+            while words:
+                cut = replace(chunks[0], text=" ".join(words) + " [...]")
+                if self.backend.count_tokens(_passage(1, cut)) <= budget:
+                    return [cut], self.backend.count_tokens(_passage(1, cut)), len(chunks) - 1
+                words = words[: int(len(words) * 0.8)]
+        return kept, used, len(chunks) - len(kept)
+
+    def request(self, case: Case) -> StrategyRequest:
+        chunks, elapsed = self.retrieve(case.input_text())
+        kept, used, dropped = self.fit(chunks, self._budget(case))
+        messages = build_messages(self.ctx.suite.task, case, exemplars=self.exemplars,
+                                  context=format_context(kept) if kept else None)
+        meta = {"retrieval": {
+            "chunk_ids": [c.id for c in chunks], "doc_ids": [c.doc_id for c in chunks], "texts": [c.text for c in chunks],
+            "used": len(kept), "dropped": dropped, "context_tokens": used, "retrieval_s": round(elapsed, 6),
+            "retriever": self.config.retriever,
+        }}
+        return StrategyRequest(messages, meta)
