@@ -38,6 +38,10 @@ SCORERS: Registry = Registry(
         "recall_at_k": "harness.scorers:RecallAtK",
         "hit_rate": "harness.scorers:HitRate",
         "mrr": "harness.scorers:MRR",
+        "faithfulness": "harness.ragas_scorers:Faithfulness",
+        "answer_relevancy": "harness.ragas_scorers:AnswerRelevancy",
+        "context_precision": "harness.ragas_scorers:ContextPrecision",
+        "context_recall": "harness.ragas_scorers:ContextRecall",
     },
 )
 

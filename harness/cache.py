@@ -26,6 +26,8 @@ def cache_key(identity: dict[str, Any], request: GenRequest, sample: int) -> str
         "params": params,
         "sample": sample if request.params.temperature > 0 else 0,
     }
+    if request.json_schema is not None:  # absent otherwise, so keys of earlier runs stay valid
+        payload["json_schema"] = request.json_schema
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 

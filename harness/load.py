@@ -97,6 +97,13 @@ def _cross_checks(suite: Suite, path: Path, lines: dict[Loc, int]) -> list[str]:
                 f"{at(('strategies', i, 'backend'))}: no backend named '{strategy.backend}'.{closest(strategy.backend, names)} "
                 f"Fix: use one of the defined backends ({', '.join(names)}), or add a backend with that name."
             )
+    for i, scorer in enumerate(suite.scorers):
+        judge = scorer.config.get("judge")
+        if isinstance(judge, str) and judge not in names:
+            errors.append(
+                f"{at(('scorers', i, 'config', 'judge'))}: no backend named '{judge}'.{closest(judge, names)} "
+                f"Fix: name one of the defined backends ({', '.join(names)}) as the judge, or add one."
+            )
     labels = [s.label for s in suite.scorers]
     if suite.decision and suite.decision.primary_metric and suite.decision.primary_metric not in labels:
         metric = suite.decision.primary_metric

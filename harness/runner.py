@@ -20,13 +20,16 @@ from harness.backends.base import Backend, GenRequest, GenResult
 from harness.builtins import BACKENDS, SCORERS, STRATEGIES
 from harness.cache import NoCache, ResponseCache, cache_key
 from harness.data import Case
+from harness.economics import device_cost
 from harness.errors import ConfigError, HarnessError, RunFolderError, closest
 from harness.home import harness_home
+from harness.judge import Judge, JudgeCounts, run_concurrently
 from harness.load import LoadedSuite, load_suite
 from harness.manifest import build_manifest
 from harness.results import CasesFile, CaseResult, CaseScore, RunRecord, read_run, write_json_atomic
 from harness.scorers import Score, Scorer
 from harness.strategy import Strategy, StrategyContext
+from harness.suite import GenerationParams
 from harness.summary import latest, summarize_strategy
 
 log = logging.getLogger(__name__)
@@ -69,6 +72,7 @@ class Counts:
     skipped_finished: int = 0
     errors: int = 0
     dev_calls: int = 0  # model calls made while preparing strategies (e.g. scoring checkpoints on dev)
+    judge_calls: int = 0  # judge model calls for model-judged scorers (evaluation cost, not production cost)
 
 
 # Parts of a suite that change the answers or their scores; editing the others (name, description,
@@ -141,6 +145,8 @@ class Run:
     def _score(self, answer: str, case: Case, meta: dict[str, Any]) -> dict[str, CaseScore]:
         out = {}
         for scorer in self.scorers:
+            if scorer.deferred:  # judged after generation (see _judge)
+                continue
             try:
                 s = scorer.score_result(answer, case, meta)
             except Exception as exc:  # a scorer failure leaves this case unscored, counted
@@ -185,20 +191,63 @@ class Run:
                 self._run_chunk(spec.name, strategy, todo[start : start + CHUNK], cases_file)
         finally:
             self.options.progress.finish()
+        self._judge(spec.name, cases_file)
 
     def _answer(self, backend: Backend, requests: list[GenRequest]) -> list[GenResult]:
         """Generation outside the test plan (e.g. dev scoring of checkpoints), through the response cache."""
+        answers = self._cached(backend, requests)
+        self.counts.dev_calls += sum(not hit for _, hit in answers)
+        return [result for result, _ in answers]
+
+    def _cached(self, backend: Backend, requests: list[GenRequest]) -> list[tuple[GenResult, bool]]:
+        """Answers through the response cache, each with whether it came from the cache; repeats sent once."""
         identity = backend.identity()
         keys = [cache_key(identity, r, 0) for r in requests]
         found = self.cache.get_many(keys)
-        todo = [i for i, k in enumerate(keys) if k not in found]
+        first = {k: i for i, k in reversed(list(enumerate(keys)))}
+        todo = [i for k, i in first.items() if k not in found]
+        fresh = {keys[i] for i in todo}
         if todo:
             backend.load()
             for index, result in backend.generate([requests[i] for i in todo]):
-                self.counts.dev_calls += 1
                 self.cache.put(keys[todo[index]], result)
                 found[keys[todo[index]]] = result
-        return [found[k] for k in keys]
+        return [(found[k], k not in fresh or first[k] != i) for i, k in enumerate(keys)]
+
+    def _judge(self, name: str, cases_file: CasesFile) -> None:
+        """Model-judged scorers (ragas) over this strategy's finished answers that lack their score."""
+        cases = {c.id: c for c in self.test}
+        for scorer in [s for s in self.scorers if s.deferred]:
+            rows = [r for k, r in cases_file.rows.items() if k[0] == name and k[1] in cases and k[2] < self.suite.repeats
+                    and r.error is None and r.output is not None and scorer.name not in r.scores]
+            if not rows:
+                continue
+            cfg = scorer.config
+            judge = Judge(self._backend(cfg.judge), self._cached, retries=cfg.retries,
+                          params=GenerationParams(max_new_tokens=cfg.max_new_tokens, temperature=0.0))
+            scorer.prepare(judge)
+            self.options.progress.start(f"{name}: {scorer.name}", len(rows))
+
+            def done(i: int, score: Score | None, rows=rows, scorer=scorer) -> None:
+                self.options.progress.advance()
+                if score is None:
+                    return
+                row = cases_file.rows[rows[i].key]
+                entry = CaseScore(value=score.value, invalid=score.invalid, detail=score.detail)
+                cases_file.append(row.model_copy(update={"scores": {**row.scores, scorer.name: entry}}))
+
+            try:
+                run_concurrently([lambda r=r: scorer.ascore(r.output, cases[r.case_id], r.meta) for r in rows], done)
+            finally:
+                self.options.progress.finish()
+                before = self.previous_setup.get(name, {}).get("evaluation", {})
+                evaluation = self.setup[name].setdefault("evaluation", dict(before))
+                totals = JudgeCounts(**evaluation.get(scorer.name, {}).get("judge", {}))
+                totals.add(judge.counts)
+                cost, basis = device_cost(self.suite, judge.backend.device, totals.compute_s / 3600)
+                evaluation[scorer.name] = {"judge": totals.__dict__, "judge_backend": cfg.judge, "cost_usd": cost,
+                                           "cost_basis": basis}
+                self.counts.judge_calls += judge.counts.calls
 
     def _run_chunk(self, name: str, strategy: Strategy, chunk: list[tuple[Case, int]], cases_file: CasesFile) -> None:
         backend = strategy.backend

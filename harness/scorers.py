@@ -32,6 +32,8 @@ class Scorer:
     binary: ClassVar[bool] = False  # 0/1 scores get Wilson intervals and exact paired tests
     # Scores only some strategies' results (e.g. retrieval metrics: those that retrieve); the others get no entry.
     conditional: ClassVar[bool] = False
+    # Judged by a model after generation, batched over cases (see harness.judge); the runner calls ascore().
+    deferred: ClassVar[bool] = False
 
     def __init__(self, spec: ScorerSpec, config: BaseModel, task: TaskSpec):
         self.spec = spec

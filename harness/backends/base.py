@@ -15,6 +15,9 @@ from harness.suite import BackendSpec, GenerationParams, StrictModel
 class GenRequest:
     messages: list[dict[str, str]]
     params: GenerationParams
+    # Constrain the answer to JSON matching this schema (judges). Backends that cannot constrain decoding
+    # still get the schema in the prompt; their answers are validated and retried by the judge.
+    json_schema: dict[str, Any] | None = None
 
 
 @dataclass

@@ -11,6 +11,8 @@ cache reused, as serving stacks with prefix caching do; outputs are identical to
 
 from __future__ import annotations
 
+import functools
+
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -83,6 +85,7 @@ class HFBackend(Backend):
         self._tokenizer = None
         self._source: str | None = None
         self._window: int | None = None
+        self._enforcer_data = None
         self._identity: dict[str, Any] | None = None
         self.device = "cpu" if config.device == "auto" else config.device
 
@@ -212,7 +215,36 @@ class HFBackend(Backend):
             model(input_ids=torch.tensor([prefix], device=self.device), use_cache=True, **{cache_kwarg(model): cache})
         return cache
 
-    def _run_batch(self, ids: list[list[int]], params: GenerationParams, prefix=None) -> tuple[list[str], list[int], float]:
+    def _json_constraint(self, schemas: list[dict[str, Any]]):
+        """prefix_allowed_tokens_fn that keeps each row's answer inside its JSON schema (lm-format-enforcer)."""
+        import sys
+
+        lmfe = require("lmformatenforcer", extra="rag", purpose="schema-constrained judge output on the hf backend")
+        try:  # transformers 5 moved PreTrainedTokenizerBase, which lmfe imports from transformers.tokenization_utils
+            from transformers.tokenization_utils import PreTrainedTokenizerBase  # noqa: F401
+        except ImportError:
+            import transformers.tokenization_utils_base as base_module
+
+            sys.modules["transformers.tokenization_utils"] = base_module
+        from lmformatenforcer.integrations.transformers import _decode_function
+
+        if self._enforcer_data is None:  # a pass over the vocabulary: once per backend
+            # lmfe's own builder decodes the vocabulary one token at a time (a minute here); batch_decode does the
+            # same decodes in one call: for each token, its text alone and after "0" (which shows a leading space).
+            tok = self.tokenizer()
+            size = len(tok)
+            special = set(tok.all_special_ids)
+            zero = tok.encode("0", add_special_tokens=False)[-1]
+            plain = tok.batch_decode([[i] for i in range(size)])
+            after_zero = tok.batch_decode([[zero, i] for i in range(size)])
+            regular = [(i, after_zero[i][1:], len(after_zero[i][1:]) > len(plain[i])) for i in range(size) if i not in special]
+            self._enforcer_data = lmfe.TokenEnforcerTokenizerData(
+                regular, functools.partial(_decode_function, tok), tok.eos_token_id, False, size)
+        enforcers = [lmfe.TokenEnforcer(self._enforcer_data, lmfe.JsonSchemaParser(s)) for s in schemas]
+        return lambda row, sent: enforcers[row].get_allowed_tokens(sent.tolist()).allowed_tokens
+
+    def _run_batch(self, ids: list[list[int]], params: GenerationParams, prefix=None,
+                   schemas: list[dict[str, Any]] | None = None) -> tuple[list[str], list[int], float]:
         """Generate for one batch. With a shared prefix, rows are [prefix][pad...][suffix] and the mask hides the
         pads; positions come from the mask, so answers equal those of plain left padding."""
         import copy
@@ -228,6 +260,8 @@ class HFBackend(Backend):
         input_ids = torch.tensor([head + [pad] * (width - len(x)) + x for x in tails], device=self.device)
         mask = torch.tensor([[1] * p + [0] * (width - len(x)) + [1] * len(x) for x in tails], device=self.device)
         kwargs = self._gen_kwargs(params)
+        if schemas:
+            kwargs["prefix_allowed_tokens_fn"] = self._json_constraint(schemas)
         started = time.perf_counter()
         if prefix:
             cache = copy.deepcopy(prefix[1])
@@ -277,10 +311,16 @@ class HFBackend(Backend):
         order = sorted(range(len(requests)), key=lambda i: (-len(ids[i]), i))
         groups: dict[str, list[int]] = {}
         for i in order:
-            groups.setdefault(requests[i].params.model_dump_json(), []).append(i)
+            constrained = requests[i].json_schema is not None
+            groups.setdefault(requests[i].params.model_dump_json() + str(constrained), []).append(i)
         size = self.config.batch_size
         for members in groups.values():
             params = requests[members[0]].params
+            if requests[members[0]].json_schema is not None:  # constrained rows: no shared-prefix shortcut
+                for start in range(0, len(members), size):
+                    batch = members[start : start + size]
+                    yield from self._answer(batch, ids, prompts, params, schemas=[requests[i].json_schema for i in batch])
+                continue
             prefix, prefix_s = self._shared_prefix([ids[i] for i in members])
             # The prefix is computed once; its time is shared out in compute_s (cost), and added in full to every
             # batch's latency, as a request with a cold prefix cache would wait for it (conservative).
@@ -288,16 +328,17 @@ class HFBackend(Backend):
                 batch = members[start : start + size]
                 yield from self._answer(batch, ids, prompts, params, prefix, prefix_s, len(members))
 
-    def _answer(self, batch, ids, prompts, params, prefix=None, prefix_s=0.0, group=1) -> Iterator[tuple[int, GenResult]]:
+    def _answer(self, batch, ids, prompts, params, prefix=None, prefix_s=0.0, group=1, schemas=None) -> Iterator[tuple[int, GenResult]]:
         try:
-            texts, counts, wall = self._run_batch([ids[i] for i in batch], params, prefix)
+            texts, counts, wall = self._run_batch([ids[i] for i in batch], params, prefix, schemas)
         except Exception as exc:  # one bad request must not sink the batch: retry them one by one
             if len(batch) == 1:
                 yield batch[0], GenResult(text=None, prompt=prompts[batch[0]], input_tokens=len(ids[batch[0]]), error=f"{type(exc).__name__}: {exc}")
                 return
             log.warning("batch of %d failed (%s); retrying one by one", len(batch), exc)
-            for i in batch:
-                yield from self._answer([i], ids, prompts, params, prefix, prefix_s, group)
+            for n, i in enumerate(batch):
+                yield from self._answer([i], ids, prompts, params, prefix, prefix_s, group,
+                                        [schemas[n]] if schemas else None)
             return
         for i, text, n in zip(batch, texts, counts, strict=True):
             yield i, GenResult(

@@ -27,7 +27,7 @@ from harness.strategy import Strategy, StrategyRequest
 from harness.suite import StrictModel
 from strategies.rag import corpus as corpus_mod
 from strategies.rag import index as index_mod
-from strategies.rag.embedders import EmbedderConfig, make_embedder
+from harness.embedders import EmbedderConfig, make_embedder
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +83,14 @@ class Rag(Strategy):
     def check(cls, config: RagConfig, dataset, suite):
         require("langchain_community", extra="rag", purpose="the rag strategy")
         base = dataset.base or Path(".")
-        for problem in corpus_mod.missing_problems(config.corpus, base):
+        problems = corpus_mod.missing_problems(config.corpus, base)
+        for problem in problems:
             yield ("corpus",), problem
+        if not problems:  # read it now: an empty or malformed corpus fails validation, not a run half-way through
+            try:
+                corpus_mod.load_documents(corpus_mod.resolve(config.corpus, base), config.fields, base)
+            except DataError as exc:
+                yield ("corpus",), str(exc)
         if config.retriever != "bm25" or config.mmr:
             require("faiss", extra="rag", purpose="dense retrieval")
 

@@ -1,0 +1,133 @@
+"""LLM-as-judge plumbing: ask one of the suite's backends for JSON that matches a schema.
+
+Every judge call goes through the run's response cache (a rerun pays nothing), is batched across cases (a local
+judge runs at batch speed), and is counted apart from the strategies' own calls (evaluation cost is not production
+cost). A reply that does not parse is retried with the parse error shown to the judge; when the retries are spent
+the score is unscored (counted), never dropped and never a silent 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from harness.backends.base import Backend, GenRequest, GenResult
+from harness.suite import GenerationParams
+
+# (requests) -> [(result, answered from cache)], in order; the runner's cached, counted generation.
+Generate = Callable[[Backend, list[GenRequest]], list[tuple[GenResult, bool]]]
+
+
+class JudgeError(Exception):
+    """The judge could not give a usable verdict (call failed, or replies never parsed)."""
+
+
+@dataclass
+class JudgeCounts:
+    requests: int = 0  # asked for by the metrics (what a judge without cache or dedup would pay)
+    calls: int = 0  # sent to the judge model
+    cache_hits: int = 0
+    parse_failures: int = 0
+    failed_verdicts: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    compute_s: float = 0.0
+
+    def add(self, other: JudgeCounts) -> None:
+        for name, value in other.__dict__.items():
+            setattr(self, name, getattr(self, name) + value)
+
+
+def extract_json(text: str) -> str:
+    """The first complete JSON object or array in a reply (fences and chatter around it are ignored)."""
+    decoder = json.JSONDecoder()
+    for start, ch in enumerate(text):
+        if ch in "{[":
+            try:
+                _, end = decoder.raw_decode(text[start:])
+                return text[start : start + end]
+            except json.JSONDecodeError:
+                continue
+    raise ValueError("no JSON object in the reply")
+
+
+class Judge:
+    def __init__(self, backend: Backend, generate: Generate, *, params: GenerationParams, retries: int = 1):
+        self.backend = backend
+        self.params = params
+        self.retries = retries
+        self.counts = JudgeCounts()
+        self._generate = generate
+        self._pending: list[tuple[GenRequest, asyncio.Future]] = []
+        self._flusher: asyncio.Task | None = None
+
+    # ---- batching: requests made by concurrently scored cases go to the backend together -------------
+
+    async def _submit(self, request: GenRequest) -> GenResult:
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((request, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        seen = -1
+        while seen != len(self._pending):  # let every runnable case reach its next judge call first
+            seen = len(self._pending)
+            await asyncio.sleep(0)
+        batch, self._pending = self._pending, []
+        try:
+            answers = self._generate(self.backend, [r for r, _ in batch])
+        except Exception as exc:  # the whole batch failed: each waiting case gets the error
+            for _, future in batch:
+                future.set_exception(JudgeError(f"judge call failed: {type(exc).__name__}: {exc}"))
+            return
+        for (_, future), (result, hit) in zip(batch, answers, strict=True):
+            self.counts.cache_hits += hit
+            if not hit:
+                self.counts.calls += 1
+                self.counts.input_tokens += result.input_tokens
+                self.counts.output_tokens += result.output_tokens
+                self.counts.compute_s += result.compute_s
+            future.set_result(result)
+
+    # ---- one verdict -----------------------------------------------------------------------------------
+
+    async def ask(self, prompt: str, model: type[BaseModel]) -> BaseModel:
+        """A reply parsed into `model`; retried with the parse error shown; JudgeError when it never parses."""
+        schema = model.model_json_schema()
+        messages = [{"role": "user", "content": prompt}]
+        self.counts.requests += 1
+        problem = ""
+        for _ in range(self.retries + 1):
+            result = await self._submit(GenRequest(messages, self.params, json_schema=schema))
+            if result.error is not None:
+                raise JudgeError(f"judge call failed: {result.error}")
+            text = result.text or ""
+            try:
+                return model.model_validate_json(extract_json(text))
+            except (ValueError, ValidationError) as exc:
+                self.counts.parse_failures += 1
+                problem = str(exc).splitlines()[0][:200]
+                messages = [*messages, {"role": "assistant", "content": text},
+                            {"role": "user", "content": f"That reply is not valid JSON for the schema ({problem}). "
+                                                        "Reply with the JSON object only."}]
+        self.counts.failed_verdicts += 1
+        raise JudgeError(f"judge reply did not parse after {self.retries + 1} tries: {problem}")
+
+
+def run_concurrently(jobs: list[Callable[[], Awaitable[Any]]], on_done: Callable[[int, Any], None]) -> None:
+    """Run the jobs on one event loop, concurrently (so their judge calls batch), reporting each as it ends."""
+
+    async def one(i: int, job):
+        on_done(i, await job())
+
+    async def main():
+        await asyncio.gather(*(one(i, job) for i, job in enumerate(jobs)))
+
+    asyncio.run(main())
