@@ -29,6 +29,8 @@ bench: $(STAMP)
 	$(PY) bench/generation.py
 	$(PY) bench/quickstart.py
 	$(PY) bench/finetune_cpu.py
+	$(PY) bench/rag_index.py
+	$(PY) bench/rag_judge.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
