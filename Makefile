@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first and pinned: 2.13.0 is the CPU build on our machines; an unpinned torch pulls a multi-GB CUDA build.
 	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[local,rag,eval,dev]"
+	$(PY) -m pip install --quiet -e ".[local,rag,openai,eval,dev]"
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: $(STAMP)

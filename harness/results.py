@@ -86,6 +86,17 @@ class StrategySummary(BaseModel):
     throughput_output_tok_s: float | None
     compute_s_total: float
     setup: dict[str, Any] = Field(default_factory=dict)
+    retrieval: RetrievalSummary | None = None  # strategies that retrieve (rag)
+
+
+class RetrievalSummary(BaseModel):
+    """Retrieval apart from generation: its own latency, the context it put in prompts, what did not fit."""
+
+    latency: LatencySummary
+    context_tokens_mean: float | None
+    contexts_used_mean: float | None
+    contexts_dropped_total: int
+    cases_with_dropped_contexts: int
 
 
 class RunRecord(BaseModel):

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from harness.results import CaseResult, LatencySummary, MetricSummary, StrategySummary
+from harness.results import CaseResult, LatencySummary, MetricSummary, RetrievalSummary, StrategySummary
 
 CONFIDENCE = 0.95
 # BCa needs a jackknife over all n cases (O(n^2) work); above this size the percentile interval is as good.
@@ -96,11 +96,28 @@ def summarize_metric(rows: list[CaseResult], metric: str, *, binary: bool) -> Me
 def summarize_latency(rows: list[CaseResult]) -> LatencySummary:
     lat = np.array([r.latency_s for r in rows if not r.cache_hit and r.error is None and r.latency_s is not None])
     kinds = sorted({r.latency_kind for r in rows if not r.cache_hit and r.error is None})
-    how = "cache hits excluded; " + (", ".join(kinds) if kinds else "no fresh calls")
+    return latency_summary(lat, "cache hits excluded; " + (", ".join(kinds) if kinds else "no fresh calls"))
+
+
+def latency_summary(lat: np.ndarray, how: str) -> LatencySummary:
     if len(lat) == 0:
         return LatencySummary(n=0, p50_s=None, p95_s=None, p99_s=None, mean_s=None, how=how)
     p50, p95, p99 = (float(x) for x in np.percentile(lat, [50, 95, 99]))
     return LatencySummary(n=len(lat), p50_s=p50, p95_s=p95, p99_s=p99, mean_s=float(lat.mean()), how=how)
+
+
+def summarize_retrieval(rows: list[CaseResult]) -> RetrievalSummary | None:
+    found = [r.meta["retrieval"] for r in rows if r.error is None and r.meta.get("retrieval")]
+    if not found:
+        return None
+    return RetrievalSummary(
+        latency=latency_summary(np.array([f["retrieval_s"] for f in found]), "per query, one at a time, measured when "
+                                "the prompt was built (cache hits of the answer included: retrieval ran)"),
+        context_tokens_mean=float(np.mean([f["context_tokens"] for f in found])),
+        contexts_used_mean=float(np.mean([f["used"] for f in found])),
+        contexts_dropped_total=int(sum(f["dropped"] for f in found)),
+        cases_with_dropped_contexts=sum(f["dropped"] > 0 for f in found),
+    )
 
 
 def summarize_strategy(
@@ -123,4 +140,5 @@ def summarize_strategy(
         throughput_output_tok_s=(sum(r.output_tokens for r in fresh) / busy) if busy > 0 else None,
         compute_s_total=busy,
         setup=setup,
+        retrieval=summarize_retrieval(rows),
     )

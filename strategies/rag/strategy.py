@@ -164,6 +164,9 @@ class Rag(Strategy):
                     self.index, self.embedder, k=cfg.top_k, candidates=cfg.fetch_k, mmr=cfg.mmr,
                     lambda_mult=cfg.lambda_mult, weights=cfg.hybrid_weights, rrf_k=cfg.rrf_k)
             self._by_id = {c.id: c for c in self.index.chunks}
+            if cfg.retriever != "bm25":  # load the embedder and its kernels now, not in the first query's latency
+                self.embedder.warm()
+                self.embedder.embed_query("warm up")
         return self._retriever
 
     def retrieve(self, query: str) -> tuple[list[index_mod.Chunk], float]:
