@@ -92,6 +92,7 @@ class RagasScorer(Scorer):
     Config = RagasConfig
     deferred = True  # scored after generation, in a batch, by a judge model
     needs_contexts: ClassVar[bool] = True
+    uses_answer: ClassVar[bool] = True  # context precision and recall judge the contexts against the reference
     conditional = True
 
     def score(self, answer, case):
@@ -113,7 +114,7 @@ class RagasScorer(Scorer):
         contexts = contexts_given(meta)
         if self.needs_contexts and contexts is None:
             return None
-        if not answer.strip():
+        if self.uses_answer and not answer.strip():
             return Score(None, detail={"error": "empty answer: nothing to judge"})
         try:
             result = await self.metric.ascore(**self.inputs(answer, case, contexts))
@@ -159,6 +160,7 @@ class ContextPrecision(RagasScorer):
     """Whether the contexts useful for the reference answer are ranked high (ragas context precision)."""
 
     kind = "context_precision"
+    uses_answer = False
 
     def make_metric(self, collections, llm):
         return collections.ContextPrecisionWithReference(llm=llm)
@@ -171,6 +173,7 @@ class ContextRecall(RagasScorer):
     """Share of the reference answer's claims that the contexts support (ragas context recall)."""
 
     kind = "context_recall"
+    uses_answer = False
 
     def make_metric(self, collections, llm):
         return collections.ContextRecall(llm=llm)

@@ -175,6 +175,9 @@ class Run:
         given = strategy.prepare()
         self.setup[spec.name] = {"given": given, "prepare_s": round(time.perf_counter() - started, 3),
                                  "backend": backend.spec.name, "serving": strategy.backend.identity()}
+        earlier = self.previous_setup.get(spec.name, {}).get("evaluation")
+        if earlier:  # judge work paid for by earlier invocations stays on record
+            self.setup[spec.name]["evaluation"] = dict(earlier)
         if strategy.backend is not backend:
             self.extra_backends.append(strategy.backend)
         todo = []
@@ -240,8 +243,7 @@ class Run:
                 run_concurrently([lambda r=r: scorer.ascore(r.output, cases[r.case_id], r.meta) for r in rows], done)
             finally:
                 self.options.progress.finish()
-                before = self.previous_setup.get(name, {}).get("evaluation", {})
-                evaluation = self.setup[name].setdefault("evaluation", dict(before))
+                evaluation = self.setup[name].setdefault("evaluation", {})
                 totals = JudgeCounts(**evaluation.get(scorer.name, {}).get("judge", {}))
                 totals.add(judge.counts)
                 cost, basis = device_cost(self.suite, judge.backend.device, totals.compute_s / 3600)
