@@ -56,11 +56,34 @@ def extract_json(text: str) -> str:
     raise ValueError("no JSON object in the reply")
 
 
+def bounded(schema: Any, *, max_chars: int, max_items: int = 8, binary: frozenset[str] = frozenset()) -> Any:
+    """The schema a constrained decoder follows: every free string capped at `max_chars` and every list at
+    `max_items` (a small judge otherwise rambles until it runs out of tokens and the JSON never closes), and the
+    integer fields named in `binary` limited to 0/1. Validation still uses the original model."""
+    if isinstance(schema, list):
+        return [bounded(x, max_chars=max_chars, max_items=max_items, binary=binary) for x in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: bounded(v, max_chars=max_chars, max_items=max_items, binary=binary) for k, v in schema.items()}
+    if out.get("type") == "string" and "enum" not in out and "maxLength" not in out:
+        out["maxLength"] = max_chars
+    if out.get("type") == "array" and "maxItems" not in out:
+        out["maxItems"] = max_items
+    for name, prop in (out.get("properties") or {}).items():
+        if name in binary and isinstance(prop, dict) and prop.get("type") == "integer":
+            prop["enum"] = [0, 1]
+    return out
+
+
 class Judge:
-    def __init__(self, backend: Backend, generate: Generate, *, params: GenerationParams, retries: int = 1):
+    def __init__(self, backend: Backend, generate: Generate, *, params: GenerationParams, retries: int = 1,
+                 max_chars: int = 300, max_items: int = 8, binary_fields: frozenset[str] = frozenset()):
         self.backend = backend
         self.params = params
         self.retries = retries
+        self.max_chars = max_chars
+        self.max_items = max_items
+        self.binary_fields = binary_fields
         self.counts = JudgeCounts()
         self._generate = generate
         self._pending: list[tuple[GenRequest, asyncio.Future]] = []
@@ -100,7 +123,8 @@ class Judge:
 
     async def ask(self, prompt: str, model: type[BaseModel]) -> BaseModel:
         """A reply parsed into `model`; retried with the parse error shown; JudgeError when it never parses."""
-        schema = model.model_json_schema()
+        schema = bounded(model.model_json_schema(), max_chars=self.max_chars, max_items=self.max_items,
+                         binary=self.binary_fields)
         messages = [{"role": "user", "content": prompt}]
         self.counts.requests += 1
         problem = ""

@@ -21,9 +21,15 @@ from harness.scorers import Score, Scorer
 from harness.suite import StrictModel
 
 
+# ragas' 0/1 verdict fields: a constrained judge may only write 0 or 1 there.
+BINARY_FIELDS = frozenset({"verdict", "attributed", "noncommittal"})
+
+
 class RagasConfig(StrictModel):
     judge: str = Field(description="Name of the suite backend that judges (any kind: hf, fake, an API backend).")
-    max_new_tokens: int = Field(512, ge=16, le=8192, description="Longest judge reply.")
+    max_new_tokens: int = Field(1024, ge=16, le=8192, description="Longest judge reply (tokens).")
+    max_chars: int = Field(200, ge=20, le=10_000, description="Longest string a constrained judge may write per field.")
+    max_items: int = Field(6, ge=1, le=1000, description="Longest list (e.g. of statements) a constrained judge may write.")
     retries: int = Field(1, ge=0, le=5, description="Retries of a judge reply that does not parse, showing it the error.")
 
 
@@ -94,6 +100,7 @@ class RagasScorer(Scorer):
     needs_contexts: ClassVar[bool] = True
     uses_answer: ClassVar[bool] = True  # context precision and recall judge the contexts against the reference
     conditional = True
+    binary_fields = BINARY_FIELDS
 
     def score(self, answer, case):
         raise TypeError(f"{self.kind} is judged by a model after generation; the runner calls ascore()")
@@ -125,6 +132,8 @@ class RagasScorer(Scorer):
         value = result.value
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return Score(None, detail={"error": "ragas gave no score (e.g. no statements could be extracted)"})
+        if not -1e-6 <= float(value) <= 1 + 1e-6:  # verdicts outside 0/1 from a judge that ignored the scale
+            return Score(None, detail={"error": f"judge verdicts out of range (ragas computed {value})"})
         return Score(float(value), detail={"reason": getattr(result, "reason", None)} if getattr(result, "reason", None) else {})
 
 

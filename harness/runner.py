@@ -226,7 +226,9 @@ class Run:
             if not rows:
                 continue
             cfg = scorer.config
-            judge = Judge(self._backend(cfg.judge), self._cached, retries=cfg.retries,
+            judge = Judge(self._backend(cfg.judge), self._cached, retries=cfg.retries, max_chars=cfg.max_chars,
+                          max_items=cfg.max_items,
+                          binary_fields=scorer.binary_fields,
                           params=GenerationParams(max_new_tokens=cfg.max_new_tokens, temperature=0.0))
             scorer.prepare(judge)
             self.options.progress.start(f"{name}: {scorer.name}", len(rows))

@@ -1,0 +1,84 @@
+"""RAG and a model judge on the real embedded model: the squad_qa suite as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+SQUAD = REPO / "suites" / "squad_qa"
+
+
+def harness(*args, home):
+    env = {**os.environ, "HARNESS_HOME": str(home), "HF_HUB_OFFLINE": "1", "CI": "1"}
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=REPO, env=env, capture_output=True, text=True)
+
+
+def test_squad_rag_retrieves_the_gold_paragraph_and_puts_it_in_the_prompt(embedded_model_dir, tmp_path):
+    home = embedded_model_dir.parents[1]
+    out = tmp_path / "run"
+    first = harness("compare", str(SQUAD / "suite.yaml"), "--limit", "10", "--strategies", "zero_shot,rag",
+                    "--out", str(out), home=home)
+    assert first.returncode == 0, first.stderr[-3000:]
+    run = json.loads((out / "run.json").read_text())
+    rag, zero = run["strategies"]["rag"], run["strategies"]["zero_shot"]
+    # Hybrid retrieval over 311 paragraphs finds the paragraph holding the answer for most questions.
+    assert rag["metrics"]["hit_rate"]["mean"] >= 0.7, rag["metrics"]["hit_rate"]
+    assert "hit_rate" not in zero["metrics"]  # retrieval metrics only where something was retrieved
+    index = rag["setup"]["given"]["index"]
+    assert rag["setup"]["given"]["corpus"]["documents"] == 311 and index["embedded_texts"] >= 311
+    # Retrieval is timed apart from generation: milliseconds against seconds for a 135M model on CPU.
+    assert rag["retrieval"]["latency"]["p50_s"] < rag["latency"]["p50_s"] / 5
+    assert rag["retrieval"]["context_tokens_mean"] > 100
+    assert rag["input_tokens_mean"] > zero["input_tokens_mean"] + rag["retrieval"]["context_tokens_mean"] * 0.8
+    cases = [json.loads(line) for line in (out / "cases.jsonl").read_text().splitlines()]
+    for case in (c for c in cases if c["strategy"] == "rag"):
+        found = case["meta"]["retrieval"]
+        assert len(found["chunk_ids"]) == 3 and found["used"] + found["dropped"] == 3
+        assert found["texts"][0][:80] in case["prompt"]  # the top passage reached the model
+    # A rerun reuses the index and every answer: no embedding of the corpus, no model call.
+    second = harness("compare", str(SQUAD / "suite.yaml"), "--limit", "10", "--strategies", "zero_shot,rag",
+                     "--out", str(tmp_path / "run2"), home=home)
+    assert second.returncode == 0, second.stderr[-3000:]
+    again = json.loads((tmp_path / "run2" / "run.json").read_text())
+    assert again["strategies"]["rag"]["setup"]["given"]["index"]["reused_from_cache"] is True
+    assert again["strategies"]["rag"]["setup"]["given"]["index"]["embedding_calls_this_run"] == 0
+    assert again["options"]["counts"]["model_calls"] == 0
+
+
+def test_the_hf_judge_replies_in_the_schema_of_ragas(embedded_model_dir, tmp_path):
+    """SmolLM2 as the ragas judge: constrained decoding makes every reply parse at the first try."""
+    rows = (SQUAD / "data" / "test.jsonl").read_text().splitlines()[:2]
+    (tmp_path / "test.jsonl").write_text("\n".join(rows) + "\n")
+    suite = {
+        "name": "hf-judge",
+        "task": {"instructions": "Answer with a short phrase.", "input_field": "question", "target_field": "answer"},
+        "data": {"test": "test.jsonl"},
+        "backends": [
+            {"name": "answers", "kind": "fake", "config": {"default": "Richard I"}},
+            {"name": "smollm2", "kind": "hf", "model": "smollm2-135m-instruct", "config": {"batch_size": 4}},
+        ],
+        "strategies": [{"name": "rag", "kind": "rag", "backend": "answers",
+                        "config": {"corpus": str(SQUAD / "data" / "corpus.jsonl"), "retriever": "bm25", "top_k": 2}}],
+        "scorers": [{"kind": "token_f1"},
+                    {"kind": "context_precision", "config": {"judge": "smollm2", "max_new_tokens": 160, "max_chars": 120}}],
+    }
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump(suite))
+    home = embedded_model_dir.parents[1]
+    result = harness("compare", str(tmp_path / "suite.yaml"), "--out", str(tmp_path / "run"), home=home)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    judge = run["strategies"]["rag"]["setup"]["evaluation"]["context_precision"]["judge"]
+    assert judge["requests"] == 4 and judge["calls"] == 4  # k=2 contexts x 2 cases, ragas' own count
+    assert judge["parse_failures"] == 0 and judge["failed_verdicts"] == 0
+    metric = run["strategies"]["rag"]["metrics"]["context_precision"]
+    assert metric["n_unscored"] == 0 and 0.0 <= metric["mean"] <= 1.0
+    assert run["options"]["counts"]["judge_calls"] == 4 and run["options"]["counts"]["model_calls"] == 2
