@@ -10,6 +10,7 @@ BACKENDS: Registry = Registry(
     {
         "fake": "harness.backends.fake:FakeBackend",
         "hf": "harness.backends.hf:HFBackend",
+        "openai": "harness.backends.openai_api:OpenAIBackend",
     },
 )
 

@@ -153,7 +153,8 @@ def _data_checks(loaded: LoadedSuite) -> list[str]:
         for loc, problem in found:
             errors.append(f"{loaded.where(('strategies', i, 'config') + tuple(loc))}: {problem}")
         if not found:
+            base = loaded.base.resolve()
             for path in cls.data_files(config, loaded.base):
-                digest = file_sha256(path) if path.is_file() else tree_fingerprint(path)
-                loaded.dataset.hashes[str(path.relative_to(loaded.base.resolve()) if path.is_relative_to(loaded.base.resolve()) else path)] = digest
+                key = str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
+                loaded.dataset.hashes[key] = file_sha256(path) if path.is_file() else tree_fingerprint(path)
     return errors

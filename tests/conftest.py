@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+RAG_FIXTURES = REPO / "tests" / "fixtures" / "rag"
 LABELS = ["alpha", "beta", "gamma"]
 
 
@@ -96,3 +97,19 @@ def embedded_model_dir() -> Path:
             os.environ.pop("HARNESS_HOME", None)
         else:
             os.environ["HARNESS_HOME"] = old
+
+
+def write_qa_suite(folder: Path, suite: dict) -> Path:
+    """A suite next to copies of the RAG fixtures (tests/fixtures/rag: corpus.jsonl, questions.jsonl)."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("corpus.jsonl", "questions.jsonl"):
+        shutil.copy(RAG_FIXTURES / name, folder / name)
+    path = folder / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def run_json(run_dir: Path) -> dict:
+    return json.loads((run_dir / "run.json").read_text(encoding="utf-8"))

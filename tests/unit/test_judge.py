@@ -18,12 +18,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-import yaml
 
 from harness.runner import CompareOptions, compare
-from tests.conftest import REPO
+from tests.conftest import RAG_FIXTURES, REPO, run_json, write_qa_suite
 
-FIXTURES = REPO / "tests" / "fixtures" / "rag"
+FIXTURES = RAG_FIXTURES
 RAGAS = ("faithfulness", "answer_relevancy", "context_precision", "context_recall")
 CONTEXT_METRICS = ("faithfulness", "context_precision", "context_recall")
 
@@ -86,17 +85,8 @@ def suite(strategies: list[dict], *, judge: dict, metrics=RAGAS, model: dict = M
     }
 
 
-def write_suite(folder: Path, data: dict[str, Any]) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in ("corpus.jsonl", "questions.jsonl"):
-        shutil.copy(FIXTURES / name, folder / name)
-    path = folder / "suite.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
 
 
-def run_json(run_dir: Path) -> dict[str, Any]:
-    return json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
 
 
 def evaluation(run: dict[str, Any], strategy: str) -> dict[str, dict[str, Any]]:
@@ -145,7 +135,7 @@ TOP_KS = {"rag": 2, "rag_k1": 1, "rag_k4": 4}
 def valid(tmp_path_factory) -> SimpleNamespace:
     root = tmp_path_factory.mktemp("judge-valid")
     home = root / "home"
-    path = write_suite(root / "suite", suite([ZERO, *(rag(n, k) for n, k in TOP_KS.items())],
+    path = write_qa_suite(root / "suite", suite([ZERO, *(rag(n, k) for n, k in TOP_KS.items())],
                                              judge=judge_backend(VALID_RULES)))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HARNESS_HOME", str(home))
@@ -284,7 +274,7 @@ def test_rerun_in_a_new_folder_answers_the_judge_from_the_cache(valid, valid_hom
 def test_a_resumed_run_adds_the_new_cases_judge_work_to_the_record(tmp_path):
     n, half, k = n_questions(), n_questions() // 2, 2
     per_case = {"faithfulness": 2, "context_precision": k, "context_recall": 1}
-    path = write_suite(tmp_path / "s", suite([rag(top_k=k)], judge=judge_backend(VALID_RULES), metrics=tuple(per_case)))
+    path = write_qa_suite(tmp_path / "s", suite([rag(top_k=k)], judge=judge_backend(VALID_RULES), metrics=tuple(per_case)))
     out = tmp_path / "run"
     _, first = compare(path, CompareOptions(out=out, limit=half))
     assert first.counts.judge_calls == sum(per_case.values()) * half
@@ -304,7 +294,7 @@ def test_a_resumed_run_adds_the_new_cases_judge_work_to_the_record(tmp_path):
 @pytest.mark.parametrize("retries", [1, 0])
 def test_garbage_judge_leaves_every_case_unscored_and_the_run_completes(tmp_path, retries):
     n = n_questions()
-    path = write_suite(tmp_path / "s", suite([ZERO, rag()], judge=judge_backend(), retries=retries))
+    path = write_qa_suite(tmp_path / "s", suite([ZERO, rag()], judge=judge_backend(), retries=retries))
     result = cli("compare", str(path), "--out", str(tmp_path / "run"), home=tmp_path / "home")
     output = result.stdout + result.stderr
     assert result.returncode == 0 and "Traceback" not in output, output
@@ -336,7 +326,7 @@ def test_garbage_judge_leaves_every_case_unscored_and_the_run_completes(tmp_path
 def test_judge_that_answers_only_when_retried_is_scored_and_the_failures_counted(tmp_path):
     n = n_questions()
     rules = [{"pattern": RETRY_TEXT, "answer": RECALL}]
-    path = write_suite(tmp_path / "s", suite([rag()], judge=judge_backend(rules), metrics=("context_recall",)))
+    path = write_qa_suite(tmp_path / "s", suite([rag()], judge=judge_backend(rules), metrics=("context_recall",)))
     record, run = compare(path, CompareOptions(out=tmp_path / "run"))
     assert record.status == "complete"
     metric = record.strategies["rag"].metrics["context_recall"]
@@ -350,7 +340,7 @@ def test_judge_that_answers_only_when_retried_is_scored_and_the_failures_counted
 def test_without_retries_a_judge_that_needs_one_leaves_cases_unscored(tmp_path):
     n = n_questions()
     rules = [{"pattern": RETRY_TEXT, "answer": RECALL}]
-    path = write_suite(tmp_path / "s", suite([rag()], judge=judge_backend(rules), metrics=("context_recall",),
+    path = write_qa_suite(tmp_path / "s", suite([rag()], judge=judge_backend(rules), metrics=("context_recall",),
                                              retries=0))
     record, _ = compare(path, CompareOptions(out=tmp_path / "run"))
     assert record.status == "complete"
@@ -364,7 +354,7 @@ def test_a_judge_backend_that_fails_leaves_cases_unscored_not_a_crash(tmp_path):
     n = n_questions()
     judge = judge_backend(VALID_RULES)
     judge["config"]["fail_on"] = "ContextRecall"
-    path = write_suite(tmp_path / "s", suite([rag()], judge=judge, metrics=("context_recall", "context_precision")))
+    path = write_qa_suite(tmp_path / "s", suite([rag()], judge=judge, metrics=("context_recall", "context_precision")))
     record, _ = compare(path, CompareOptions(out=tmp_path / "run"))
     assert record.status == "complete"
     recall = record.strategies["rag"].metrics["context_recall"]
@@ -395,7 +385,7 @@ def assert_refused(result: subprocess.CompletedProcess[str], *expected: str) -> 
 def test_bad_judge_config_is_refused_naming_file_and_field(tmp_path, config, field, line_of, needles, command):
     data = suite([ZERO, rag()], judge=judge_backend(VALID_RULES), metrics=("faithfulness", "answer_relevancy"))
     data["scorers"][2]["config"] = config  # answer_relevancy: scorers[2]
-    path = write_suite(tmp_path / "s", data)
+    path = write_qa_suite(tmp_path / "s", data)
     args = [command, str(path)] + (["--out", str(tmp_path / "run")] if command == "compare" else [])
     result = cli(*args, home=tmp_path / "home")
     line = line_in(path, line_of, after=line_in(path, "kind: answer_relevancy"))
@@ -412,7 +402,7 @@ EMPTY_MODEL = {"name": "fake", "kind": "fake", "config": {"default": ""}}
 
 def test_empty_answers_are_unscored_for_answer_relevancy_not_a_crash(tmp_path):
     n = n_questions()
-    path = write_suite(tmp_path / "s", suite([ZERO, rag()], judge=judge_backend(VALID_RULES),
+    path = write_qa_suite(tmp_path / "s", suite([ZERO, rag()], judge=judge_backend(VALID_RULES),
                                              metrics=("answer_relevancy",), model=EMPTY_MODEL))
     record, run = compare(path, CompareOptions(out=tmp_path / "run"))
     assert record.status == "complete"
@@ -431,7 +421,7 @@ def test_empty_answers_do_not_hide_the_retrieval_judged_by_context_metrics(tmp_p
     """Context precision and context recall judge the retrieved contexts against the reference; the answer
     plays no part in them, so an empty answer must not drop a case from their means."""
     n = n_questions()
-    path = write_suite(tmp_path / "s", suite([rag()], judge=judge_backend(VALID_RULES),
+    path = write_qa_suite(tmp_path / "s", suite([rag()], judge=judge_backend(VALID_RULES),
                                              metrics=("faithfulness", "context_precision", "context_recall"),
                                              model=EMPTY_MODEL))
     record, _ = compare(path, CompareOptions(out=tmp_path / "run"))

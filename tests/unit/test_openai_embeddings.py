@@ -5,63 +5,27 @@ the vectors went through the API, the SDK and the FAISS index."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from harness.home import harness_home
+from tests.fake_openai import FakeOpenAI, Script
 from harness.runner import CompareOptions, compare
 from tests.conftest import REPO
 
 KEY = "sk-test-embeddings-0123456789abcdef"
-DIM = 64
-
-
-def bag_of_words(text: str) -> list[float]:
-    vec = [0.0] * DIM
-    for word in re.findall(r"\w+", text.lower()):
-        vec[int(hashlib.md5(word.encode()).hexdigest(), 16) % DIM] += 1.0
-    return vec
-
-
-class Handler(BaseHTTPRequestHandler):
-    requests: list[dict] = []
-
-    def do_POST(self):  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        Handler.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "n": len(body["input"])})
-        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        payload = {
-            "object": "list", "model": body["model"],
-            "data": [{"object": "embedding", "index": i, "embedding": bag_of_words(t)} for i, t in enumerate(texts)],
-            "usage": {"prompt_tokens": sum(len(t.split()) for t in texts), "total_tokens": sum(len(t.split()) for t in texts)},
-        }
-        raw = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture()
 def server():
-    Handler.requests = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    httpd.shutdown()
+    script = Script()
+    with FakeOpenAI(script) as url:
+        yield SimpleNamespace(url=url, script=script)
 
 
 CORPUS = [
@@ -74,6 +38,11 @@ QUESTIONS = [
     {"id": "q2", "question": "How many strings does a violin have?", "answer": "four", "doc_id": "violin"},
     {"id": "q3", "question": "What do glaciers carve as they move?", "answer": "valleys", "doc_id": "glacier"},
 ]
+
+
+def n_inputs(request: dict) -> int:
+    body = request["body"]["input"]
+    return len(body) if isinstance(body, list) else 1
 
 
 def write_suite(folder: Path, base_url: str, price: float | None = 0.02) -> Path:
@@ -100,16 +69,16 @@ def write_suite(folder: Path, base_url: str, price: float | None = 0.02) -> Path
 
 def test_openai_embedder_indexes_and_retrieves_through_the_api(tmp_path, server, monkeypatch):
     monkeypatch.setenv("TEST_EMBED_KEY", KEY)
-    record, _ = compare(write_suite(tmp_path, server), CompareOptions(out=tmp_path / "run"))
+    record, _ = compare(write_suite(tmp_path, server.url), CompareOptions(out=tmp_path / "run"))
     rag = record.strategies["rag"]
     assert rag.metrics["hit_rate"].mean == 1.0
     assert rag.metrics["exact_match"].mean == 1.0
     index = rag.setup["given"]["index"]
     assert index["embedder"]["kind"] == "openai"
     # 3 chunks at batch_size 2 -> 2 requests for the index, then one per query (plus a warm-up query).
-    index_requests = [r for r in Handler.requests if r["n"] == 2 or r["n"] == 1][:2]
-    assert [r["n"] for r in index_requests] == [2, 1]
-    assert all(r["path"].endswith("/embeddings") and r["auth"] == f"Bearer {KEY}" for r in Handler.requests)
+    index_requests = [r for r in server.script.requests if n_inputs(r) == 2 or n_inputs(r) == 1][:2]
+    assert [n_inputs(r) for r in index_requests] == [2, 1]
+    assert all(r["path"].endswith("/embeddings") and r["auth"] == f"Bearer {KEY}" for r in server.script.requests)
     assert rag.setup["given"]["indexing_cost_usd"] > 0
     assert "usd_per_1m_tokens" in rag.setup["given"]["indexing_cost_basis"]
     # The key reaches the server but no file of the run folder or the index cache.
@@ -123,19 +92,19 @@ def test_openai_embedder_indexes_and_retrieves_through_the_api(tmp_path, server,
 
 def test_a_cached_openai_index_makes_no_embedding_request(tmp_path, server, monkeypatch):
     monkeypatch.setenv("TEST_EMBED_KEY", KEY)
-    suite = write_suite(tmp_path, server)
+    suite = write_suite(tmp_path, server.url)
     compare(suite, CompareOptions(out=tmp_path / "run1"))
-    index_calls = sum(r["n"] for r in Handler.requests)
-    Handler.requests = []
+    index_calls = sum(n_inputs(r) for r in server.script.requests)
+    server.script.requests.clear()
     record, _ = compare(suite, CompareOptions(out=tmp_path / "run2"))
     assert record.strategies["rag"].setup["given"]["index"]["reused_from_cache"] is True
     # Only query embeddings now (warm-up + 3 questions), no corpus text re-embedded.
-    assert sum(r["n"] for r in Handler.requests) == 4 < index_calls + 4
+    assert sum(n_inputs(r) for r in server.script.requests) == 4 < index_calls + 4
 
 
 def test_missing_api_key_is_a_clear_error(tmp_path, server, monkeypatch):
     monkeypatch.delenv("TEST_EMBED_KEY", raising=False)
-    suite = write_suite(tmp_path, server)
+    suite = write_suite(tmp_path, server.url)
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "compare", str(suite), "--out", str(tmp_path / "run")],
                           capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 2, proc.stderr

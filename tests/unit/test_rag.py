@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,9 +25,9 @@ from harness.data import Case
 from harness.errors import RunFolderError
 from harness.runner import CompareOptions, compare
 from harness.suite import ScorerSpec, TaskSpec
-from tests.conftest import REPO, write_jsonl
+from tests.conftest import RAG_FIXTURES, REPO, run_json, write_jsonl, write_qa_suite
 
-FIXTURES = REPO / "tests" / "fixtures" / "rag"
+FIXTURES = RAG_FIXTURES
 RETRIEVAL_METRICS = ("hit_rate", "mrr", "recall_at_k")
 CHUNKING = {"size": 300, "overlap": 0}  # every fixture document fits one chunk
 TOP_K = 3
@@ -70,17 +69,8 @@ def qa_suite(strategies: list[dict], backends: list[dict] | None = None) -> dict
     }
 
 
-def write_qa_suite(folder: Path, suite: dict[str, Any]) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in ("corpus.jsonl", "questions.jsonl"):
-        shutil.copy(FIXTURES / name, folder / name)
-    path = folder / "suite.yaml"
-    path.write_text(yaml.safe_dump(suite, sort_keys=False), encoding="utf-8")
-    return path
 
 
-def run_json(run_dir: Path) -> dict[str, Any]:
-    return json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
 
 
 def given(run_dir: Path, strategy: str) -> dict[str, Any]:
@@ -564,3 +554,13 @@ def test_references_field_gives_the_best_match_over_all_references():
     assert f1.score("the City of Light", case).value == 1.0
     assert f1.score("Light", case).value == pytest.approx(0.5)  # best: P=1, R=1/3 against "city of light"
     assert f1.score("Marseille", case).value == 0.0
+
+
+def test_missing_rag_extra_is_named_in_the_error(tmp_path):
+    """Without langchain installed the suite is refused before any model call, naming the extra to install."""
+    path, _ = bad_suite(tmp_path)
+    code = ("import sys\nsys.modules['langchain_community'] = None  # as if the rag extra were not installed\n"
+            "from harness.cli import main\nsys.argv = ['harness', 'validate', sys.argv[1]]\nmain()\n")
+    env = {**os.environ, "HARNESS_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-c", code, str(path)], cwd=REPO, env=env, capture_output=True, text=True)
+    assert_refused(result, "ft-harness[rag]", "langchain_community")
