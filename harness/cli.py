@@ -110,13 +110,14 @@ def list_components() -> None:
     """List registered backends, strategies, scorers and tuners, built-in and plugins."""
     from harness.builtins import ALL
 
+    width = max(len(kind) for registry in ALL.values() for kind in registry.refs()) + 1
     for section, registry in ALL.items():
         typer.echo(f"{section}:")
         refs = registry.refs()
         if not refs:
             typer.echo("  (none yet)")
         for kind, ref in refs.items():
-            typer.echo(f"  {kind:<16} {ref}")
+            typer.echo(f"  {kind:<{width}} {ref}")
 
 
 @app.command()

@@ -114,6 +114,20 @@ def _cross_checks(suite: Suite, path: Path, lines: dict[Loc, int]) -> list[str]:
     return errors
 
 
+def _primary_metric_applies_to_all(suite: Suite, path: Path, lines: dict[Loc, int]) -> list[str]:
+    """The metric that ranks strategies must score every strategy: retrieval and context metrics are diagnostics."""
+    metric = suite.primary_metric
+    spec = next((s for s in suite.scorers if s.label == metric), None)
+    if spec is None or not SCORERS.get(spec.kind).conditional:
+        return []
+    loc = ("decision", "primary_metric") if suite.decision and suite.decision.primary_metric else ("scorers", 0)
+    answer_metrics = [s.label for s in suite.scorers if not SCORERS.get(s.kind).conditional]
+    return [f"{path}:{line_of(lines, loc) or '?'}: {format_loc(loc)}: '{metric}' scores only strategies that retrieve, so it "
+            "cannot rank all strategies. Fix: make an answer metric the primary one"
+            + (f" ({', '.join(answer_metrics)})" if answer_metrics else " (e.g. exact_match or token_f1)")
+            + "; keep retrieval metrics as diagnostics."]
+
+
 def load_suite(path: str | Path, *, with_data: bool = True) -> LoadedSuite:
     """Validate a suite file completely; raise ConfigError/DataError with file, line and fix."""
     path = Path(path)
@@ -133,6 +147,7 @@ def load_suite(path: str | Path, *, with_data: bool = True) -> LoadedSuite:
     _fail(_cross_checks(suite, path, lines))
     configs, errors = _component_configs(suite, path, lines)
     _fail(errors)
+    _fail(_primary_metric_applies_to_all(suite, path, lines))
     dataset = load_dataset(suite.data, suite.task, base=path.parent, seed=suite.seed) if with_data else Dataset([], [], [], {})
     loaded = LoadedSuite(suite=suite, path=path, dataset=dataset, configs=configs, lines=lines)
     if with_data:

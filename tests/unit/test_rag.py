@@ -564,3 +564,12 @@ def test_missing_rag_extra_is_named_in_the_error(tmp_path):
     env = {**os.environ, "HARNESS_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
     result = subprocess.run([sys.executable, "-c", code, str(path)], cwd=REPO, env=env, capture_output=True, text=True)
     assert_refused(result, "ft-harness[rag]", "langchain_community")
+
+
+def test_a_retrieval_metric_cannot_be_the_primary_metric(tmp_path):
+    path, suite = bad_suite(tmp_path)
+    suite["scorers"] = [{"kind": "exact_match"}, {"kind": "hit_rate"}]
+    suite["decision"] = {"primary_metric": "hit_rate"}
+    write_qa_suite(tmp_path, suite)
+    result = cli("validate", str(path), home=tmp_path / "home")
+    assert_refused(result, "suite.yaml", "decision.primary_metric", "hit_rate", "exact_match")
