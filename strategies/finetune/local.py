@@ -12,6 +12,7 @@ import logging
 import math
 import resource
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -336,6 +337,8 @@ class LocalTuner(Tuner):
 
     def train_here(self, examples: list[TrainExample], pre: Preflight, *, trainer_hook=None) -> TuneResult:
         """Train in this process (one of several when started by `accelerate launch`)."""
+        # trl reads model.is_gradient_checkpointing, which transformers 5 deprecates: noise in every run's output
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         require("trl", extra="local", purpose="the local tuner")
         datasets = require("datasets", extra="local", purpose="the local tuner")
         device = self._device()
