@@ -154,4 +154,13 @@ def run_concurrently(jobs: list[Callable[[], Awaitable[Any]]], on_done: Callable
     async def main():
         await asyncio.gather(*(one(i, job) for i, job in enumerate(jobs)))
 
-    asyncio.run(main())
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # the usual case: no loop in this thread
+        asyncio.run(main())
+        return
+    # Called from inside a running loop (a notebook calling compare()): run ours in a thread of its own.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, main()).result()

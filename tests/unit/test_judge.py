@@ -430,3 +430,21 @@ def test_empty_answers_do_not_hide_the_retrieval_judged_by_context_metrics(tmp_p
     assert metrics["faithfulness"].n_unscored == n  # no statements in an empty answer
     for metric in ("context_precision", "context_recall"):
         assert metrics[metric].n_scored == n, (metric, metrics[metric])
+
+
+def test_judging_works_when_called_from_inside_a_running_event_loop():
+    """compare() from a notebook runs inside an event loop; the judge must not try to start a second one there."""
+    import asyncio
+
+    from harness.judge import run_concurrently
+
+    async def job(i):
+        await asyncio.sleep(0)
+        return i * 2
+
+    async def notebook_cell():
+        done = {}
+        run_concurrently([lambda i=i: job(i) for i in range(3)], done.__setitem__)
+        return done
+
+    assert asyncio.run(notebook_cell()) == {0: 0, 1: 2, 2: 4}
