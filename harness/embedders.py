@@ -20,7 +20,7 @@ OPENAI_MAX_TOKENS = 8191
 class EmbedderConfig(StrictModel):
     kind: Literal["local", "openai"] = Field("local", description="local: sentence-transformers; openai: the embeddings API.")
     model: str = Field(EMBEDDED_MINILM, description=f"{EMBEDDED_MINILM} (embedded, offline), a folder, or a hub id; for openai a model name.")
-    batch_size: int = Field(64, ge=1, le=4096, description="Texts per forward pass (local) or per API request (openai).")
+    batch_size: int = Field(32, ge=1, le=4096, description="Texts per forward pass (local) or per API request (openai); 32 was fastest for MiniLM on CPU (bench/rag_index.py).")
     device: str = Field("auto", description="auto, cpu, cuda or mps (local only).")
     base_url: str | None = Field(None, description="openai: an OpenAI-compatible server; default the OpenAI API.")
     api_key_env: str = Field("OPENAI_API_KEY", description="openai: environment variable holding the key (never the key).")

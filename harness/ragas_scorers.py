@@ -101,6 +101,7 @@ class RagasScorer(Scorer):
     uses_answer: ClassVar[bool] = True  # context precision and recall judge the contexts against the reference
     conditional = True
     binary_fields = BINARY_FIELDS
+    value_range: ClassVar[tuple[float, float]] = (0.0, 1.0)  # a share of 0/1 verdicts
 
     def score(self, answer, case):
         raise TypeError(f"{self.kind} is judged by a model after generation; the runner calls ascore()")
@@ -132,7 +133,8 @@ class RagasScorer(Scorer):
         value = result.value
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return Score(None, detail={"error": "ragas gave no score (e.g. no statements could be extracted)"})
-        if not -1e-6 <= float(value) <= 1 + 1e-6:  # verdicts outside 0/1 from a judge that ignored the scale
+        low, high = self.value_range
+        if not low - 1e-6 <= float(value) <= high + 1e-6:  # verdicts outside 0/1 from a judge that ignored the scale
             return Score(None, detail={"error": f"judge verdicts out of range (ragas computed {value})"})
         return Score(float(value), detail={"reason": getattr(result, "reason", None)} if getattr(result, "reason", None) else {})
 
@@ -156,6 +158,7 @@ class AnswerRelevancy(RagasScorer):
     Config = AnswerRelevancyConfig
     needs_contexts = False
     conditional = False
+    value_range = (-1.0, 1.0)  # a mean cosine similarity (an unrelated question can score below 0)
 
     def prepare(self, judge):
         self.metric = _ragas_collections().AnswerRelevancy(

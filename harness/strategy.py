@@ -5,6 +5,7 @@ The runner owns batching, caching and timing; a strategy only says what to send 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,8 @@ from pydantic import BaseModel
 from harness.backends.base import Backend, GenRequest, GenResult
 from harness.data import Case, Dataset
 from harness.suite import StrategySpec, StrictModel, Suite
+
+log = logging.getLogger(__name__)
 
 Problem = tuple[tuple[str | int, ...], str]  # (location inside the strategy's config, message with the fix)
 
@@ -72,3 +75,24 @@ class Strategy:
 
     def request(self, case: Case) -> StrategyRequest:
         raise NotImplementedError
+
+    def dev_score(self, backend: Backend, requests: list[GenRequest], cases: list[Case],
+                  metas: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Mean of the suite's primary metric over dev answers (through the run's cache; failed answers count as
+        wrong, unscored ones are left out and counted), for choosing a setting on dev, never on test."""
+        scorer = next(s for s in self.ctx.scorers if s.name == self.ctx.suite.primary_metric)
+        answers = self.ctx.answer(backend, requests)
+        values = []
+        for answer, case, meta in zip(answers, cases, metas or [{}] * len(cases), strict=True):
+            if answer.error is not None or answer.text is None:
+                values.append(0.0)
+                continue
+            try:
+                score = scorer.score_result(answer.text, case, meta)
+                values.append(None if score is None else score.value)
+            except Exception as exc:
+                log.warning("scorer %s failed on dev case %s: %s", scorer.name, case.id, exc)
+                values.append(None)
+        scored = [v for v in values if v is not None]
+        return {"dev_score": sum(scored) / len(scored) if scored else None,
+                "dev_errors": sum(a.error is not None for a in answers), "dev_unscored": len(values) - len(scored)}

@@ -173,32 +173,16 @@ class FineTune(Strategy):
 
     def _score_checkpoints(self, checkpoints: list[Checkpoint]) -> list[dict[str, Any]]:
         dev = self.ctx.dataset.dev
-        scorer = next(s for s in self.ctx.scorers if s.name == self.ctx.suite.primary_metric)
         rows = []
         for i, ckpt in enumerate(checkpoints):
             row: dict[str, Any] = {"index": i, "epoch": ckpt.epoch, "step": ckpt.step, "dev_score": None}
             if dev:
                 backend = self._serving_backend(ckpt)
                 params = self.ctx.backend.spec.generation
-                answers = self.ctx.answer(backend, [GenRequest(build_messages(self.ctx.suite.task, c), params) for c in dev])
-                values = [self._dev_value(scorer, a, c) for a, c in zip(answers, dev, strict=True)]
-                scored = [v for v in values if v is not None]
-                row["dev_score"] = sum(scored) / len(scored) if scored else None
-                row["dev_errors"] = sum(a.error is not None for a in answers)
-                row["dev_unscored"] = len(values) - len(scored)
+                row.update(self.dev_score(backend, [GenRequest(build_messages(self.ctx.suite.task, c), params) for c in dev], dev))
                 backend.close()
             rows.append(row)
         return rows
-
-    @staticmethod
-    def _dev_value(scorer, answer, case) -> float | None:
-        if answer.error is not None or answer.text is None:
-            return 0.0  # a failed answer counts as wrong, as on test
-        try:
-            return scorer.score(answer.text, case).value
-        except Exception as exc:  # left unscored and counted, as the runner does
-            log.warning("scorer %s failed on dev case %s: %s", scorer.name, case.id, exc)
-            return None
 
     @staticmethod
     def _choose(epochs: list[dict[str, Any]]) -> dict[str, Any]:

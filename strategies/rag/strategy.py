@@ -9,6 +9,8 @@ latency, and the tokens spent on context.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import random
 import time
@@ -18,11 +20,13 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from harness.backends.base import GenRequest
 from harness.data import Case
 from harness.economics import device_cost
 from harness.errors import DataError, require
 from harness.home import harness_home
 from harness.prompts import build_messages
+from harness.results import write_json_atomic
 from harness.strategy import Strategy, StrategyRequest
 from harness.suite import StrictModel
 from strategies.rag import corpus as corpus_mod
@@ -41,7 +45,9 @@ class RagConfig(StrictModel):
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
     retriever: Literal["dense", "bm25", "hybrid"] = Field(
         "dense", description="dense: FAISS over embeddings; bm25: lexical; hybrid: reciprocal rank fusion of both.")
-    top_k: int = Field(4, ge=1, le=200, description="Chunks retrieved per case.")
+    top_k: int | list[int] = Field(
+        4, description="Chunks retrieved per case; a list of candidates (e.g. [1, 3, 5]) is chosen on dev by the "
+        "primary metric (never on test), ties going to the smaller k.")
     mmr: bool = Field(False, description="Maximal marginal relevance for the dense search (diversity).")
     fetch_k: int = Field(20, ge=1, le=10_000, description="Candidates for MMR, and per retriever for hybrid fusion.")
     lambda_mult: float = Field(0.5, ge=0, le=1, description="MMR: 1 = pure relevance, 0 = pure diversity.")
@@ -52,6 +58,18 @@ class RagConfig(StrictModel):
         "without contexts: they teach the answer format at a few tokens each.")
     max_context_tokens: int | None = Field(
         None, ge=1, description="Cap on tokens of retrieved context per prompt (the model's window caps it anyway).")
+
+    @field_validator("top_k")
+    @classmethod
+    def _k_range(cls, value: int | list[int]) -> int | list[int]:
+        values = value if isinstance(value, list) else [value]
+        if not values or any(k < 1 or k > 200 for k in values):
+            raise ValueError("top_k must be between 1 and 200 (or a non-empty list of such values)")
+        return value
+
+    @property
+    def candidates(self) -> list[int]:
+        return sorted(set(self.top_k)) if isinstance(self.top_k, list) else [self.top_k]
 
     @field_validator("corpus", mode="before")
     @classmethod
@@ -94,6 +112,10 @@ class Rag(Strategy):
         if config.retriever != "bm25" or config.mmr:
             require("faiss", extra="rag", purpose="dense retrieval")
 
+        if len(config.candidates) > 1 and not dataset.dev:
+            yield ("top_k",), (
+                f"choosing top_k among {config.candidates} needs a dev split, and the suite has none. "
+                "Fix: add data.dev, or give a single top_k.")
         if config.exemplars > len(dataset.train):
             yield ("exemplars",), (
                 f"{config.exemplars} exemplars asked for, but the train split has {len(dataset.train)} cases. "
@@ -134,7 +156,7 @@ class Rag(Strategy):
                      else "no embedder.usd_per_1m_tokens in the suite")
         else:
             cost, basis = device_cost(self.ctx.suite, info["device"], hours)
-        return {
+        given = {
             "corpus": {"files": [str(p) for p in cfg.corpus], "documents": info["documents"], "chunks": info["chunks"],
                        "resplit_for_embedder": info["resplit_for_embedder"]},
             "index": {"key": key, "reused_from_cache": cached, "build_s": info["build_s"], "chunk_s": info["chunk_s"],
@@ -144,9 +166,12 @@ class Rag(Strategy):
             "exemplar_ids": [c.id for c in self.exemplars],
             "indexing_cost_usd": cost,
             "indexing_cost_basis": basis,
-            "retriever": {"kind": cfg.retriever, "top_k": cfg.top_k, "mmr": cfg.mmr, "fetch_k": cfg.fetch_k,
+            "retriever": {"kind": cfg.retriever, "top_k": None, "mmr": cfg.mmr, "fetch_k": cfg.fetch_k,
                           "hybrid_weights": list(cfg.hybrid_weights) if cfg.retriever == "hybrid" else None},
         }
+        given["top_k_selection"] = self._choose_k()
+        given["retriever"]["top_k"] = self.top_k
+        return given
 
     # ---- per case --------------------------------------------------------------------------------
 
@@ -155,13 +180,13 @@ class Rag(Strategy):
         if self._retriever is None:
             cfg: RagConfig = self.config
             if cfg.retriever == "bm25":
-                self._retriever = index_mod.bm25_retriever(self.index, k=cfg.top_k)
+                self._retriever = index_mod.bm25_retriever(self.index, k=max(cfg.candidates))
             elif cfg.retriever == "dense":
-                self._retriever = index_mod.dense_retriever(self.index, self.embedder, k=cfg.top_k, mmr=cfg.mmr,
+                self._retriever = index_mod.dense_retriever(self.index, self.embedder, k=max(cfg.candidates), mmr=cfg.mmr,
                                                             fetch_k=cfg.fetch_k, lambda_mult=cfg.lambda_mult)
             else:
                 self._retriever = index_mod.hybrid_retriever(
-                    self.index, self.embedder, k=cfg.top_k, candidates=cfg.fetch_k, mmr=cfg.mmr,
+                    self.index, self.embedder, k=max(cfg.candidates), candidates=cfg.fetch_k, mmr=cfg.mmr,
                     lambda_mult=cfg.lambda_mult, weights=cfg.hybrid_weights, rrf_k=cfg.rrf_k)
             self._by_id = {c.id: c for c in self.index.chunks}
             if cfg.retriever != "bm25":  # load the embedder and its kernels now, not in the first query's latency
@@ -170,12 +195,13 @@ class Rag(Strategy):
         return self._retriever
 
     def retrieve(self, query: str) -> tuple[list[index_mod.Chunk], float]:
+        """The top max(candidates) chunks, ranked; any smaller k is a prefix of them (greedy MMR and RRF alike)."""
         retriever = self.retriever
         started = time.perf_counter()
         docs = retriever.invoke(query)
         elapsed = time.perf_counter() - started
         self.retrieval_calls += 1
-        return [self._by_id[d.metadata["chunk_id"]] for d in docs[: self.config.top_k]], elapsed
+        return [self._by_id[d.metadata["chunk_id"]] for d in docs[: max(self.config.candidates)]], elapsed
 
     def _budget(self, case: Case) -> int | None:
         """Tokens left for context: the window less the prompt without context and the answer's tokens."""
@@ -216,8 +242,46 @@ class Rag(Strategy):
                 words = words[: int(len(words) * 0.8)]
         return kept, used, len(chunks) - len(kept)
 
+    def _choose_k(self) -> dict[str, Any] | None:
+        """Score each top_k candidate on dev with the primary metric; keep the best (ties: the smaller k)."""
+        candidates = self.config.candidates
+        if len(candidates) == 1:
+            self.top_k = candidates[0]
+            return None
+        dev = self.ctx.dataset.dev
+        # The choice is cached beside the index, keyed by all that decides it, so a rerun neither embeds the dev
+        # questions again nor asks the model anything.
+        scorer = next(s for s in self.ctx.scorers if s.name == self.ctx.suite.primary_metric)
+        key = hashlib.sha256(json.dumps({
+            "backend": self.backend.identity(), "generation": self.backend.spec.generation.model_dump(),
+            "task": self.ctx.suite.task.model_dump(), "dev": [[c.id, c.input, c.target] for c in dev],
+            "exemplars": [c.id for c in self.exemplars], "config": self.config.model_dump(mode="json"),
+            "scorer": [scorer.kind, scorer.config.model_dump(mode="json")],
+        }, sort_keys=True, default=str).encode()).hexdigest()[:24]
+        memo = harness_home() / "indexes" / self.index.key / "top_k" / f"{key}.json"
+        if memo.exists():
+            choice = json.loads(memo.read_text())
+            self.top_k = choice["chosen"]
+            return {**choice, "reused_from_cache": True}
+        found = [self.retrieve(c.input_text()) for c in dev]
+        rows = []
+        for k in candidates:
+            built = [self._build(c, chunks[:k], elapsed) for c, (chunks, elapsed) in zip(dev, found, strict=True)]
+            requests = [GenRequest(r.messages, self.backend.spec.generation) for r in built]
+            rows.append({"top_k": k, **self.dev_score(self.backend, requests, dev, [r.meta for r in built])})
+        scored = [r for r in rows if r["dev_score"] is not None]
+        best = max(scored, key=lambda r: (r["dev_score"], -r["top_k"])) if scored else rows[0]
+        self.top_k = best["top_k"]
+        choice = {"candidates": rows, "chosen": self.top_k, "on": "dev", "metric": self.ctx.suite.primary_metric}
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(memo, json.dumps(choice))
+        return {**choice, "reused_from_cache": False}
+
     def request(self, case: Case) -> StrategyRequest:
         chunks, elapsed = self.retrieve(case.input_text())
+        return self._build(case, chunks[: self.top_k], elapsed)
+
+    def _build(self, case: Case, chunks: list[index_mod.Chunk], elapsed: float) -> StrategyRequest:
         kept, used, dropped = self.fit(chunks, self._budget(case))
         messages = build_messages(self.ctx.suite.task, case, exemplars=self.exemplars,
                                   context=format_context(kept) if kept else None)

@@ -69,10 +69,6 @@ def qa_suite(strategies: list[dict], backends: list[dict] | None = None) -> dict
     }
 
 
-
-
-
-
 def given(run_dir: Path, strategy: str) -> dict[str, Any]:
     return run_json(run_dir)["strategies"][strategy]["setup"]["given"]
 
@@ -573,3 +569,36 @@ def test_a_retrieval_metric_cannot_be_the_primary_metric(tmp_path):
     write_qa_suite(tmp_path, suite)
     result = cli("validate", str(path), home=tmp_path / "home")
     assert_refused(result, "suite.yaml", "decision.primary_metric", "hit_rate", "exact_match")
+
+
+
+def test_top_k_candidates_are_chosen_on_dev_never_on_test(tmp_path):
+    """A model that gets confused by a second passage: dev picks k=1, and the test cases are answered with it."""
+    questions = read_jsonl(RAG_FIXTURES / "questions.jsonl")
+    write_jsonl(tmp_path / "dev.jsonl", questions[:4])
+    write_jsonl(tmp_path / "test.jsonl", questions[4:])
+    confused = [{"pattern": r"\[2\] ", "answer": "confused"}, *RULES]  # any prompt holding a second passage
+    suite = qa_suite([{"name": "rag", "kind": "rag", "config": rag("bm25", top_k=[3, 1, 2])}],
+                     backends=[{"name": "fake", "kind": "fake", "config": {"rules": confused, "default": "unknown"}}])
+    suite["data"] = {"dev": "dev.jsonl", "test": "test.jsonl"}
+    record, run = compare(write_qa_suite(tmp_path, suite), CompareOptions(out=tmp_path / "run"))
+    selection = record.strategies["rag"].setup["given"]["top_k_selection"]
+    assert [c["top_k"] for c in selection["candidates"]] == [1, 2, 3]
+    assert selection["chosen"] == 1 and selection["on"] == "dev"
+    assert selection["candidates"][0]["dev_score"] == 1.0 and selection["candidates"][1]["dev_score"] == 0.0
+    assert run.counts.dev_calls == 3 * 4  # each candidate answered the 4 dev questions
+    assert record.strategies["rag"].metrics["exact_match"].mean == 1.0
+    lines = [json.loads(x) for x in (tmp_path / "run" / "cases.jsonl").read_text().splitlines()]
+    assert {len(x["meta"]["retrieval"]["chunk_ids"]) for x in lines} == {1}
+    assert {x["case_id"] for x in lines}.isdisjoint({q["id"] for q in questions[:4]})  # dev never reaches test
+    # A rerun reuses the choice: no dev question is asked or retrieved again.
+    again, rerun = compare(tmp_path / "suite.yaml", CompareOptions(out=tmp_path / "run2"))
+    assert again.strategies["rag"].setup["given"]["top_k_selection"]["reused_from_cache"] is True
+    assert again.strategies["rag"].setup["given"]["retriever"]["top_k"] == 1
+    assert rerun.counts.dev_calls == 0 and rerun.counts.model_calls == 0
+
+
+def test_top_k_candidates_without_a_dev_split_are_refused(tmp_path):
+    path, _ = bad_suite(tmp_path, top_k=[1, 3])
+    result = cli("validate", str(path), home=tmp_path / "home")
+    assert_refused(result, "suite.yaml", "strategies[1].config.top_k", "dev split")
