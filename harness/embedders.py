@@ -4,13 +4,12 @@ tokens, so index cost and "0 embedding calls on a rerun" are measured, not assum
 
 from __future__ import annotations
 
-import os
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
-from harness.errors import ConfigError, ModelUnavailableError, require
+from harness.errors import ModelUnavailableError, api_key, require
 from harness.suite import StrictModel
 
 EMBEDDED_MINILM = "all-minilm-l6-v2"
@@ -145,12 +144,7 @@ def make_embedder(config: EmbedderConfig):
         def client(self):
             if self._client is None:
                 lc = require("langchain_openai", extra="openai", purpose="OpenAI embeddings")
-                key = os.environ.get(self.config.api_key_env)
-                if not key:
-                    raise ConfigError(
-                        f"OpenAI embeddings need an API key in the environment variable {self.config.api_key_env}. "
-                        f"Fix: export {self.config.api_key_env}=..., or set embedder.api_key_env."
-                    )
+                key = api_key(self.config.api_key_env, who="OpenAI embeddings", setting="embedder.api_key_env")
                 self._client = lc.OpenAIEmbeddings(
                     model=self.config.model, base_url=self.config.base_url, api_key=key, chunk_size=self.config.batch_size,
                     check_embedding_ctx_length=False,  # chunks are already cut to max_tokens; no tokenizer download

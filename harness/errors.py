@@ -52,3 +52,16 @@ def require(module: str, *, extra: str, purpose: str):
         return importlib.import_module(module)
     except ImportError as exc:
         raise MissingExtraError(module.split(".")[0], extra, purpose) from exc
+
+
+def api_key(variable: str, *, who: str, setting: str) -> str:
+    """The API key held by environment variable `variable` (keys live only there, never in a suite or a result)."""
+    import os
+
+    key = os.environ.get(variable)
+    if not key:
+        raise ConfigError(
+            f"{who}: no API key in the environment variable {variable}. "
+            f"Fix: export {variable}=..., or set {setting} to the variable that holds it."
+        )
+    return key

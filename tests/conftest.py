@@ -113,3 +113,13 @@ def write_qa_suite(folder: Path, suite: dict) -> Path:
 
 def run_json(run_dir: Path) -> dict:
     return json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+
+
+def assert_refused(result, *expected: str) -> None:
+    """A CLI refusal as users must get it: exit 2, no traceback, the expected words and a fix on stderr."""
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output
+    assert result.returncode == 2, f"exit {result.returncode}\n{output}"
+    missing = [e for e in expected if e not in result.stderr]
+    assert not missing, f"missing {missing} in:\n{output}"
+    assert "Fix" in result.stderr, output

@@ -6,7 +6,6 @@ Retry-After); a request that still fails becomes an error result for its case, n
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -15,7 +14,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from harness.backends.base import Backend, GenRequest, GenResult, cut_at_stop
-from harness.errors import ConfigError, require
+from harness.errors import api_key, require
 from harness.suite import StrictModel
 
 
@@ -52,12 +51,7 @@ class OpenAIBackend(Backend):
     def client(self):
         if self._client is None:
             openai = require("openai", extra="openai", purpose="the openai backend")
-            key = os.environ.get(self.config.api_key_env)
-            if not key:
-                raise ConfigError(
-                    f"backend '{self.spec.name}': no API key in the environment variable {self.config.api_key_env}. "
-                    f"Fix: export {self.config.api_key_env}=..., or set config.api_key_env to the variable that holds it."
-                )
+            key = api_key(self.config.api_key_env, who=f"backend '{self.spec.name}'", setting="config.api_key_env")
             common = {"api_key": key, "timeout": self.config.timeout_s, "max_retries": self.config.max_retries}
             if self.config.azure_api_version:
                 self._client = openai.AzureOpenAI(azure_endpoint=self.config.base_url,

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from harness.runner import CompareOptions, compare
-from tests.conftest import RAG_FIXTURES, REPO, run_json, write_qa_suite
+from tests.conftest import RAG_FIXTURES, REPO, assert_refused, run_json, write_qa_suite
 
 FIXTURES = RAG_FIXTURES
 RAGAS = ("faithfulness", "answer_relevancy", "context_precision", "context_recall")
@@ -367,15 +367,6 @@ def test_a_judge_backend_that_fails_leaves_cases_unscored_not_a_crash(tmp_path):
 
 
 # ---- 6. bad judge config through the CLI ---------------------------------------------------------
-
-
-def assert_refused(result: subprocess.CompletedProcess[str], *expected: str) -> None:
-    output = result.stdout + result.stderr
-    assert "Traceback" not in output, output
-    assert result.returncode == 2, f"exit {result.returncode}\n{output}"
-    missing = [e for e in expected if e not in result.stderr]
-    assert not missing, f"missing {missing} in:\n{output}"
-    assert "Fix" in result.stderr, output
 
 
 @pytest.mark.parametrize("config, field, line_of, needles", [

@@ -25,7 +25,7 @@ from harness.data import Case
 from harness.errors import RunFolderError
 from harness.runner import CompareOptions, compare
 from harness.suite import ScorerSpec, TaskSpec
-from tests.conftest import RAG_FIXTURES, REPO, run_json, write_jsonl, write_qa_suite
+from tests.conftest import RAG_FIXTURES, REPO, assert_refused, run_json, write_jsonl, write_qa_suite
 
 FIXTURES = RAG_FIXTURES
 RETRIEVAL_METRICS = ("hit_rate", "mrr", "recall_at_k")
@@ -425,15 +425,6 @@ def bad_suite(tmp_path: Path, **config) -> tuple[Path, dict[str, Any]]:
     suite = qa_suite([{"name": "zero", "kind": "zero_shot"},
                       {"name": "rag", "kind": "rag", "config": rag("bm25") | config}])
     return write_qa_suite(tmp_path, suite), suite
-
-
-def assert_refused(result: subprocess.CompletedProcess[str], *expected: str) -> None:
-    output = result.stdout + result.stderr
-    assert "Traceback" not in output, output
-    assert result.returncode == 2, f"exit {result.returncode}\n{output}"
-    missing = [e for e in expected if e not in result.stderr]
-    assert not missing, f"missing {missing} in:\n{output}"
-    assert "Fix" in result.stderr, output
 
 
 @pytest.mark.parametrize("change, field, value_line", [
