@@ -40,9 +40,13 @@ def test_squad_rag_retrieves_the_gold_paragraph_and_puts_it_in_the_prompt(embedd
     assert rag["retrieval"]["context_tokens_mean"] > 100
     assert rag["input_tokens_mean"] > zero["input_tokens_mean"] + rag["retrieval"]["context_tokens_mean"] * 0.8
     cases = [json.loads(line) for line in (out / "cases.jsonl").read_text().splitlines()]
+    selection = rag["setup"]["given"]["top_k_selection"]
+    k = selection["chosen"]
+    assert selection["on"] == "dev" and [c["top_k"] for c in selection["candidates"]] == [1, 2, 3]
+    assert all(c["dev_score"] is not None for c in selection["candidates"])
     for case in (c for c in cases if c["strategy"] == "rag"):
         found = case["meta"]["retrieval"]
-        assert len(found["chunk_ids"]) == 3 and found["used"] + found["dropped"] == 3
+        assert len(found["chunk_ids"]) == k and found["used"] + found["dropped"] == k
         assert found["texts"][0][:80] in case["prompt"]  # the top passage reached the model
     # A rerun reuses the index and every answer: no embedding of the corpus, no model call.
     second = harness("compare", str(SQUAD / "suite.yaml"), "--limit", "10", "--strategies", "zero_shot,rag",
@@ -73,7 +77,8 @@ def test_the_hf_judge_replies_in_the_schema_of_ragas(embedded_model_dir, tmp_pat
     }
     (tmp_path / "suite.yaml").write_text(yaml.safe_dump(suite))
     home = embedded_model_dir.parents[1]
-    result = harness("compare", str(tmp_path / "suite.yaml"), "--out", str(tmp_path / "run"), home=home)
+    # --no-cache: the shared model home keeps its response cache between local runs; this test counts real calls.
+    result = harness("compare", str(tmp_path / "suite.yaml"), "--out", str(tmp_path / "run"), "--no-cache", home=home)
     assert result.returncode == 0, result.stderr[-3000:]
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     judge = run["strategies"]["rag"]["setup"]["evaluation"]["context_precision"]["judge"]
