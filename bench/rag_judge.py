@@ -68,8 +68,8 @@ def main() -> None:
             ],
             "strategies": [{"name": "rag", "kind": "rag", "backend": "answers",
                             "config": {"corpus": str(SQUAD / "corpus.jsonl"), "retriever": "dense", "top_k": args.top_k}}],
-            "scorers": [{"kind": k, "config": {"judge": "judge"}}
-                        for k in ("faithfulness", "answer_relevancy", "context_precision", "context_recall")],
+            "scorers": [{"kind": "token_f1"}, *({"kind": k, "config": {"judge": "judge"}}
+                        for k in ("faithfulness", "answer_relevancy", "context_precision", "context_recall"))],
         }
         (folder / "suite.yaml").write_text(yaml.safe_dump(suite))
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "HARNESS_HOME": str(folder / "home")}
