@@ -11,6 +11,22 @@ def _fmt(x: float | None, spec: str = ".3f") -> str:
     return "-" if x is None else format(x, spec)
 
 
+def diagnostics(record: RunRecord) -> list[str]:
+    """One line per strategy with the metrics that are not the primary one (retrieval, judges) and retrieval cost."""
+    lines = []
+    for s in record.strategies.values():
+        parts = [f"{name} {_fmt(m.mean)}" + (f" ({m.n_unscored} unscored)" if m.n_unscored else "")
+                 for name, m in s.metrics.items() if name != record.primary_metric]
+        if s.retrieval:
+            r = s.retrieval
+            parts.append(f"retrieval p50 {_fmt(r.latency.p50_s and r.latency.p50_s * 1000, '.0f')} ms, "
+                         f"{_fmt(r.context_tokens_mean, '.0f')} context tokens"
+                         + (f", {r.contexts_dropped_total} passages dropped to fit" if r.contexts_dropped_total else ""))
+        if parts:
+            lines.append(f"  {s.strategy}: " + "; ".join(parts))
+    return lines
+
+
 def print_summary(record: RunRecord, run_dir: Path) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -41,10 +57,13 @@ def print_summary(record: RunRecord, run_dir: Path) -> None:
             _fmt(s.throughput_output_tok_s, ".1f"),
         )
     console.print(table)
+    for line in diagnostics(record):
+        console.print(line, highlight=False)
     counts = record.options.get("counts", {})
     console.print(
         f"status: {record.status}; model calls: {counts.get('model_calls', 0)}, cache hits: {counts.get('cache_hits', 0)}, "
         f"already finished: {counts.get('skipped_finished', 0)}, errors: {counts.get('errors', 0)}"
+        + (f", judge calls: {counts['judge_calls']}" if counts.get("judge_calls") else "")
     )
     if record.status == "incomplete":
         done = min(s.n_done for s in record.strategies.values())

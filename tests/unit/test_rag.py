@@ -184,6 +184,16 @@ def test_rag_beats_zero_shot_and_only_rag_gets_retrieval_metrics(shared):
         assert runs[name]["metrics"]["exact_match"]["mean"] > zero["exact_match"]["mean"]
 
 
+def test_the_terminal_summary_shows_retrieval_diagnostics_for_rag_only(shared):
+    from harness.console import diagnostics
+
+    lines = {line.split(":")[0].strip(): line for line in diagnostics(shared.record)}
+    retrieval = shared.record.strategies["dense"].retrieval
+    assert "hit_rate 1.000" in lines["dense"] and "retrieval p50" in lines["dense"]
+    assert f"{retrieval.context_tokens_mean:.0f} context tokens" in lines["dense"]
+    assert "zero" not in lines  # only the primary metric: nothing else to show
+
+
 @pytest.mark.parametrize("strategy", ["dense", "bm25", "hybrid", "mmr"])
 def test_case_results_keep_the_retrieved_chunks_in_rank_order(shared, strategy):
     texts = corpus_texts()
