@@ -291,14 +291,18 @@ def build(sdist: Path, out_dir: Path, seed: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    run_cli(build, __doc__, DEFAULT_OUT_DIR, DEFAULT_SEED, "seed for the split", argv)
+
+
+def run_cli(build, doc: str, out_dir: Path, seed: int, seed_help: str, argv: list[str] | None = None) -> None:
+    """The command line both suites' scripts share: --sdist, --out-dir, --seed; downloads the sdist if needed."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--sdist", type=Path,
                         help=f"path to an already downloaded {SDIST_FILENAME} "
                              "(default: download it with pip into a temporary directory)")
-    parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR,
+    parser.add_argument("--out-dir", type=Path, default=out_dir,
                         help="where to write the data files (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
-                        help="seed for the split (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=seed, help=f"{seed_help} (default: %(default)s)")
     args = parser.parse_args(argv)
 
     if args.sdist is not None:

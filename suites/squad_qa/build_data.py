@@ -66,14 +66,12 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import random
 import re
 import sys
 import tarfile
-import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -341,23 +339,7 @@ def build(sdist: Path, out_dir: Path, seed: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sdist", type=Path,
-                        help=f"path to an already downloaded {SDIST_FILENAME} "
-                             "(default: download it with pip into a temporary directory)")
-    parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR,
-                        help="where to write the data files (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
-                        help="seed for the article choice and the split (default: %(default)s)")
-    args = parser.parse_args(argv)
-
-    if args.sdist is not None:
-        if not args.sdist.is_file():
-            parser.error(f"--sdist: no such file: {args.sdist}")
-        build(args.sdist, args.out_dir, args.seed)
-    else:
-        with tempfile.TemporaryDirectory(prefix="bigbench-sdist-") as tmp:
-            build(download_sdist(Path(tmp)), args.out_dir, args.seed)
+    _qs.run_cli(build, __doc__, DEFAULT_OUT_DIR, DEFAULT_SEED, "seed for the article choice and the split", argv)
 
 
 if __name__ == "__main__":
