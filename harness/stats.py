@@ -1,0 +1,151 @@
+"""Paired statistics on the same test cases: is strategy A better than B, by how much, and how sure are we?
+
+Plain functions (scipy.stats underneath), used by the decision and the report alike:
+- 0/1 scores: exact McNemar test on the discordant pairs; other scores: a paired permutation test.
+- The effect (mean difference A - B) with a 95% paired bootstrap interval.
+- Holm's correction across the comparisons of one decision.
+- The minimum detectable difference at this test-set size, and the cases needed to settle an observed one
+  (normal approximation of the paired test, two-sided alpha, power 80% by default).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+ALPHA = 0.05
+POWER = 0.8
+
+
+@dataclass
+class PairedComparison:
+    a: str
+    b: str
+    n: int  # cases both strategies answered
+    mean_a: float
+    mean_b: float
+    diff: float  # mean of A - B per case
+    ci_low: float | None
+    ci_high: float | None
+    test: str
+    p_value: float
+    wins: int  # cases where A scored higher
+    losses: int
+    ties: int
+    min_detectable_diff: float | None
+    cases_needed: int | None  # to settle the observed difference (None when settled, or no difference at all)
+    p_holm: float | None = None
+
+    @property
+    def settled(self) -> bool:
+        p = self.p_holm if self.p_holm is not None else self.p_value
+        return p < ALPHA
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "settled": self.settled}
+
+
+def _z(q: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(q))
+
+
+def mcnemar_exact(wins: int, losses: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant pairs (a binomial test at 1/2)."""
+    from scipy.stats import binomtest
+
+    if wins + losses == 0:
+        return 1.0
+    return float(binomtest(wins, wins + losses, 0.5).pvalue)
+
+
+def permutation_p(diffs: np.ndarray, *, seed: int = 0, n_resamples: int = 10_000) -> float:
+    """Two-sided paired permutation test (random sign flips of the per-case differences)."""
+    from scipy.stats import permutation_test
+
+    if len(diffs) < 2 or np.all(diffs == 0):
+        return 1.0
+    result = permutation_test((diffs,), np.mean, permutation_type="samples", n_resamples=n_resamples,
+                              alternative="two-sided", random_state=np.random.default_rng(seed))
+    return float(result.pvalue)
+
+
+def paired_bootstrap_ci(diffs: np.ndarray, *, confidence: float = 0.95, seed: int = 0) -> tuple[float | None, float | None]:
+    """Bootstrap interval of the mean per-case difference (cases resampled in pairs)."""
+    from harness.summary import bootstrap_ci
+
+    if len(diffs) < 2:
+        return None, None
+    if np.all(diffs == diffs[0]):
+        return float(diffs[0]), float(diffs[0])
+    low, high = bootstrap_ci(diffs, confidence, seed=seed)
+    return (None, None) if math.isnan(low) else (low, high)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values, in the input order."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def min_detectable_diff(n: int, sd_diff: float, *, alpha: float = ALPHA, power: float = POWER) -> float | None:
+    """Smallest true mean difference a paired test on n cases detects with the given power."""
+    if n < 2 or sd_diff <= 0:
+        return None
+    return (_z(1 - alpha / 2) + _z(power)) * sd_diff / math.sqrt(n)
+
+
+def cases_needed(diff: float, sd_diff: float, *, alpha: float = ALPHA, power: float = POWER) -> int | None:
+    """Test cases a paired test needs to detect a true difference `diff` with the given power."""
+    if diff == 0 or sd_diff <= 0:
+        return None
+    return math.ceil(((_z(1 - alpha / 2) + _z(power)) * sd_diff / abs(diff)) ** 2)
+
+
+def compare_paired(a: str, b: str, scores_a: Mapping[str, float], scores_b: Mapping[str, float], *,
+                   binary: bool, seed: int = 0) -> PairedComparison:
+    """A against B on the cases both have a score for (per-case means over repeats)."""
+    common = sorted(set(scores_a) & set(scores_b))
+    xa = np.array([scores_a[c] for c in common], dtype=float)
+    xb = np.array([scores_b[c] for c in common], dtype=float)
+    diffs = xa - xb
+    n = len(common)
+    wins, losses = int((diffs > 0).sum()), int((diffs < 0).sum())
+    zero_one = binary and np.all(np.isin(xa, (0, 1))) and np.all(np.isin(xb, (0, 1)))
+    p = mcnemar_exact(wins, losses) if zero_one else permutation_p(diffs, seed=seed)
+    low, high = paired_bootstrap_ci(diffs, seed=seed)
+    sd = float(diffs.std(ddof=1)) if n > 1 else 0.0
+    mean_diff = float(diffs.mean()) if n else 0.0
+    needed = cases_needed(mean_diff, sd) if p >= ALPHA else None
+    return PairedComparison(
+        a=a, b=b, n=n, mean_a=float(xa.mean()) if n else math.nan, mean_b=float(xb.mean()) if n else math.nan,
+        diff=mean_diff, ci_low=low, ci_high=high, test="mcnemar_exact" if zero_one else "paired_permutation",
+        p_value=p, wins=wins, losses=losses, ties=n - wins - losses,
+        min_detectable_diff=min_detectable_diff(n, sd), cases_needed=needed,
+    )
+
+
+def adjust(comparisons: list[PairedComparison]) -> list[PairedComparison]:
+    """Holm-correct the p-values of comparisons made for one decision (in place; returned for chaining)."""
+    for comparison, p in zip(comparisons, holm([c.p_value for c in comparisons]), strict=True):
+        comparison.p_holm = p
+        if p >= ALPHA and comparison.cases_needed is None and comparison.diff != 0:
+            comparison.cases_needed = cases_needed(comparison.diff, _sd_from_mdd(comparison))
+    return comparisons
+
+
+def _sd_from_mdd(c: PairedComparison) -> float:
+    if c.min_detectable_diff is None or c.n < 2:
+        return 0.0
+    return c.min_detectable_diff * math.sqrt(c.n) / (_z(1 - ALPHA / 2) + _z(POWER))

@@ -1,0 +1,85 @@
+"""Paired statistics: exact McNemar, paired permutation and bootstrap, Holm, detectable differences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.stats import adjust, cases_needed, compare_paired, holm, mcnemar_exact, min_detectable_diff
+
+
+def test_mcnemar_exact_matches_the_binomial_tail():
+    # Only discordant pairs count: 135 wins, 0 losses is 2 * 0.5**135.
+    assert mcnemar_exact(135, 0) == pytest.approx(2 * 0.5**135, rel=1e-9)
+    assert mcnemar_exact(10, 10) == pytest.approx(1.0)
+    assert 1e-21 < mcnemar_exact(74, 2) < 1e-19
+    assert mcnemar_exact(0, 0) == 1.0
+
+
+def test_holm_adjusts_in_step_down_order_and_keeps_input_order():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5, 0.001]) == pytest.approx([0.5, 0.002])
+    assert holm([0.9, 0.8]) == pytest.approx([1.0, 1.0])
+
+
+def test_detectable_difference_and_cases_needed_are_inverse():
+    # z(0.975) + z(0.8) = 2.8016: with sd 1 on 100 cases, 0.28 is the smallest difference seen 80% of the time.
+    assert min_detectable_diff(100, 1.0) == pytest.approx(0.28016, abs=1e-4)
+    assert 100 <= cases_needed(min_detectable_diff(100, 0.5), 0.5) <= 101
+    assert cases_needed(0.0, 1.0) is None and min_detectable_diff(1, 1.0) is None
+    # Four times the cases halve the detectable difference.
+    assert min_detectable_diff(400, 1.0) == pytest.approx(min_detectable_diff(100, 1.0) / 2)
+
+
+def binary_scores(wins: int, losses: int, both: int, neither: int) -> tuple[dict, dict]:
+    a, b, i = {}, {}, 0
+    for va, vb, count in ((1, 0, wins), (0, 1, losses), (1, 1, both), (0, 0, neither)):
+        for _ in range(count):
+            a[f"c{i}"], b[f"c{i}"] = va, vb
+            i += 1
+    return a, b
+
+
+def test_a_clear_binary_gain_is_settled_with_a_positive_interval():
+    a, b = binary_scores(wins=30, losses=5, both=40, neither=25)
+    c = compare_paired("lora", "few_shot", a, b, binary=True)
+    assert c.test == "mcnemar_exact" and (c.wins, c.losses, c.ties, c.n) == (30, 5, 65, 100)
+    assert c.diff == pytest.approx(0.25) and c.p_value < 1e-4 and c.settled
+    assert 0 < c.ci_low < 0.25 < c.ci_high
+    assert c.cases_needed is None
+
+
+def test_an_unsettled_difference_says_how_many_cases_would_settle_it():
+    a, b = binary_scores(wins=9, losses=6, both=30, neither=35)
+    c = compare_paired("rag", "lora", a, b, binary=True)
+    assert not c.settled and c.ci_low < 0 < c.ci_high
+    assert c.cases_needed > c.n  # more cases than we have
+    assert c.min_detectable_diff > abs(c.diff)
+
+
+def test_continuous_scores_use_a_paired_permutation_test():
+    rng = np.random.default_rng(3)
+    base = rng.uniform(0, 1, 200)
+    a = {f"c{i}": float(min(1, x + 0.1)) for i, x in enumerate(base)}
+    b = {f"c{i}": float(x) for i, x in enumerate(base)}
+    c = compare_paired("a", "b", a, b, binary=False)
+    assert c.test == "paired_permutation" and c.p_value < 0.001 and c.ci_low > 0
+    same = compare_paired("a", "a", a, a, binary=False)
+    assert same.p_value == 1.0 and same.diff == 0 and (same.ci_low, same.ci_high) == (0.0, 0.0)
+
+
+def test_only_cases_both_answered_are_compared():
+    a = {"x": 1.0, "y": 0.0, "z": 1.0}
+    b = {"y": 1.0, "z": 1.0, "w": 0.0}
+    c = compare_paired("a", "b", a, b, binary=True)
+    assert c.n == 2 and (c.wins, c.losses, c.ties) == (0, 1, 1)
+
+
+def test_holm_correction_can_unsettle_a_marginal_comparison():
+    strong = compare_paired("a", "b", *binary_scores(30, 2, 30, 38), binary=True)
+    marginal = compare_paired("a", "c", *binary_scores(14, 4, 40, 42), binary=True)
+    assert marginal.p_value < 0.05  # alone it looks settled
+    adjust([strong, marginal, compare_paired("a", "d", *binary_scores(5, 5, 40, 50), binary=True)])
+    assert strong.settled and marginal.p_holm == pytest.approx(2 * marginal.p_value)
+    assert not marginal.settled  # corrected for three comparisons, p = 0.06
+    assert marginal.cases_needed > marginal.n
