@@ -27,6 +27,20 @@ def diagnostics(record: RunRecord) -> list[str]:
     return lines
 
 
+def comparison_lines(record: RunRecord) -> list[str]:
+    """The best strategy against each other one: the paired difference, its interval and whether it is settled."""
+    if not record.comparisons:
+        return []
+    lines = [f"paired on the same cases ({record.primary_metric}, 95% CI, Holm-corrected p):"]
+    for c in record.comparisons:
+        ci = f"[{_fmt(c['ci_low'], '+.3f')}, {_fmt(c['ci_high'], '+.3f')}]"
+        verdict = "settled" if c["settled"] else (
+            f"not settled: about {c['cases_needed']} cases would settle it" if c.get("cases_needed") else "not settled")
+        lines.append(f"  {c['a']} vs {c['b']}: {c['diff']:+.3f} {ci}, better on {c['wins']}, worse on {c['losses']}, "
+                     f"p={c['p_holm']:.2g} ({c['test']}); {verdict}")
+    return lines
+
+
 def print_summary(record: RunRecord, run_dir: Path) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -58,6 +72,8 @@ def print_summary(record: RunRecord, run_dir: Path) -> None:
         )
     console.print(table)
     for line in diagnostics(record):
+        console.print(line, highlight=False)
+    for line in comparison_lines(record):
         console.print(line, highlight=False)
     counts = record.options.get("counts", {})
     console.print(

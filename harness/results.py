@@ -111,6 +111,8 @@ class RunRecord(BaseModel):
     finished_at: datetime | None = None
     primary_metric: str
     strategies: dict[str, StrategySummary] = Field(default_factory=dict)
+    # The best strategy on the primary metric against each other one, paired on the same cases (harness.stats).
+    comparisons: list[dict[str, Any]] = Field(default_factory=list)
     manifest: dict[str, Any] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
 

@@ -30,7 +30,7 @@ from harness.results import CasesFile, CaseResult, CaseScore, RunRecord, read_ru
 from harness.scorers import Score, Scorer
 from harness.strategy import Strategy, StrategyContext
 from harness.suite import GenerationParams
-from harness.summary import latest, summarize_strategy
+from harness.summary import latest, paired_comparisons, summarize_strategy
 
 log = logging.getLogger(__name__)
 
@@ -324,10 +324,12 @@ class Run:
         conditional = {s.name for s in self.scorers if s.conditional}
         present = {k[0] for k in final} | {s.name for s in self.selected}
         summaries = {}
+        by_strategy = {}
         for spec in self.suite.strategies:
             if spec.name not in present:
                 continue
             rows = [r for k, r in final.items() if k[0] == spec.name and k[1] in test_ids and k[2] < self.suite.repeats]
+            by_strategy[spec.name] = rows
             applies = {m: b for m, b in binary.items()
                        if m not in conditional or any(m in r.scores for r in rows)}
             summaries[spec.name] = summarize_strategy(
@@ -341,6 +343,8 @@ class Run:
             suite_path=str(self.loaded.path), suite_sha256=self.fingerprint, suite=self.resolved_suite(),
             started_at=self.started_at, finished_at=datetime.now(timezone.utc), primary_metric=self.suite.primary_metric,
             strategies=summaries,
+            comparisons=paired_comparisons(by_strategy, self.suite.primary_metric,
+                                           binary=binary.get(self.suite.primary_metric, False)),
             manifest=build_manifest(seed=self.suite.seed, data_hashes=self.loaded.dataset.hashes, models=models),
             options={"limit": self.options.limit, "strategies": [s.name for s in self.selected],
                      "repeats": self.suite.repeats, "counts": self.counts.__dict__},

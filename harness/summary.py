@@ -142,3 +142,20 @@ def summarize_strategy(
         setup=setup,
         retrieval=summarize_retrieval(rows),
     )
+
+
+def paired_comparisons(rows_by_strategy: dict[str, list[CaseResult]], metric: str, *, binary: bool) -> list[dict]:
+    """The best strategy on `metric` against each other one, on the cases both answered (Holm-corrected)."""
+    from harness.stats import adjust, compare_paired
+
+    per: dict[str, dict[str, float]] = {}
+    for name, rows in rows_by_strategy.items():
+        values, *_ = per_case_values(rows, metric)
+        if values:
+            per[name] = {case: sum(v) / len(v) for case, v in values.items()}
+    if len(per) < 2:
+        return []
+    names = list(per)
+    best = max(names, key=lambda n: (float(np.mean(list(per[n].values()))), -names.index(n)))
+    found = [compare_paired(best, other, per[best], per[other], binary=binary) for other in names if other != best]
+    return [c.as_dict() for c in adjust(found)]
