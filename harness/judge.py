@@ -9,7 +9,6 @@ the score is unscored (counted), never dropped and never a silent 0.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from harness.backends.base import Backend, GenRequest, GenResult
+from harness.scorers import first_json_object
 from harness.suite import GenerationParams
 
 # (requests) -> [(result, answered from cache)], in order; the runner's cached, counted generation.
@@ -41,19 +41,6 @@ class JudgeCounts:
     def add(self, other: JudgeCounts) -> None:
         for name, value in other.__dict__.items():
             setattr(self, name, getattr(self, name) + value)
-
-
-def extract_json(text: str) -> str:
-    """The first complete JSON object or array in a reply (fences and chatter around it are ignored)."""
-    decoder = json.JSONDecoder()
-    for start, ch in enumerate(text):
-        if ch in "{[":
-            try:
-                _, end = decoder.raw_decode(text[start:])
-                return text[start : start + end]
-            except json.JSONDecodeError:
-                continue
-    raise ValueError("no JSON object in the reply")
 
 
 def bounded(schema: Any, *, max_chars: int, max_items: int = 8, binary: frozenset[str] = frozenset()) -> Any:
@@ -134,7 +121,7 @@ class Judge:
                 raise JudgeError(f"judge call failed: {result.error}")
             text = result.text or ""
             try:
-                return model.model_validate_json(extract_json(text))
+                return model.model_validate(first_json_object(text))
             except (ValueError, ValidationError) as exc:
                 self.counts.parse_failures += 1
                 problem = str(exc).splitlines()[0][:200]

@@ -189,7 +189,8 @@ class JsonMatchConfig(StrictModel):
     fields: list[str] | None = Field(None, description="Only compare these fields (default: all fields of the target).")
 
 
-def _first_json_object(text: str) -> Any:
+def first_json_object(text: str) -> Any:
+    """The first JSON object in a reply (a ```json fence and chatter around it are ignored); ValueError if none."""
     text = text.strip()
     fence = re.search(r"```(?:json)?\s*(.*?)```", text, re.S)
     if fence:
@@ -219,7 +220,7 @@ class JsonMatch(Scorer):
         except json.JSONDecodeError:
             return Score(None, detail={"error": "target is not JSON"})
         try:
-            got = _first_json_object(answer)
+            got = first_json_object(answer)
         except ValueError:
             return Score(0.0, invalid=True, detail={"error": "answer is not JSON"})
         if not isinstance(target, dict) or not isinstance(got, dict):

@@ -113,14 +113,19 @@ def download_sdist(dest: Path) -> Path:
 
 def read_task_json(sdist: Path) -> bytes:
     """Return the raw bytes of intent_recognition/task.json inside the sdist."""
+    return read_member(sdist, TASK_MEMBER)
+
+
+def read_member(sdist: Path, name: str) -> bytes:
+    """The raw bytes of one member of the sdist, read without extracting it."""
     with tarfile.open(sdist, "r:gz") as tar:
         try:
-            member = tar.getmember(TASK_MEMBER)
+            member = tar.getmember(name)
         except KeyError:
-            sys.exit(f"error: {TASK_MEMBER} not found in {sdist}")
+            sys.exit(f"error: {name} not found in {sdist}")
         handle = tar.extractfile(member)
         if handle is None:
-            sys.exit(f"error: {TASK_MEMBER} in {sdist} is not a regular file")
+            sys.exit(f"error: {name} in {sdist} is not a regular file")
         return handle.read()
 
 

@@ -71,7 +71,6 @@ import json
 import random
 import re
 import sys
-import tarfile
 from collections import Counter
 from pathlib import Path
 
@@ -90,6 +89,7 @@ def _load_quickstart_builder():
 _qs = _load_quickstart_builder()
 PACKAGE, VERSION, SDIST_FILENAME, SDIST_SHA256 = _qs.PACKAGE, _qs.VERSION, _qs.SDIST_FILENAME, _qs.SDIST_SHA256
 download_sdist, sha256_file, sha256_bytes = _qs.download_sdist, _qs.sha256_file, _qs.sha256_bytes
+read_member = _qs.read_member
 
 TASK_DIR = f"{PACKAGE}-{VERSION}/bigbench/benchmark_tasks/squad_shifts"
 SQUAD_MEMBER = f"{TASK_DIR}/squaddev_v1.1.json"
@@ -102,18 +102,6 @@ MAX_PER_PARAGRAPH = 2
 SPLIT_SIZES = {"train": 240, "dev": 40, "test": 120}  # dealt in this order
 
 DEFAULT_OUT_DIR = HERE / "data"
-
-
-def read_member(sdist: Path, name: str) -> bytes:
-    with tarfile.open(sdist, "r:gz") as tar:
-        try:
-            member = tar.getmember(name)
-        except KeyError:
-            sys.exit(f"error: {name} not found in {sdist}")
-        handle = tar.extractfile(member)
-        if handle is None:
-            sys.exit(f"error: {name} in {sdist} is not a regular file")
-        return handle.read()
 
 
 def slugify(title: str) -> str:
