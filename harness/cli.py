@@ -55,19 +55,39 @@ def compare(
     retry_errors: bool = typer.Option(False, "--retry-errors", help="Rerun cases that ended in an error."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the response cache."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard results in the run folder instead of resuming."),
+    fail_under: Optional[list[str]] = typer.Option(
+        None, "--fail-under", help="[STRATEGY:]METRIC=VALUE: exit 1 when the strategy (default: the decision's winner) "
+        "scores below VALUE. Repeatable."),
+    baseline: Optional[Path] = typer.Option(
+        None, "--baseline", help="A saved run folder: exit 1 when a strategy is worse than there (paired on the same "
+        "cases, by at least the suite's min_gain, settled)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write a summary with the gates' results as JSON for CI."),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="Write the gates and each strategy as JUnit XML for CI."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Run (or resume) the comparison and write run.json and cases.jsonl."""
+    """Run (or resume) the comparison; write run.json, cases.jsonl and decision.md; print the verdict."""
+    from harness.ci import gate_checks, regression_checks, write_json, write_junit
+    from harness.load import load_suite
     from harness.progress import make_progress
-    from harness.runner import CompareOptions, compare as run_compare
+    from harness.runner import CompareOptions, Run
 
     _setup_logging(verbose)
-    progress = make_progress(_console())
     names = [s.strip() for s in strategies.split(",") if s.strip()] if strategies else None
+    try:
+        loaded = load_suite(suite)
+        _check_gates(fail_under or [], loaded)
+        if baseline is not None:
+            from harness.results import read_run
+
+            read_run(baseline)  # an unreadable baseline is refused before any call
+    except HarnessError as exc:
+        _fail(exc)
+    progress = make_progress(_console())
     options = CompareOptions(out=out, limit=limit, strategies=names, retry_errors=retry_errors,
                              use_cache=not no_cache, overwrite=overwrite, progress=progress)
     try:
-        record, run = run_compare(suite, options)
+        run = Run(loaded, options)
+        record = run.execute()
     except HarnessError as exc:
         _fail(exc)
     except KeyboardInterrupt:
@@ -79,6 +99,80 @@ def compare(
     from harness.console import print_summary
 
     print_summary(record, run.run_dir)
+    try:
+        checks = gate_checks(record, fail_under or [])
+        if baseline is not None:
+            checks += regression_checks(record, run.run_dir, baseline)
+    except HarnessError as exc:
+        _fail(exc)
+    if json_out:
+        write_json(json_out, record, checks)
+    if junit:
+        write_junit(junit, record, checks)
+    for check in checks:
+        typer.echo(f"{'pass' if check.passed else 'FAIL'}: {check.name} ({check.detail})")
+    if not all(c.passed for c in checks):
+        raise typer.Exit(1)
+
+
+def _check_gates(gates: list[str], loaded) -> None:
+    """--fail-under values are checked against the suite before any call."""
+    from harness.ci import GATE
+    from harness.errors import ConfigError
+
+    metrics = [s.label for s in loaded.suite.scorers]
+    names = [s.name for s in loaded.suite.strategies]
+    for text in gates:
+        m = GATE.match(text.strip())
+        if not m:
+            raise ConfigError(f"--fail-under {text!r}: expected METRIC=VALUE or STRATEGY:METRIC=VALUE, "
+                              f"e.g. {loaded.suite.primary_metric}=0.8. Fix: write it in that form.")
+        try:
+            float(m["value"])
+        except ValueError:
+            raise ConfigError(f"--fail-under {text!r}: {m['value']!r} is not a number. Fix: e.g. {m['metric']}=0.8.") from None
+        if m["metric"] not in metrics:
+            raise ConfigError(f"--fail-under {text!r}: no scorer named '{m['metric']}' in {loaded.path}. "
+                              f"Fix: use one of {', '.join(metrics)}.")
+        if m["strategy"] and m["strategy"] not in names:
+            raise ConfigError(f"--fail-under {text!r}: no strategy named '{m['strategy']}' in {loaded.path}. "
+                              f"Fix: use one of {', '.join(names)}.")
+
+
+@app.command()
+def estimate(
+    suite: Path = typer.Argument(..., help="Suite file (or a folder holding suite.yaml)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N test cases."),
+    strategies: Optional[str] = typer.Option(None, "--strategies", help="Comma-separated strategy names."),
+    json_out: bool = typer.Option(False, "--json", help="Print the estimate as JSON."),
+) -> None:
+    """Tokens and dollars per strategy (inference, dev, training, indexing, judging) before any call, and the
+    smallest difference the test set can detect. Exits 2 when the estimate is above the suite's budget_usd."""
+    from harness.estimate import check_budget, estimate as make_estimate, render
+    from harness.load import load_suite
+
+    names = [s.strip() for s in strategies.split(",") if s.strip()] if strategies else None
+    try:
+        loaded = load_suite(suite)
+        if names:
+            known = [s.name for s in loaded.suite.strategies]
+            for name in names:
+                if name not in known:
+                    from harness.errors import ConfigError
+
+                    raise ConfigError(f"--strategies: no strategy named '{name}'. Strategies: {', '.join(known)}.")
+        est = make_estimate(loaded, limit=limit, strategies=names)
+    except HarnessError as exc:
+        _fail(exc)
+    if json_out:
+        typer.echo(json.dumps(est.as_dict(), indent=2, default=str))
+    else:
+        for line in render(est):
+            typer.echo(line)
+    try:
+        check_budget(loaded, est, 0.0)
+    except HarnessError as exc:
+        _fail(exc)
 
 
 @app.command()

@@ -41,6 +41,33 @@ def comparison_lines(record: RunRecord) -> list[str]:
     return lines
 
 
+def decision_lines(record: RunRecord) -> list[str]:
+    """The verdict, fine-tuning against each alternative, and what is uncertain."""
+    d = record.decision
+    if not d:
+        return []
+    lines = [f"decision: {d['verdict']}"]
+    for row in d["finetune"]:
+        lines.append(f"  {row['strategy']} vs {row['against']}: {row['outcome'].replace('_', ' ')}: {row['reason']}")
+    cost_lines = []
+    for s in record.strategies.values():
+        c = s.cost
+        if c is None or c.per_request_usd is None:
+            continue
+        parts = [f"${c.per_request_usd * 1000:.4g} per 1,000 requests"]
+        if c.setup_usd:
+            parts.append(f"${c.setup_usd:.4g} setup")
+        if c.hosting_usd_per_hour:
+            parts.append(f"${c.hosting_usd_per_hour:g}/h hosting")
+        if c.evaluation_usd:
+            parts.append(f"${c.evaluation_usd:.4g} judging (evaluation only)")
+        cost_lines.append(f"  {s.strategy}: " + ", ".join(parts) + f" [{c.pricing.get('basis', '')}]")
+    if cost_lines:
+        lines.append("costs:")
+        lines += cost_lines
+    return lines
+
+
 def print_summary(record: RunRecord, run_dir: Path) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -75,6 +102,8 @@ def print_summary(record: RunRecord, run_dir: Path) -> None:
         console.print(line, highlight=False)
     for line in comparison_lines(record):
         console.print(line, highlight=False)
+    for line in decision_lines(record):
+        console.print(line, highlight=False)
     counts = record.options.get("counts", {})
     console.print(
         f"status: {record.status}; model calls: {counts.get('model_calls', 0)}, cache hits: {counts.get('cache_hits', 0)}, "
@@ -85,4 +114,11 @@ def print_summary(record: RunRecord, run_dir: Path) -> None:
         done = min(s.n_done for s in record.strategies.values())
         console.print(f"incomplete: {done} of {n_cases * repeats} planned answers per strategy are done; "
                       "rerun without --limit to finish (finished cases are kept).")
-    console.print(f"run folder: {run_dir} (run.json, cases.jsonl)")
+    budget = record.budget or {}
+    if budget.get("budget_usd") is not None:
+        skipped = sum((budget.get("skipped") or {}).values())
+        console.print(f"budget: ${budget['paid_usd']:.4f} paid of ${budget['budget_usd']:g}"
+                      + (f"; {skipped} paid calls not made at the cap (rerun with a larger budget_usd to make them)"
+                         if skipped else ""))
+    files = "run.json, cases.jsonl" + (", decision.md" if (run_dir / "decision.md").exists() else "")
+    console.print(f"run folder: {run_dir} ({files})")

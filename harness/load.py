@@ -128,6 +128,30 @@ def _primary_metric_applies_to_all(suite: Suite, path: Path, lines: dict[Loc, in
             + "; keep retrieval metrics as diagnostics."]
 
 
+def _price_checks(suite: Suite, path: Path, lines: dict[Loc, int]) -> list[str]:
+    """Every API model in use needs its token prices (from the price sheet or economics.prices) before a call."""
+    from harness.economics import price_sheet, resolve_price
+
+    used = {s.backend or suite.backends[0].name for s in suite.strategies}
+    used |= {sc.config.get("judge") for sc in suite.scorers if isinstance(sc.config.get("judge"), str)}
+    errors = []
+    sheet = price_sheet()
+    for i, spec in enumerate(suite.backends):
+        if spec.name not in used or BACKENDS.get(spec.kind).device != "api":
+            continue
+        price = resolve_price(spec.model, suite)
+        missing = ["input_per_1m_usd", "output_per_1m_usd"] if price is None else price.missing()
+        if missing:
+            loc = ("backends", i, "model")
+            keys = ", ".join(f"{k}: ..." for k in missing)
+            errors.append(
+                f"{path}:{line_of(lines, loc) or '?'}: {format_loc(loc)}: no {' or '.join(missing)} for model "
+                f"'{spec.model}' in the price sheet {sheet.version} ({sheet.date}) or economics.prices. "
+                f"Fix: add `economics: {{prices: {{{spec.model}: {{{keys}}}}}}}` to the suite (dollars per 1M tokens), "
+                f"or `same_as: <a priced model>` for a deployment name.")
+    return errors
+
+
 def load_suite(path: str | Path, *, with_data: bool = True) -> LoadedSuite:
     """Validate a suite file completely; raise ConfigError/DataError with file, line and fix."""
     path = Path(path)
@@ -148,6 +172,7 @@ def load_suite(path: str | Path, *, with_data: bool = True) -> LoadedSuite:
     configs, errors = _component_configs(suite, path, lines)
     _fail(errors)
     _fail(_primary_metric_applies_to_all(suite, path, lines))
+    _fail(_price_checks(suite, path, lines))
     dataset = load_dataset(suite.data, suite.task, base=path.parent, seed=suite.seed) if with_data else Dataset([], [], [], {})
     loaded = LoadedSuite(suite=suite, path=path, dataset=dataset, configs=configs, lines=lines)
     if with_data:

@@ -34,3 +34,13 @@ def build_messages(task: TaskSpec, case: Case, *, exemplars: Sequence[Case] = ()
     if context:
         turns[-1] = {"role": turns[-1]["role"], "content": f"Context:\n{context}\n\n{turns[-1]['content']}"}
     return messages + turns
+
+
+def prompt_parts(task: TaskSpec, case: Case, *, exemplars: Sequence[Case] = (), context: str | None = None) -> dict[str, str]:
+    """The texts `build_messages` puts in the prompt, by part, for token attribution (what each part costs)."""
+    def text(turns: Messages) -> str:
+        return "\n".join(m["content"] for m in turns)
+
+    shots = [text(user_turns(e)) + "\n" + e.target for e in exemplars]
+    return {"instructions": system_text(task), "exemplars": "\n".join(shots), "context": context or "",
+            "input": text(user_turns(case))}

@@ -38,6 +38,11 @@ class CaseResult(BaseModel):
     scores: dict[str, CaseScore] = Field(default_factory=dict)
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0  # prompt tokens the provider served from its cache (billed at the cached price)
+    # The prompt's tokens by part (instructions, exemplars, context, input, template) and the output's.
+    tokens: dict[str, int] = Field(default_factory=dict)
+    cost_usd: float | None = None  # what this call cost (0 for a cache hit); None when the model has no price
+    paid: bool = False  # priced by tokens (an API bill), so it counts against budget_usd
     latency_s: float | None = None
     latency_kind: str = "request"
     compute_s: float = 0.0
@@ -70,6 +75,8 @@ class LatencySummary(BaseModel):
     p99_s: float | None
     mean_s: float | None
     how: str
+    ttft_p50_s: float | None = None  # time to first token, where answers were streamed
+    ttft_p95_s: float | None = None
 
 
 class StrategySummary(BaseModel):
@@ -85,8 +92,26 @@ class StrategySummary(BaseModel):
     output_tokens_mean: float | None
     throughput_output_tok_s: float | None
     compute_s_total: float
+    tokens_mean: dict[str, float] = Field(default_factory=dict)  # per request, by part (see economics.TOKEN_PARTS)
     setup: dict[str, Any] = Field(default_factory=dict)
+    cost: StrategyCost | None = None
     retrieval: RetrievalSummary | None = None  # strategies that retrieve (rag)
+
+
+class StrategyCost(BaseModel):
+    """What a strategy costs in production and what this run spent on it (see harness.economics)."""
+
+    pricing: dict[str, Any]  # how calls were priced: tokens at which prices, or busy time at which $/hour
+    per_request_usd: float | None  # one production request (test-set mean)
+    per_request_by_part_usd: dict[str, float] = Field(default_factory=dict)  # token-priced: what each part costs
+    busy_s_per_request: float | None = None
+    device_usd_per_hour: float | None = None
+    hosting_usd_per_hour: float = 0.0
+    setup_usd: float = 0.0  # one-off: training, indexing, dev selection
+    setup_items: list[dict[str, Any]] = Field(default_factory=list)  # each {what, usd, basis}
+    evaluation_usd: float = 0.0  # judges scoring this run's answers: not a production cost
+    run_usd: float = 0.0  # what this run spent on the strategy: test answers + setup + evaluation
+    notes: list[str] = Field(default_factory=list)
 
 
 class RetrievalSummary(BaseModel):
@@ -113,6 +138,9 @@ class RunRecord(BaseModel):
     strategies: dict[str, StrategySummary] = Field(default_factory=dict)
     # The best strategy on the primary metric against each other one, paired on the same cases (harness.stats).
     comparisons: list[dict[str, Any]] = Field(default_factory=list)
+    prices: dict[str, Any] = Field(default_factory=dict)  # the price sheet's version and date, the suite's overrides
+    decision: dict[str, Any] | None = None  # harness.decision.Decision
+    budget: dict[str, Any] = Field(default_factory=dict)  # budget_usd, paid so far, calls skipped at the cap
     manifest: dict[str, Any] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
 

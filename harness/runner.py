@@ -20,7 +20,7 @@ from harness.backends.base import Backend, GenRequest, GenResult
 from harness.builtins import BACKENDS, SCORERS, STRATEGIES
 from harness.cache import NoCache, ResponseCache, cache_key
 from harness.data import Case
-from harness.economics import device_cost
+from harness.economics import Pricing, Spend, pricing_for, price_sheet
 from harness.errors import ConfigError, HarnessError, RunFolderError, closest
 from harness.home import harness_home
 from harness.judge import Judge, JudgeCounts, run_concurrently
@@ -73,6 +73,11 @@ class Counts:
     errors: int = 0
     dev_calls: int = 0  # model calls made while preparing strategies (e.g. scoring checkpoints on dev)
     judge_calls: int = 0  # judge model calls for model-judged scorers (evaluation cost, not production cost)
+    budget_skipped: int = 0  # paid calls not made because budget_usd was reached
+
+
+class BudgetReached(Exception):
+    """Raised when paid calls would exceed the suite's budget_usd; the calls are not made."""
 
 
 # Parts of a suite that change the answers or their scores; editing the others (name, description,
@@ -83,6 +88,74 @@ ANSWER_FIELDS = {"seed", "task", "data", "backends", "strategies", "scorers"}
 def suite_fingerprint(loaded: LoadedSuite) -> str:
     payload = {"suite": loaded.suite.model_dump(mode="json", include=ANSWER_FIELDS), "data": loaded.dataset.hashes}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def pricing_of(suite, identity: dict[str, Any]) -> Pricing:
+    """How calls to the backend with this identity are priced (tokens for API models, busy time for local ones)."""
+    cls = BACKENDS.get(identity["kind"])
+    return pricing_for(suite, model=str(identity.get("model", "")), device=str(identity.get("device") or cls.device),
+                       api=cls.device == "api")
+
+
+def decide_run(suite, summaries: dict[str, Any], rows: dict[str, list[CaseResult]], *, binary: bool,
+               prices: dict[str, Any]) -> dict[str, Any] | None:
+    """The suite's decision policy applied to the run's summaries and per-case scores (harness.decision)."""
+    from harness.decision import Option, decide, pairwise
+    from harness.economics import CostModel
+    from harness.suite import DecisionSpec
+    from harness.summary import per_case_values
+
+    if not summaries:
+        return None
+    policy = suite.decision or DecisionSpec()
+    metric = suite.primary_metric
+    per_case = {}
+    for name, strategy_rows in rows.items():
+        values, *_ = per_case_values(strategy_rows, metric)
+        per_case[name] = {case: sum(v) / len(v) for case, v in values.items()}
+    pairs = pairwise(per_case, binary=binary, confidence=policy.confidence, min_gain=policy.min_gain)
+    kinds = {s.name: s.kind for s in suite.strategies}
+    options = []
+    for name, s in summaries.items():
+        m = s.metrics.get(metric)
+        c = s.cost
+        cost = CostModel(per_request_usd=c.per_request_usd if c else None, setup_usd=c.setup_usd if c else 0.0,
+                         hosting_usd_per_hour=c.hosting_usd_per_hour if c else 0.0,
+                         busy_s_per_request=c.busy_s_per_request if c else None,
+                         device_usd_per_hour=c.device_usd_per_hour if c else None)
+        options.append(Option(name=name, kind=kinds.get(name, ""), quality=m.mean if m else None,
+                              ci_low=m.ci_low if m else None, ci_high=m.ci_high if m else None, n=m.n if m else 0,
+                              cost=cost, p95_s=s.latency.p95_s, errors=s.n_errors))
+    value = suite.economics.value if suite.economics else None
+    return decide(options, pairs, policy, metric=metric, value=value, prices=prices).as_dict()
+
+
+def paid_so_far(rows, setups: dict[str, dict[str, Any]]) -> float:
+    """Dollars already billed to this run folder: paid answers, plus paid dev, training and judge calls on record."""
+    total = sum(r.cost_usd or 0.0 for r in rows if r.paid and not r.cache_hit)
+    for setup in setups.values():
+        given = setup.get("given") or {}
+        total += given.get("paid_usd") or 0.0
+        dev = setup.get("dev") or {}
+        if dev.get("paid"):
+            total += dev.get("cost_usd") or 0.0
+        for e in (setup.get("evaluation") or {}).values():
+            if e.get("paid"):
+                total += e.get("cost_usd") or 0.0
+    return total
+
+
+def attribute_tokens(parts: dict[str, int], result: GenResult) -> dict[str, int]:
+    """The prompt's measured tokens split by part; what the parts do not explain is the chat template's."""
+    out = dict(parts)
+    total = sum(parts.values())
+    measured = result.input_tokens
+    if measured and total > measured:  # counted apart, parts can tokenise a little longer than the whole prompt
+        out = {k: round(v * measured / total) for k, v in parts.items()}
+        total = sum(out.values())
+    out["template"] = max(measured - total, 0) if measured else 0
+    out["output"] = result.output_tokens
+    return out
 
 
 class Run:
@@ -105,6 +178,9 @@ class Run:
         ]
         self.fingerprint = suite_fingerprint(loaded)
         self.started_at = datetime.now(timezone.utc)
+        self.spend = Spend(budget_usd=self.suite.budget_usd)
+        self._current: str | None = None  # the strategy being prepared or run (dev calls are charged to it)
+        self._token_memo: dict[tuple[int, str], int] = {}
 
     def _select(self, names: list[str] | None):
         specs = self.suite.strategies
@@ -155,26 +231,64 @@ class Run:
                 out[scorer.name] = CaseScore(value=s.value, invalid=s.invalid, detail=s.detail)
         return out
 
-    def _record(self, strategy: str, case: Case, repeat: int, result: GenResult, meta: dict, hit: bool) -> CaseResult:
+    def _record(self, strategy: str, case: Case, repeat: int, result: GenResult, meta: dict, hit: bool,
+                parts: dict[str, int] | None = None, pricing: Pricing | None = None) -> CaseResult:
         scores = self._score(result.text, case, meta) if result.error is None and result.text is not None else {}
+        cost = None
+        if pricing is not None:
+            cost = 0.0 if hit else pricing.call_usd(result.input_tokens, result.output_tokens, result.cached_input_tokens,
+                                                    result.compute_s)
         return CaseResult(
             strategy=strategy, case_id=case.id, repeat=repeat, input=case.input, target=case.target,
             prompt=result.prompt, output=result.text, error=result.error, scores=scores,
             input_tokens=result.input_tokens, output_tokens=result.output_tokens,
-            latency_s=result.latency_s, latency_kind=result.latency_kind, compute_s=0.0 if hit else result.compute_s,
+            cached_input_tokens=result.cached_input_tokens,
+            tokens=attribute_tokens(parts, result) if parts is not None and result.error is None else {},
+            cost_usd=cost, paid=bool(pricing and pricing.paid),
+            # A cache hit keeps the busy time its answer took when it was made (production pays it on every
+            # request); busy-time totals and latency percentiles count only fresh calls.
+            latency_s=result.latency_s, latency_kind=result.latency_kind, compute_s=result.compute_s,
             batch_size=result.batch_size, ttft_s=result.ttft_s, cache_hit=hit, meta=meta,
             finished_at=datetime.now(timezone.utc),
         )
+
+    def _pricing(self, backend: Backend) -> Pricing:
+        return pricing_of(self.suite, backend.identity())
+
+    def _parts(self, backend: Backend, parts: dict[str, str] | None, messages: list[dict[str, str]]) -> dict[str, int]:
+        """Tokens of each part of the prompt (memoised: instructions and fixed exemplars repeat in every case)."""
+        if parts is None:
+            parts = {"input": "\n".join(m["content"] for m in messages)}
+        out = {}
+        for name, text in parts.items():
+            if not text:
+                continue
+            key = (id(backend), text)
+            if key not in self._token_memo:
+                self._token_memo[key] = backend.count_tokens(text)
+            out[name] = self._token_memo[key]
+        return out
 
     def _run_strategy(self, spec, cases_file: CasesFile, done: dict) -> None:
         backend = self._backend(spec.backend or self.suite.backends[0].name)
         ctx = StrategyContext(self.suite, self.loaded.dataset, backend, self.run_dir, self.suite.seed,
                               scorers=self.scorers, answer=self._answer)
         strategy: Strategy = STRATEGIES.get(spec.kind)(spec, self.loaded.config("strategies", spec.name), ctx)
+        self._current = spec.name
+        self.setup[spec.name] = {"backend": backend.spec.name}
         started = time.perf_counter()
-        given = strategy.prepare()
-        self.setup[spec.name] = {"given": given, "prepare_s": round(time.perf_counter() - started, 3),
-                                 "backend": backend.spec.name, "serving": strategy.backend.identity()}
+        try:
+            given = strategy.prepare()
+        except BudgetReached as exc:
+            log.warning("%s: not prepared: %s", spec.name, exc)
+            self.setup[spec.name].update(skipped=f"budget_usd reached while preparing: {exc}")
+            self.spend.skipped[spec.name] = self.spend.skipped.get(spec.name, 0) + len(self.test) * self.suite.repeats
+            return
+        self.setup[spec.name].update(given=given, prepare_s=round(time.perf_counter() - started, 3),
+                                     serving=strategy.backend.identity())
+        paid_setup = given.get("paid_usd") if isinstance(given, dict) else None
+        if paid_setup:  # e.g. a provider's training job
+            self.spend.paid_usd += paid_setup
         earlier = self.previous_setup.get(spec.name, {}).get("evaluation")
         if earlier:  # judge work paid for by earlier invocations stays on record
             self.setup[spec.name]["evaluation"] = dict(earlier)
@@ -199,7 +313,20 @@ class Run:
     def _answer(self, backend: Backend, requests: list[GenRequest]) -> list[GenResult]:
         """Generation outside the test plan (e.g. dev scoring of checkpoints), through the response cache."""
         answers = self._cached(backend, requests)
-        self.counts.dev_calls += sum(not hit for _, hit in answers)
+        fresh = [result for result, hit in answers if not hit]
+        self.counts.dev_calls += len(fresh)
+        if self._current and fresh:
+            pricing = self._pricing(backend)
+            dev = self.setup.setdefault(self._current, {}).setdefault(
+                "dev", {"calls": 0, "input_tokens": 0, "output_tokens": 0, "compute_s": 0.0, "cost_usd": 0.0})
+            dev["calls"] += len(fresh)
+            for r in fresh:
+                dev["input_tokens"] += r.input_tokens
+                dev["output_tokens"] += r.output_tokens
+                dev["compute_s"] += r.compute_s
+                dev["cost_usd"] += pricing.call_usd(r.input_tokens, r.output_tokens, r.cached_input_tokens, r.compute_s) or 0.0
+            dev["cost_basis"] = pricing.basis
+            dev["paid"] = pricing.paid
         return [result for result, _ in answers]
 
     def _cached(self, backend: Backend, requests: list[GenRequest]) -> list[tuple[GenResult, bool]]:
@@ -211,10 +338,19 @@ class Run:
         todo = [i for k, i in first.items() if k not in found]
         fresh = {keys[i] for i in todo}
         if todo:
+            pricing = self._pricing(backend)
+            if pricing.paid and self.spend.budget_usd is not None:
+                upper = sum(self._upper_usd(backend, pricing, requests[i]) for i in todo)
+                if upper > self.spend.room():
+                    raise BudgetReached(f"{len(todo)} calls to {backend.spec.name} could cost up to ${upper:.4f}; "
+                                        f"${max(self.spend.room(), 0):.4f} of budget_usd ${self.spend.budget_usd:g} is left")
             backend.load()
             for index, result in backend.generate([requests[i] for i in todo]):
                 self.cache.put(keys[todo[index]], result)
                 found[keys[todo[index]]] = result
+                if pricing.paid:
+                    self.spend.paid_usd += pricing.call_usd(result.input_tokens, result.output_tokens,
+                                                            result.cached_input_tokens) or 0.0
         return [(found[k], k not in fresh or first[k] != i) for i, k in enumerate(keys)]
 
     def _judge(self, name: str, cases_file: CasesFile) -> None:
@@ -241,22 +377,32 @@ class Run:
                 entry = CaseScore(value=score.value, invalid=score.invalid, detail=score.detail)
                 cases_file.append(row.model_copy(update={"scores": {**row.scores, scorer.name: entry}}))
 
+            skipped = None
             try:
                 run_concurrently([lambda r=r: scorer.ascore(r.output, cases[r.case_id], r.meta) for r in rows], done)
+            except BudgetReached as exc:
+                skipped = str(exc)
+                log.warning("%s: %s not judged: budget_usd reached (%s)", name, scorer.name, exc)
+                self.spend.skipped[f"{name}: {scorer.name}"] = len(rows)
             finally:
                 self.options.progress.finish()
                 evaluation = self.setup[name].setdefault("evaluation", {})
                 totals = JudgeCounts(**evaluation.get(scorer.name, {}).get("judge", {}))
                 totals.add(judge.counts)
-                cost, basis = device_cost(self.suite, judge.backend.device, totals.compute_s / 3600)
-                evaluation[scorer.name] = {"judge": totals.__dict__, "judge_backend": cfg.judge, "cost_usd": cost,
-                                           "cost_basis": basis}
+                pricing = self._pricing(judge.backend)
+                cost = pricing.call_usd(totals.input_tokens, totals.output_tokens, 0, totals.compute_s)
+                evaluation[scorer.name] = {"judge": totals.__dict__, "judge_backend": cfg.judge,
+                                           "cost_usd": None if cost is None else round(cost, 9),
+                                           "cost_basis": pricing.basis, "paid": pricing.paid}
+                if skipped:
+                    evaluation[scorer.name]["skipped"] = skipped
                 self.counts.judge_calls += judge.counts.calls
 
     def _run_chunk(self, name: str, strategy: Strategy, chunk: list[tuple[Case, int]], cases_file: CasesFile) -> None:
         backend = strategy.backend
         identity = backend.identity()
         params = backend.spec.generation
+        pricing = self._pricing(backend)
         planned = []
         built: dict[str, Any] = {}  # one request per case, whatever the repeats (retrieval runs once)
         for case, repeat in chunk:
@@ -275,34 +421,65 @@ class Run:
                 self.options.progress.advance()
                 continue
             gen = GenRequest(req.messages, params)
-            planned.append((case, repeat, req.meta, gen, cache_key(identity, gen, repeat)))
+            parts = self._parts(backend, req.parts, req.messages)
+            planned.append((case, repeat, req.meta, gen, cache_key(identity, gen, repeat), parts))
         hits = self.cache.get_many([p[4] for p in planned])
         # Requests with the same key (greedy repeats, identical prompts) are sent once; the others reuse the answer.
         misses: dict[str, list[tuple]] = {}
         for item in planned:
-            case, repeat, meta, gen, key = item
+            case, repeat, meta, gen, key, parts = item
             if key in hits:
-                cases_file.append(self._record(name, case, repeat, hits[key], meta, hit=True))
+                cases_file.append(self._record(name, case, repeat, hits[key], meta, hit=True, parts=parts, pricing=pricing))
                 self.counts.cache_hits += 1
                 self.options.progress.advance()
             else:
                 misses.setdefault(key, []).append(item)
         if not misses:
             return
-        if name not in self.setup or "load_s" not in self.setup[name]:
+        if "load_s" not in self.setup.setdefault(name, {}):
             started = time.perf_counter()
             backend.load()
             self.setup[name]["load_s"] = round(time.perf_counter() - started, 3)
         groups = list(misses.values())
-        for index, result in backend.generate([g[0][3] for g in groups]):
-            self.counts.model_calls += 1
-            self.counts.errors += result.error is not None
-            self.cache.put(groups[index][0][4], result)
-            for n, (case, repeat, meta, _, _) in enumerate(groups[index]):
-                reused = n > 0 and result.error is None
-                self.counts.cache_hits += reused
-                cases_file.append(self._record(name, case, repeat, result, meta, hit=reused))
-                self.options.progress.advance()
+        while groups:
+            batch, groups = self._affordable(backend, pricing, groups)
+            if not batch:  # budget_usd reached: these calls are not made; a rerun with a larger budget makes them
+                skipped = sum(len(g) for g in groups)
+                self.spend.skipped[name] = self.spend.skipped.get(name, 0) + skipped
+                self.counts.budget_skipped += skipped
+                log.warning("%s: budget_usd $%g reached ($%.4f paid): %d answers not requested",
+                            name, self.spend.budget_usd, self.spend.paid_usd, skipped)
+                for _ in range(skipped):
+                    self.options.progress.advance()
+                return
+            for index, result in backend.generate([g[0][3] for g in batch]):
+                self.counts.model_calls += 1
+                self.counts.errors += result.error is not None
+                self.cache.put(batch[index][0][4], result)
+                for n, (case, repeat, meta, _, _, parts) in enumerate(batch[index]):
+                    reused = n > 0 and result.error is None
+                    self.counts.cache_hits += reused
+                    row = self._record(name, case, repeat, result, meta, hit=reused, parts=parts, pricing=pricing)
+                    if row.paid and row.cost_usd:
+                        self.spend.paid_usd += row.cost_usd
+                    cases_file.append(row)
+                    self.options.progress.advance()
+
+    def _upper_usd(self, backend: Backend, pricing: Pricing, request: GenRequest) -> float:
+        """The most one call can cost: its whole prompt and max_new_tokens of answer at the model's prices."""
+        prompt = backend.count_tokens(backend.render_prompt(request.messages))
+        return pricing.call_usd(prompt, request.params.max_new_tokens) or 0.0
+
+    def _affordable(self, backend: Backend, pricing: Pricing, groups: list[list[tuple]]) -> tuple[list, list]:
+        """The requests that can be sent without passing budget_usd even if each costs its most, and the rest."""
+        if not pricing.paid or self.spend.budget_usd is None:
+            return groups, []
+        room = self.spend.room()
+        for i, group in enumerate(groups):
+            room -= self._upper_usd(backend, pricing, group[0][3])
+            if room < 0:
+                return groups[:i], groups[i:]
+        return groups, []
 
     # ---- results ---------------------------------------------------------------------------------
 
@@ -332,12 +509,18 @@ class Run:
             by_strategy[spec.name] = rows
             applies = {m: b for m, b in binary.items()
                        if m not in conditional or any(m in r.scores for r in rows)}
+            setup = self.setup.get(spec.name) or self.previous_setup.get(spec.name, {})
             summaries[spec.name] = summarize_strategy(
                 spec.name, spec.backend or self.suite.backends[0].name, rows,
-                n_planned=len(test_ids) * self.suite.repeats, binary=applies,
-                setup=self.setup.get(spec.name) or self.previous_setup.get(spec.name, {}),
+                n_planned=len(test_ids) * self.suite.repeats, binary=applies, setup=setup,
+                pricing=pricing_of(self.suite, setup.get("serving") or self._backend(self.suite.backend_for(spec).name).identity()),
             )
         models = {name: b.identity() for name, b in self.backends.items()}
+        metric = self.suite.primary_metric
+        prices = {**price_sheet().info(),
+                  "overrides": self.suite.economics.model_dump(mode="json", include={"prices", "usd_per_hour"})
+                  if self.suite.economics else {}}
+        decision = decide_run(self.suite, summaries, by_strategy, binary=binary.get(metric, False), prices=prices)
         return RunRecord(
             harness_version=__version__, status=status, suite_name=self.suite.name,
             suite_path=str(self.loaded.path), suite_sha256=self.fingerprint, suite=self.resolved_suite(),
@@ -345,6 +528,7 @@ class Run:
             strategies=summaries,
             comparisons=paired_comparisons(by_strategy, self.suite.primary_metric,
                                            binary=binary.get(self.suite.primary_metric, False)),
+            prices=prices, decision=decision, budget=self.spend.as_dict(),
             manifest=build_manifest(seed=self.suite.seed, data_hashes=self.loaded.dataset.hashes, models=models),
             options={"limit": self.options.limit, "strategies": [s.name for s in self.selected],
                      "repeats": self.suite.repeats, "counts": self.counts.__dict__},
@@ -355,6 +539,10 @@ class Run:
         cases_file.compact()  # retried cases superseded their error lines: keep one line per key
         record = self.record(status, list(cases_file.rows.values()))
         write_json_atomic(self.run_dir / "run.json", record.model_dump_json(indent=2))
+        if record.decision and status != "running":
+            from harness.decision import render_markdown
+
+            write_json_atomic(self.run_dir / "decision.md", render_markdown(record.decision, suite_name=self.suite.name))
         return record
 
     def _previous_setup(self) -> dict[str, dict[str, Any]]:
@@ -368,6 +556,13 @@ class Run:
         cases_file = self._open_folder()
         done = dict(cases_file.load())
         self.previous_setup = self._previous_setup()
+        self.spend.paid_usd = paid_so_far(done.values(), self.previous_setup)
+        if self.suite.budget_usd is not None:  # refuse before any call when the plan cannot fit the budget
+            from harness.estimate import check_budget, estimate
+
+            finished = {k for k, r in done.items() if r.error is None or not self.options.retry_errors}
+            check_budget(self.loaded, estimate(self.loaded, limit=self.options.limit, done=finished,
+                                               strategies=[s.name for s in self.selected]), self.spend.paid_usd)
         self._write("running", cases_file)  # a run.json exists from the start, even if this process is killed
         self.cache = ResponseCache(harness_home() / "cache" / "responses.sqlite") if self.options.use_cache else NoCache()
         status = "interrupted"

@@ -39,11 +39,13 @@ class PairedComparison:
     min_detectable_diff: float | None
     cases_needed: int | None  # to settle the observed difference (None when settled, or no difference at all)
     p_holm: float | None = None
+    sd_diff: float = 0.0  # standard deviation of the per-case differences
+    alpha: float = ALPHA
 
     @property
     def settled(self) -> bool:
         p = self.p_holm if self.p_holm is not None else self.p_value
-        return p < ALPHA
+        return p < self.alpha
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "settled": self.settled}
@@ -113,8 +115,23 @@ def cases_needed(diff: float, sd_diff: float, *, alpha: float = ALPHA, power: fl
     return math.ceil(((_z(1 - alpha / 2) + _z(power)) * sd_diff / abs(diff)) ** 2)
 
 
+def cases_to_decide(diff: float, sd_diff: float, margin: float, *, alpha: float = ALPHA, power: float = POWER
+                    ) -> int | None:
+    """Test cases needed to decide against a `margin` (the smallest difference that matters): to show a difference
+    at least as large as the observed one when |diff| >= margin (a two-sided paired test), or else to show the true
+    difference is below the margin (a one-sided equivalence bound). None when the data cannot say (sd 0)."""
+    if sd_diff <= 0:
+        return None
+    if abs(diff) >= margin and diff != 0:
+        return cases_needed(diff, sd_diff, alpha=alpha, power=power)
+    gap = margin - abs(diff)
+    if gap <= 0:
+        return None
+    return math.ceil(((_z(1 - alpha) + _z(power)) * sd_diff / gap) ** 2)
+
+
 def compare_paired(a: str, b: str, scores_a: Mapping[str, float], scores_b: Mapping[str, float], *,
-                   binary: bool, seed: int = 0) -> PairedComparison:
+                   binary: bool, seed: int = 0, confidence: float = 1 - ALPHA) -> PairedComparison:
     """A against B on the cases both have a score for (per-case means over repeats)."""
     common = sorted(set(scores_a) & set(scores_b))
     xa = np.array([scores_a[c] for c in common], dtype=float)
@@ -124,15 +141,16 @@ def compare_paired(a: str, b: str, scores_a: Mapping[str, float], scores_b: Mapp
     wins, losses = int((diffs > 0).sum()), int((diffs < 0).sum())
     zero_one = binary and np.all(np.isin(xa, (0, 1))) and np.all(np.isin(xb, (0, 1)))
     p = mcnemar_exact(wins, losses) if zero_one else permutation_p(diffs, seed=seed)
-    low, high = paired_bootstrap_ci(diffs, seed=seed)
+    low, high = paired_bootstrap_ci(diffs, seed=seed, confidence=confidence)
     sd = float(diffs.std(ddof=1)) if n > 1 else 0.0
     mean_diff = float(diffs.mean()) if n else 0.0
-    needed = cases_needed(mean_diff, sd) if p >= ALPHA else None
+    alpha = 1 - confidence
+    needed = cases_needed(mean_diff, sd, alpha=alpha) if p >= alpha else None
     return PairedComparison(
         a=a, b=b, n=n, mean_a=float(xa.mean()) if n else math.nan, mean_b=float(xb.mean()) if n else math.nan,
         diff=mean_diff, ci_low=low, ci_high=high, test="mcnemar_exact" if zero_one else "paired_permutation",
         p_value=p, wins=wins, losses=losses, ties=n - wins - losses,
-        min_detectable_diff=min_detectable_diff(n, sd), cases_needed=needed,
+        min_detectable_diff=min_detectable_diff(n, sd, alpha=alpha), cases_needed=needed, sd_diff=sd, alpha=alpha,
     )
 
 
@@ -140,12 +158,6 @@ def adjust(comparisons: list[PairedComparison]) -> list[PairedComparison]:
     """Holm-correct the p-values of comparisons made for one decision (in place; returned for chaining)."""
     for comparison, p in zip(comparisons, holm([c.p_value for c in comparisons]), strict=True):
         comparison.p_holm = p
-        if p >= ALPHA and comparison.cases_needed is None and comparison.diff != 0:
-            comparison.cases_needed = cases_needed(comparison.diff, _sd_from_mdd(comparison))
+        if p >= comparison.alpha and comparison.cases_needed is None and comparison.diff != 0:
+            comparison.cases_needed = cases_needed(comparison.diff, comparison.sd_diff, alpha=comparison.alpha)
     return comparisons
-
-
-def _sd_from_mdd(c: PairedComparison) -> float:
-    if c.min_detectable_diff is None or c.n < 2:
-        return 0.0
-    return c.min_detectable_diff * math.sqrt(c.n) / (_z(1 - ALPHA / 2) + _z(POWER))

@@ -43,6 +43,8 @@ class StrategyContext:
 class StrategyRequest:
     messages: list[dict[str, str]]
     meta: dict[str, Any] = field(default_factory=dict)  # kept in the case's result line (e.g. exemplar ids)
+    # The prompt's texts by part (harness.prompts.prompt_parts), so its tokens can be attributed; None: all input.
+    parts: dict[str, str] | None = None
 
 
 class Strategy:
@@ -64,6 +66,13 @@ class Strategy:
         """Files or folders this strategy reads besides the splits (e.g. a corpus). Their content is hashed into
         the suite's fingerprint, so editing them invalidates finished results instead of silently mixing them."""
         return []
+
+    @classmethod
+    def plan(cls, config: BaseModel, dataset: Dataset, suite: Suite) -> dict[str, Any]:
+        """What the strategy adds to the plan before any call, for `harness estimate` (in characters; the estimate
+        turns them into tokens): `exemplars_chars` and `context_chars` per request, `dev_requests` (answers on dev
+        to choose a setting), `training_chars` (examples x epochs), `embedding_chars` (indexing)."""
+        return {}
 
     @property
     def backend(self) -> Backend:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import string
 import typing
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.errors import closest
 from harness.yamlloc import Loc, format_loc, line_of
@@ -123,16 +124,50 @@ class ScorerSpec(StrictModel):
         return self.name or self.kind
 
 
-class PriceOverride(StrictModel):
+PRICE_KEYS = ("input_per_1m_usd", "cached_input_per_1m_usd", "output_per_1m_usd", "training_per_1m_usd",
+              "finetuned_input_per_1m_usd", "finetuned_cached_input_per_1m_usd", "finetuned_output_per_1m_usd",
+              "hosting_usd_per_hour")
+
+
+class ModelPrice(StrictModel):
+    """A model's prices (the price sheet's entries and the suite's overrides have the same keys)."""
+
+    same_as: str | None = Field(None, description="Price this model like another entry (e.g. an Azure deployment name).")
     input_per_1m_usd: float | None = Field(None, ge=0)
-    cached_input_per_1m_usd: float | None = Field(None, ge=0)
+    cached_input_per_1m_usd: float | None = Field(None, ge=0, description="Prompt tokens served from the provider's cache.")
     output_per_1m_usd: float | None = Field(None, ge=0)
-    training_per_1m_usd: float | None = Field(None, ge=0)
+    training_per_1m_usd: float | None = Field(None, ge=0, description="Per training token (examples' tokens x epochs).")
+    finetuned_input_per_1m_usd: float | None = Field(None, ge=0)
+    finetuned_cached_input_per_1m_usd: float | None = Field(None, ge=0)
+    finetuned_output_per_1m_usd: float | None = Field(None, ge=0)
+    hosting_usd_per_hour: float | None = Field(None, ge=0, description="While a fine-tuned model is deployed (Azure).")
+    source: str | None = None
+    as_of: date | None = None
+
+
+class OutcomeCost(StrictModel):
+    name: str = Field(description="What happens, e.g. 'escalation to a person' or 'customer lost'.")
+    cost_usd: float = Field(ge=0)
+    probability: float = Field(1.0, ge=0, le=1, description="How often a wrong answer leads to it.")
+
+
+class ValueSpec(StrictModel):
+    """What outcomes are worth, so quality becomes dollars (treats the primary metric as the rate of correct answers)."""
+
+    correct_usd: float = Field(0.0, ge=0, description="What a correct answer is worth.")
+    wrong: list[OutcomeCost] = Field(default_factory=list, description="What a wrong answer costs, each with its probability.")
+
+    @property
+    def wrong_usd(self) -> float:
+        return sum(o.cost_usd * o.probability for o in self.wrong)
 
 
 class EconomicsSpec(StrictModel):
-    usd_per_hour: dict[str, float] = Field(default_factory=dict, description="Device -> $/hour, e.g. {cpu: 0.10, cuda: 2.5}.")
-    prices: dict[str, PriceOverride] = Field(default_factory=dict, description="Model -> price overrides.")
+    usd_per_hour: dict[str, float] = Field(
+        default_factory=dict, description="Device -> $/hour for local backends and tuners, e.g. {cpu: 0.10, cuda: 2.5}; "
+        "devices not named here use the price sheet's example rate.")
+    prices: dict[str, ModelPrice] = Field(default_factory=dict, description="Model -> prices, over the price sheet's.")
+    value: ValueSpec | None = Field(None, description="What a correct answer is worth and a wrong one costs.")
 
     @model_validator(mode="after")
     def _non_negative(self) -> EconomicsSpec:
@@ -144,12 +179,30 @@ class EconomicsSpec(StrictModel):
 
 class DecisionSpec(StrictModel):
     primary_metric: str | None = Field(None, description="Scorer name that decides quality; default: the first scorer.")
-    min_gain: float = Field(0.02, ge=0, description="Smallest quality gain worth paying for (absolute).")
+    min_gain: float = Field(0.02, ge=0, description="Smallest quality gain worth paying for (absolute, in the metric's units).")
     confidence: float = Field(0.95, gt=0.5, lt=1)
-    latency_slo_p95_s: float | None = Field(None, gt=0)
-    monthly_requests: int | tuple[int, int] | None = Field(None, description="Expected volume: a number or [low, high].")
-    horizon_months: int = Field(12, ge=1, le=120)
-    dedicated_hosting: bool = False
+    latency_slo_p95_s: float | None = Field(None, gt=0, description="Strategies slower than this at p95 cannot win.")
+    monthly_requests: int | tuple[int, int] = Field(
+        100_000, description="Expected production volume per month: a number or [low, high].")
+    horizon_months: int = Field(12, ge=1, le=120, description="Months over which one-off setup costs are spread.")
+    dedicated_hosting: bool = Field(
+        False, description="Local models run on machines kept up all month (else: pay for busy time only).")
+
+    @field_validator("monthly_requests")
+    @classmethod
+    def _volume(cls, value: int | tuple[int, int]) -> int | tuple[int, int]:
+        volumes = value if isinstance(value, tuple) else (value,)
+        if any(v < 1 for v in volumes):
+            raise ValueError(f"a volume of {min(volumes)} requests a month leaves nothing to decide. Fix: give the "
+                             "expected production volume, e.g. 100000, or a range such as [10000, 1000000]")
+        if isinstance(value, tuple) and value[0] > value[1]:
+            raise ValueError(f"[low, high] has low ({value[0]}) above high ({value[1]}). Fix: swap them")
+        return value
+
+    @property
+    def volumes(self) -> list[int]:
+        v = self.monthly_requests
+        return sorted(set(v)) if isinstance(v, tuple) else [v]
 
 
 class Suite(StrictModel):
@@ -166,6 +219,8 @@ class Suite(StrictModel):
     repeats: int = Field(1, ge=1, le=100)
     economics: EconomicsSpec | None = None
     decision: DecisionSpec | None = None
+    budget_usd: float | None = Field(None, gt=0, description="Hard cap on paid spend: a run whose estimate exceeds it "
+                                     "does not start, and paid calls stop when spend reaches it.")
 
     def backend_for(self, strategy: StrategySpec) -> BackendSpec:
         name = strategy.backend or self.backends[0].name
@@ -256,6 +311,8 @@ def explain_errors(exc: ValidationError, model: type[BaseModel]) -> list[tuple[L
             msg = f"unknown key '{loc[-1]}'.{hint} Allowed keys here: {', '.join(allowed)}."
         elif kind == "missing":
             msg = f"required key '{loc[-1]}' is missing. Fix: add it."
+        elif "Fix:" in err["msg"]:  # our own validators' messages already say what to do
+            msg = err["msg"].removeprefix("Value error, ") + "."
         else:
             got = err.get("input")
             shown = repr(got) if not isinstance(got, dict | list) else type(got).__name__

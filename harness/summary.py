@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from harness.results import CaseResult, LatencySummary, MetricSummary, RetrievalSummary, StrategySummary
+from harness.results import CaseResult, LatencySummary, MetricSummary, RetrievalSummary, StrategyCost, StrategySummary
 
 CONFIDENCE = 0.95
 # BCa needs a jackknife over all n cases (O(n^2) work); above this size the percentile interval is as good.
@@ -94,9 +94,73 @@ def summarize_metric(rows: list[CaseResult], metric: str, *, binary: bool) -> Me
 
 
 def summarize_latency(rows: list[CaseResult]) -> LatencySummary:
-    lat = np.array([r.latency_s for r in rows if not r.cache_hit and r.error is None and r.latency_s is not None])
-    kinds = sorted({r.latency_kind for r in rows if not r.cache_hit and r.error is None})
-    return latency_summary(lat, "cache hits excluded; " + (", ".join(kinds) if kinds else "no fresh calls"))
+    fresh = [r for r in rows if not r.cache_hit and r.error is None]
+    lat = np.array([r.latency_s for r in fresh if r.latency_s is not None])
+    kinds = sorted({r.latency_kind for r in fresh})
+    out = latency_summary(lat, "cache hits excluded; " + (", ".join(kinds) if kinds else "no fresh calls"))
+    ttft = np.array([r.ttft_s for r in fresh if r.ttft_s is not None])
+    if len(ttft):
+        out.ttft_p50_s, out.ttft_p95_s = (float(x) for x in np.percentile(ttft, [50, 95]))
+    return out
+
+
+def tokens_by_part(rows: list[CaseResult]) -> dict[str, float]:
+    """Mean tokens per request by part (instructions, exemplars, context, input, template, output)."""
+    from harness.economics import TOKEN_PARTS
+
+    ok = [r for r in rows if r.error is None and r.tokens]
+    if not ok:
+        return {}
+    return {part: float(np.mean([r.tokens.get(part, 0) for r in ok])) for part in TOKEN_PARTS
+            if any(part in r.tokens for r in ok)}
+
+
+def summarize_cost(rows: list[CaseResult], setup: dict, pricing, *, tokens: dict[str, float]) -> StrategyCost:
+    """A strategy's production cost per request (priced from every answer, cache hits included: production pays
+    each request), its one-off setup items, fixed hosting, evaluation (judge) cost, and what this run spent."""
+    from harness.economics import token_cost
+
+    ok = [r for r in rows if r.error is None]
+    notes: list[str] = []
+    per_request = busy = None
+    by_part: dict[str, float] = {}
+    if pricing.kind == "tokens" and ok:
+        price = pricing.price
+        per_request = float(np.mean([token_cost(price, r.input_tokens, r.output_tokens, r.cached_input_tokens) for r in ok]))
+        in_price, out_price = (price.per_1m("input") or 0) / 1e6, (price.per_1m("output") or 0) / 1e6
+        by_part = {k: v * (out_price if k == "output" else in_price) for k, v in tokens.items()}
+    elif pricing.kind == "device_hours" and ok:
+        timed = [r.compute_s for r in ok if r.compute_s > 0]
+        if timed:
+            busy = float(np.mean(timed))
+            per_request = busy / 3600 * pricing.usd_per_hour
+        else:
+            notes.append("no busy time measured for these answers")
+    elif pricing.kind == "unknown":
+        notes.append(pricing.basis)
+    given = setup.get("given") or {}
+    items = []
+    for what, key in (("training", "training_cost"), ("indexing", "indexing_cost")):
+        if given.get(f"{key}_usd") is not None:
+            items.append({"what": what, "usd": given[f"{key}_usd"], "basis": given.get(f"{key}_basis", "")})
+        elif f"{key}_basis" in given:
+            notes.append(f"{what} cost unknown: {given[f'{key}_basis']}")
+    dev = setup.get("dev")
+    if dev and dev.get("cost_usd"):
+        items.append({"what": f"dev answers ({dev['calls']} calls: choosing settings on dev)", "usd": dev["cost_usd"],
+                      "basis": dev.get("cost_basis", "")})
+    hosting = float(given.get("hosting_usd_per_hour") or 0.0)
+    if not hosting and pricing.price is not None and pricing.price.finetuned:
+        hosting = float(pricing.price.price.hosting_usd_per_hour or 0.0)
+    evaluation = sum(e.get("cost_usd") or 0.0 for e in (setup.get("evaluation") or {}).values())
+    setup_usd = float(sum(i["usd"] for i in items))
+    answered = sum(r.cost_usd or 0.0 for r in rows if not r.cache_hit)
+    return StrategyCost(
+        pricing=pricing.as_dict(), per_request_usd=per_request, per_request_by_part_usd=by_part,
+        busy_s_per_request=busy, device_usd_per_hour=pricing.usd_per_hour, hosting_usd_per_hour=hosting,
+        setup_usd=setup_usd, setup_items=items, evaluation_usd=float(evaluation),
+        run_usd=float(answered + setup_usd + evaluation), notes=notes,
+    )
 
 
 def latency_summary(lat: np.ndarray, how: str) -> LatencySummary:
@@ -121,11 +185,13 @@ def summarize_retrieval(rows: list[CaseResult]) -> RetrievalSummary | None:
 
 
 def summarize_strategy(
-    name: str, backend: str, rows: list[CaseResult], *, n_planned: int, binary: dict[str, bool], setup: dict
+    name: str, backend: str, rows: list[CaseResult], *, n_planned: int, binary: dict[str, bool], setup: dict,
+    pricing=None,
 ) -> StrategySummary:
     ok = [r for r in rows if r.error is None]
     fresh = [r for r in ok if not r.cache_hit]
     busy = sum(r.compute_s for r in fresh)
+    tokens = tokens_by_part(rows)
     return StrategySummary(
         strategy=name,
         backend=backend,
@@ -139,8 +205,10 @@ def summarize_strategy(
         output_tokens_mean=float(np.mean([r.output_tokens for r in ok])) if ok else None,
         throughput_output_tok_s=(sum(r.output_tokens for r in fresh) / busy) if busy > 0 else None,
         compute_s_total=busy,
+        tokens_mean=tokens,
         setup=setup,
         retrieval=summarize_retrieval(rows),
+        cost=summarize_cost(rows, setup, pricing, tokens=tokens) if pricing is not None else None,
     )
 
 

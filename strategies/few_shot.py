@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field
 
 from harness.data import Case
-from harness.prompts import build_messages
+from harness.prompts import build_messages, prompt_parts
 from harness.strategy import Strategy, StrategyRequest
 from harness.suite import StrictModel
 
@@ -35,6 +35,12 @@ class FewShot(Strategy):
             )
         if config.selection == "balanced" and not suite.task.labels:
             yield ("selection",), "'balanced' needs task.labels. Fix: list the labels, or use selection: random."
+
+    @classmethod
+    def plan(cls, config: FewShotConfig, dataset, suite):
+        train = dataset.train
+        per = sum(len(c.input_text()) + len(c.target) + 1 for c in train) / max(len(train), 1)
+        return {"exemplars_chars": config.k * per, "exemplars": config.k}
 
     def prepare(self):
         train = self.ctx.dataset.train
@@ -85,4 +91,4 @@ class FewShot(Strategy):
         exemplars = self._fixed if self._fixed is not None else self._similar(case)
         messages = build_messages(self.ctx.suite.task, case, exemplars=exemplars)
         meta = {} if self._fixed is not None else {"exemplar_ids": [c.id for c in exemplars]}
-        return StrategyRequest(messages, meta)
+        return StrategyRequest(messages, meta, parts=prompt_parts(self.ctx.suite.task, case, exemplars=exemplars))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.prompts import build_messages
+from harness.prompts import build_messages, prompt_parts
 from harness.strategy import Strategy, StrategyRequest
 
 
@@ -13,4 +13,5 @@ class ZeroShot(Strategy):
         return {"exemplars": 0}
 
     def request(self, case):
-        return StrategyRequest(build_messages(self.ctx.suite.task, case))
+        task = self.ctx.suite.task
+        return StrategyRequest(build_messages(task, case), parts=prompt_parts(task, case))

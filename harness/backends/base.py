@@ -31,6 +31,7 @@ class GenResult:
     text: str | None
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0  # prompt tokens the provider served from its prompt cache
     latency_s: float = 0.0
     compute_s: float = 0.0
     batch_size: int = 1

@@ -31,6 +31,11 @@ class OpenAIConfig(StrictModel):
     context_window: int | None = Field(None, ge=16, description="The model's window in tokens, for fitting RAG context.")
 
 
+def _cached_tokens(usage: Any) -> int:
+    details = getattr(usage, "prompt_tokens_details", None) if usage else None
+    return int(getattr(details, "cached_tokens", 0) or 0)
+
+
 class OpenAIBackend(Backend):
     kind = "openai"
     Config = OpenAIConfig
@@ -94,6 +99,7 @@ class OpenAIBackend(Backend):
         return GenResult(
             text=cut_at_stop(text, request.params.stop), prompt=prompt,
             input_tokens=usage.prompt_tokens if usage else 0, output_tokens=usage.completion_tokens if usage else 0,
+            cached_input_tokens=_cached_tokens(usage),
             latency_s=elapsed, compute_s=elapsed, latency_kind="request",
         )
 

@@ -21,7 +21,7 @@ from harness.builtins import TUNERS
 from harness.economics import device_cost
 from harness.errors import HarnessError
 from harness.home import harness_home
-from harness.prompts import build_messages
+from harness.prompts import build_messages, prompt_parts
 from harness.results import write_json_atomic
 from harness.strategy import Strategy, StrategyRequest
 from harness.suite import StrictModel, explain_errors
@@ -76,6 +76,15 @@ class FineTune(Strategy):
         yield from ((("tuner", "config", *loc), msg) for loc, msg in tuner_cls.check(tuner_config))
         for problem in structural_problems(training_examples(suite.task, dataset.train))[:5]:
             yield ("tuner",), problem
+
+    @classmethod
+    def plan(cls, config: FineTuneConfig, dataset, suite):
+        tuner = TUNERS.get(config.tuner.kind)
+        tuner_config = tuner.Config.model_validate(config.tuner.config)
+        epochs = getattr(tuner_config, "epochs", 1) or 1
+        text = sum(len(m["content"]) for e in training_examples(suite.task, dataset.train) for m in e.prompt)
+        text += sum(len(c.target) for c in dataset.train)
+        return {"training_chars": text * epochs, "epochs": epochs, "dev_requests": len(dataset.dev) * epochs}
 
     def _tuner(self):
         cls = TUNERS.get(self.config.tuner.kind)
@@ -224,4 +233,5 @@ class FineTune(Strategy):
         }
 
     def request(self, case):
-        return StrategyRequest(build_messages(self.ctx.suite.task, case))
+        task = self.ctx.suite.task
+        return StrategyRequest(build_messages(task, case), parts=prompt_parts(task, case))

@@ -25,7 +25,7 @@ from harness.data import Case
 from harness.economics import device_cost
 from harness.errors import DataError, require
 from harness.home import harness_home
-from harness.prompts import build_messages
+from harness.prompts import build_messages, prompt_parts
 from harness.results import write_json_atomic
 from harness.strategy import Strategy, StrategyRequest
 from harness.suite import StrictModel
@@ -173,6 +173,25 @@ class Rag(Strategy):
         given["retriever"]["top_k"] = self.top_k
         return given
 
+    @classmethod
+    def plan(cls, config: RagConfig, dataset, suite):
+        from harness.economics import CHARS_PER_TOKEN
+
+        size = config.chunking.size * (CHARS_PER_TOKEN if config.chunking.splitter == "token" else 1)
+        context = max(config.candidates) * size
+        if config.max_context_tokens:
+            context = min(context, config.max_context_tokens * CHARS_PER_TOKEN)
+        train = dataset.train
+        per = sum(len(c.input_text()) + len(c.target) + 1 for c in train) / max(len(train), 1)
+        corpus = 0
+        for path in cls.data_files(config, dataset.base or Path(".")):
+            files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
+            corpus += sum(f.stat().st_size for f in files)
+        dev = len(dataset.dev) * len(config.candidates) if len(config.candidates) > 1 else 0
+        return {"context_chars": context, "exemplars_chars": config.exemplars * per, "exemplars": config.exemplars,
+                "dev_requests": dev,
+                "embedding_chars": corpus, "embedder_usd_per_1m_tokens": config.embedder.usd_per_1m_tokens}
+
     # ---- per case --------------------------------------------------------------------------------
 
     @property
@@ -283,11 +302,12 @@ class Rag(Strategy):
 
     def _build(self, case: Case, chunks: list[index_mod.Chunk], elapsed: float) -> StrategyRequest:
         kept, used, dropped = self.fit(chunks, self._budget(case))
-        messages = build_messages(self.ctx.suite.task, case, exemplars=self.exemplars,
-                                  context=format_context(kept) if kept else None)
+        context = format_context(kept) if kept else None
+        messages = build_messages(self.ctx.suite.task, case, exemplars=self.exemplars, context=context)
         meta = {"retrieval": {
             "chunk_ids": [c.id for c in chunks], "doc_ids": [c.doc_id for c in chunks], "texts": [c.text for c in chunks],
             "used": len(kept), "dropped": dropped, "context_tokens": used, "retrieval_s": round(elapsed, 6),
             "retriever": self.config.retriever,
         }}
-        return StrategyRequest(messages, meta)
+        parts = prompt_parts(self.ctx.suite.task, case, exemplars=self.exemplars, context=context)
+        return StrategyRequest(messages, meta, parts=parts)

@@ -263,6 +263,35 @@ def negative_usd_per_hour(s: dict, tmp: Path) -> Expect:
     return path, "suite.yaml", ["usd_per_hour", "cpu", "-0.5", f"suite.yaml:{line_in(path, 'economics:')}"]
 
 
+def negative_model_price(s: dict, tmp: Path) -> Expect:
+    s["economics"] = {"prices": {"gpt-4o-mini": {"input_per_1m_usd": -0.15}}}
+    path = dump(tmp, s)
+    return path, "suite.yaml", ["economics.prices.gpt-4o-mini.input_per_1m_usd", "-0.15",
+                                f"suite.yaml:{line_in(path, 'input_per_1m_usd')}"]
+
+
+def api_model_without_price(s: dict, tmp: Path) -> Expect:
+    """An API model neither the price sheet nor the suite prices: refused before any paid call."""
+    s["backends"].append({"name": "api", "kind": "openai", "model": "acme-llm-7", "config": {"base_url": "http://127.0.0.1:9"}})
+    s["strategies"][0]["backend"] = "api"
+    path = dump(tmp, s)
+    return path, "suite.yaml", ["backends[1].model", "acme-llm-7", "input_per_1m_usd", "output_per_1m_usd",
+                                f"suite.yaml:{line_in(path, 'acme-llm-7')}", "economics"]
+
+
+def monthly_volume_zero(s: dict, tmp: Path) -> Expect:
+    s["decision"] = {"monthly_requests": 0}
+    path = dump(tmp, s)
+    return path, "suite.yaml", ["decision.monthly_requests", "volume of 0", f"suite.yaml:{line_in(path, 'monthly_requests')}"]
+
+
+def volume_range_reversed(s: dict, tmp: Path) -> Expect:
+    s["decision"] = {"monthly_requests": [50000, 1000]}
+    path = dump(tmp, s)
+    return path, "suite.yaml", ["decision.monthly_requests", "low (50000) above high (1000)", "swap",
+                                f"suite.yaml:{line_in(path, 'monthly_requests')}"]
+
+
 def input_field_missing(s: dict, tmp: Path) -> Expect:
     s["task"]["input_field"] = "question"
     return dump(tmp, s), "train.jsonl", ["task.input_field", "question"]
@@ -327,6 +356,10 @@ BAD_INPUTS: list[Callable[[dict, Path], Expect]] = [
     primary_metric_misspelt,
     primary_metric_unrelated,
     negative_usd_per_hour,
+    negative_model_price,
+    api_model_without_price,
+    monthly_volume_zero,
+    volume_range_reversed,
     input_field_missing,
     csv_row_with_extra_values,
     csv_target_not_in_labels,

@@ -1,0 +1,246 @@
+"""`harness estimate`: tokens and dollars per strategy before any call, and the budget check that runs before
+`harness compare` spends anything.
+
+Nothing here calls a model or loads one: prompts are measured in characters and turned into tokens at about
+4 characters a token (real tokenizers differ by 10-30%; the run measures exact counts). API models are priced by
+tokens; local models by their measured busy time, which only a run can tell, so their dollars are shown as
+"after the run". Each estimate gives an expected figure (answers as long as the targets) and an upper bound
+(every answer `max_new_tokens` long); the budget check uses the expected figure, and the run itself never
+lets the upper bound of the calls in flight pass the budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from harness.builtins import BACKENDS, SCORERS, STRATEGIES
+from harness.economics import CHARS_PER_TOKEN, Pricing, pricing_for
+from harness.load import LoadedSuite
+from harness.prompts import build_messages
+from harness.stats import min_detectable_diff
+
+MESSAGE_OVERHEAD_TOKENS = 4  # chat template tokens per message (role markers), a typical figure
+# Judge calls per answer for each model-judged metric (ragas 0.4 prompts; k = passages given), and their size.
+JUDGE_CALLS = {"faithfulness": lambda k: 2, "answer_relevancy": lambda k: 1, "context_precision": lambda k: k,
+               "context_recall": lambda k: 1}
+JUDGE_PROMPT_TOKENS = 600  # a ragas prompt's instructions and examples, before the case's own text
+JUDGE_OUTPUT_TOKENS = 200
+# Planning assumption for the minimum detectable difference before any run: the per-case difference between two
+# strategies has this standard deviation (0/1 scores: about a quarter of the cases disagree).
+ASSUMED_SD = {True: 0.5, False: 0.3}
+
+
+def tokens(chars: float) -> float:
+    return chars / CHARS_PER_TOKEN
+
+
+@dataclass
+class StrategyEstimate:
+    strategy: str
+    backend: str
+    pricing: str  # how its calls are priced
+    paid: bool
+    requests: int  # test answers still to make
+    input_tokens: float  # per request
+    output_tokens: float  # per request, expected
+    output_tokens_max: int
+    inference_usd: float | None
+    inference_usd_max: float | None
+    dev_requests: int = 0
+    dev_usd: float | None = None
+    training_tokens: float = 0.0
+    training_usd: float | None = None
+    embedding_tokens: float = 0.0
+    embedding_usd: float | None = None
+    judge_calls: int = 0
+    judge_usd: float | None = None
+    judge_paid: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def paid_usd(self) -> float:
+        """Expected dollars billed by providers (token-priced calls) for this strategy."""
+        total = 0.0
+        if self.paid:
+            total += (self.inference_usd or 0) + (self.dev_usd or 0) + (self.training_usd or 0)
+        if self.judge_paid:
+            total += self.judge_usd or 0
+        if self.embedding_usd:
+            total += self.embedding_usd
+        return total
+
+
+@dataclass
+class Estimate:
+    suite: str
+    test_cases: int
+    repeats: int
+    strategies: list[StrategyEstimate]
+    min_detectable_diff: float | None
+    mdd_assumption: str
+    budget_usd: float | None
+
+    @property
+    def paid_usd(self) -> float:
+        return sum(s.paid_usd for s in self.strategies)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["paid_usd"] = self.paid_usd
+        for s, d in zip(self.strategies, out["strategies"], strict=True):
+            d["paid_usd"] = s.paid_usd
+        return out
+
+
+def _pricing(loaded: LoadedSuite, backend_name: str) -> Pricing:
+    spec = next(b for b in loaded.suite.backends if b.name == backend_name)
+    cls = BACKENDS.get(spec.kind)
+    config = loaded.config("backends", backend_name)
+    device = getattr(config, "device", None)
+    device = cls.device if device in (None, "auto") else device
+    return pricing_for(loaded.suite, model=spec.model, device=device, api=cls.device == "api")
+
+
+def _usd(pricing: Pricing, input_tokens: float, output_tokens: float, *, training: bool = False) -> float | None:
+    if pricing.kind != "tokens":
+        return None
+    if training:
+        price = pricing.price.price.training_per_1m_usd
+        return None if price is None else input_tokens * price / 1e6
+    return pricing.call_usd(round(input_tokens), round(output_tokens))
+
+
+def estimate(loaded: LoadedSuite, *, limit: int | None = None, strategies: list[str] | None = None,
+             done: set[tuple[str, str, int]] | None = None) -> Estimate:
+    suite = loaded.suite
+    ds = loaded.dataset
+    test = ds.test[:limit] if limit else ds.test
+    done = done or set()
+    task = suite.task
+    base_chars = [sum(len(m["content"]) for m in build_messages(task, c)) for c in test]
+    base_messages = [len(build_messages(task, c)) for c in test]
+    target_tokens = sum(tokens(len(c.target)) for c in test) / max(len(test), 1)
+    out = []
+    for spec in suite.strategies:
+        if strategies and spec.name not in strategies:
+            continue
+        backend_spec = suite.backend_for(spec)
+        pricing = _pricing(loaded, backend_spec.name)
+        plan = STRATEGIES.get(spec.kind).plan(loaded.config("strategies", spec.name), ds, suite)
+        todo = sum(1 for c in test for r in range(suite.repeats) if (spec.name, c.id, r) not in done)
+        extra = plan.get("exemplars_chars", 0) + plan.get("context_chars", 0)
+        shots = plan.get("exemplars", 0)
+        per_in = (sum(base_chars) / max(len(test), 1) + extra) / CHARS_PER_TOKEN + MESSAGE_OVERHEAD_TOKENS * (
+            sum(base_messages) / max(len(test), 1) + 2 * shots)
+        max_new = backend_spec.generation.max_new_tokens
+        per_out = min(max(target_tokens + 1, 1), max_new)
+        inference = _usd(pricing, per_in, per_out)
+        est = StrategyEstimate(
+            strategy=spec.name, backend=backend_spec.name, pricing=pricing.basis, paid=pricing.paid, requests=todo,
+            input_tokens=per_in, output_tokens=per_out, output_tokens_max=max_new,
+            inference_usd=None if inference is None else inference * todo,
+            inference_usd_max=None if inference is None else (_usd(pricing, per_in, max_new) or 0) * todo,
+        )
+        if plan.get("dev_requests"):
+            est.dev_requests = plan["dev_requests"]
+            one = _usd(pricing, per_in, per_out)
+            est.dev_usd = None if one is None else one * est.dev_requests
+        if plan.get("training_chars"):
+            est.training_tokens = tokens(plan["training_chars"])
+            est.training_usd = _usd(pricing, est.training_tokens, 0, training=True)
+            if pricing.kind != "tokens":
+                est.notes.append(f"training on a local device: its cost is the measured training time x $/hour "
+                                 f"({plan.get('epochs', 1)} epochs of about {est.training_tokens / plan.get('epochs', 1):,.0f} tokens)")
+        if plan.get("embedding_chars"):
+            est.embedding_tokens = tokens(plan["embedding_chars"])
+            price = plan.get("embedder_usd_per_1m_tokens")
+            est.embedding_usd = None if price is None else est.embedding_tokens * price / 1e6
+        if pricing.kind == "device_hours":
+            est.notes.append("local model: dollars are its measured busy time x $/hour, known after the run")
+        elif pricing.kind == "unknown":
+            est.notes.append(pricing.basis)
+        _judges(loaded, est, per_in, todo, plan)
+        out.append(est)
+    primary = next(s for s in suite.scorers if s.label == suite.primary_metric)
+    binary = bool(SCORERS.get(primary.kind).binary)
+    n = len(test)
+    mdd = min_detectable_diff(n, ASSUMED_SD[binary])
+    return Estimate(suite=suite.name, test_cases=n, repeats=suite.repeats, strategies=out, min_detectable_diff=mdd,
+                    mdd_assumption=f"paired test, 95% confidence, 80% power, per-case differences with sd "
+                                   f"{ASSUMED_SD[binary]} ({'0/1 scores, about a quarter of cases disagreeing' if binary else 'continuous scores'})",
+                    budget_usd=suite.budget_usd)
+
+
+def _judges(loaded: LoadedSuite, est: StrategyEstimate, per_in: float, todo: int, plan: dict[str, Any]) -> None:
+    k = 1
+    cfg = loaded.config("strategies", est.strategy).model_dump()
+    top_k = cfg.get("top_k")
+    if top_k:
+        k = max(top_k) if isinstance(top_k, list) else top_k
+    for spec in loaded.suite.scorers:
+        cls = SCORERS.get(spec.kind)
+        if not getattr(cls, "deferred", False):
+            continue
+        if cls.conditional and not plan.get("context_chars"):
+            continue  # context metrics judge only strategies that retrieve
+        config = loaded.config("scorers", spec.label)
+        judge = getattr(config, "judge", None)
+        if judge is None:
+            continue
+        pricing = _pricing(loaded, judge)
+        calls = JUDGE_CALLS.get(spec.kind, lambda k: 1)(k) * todo
+        est.judge_calls += calls
+        one = _usd(pricing, JUDGE_PROMPT_TOKENS + per_in, JUDGE_OUTPUT_TOKENS)
+        est.judge_paid = est.judge_paid or pricing.paid
+        if one is not None:
+            est.judge_usd = (est.judge_usd or 0) + one * calls
+
+
+def render(e: Estimate) -> list[str]:
+    def usd(x: float | None) -> str:
+        return "after the run" if x is None else f"${x:,.4f}" if x < 1 else f"${x:,.2f}"
+
+    lines = [f"{e.suite}: estimate for {e.test_cases} test cases x {e.repeats} repeat(s), before any call "
+             f"(tokens at ~{CHARS_PER_TOKEN} characters each)"]
+    for s in e.strategies:
+        lines.append(f"  {s.strategy} ({s.backend}; {s.pricing})")
+        lines.append(f"    inference: {s.requests} requests x {s.input_tokens:,.0f} in + {s.output_tokens:,.0f} out tokens "
+                     f"(at most {s.output_tokens_max}): {usd(s.inference_usd)}"
+                     + (f" (at most {usd(s.inference_usd_max)})" if s.inference_usd_max is not None else ""))
+        if s.dev_requests:
+            lines.append(f"    dev answers (choosing settings): {s.dev_requests} requests: {usd(s.dev_usd)}")
+        if s.training_tokens:
+            lines.append(f"    training: {s.training_tokens:,.0f} tokens (examples x epochs): {usd(s.training_usd)}")
+        if s.embedding_tokens:
+            lines.append(f"    indexing: {s.embedding_tokens:,.0f} tokens embedded: {usd(s.embedding_usd)}"
+                         + ("" if s.embedding_usd is not None else " (local embedder: busy time)"))
+        if s.judge_calls:
+            lines.append(f"    judging (evaluation only): {s.judge_calls} calls: {usd(s.judge_usd)}")
+        lines += [f"    note: {n}" for n in s.notes]
+    lines.append(f"paid to providers (expected): ${e.paid_usd:,.4f}"
+                 + (f" of budget_usd ${e.budget_usd:g}" if e.budget_usd is not None else ""))
+    if e.min_detectable_diff is not None:
+        lines.append(f"minimum detectable difference with {e.test_cases} test cases: about {e.min_detectable_diff:.3f} "
+                     f"({e.mdd_assumption})")
+    return lines
+
+
+def check_budget(loaded: LoadedSuite, est: Estimate, already_paid: float) -> None:
+    """Refuse to start when the expected paid spend passes budget_usd (exit 2, before any call)."""
+    from harness.errors import ConfigError
+
+    budget = loaded.suite.budget_usd
+    if budget is None:
+        return
+    total = est.paid_usd + already_paid
+    if total > budget:
+        biggest = max(est.strategies, key=lambda s: s.paid_usd, default=None)
+        per_case = est.paid_usd / max(est.test_cases, 1)  # all strategies' spend on one test case
+        fits = max(int((budget - already_paid) / per_case), 0) if per_case > 0 else 0
+        raise ConfigError(
+            f"{loaded.where(('budget_usd',))}: the estimate is ${total:,.4f} ({'$' + format(already_paid, ',.4f') + ' already paid, ' if already_paid else ''}"
+            f"most for '{biggest.strategy}': ${biggest.paid_usd:,.4f}), above budget_usd ${budget:g}. Nothing was spent. "
+            f"Fix: raise budget_usd, run fewer cases (--limit {fits} fits), or fewer strategies (--strategies); "
+            f"`harness estimate {loaded.path}` shows the figures.")
+
