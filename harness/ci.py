@@ -22,30 +22,32 @@ class Check:
     detail: str
 
 
-def parse_gate(text: str, record: RunRecord) -> tuple[str | None, str, float]:
+def parse_gate(text: str, metrics: list[str], strategies: list[str], where: str) -> tuple[str | None, str, float]:
+    """`[STRATEGY:]METRIC=VALUE`, checked against the metrics and strategies of the suite or run named `where`."""
     m = GATE.match(text.strip())
+    example = f"{metrics[0] if metrics else 'label_accuracy'}=0.8"
     if not m:
-        raise ConfigError(f"--fail-under {text!r}: expected METRIC=VALUE or STRATEGY:METRIC=VALUE, e.g. "
-                          f"{record.primary_metric}=0.8. Fix: write it in that form.")
+        raise ConfigError(f"--fail-under {text!r}: expected METRIC=VALUE or STRATEGY:METRIC=VALUE, e.g. {example}. "
+                          "Fix: write it in that form.")
     try:
         value = float(m["value"])
     except ValueError:
         raise ConfigError(f"--fail-under {text!r}: {m['value']!r} is not a number. Fix: e.g. {m['metric']}=0.8.") from None
-    metrics = sorted({k for s in record.strategies.values() for k in s.metrics})
     if m["metric"] not in metrics:
-        raise ConfigError(f"--fail-under {text!r}: no scorer named '{m['metric']}' in this run. "
+        raise ConfigError(f"--fail-under {text!r}: no scorer named '{m['metric']}' in {where}. "
                           f"Fix: use one of {', '.join(metrics)}.")
-    if m["strategy"] and m["strategy"] not in record.strategies:
-        raise ConfigError(f"--fail-under {text!r}: no strategy named '{m['strategy']}'. "
-                          f"Fix: use one of {', '.join(record.strategies)}, or leave it out to gate the winner.")
+    if m["strategy"] and m["strategy"] not in strategies:
+        raise ConfigError(f"--fail-under {text!r}: no strategy named '{m['strategy']}' in {where}. "
+                          f"Fix: use one of {', '.join(strategies)}, or leave it out to gate the winner.")
     return m["strategy"], m["metric"], value
 
 
 def gate_checks(record: RunRecord, gates: list[str]) -> list[Check]:
     """Each gate on the named strategy, or on the decision's winner (the strategy that would ship)."""
     checks = []
+    metrics = sorted({k for s in record.strategies.values() for k in s.metrics})
     for text in gates:
-        strategy, metric, value = parse_gate(text, record)
+        strategy, metric, value = parse_gate(text, metrics, list(record.strategies), "this run")
         target = strategy or (record.decision or {}).get("winner") or _best(record, metric)
         summary = record.strategies.get(target) if target else None
         mean = summary.metrics[metric].mean if summary and metric in summary.metrics else None

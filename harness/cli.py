@@ -117,26 +117,11 @@ def compare(
 
 def _check_gates(gates: list[str], loaded) -> None:
     """--fail-under values are checked against the suite before any call."""
-    from harness.ci import GATE
-    from harness.errors import ConfigError
+    from harness.ci import parse_gate
 
-    metrics = [s.label for s in loaded.suite.scorers]
-    names = [s.name for s in loaded.suite.strategies]
     for text in gates:
-        m = GATE.match(text.strip())
-        if not m:
-            raise ConfigError(f"--fail-under {text!r}: expected METRIC=VALUE or STRATEGY:METRIC=VALUE, "
-                              f"e.g. {loaded.suite.primary_metric}=0.8. Fix: write it in that form.")
-        try:
-            float(m["value"])
-        except ValueError:
-            raise ConfigError(f"--fail-under {text!r}: {m['value']!r} is not a number. Fix: e.g. {m['metric']}=0.8.") from None
-        if m["metric"] not in metrics:
-            raise ConfigError(f"--fail-under {text!r}: no scorer named '{m['metric']}' in {loaded.path}. "
-                              f"Fix: use one of {', '.join(metrics)}.")
-        if m["strategy"] and m["strategy"] not in names:
-            raise ConfigError(f"--fail-under {text!r}: no strategy named '{m['strategy']}' in {loaded.path}. "
-                              f"Fix: use one of {', '.join(names)}.")
+        parse_gate(text, [s.label for s in loaded.suite.scorers], [s.name for s in loaded.suite.strategies],
+                   str(loaded.path))
 
 
 @app.command()

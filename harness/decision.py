@@ -376,6 +376,8 @@ def _explain(d: Decision, options: list[Option], policy: DecisionSpec, value: Va
             parts.append(f"net value {_usd(row['net_value_month_usd'])} a month")
         if o.p95_s is not None:
             parts.append(f"p95 {o.p95_s:.2f} s" + ("" if row["meets_slo"] else f" (over the {policy.latency_slo_p95_s} s SLO)"))
+        elif policy.latency_slo_p95_s is not None:
+            parts.append("p95 unknown (every answer came from the cache; rerun with --no-cache to measure it)")
         if o.errors:
             parts.append(f"{o.errors} errors (scored as wrong)")
         d.reasons.append(f"{o.name}: " + ", ".join(parts))

@@ -103,7 +103,8 @@ class ResolvedPrice:
         return [(f"finetuned_{k}" if self.finetuned else k) + "_per_1m_usd" for k in keys if self.per_1m(k) is None]
 
     def as_dict(self) -> dict[str, Any]:
-        used = {k: v for k, v in self.price.model_dump(mode="json").items() if v is not None and k != "same_as"}
+        used = {k: v for k, v in self.price.model_dump(mode="json").items()
+                if v is not None and k not in ("same_as", "finetuned")}
         return {"model": self.model, "entry": self.entry, "finetuned": self.finetuned, "origin": self.origin, **used}
 
 
@@ -142,6 +143,7 @@ def resolve_price(model: str, suite: Suite | None) -> ResolvedPrice | None:
         origin.append("suite economics.prices")
     if price is None:
         return None
+    finetuned = finetuned or bool(over is not None and over.finetuned)
     return ResolvedPrice(model=model, entry=entry, price=price, finetuned=finetuned, origin=" over ".join(reversed(origin)))
 
 

@@ -133,6 +133,8 @@ class ModelPrice(StrictModel):
     """A model's prices (the price sheet's entries and the suite's overrides have the same keys)."""
 
     same_as: str | None = Field(None, description="Price this model like another entry (e.g. an Azure deployment name).")
+    finetuned: bool | None = Field(None, description="This name serves a fine-tuned model: its finetuned_* prices and "
+                                   "hosting apply (OpenAI's ft:... names are recognised without it).")
     input_per_1m_usd: float | None = Field(None, ge=0)
     cached_input_per_1m_usd: float | None = Field(None, ge=0, description="Prompt tokens served from the provider's cache.")
     output_per_1m_usd: float | None = Field(None, ge=0)

@@ -123,3 +123,13 @@ def assert_refused(result, *expected: str) -> None:
     missing = [e for e in expected if e not in result.stderr]
     assert not missing, f"missing {missing} in:\n{output}"
     assert "Fix" in result.stderr, output
+
+
+@pytest.fixture
+def fresh_home(embedded_model_dir, tmp_path) -> Path:
+    """A HARNESS_HOME with no caches (responses, indexes, fine-tunes) that shares the converted embedded models, so
+    a test that measures fresh calls does not depend on what earlier local runs left in the cache."""
+    home = tmp_path / "fresh-home"
+    home.mkdir()
+    (home / "models").symlink_to(embedded_model_dir.parents[1] / "models", target_is_directory=True)
+    return home

@@ -22,8 +22,8 @@ def harness(*args, home):
     return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=REPO, env=env, capture_output=True, text=True)
 
 
-def test_squad_rag_retrieves_the_gold_paragraph_and_puts_it_in_the_prompt(embedded_model_dir, tmp_path):
-    home = embedded_model_dir.parents[1]
+def test_squad_rag_retrieves_the_gold_paragraph_and_puts_it_in_the_prompt(fresh_home, tmp_path):
+    home = fresh_home  # cold caches: the first run really embeds and generates, the second reuses both
     out = tmp_path / "run"
     first = harness("compare", str(SQUAD / "suite.yaml"), "--limit", "10", "--strategies", "zero_shot,rag",
                     "--out", str(out), home=home)

@@ -418,3 +418,47 @@ def test_decision_markdown_has_the_verdict_and_escapes_pipes_and_html():
     ranking = [ln for ln in md.splitlines() if ln.startswith(("| few", "| ft"))]
     assert len(ranking) == 3  # two ranking rows and one fine-tuning row
     assert sorted(_unescaped_pipes(ln) for ln in ranking) == [8, 9, 9]
+
+
+def _value_pair(n: int = 2000):
+    """A right on 90% of n cases, B on 85% (B's right cases are a subset of A's): A is settled better by 5 points."""
+    a = {f"c{i}": float(i < 0.90 * n) for i in range(n)}
+    b = {f"c{i}": float(i < 0.85 * n) for i in range(n)}
+    pairs = pairwise({"big": a, "small": b}, binary=True, confidence=0.95, min_gain=0.02)
+    big = _option("big", "few_shot", CostModel(per_request_usd=0.01), quality=0.90, n=n)
+    small = _option("small", "finetune", CostModel(per_request_usd=0.001), quality=0.85, n=n)
+    return big, small, pairs
+
+
+def test_when_right_answers_are_worth_a_lot_the_better_dearer_strategy_wins_on_net_value():
+    big, small, pairs = _value_pair()
+    value = ValueSpec(correct_usd=1.0, wrong=[OutcomeCost(name="escalation", cost_usd=2.0)])
+    d = decide([big, small], pairs, _policy(10_000), metric="acc", value=value)
+    # net value a month at 10,000 requests: big 10,000 x (0.90 x 1 - 0.10 x 2) - 10,000 x 0.01 = 7,000 - 100 = 6,900
+    #                                       small 10,000 x (0.85 x 1 - 0.15 x 2) - 10,000 x 0.001 = 5,500 - 10 = 5,490
+    ranking = {r["strategy"]: r["net_value_month_usd"] for r in d.by_volume[0]["ranking"]}
+    assert ranking["big"] == pytest.approx(6900) and ranking["small"] == pytest.approx(5490)
+    assert d.winner == "big" and d.status == "decided"
+    (row,) = d.finetune
+    assert row["outcome"] == "worse_but_cheaper"
+
+
+def test_when_answers_are_worth_little_the_cheaper_strategy_wins_on_net_value():
+    big, small, pairs = _value_pair()
+    value = ValueSpec(correct_usd=0.01, wrong=[OutcomeCost(name="retry", cost_usd=0.01)])
+    d = decide([big, small], pairs, _policy(10_000), metric="acc", value=value)
+    # big 10,000 x (0.009 - 0.001) - 100 = 80 - 100 = -20; small 10,000 x (0.0085 - 0.0015) - 10 = 70 - 10 = 60
+    ranking = {r["strategy"]: r["net_value_month_usd"] for r in d.by_volume[0]["ranking"]}
+    assert ranking["big"] == pytest.approx(-20) and ranking["small"] == pytest.approx(60)
+    assert d.winner == "small"
+    # big's 5-point lead would have to exceed (100 - 10) / (10,000 x 0.02) = 0.45 to pay for its cost: settled
+    assert d.status == "decided"
+
+
+def test_an_azure_finetuned_deployment_is_priced_at_finetuned_prices_with_hosting():
+    suite = _suite_with_prices({"support-ft-01": {"same_as": "azure/gpt-4o-mini", "finetuned": True}})
+    price = resolve_price("support-ft-01", suite)
+    assert price.finetuned and price.entry == "gpt-4o-mini"
+    assert price.per_1m("input") == 0.30 and price.per_1m("output") == 1.20  # gpt-4o-mini's fine-tuned prices
+    assert price.price.hosting_usd_per_hour == 1.70  # Azure's hosting while deployed
+    assert resolve_price("gpt-4o-minix", None) is None  # a similar name is not a dated snapshot
