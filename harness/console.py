@@ -31,7 +31,8 @@ def comparison_lines(record: RunRecord) -> list[str]:
     """The best strategy against each other one: the paired difference, its interval and whether it is settled."""
     if not record.comparisons:
         return []
-    lines = [f"paired on the same cases ({record.primary_metric}, 95% CI, Holm-corrected p):"]
+    confidence = round(100 * (1 - record.comparisons[0].get("alpha", 0.05)))
+    lines = [f"paired on the same cases ({record.primary_metric}, {confidence}% CI, p Holm-corrected over all pairs):"]
     for c in record.comparisons:
         ci = f"[{_fmt(c['ci_low'], '+.3f')}, {_fmt(c['ci_high'], '+.3f')}]"
         verdict = "settled" if c["settled"] else (
@@ -103,7 +104,7 @@ def print_summary(record: RunRecord, run_dir: Path) -> None:
     for line in comparison_lines(record):
         console.print(line, highlight=False)
     for line in decision_lines(record):
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, markup=False)
     counts = record.options.get("counts", {})
     console.print(
         f"status: {record.status}; model calls: {counts.get('model_calls', 0)}, cache hits: {counts.get('cache_hits', 0)}, "

@@ -56,6 +56,16 @@ def pairwise(per_case: dict[str, dict[str, float]], *, binary: bool, confidence:
     return out
 
 
+def best_against_others(pairs: list[dict[str, Any]], per_case: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+    """The strategy with the best mean against each other one (the terminal's and run.json's `comparisons`)."""
+    names = [n for n in per_case if per_case[n]]
+    if len(names) < 2:
+        return []
+    means = {n: sum(per_case[n].values()) / len(per_case[n]) for n in names}
+    best = max(names, key=lambda n: (means[n], -names.index(n)))
+    return [p for p in (find_pair(pairs, best, other) for other in names if other != best) if p is not None]
+
+
 def find_pair(pairs: list[dict[str, Any]], a: str, b: str) -> dict[str, Any] | None:
     """The comparison of a against b (flipped when stored as b against a)."""
     for p in pairs:
@@ -347,8 +357,8 @@ def _explain(d: Decision, options: list[Option], policy: DecisionSpec, value: Va
         d.status = "decided"
         d.winner = first["winner"]
         w = next(o for o in options if o.name == d.winner)
-        row = next(r for r in first["ranking"] if r["strategy"] == d.winner)
-        d.verdict = (f"At {vols} requests a month, {d.winner} wins: {d.metric} {_q(w)}, {_usd(row['monthly_usd'])} a month "
+        costs = [_usd(next(r for r in b["ranking"] if r["strategy"] == d.winner)["monthly_usd"]) for b in d.by_volume]
+        d.verdict = (f"At {vols} requests a month, {d.winner} wins: {d.metric} {_q(w)}, {' to '.join(costs)} a month "
                      f"({first['why']}).")
     ft_lines = {"pays_off": "pays off", "never": "never pays off", "not_needed": "is not needed",
                 "better_at_a_price": "is better at a price", "inconclusive": "is inconclusive",

@@ -29,8 +29,9 @@ from harness.manifest import build_manifest
 from harness.results import CasesFile, CaseResult, CaseScore, RunRecord, read_run, write_json_atomic
 from harness.scorers import Score, Scorer
 from harness.strategy import Strategy, StrategyContext
-from harness.suite import GenerationParams
-from harness.summary import latest, paired_comparisons, summarize_strategy
+from harness.suite import DecisionSpec, GenerationParams
+from harness.decision import best_against_others, pairwise
+from harness.summary import latest, summarize_strategy
 
 log = logging.getLogger(__name__)
 
@@ -97,23 +98,28 @@ def pricing_of(suite, identity: dict[str, Any]) -> Pricing:
                        api=cls.device == "api")
 
 
-def decide_run(suite, summaries: dict[str, Any], rows: dict[str, list[CaseResult]], *, binary: bool,
-               prices: dict[str, Any]) -> dict[str, Any] | None:
-    """The suite's decision policy applied to the run's summaries and per-case scores (harness.decision)."""
-    from harness.decision import Option, decide, pairwise
+def per_case_scores(rows: dict[str, list[CaseResult]], metric: str) -> dict[str, dict[str, float]]:
+    """Each strategy's score per case id on `metric` (repeats averaged; errors count as 0)."""
+    from harness.summary import per_case_values
+
+    out = {}
+    for name, strategy_rows in rows.items():
+        values, *_ = per_case_values(strategy_rows, metric)
+        out[name] = {case: sum(v) / len(v) for case, v in values.items()}
+    return out
+
+
+def decide_run(suite, summaries: dict[str, Any], pairs: list[dict[str, Any]], *, prices: dict[str, Any]
+               ) -> dict[str, Any] | None:
+    """The suite's decision policy applied to the run's summaries and paired comparisons (harness.decision)."""
+    from harness.decision import Option, decide
     from harness.economics import CostModel
     from harness.suite import DecisionSpec
-    from harness.summary import per_case_values
 
     if not summaries:
         return None
     policy = suite.decision or DecisionSpec()
     metric = suite.primary_metric
-    per_case = {}
-    for name, strategy_rows in rows.items():
-        values, *_ = per_case_values(strategy_rows, metric)
-        per_case[name] = {case: sum(v) / len(v) for case, v in values.items()}
-    pairs = pairwise(per_case, binary=binary, confidence=policy.confidence, min_gain=policy.min_gain)
     kinds = {s.name: s.kind for s in suite.strategies}
     options = []
     for name, s in summaries.items():
@@ -136,9 +142,7 @@ def paid_so_far(rows, setups: dict[str, dict[str, Any]]) -> float:
     for setup in setups.values():
         given = setup.get("given") or {}
         total += given.get("paid_usd") or 0.0
-        dev = setup.get("dev") or {}
-        if dev.get("paid"):
-            total += dev.get("cost_usd") or 0.0
+        total += (setup.get("dev") or {}).get("paid_usd") or 0.0
         for e in (setup.get("evaluation") or {}).values():
             if e.get("paid"):
                 total += e.get("cost_usd") or 0.0
@@ -315,18 +319,23 @@ class Run:
         answers = self._cached(backend, requests)
         fresh = [result for result, hit in answers if not hit]
         self.counts.dev_calls += len(fresh)
-        if self._current and fresh:
+        if self._current and answers:
+            # The setup cost of choosing on dev is what those answers cost when made, cached or not, so a warm
+            # cache does not make a strategy look cheaper to set up (the budget counts only fresh calls).
             pricing = self._pricing(backend)
             dev = self.setup.setdefault(self._current, {}).setdefault(
-                "dev", {"calls": 0, "input_tokens": 0, "output_tokens": 0, "compute_s": 0.0, "cost_usd": 0.0})
+                "dev", {"calls": 0, "answers": 0, "input_tokens": 0, "output_tokens": 0, "compute_s": 0.0, "cost_usd": 0.0})
             dev["calls"] += len(fresh)
-            for r in fresh:
+            dev["answers"] += len(answers)
+            for r, _ in answers:
                 dev["input_tokens"] += r.input_tokens
                 dev["output_tokens"] += r.output_tokens
                 dev["compute_s"] += r.compute_s
                 dev["cost_usd"] += pricing.call_usd(r.input_tokens, r.output_tokens, r.cached_input_tokens, r.compute_s) or 0.0
+            if pricing.paid:
+                dev["paid_usd"] = dev.get("paid_usd", 0.0) + sum(
+                    pricing.call_usd(r.input_tokens, r.output_tokens, r.cached_input_tokens) or 0.0 for r in fresh)
             dev["cost_basis"] = pricing.basis
-            dev["paid"] = pricing.paid
         return [result for result, _ in answers]
 
     def _cached(self, backend: Backend, requests: list[GenRequest]) -> list[tuple[GenResult, bool]]:
@@ -520,14 +529,19 @@ class Run:
         prices = {**price_sheet().info(),
                   "overrides": self.suite.economics.model_dump(mode="json", include={"prices", "usd_per_hour"})
                   if self.suite.economics else {}}
-        decision = decide_run(self.suite, summaries, by_strategy, binary=binary.get(metric, False), prices=prices)
+        # Every pair of strategies on the same cases, Holm-corrected together: the decision and `comparisons`
+        # (the best strategy against each other one) read the same tests.
+        policy = self.suite.decision or DecisionSpec()
+        per_case = per_case_scores(by_strategy, metric)
+        pairs = pairwise(per_case, binary=binary.get(metric, False), confidence=policy.confidence,
+                         min_gain=policy.min_gain)
+        decision = decide_run(self.suite, summaries, pairs, prices=prices)
         return RunRecord(
             harness_version=__version__, status=status, suite_name=self.suite.name,
             suite_path=str(self.loaded.path), suite_sha256=self.fingerprint, suite=self.resolved_suite(),
             started_at=self.started_at, finished_at=datetime.now(timezone.utc), primary_metric=self.suite.primary_metric,
             strategies=summaries,
-            comparisons=paired_comparisons(by_strategy, self.suite.primary_metric,
-                                           binary=binary.get(self.suite.primary_metric, False)),
+            comparisons=best_against_others(pairs, per_case),
             prices=prices, decision=decision, budget=self.spend.as_dict(),
             manifest=build_manifest(seed=self.suite.seed, data_hashes=self.loaded.dataset.hashes, models=models),
             options={"limit": self.options.limit, "strategies": [s.name for s in self.selected],

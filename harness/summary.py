@@ -147,7 +147,7 @@ def summarize_cost(rows: list[CaseResult], setup: dict, pricing, *, tokens: dict
             notes.append(f"{what} cost unknown: {given[f'{key}_basis']}")
     dev = setup.get("dev")
     if dev and dev.get("cost_usd"):
-        items.append({"what": f"dev answers ({dev['calls']} calls: choosing settings on dev)", "usd": dev["cost_usd"],
+        items.append({"what": f"dev answers ({dev.get('answers', dev['calls'])}: choosing settings on dev)", "usd": dev["cost_usd"],
                       "basis": dev.get("cost_basis", "")})
     hosting = float(given.get("hosting_usd_per_hour") or 0.0)
     if not hosting and pricing.price is not None and pricing.price.finetuned:
@@ -210,20 +210,3 @@ def summarize_strategy(
         retrieval=summarize_retrieval(rows),
         cost=summarize_cost(rows, setup, pricing, tokens=tokens) if pricing is not None else None,
     )
-
-
-def paired_comparisons(rows_by_strategy: dict[str, list[CaseResult]], metric: str, *, binary: bool) -> list[dict]:
-    """The best strategy on `metric` against each other one, on the cases both answered (Holm-corrected)."""
-    from harness.stats import adjust, compare_paired
-
-    per: dict[str, dict[str, float]] = {}
-    for name, rows in rows_by_strategy.items():
-        values, *_ = per_case_values(rows, metric)
-        if values:
-            per[name] = {case: sum(v) / len(v) for case, v in values.items()}
-    if len(per) < 2:
-        return []
-    names = list(per)
-    best = max(names, key=lambda n: (float(np.mean(list(per[n].values()))), -names.index(n)))
-    found = [compare_paired(best, other, per[best], per[other], binary=binary) for other in names if other != best]
-    return [c.as_dict() for c in adjust(found)]
