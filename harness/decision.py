@@ -227,8 +227,15 @@ def _rank_at(options: list[Option], pairs: list[dict[str, Any]], policy: Decisio
     rel = {o.name: relation(find_pair(pairs, best.name, o.name), policy.min_gain) for o in eligible if o is not best}
     contenders = [best] + [o for o in eligible if rel.get(o.name) == "equivalent"]
     winner = min(contenders, key=lambda o: (dearer(o.name), -o.quality))
+    def could_be_better(o: Option) -> bool:  # the interval leaves room for o beating the best by min_gain
+        pair = find_pair(pairs, best.name, o.name)
+        return pair is None or pair["ci_low"] is None or pair["ci_low"] <= -policy.min_gain + EPS
+
+    def could_be_as_good_and_cheaper(o: Option) -> bool:
+        return cost[o.name] is None or cost[winner.name] is None or dearer(o.name) < dearer(winner.name)
+
     unsure = [o for o in eligible if rel.get(o.name) == "inconclusive"
-              and (cost[o.name] is None or cost[winner.name] is None or dearer(o.name) < dearer(winner.name))]
+              and (could_be_as_good_and_cheaper(o) or could_be_better(o))]
     result["winner"] = winner.name
     result["status"] = "decided"
     if winner is best:
@@ -237,11 +244,15 @@ def _rank_at(options: list[Option], pairs: list[dict[str, Any]], policy: Decisio
         result["why"] = (f"as good as {best.name} (within the minimum gain of {policy.min_gain:g}) and cheaper: "
                          f"{_usd(cost[winner.name])} against {_usd(cost[best.name])} a month")
     if unsure:
-        other = min(unsure, key=lambda o: dearer(o.name))
+        # the comparison that needs the most cases is the one that keeps the decision open longest
+        other = max(unsure, key=lambda o: (more_cases(find_pair(pairs, best.name, o.name)) or 0, -dearer(o.name)))
         pair = find_pair(pairs, best.name, other.name)
+        if could_be_as_good_and_cheaper(other):
+            doubt = f"whether {other.name} (cheaper) is as good"
+        else:
+            doubt = f"whether {other.name} is better by the minimum gain of {policy.min_gain:g}"
         result.update(status="inconclusive", against=other.name, more_cases=more_cases(pair),
-                      why=f"{best.name} leads {other.name} by {_diff(pair)}, which does not settle whether "
-                          f"{other.name} (cheaper) is as good")
+                      why=f"{best.name} leads {other.name} by {_diff(pair)}, which does not settle {doubt}")
     ranked = sorted(eligible, key=lambda o: (o is not winner, -o.quality, dearer(o.name)))
     order = [o.name for o in ranked] + [r["strategy"] for r in rows if r["strategy"] not in {o.name for o in ranked}]
     result["ranking"] = sorted(rows, key=lambda r: order.index(r["strategy"]))

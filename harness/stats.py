@@ -117,17 +117,19 @@ def cases_needed(diff: float, sd_diff: float, *, alpha: float = ALPHA, power: fl
 
 def cases_to_decide(diff: float, sd_diff: float, margin: float, *, alpha: float = ALPHA, power: float = POWER
                     ) -> int | None:
-    """Test cases needed to decide against a `margin` (the smallest difference that matters): to show a difference
-    at least as large as the observed one when |diff| >= margin (a two-sided paired test), or else to show the true
-    difference is below the margin (a one-sided equivalence bound). None when the data cannot say (sd 0)."""
+    """Test cases needed to decide against a `margin` (the smallest difference that matters): enough to settle the
+    observed difference with a two-sided paired test, or, when it is below the margin, enough to show the true
+    difference is below the margin (a one-sided equivalence bound), whichever comes first. Either settles the
+    comparison for the decision. None when the data cannot say (sd 0, or no difference at the margin)."""
     if sd_diff <= 0:
         return None
-    if abs(diff) >= margin and diff != 0:
-        return cases_needed(diff, sd_diff, alpha=alpha, power=power)
+    found = []
+    if diff != 0:
+        found.append(cases_needed(diff, sd_diff, alpha=alpha, power=power))
     gap = margin - abs(diff)
-    if gap <= 0:
-        return None
-    return math.ceil(((_z(1 - alpha) + _z(power)) * sd_diff / gap) ** 2)
+    if gap > 0:
+        found.append(math.ceil(((_z(1 - alpha) + _z(power)) * sd_diff / gap) ** 2))
+    return min(found) if found else None
 
 
 def compare_paired(a: str, b: str, scores_a: Mapping[str, float], scores_b: Mapping[str, float], *,

@@ -462,3 +462,21 @@ def test_an_azure_finetuned_deployment_is_priced_at_finetuned_prices_with_hostin
     assert price.per_1m("input") == 0.30 and price.per_1m("output") == 1.20  # gpt-4o-mini's fine-tuned prices
     assert price.price.hosting_usd_per_hour == 1.70  # Azure's hosting while deployed
     assert resolve_price("gpt-4o-minix", None) is None  # a similar name is not a dated snapshot
+
+
+def test_the_cheapest_leader_is_not_declared_the_winner_while_a_dearer_rival_may_still_be_better():
+    # 100 cases, continuous scores: the leader is cheaper and ahead by 0.01 on average, but the per-case
+    # differences are so spread that the dearer rival could still be better by more than the minimum gain (0.02).
+    lead = {f"c{i}": (0.6 if i % 2 else 0.2) for i in range(100)}
+    rival = {f"c{i}": (0.2 if i % 2 else 0.58) for i in range(100)}
+    pairs = pairwise({"lead": lead, "rival": rival}, binary=False, confidence=0.95, min_gain=0.02)
+    cheap = _option("lead", "finetune", CostModel(per_request_usd=0.001), quality=0.40, n=100)
+    dear = _option("rival", "rag", CostModel(per_request_usd=0.01), quality=0.39, n=100)
+    d = decide([cheap, dear], pairs, _policy(10_000), metric="f1")
+    assert d.status == "inconclusive", d.verdict
+    assert "whether rival is better by the minimum gain of 0.02" in d.verdict
+    # when the rival's interval rules that out, the cheaper leader wins
+    close = {f"c{i}": lead[f"c{i}"] - 0.01 for i in range(100)}
+    pairs = pairwise({"lead": lead, "rival": close}, binary=False, confidence=0.95, min_gain=0.02)
+    d = decide([cheap, dear], pairs, _policy(10_000), metric="f1")
+    assert d.status == "decided" and d.winner == "lead"
