@@ -297,6 +297,11 @@ def _finetune_vs(f: Option, a: Option, pairs: list[dict[str, Any]], policy: Deci
         n = row["more_cases_needed"]
         reason = (f"quality against {a.name} is not settled ({diff}): "
                   + (f"about {n:,} more test cases needed" if n else "more test cases needed"))
+        if saving > 0:
+            reason += (f"; it is cheaper per request ({_usd(cf)} against {_usd(ca)}) and would pay back its extra "
+                       f"setup after {_count(payback)} requests if it is as good")
+        else:
+            reason += f"; it costs more per request ({_usd(cf)} against {_usd(ca)}), so only better quality can pay"
     elif rel == "better":
         if cheaper_at_volume:
             outcome = "pays_off"
@@ -405,6 +410,8 @@ def _explain(d: Decision, options: list[Option], policy: DecisionSpec, value: Va
     for row in d.finetune:
         d.reasons.append(f"{row['strategy']} vs {row['against']}: {row['outcome'].replace('_', ' ')}: {row['reason']}")
     for p in d.pairs:
+        if p["diff"] < 0:  # the stronger strategy first
+            p = find_pair([p], p["b"], p["a"])
         if not p["settled"]:
             n = p.get("cases_to_decide")
             d.uncertainty.append(
