@@ -17,7 +17,13 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from harness.economics import CostModel, break_even_volume, net_value_per_request, payback_requests
+from harness.economics import (
+    CostModel,
+    break_even_accuracy,
+    break_even_volume,
+    net_value_per_request,
+    payback_requests,
+)
 from harness.stats import adjust, cases_needed, cases_to_decide, compare_paired
 from harness.suite import DecisionSpec, ValueSpec
 
@@ -172,6 +178,21 @@ def net_value_month(o: Option, volume: float, policy: DecisionSpec, value: Value
     return volume * net_value_per_request(o.quality, value, 0.0) - m
 
 
+def _value_row(o: Option, volume: float, policy: DecisionSpec, value: ValueSpec) -> dict[str, Any]:
+    """Net value of one request at the measured accuracy and at its interval's ends (the request's share of setup
+    and hosting included), and the accuracy below which a request loses money."""
+    m = monthly(o, volume, policy)
+    if m is None or o.quality is None:
+        return {}
+    cost = m / volume
+
+    def net(acc: float | None) -> float | None:
+        return None if acc is None else net_value_per_request(acc, value, cost)
+
+    return {"net_value_per_request_usd": net(o.quality), "net_value_ci_usd": [net(o.ci_low), net(o.ci_high)],
+            "break_even_accuracy": break_even_accuracy(value, cost)}
+
+
 def _rank_at(options: list[Option], pairs: list[dict[str, Any]], policy: DecisionSpec, value: ValueSpec | None,
              volume: int) -> dict[str, Any]:
     """Winner and ranking at one monthly volume."""
@@ -183,7 +204,8 @@ def _rank_at(options: list[Option], pairs: list[dict[str, Any]], policy: Decisio
         rows.append({"strategy": o.name, "quality": o.quality, "ci_low": o.ci_low, "ci_high": o.ci_high,
                      "monthly_usd": m, "per_request_usd": o.cost.per_request_usd,
                      "setup_usd": o.cost.setup_usd, "p95_s": o.p95_s, "meets_slo": meets,
-                     "net_value_month_usd": net_value_month(o, volume, policy, value) if value else None})
+                     "net_value_month_usd": net_value_month(o, volume, policy, value) if value else None,
+                     **(_value_row(o, volume, policy, value) if value else {})})
     scored = [o for o in options if o.quality is not None]
     eligible = [o for o in scored if next(r for r in rows if r["strategy"] == o.name)["meets_slo"]]
     result: dict[str, Any] = {"volume": volume, "winner": None, "status": "undecided", "ranking": rows, "why": ""}
@@ -399,7 +421,12 @@ def _explain(d: Decision, options: list[Option], policy: DecisionSpec, value: Va
             parts.append(f"{_usd(o.cost.hosting_usd_per_hour)}/h hosting")
         parts.append(f"{_usd(row['monthly_usd'])} a month at {first['volume']:,} requests")
         if row["net_value_month_usd"] is not None:
-            parts.append(f"net value {_usd(row['net_value_month_usd'])} a month")
+            low, high = row.get("net_value_ci_usd") or (None, None)
+            ci = f" [{_usd(low)}, {_usd(high)}]" if low is not None and high is not None else ""
+            parts.append(f"net value {_usd(row['net_value_per_request_usd'])} a request{ci}, "
+                         f"{_usd(row['net_value_month_usd'])} a month")
+            if row.get("break_even_accuracy") is not None:
+                parts.append(f"loses money below {d.metric} {row['break_even_accuracy']:.3f}")
         if o.p95_s is not None:
             parts.append(f"p95 {o.p95_s:.2f} s" + ("" if row["meets_slo"] else f" (over the {policy.latency_slo_p95_s} s SLO)"))
         elif policy.latency_slo_p95_s is not None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
-from harness.suite import PRICE_KEYS, ModelPrice, Suite, ValueSpec
+from harness.suite import ModelPrice, Suite, ValueSpec
 
 HOURS_PER_MONTH = 730.0  # 365 x 24 / 12
 MAX_VOLUME = 1e12  # monthly requests searched for a break-even; beyond it we say "never"
@@ -214,9 +214,7 @@ def pricing_for(suite: Suite | None, *, model: str, device: str, api: bool) -> P
     """API models are priced by tokens (the sheet or the suite must know them); local models by busy time, unless
     the suite gives their model token prices."""
     price = resolve_price(model, suite)
-    overridden = suite is not None and suite.economics is not None and (
-        model in suite.economics.prices or model.split(":")[1 if model.startswith("ft:") else 0] in suite.economics.prices)
-    if api or overridden:
+    if api or (price is not None and "suite" in price.origin):
         if price is None or price.missing():
             return Pricing("unknown", f"no token prices for model '{model}'")
         return Pricing("tokens", f"tokens x {price.model} prices ({price.origin})", price=price)
@@ -242,13 +240,13 @@ class CostModel:
     def monthly_usd(self, volume: float, horizon_months: int, *, dedicated: bool = False) -> float | None:
         """Monthly cost at `volume` requests: setup spread over the horizon, hosting, and the requests.
 
-        With dedicated hosting a local model runs on machines kept up all month: at least one, more when the
-        volume needs more busy time than one machine has."""
+        With dedicated hosting a local model runs on whole machines kept up all month: at least one, more when the
+        volume needs more busy time than one machine has (at the measured busy time per request)."""
         if self.per_request_usd is None:
             return None
         fixed = self.hosting_usd_per_hour * HOURS_PER_MONTH + self.setup_usd / horizon_months
         if dedicated and self.busy_s_per_request is not None and self.device_usd_per_hour is not None:
-            machines = max(1.0, volume * self.busy_s_per_request / 3600 / HOURS_PER_MONTH)
+            machines = max(1, math.ceil(volume * self.busy_s_per_request / 3600 / HOURS_PER_MONTH - 1e-9))
             return fixed + machines * self.device_usd_per_hour * HOURS_PER_MONTH
         return fixed + volume * self.per_request_usd
 
@@ -322,7 +320,3 @@ class Spend:
 
     def as_dict(self) -> dict[str, Any]:
         return {"budget_usd": self.budget_usd, "paid_usd": round(self.paid_usd, 6), "skipped": dict(self.skipped)}
-
-
-def price_keys_in_use(price: ResolvedPrice) -> list[str]:
-    return [k for k in PRICE_KEYS if getattr(price.price, k) is not None]

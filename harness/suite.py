@@ -124,11 +124,6 @@ class ScorerSpec(StrictModel):
         return self.name or self.kind
 
 
-PRICE_KEYS = ("input_per_1m_usd", "cached_input_per_1m_usd", "output_per_1m_usd", "training_per_1m_usd",
-              "finetuned_input_per_1m_usd", "finetuned_cached_input_per_1m_usd", "finetuned_output_per_1m_usd",
-              "hosting_usd_per_hour")
-
-
 class ModelPrice(StrictModel):
     """A model's prices (the price sheet's entries and the suite's overrides have the same keys)."""
 

@@ -480,3 +480,56 @@ def test_the_cheapest_leader_is_not_declared_the_winner_while_a_dearer_rival_may
     pairs = pairwise({"lead": lead, "rival": close}, binary=False, confidence=0.95, min_gain=0.02)
     d = decide([cheap, dear], pairs, _policy(10_000), metric="f1")
     assert d.status == "decided" and d.winner == "lead"
+
+
+def test_with_a_value_of_outcomes_each_strategy_shows_its_net_value_interval_and_break_even_accuracy():
+    big, small, pairs = _value_pair()
+    big.ci_low, big.ci_high = 0.88, 0.92
+    value = ValueSpec(correct_usd=1.0, wrong=[OutcomeCost(name="escalation", cost_usd=2.0)])
+    d = decide([big, small], pairs, _policy(10_000), metric="acc", value=value)
+    row = next(r for r in d.by_volume[0]["ranking"] if r["strategy"] == "big")
+    # per request: 0.90 x 1 - 0.10 x 2 - 0.01 = 0.69; at the interval's ends 0.88 - 0.24 - 0.01 = 0.63
+    # and 0.92 - 0.16 - 0.01 = 0.75; it loses money below (2 + 0.01) / (1 + 2) = 0.67
+    assert row["net_value_per_request_usd"] == pytest.approx(0.69)
+    assert row["net_value_ci_usd"] == pytest.approx([0.63, 0.75])
+    assert row["break_even_accuracy"] == pytest.approx(2.01 / 3)
+    assert any("loses money below acc 0.670" in r for r in d.reasons)
+
+
+def test_two_points_on_40_cases_of_continuous_scores_is_inconclusive_and_on_4000_it_is_not():
+    # token-F1-like scores: the leader is 0.02 ahead on average, each case varying by +-0.3 around that
+    def scores(n):
+        base = {f"c{i}": 0.5 for i in range(n)}
+        lead = {f"c{i}": 0.5 + 0.02 + (0.3 if i % 2 else -0.3) for i in range(n)}
+        return base, lead
+
+    for n, expected in ((40, "inconclusive"), (4000, "decided")):
+        base, lead = scores(n)
+        pairs = pairwise({"lead": lead, "base": base}, binary=False, confidence=0.95, min_gain=0.02)
+        # the leader is dearer, so whether the cheaper one is as good is what the decision turns on
+        options = [_option("lead", "finetune", CostModel(per_request_usd=0.002), quality=0.52, n=n),
+                   _option("base", "few_shot", CostModel(per_request_usd=0.001), quality=0.50, n=n)]
+        d = decide(options, pairs, _policy(10_000), metric="f1")
+        assert d.status == expected, (n, d.verdict)
+    assert d.winner == "lead"
+
+
+def test_a_strategy_over_the_latency_slo_cannot_win():
+    pairs = _equal_scores(["fast", "slow"])
+    fast = _option("fast", "few_shot", CostModel(per_request_usd=0.01))
+    slow = _option("slow", "finetune", CostModel(per_request_usd=0.001))
+    fast.p95_s, slow.p95_s = 0.8, 3.0
+    policy = DecisionSpec(min_gain=0.02, monthly_requests=10_000, latency_slo_p95_s=2.0)
+    d = decide([fast, slow], pairs, policy, metric="acc")
+    assert d.winner == "fast"  # the cheaper one is 3.0 s at p95, over the 2 s SLO
+    assert any("over the 2.0 s SLO" in r for r in d.reasons)
+
+
+def test_dedicated_hosting_keeps_one_machine_up_and_adds_machines_with_volume():
+    # 0.5 s of device time per request on a $2/hour machine kept up all month (730 h = $1,460)
+    local = CostModel(per_request_usd=0.5 / 3600 * 2.0, busy_s_per_request=0.5, device_usd_per_hour=2.0)
+    assert local.monthly_usd(1_000, 12, dedicated=True) == pytest.approx(1460.0)  # one machine, mostly idle
+    # 10M requests x 0.5 s = 5M s = 1,388.9 h of work: more than one machine's 730 h, so two machines = $2,920
+    assert local.monthly_usd(10_000_000, 12, dedicated=True) == pytest.approx(2 * 1460.0)
+    # pay-per-use: only the busy time, $0.000278 a request
+    assert local.monthly_usd(1_000, 12) == pytest.approx(1_000 * 0.5 / 3600 * 2.0)
