@@ -168,6 +168,16 @@ def device_cost(suite: Suite | None, device: str, hours: float) -> tuple[float |
     return round(hours * rate, 9), f"device hours x {basis}"
 
 
+def embedding_price(model: str, configured: float | None, suite: Suite | None) -> tuple[float | None, str]:
+    """$ per 1M embedded tokens of an API embedder: its config's `usd_per_1m_tokens`, else the model's input price."""
+    if configured is not None:
+        return configured, "embedded tokens x embedder.usd_per_1m_tokens"
+    price = resolve_price(model, suite)
+    if price is None or price.per_1m("input") is None:
+        return None, f"no price for embedding model '{model}': set embedder.usd_per_1m_tokens"
+    return price.per_1m("input"), f"embedded tokens x {model} input price ({price.origin})"
+
+
 # ---- pricing calls -------------------------------------------------------------------------------
 
 

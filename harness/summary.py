@@ -138,6 +138,11 @@ def summarize_cost(rows: list[CaseResult], setup: dict, pricing, *, tokens: dict
             notes.append("no busy time measured for these answers")
     elif pricing.kind == "unknown":
         notes.append(pricing.basis)
+    queries = [r.meta["retrieval"]["query_embedding_usd"] for r in ok
+               if "query_embedding_usd" in (r.meta.get("retrieval") or {})]
+    if queries and per_request is not None:  # an API embedder's charge for embedding each query
+        per_request += float(np.mean(queries))
+        by_part["query_embedding"] = float(np.mean(queries))
     given = setup.get("given") or {}
     items = []
     for what, key in (("training", "training_cost"), ("indexing", "indexing_cost")):

@@ -22,7 +22,7 @@ from pydantic import Field, field_validator
 
 from harness.backends.base import GenRequest
 from harness.data import Case
-from harness.economics import device_cost
+from harness.economics import device_cost, embedding_price
 from harness.errors import DataError, require
 from harness.home import harness_home
 from harness.prompts import build_messages, prompt_parts
@@ -142,18 +142,21 @@ class Rag(Strategy):
             index = index_mod.build(folder, key, lambda: corpus_mod.load_documents(paths, cfg.fields, base),
                                     cfg.chunking, self.embedder)
         self.index = index
+        self._query_price = None
+        if cfg.embedder.kind == "openai" and cfg.retriever != "bm25":
+            self._query_price, _ = embedding_price(cfg.embedder.model, cfg.embedder.usd_per_1m_tokens, self.ctx.suite)
         train = self.ctx.dataset.train
         self.exemplars = random.Random(self.ctx.seed).sample(train, cfg.exemplars) if cfg.exemplars else []
         self._retriever = None
         self.retrieval_calls = 0
         info = index.info
         hours = info["build_s"] / 3600
+        paid = None
         if info["embedder"]["kind"] == "openai":
-            price = cfg.embedder.usd_per_1m_tokens
+            price, basis = embedding_price(cfg.embedder.model, cfg.embedder.usd_per_1m_tokens, self.ctx.suite)
             tokens = info["embedding"]["tokens"]
             cost = None if price is None else round(tokens / 1e6 * price, 9)
-            basis = ("embedded tokens x embedder.usd_per_1m_tokens" if price is not None
-                     else "no embedder.usd_per_1m_tokens in the suite")
+            paid = 0.0 if cached or cost is None else cost  # billed by the provider this run (counts against budget_usd)
         else:
             cost, basis = device_cost(self.ctx.suite, info["device"], hours)
         given = {
@@ -166,6 +169,7 @@ class Rag(Strategy):
             "exemplar_ids": [c.id for c in self.exemplars],
             "indexing_cost_usd": cost,
             "indexing_cost_basis": basis,
+            **({"paid_usd": paid} if paid is not None else {}),
             "retriever": {"kind": cfg.retriever, "top_k": None, "mmr": cfg.mmr, "fetch_k": cfg.fetch_k,
                           "hybrid_weights": list(cfg.hybrid_weights) if cfg.retriever == "hybrid" else None},
         }
@@ -188,9 +192,11 @@ class Rag(Strategy):
             files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
             corpus += sum(f.stat().st_size for f in files)
         dev = len(dataset.dev) * len(config.candidates) if len(config.candidates) > 1 else 0
+        price = None
+        if config.embedder.kind == "openai":
+            price, _ = embedding_price(config.embedder.model, config.embedder.usd_per_1m_tokens, suite)
         return {"context_chars": context, "exemplars_chars": config.exemplars * per, "exemplars": config.exemplars,
-                "dev_requests": dev,
-                "embedding_chars": corpus, "embedder_usd_per_1m_tokens": config.embedder.usd_per_1m_tokens}
+                "dev_requests": dev, "embedding_chars": corpus, "embedder_usd_per_1m_tokens": price}
 
     # ---- per case --------------------------------------------------------------------------------
 
@@ -309,5 +315,8 @@ class Rag(Strategy):
             "used": len(kept), "dropped": dropped, "context_tokens": used, "retrieval_s": round(elapsed, 6),
             "retriever": self.config.retriever,
         }}
+        if self._query_price is not None:  # an API embedder bills each query: part of the request's cost
+            tokens = self.embedder.count_tokens([case.input_text()])[0]
+            meta["retrieval"]["query_embedding_usd"] = tokens / 1e6 * self._query_price
         parts = prompt_parts(self.ctx.suite.task, case, exemplars=self.exemplars, context=context)
         return StrategyRequest(messages, meta, parts=parts)

@@ -109,3 +109,19 @@ def test_missing_api_key_is_a_clear_error(tmp_path, server, monkeypatch):
                           capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 2, proc.stderr
     assert "TEST_EMBED_KEY" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_api_embedder_is_priced_from_the_sheet_and_its_queries_count_in_the_request_cost(tmp_path, server, monkeypatch):
+    monkeypatch.setenv("TEST_EMBED_KEY", KEY)
+    record, _ = compare(write_suite(tmp_path, server.url, price=None), CompareOptions(out=tmp_path / "run"))
+    rag = record.strategies["rag"]
+    given = rag.setup["given"]
+    # text-embedding-3-small at the price sheet's $0.02 per 1M tokens
+    assert "text-embedding-3-small input price" in given["indexing_cost_basis"]
+    lines = [json.loads(x) for x in (tmp_path / "run" / "cases.jsonl").read_text().splitlines()]
+    queries = [(len(x["input"]) + 3) // 4 * 0.02 / 1e6 for x in lines]  # ~4 characters a token
+    assert [x["meta"]["retrieval"]["query_embedding_usd"] for x in lines] == pytest.approx(queries)
+    assert rag.cost.per_request_by_part_usd["query_embedding"] == pytest.approx(sum(queries) / len(queries))
+    # the index was billed by the provider this run: it counts as paid spend, and as the strategy's setup
+    assert record.budget["paid_usd"] == pytest.approx(given["indexing_cost_usd"])
+    assert rag.cost.setup_usd == pytest.approx(given["indexing_cost_usd"])
