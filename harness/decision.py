@@ -46,6 +46,23 @@ class Option:
     errors: int = 0
 
 
+def options_from_summaries(summaries: dict[str, Any], kinds: dict[str, str], metric: str) -> list[Option]:
+    """Options from run.json's strategy summaries (`StrategySummary`), as the run decided and as a report's what-if
+    recomputes with changed costs."""
+    options = []
+    for name, s in summaries.items():
+        m = s.metrics.get(metric)
+        c = s.cost
+        cost = CostModel(per_request_usd=c.per_request_usd if c else None, setup_usd=c.setup_usd if c else 0.0,
+                         hosting_usd_per_hour=c.hosting_usd_per_hour if c else 0.0,
+                         busy_s_per_request=c.busy_s_per_request if c else None,
+                         device_usd_per_hour=c.device_usd_per_hour if c else None)
+        options.append(Option(name=name, kind=kinds.get(name, ""), quality=m.mean if m else None,
+                              ci_low=m.ci_low if m else None, ci_high=m.ci_high if m else None, n=m.n if m else 0,
+                              cost=cost, p95_s=s.latency.p95_s, errors=s.n_errors))
+    return options
+
+
 def pairwise(per_case: dict[str, dict[str, float]], *, binary: bool, confidence: float, min_gain: float
              ) -> list[dict[str, Any]]:
     """Every pair (a, b) in order, on the cases both answered, Holm-corrected across all pairs; each with the total

@@ -112,28 +112,15 @@ def per_case_scores(rows: dict[str, list[CaseResult]], metric: str) -> dict[str,
 def decide_run(suite, summaries: dict[str, Any], pairs: list[dict[str, Any]], *, prices: dict[str, Any]
                ) -> dict[str, Any] | None:
     """The suite's decision policy applied to the run's summaries and paired comparisons (harness.decision)."""
-    from harness.decision import Option, decide
-    from harness.economics import CostModel
+    from harness.decision import decide, options_from_summaries
     from harness.suite import DecisionSpec
 
     if not summaries:
         return None
-    policy = suite.decision or DecisionSpec()
-    metric = suite.primary_metric
-    kinds = {s.name: s.kind for s in suite.strategies}
-    options = []
-    for name, s in summaries.items():
-        m = s.metrics.get(metric)
-        c = s.cost
-        cost = CostModel(per_request_usd=c.per_request_usd if c else None, setup_usd=c.setup_usd if c else 0.0,
-                         hosting_usd_per_hour=c.hosting_usd_per_hour if c else 0.0,
-                         busy_s_per_request=c.busy_s_per_request if c else None,
-                         device_usd_per_hour=c.device_usd_per_hour if c else None)
-        options.append(Option(name=name, kind=kinds.get(name, ""), quality=m.mean if m else None,
-                              ci_low=m.ci_low if m else None, ci_high=m.ci_high if m else None, n=m.n if m else 0,
-                              cost=cost, p95_s=s.latency.p95_s, errors=s.n_errors))
+    options = options_from_summaries(summaries, {s.name: s.kind for s in suite.strategies}, suite.primary_metric)
     value = suite.economics.value if suite.economics else None
-    return decide(options, pairs, policy, metric=metric, value=value, prices=prices).as_dict()
+    return decide(options, pairs, suite.decision or DecisionSpec(), metric=suite.primary_metric, value=value,
+                  prices=prices).as_dict()
 
 
 def paid_so_far(rows, setups: dict[str, dict[str, Any]]) -> float:

@@ -262,3 +262,25 @@ def test_a_regression_against_a_saved_run_fails_ci(tmp_path):
     # the same run against itself passes
     same = cli("compare", str(baseline), "--out", str(tmp_path / "after"), "--baseline", str(tmp_path / "after"), home=home)
     assert same.returncode == 0, same.stdout + same.stderr
+
+
+def test_the_decision_recomputes_from_run_json_alone(tmp_path):
+    """What the report's what-if does: the same functions over run.json give the run's decision back, and
+    another volume changes the monthly figures."""
+    from harness.decision import decide, options_from_summaries
+    from harness.suite import DecisionSpec, Suite
+
+    suite = priced(decision={"monthly_requests": 20_000})
+    compare(write_suite(tmp_path / "s", suite), CompareOptions(out=tmp_path / "run"))
+    record = read_run(tmp_path / "run")  # nothing but the run folder from here on
+    resolved = Suite.model_validate(record.suite)
+    kinds = {s.name: s.kind for s in resolved.strategies}
+    options = options_from_summaries(record.strategies, kinds, record.primary_metric)
+    again = decide(options, record.decision["pairs"], resolved.decision, metric=record.primary_metric,
+                   prices=record.prices).as_dict()
+    assert json.loads(json.dumps(again)) == json.loads(json.dumps(record.decision))
+    bigger = decide(options, record.decision["pairs"], DecisionSpec(monthly_requests=2_000_000),
+                    metric=record.primary_metric)
+    zero = next(r for r in bigger.by_volume[0]["ranking"] if r["strategy"] == "zero")
+    before = next(r for r in record.decision["by_volume"][0]["ranking"] if r["strategy"] == "zero")
+    assert zero["monthly_usd"] == pytest.approx(before["monthly_usd"] * 100)  # no setup: cost scales with volume
