@@ -329,4 +329,4 @@ class Spend:
         return math.inf if self.budget_usd is None else self.budget_usd - self.paid_usd
 
     def as_dict(self) -> dict[str, Any]:
-        return {"budget_usd": self.budget_usd, "paid_usd": round(self.paid_usd, 6), "skipped": dict(self.skipped)}
+        return {"budget_usd": self.budget_usd, "paid_usd": round(self.paid_usd, 12), "skipped": dict(self.skipped)}

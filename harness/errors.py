@@ -65,3 +65,7 @@ def api_key(variable: str, *, who: str, setting: str) -> str:
             f"Fix: export {variable}=..., or set {setting} to the variable that holds it."
         )
     return key
+
+
+class BudgetReached(Exception):
+    """Paid calls that could take spend past the suite's budget_usd: they are not made (not a user error)."""

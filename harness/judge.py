@@ -93,6 +93,10 @@ class Judge:
         batch, self._pending = self._pending, []
         try:
             answers = self._generate(self.backend, [r for r, _ in batch])
+        except BudgetReached as exc:  # not a judge failure: the run stops judging and records what it held back
+            for _, future in batch:
+                future.set_exception(exc)
+            return
         except Exception as exc:  # the whole batch failed: each waiting case gets the error
             for _, future in batch:
                 future.set_exception(JudgeError(f"judge call failed: {type(exc).__name__}: {exc}"))

@@ -41,8 +41,8 @@ class CaseResult(BaseModel):
     cached_input_tokens: int = 0  # prompt tokens the provider served from its cache (billed at the cached price)
     # The prompt's tokens by part (instructions, exemplars, context, input, template) and the output's.
     tokens: dict[str, int] = Field(default_factory=dict)
-    cost_usd: float | None = None  # what this call cost (0 for a cache hit); None when the model has no price
-    paid: bool = False  # priced by tokens (an API bill), so it counts against budget_usd
+    cost_usd: float | None = None  # what this answer cost (0 for a cache hit); None when the model has no price
+    paid_usd: float = 0.0  # the part of cost_usd billed by providers (token-priced calls): counts against budget_usd
     latency_s: float | None = None
     latency_kind: str = "request"
     compute_s: float = 0.0

@@ -21,7 +21,7 @@ from harness.builtins import BACKENDS, SCORERS, STRATEGIES
 from harness.cache import NoCache, ResponseCache, cache_key
 from harness.data import Case
 from harness.economics import Pricing, Spend, pricing_for, price_sheet
-from harness.errors import ConfigError, HarnessError, RunFolderError, closest
+from harness.errors import BudgetReached, ConfigError, HarnessError, RunFolderError, closest
 from harness.home import harness_home
 from harness.judge import Judge, JudgeCounts, run_concurrently
 from harness.load import LoadedSuite, load_suite
@@ -77,10 +77,6 @@ class Counts:
     budget_skipped: int = 0  # paid calls not made because budget_usd was reached
 
 
-class BudgetReached(Exception):
-    """Raised when paid calls would exceed the suite's budget_usd; the calls are not made."""
-
-
 # Parts of a suite that change the answers or their scores; editing the others (name, description,
 # repeats, economics, decision) keeps a run folder resumable.
 ANSWER_FIELDS = {"seed", "task", "data", "backends", "strategies", "scorers"}
@@ -123,17 +119,30 @@ def decide_run(suite, summaries: dict[str, Any], pairs: list[dict[str, Any]], *,
                   prices=prices).as_dict()
 
 
-def paid_so_far(rows, setups: dict[str, dict[str, Any]]) -> float:
-    """Dollars already billed to this run folder: paid answers, plus paid dev, training and judge calls on record."""
-    total = sum(r.cost_usd or 0.0 for r in rows if r.paid and not r.cache_hit)
-    for setup in setups.values():
-        given = setup.get("given") or {}
-        total += given.get("paid_usd") or 0.0
-        total += (setup.get("dev") or {}).get("paid_usd") or 0.0
-        for e in (setup.get("evaluation") or {}).values():
-            if e.get("paid"):
-                total += e.get("cost_usd") or 0.0
-    return total
+class SpendLedger:
+    """`spend.jsonl` in the run folder: every provider charge that is not an answer line (answers on dev, judge
+    calls, a training job, an index), appended at once, so a kill or a resume never forgets what was paid."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def total(self) -> float:
+        if not self.path.exists():
+            return 0.0
+        total = 0.0
+        for line in self.path.read_text(encoding="utf-8").split("\n"):
+            try:
+                total += float(json.loads(line)["usd"])
+            except (ValueError, KeyError, TypeError):
+                continue  # an empty line, or one torn by a kill
+        return total
+
+    def add(self, strategy: str, what: str, usd: float) -> None:
+        if usd <= 0:
+            return
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"at": datetime.now(timezone.utc).isoformat(), "strategy": strategy, "what": what,
+                                 "usd": usd}) + "\n")
 
 
 def attribute_tokens(parts: dict[str, int], result: GenResult) -> dict[str, int]:
@@ -196,7 +205,7 @@ class Run:
                     "resuming would mix them.\nFix: pass --out NEW_DIR, or --overwrite to discard those results."
                 )
         if self.options.overwrite:
-            for name in ("cases.jsonl", "run.json"):
+            for name in ("cases.jsonl", "run.json", "spend.jsonl", "decision.md"):
                 (self.run_dir / name).unlink(missing_ok=True)
         marker.write_text(self.fingerprint + "\n")
         return cases
@@ -225,23 +234,31 @@ class Run:
     def _record(self, strategy: str, case: Case, repeat: int, result: GenResult, meta: dict, hit: bool,
                 parts: dict[str, int] | None = None, pricing: Pricing | None = None) -> CaseResult:
         scores = self._score(result.text, case, meta) if result.error is None and result.text is not None else {}
-        cost = None
+        cost = paid = None
         if pricing is not None:
             cost = 0.0 if hit else pricing.call_usd(result.input_tokens, result.output_tokens, result.cached_input_tokens,
                                                     result.compute_s)
+            paid = cost if pricing.paid else 0.0
+        query = (meta.get("retrieval") or {}).get("query_embedding_usd")
+        if query:  # an API embedder billed this case's query: part of what the answer cost, paid even on a cache hit
+            cost, paid = (cost or 0.0) + query, (paid or 0.0) + query
         return CaseResult(
             strategy=strategy, case_id=case.id, repeat=repeat, input=case.input, target=case.target,
             prompt=result.prompt, output=result.text, error=result.error, scores=scores,
             input_tokens=result.input_tokens, output_tokens=result.output_tokens,
             cached_input_tokens=result.cached_input_tokens,
             tokens=attribute_tokens(parts, result) if parts is not None and result.error is None else {},
-            cost_usd=cost, paid=bool(pricing and pricing.paid),
+            cost_usd=cost, paid_usd=paid or 0.0,
             # A cache hit keeps the busy time its answer took when it was made (production pays it on every
             # request); busy-time totals and latency percentiles count only fresh calls.
             latency_s=result.latency_s, latency_kind=result.latency_kind, compute_s=result.compute_s,
             batch_size=result.batch_size, ttft_s=result.ttft_s, cache_hit=hit, meta=meta,
             finished_at=datetime.now(timezone.utc),
         )
+
+    def _charge(self, strategy: str, what: str, usd: float) -> None:
+        self.spend.paid_usd += usd
+        self.ledger.add(strategy, what, usd)
 
     def _pricing(self, backend: Backend) -> Pricing:
         return pricing_of(self.suite, backend.identity())
@@ -278,8 +295,8 @@ class Run:
         self.setup[spec.name].update(given=given, prepare_s=round(time.perf_counter() - started, 3),
                                      serving=strategy.backend.identity())
         paid_setup = given.get("paid_usd") if isinstance(given, dict) else None
-        if paid_setup:  # e.g. a provider's training job
-            self.spend.paid_usd += paid_setup
+        if paid_setup:  # e.g. a provider's training job, an index embedded through an API
+            self._charge(spec.name, "setup", paid_setup)
         earlier = self.previous_setup.get(spec.name, {}).get("evaluation")
         if earlier:  # judge work paid for by earlier invocations stays on record
             self.setup[spec.name]["evaluation"] = dict(earlier)
@@ -303,7 +320,7 @@ class Run:
 
     def _answer(self, backend: Backend, requests: list[GenRequest]) -> list[GenResult]:
         """Generation outside the test plan (e.g. dev scoring of checkpoints), through the response cache."""
-        answers = self._cached(backend, requests)
+        answers = self._cached(backend, requests, purpose="answers on dev")
         fresh = [result for result, hit in answers if not hit]
         self.counts.dev_calls += len(fresh)
         if self._current and answers:
@@ -319,13 +336,10 @@ class Run:
                 dev["output_tokens"] += r.output_tokens
                 dev["compute_s"] += r.compute_s
                 dev["cost_usd"] += pricing.call_usd(r.input_tokens, r.output_tokens, r.cached_input_tokens, r.compute_s) or 0.0
-            if pricing.paid:
-                dev["paid_usd"] = dev.get("paid_usd", 0.0) + sum(
-                    pricing.call_usd(r.input_tokens, r.output_tokens, r.cached_input_tokens) or 0.0 for r in fresh)
             dev["cost_basis"] = pricing.basis
         return [result for result, _ in answers]
 
-    def _cached(self, backend: Backend, requests: list[GenRequest]) -> list[tuple[GenResult, bool]]:
+    def _cached(self, backend: Backend, requests: list[GenRequest], purpose: str = "judge") -> list[tuple[GenResult, bool]]:
         """Answers through the response cache, each with whether it came from the cache; repeats sent once."""
         identity = backend.identity()
         keys = [cache_key(identity, r, 0) for r in requests]
@@ -345,8 +359,8 @@ class Run:
                 self.cache.put(keys[todo[index]], result)
                 found[keys[todo[index]]] = result
                 if pricing.paid:
-                    self.spend.paid_usd += pricing.call_usd(result.input_tokens, result.output_tokens,
-                                                            result.cached_input_tokens) or 0.0
+                    self._charge(self._current or "", purpose, pricing.call_usd(
+                        result.input_tokens, result.output_tokens, result.cached_input_tokens) or 0.0)
         return [(found[k], k not in fresh or first[k] != i) for i, k in enumerate(keys)]
 
     def _judge(self, name: str, cases_file: CasesFile) -> None:
@@ -402,6 +416,10 @@ class Run:
         planned = []
         built: dict[str, Any] = {}  # one request per case, whatever the repeats (retrieval runs once)
         for case, repeat in chunk:
+            if case.id not in built and self.spend.room() <= 0:  # building a request can be billed (an API embedder)
+                held = sum(1 for c, _ in chunk if c.id not in built)
+                self._hold_back(name, held)
+                break
             if case.id not in built:
                 try:
                     built[case.id] = strategy.request(case)
@@ -425,7 +443,9 @@ class Run:
         for item in planned:
             case, repeat, meta, gen, key, parts = item
             if key in hits:
-                cases_file.append(self._record(name, case, repeat, hits[key], meta, hit=True, parts=parts, pricing=pricing))
+                row = self._record(name, case, repeat, hits[key], meta, hit=True, parts=parts, pricing=pricing)
+                self.spend.paid_usd += row.paid_usd
+                cases_file.append(row)
                 self.counts.cache_hits += 1
                 self.options.progress.advance()
             else:
@@ -440,13 +460,11 @@ class Run:
         while groups:
             batch, groups = self._affordable(backend, pricing, groups)
             if not batch:  # budget_usd reached: these calls are not made; a rerun with a larger budget makes them
-                skipped = sum(len(g) for g in groups)
-                self.spend.skipped[name] = self.spend.skipped.get(name, 0) + skipped
-                self.counts.budget_skipped += skipped
-                log.warning("%s: budget_usd $%g reached ($%.4f paid): %d answers not requested",
-                            name, self.spend.budget_usd, self.spend.paid_usd, skipped)
-                for _ in range(skipped):
-                    self.options.progress.advance()
+                queries = sum((item[2].get("retrieval") or {}).get("query_embedding_usd") or 0.0
+                              for group in groups for item in group)
+                if queries:  # their queries were embedded (and billed) while their prompts were built
+                    self._charge(name, "query embeddings of answers held back by budget_usd", queries)
+                self._hold_back(name, sum(len(g) for g in groups))
                 return
             for index, result in backend.generate([g[0][3] for g in batch]):
                 self.counts.model_calls += 1
@@ -456,14 +474,22 @@ class Run:
                     reused = n > 0 and result.error is None
                     self.counts.cache_hits += reused
                     row = self._record(name, case, repeat, result, meta, hit=reused, parts=parts, pricing=pricing)
-                    if row.paid and row.cost_usd:
-                        self.spend.paid_usd += row.cost_usd
+                    self.spend.paid_usd += row.paid_usd
                     cases_file.append(row)
                     self.options.progress.advance()
 
+    def _hold_back(self, name: str, n: int) -> None:
+        """`n` answers not requested because budget_usd is reached; recorded, and made by a rerun with a larger budget."""
+        self.spend.skipped[name] = self.spend.skipped.get(name, 0) + n
+        self.counts.budget_skipped += n
+        log.warning("%s: budget_usd $%g reached ($%.4f paid): %d answers not requested",
+                    name, self.spend.budget_usd, self.spend.paid_usd, n)
+        for _ in range(n):
+            self.options.progress.advance()
+
     def _upper_usd(self, backend: Backend, pricing: Pricing, request: GenRequest) -> float:
         """The most one call can cost: its whole prompt and max_new_tokens of answer at the model's prices."""
-        prompt = backend.count_tokens(backend.render_prompt(request.messages))
+        prompt = backend.count_tokens_upper(request.messages)
         return pricing.call_usd(prompt, request.params.max_new_tokens) or 0.0
 
     def _affordable(self, backend: Backend, pricing: Pricing, groups: list[list[tuple]]) -> tuple[list, list]:
@@ -505,7 +531,9 @@ class Run:
             by_strategy[spec.name] = rows
             applies = {m: b for m, b in binary.items()
                        if m not in conditional or any(m in r.scores for r in rows)}
-            setup = self.setup.get(spec.name) or self.previous_setup.get(spec.name, {})
+            current, previous = self.setup.get(spec.name), self.previous_setup.get(spec.name, {})
+            # a strategy whose prepare() did not finish this time keeps what an earlier run recorded (its costs)
+            setup = current if current and "given" in current else (previous or current or {})
             summaries[spec.name] = summarize_strategy(
                 spec.name, spec.backend or self.suite.backends[0].name, rows,
                 n_planned=len(test_ids) * self.suite.repeats, binary=applies, setup=setup,
@@ -557,7 +585,8 @@ class Run:
         cases_file = self._open_folder()
         done = dict(cases_file.load())
         self.previous_setup = self._previous_setup()
-        self.spend.paid_usd = paid_so_far(done.values(), self.previous_setup)
+        self.ledger = SpendLedger(self.run_dir / "spend.jsonl")
+        self.spend.paid_usd = sum(r.paid_usd for r in done.values()) + self.ledger.total()
         if self.suite.budget_usd is not None:  # refuse before any call when the plan cannot fit the budget
             from harness.estimate import check_budget, estimate
 

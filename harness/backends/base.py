@@ -65,6 +65,12 @@ class Backend:
         The base estimate is about 4 characters a token; backends with a tokenizer count exactly."""
         return (len(text) + 3) // 4
 
+    def count_tokens_upper(self, messages: list[dict[str, str]]) -> int:
+        """At least as many tokens as the model will bill for these messages, before any call: a byte-level BPE
+        never makes more tokens than UTF-8 bytes, plus a few per message for the chat format. Backends with the
+        model's own tokenizer count exactly. The budget cap relies on this never being too low."""
+        return sum(len(m["content"].encode("utf-8")) + 8 for m in messages) + 8
+
     def context_window(self) -> int | None:
         """The longest prompt + answer the model takes, in tokens; None when unknown."""
         return None

@@ -60,6 +60,9 @@ class FakeBackend(Backend):
     def count_tokens(self, text: str) -> int:
         return fake_tokens(text)
 
+    def count_tokens_upper(self, messages: list[dict[str, str]]) -> int:
+        return fake_tokens(self.render_prompt(messages))  # exactly what generate() reports
+
     def context_window(self) -> int | None:
         return self.config.context_window
 

@@ -178,6 +178,9 @@ class HFBackend(Backend):
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer()(text, add_special_tokens=False).input_ids)
 
+    def count_tokens_upper(self, messages: list[dict[str, str]]) -> int:
+        return self.count_tokens(self.render_prompt(messages))  # the chat template rendered: exact
+
     def context_window(self) -> int | None:
         """From the model's config (no weights loaded): max_position_embeddings or its equivalent."""
         if self._window is None:

@@ -48,7 +48,7 @@ def test_each_answer_is_priced_from_its_tokens_and_the_prompt_is_split_by_part(t
     for row in rows:
         # $1 per 1M input tokens and $4 per 1M output tokens, call by call
         assert row["cost_usd"] == pytest.approx(row["input_tokens"] * 1e-6 + row["output_tokens"] * 4e-6)
-        assert row["paid"] is True
+        assert row["paid_usd"] == row["cost_usd"]  # all of it billed by the provider
         parts = row["tokens"]
         # the parts of the prompt add up to the tokens the model was sent; the remainder is the chat template
         assert sum(v for k, v in parts.items() if k != "output") == row["input_tokens"]

@@ -122,6 +122,7 @@ def test_an_api_embedder_is_priced_from_the_sheet_and_its_queries_count_in_the_r
     queries = [(len(x["input"]) + 3) // 4 * 0.02 / 1e6 for x in lines]  # ~4 characters a token
     assert [x["meta"]["retrieval"]["query_embedding_usd"] for x in lines] == pytest.approx(queries)
     assert rag.cost.per_request_by_part_usd["query_embedding"] == pytest.approx(sum(queries) / len(queries))
-    # the index was billed by the provider this run: it counts as paid spend, and as the strategy's setup
-    assert record.budget["paid_usd"] == pytest.approx(given["indexing_cost_usd"])
+    # the index and each query were billed by the provider: paid spend; the index is also the strategy's setup
+    assert record.budget["paid_usd"] == pytest.approx(given["indexing_cost_usd"] + sum(queries))
+    assert (tmp_path / "run" / "spend.jsonl").exists()  # the index charge is on the ledger at once
     assert rag.cost.setup_usd == pytest.approx(given["indexing_cost_usd"])
