@@ -78,23 +78,39 @@ def regression_checks(record: RunRecord, run_dir: Path, baseline: Path) -> list[
     confidence = float(policy.get("confidence", 0.95))
     new_rows = latest(CasesFile(run_dir / "cases.jsonl").read())
     old_rows = latest(CasesFile(baseline / "cases.jsonl").read())
+    if old.primary_metric != metric:
+        raise ConfigError(f"--baseline {baseline}: that run decided on '{old.primary_metric}', this one on '{metric}'; "
+                          "they cannot be compared. Fix: give a baseline run of the same suite.")
+    shared = [name for name in record.strategies if name in old.strategies]
+    if not shared:
+        raise ConfigError(f"--baseline {baseline}: none of its strategies ({', '.join(old.strategies)}) is in this run "
+                          f"({', '.join(record.strategies)}). Fix: give a baseline run of the same suite.")
     checks = []
-    for name in record.strategies:
-        if name not in old.strategies:
-            continue
+    for name in shared:
         mine = per_case_values([r for k, r in new_rows.items() if k[0] == name], metric)[0]
         theirs = per_case_values([r for k, r in old_rows.items() if k[0] == name], metric)[0]
         a = {c: sum(v) / len(v) for c, v in mine.items()}
         b = {c: sum(v) / len(v) for c, v in theirs.items()}
         if not set(a) & set(b):
-            checks.append(Check(f"{name}: no regression against {baseline}", True, "no cases in common"))
-            continue
+            raise ConfigError(f"--baseline {baseline}: strategy '{name}' has no test case in common with this run. "
+                              "Fix: give a baseline run on the same test split.")
         pair = compare_paired(name, name, a, b, binary=True, confidence=confidence).as_dict()
         worse = relation(pair, min_gain) == "worse"
         checks.append(Check(f"{name}: no regression against {baseline}", not worse,
                             f"{metric} {pair['mean_a']:.4f} now, {pair['mean_b']:.4f} then, {pair['diff']:+.4f} on "
                             f"{pair['n']} shared cases, p={pair['p_value']:.2g}"))
     return checks
+
+
+def writable(path: Path, flag: str) -> Path:
+    """An output file's folder is created; a path that cannot be written is a usage error before any call."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{flag} {path}: cannot write there ({exc.strerror}). Fix: give a writable path.") from None
+    return path
 
 
 def write_json(path: Path, record: RunRecord, checks: list[Check]) -> None:

@@ -66,7 +66,7 @@ def compare(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run (or resume) the comparison; write run.json, cases.jsonl and decision.md; print the verdict."""
-    from harness.ci import gate_checks, regression_checks, write_json, write_junit
+    from harness.ci import gate_checks, regression_checks, writable, write_json, write_junit
     from harness.load import load_suite
     from harness.progress import make_progress
     from harness.runner import CompareOptions, Run
@@ -76,6 +76,9 @@ def compare(
     try:
         loaded = load_suite(suite)
         _check_gates(fail_under or [], loaded)
+        for flag, path in (("--json", json_out), ("--junit", junit)):
+            if path is not None:
+                writable(path, flag)
         if baseline is not None:
             from harness.results import read_run
 

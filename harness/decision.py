@@ -73,8 +73,10 @@ def pairwise(per_case: dict[str, dict[str, float]], *, binary: bool, confidence:
     out = []
     for c in adjust(found):
         row = c.as_dict()
-        row["cases_to_decide"] = cases_to_decide(c.diff, c.sd_diff, min_gain, alpha=c.alpha) if not c.settled or abs(
-            c.diff) < min_gain else None
+        # Holm's first step tests at alpha / (number of pairs): the cases needed are counted at that level, so
+        # "N more cases" is enough whatever the other pairs show (Bonferroni: conservative)
+        row["cases_to_decide"] = cases_to_decide(c.diff, c.sd_diff, min_gain, alpha=c.alpha / len(found)) if (
+            not c.settled or abs(c.diff) < min_gain) else None
         out.append(row)
     return out
 
@@ -258,8 +260,8 @@ def _rank_at(options: list[Option], pairs: list[dict[str, Any]], policy: Decisio
                               why=f"{winner.name} is worth more than {other.name} only if its quality lead "
                                   f"({_diff(pair)}) exceeds {needed:+.3f}, which the interval does not settle")
                 break
-        result["ranking"] = sorted(rows, key=lambda r: -(r["net_value_month_usd"] if r["net_value_month_usd"] is not None
-                                                         else -math.inf))
+        result["ranking"] = sorted(rows, key=lambda r: (not r["meets_slo"], -(r["net_value_month_usd"]
+                                                        if r["net_value_month_usd"] is not None else -math.inf)))
         return result
 
     best = max(eligible, key=lambda o: (o.quality, -dearer(o.name)))

@@ -138,12 +138,19 @@ def resolve_price(model: str, suite: Suite | None) -> ResolvedPrice | None:
         target = sheet_price.same_as
     if price is not None:
         origin.append(f"price sheet {sheet.version} ({sheet.date})")
+    finetuned = finetuned or bool(over is not None and over.finetuned)
     if over is not None:
+        if finetuned:  # prices given for a fine-tuned model's own name are that model's prices
+            own = over.model_dump()
+            for key in ("input", "cached_input", "output"):
+                if own[f"{key}_per_1m_usd"] is not None and own[f"finetuned_{key}_per_1m_usd"] is None:
+                    own[f"finetuned_{key}_per_1m_usd"] = own.pop(f"{key}_per_1m_usd")
+                    own[f"{key}_per_1m_usd"] = None
+            over = ModelPrice.model_validate(own)
         price = _merge(price, over)
         origin.append("suite economics.prices")
     if price is None:
         return None
-    finetuned = finetuned or bool(over is not None and over.finetuned)
     return ResolvedPrice(model=model, entry=entry, price=price, finetuned=finetuned, origin=" over ".join(reversed(origin)))
 
 

@@ -112,7 +112,9 @@ def _usd(pricing: Pricing, input_tokens: float, output_tokens: float, *, trainin
 
 
 def estimate(loaded: LoadedSuite, *, limit: int | None = None, strategies: list[str] | None = None,
-             done: set[tuple[str, str, int]] | None = None) -> Estimate:
+             done: set[tuple[str, str, int]] | None = None, prepared: set[str] = frozenset()) -> Estimate:
+    """The plan's tokens and dollars. `done`: answers already in the run folder; `prepared`: strategies whose
+    setup (dev answers, training, index) an earlier run of the folder already paid for."""
     suite = loaded.suite
     ds = loaded.dataset
     test = ds.test[:limit] if limit else ds.test
@@ -142,6 +144,9 @@ def estimate(loaded: LoadedSuite, *, limit: int | None = None, strategies: list[
             inference_usd=None if inference is None else inference * todo,
             inference_usd_max=None if inference is None else (_usd(pricing, per_in, max_new) or 0) * todo,
         )
+        if spec.name in prepared:  # setup already done and paid: a resume repeats none of it
+            plan = {k: v for k, v in plan.items() if k not in ("dev_requests", "training_chars", "embedding_chars")}
+            est.notes.append("set up by an earlier run of this folder: no dev, training or indexing cost again")
         if plan.get("dev_requests"):
             est.dev_requests = plan["dev_requests"]
             one = _usd(pricing, per_in, per_out)
@@ -165,9 +170,10 @@ def estimate(loaded: LoadedSuite, *, limit: int | None = None, strategies: list[
     primary = next(s for s in suite.scorers if s.label == suite.primary_metric)
     binary = bool(SCORERS.get(primary.kind).binary)
     n = len(test)
-    mdd = min_detectable_diff(n, ASSUMED_SD[binary])
+    confidence = suite.decision.confidence if suite.decision else 0.95
+    mdd = min_detectable_diff(n, ASSUMED_SD[binary], alpha=1 - confidence)
     return Estimate(suite=suite.name, test_cases=n, repeats=suite.repeats, strategies=out, min_detectable_diff=mdd,
-                    mdd_assumption=f"paired test, 95% confidence, 80% power, per-case differences with sd "
+                    mdd_assumption=f"paired test, {confidence:.0%} confidence, 80% power, per-case differences with sd "
                                    f"{ASSUMED_SD[binary]} ({'0/1 scores, about a quarter of cases disagreeing' if binary else 'continuous scores'})",
                     budget_usd=suite.budget_usd)
 
@@ -236,11 +242,16 @@ def check_budget(loaded: LoadedSuite, est: Estimate, already_paid: float) -> Non
     total = est.paid_usd + already_paid
     if total > budget:
         biggest = max(est.strategies, key=lambda s: s.paid_usd, default=None)
-        per_case = est.paid_usd / max(est.test_cases, 1)  # all strategies' spend on one test case
-        fits = max(int((budget - already_paid) / per_case), 0) if per_case > 0 else 0
+        # what scales with the test cases (answers and their judging) against what does not (setup)
+        per_case = sum(((s.inference_usd or 0) if s.paid else 0) + ((s.judge_usd or 0) if s.judge_paid else 0)
+                       for s in est.strategies) / max(est.test_cases, 1)
+        fixed = est.paid_usd - per_case * est.test_cases
+        fits = int((budget - already_paid - fixed) / per_case) if per_case > 0 else 0
+        fewer = (f"run fewer cases (about --limit {fits} fits), " if fits >= 1 else "")
+        paid = f"${already_paid:,.4f} already paid, " if already_paid else ""
         raise ConfigError(
-            f"{loaded.where(('budget_usd',))}: the estimate is ${total:,.4f} ({'$' + format(already_paid, ',.4f') + ' already paid, ' if already_paid else ''}"
-            f"most for '{biggest.strategy}': ${biggest.paid_usd:,.4f}), above budget_usd ${budget:g}. Nothing was spent. "
-            f"Fix: raise budget_usd, run fewer cases (--limit {fits} fits), or fewer strategies (--strategies); "
+            f"{loaded.where(('budget_usd',))}: the estimate is ${total:,.4f} ({paid}most for '{biggest.strategy}': "
+            f"${biggest.paid_usd:,.4f}), above budget_usd ${budget:g}. Nothing was spent. "
+            f"Fix: raise budget_usd, {fewer}or run fewer strategies (--strategies); "
             f"`harness estimate {loaded.path}` shows the figures.")
 

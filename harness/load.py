@@ -149,6 +149,20 @@ def _price_checks(suite: Suite, path: Path, lines: dict[Loc, int]) -> list[str]:
                 f"'{spec.model}' in the price sheet {sheet.version} ({sheet.date}) or economics.prices. "
                 f"Fix: add `economics: {{prices: {{{spec.model}: {{{keys}}}}}}}` to the suite (dollars per 1M tokens), "
                 f"or `same_as: <a priced model>` for a deployment name.")
+    from harness.economics import embedding_price
+
+    for i, strategy in enumerate(suite.strategies):
+        embedder = strategy.config.get("embedder") if isinstance(strategy.config, dict) else None
+        if not isinstance(embedder, dict) or embedder.get("kind") != "openai":
+            continue
+        model = str(embedder.get("model") or "text-embedding-3-small")
+        price, _ = embedding_price(model, embedder.get("usd_per_1m_tokens"), suite)
+        if price is None:
+            loc = ("strategies", i, "config", "embedder")
+            errors.append(
+                f"{path}:{line_of(lines, loc) or '?'}: {format_loc(loc)}: no price for embedding model '{model}' in the "
+                f"price sheet {sheet.version} ({sheet.date}) or the suite. Fix: set `usd_per_1m_tokens` in this embedder's "
+                f"config, or add economics.prices.{model}.input_per_1m_usd.")
     return errors
 
 

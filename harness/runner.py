@@ -591,7 +591,8 @@ class Run:
             from harness.estimate import check_budget, estimate
 
             finished = {k for k, r in done.items() if r.error is None or not self.options.retry_errors}
-            check_budget(self.loaded, estimate(self.loaded, limit=self.options.limit, done=finished,
+            prepared = {name for name, setup in self.previous_setup.items() if setup.get("given")}
+            check_budget(self.loaded, estimate(self.loaded, limit=self.options.limit, done=finished, prepared=prepared,
                                                strategies=[s.name for s in self.selected]), self.spend.paid_usd)
         self._write("running", cases_file)  # a run.json exists from the start, even if this process is killed
         self.cache = ResponseCache(harness_home() / "cache" / "responses.sqlite") if self.options.use_cache else NoCache()

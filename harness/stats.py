@@ -158,8 +158,9 @@ def compare_paired(a: str, b: str, scores_a: Mapping[str, float], scores_b: Mapp
 
 def adjust(comparisons: list[PairedComparison]) -> list[PairedComparison]:
     """Holm-correct the p-values of comparisons made for one decision (in place; returned for chaining)."""
+    m = len(comparisons)
     for comparison, p in zip(comparisons, holm([c.p_value for c in comparisons]), strict=True):
         comparison.p_holm = p
-        if p >= comparison.alpha and comparison.cases_needed is None and comparison.diff != 0:
-            comparison.cases_needed = cases_needed(comparison.diff, comparison.sd_diff, alpha=comparison.alpha)
+        if p >= comparison.alpha and comparison.diff != 0:  # counted at Holm's strictest level, alpha / m
+            comparison.cases_needed = cases_needed(comparison.diff, comparison.sd_diff, alpha=comparison.alpha / m)
     return comparisons

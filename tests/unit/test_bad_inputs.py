@@ -279,6 +279,14 @@ def api_model_without_price(s: dict, tmp: Path) -> Expect:
                                 f"suite.yaml:{line_in(path, 'acme-llm-7')}", "economics"]
 
 
+def api_embedder_without_price(s: dict, tmp: Path) -> Expect:
+    write_jsonl(tmp / "corpus.jsonl", [{"id": "d1", "title": "t", "text": "some text"}])
+    s["strategies"].append({"name": "rag", "kind": "rag", "backend": "fake", "config": {
+        "corpus": "corpus.jsonl", "embedder": {"kind": "openai", "model": "acme-embed-2", "base_url": "http://127.0.0.1:9"}}})
+    path = dump(tmp, s)
+    return path, "suite.yaml", ["strategies[2].config.embedder", "acme-embed-2", "usd_per_1m_tokens"]
+
+
 def monthly_volume_zero(s: dict, tmp: Path) -> Expect:
     s["decision"] = {"monthly_requests": 0}
     path = dump(tmp, s)
@@ -358,6 +366,7 @@ BAD_INPUTS: list[Callable[[dict, Path], Expect]] = [
     negative_usd_per_hour,
     negative_model_price,
     api_model_without_price,
+    api_embedder_without_price,
     monthly_volume_zero,
     volume_range_reversed,
     input_field_missing,

@@ -284,3 +284,18 @@ def test_the_decision_recomputes_from_run_json_alone(tmp_path):
     zero = next(r for r in bigger.by_volume[0]["ranking"] if r["strategy"] == "zero")
     before = next(r for r in record.decision["by_volume"][0]["ranking"] if r["strategy"] == "zero")
     assert zero["monthly_usd"] == pytest.approx(before["monthly_usd"] * 100)  # no setup: cost scales with volume
+
+
+def test_a_baseline_with_nothing_to_compare_is_a_usage_error_and_ci_files_get_their_folders(tmp_path):
+    home = tmp_path / "home"
+    path = write_suite(tmp_path / "s", priced())
+    assert cli("compare", str(path), "--out", str(tmp_path / "before"), home=home).returncode == 0
+    other = priced()
+    other["strategies"] = [{"name": "renamed", "kind": "zero_shot", "backend": "fake"}]
+    other_path = write_suite(tmp_path / "o", other)
+    result = cli("compare", str(other_path), "--out", str(tmp_path / "after"), "--baseline", str(tmp_path / "before"),
+                 "--json", str(tmp_path / "ci" / "deep" / "out.json"), home=home)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert "none of its strategies (zero, few) is in this run (renamed)" in result.stderr
+    assert (tmp_path / "ci" / "deep").is_dir()  # the folder for --json was made before the run

@@ -533,3 +533,11 @@ def test_dedicated_hosting_keeps_one_machine_up_and_adds_machines_with_volume():
     assert local.monthly_usd(10_000_000, 12, dedicated=True) == pytest.approx(2 * 1460.0)
     # pay-per-use: only the busy time, $0.000278 a request
     assert local.monthly_usd(1_000, 12) == pytest.approx(1_000 * 0.5 / 3600 * 2.0)
+
+
+def test_prices_given_for_a_finetuned_model_name_are_that_models_prices():
+    suite = _suite_with_prices({"ft:gpt-4o-mini:org::x": {"input_per_1m_usd": 5.0, "output_per_1m_usd": 20.0}})
+    price = resolve_price("ft:gpt-4o-mini:org::x", suite)
+    assert price.finetuned
+    assert price.per_1m("input") == 5.0 and price.per_1m("output") == 20.0  # not the sheet's 0.30 / 1.20
+    assert price.price.training_per_1m_usd == 3.00  # the rest still from the base entry
