@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo test bench setup clean
+.PHONY: demo test bench setup clean browser
 
 setup: $(STAMP)
 
@@ -15,13 +15,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first and pinned: 2.13.0 is the CPU build on our machines; an unpinned torch pulls a multi-GB CUDA build.
 	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[local,rag,openai,eval,dev]"
+	$(PY) -m pip install --quiet -e ".[local,rag,openai,eval,report,dev]"
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: $(STAMP)
 	$(VENV)/bin/harness compare suites/quickstart/suite.yaml
 
-test: $(STAMP)
+# The report's browser test drives Debian's chromium (headless); installed here when missing.
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+	  || { echo "install chromium (Debian: apt-get install chromium) for the report's browser test"; exit 1; }
+
+test: $(STAMP) browser
 	$(PY) -m pytest
 
 bench: $(STAMP)

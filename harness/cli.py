@@ -164,6 +164,46 @@ def estimate(
 
 
 @app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="A run folder written by `harness compare`."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML report here (no network needed)."),
+    md: Optional[Path] = typer.Option(None, "--md", help="Write a Markdown report here (for a review or a pull request)."),
+    port: int = typer.Option(8501, "--port", help="Port of the Streamlit app."),
+    headless: bool = typer.Option(False, "--headless", help="Do not open a browser (serve only)."),
+) -> None:
+    """Open the decision report (Streamlit) on a run folder, or write it as static HTML / Markdown."""
+    import subprocess
+
+    from harness.errors import require
+    from harness.results import read_run
+
+    try:
+        read_run(run_dir)  # a missing, unreadable or older run folder is refused with its fix, before anything starts
+        if html or md:
+            require("altair", extra="report", purpose="harness report")
+            from reports.export import render_html, render_md
+
+            for path, render in ((html, render_html), (md, render_md)):
+                if path is not None:
+                    from harness.ci import writable
+
+                    writable(path, "--html" if render is render_html else "--md")
+                    path.write_text(render(run_dir), encoding="utf-8")
+                    typer.echo(f"wrote {path}")
+            return
+        require("streamlit", extra="report", purpose="harness report")
+    except HarnessError as exc:
+        _fail(exc)
+    import reports
+
+    app_path = Path(reports.__file__).with_name("app.py")
+    command = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.port", str(port),
+               "--server.headless", "true" if headless else "false", "--browser.gatherUsageStats", "false",
+               "--", str(run_dir)]
+    raise typer.Exit(subprocess.call(command))
+
+
+@app.command()
 def validate(suite: Path = typer.Argument(..., help="Suite file (or a folder holding suite.yaml).")) -> None:
     """Check the suite and its data files without touching any model."""
     from harness.load import load_suite

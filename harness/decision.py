@@ -514,3 +514,55 @@ def render_markdown(decision: dict[str, Any], *, suite_name: str = "") -> str:
 def _md(text: str) -> str:
     """Text from a run shown as text in Markdown: no table breaks, no HTML."""
     return str(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+@dataclass
+class WhatIf:
+    """Changes to a finished run's economics; None keeps the run's own figure."""
+
+    monthly_requests: int | tuple[int, int] | None = None
+    horizon_months: int | None = None
+    price_scale: float | None = None  # token prices x this (e.g. 0.5 for a provider's price cut)
+    usd_per_hour: float | None = None  # local devices' $/hour, in place of what the run used
+    training_usd: float | None = None  # each fine-tune's training cost, in place of what the run measured
+
+
+def what_if(record: Any, change: WhatIf | None = None) -> tuple[Decision, list[Option]]:
+    """The run's decision recomputed from its run.json (`harness.results.RunRecord`) with changed volume, prices,
+    $/hour, training cost or horizon: the same functions the run used, over the same paired comparisons.
+    Returns the decision and the options (strategies with their changed costs) it was made from."""
+    change = change or WhatIf()
+    import copy
+
+    from harness.suite import DecisionSpec, Suite
+
+    suite = Suite.model_validate(record.suite)
+    kinds = {s.name: s.kind for s in suite.strategies}
+    options = options_from_summaries(record.strategies, kinds, record.primary_metric)
+    for option in options:
+        summary = record.strategies[option.name]
+        cost = copy.copy(option.cost)
+        kind = (summary.cost.pricing.get("kind") if summary.cost else None)
+        if change.price_scale is not None and kind == "tokens" and cost.per_request_usd is not None:
+            cost.per_request_usd *= change.price_scale
+        if change.usd_per_hour is not None and kind == "device_hours" and cost.busy_s_per_request is not None:
+            old_rate = cost.device_usd_per_hour
+            cost.per_request_usd = cost.busy_s_per_request / 3600 * change.usd_per_hour
+            cost.device_usd_per_hour = change.usd_per_hour
+            if old_rate:  # setup measured in device time (training, indexing, dev answers) at the new rate too
+                timed = sum(i["usd"] for i in summary.cost.setup_items
+                            if str(i.get("basis", "")).startswith(("device hours", "busy time")))
+                cost.setup_usd += timed * (change.usd_per_hour / old_rate - 1)
+        if change.training_usd is not None and summary.cost:
+            trained = sum(i["usd"] for i in summary.cost.setup_items if i["what"] == "training")
+            if any(i["what"] == "training" for i in summary.cost.setup_items):
+                cost.setup_usd = cost.setup_usd - trained + change.training_usd
+        option.cost = cost
+    policy = (suite.decision or DecisionSpec()).model_copy()
+    if change.monthly_requests is not None:
+        policy = DecisionSpec.model_validate({**policy.model_dump(), "monthly_requests": change.monthly_requests})
+    if change.horizon_months is not None:
+        policy = DecisionSpec.model_validate({**policy.model_dump(), "horizon_months": change.horizon_months})
+    value = suite.economics.value if suite.economics else None
+    pairs = (record.decision or {}).get("pairs", [])
+    return decide(options, pairs, policy, metric=record.primary_metric, value=value, prices=record.prices), options

@@ -1,0 +1,252 @@
+"""The decision report: `harness report RUN_DIR` runs `streamlit run reports/app.py -- RUN_DIR`.
+
+Reads only the run folder (run.json, cases.jsonl, training logs). Model outputs and data are shown as text, never
+as Markdown or HTML. The what-if controls recompute the decision with harness.decision.what_if, the functions the
+run itself used.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from harness.decision import WhatIf, what_if
+from harness.errors import HarnessError
+
+PAGES = ["Verdict", "Leaderboard", "Cost", "Quality, latency, tokens", "Training", "Cases", "Manifest"]
+PAGE_SIZE = 50
+
+
+def run_dir_arg() -> Path | None:
+    args = [a for a in sys.argv[1:] if not a.startswith("-")]
+    value = args[0] if args else os.environ.get("HARNESS_REPORT_RUN")
+    return Path(value) if value else None
+
+
+def _stamp(run_dir: Path) -> tuple[float, float]:
+    files = [run_dir / "run.json", run_dir / "cases.jsonl"]
+    return tuple(f.stat().st_mtime if f.exists() else 0.0 for f in files)
+
+
+@st.cache_resource(show_spinner="Reading the run folder ...", max_entries=4)
+def _load(run_dir: str, stamp: tuple[float, float]):
+    from reports.data import load_run
+
+    return load_run(run_dir)
+
+
+def text(value: object) -> None:
+    """Data and model output as plain text (never interpreted as Markdown or HTML)."""
+    st.text("" if value is None else str(value))
+
+
+def md_escape(value: object) -> str:
+    out = str(value)
+    for ch in "\\`*_{}[]()#+-.!|<>~$":
+        out = out.replace(ch, "\\" + ch)
+    return out
+
+
+def page_verdict(view) -> None:
+    d = view.record.decision
+    st.header("Verdict")
+    if not d:
+        st.info("This run has no decision (no strategy finished).")
+        return
+    status = {"decided": st.success, "inconclusive": st.warning, "undecided": st.error}[d["status"]]
+    status(d["verdict"], icon=None)
+    st.caption(f"status: {d['status']} · primary metric: {d['metric']} · prices: sheet {d['prices'].get('version')} "
+               f"of {d['prices'].get('date')}")
+    st.subheader("Why")
+    for reason in d["reasons"]:
+        st.markdown("- " + md_escape(reason))
+    if d["uncertainty"]:
+        st.subheader("Uncertainty")
+        for line in d["uncertainty"]:
+            st.markdown("- " + md_escape(line))
+    if d["finetune"]:
+        st.subheader("Fine-tuning against each alternative")
+        st.dataframe(pd.DataFrame([{
+            "fine-tune": r["strategy"], "against": r["against"], "outcome": r["outcome"].replace("_", " "),
+            "saving per request $": r["saving_per_request_usd"], "extra setup $": r["extra_setup_usd"],
+            "payback (requests)": r["payback_requests"], "break-even (requests/month)": r["break_even_monthly_volume"],
+            "more cases needed": r["more_cases_needed"]} for r in d["finetune"]]), hide_index=True)
+
+
+def page_leaderboard(view) -> None:
+    from reports import charts
+
+    st.header("Leaderboard")
+    record = view.record
+    rows = []
+    for name, s in record.strategies.items():
+        row = {"strategy": name, "answers": s.n_done, "errors": s.n_errors}
+        for metric in view.metrics:
+            m = s.metrics.get(metric)
+            row[metric] = None if not m or m.mean is None else (
+                f"{m.mean:.3f} [{m.ci_low:.3f}, {m.ci_high:.3f}]" if m.ci_low is not None else f"{m.mean:.3f}")
+        rows.append(row)
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    st.altair_chart(charts.leaderboard(record, view.primary))
+    if record.comparisons:
+        st.subheader(f"Paired on the same cases: the best against each other strategy ({view.primary})")
+        st.dataframe(pd.DataFrame([{
+            "best": c["a"], "other": c["b"], "difference": c["diff"], "CI low": c["ci_low"], "CI high": c["ci_high"],
+            "better on": c["wins"], "worse on": c["losses"], "test": c["test"], "p (Holm)": c["p_holm"],
+            "settled": c["settled"], "cases to settle": c["cases_needed"]} for c in record.comparisons]), hide_index=True)
+
+
+def page_cost(view) -> None:
+    from reports import charts
+
+    st.header("Cost")
+    record = view.record
+    d = record.decision or {}
+    policy = d.get("policy") or {}
+    volumes = policy.get("monthly_requests", 100_000)
+    low = volumes[0] if isinstance(volumes, list) else volumes
+    st.caption("What if: change the figures; the decision is recomputed with the functions the run used.")
+    c1, c2, c3 = st.columns(3)
+    volume = c1.number_input("requests a month", min_value=1, value=int(low), step=1000, key="volume")
+    horizon = c2.number_input("horizon (months)", min_value=1, max_value=120, value=int(policy.get("horizon_months", 12)),
+                              key="horizon")
+    price_scale = c3.number_input("token prices x", min_value=0.0, value=1.0, step=0.1, key="price_scale")
+    c4, c5 = st.columns(2)
+    rate = c4.number_input("local device $/hour (0: as measured)", min_value=0.0, value=0.0, step=0.1, key="usd_per_hour")
+    training = c5.number_input("training cost $ (blank: as measured)", min_value=0.0, value=None, key="training_usd")
+    change = WhatIf(monthly_requests=int(volume), horizon_months=int(horizon),
+                    price_scale=price_scale if price_scale != 1.0 else None, usd_per_hour=rate or None,
+                    training_usd=training)
+    decision, options = what_if(record, change)
+    st.markdown("**" + md_escape(decision.verdict) + "**")
+    ranking = decision.by_volume[0]["ranking"]
+    st.dataframe(pd.DataFrame([{"strategy": r["strategy"], "quality": r["quality"], "$ per request": r["per_request_usd"],
+                                "setup $": r["setup_usd"], "$ a month": r["monthly_usd"], "p95 s": r["p95_s"]}
+                               for r in ranking]), hide_index=True)
+    if decision.finetune:
+        st.dataframe(pd.DataFrame([{"fine-tune": r["strategy"], "against": r["against"], "outcome": r["outcome"],
+                                    "payback (requests)": r["payback_requests"],
+                                    "break-even (requests/month)": r["break_even_monthly_volume"]}
+                                   for r in decision.finetune]), hide_index=True, key="breakeven")
+    st.altair_chart(charts.monthly_cost(options, decision, horizon=int(horizon),
+                                        dedicated=bool(policy.get("dedicated_hosting"))))
+    st.subheader("What each strategy's costs are made of")
+    for name, s in record.strategies.items():
+        if s.cost:
+            with st.expander(name):
+                st.json(s.cost.model_dump(mode="json"), expanded=False)
+
+
+def page_quality_latency(view) -> None:
+    from reports import charts
+
+    st.header("Quality against cost, latency, tokens")
+    _, options = what_if(view.record)
+    st.altair_chart(charts.pareto(options, view.primary))
+    st.dataframe(pd.DataFrame([{"strategy": n, "p50 s": s.latency.p50_s, "p95 s": s.latency.p95_s,
+                                "p99 s": s.latency.p99_s, "TTFT p50 s": s.latency.ttft_p50_s,
+                                "output tok/s": s.throughput_output_tok_s, "measured": s.latency.how}
+                               for n, s in view.record.strategies.items()]), hide_index=True)
+    st.altair_chart(charts.latency_cdf(view.cases))
+    st.altair_chart(charts.tokens(view.record))
+
+
+def page_training(view) -> None:
+    from reports import charts
+
+    st.header("Training")
+    tuned = {n: s for n, s in view.record.strategies.items() if (s.setup.get("given") or {}).get("tuner")}
+    if not tuned:
+        st.info("No strategy in this run was fine-tuned.")
+        return
+    for name, s in tuned.items():
+        given = s.setup["given"]
+        st.subheader(name)
+        chosen = given.get("chosen") or {}
+        stats = given.get("training") or {}
+        st.write(f"tuner {given.get('tuner')}, {given.get('epochs_trained')} epochs; chosen: epoch {chosen.get('epoch')} "
+                 f"(step {chosen.get('step')}, dev score {chosen.get('dev_score')}, on {chosen.get('on')}); "
+                 f"training {stats.get('wall_s', 0):.0f} s on {stats.get('device')}, cost ${given.get('training_cost_usd') or 0:.4f}")
+        logs = view.training.get(name, {})
+        if logs.get("curve"):
+            st.altair_chart(charts.loss_curve(logs["curve"]))
+        if logs.get("epochs"):
+            st.altair_chart(charts.dev_scores(logs["epochs"], chosen.get("step")))
+
+
+def page_cases(view) -> None:
+    from reports.data import disagreements
+
+    st.header("Cases")
+    only = st.radio("show", ["disagree", "failed", "all"], horizontal=True, key="case_filter",
+                    format_func={"disagree": "where strategies disagree or fail", "failed": "where any strategy fails",
+                                 "all": "all"}.get)
+    table = disagreements(view, only=only)
+    pages = max(1, -(-len(table) // PAGE_SIZE))
+    page = st.number_input(f"page (of {pages}, {len(table)} cases)", min_value=1, max_value=pages, value=1, key="page")
+    shown = table.iloc[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+    st.dataframe(shown, hide_index=True)
+    if shown.empty:
+        return
+    case_id = st.selectbox("case", list(shown["case_id"]), key="case")
+    lines = view.case_detail(case_id)
+    if not lines:
+        return
+    st.markdown("**input**")
+    text(lines[0].get("input") if isinstance(lines[0].get("input"), str) else lines[0].get("input"))
+    st.markdown("**target**")
+    text(lines[0].get("target"))
+    columns = st.columns(len(lines))
+    for column, line in zip(columns, sorted(lines, key=lambda x: (x["strategy"], x["repeat"])), strict=True):
+        with column:
+            st.markdown(f"**{md_escape(line['strategy'])}**" + (f" (repeat {line['repeat']})" if line["repeat"] else ""))
+            if line.get("error"):
+                st.error("error: " + str(line["error"]), icon=None)
+            text(line.get("output"))
+            st.caption(", ".join(f"{k} {v.get('value')}" for k, v in (line.get("scores") or {}).items()))
+            retrieval = (line.get("meta") or {}).get("retrieval")
+            if retrieval:
+                with st.expander(f"retrieved ({len(retrieval.get('texts') or [])})"):
+                    for chunk_id, passage in zip(retrieval.get("chunk_ids") or [], retrieval.get("texts") or [], strict=False):
+                        st.caption(str(chunk_id))
+                        text(passage)
+            with st.expander("prompt"):
+                text(line.get("prompt"))
+
+
+def page_manifest(view) -> None:
+    st.header("Manifest")
+    r = view.record
+    st.write(f"harness {r.harness_version}, run schema {r.schema_version}, status {r.status}; started {r.started_at}, "
+             f"finished {r.finished_at}; suite {r.suite_path} (sha256 {r.suite_sha256[:16]}...)")
+    st.json(r.manifest, expanded=False)
+    st.subheader("Prices")
+    st.json(r.prices, expanded=False)
+    st.subheader("Counts and options")
+    st.json(r.options, expanded=False)
+
+
+def main() -> None:
+    st.set_page_config(page_title="harness report", layout="wide")
+    run_dir = run_dir_arg()
+    if run_dir is None:
+        st.error("No run folder given. Run: harness report RUN_DIR")
+        st.stop()
+    try:
+        view = _load(str(run_dir), _stamp(run_dir))
+    except HarnessError as exc:
+        st.error(str(exc))
+        st.stop()
+    st.sidebar.title(view.record.suite_name)
+    st.sidebar.caption(f"{run_dir} · {view.record.status}")
+    page = st.sidebar.radio("page", PAGES, key="page_name")
+    {"Verdict": page_verdict, "Leaderboard": page_leaderboard, "Cost": page_cost,
+     "Quality, latency, tokens": page_quality_latency, "Training": page_training, "Cases": page_cases,
+     "Manifest": page_manifest}[page](view)
+
+
+main()

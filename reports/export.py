@@ -1,0 +1,151 @@
+"""Static reports of a run folder: one self-contained HTML file (charts as inline SVG, no script, no network) and
+a Markdown file for a review or a pull request. Every text from the run is escaped."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+from harness.decision import render_markdown, what_if
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em} h2{margin-top:1.8em;border-bottom:1px solid #ddd;padding-bottom:.2em}
+.verdict{font-size:1.15em;padding:.8em 1em;border-radius:6px;margin:1em 0}
+.decided{background:#e8f5e9;border:1px solid #66bb6a}.inconclusive{background:#fff8e1;border:1px solid #ffb300}
+.undecided{background:#ffebee;border:1px solid #e53935}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em} td,th{border:1px solid #ddd;padding:.3em .6em;text-align:left;vertical-align:top}
+th{background:#f5f5f5} pre{white-space:pre-wrap;background:#fafafa;border:1px solid #eee;padding:.4em;margin:0;max-width:340px}
+.muted{color:#666;font-size:.9em} figure{margin:1em 0}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _num(value: Any, spec: str = ".3f") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return format(value, spec)
+    return _e(value)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _svg(chart) -> str:
+    """An Altair chart as inline SVG (rendered here by vl-convert: no JavaScript in the page)."""
+    import vl_convert as vlc
+
+    svg = vlc.vegalite_to_svg(chart.to_dict())
+    return f"<figure>{svg}</figure>"
+
+
+def render_html(run_dir: str | Path, *, cases_shown: int = 25) -> str:
+    from reports import charts
+    from reports.data import disagreements, load_run
+
+    view = load_run(run_dir)
+    r = view.record
+    d = r.decision or {}
+    metric = view.primary
+    out = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_e(r.suite_name)}: decision report</title>"
+           f"<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">"
+           f"<style>{CSS}</style></head><body>",
+           f"<h1>{_e(r.suite_name)}: decision report</h1>",
+           f"<p class='muted'>run {_e(r.status)}, {_e(r.finished_at)}; harness {_e(r.harness_version)}; prices: sheet "
+           f"{_e(r.prices.get('version'))} of {_e(r.prices.get('date'))}</p>"]
+    if d:
+        out.append(f"<div class='verdict {_e(d['status'])}'>{_e(d['verdict'])}</div>")
+        out.append("<h2>Why</h2><ul>" + "".join(f"<li>{_e(x)}</li>" for x in d["reasons"]) + "</ul>")
+        if d["uncertainty"]:
+            out.append("<h2>Uncertainty</h2><ul>" + "".join(f"<li>{_e(x)}</li>" for x in d["uncertainty"]) + "</ul>")
+    rows = []
+    for name, s in r.strategies.items():
+        cells = [_e(name), _e(s.n_done), _e(s.n_errors)]
+        for m in view.metrics:
+            ms = s.metrics.get(m)
+            cells.append("-" if not ms or ms.mean is None else
+                         f"{ms.mean:.3f}" + (f" [{ms.ci_low:.3f}, {ms.ci_high:.3f}]" if ms.ci_low is not None else ""))
+        rows.append(cells)
+    out += ["<h2>Leaderboard</h2>", _table(["strategy", "answers", "errors", *view.metrics], rows),
+            _svg(charts.leaderboard(r, metric))]
+    if r.comparisons:
+        out.append(_table(["best", "other", "difference [95% CI]", "better on", "worse on", "test", "p (Holm)", "settled"],
+                          [[_e(c["a"]), _e(c["b"]), f"{c['diff']:+.3f} [{_num(c['ci_low'], '+.3f')}, {_num(c['ci_high'], '+.3f')}]",
+                            _e(c["wins"]), _e(c["losses"]), _e(c["test"]), _num(c["p_holm"], ".2g"), _e(c["settled"])]
+                           for c in r.comparisons]))
+    decision, options = what_if(r)
+    out.append("<h2>Cost</h2>")
+    for b in decision.by_volume:
+        out.append(f"<p>At {b['volume']:,} requests a month: <b>{_e(b['winner'] or 'no winner')}</b> ({_e(b['status'])})</p>")
+        out.append(_table(["strategy", "quality", "$ per request", "setup $", "$ a month", "p95 s"],
+                          [[_e(x["strategy"]), _num(x["quality"]), _num(x["per_request_usd"], ".3g"), _num(x["setup_usd"], ".3g"),
+                            _num(x["monthly_usd"], ".3g"), _num(x["p95_s"], ".2f")] for x in b["ranking"]]))
+    if decision.finetune:
+        out.append(_table(["fine-tune", "against", "outcome", "payback (requests)", "break-even (requests/month)", "reason"],
+                          [[_e(x["strategy"]), _e(x["against"]), _e(x["outcome"].replace("_", " ")),
+                            _num(x["payback_requests"], ",.0f"), _num(x["break_even_monthly_volume"], ",.0f"), _e(x["reason"])]
+                           for x in decision.finetune]))
+    policy = d.get("policy") or {}
+    out += [_svg(charts.monthly_cost(options, decision, horizon=int(policy.get("horizon_months", 12)),
+                                     dedicated=bool(policy.get("dedicated_hosting")))),
+            "<h2>Quality against cost, latency, tokens</h2>", _svg(charts.pareto(options, metric)),
+            _table(["strategy", "p50 s", "p95 s", "p99 s", "output tok/s", "measured"],
+                   [[_e(n), _num(s.latency.p50_s, ".2f"), _num(s.latency.p95_s, ".2f"), _num(s.latency.p99_s, ".2f"),
+                     _num(s.throughput_output_tok_s, ".1f"), _e(s.latency.how)] for n, s in r.strategies.items()]),
+            _svg(charts.latency_cdf(view.cases)), _svg(charts.tokens(r))]
+    for name, logs in view.training.items():
+        given = r.strategies[name].setup.get("given") or {}
+        chosen = given.get("chosen") or {}
+        out.append(f"<h2>Training: {_e(name)}</h2><p>chosen epoch {_e(chosen.get('epoch'))} (dev score "
+                   f"{_num(chosen.get('dev_score'))}, on {_e(chosen.get('on'))}); training cost "
+                   f"${_num(given.get('training_cost_usd'), '.4f')}</p>")
+        if logs.get("curve"):
+            out.append(_svg(charts.loss_curve(logs["curve"])))
+        if logs.get("epochs"):
+            out.append(_svg(charts.dev_scores(logs["epochs"], chosen.get("step"))))
+    table = disagreements(view, only="disagree").head(cases_shown)
+    strategies = [c for c in table.columns if c in r.strategies]
+    out.append(f"<h2>Cases where strategies disagree (first {len(table)})</h2>")
+    out.append(_table(["case", "input", "target", *strategies],
+                      [[_e(row["case_id"]), f"<pre>{_e(row['input'])}</pre>", f"<pre>{_e(row['target'])}</pre>",
+                        *[_num(row[s]) for s in strategies]] for _, row in table.iterrows()]))
+    out.append("<h2>Manifest</h2><pre style='max-width:none'>" + _e(_manifest_text(r.manifest)) + "</pre>")
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def _manifest_text(manifest: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(manifest, indent=1, ensure_ascii=False, default=str)
+
+
+def render_md(run_dir: str | Path) -> str:
+    from reports.data import load_run
+
+    view = load_run(run_dir)
+    r = view.record
+    parts = [render_markdown(r.decision, suite_name=r.suite_name) if r.decision else f"# {r.suite_name}\n\nNo decision."]
+    header = ["strategy", "answers", "errors", *view.metrics, "p95 s", "$ per 1,000 requests"]
+    lines = ["## Leaderboard", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, s in r.strategies.items():
+        cells = [name, str(s.n_done), str(s.n_errors)]
+        for m in view.metrics:
+            ms = s.metrics.get(m)
+            cells.append("-" if not ms or ms.mean is None else
+                         f"{ms.mean:.3f}" + (f" [{ms.ci_low:.3f}, {ms.ci_high:.3f}]" if ms.ci_low is not None else ""))
+        cells.append(_num(s.latency.p95_s, ".2f"))
+        cells.append("-" if not s.cost or s.cost.per_request_usd is None else f"{s.cost.per_request_usd * 1000:.4g}")
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    parts.append("\n".join(lines))
+    parts.append(f"_Run {r.status}, harness {r.harness_version}, prices: sheet {r.prices.get('version')} of "
+                 f"{r.prices.get('date')}._")
+    return "\n\n".join(parts) + "\n"
