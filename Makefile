@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(PY) bench/finetune_cpu.py
 	$(PY) bench/rag_index.py
 	$(PY) bench/rag_judge.py
+	$(PY) bench/report_load.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
