@@ -172,8 +172,6 @@ def report(
     headless: bool = typer.Option(False, "--headless", help="Do not open a browser (serve only)."),
 ) -> None:
     """Open the decision report (Streamlit) on a run folder, or write it as static HTML / Markdown."""
-    import subprocess
-
     from harness.errors import require
     from harness.results import read_run
 
@@ -200,7 +198,10 @@ def report(
     command = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.port", str(port),
                "--server.headless", "true" if headless else "false", "--browser.gatherUsageStats", "false",
                "--", str(run_dir)]
-    raise typer.Exit(subprocess.call(command))
+    os.environ["HARNESS_REPORT_RUN"] = str(run_dir)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, command)  # this process becomes the server: signals reach it, nothing is orphaned
 
 
 @app.command()

@@ -22,8 +22,11 @@ PAGE_SIZE = 50
 
 
 def run_dir_arg() -> Path | None:
-    args = [a for a in sys.argv[1:] if not a.startswith("-")]
-    value = args[0] if args else os.environ.get("HARNESS_REPORT_RUN")
+    """The run folder: HARNESS_REPORT_RUN (set by `harness report`), else the argument after `streamlit run app.py --`."""
+    value = os.environ.get("HARNESS_REPORT_RUN")
+    if not value:
+        args = [a for a in sys.argv[1:] if not a.startswith("-")]
+        value = args[0] if args else None
     return Path(value) if value else None
 
 
@@ -58,7 +61,7 @@ def page_verdict(view) -> None:
         st.info("This run has no decision (no strategy finished).")
         return
     status = {"decided": st.success, "inconclusive": st.warning, "undecided": st.error}[d["status"]]
-    status(d["verdict"], icon=None)
+    status(md_escape(d["verdict"]))  # escaped: "$" would start math, "[...]" a link
     st.caption(f"status: {d['status']} · primary metric: {d['metric']} · prices: sheet {d['prices'].get('version')} "
                f"of {d['prices'].get('date')}")
     st.subheader("Why")
@@ -179,7 +182,7 @@ def page_training(view) -> None:
 
 
 def page_cases(view) -> None:
-    from reports.data import disagreements
+    from reports.data import disagreements, input_text
 
     st.header("Cases")
     only = st.radio("show", ["disagree", "failed", "all"], horizontal=True, key="case_filter",
@@ -197,7 +200,7 @@ def page_cases(view) -> None:
     if not lines:
         return
     st.markdown("**input**")
-    text(lines[0].get("input") if isinstance(lines[0].get("input"), str) else lines[0].get("input"))
+    text(input_text(lines[0].get("input")))
     st.markdown("**target**")
     text(lines[0].get("target"))
     columns = st.columns(len(lines))
@@ -205,14 +208,14 @@ def page_cases(view) -> None:
         with column:
             st.markdown(f"**{md_escape(line['strategy'])}**" + (f" (repeat {line['repeat']})" if line["repeat"] else ""))
             if line.get("error"):
-                st.error("error: " + str(line["error"]), icon=None)
+                st.error("error: " + md_escape(line["error"]))
             text(line.get("output"))
             st.caption(", ".join(f"{k} {v.get('value')}" for k, v in (line.get("scores") or {}).items()))
             retrieval = (line.get("meta") or {}).get("retrieval")
             if retrieval:
                 with st.expander(f"retrieved ({len(retrieval.get('texts') or [])})"):
                     for chunk_id, passage in zip(retrieval.get("chunk_ids") or [], retrieval.get("texts") or [], strict=False):
-                        st.caption(str(chunk_id))
+                        st.caption(md_escape(chunk_id))
                         text(passage)
             with st.expander("prompt"):
                 text(line.get("prompt"))
@@ -249,4 +252,5 @@ def main() -> None:
      "Manifest": page_manifest}[page](view)
 
 
-main()
+if __name__ == "__main__":  # streamlit runs this file as __main__; importing it (PAGES) runs nothing
+    main()

@@ -113,10 +113,20 @@ def render_html(run_dir: str | Path, *, cases_shown: int = 25) -> str:
             out.append(_svg(charts.dev_scores(logs["epochs"], chosen.get("step"))))
     table = disagreements(view, only="disagree").head(cases_shown)
     strategies = [c for c in table.columns if c in r.strategies]
-    out.append(f"<h2>Cases where strategies disagree (first {len(table)})</h2>")
+    first = view.cases[view.cases["repeat"] == 0].set_index(["case_id", "strategy"])
+    out.append(f"<h2>Cases where strategies disagree (first {len(table)}): each answer with its {_e(metric)}</h2>")
+
+    def answer(case_id: str, strategy: str, score: Any) -> str:
+        try:
+            row = first.loc[(case_id, strategy)]
+        except KeyError:
+            return "-"
+        said = row["output"] if row["error"] is None or row["error"] != row["error"] else f"error: {row['error']}"
+        return f"<pre>{_e(said)}</pre>{_num(score)}"
+
     out.append(_table(["case", "input", "target", *strategies],
                       [[_e(row["case_id"]), f"<pre>{_e(row['input'])}</pre>", f"<pre>{_e(row['target'])}</pre>",
-                        *[_num(row[s]) for s in strategies]] for _, row in table.iterrows()]))
+                        *[answer(row["case_id"], s, row[s]) for s in strategies]] for _, row in table.iterrows()]))
     out.append("<h2>Manifest</h2><pre style='max-width:none'>" + _e(_manifest_text(r.manifest)) + "</pre>")
     out.append("</body></html>")
     return "\n".join(out)
