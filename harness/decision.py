@@ -148,7 +148,8 @@ class Decision:
         return asdict(self)
 
 
-def _usd(x: float | None) -> str:
+def usd(x: float | None) -> str:
+    """Dollars as the decision writes them: $1,241, $2.31, $0.024, $0.0000048."""
     if x is None:
         return "unknown"
     if x == 0:
@@ -167,6 +168,8 @@ def _usd(x: float | None) -> str:
 def _count(x: float | None) -> str:
     if x is None:
         return "never"
+    if x <= 1:
+        return "1"
     if x >= 1e6:
         return f"{x / 1e6:,.1f}M"
     return f"{math.ceil(x):,}"
@@ -244,7 +247,7 @@ def _rank_at(options: list[Option], pairs: list[dict[str, Any]], policy: Decisio
         order = sorted(eligible, key=lambda o: -(worth[o.name] if worth[o.name] is not None else -math.inf))
         winner = order[0]
         result.update(winner=winner.name, status="decided",
-                      why=f"highest net value: {_usd(worth[winner.name])} a month")
+                      why=f"highest net value: {usd(worth[winner.name])} a month")
         spread = value.correct_usd + value.wrong_usd
         for other in order[1:]:
             pair = find_pair(pairs, winner.name, other.name)
@@ -283,7 +286,7 @@ def _rank_at(options: list[Option], pairs: list[dict[str, Any]], policy: Decisio
         result["why"] = "best quality" + ("" if len(contenders) == 1 else ", and cheapest of those as good")
     else:
         result["why"] = (f"as good as {best.name} (within the minimum gain of {policy.min_gain:g}) and cheaper: "
-                         f"{_usd(cost[winner.name])} against {_usd(cost[best.name])} a month")
+                         f"{usd(cost[winner.name])} against {usd(cost[best.name])} a month")
     if unsure:
         # the comparison that needs the most cases is the one that keeps the decision open longest
         other = max(unsure, key=lambda o: (more_cases(find_pair(pairs, best.name, o.name)) or 0, -dearer(o.name)))
@@ -339,39 +342,39 @@ def _finetune_vs(f: Option, a: Option, pairs: list[dict[str, Any]], policy: Deci
         reason = (f"quality against {a.name} is not settled ({diff}): "
                   + (f"about {n:,} more test cases needed" if n else "more test cases needed"))
         if saving > 0:
-            reason += (f"; it is cheaper per request ({_usd(cf)} against {_usd(ca)}) and would pay back its extra "
-                       f"setup after {_count(payback)} requests if it is as good")
+            reason += (f"; it is cheaper per request ({usd(cf)} against {usd(ca)}) and would pay back its extra "
+                       f"setup after {_count(payback)} request{'' if payback is not None and payback <= 1 else 's'} if it is as good")
         else:
-            reason += f"; it costs more per request ({_usd(cf)} against {_usd(ca)}), so only better quality can pay"
+            reason += f"; it costs more per request ({usd(cf)} against {usd(ca)}), so only better quality can pay"
     elif rel == "better":
         if cheaper_at_volume:
             outcome = "pays_off"
             reason = (f"better ({diff}) and no dearer at {vol}"
-                      + (f"; pays back its extra setup of {_usd(extra)} after {_count(payback)} requests"
+                      + (f"; pays back its extra setup of {usd(extra)} after {_count(payback)} request{'' if payback is not None and payback <= 1 else 's'}"
                          if extra > 0 and payback is not None else ""))
         else:
             outcome = "better_at_a_price"
             extra_month = -(at[0]["monthly_saving_usd"] or 0)
-            reason = f"better ({diff}) but {_usd(extra_month)} a month dearer at {policy.volumes[0]:,} requests"
+            reason = f"better ({diff}) but {usd(extra_month)} a month dearer at {policy.volumes[0]:,} requests"
             if value is not None and pair is not None:
                 gain = policy.volumes[0] * pair["diff"] * (value.correct_usd + value.wrong_usd)
-                reason += f"; the better answers are worth {_usd(gain)} a month"
+                reason += f"; the better answers are worth {usd(gain)} a month"
     elif saving <= 0:
         outcome = "never"
-        reason = (f"costs more per request ({_usd(cf)} against {_usd(ca)}) and wins nothing on quality ({diff}), "
+        reason = (f"costs more per request ({usd(cf)} against {usd(ca)}) and wins nothing on quality ({diff}), "
                   "so it pays back at no volume")
     elif rel == "worse":
         outcome = "worse_but_cheaper"
-        reason = f"worse ({diff}) though cheaper per request ({_usd(cf)} against {_usd(ca)})"
+        reason = f"worse ({diff}) though cheaper per request ({usd(cf)} against {usd(ca)})"
     elif cheaper_at_volume:
         outcome = "pays_off"
-        reason = (f"as good ({diff}) and cheaper per request ({_usd(cf)} against {_usd(ca)}): pays back its extra "
-                  f"setup of {_usd(extra)} after {_count(payback)} requests"
+        reason = (f"as good ({diff}) and cheaper per request ({usd(cf)} against {usd(ca)}): pays back its extra "
+                  f"setup of {usd(extra)} after {_count(payback)} request{'' if payback is not None and payback <= 1 else 's'}"
                   + (f", within {at[0]['payback_months']:.1f} months at {policy.volumes[0]:,} a month"
                      if at[0]["payback_months"] is not None and extra > 0 else ""))
     else:
         outcome = "not_needed"
-        reason = (f"{a.name} is as good ({diff}) and cheaper at {vol}; fine-tuning saves {_usd(saving)} per request "
+        reason = (f"{a.name} is as good ({diff}) and cheaper at {vol}; fine-tuning saves {usd(saving)} per request "
                   f"but pays off only from {_count(volume_be)} requests a month")
     row.update(outcome=outcome, reason=reason)
     return row
@@ -414,7 +417,7 @@ def _explain(d: Decision, options: list[Option], policy: DecisionSpec, value: Va
         d.status = "decided"
         d.winner = first["winner"]
         w = next(o for o in options if o.name == d.winner)
-        costs = [_usd(next(r for r in b["ranking"] if r["strategy"] == d.winner)["monthly_usd"]) for b in d.by_volume]
+        costs = [usd(next(r for r in b["ranking"] if r["strategy"] == d.winner)["monthly_usd"]) for b in d.by_volume]
         d.verdict = (f"At {vols} requests a month, {d.winner} wins: {d.metric} {_q(w)}, {' to '.join(costs)} a month "
                      f"({first['why']}).")
     ft_lines = {"pays_off": "pays off", "never": "never pays off", "not_needed": "is not needed",
@@ -433,17 +436,17 @@ def _explain(d: Decision, options: list[Option], policy: DecisionSpec, value: Va
     by_name = {o.name: o for o in options}
     for row in first["ranking"]:
         o = by_name[row["strategy"]]
-        parts = [f"{d.metric} {_q(o)}", f"{_usd(o.cost.per_request_usd)} per request"]
+        parts = [f"{d.metric} {_q(o)}", f"{usd(o.cost.per_request_usd)} per request"]
         if o.cost.setup_usd:
-            parts.append(f"{_usd(o.cost.setup_usd)} setup")
+            parts.append(f"{usd(o.cost.setup_usd)} setup")
         if o.cost.hosting_usd_per_hour:
-            parts.append(f"{_usd(o.cost.hosting_usd_per_hour)}/h hosting")
-        parts.append(f"{_usd(row['monthly_usd'])} a month at {first['volume']:,} requests")
+            parts.append(f"{usd(o.cost.hosting_usd_per_hour)}/h hosting")
+        parts.append(f"{usd(row['monthly_usd'])} a month at {first['volume']:,} requests")
         if row["net_value_month_usd"] is not None:
             low, high = row.get("net_value_ci_usd") or (None, None)
-            ci = f" [{_usd(low)}, {_usd(high)}]" if low is not None and high is not None else ""
-            parts.append(f"net value {_usd(row['net_value_per_request_usd'])} a request{ci}, "
-                         f"{_usd(row['net_value_month_usd'])} a month")
+            ci = f" [{usd(low)}, {usd(high)}]" if low is not None and high is not None else ""
+            parts.append(f"net value {usd(row['net_value_per_request_usd'])} a request{ci}, "
+                         f"{usd(row['net_value_month_usd'])} a month")
             if row.get("break_even_accuracy") is not None:
                 parts.append(f"loses money below {d.metric} {row['break_even_accuracy']:.3f}")
         if o.p95_s is not None:
@@ -469,8 +472,8 @@ def _explain(d: Decision, options: list[Option], policy: DecisionSpec, value: Va
         d.uncertainty.append(f"with {max(p['n'] for p in d.pairs)} test cases, the smallest difference these paired "
                              f"tests reliably detect (80% power) is about {min(mdd):.3f} to {max(mdd):.3f}")
     if value is not None:
-        d.uncertainty.append(f"value of outcomes: a right answer is worth {_usd(value.correct_usd)}, a wrong one costs "
-                             f"{_usd(value.wrong_usd)} on average; {d.metric} is taken as the rate of right answers")
+        d.uncertainty.append(f"value of outcomes: a right answer is worth {usd(value.correct_usd)}, a wrong one costs "
+                             f"{usd(value.wrong_usd)} on average; {d.metric} is taken as the rate of right answers")
     if d.prices:
         d.uncertainty.append(f"prices from the price sheet {d.prices.get('version')} of {d.prices.get('date')}"
                              + (" with the suite's overrides" if d.prices.get("overrides") else ""))
@@ -493,8 +496,8 @@ def render_markdown(decision: dict[str, Any], *, suite_name: str = "") -> str:
             ci = f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]" if r["ci_low"] is not None and r["ci_high"] is not None else ""
             quality = "-" if r["quality"] is None else f"{r['quality']:.3f}"
             p95 = "-" if r["p95_s"] is None else f"{r['p95_s']:.2f}"
-            out.append(f"| {_md(r['strategy'])} | {quality} | {ci} | {_usd(r['per_request_usd'])} | {_usd(r['setup_usd'])} "
-                       f"| {_usd(r['monthly_usd'])} | {p95} | {'yes' if r['meets_slo'] else 'no'} |")
+            out.append(f"| {_md(r['strategy'])} | {quality} | {ci} | {usd(r['per_request_usd'])} | {usd(r['setup_usd'])} "
+                       f"| {usd(r['monthly_usd'])} | {p95} | {'yes' if r['meets_slo'] else 'no'} |")
         out.append("")
     if d["finetune"]:
         out += ["## Fine-tuning against each alternative", "",
@@ -502,7 +505,7 @@ def render_markdown(decision: dict[str, Any], *, suite_name: str = "") -> str:
                 "|---|---|---|---|---|---|---|"]
         for r in d["finetune"]:
             out.append(f"| {_md(r['strategy'])} | {_md(r['against'])} | {r['outcome'].replace('_', ' ')} | "
-                       f"{_usd(r['saving_per_request_usd'])} | {_usd(r['extra_setup_usd'])} | {_count(r['payback_requests'])} | "
+                       f"{usd(r['saving_per_request_usd'])} | {usd(r['extra_setup_usd'])} | {_count(r['payback_requests'])} | "
                        f"{_count(r['break_even_monthly_volume'])} |")
         out.append("")
     out += ["## Reasons", ""] + [f"- {_md(x)}" for x in d["reasons"]] + [""]

@@ -7,7 +7,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from harness.decision import render_markdown, what_if
+from harness.decision import render_markdown, usd, what_if
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -86,8 +86,8 @@ def render_html(run_dir: str | Path, *, cases_shown: int = 25) -> str:
     for b in decision.by_volume:
         out.append(f"<p>At {b['volume']:,} requests a month: <b>{_e(b['winner'] or 'no winner')}</b> ({_e(b['status'])})</p>")
         out.append(_table(["strategy", "quality", "$ per request", "setup $", "$ a month", "p95 s"],
-                          [[_e(x["strategy"]), _num(x["quality"]), _num(x["per_request_usd"], ".3g"), _num(x["setup_usd"], ".3g"),
-                            _num(x["monthly_usd"], ".3g"), _num(x["p95_s"], ".2f")] for x in b["ranking"]]))
+                          [[_e(x["strategy"]), _num(x["quality"]), _e(usd(x["per_request_usd"])), _e(usd(x["setup_usd"])),
+                            _e(usd(x["monthly_usd"])), _num(x["p95_s"], ".2f")] for x in b["ranking"]]))
     if decision.finetune:
         out.append(_table(["fine-tune", "against", "outcome", "payback (requests)", "break-even (requests/month)", "reason"],
                           [[_e(x["strategy"]), _e(x["against"]), _e(x["outcome"].replace("_", " ")),
