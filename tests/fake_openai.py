@@ -1,19 +1,27 @@
-"""A local server that speaks the parts of the OpenAI API the tests need (chat completions, embeddings), so the
-real `openai` SDK is exercised without a network. Scripted per test; counts every request it receives."""
+"""A local ASGI server (starlette + uvicorn) that speaks the parts of the OpenAI API the tests need, so the real
+`openai` SDK is exercised without a network: chat completions (streamed as server-sent events or not, with usage),
+embeddings. Scripted per test; it injects faults at a set rate (429 with Retry-After, 500, slow answers, dropped
+connections, malformed bodies) and counts every request it receives and every answer it completed, so tests can
+prove no case was paid twice.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import random
 import re
+import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 DIM = 64
+FAULTS = ("429", "500", "slow", "drop", "malformed")
 
 
 def bag_of_words(text: str) -> list[float]:
@@ -24,71 +32,190 @@ def bag_of_words(text: str) -> list[float]:
     return vec
 
 
+def body_key(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+
 @dataclass
 class Script:
     # (request body) -> reply text for chat completions; raise LookupError for "no rule" (answered with 400)
     chat: Callable[[dict[str, Any]], str] = lambda body: ""
-    fail_first: int = 0  # answer the first N requests with HTTP 500 (the SDK retries them)
+    fail_first: int = 0  # answer the first N requests with HTTP 500 (clients retry them)
+    latency_s: float = 0.0  # added to every answer
+    faults: dict[str, float] = field(default_factory=dict)  # fault -> probability per request (see FAULTS)
+    retry_after_s: float = 0.2  # what a 429 asks the client to wait
+    slow_s: float = 5.0  # how long a "slow" answer takes
+    seed: int = 0
     requests: list[dict[str, Any]] = field(default_factory=list)
+    completed: Counter = field(default_factory=Counter)  # body key -> answers delivered in full (status 200)
+    injected: Counter = field(default_factory=Counter)  # fault -> times injected
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def __post_init__(self):
+        unknown = set(self.faults) - set(FAULTS)
+        if unknown:
+            raise ValueError(f"unknown faults {sorted(unknown)}; known: {FAULTS}")
+        self._rng = random.Random(self.seed)
 
-def _handler(script: Script):
-    class Handler(BaseHTTPRequestHandler):
-        def _send(self, status: int, payload: dict[str, Any]) -> None:
-            raw = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
+    def fault(self) -> str | None:
+        with self.lock:
+            draw = self._rng.random()
+        edge = 0.0
+        for name in FAULTS:
+            edge += self.faults.get(name, 0.0)
+            if draw < edge:
+                return name
+        return None
 
-        def do_POST(self):  # noqa: N802
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            with script.lock:
-                script.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-                failing = len(script.requests) <= script.fail_first
-            if failing:
-                return self._send(500, {"error": {"message": "injected failure", "type": "server_error"}})
-            if self.path.endswith("/embeddings"):
-                texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
-                n = sum(len(t.split()) for t in texts)
-                return self._send(200, {"object": "list", "model": body["model"], "usage": {"prompt_tokens": n, "total_tokens": n},
-                                        "data": [{"object": "embedding", "index": i, "embedding": bag_of_words(t)}
-                                                 for i, t in enumerate(texts)]})
-            if self.path.endswith("/chat/completions"):
-                try:
-                    text = script.chat(body)
-                except LookupError as exc:
-                    return self._send(400, {"error": {"message": str(exc), "type": "invalid_request_error"}})
-                prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
-                return self._send(200, {
-                    "id": f"chatcmpl-{len(script.requests)}", "object": "chat.completion", "created": int(time.time()),
-                    "model": body["model"],
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": text}}],
-                    "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(text.split()),
-                              "total_tokens": prompt_tokens + len(text.split())},
-                })
-            return self._send(404, {"error": {"message": f"no route {self.path}"}})
 
-        def log_message(self, *args):
-            pass
+def _chat_payload(script: Script, body: dict[str, Any], n: int) -> tuple[str, dict[str, Any]]:
+    text = script.chat(body)
+    prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
+    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(text.split()),
+             "total_tokens": prompt_tokens + len(text.split())}
+    return text, usage
 
-    return Handler
+
+def make_app(script: Script):
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response, StreamingResponse
+    from starlette.routing import Route
+
+    def error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> JSONResponse:
+        return JSONResponse({"error": {"message": message, "type": kind, "code": None, "param": None}},
+                            status_code=status, headers=headers)
+
+    async def fault_response(name: str) -> Response | None:
+        script.injected[name] += 1
+        if name == "429":
+            return error(429, "Rate limit reached (injected)", "requests",
+                         {"retry-after-ms": str(int(script.retry_after_s * 1000)),
+                          "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": f"{script.retry_after_s}s"})
+        if name == "500":
+            return error(500, "injected server error", "server_error")
+        if name == "malformed":
+            return Response(b'{"id": "chatcmpl-x", "choices": [', media_type="application/json")
+        if name == "slow":
+            await asyncio.sleep(script.slow_s)
+            return None  # then answers normally, too late for a client with a shorter timeout
+        return None
+
+    async def chat(request: Request) -> Response:
+        body = await request.json()
+        with script.lock:
+            script.requests.append({"path": request.url.path, "auth": request.headers.get("authorization"), "body": body})
+            n = len(script.requests)
+            failing = n <= script.fail_first
+        if failing:
+            return error(500, "injected failure", "server_error")
+        name = script.fault()
+        if name == "drop":
+            script.injected[name] += 1
+            raise ConnectionAbortedError("injected dropped connection")  # see DropMiddleware
+        if name:
+            response = await fault_response(name)
+            if response is not None:
+                return response
+        if script.latency_s:
+            await asyncio.sleep(script.latency_s)
+        try:
+            text, usage = _chat_payload(script, body, n)
+        except LookupError as exc:
+            return error(400, str(exc), "invalid_request_error")
+        key = body_key(body)
+        created = int(time.time())
+        if body.get("stream"):
+            async def events():
+                words = text.split(" ") if text else []
+                base = {"id": f"chatcmpl-{n}", "object": "chat.completion.chunk", "created": created, "model": body["model"]}
+                yield "data: " + json.dumps({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                                                    "finish_reason": None}]}) + "\n\n"
+                for i, word in enumerate(words):
+                    piece = word if i == 0 else " " + word
+                    yield "data: " + json.dumps({**base, "choices": [{"index": 0, "delta": {"content": piece},
+                                                                        "finish_reason": None}]}) + "\n\n"
+                yield "data: " + json.dumps({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}) + "\n\n"
+                if (body.get("stream_options") or {}).get("include_usage"):
+                    yield "data: " + json.dumps({**base, "choices": [], "usage": usage}) + "\n\n"
+                yield "data: [DONE]\n\n"
+                with script.lock:
+                    script.completed[key] += 1
+
+            return StreamingResponse(events(), media_type="text/event-stream")
+        with script.lock:
+            script.completed[key] += 1
+        return JSONResponse({
+            "id": f"chatcmpl-{n}", "object": "chat.completion", "created": created, "model": body["model"],
+            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+                         "message": {"role": "assistant", "content": text}}],
+            "usage": usage,
+        })
+
+    async def embeddings(request: Request) -> Response:
+        body = await request.json()
+        with script.lock:
+            script.requests.append({"path": request.url.path, "auth": request.headers.get("authorization"), "body": body})
+            failing = len(script.requests) <= script.fail_first
+        if failing:
+            return error(500, "injected failure", "server_error")
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        n = sum(len(t.split()) for t in texts)
+        return JSONResponse({"object": "list", "model": body["model"], "usage": {"prompt_tokens": n, "total_tokens": n},
+                             "data": [{"object": "embedding", "index": i, "embedding": bag_of_words(t)}
+                                      for i, t in enumerate(texts)]})
+
+    async def not_found(request: Request) -> Response:
+        return error(404, f"no route {request.url.path}", "invalid_request_error")
+
+    routes = [Route("/v1/chat/completions", chat, methods=["POST"]),
+              Route("/v1/embeddings", embeddings, methods=["POST"]),
+              Route("/{path:path}", not_found, methods=["GET", "POST", "DELETE"])]
+    return DropMiddleware(Starlette(routes=routes))
+
+
+class DropMiddleware:
+    """Turns ConnectionAbortedError into a connection closed without an answer (what a dropped connection looks
+    like to the client)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await self.app(scope, receive, send)
+        except ConnectionAbortedError:
+            # Announce a body that never comes, then end: the client sees the connection end mid-answer.
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")]})
+            await send({"type": "http.response.body", "body": b"{", "more_body": False})
 
 
 class FakeOpenAI:
-    """with FakeOpenAI(script) as url: ... (url ends in /v1)"""
+    """`with FakeOpenAI(script) as base_url:` serves the script on 127.0.0.1 for the duration."""
 
     def __init__(self, script: Script):
         self.script = script
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(script))
 
     def __enter__(self) -> str:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        import uvicorn
 
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self._sock = sock
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(make_app(self.script), log_level="critical", lifespan="off", access_log=False,
+                                limit_concurrency=2048, backlog=2048, timeout_keep_alive=30)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return f"http://127.0.0.1:{port}/v1"
+
+    def __exit__(self, *exc):
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()
