@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(PY) bench/rag_index.py
 	$(PY) bench/rag_judge.py
 	$(PY) bench/report_load.py
+	$(PY) bench/api_concurrency.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
