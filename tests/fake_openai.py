@@ -48,6 +48,7 @@ class Script:
     seed: int = 0
     requests: list[dict[str, Any]] = field(default_factory=list)
     completed: Counter = field(default_factory=Counter)  # body key -> answers delivered in full (status 200)
+    completed_at: list[tuple[str, float]] = field(default_factory=list)  # (body key, time.time()) per delivery
     injected: Counter = field(default_factory=Counter)  # fault -> times injected
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -141,10 +142,12 @@ def make_app(script: Script):
                 yield "data: [DONE]\n\n"
                 with script.lock:
                     script.completed[key] += 1
+                    script.completed_at.append((key, time.time()))
 
             return StreamingResponse(events(), media_type="text/event-stream")
         with script.lock:
             script.completed[key] += 1
+            script.completed_at.append((key, time.time()))
         return JSONResponse({
             "id": f"chatcmpl-{n}", "object": "chat.completion", "created": created, "model": body["model"],
             "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,

@@ -1,0 +1,107 @@
+"""kill -9 of `harness compare` in the middle of an API run, then the same command again: the local server's
+counts show no answer that the first run had recorded was asked for again, and the results equal an
+uninterrupted run's."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, write_jsonl
+from tests.fake_openai import FakeOpenAI, Script, body_key
+
+pytestmark = pytest.mark.slow
+
+KEY = "sk-test-kill-abcdef0123456789"
+N = 160
+
+
+def reply(body):
+    return "answer " + body["messages"][-1]["content"].split()[-1]
+
+
+def suite(folder: Path, url: str) -> Path:
+    write_jsonl(folder / "test.jsonl", [{"id": f"c{i}", "q": f"question {i}", "a": f"answer {i}"} for i in range(N)])
+    data = {"name": "kill", "task": {"instructions": "Answer.", "input_field": "q", "target_field": "a"},
+            "data": {"test": "test.jsonl"},
+            "backends": [{"name": "api", "kind": "openai", "model": "gpt-4o-mini",
+                          "config": {"base_url": url, "api_key_env": "KILL_KEY", "concurrency": 4}}],
+            "strategies": [{"name": "zero", "kind": "zero_shot"}], "scorers": [{"kind": "exact_match"}]}
+    (folder / "suite.yaml").write_text(yaml.safe_dump(data))
+    return folder / "suite.yaml"
+
+
+def start(path: Path, out: Path, home: Path) -> subprocess.Popen:
+    env = {**os.environ, "HARNESS_HOME": str(home), "HF_HUB_OFFLINE": "1", "CI": "1", "KILL_KEY": KEY}
+    return subprocess.Popen([sys.executable, "-m", "harness.cli", "compare", str(path), "--out", str(out)], cwd=REPO,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def outputs(out: Path) -> dict[str, str]:
+    lines = [json.loads(x) for x in (out / "cases.jsonl").read_text().splitlines()]
+    return {x["case_id"]: x["output"] for x in lines}
+
+
+def test_kill_9_mid_run_then_rerun_pays_nothing_twice_and_matches_an_uninterrupted_run(tmp_path):
+    script = Script(chat=reply, latency_s=0.05)
+    with FakeOpenAI(script) as url:
+        path = suite(tmp_path / "s", url)
+        out, home = tmp_path / "run", tmp_path / "home"
+        proc = start(path, out, home)
+        deadline = time.monotonic() + 60
+        while sum(script.completed.values()) < N // 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        killed_at = time.time()
+        recorded_before = set(outputs(out))
+        assert 0 < len(recorded_before) < N, "the kill must land mid-run"
+        requests_before = len(script.requests)
+
+        again = start(path, out, home)
+        stdout, stderr = again.communicate(timeout=120)
+        assert again.returncode == 0, stderr[-2000:]
+
+    # No answer the first run had recorded was asked for again.
+    bodies = {r["body"]["messages"][-1]["content"].split()[-1]: body_key(r["body"]) for r in script.requests}
+    for case_id in recorded_before:
+        assert script.completed[bodies[case_id.removeprefix("c")]] == 1, case_id
+    # Answers delivered twice were in flight at the kill (sent by the server as the client died, never recorded):
+    # at most the concurrency, each delivered the first time around the kill.
+    repeated = [k for k, n in script.completed.items() if n > 1]
+    assert len(repeated) <= 4, repeated
+    firsts = {}
+    for key, at in script.completed_at:
+        firsts.setdefault(key, at)
+    assert all(abs(killed_at - firsts[k]) < 2.0 for k in repeated)
+    print(f"\nkill -9 after {len(recorded_before)} of {N} answers recorded; the rerun sent "
+          f"{len(script.requests) - requests_before} requests; {len(repeated)} answers in flight at the kill were "
+          "delivered twice")
+
+    # The results equal an uninterrupted run's.
+    reference = Script(chat=reply)
+    with FakeOpenAI(reference) as url:
+        path = suite(tmp_path / "ref", url)
+        clean = start(path, tmp_path / "clean", tmp_path / "home2")
+        _, stderr = clean.communicate(timeout=120)
+        assert clean.returncode == 0, stderr[-2000:]
+    assert outputs(out) == outputs(tmp_path / "clean")
+    assert len((out / "cases.jsonl").read_text().splitlines()) == N  # no torn or duplicate lines
+    # The key reached the server and no file, log or report.
+    assert all(r["auth"] == f"Bearer {KEY}" for r in script.requests)
+    assert KEY not in stdout + stderr
+    env = {**os.environ, "HARNESS_HOME": str(home), "CI": "1"}
+    exported = subprocess.run([sys.executable, "-m", "harness.cli", "report", str(out), "--html", str(tmp_path / "r.html"),
+                               "--md", str(tmp_path / "r.md")], cwd=REPO, env=env, capture_output=True, text=True)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    for file in [*out.rglob("*"), *home.rglob("*"), tmp_path / "r.html", tmp_path / "r.md"]:
+        if file.is_file():
+            assert KEY.encode() not in file.read_bytes(), file
