@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import logging
 import os
@@ -179,7 +181,9 @@ def report(
         read_run(run_dir)  # a missing, unreadable or older run folder is refused with its fix, before anything starts
         if html or md:
             require("altair", extra="report", purpose="harness report")
-            from reports.export import render_html, render_md
+            # reports/ is loaded by name, like the built-in components: the core never imports it
+            export = importlib.import_module("reports.export")
+            render_html, render_md = export.render_html, export.render_md
 
             for path, render in ((html, render_html), (md, render_md)):
                 if path is not None:
@@ -192,9 +196,7 @@ def report(
         require("streamlit", extra="report", purpose="harness report")
     except HarnessError as exc:
         _fail(exc)
-    import reports
-
-    app_path = Path(reports.__file__).with_name("app.py")
+    app_path = Path(importlib.util.find_spec("reports.app").origin)
     command = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.port", str(port),
                "--server.headless", "true" if headless else "false", "--browser.gatherUsageStats", "false",
                "--", str(run_dir)]
