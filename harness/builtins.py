@@ -46,6 +46,7 @@ SCORERS: Registry = Registry(
     },
 )
 
-TUNERS: Registry = Registry("tuner", "harness.tuners", {"local": "strategies.finetune.local:LocalTuner"})
+TUNERS: Registry = Registry("tuner", "harness.tuners", {"local": "strategies.finetune.local:LocalTuner",
+                                                     "openai": "strategies.finetune.openai_tuner:OpenAITuner"})
 
 ALL = {"backends": BACKENDS, "strategies": STRATEGIES, "scorers": SCORERS, "tuners": TUNERS}

@@ -67,6 +67,8 @@ class TuneContext:
     base_source: str  # resolved path or hub id of its model
     workdir: Path  # checkpoints and logs; a rerun resumes here
     seed: int
+    base_config: dict[str, Any] | None = None  # the base backend's config (cloud tuners reach the same endpoint)
+    validation: list[TrainExample] = field(default_factory=list)  # dev examples, for tuners that take a validation file
 
 
 class Tuner:

@@ -51,6 +51,13 @@ class Script:
     completed_at: list[tuple[str, float]] = field(default_factory=list)  # (body key, time.time()) per delivery
     injected: Counter = field(default_factory=Counter)  # fault -> times injected
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Fine-tuning: uploaded files, jobs; a job moves validating_files -> queued -> running -> succeeded (or
+    # `job_outcome`) one step per `job_step_polls` retrievals.
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    job_step_polls: int = 1
+    job_outcome: str = "succeeded"
+    job_epochs_default: int = 3
 
     def __post_init__(self):
         unknown = set(self.faults) - set(FAULTS)
@@ -168,11 +175,134 @@ def make_app(script: Script):
                              "data": [{"object": "embedding", "index": i, "embedding": bag_of_words(t)}
                                       for i, t in enumerate(texts)]})
 
+    def record(request: Request, body: Any) -> None:
+        with script.lock:
+            script.requests.append({"path": request.url.path, "method": request.method,
+                                    "auth": request.headers.get("authorization"), "body": body})
+
+    async def upload(request: Request) -> Response:
+        form = await request.form()
+        upload_file = form["file"]
+        content = (await upload_file.read()).decode("utf-8")
+        record(request, {"purpose": form.get("purpose"), "filename": upload_file.filename})
+        file_id = f"file-{len(script.files) + 1}"
+        script.files[file_id] = {"content": content, "purpose": form.get("purpose"), "filename": upload_file.filename}
+        return JSONResponse({"id": file_id, "object": "file", "bytes": len(content), "created_at": int(time.time()),
+                             "filename": upload_file.filename, "purpose": form.get("purpose"), "status": "processed"})
+
+    STATUSES = ["validating_files", "queued", "running"]
+
+    def job_view(job: dict[str, Any]) -> dict[str, Any]:
+        return {key: value for key, value in job.items() if not key.startswith("_")}
+
+    async def create_job(request: Request) -> Response:
+        body = await request.json()
+        record(request, body)
+        if body.get("training_file") not in script.files:
+            return error(400, f"file {body.get('training_file')} not found", "invalid_request_error")
+        job_id = f"ftjob-{len(script.jobs) + 1}"
+        method = body.get("method") or {}
+        hyper = ((method.get("supervised") or {}).get("hyperparameters")) or body.get("hyperparameters") or {}
+        epochs = hyper.get("n_epochs", "auto")
+        job = {"id": job_id, "object": "fine_tuning.job", "created_at": int(time.time()), "model": body["model"],
+               "status": "validating_files", "training_file": body["training_file"],
+               "validation_file": body.get("validation_file"), "fine_tuned_model": None, "finished_at": None,
+               "error": None, "hyperparameters": {"n_epochs": epochs if epochs != "auto" else script.job_epochs_default,
+                                                   "batch_size": hyper.get("batch_size", 1),
+                                                   "learning_rate_multiplier": hyper.get("learning_rate_multiplier", 1.8)},
+               "organization_id": "org-test", "result_files": [], "seed": body.get("seed", 0), "trained_tokens": None,
+               "metadata": body.get("metadata"), "_polls": 0, "_suffix": body.get("suffix") or "",
+               "_events": [{"level": "info", "message": "Validating training file"}]}
+        script.jobs[job_id] = job
+        return JSONResponse(job_view(job))
+
+    def advance(job: dict[str, Any]) -> None:
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return
+        job["_polls"] += 1
+        if job["_polls"] % script.job_step_polls:
+            return
+        index = STATUSES.index(job["status"]) + 1
+        if index < len(STATUSES):
+            job["status"] = STATUSES[index]
+            job["_events"].append({"level": "info", "message": f"Job {job['status']}"})
+            if job["status"] == "running":
+                for step in range(1, 4):
+                    job["_events"].append({"level": "info", "message": f"Step {step}/3: training loss={1.5 / step:.2f}",
+                                           "data": {"step": step, "train_loss": 1.5 / step}, "type": "metrics"})
+            return
+        if script.job_outcome == "failed":
+            job.update(status="failed", finished_at=int(time.time()),
+                       error={"code": "invalid_training_file", "message": "injected job failure", "param": None})
+            job["_events"].append({"level": "error", "message": "Job failed"})
+            return
+        name = f"ft:{job['model']}:org-test:{job['_suffix']}:{job['id']}"
+        examples = len(script.files[job["training_file"]]["content"].splitlines())
+        job.update(status="succeeded", finished_at=int(time.time()), fine_tuned_model=name,
+                   trained_tokens=40 * examples * int(job["hyperparameters"]["n_epochs"]))
+        job["_events"].append({"level": "info", "message": "The job has successfully completed"})
+
+    async def get_job(request: Request) -> Response:
+        record(request, None)
+        job = script.jobs.get(request.path_params["job_id"])
+        if job is None:
+            return error(404, "no such job", "invalid_request_error")
+        advance(job)
+        return JSONResponse(job_view(job))
+
+    async def list_jobs(request: Request) -> Response:
+        record(request, None)
+        return JSONResponse({"object": "list", "data": [job_view(j) for j in script.jobs.values()], "has_more": False})
+
+    async def job_events(request: Request) -> Response:
+        record(request, None)
+        job = script.jobs.get(request.path_params["job_id"])
+        if job is None:
+            return error(404, "no such job", "invalid_request_error")
+        events = [{"id": f"ftevent-{job['id']}-{i}", "object": "fine_tuning.job.event", "created_at": job["created_at"] + i,
+                   "level": e["level"], "message": e["message"], "data": e.get("data"), "type": e.get("type", "message")}
+                  for i, e in enumerate(job["_events"])]
+        return JSONResponse({"object": "list", "data": list(reversed(events)), "has_more": False})  # newest first
+
+    async def job_checkpoints(request: Request) -> Response:
+        record(request, None)
+        job = script.jobs.get(request.path_params["job_id"])
+        if job is None or job["status"] != "succeeded":
+            return JSONResponse({"object": "list", "data": [], "has_more": False})
+        epochs = int(job["hyperparameters"]["n_epochs"])
+        data = []
+        for epoch in range(max(1, epochs - 2), epochs + 1):  # the provider keeps the last three epochs
+            step = epoch * 10
+            model = job["fine_tuned_model"] if epoch == epochs else f"{job['fine_tuned_model']}:ckpt-step-{step}"
+            data.append({"id": f"ftckpt-{job['id']}-{step}", "object": "fine_tuning.job.checkpoint",
+                         "created_at": job["created_at"] + step, "fine_tuned_model_checkpoint": model,
+                         "fine_tuning_job_id": job["id"], "step_number": step,
+                         "metrics": {"step": step, "train_loss": 1.0 / epoch, "valid_loss": 1.1 / epoch}})
+        return JSONResponse({"object": "list", "data": list(reversed(data)), "has_more": False, "first_id": None,
+                             "last_id": None})
+
+    async def cancel_job(request: Request) -> Response:
+        record(request, None)
+        job = script.jobs.get(request.path_params["job_id"])
+        if job is None:
+            return error(404, "no such job", "invalid_request_error")
+        if job["status"] not in ("succeeded", "failed"):
+            job.update(status="cancelled", finished_at=int(time.time()))
+            job["_events"].append({"level": "info", "message": "Job cancelled"})
+        return JSONResponse(job_view(job))
+
     async def not_found(request: Request) -> Response:
         return error(404, f"no route {request.url.path}", "invalid_request_error")
 
     routes = [Route("/v1/chat/completions", chat, methods=["POST"]),
               Route("/v1/embeddings", embeddings, methods=["POST"]),
+              Route("/v1/files", upload, methods=["POST"]),
+              Route("/v1/fine_tuning/jobs", create_job, methods=["POST"]),
+              Route("/v1/fine_tuning/jobs", list_jobs, methods=["GET"]),
+              Route("/v1/fine_tuning/jobs/{job_id}", get_job, methods=["GET"]),
+              Route("/v1/fine_tuning/jobs/{job_id}/events", job_events, methods=["GET"]),
+              Route("/v1/fine_tuning/jobs/{job_id}/checkpoints", job_checkpoints, methods=["GET"]),
+              Route("/v1/fine_tuning/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
               Route("/{path:path}", not_found, methods=["GET", "POST", "DELETE"])]
     return DropMiddleware(Starlette(routes=routes))
 

@@ -111,8 +111,10 @@ class FineTune(Strategy):
         base = self.ctx.backend
         workdir = harness_home() / "tuning" / self._workdir_key(examples, cls.kind, tuner_config)
         workdir.mkdir(parents=True, exist_ok=True)
-        tuner = cls(tuner_config, TuneContext(base=base.spec, base_source=base.source(), workdir=workdir,
-                                              seed=self.ctx.seed))
+        tuner = cls(tuner_config, TuneContext(
+            base=base.spec, base_source=base.source() if hasattr(base, "source") else base.spec.model, workdir=workdir,
+            seed=self.ctx.seed, base_config=base.config.model_dump(mode="json"),
+            validation=training_examples(self.ctx.suite.task, self.ctx.dataset.dev)))
         pre = tuner.validate(examples)
         for warning in pre.warnings:
             log.warning("%s: %s", self.spec.name, warning)
@@ -174,9 +176,11 @@ class FineTune(Strategy):
 
     # ---- dev selection ---------------------------------------------------------------------------
 
-    def _serving_backend(self, checkpoint: Checkpoint) -> HFBackend:
+    def _serving_backend(self, checkpoint: Checkpoint):
         base = self.ctx.backend
         spec = base.spec.model_copy(update={"model": checkpoint.model})
+        if checkpoint.backend_kind != "hf":  # a provider's fine-tuned model, served like its base
+            return type(base)(spec, base.config)
         config = HFConfig.model_validate({**base.config.model_dump(), "adapter": checkpoint.adapter})
         return HFBackend(spec, config)
 
@@ -212,8 +216,11 @@ class FineTune(Strategy):
             rising = None  # unknown: one epoch, or no dev split
         else:
             rising = best["index"] == len(epochs) - 1 and scores[-1] > scores[-2]
-        hours = result.stats.get("device_hours", result.stats["wall_s"] / 3600)
-        cost, basis = device_cost(self.ctx.suite, result.stats["device"], hours)
+        if "cost_usd" in result.stats:  # a provider's bill (trained tokens x price), not device time
+            cost, basis = result.stats["cost_usd"], result.stats["cost_basis"]
+        else:
+            hours = result.stats.get("device_hours", result.stats["wall_s"] / 3600)
+            cost, basis = device_cost(self.ctx.suite, result.stats["device"], hours)
         return {
             "tuner": self.config.tuner.kind,
             "hyperparameters": config.model_dump(mode="json"),
@@ -228,6 +235,8 @@ class FineTune(Strategy):
             "training": result.stats,
             "training_cost_usd": cost,
             "training_cost_basis": basis,
+            # billed by the provider this run (a reused job was paid for when it ran): counts against budget_usd
+            **({"paid_usd": 0.0 if reused else (cost or 0.0)} if result.stats.get("device") == "api" else {}),
             "reused_from_cache": reused,
             "workdir": str(workdir),
         }
