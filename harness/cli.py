@@ -41,6 +41,7 @@ def _setup_logging(verbose: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     logging.getLogger("harness").setLevel(level)
+    logging.getLogger("strategies").setLevel(level)
 
 
 def _fail(exc: HarnessError) -> None:

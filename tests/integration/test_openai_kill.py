@@ -20,7 +20,7 @@ from tests.fake_openai import FakeOpenAI, Script, body_key
 
 pytestmark = pytest.mark.slow
 
-KEY = "sk-test-kill-abcdef0123456789"
+KEY = "sk-test-kill-abcdef0123456789"  # also the tuner test key below
 N = 160
 
 
@@ -105,3 +105,28 @@ def test_kill_9_mid_run_then_rerun_pays_nothing_twice_and_matches_an_uninterrupt
     for file in [*out.rglob("*"), *home.rglob("*"), tmp_path / "r.html", tmp_path / "r.md"]:
         if file.is_file():
             assert KEY.encode() not in file.read_bytes(), file
+
+
+def test_kill_9_while_a_fine_tuning_job_runs_then_rerun_follows_the_same_job(tmp_path):
+    from tests.unit.test_openai_tuner import answers, suite_file
+
+    script = Script(chat=answers, job_step_polls=10_000)  # the job stays unfinished until we let it finish
+    with FakeOpenAI(script) as url:
+        path = suite_file(tmp_path / "s", url)
+        env = {**os.environ, "HARNESS_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1", "CI": "1", "TUNER_KEY": KEY}
+        command = [sys.executable, "-m", "harness.cli", "compare", str(path), "--out", str(tmp_path / "run")]
+        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while not any(j["_polls"] >= 2 for j in script.jobs.values()) and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the job exists and is being followed
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert len(script.jobs) == 1
+        (job_id,) = script.jobs
+        script.job_step_polls = 1  # the provider finishes the job
+        again = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0, again.stderr[-2000:]
+    assert len(script.jobs) == 1  # followed, never created again
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["strategies"]["ft"]["setup"]["given"]["training"]["job_id"] == job_id
+    assert "following fine-tuning job" in again.stderr
