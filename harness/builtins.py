@@ -47,6 +47,7 @@ SCORERS: Registry = Registry(
 )
 
 TUNERS: Registry = Registry("tuner", "harness.tuners", {"local": "strategies.finetune.local:LocalTuner",
-                                                     "openai": "strategies.finetune.openai_tuner:OpenAITuner"})
+                                                     "openai": "strategies.finetune.openai_tuner:OpenAITuner",
+                                                     "azure": "strategies.finetune.azure_tuner:AzureTuner"})
 
 ALL = {"backends": BACKENDS, "strategies": STRATEGIES, "scorers": SCORERS, "tuners": TUNERS}

@@ -90,7 +90,8 @@ def suite_fingerprint(loaded: LoadedSuite) -> str:
 def pricing_of(suite, identity: dict[str, Any]) -> Pricing:
     """How calls to the backend with this identity are priced (tokens for API models, busy time for local ones)."""
     cls = BACKENDS.get(identity["kind"])
-    return pricing_for(suite, model=str(identity.get("model", "")), device=str(identity.get("device") or cls.device),
+    return pricing_for(suite, model=str(identity.get("price_as") or identity.get("model", "")),
+                       device=str(identity.get("device") or cls.device),
                        api=cls.device == "api")
 
 
@@ -173,6 +174,7 @@ class Run:
         self.setup: dict[str, dict[str, Any]] = {}
         self.backends: dict[str, Backend] = {}
         self.extra_backends: list[Backend] = []  # served models a strategy made (fine-tuned checkpoints)
+        self.prepared: list[Strategy] = []  # closed at the end, whatever happens (e.g. deployments deleted)
         self.scorers: list[Scorer] = [
             SCORERS.get(s.kind)(s, loaded.config("scorers", s.label), self.suite.task) for s in self.suite.scorers
         ]
@@ -300,6 +302,7 @@ class Run:
         earlier = self.previous_setup.get(spec.name, {}).get("evaluation")
         if earlier:  # judge work paid for by earlier invocations stays on record
             self.setup[spec.name]["evaluation"] = dict(earlier)
+        self.prepared.append(strategy)
         if strategy.backend is not backend:
             self.extra_backends.append(strategy.backend)
         todo = []
@@ -607,6 +610,11 @@ class Run:
             status = "failed"
             raise
         finally:
+            for strategy in self.prepared:  # release deployments first: their hosting time goes into the record
+                try:
+                    strategy.close()
+                except Exception as exc:  # never hide the run's own outcome; say what may still be running
+                    log.error("%s: could not release what it holds: %s", strategy.spec.name, exc)
             # Interrupted or not, what finished is summarized and kept.
             record = self._write(status, cases_file)
             if status == "complete" and any(s.n_done < s.n_planned for s in record.strategies.values()):

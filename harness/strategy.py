@@ -85,6 +85,10 @@ class Strategy:
     def request(self, case: Case) -> StrategyRequest:
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release what prepare() holds outside this process (e.g. a model deployment), also after an error or
+        Ctrl-C. May add to what prepare() returned (e.g. the hosting time it cost)."""
+
     def dev_score(self, backend: Backend, requests: list[GenRequest], cases: list[Case],
                   metas: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """Mean of the suite's primary metric over dev answers (through the run's cache; failed answers count as

@@ -158,6 +158,10 @@ def summarize_cost(rows: list[CaseResult], setup: dict, pricing, *, tokens: dict
     if dev and dev.get("cost_usd"):
         items.append({"what": f"dev answers ({dev.get('answers', dev['calls'])}: choosing settings on dev)", "usd": dev["cost_usd"],
                       "basis": dev.get("cost_basis", "")})
+    deployment = given.get("deployment") or {}
+    if deployment.get("usd"):
+        items.append({"what": f"deployment hosting during the run ({deployment['hosted_s']:.0f} s)",
+                      "usd": deployment["usd"], "basis": f"hosted time x {deployment['usd_per_hour']} $/h"})
     hosting = float(given.get("hosting_usd_per_hour") or 0.0)
     if not hosting and pricing.price is not None and pricing.price.finetuned:
         hosting = float(pricing.price.price.hosting_usd_per_hour or 0.0)

@@ -104,3 +104,11 @@ class Tuner:
 
     def cancel(self) -> None:
         """Stop a running job (cloud tuners); local training stops with the process."""
+
+    def serve(self, checkpoint: Checkpoint) -> str:
+        """The model name that serves `checkpoint` (a cloud tuner may deploy it first); release() undoes it."""
+        return checkpoint.model
+
+    def release(self, checkpoint: Checkpoint, *, final: bool = False) -> None:
+        """Stop serving `checkpoint` (e.g. delete its deployment); `final`: the run is over (a tuner may keep the
+        chosen deployment when asked to)."""

@@ -58,6 +58,10 @@ class Script:
     job_step_polls: int = 1
     job_outcome: str = "succeeded"
     job_epochs_default: int = 3
+    # Azure: deployments (name -> {model, state, polls}); a deployment is ready after `deploy_polls` reads.
+    deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    deploy_polls: int = 1
+    deployment_log: list[tuple[str, str, float]] = field(default_factory=list)  # (action, name, time)
 
     def __post_init__(self):
         unknown = set(self.faults) - set(FAULTS)
@@ -111,6 +115,12 @@ def make_app(script: Script):
 
     async def chat(request: Request) -> Response:
         body = await request.json()
+        deployment = request.path_params.get("deployment")
+        if deployment is not None:  # Azure: the deployment names the model
+            found = script.deployments.get(deployment)
+            if found is None or found["state"] != "Succeeded":
+                return error(404, f"The API deployment for this resource does not exist: {deployment}", "DeploymentNotFound")
+            body = {**body, "model": found["model"]}
         with script.lock:
             script.requests.append({"path": request.url.path, "auth": request.headers.get("authorization"), "body": body})
             n = len(script.requests)
@@ -291,6 +301,31 @@ def make_app(script: Script):
             job["_events"].append({"level": "info", "message": "Job cancelled"})
         return JSONResponse(job_view(job))
 
+    async def deployment(request: Request) -> Response:
+        name = request.path_params["name"]
+        body = await request.json() if request.method == "PUT" else None
+        record(request, body)
+        if request.method == "PUT":
+            model = body["properties"]["model"]["name"]
+            script.deployments[name] = {"model": model, "state": "Creating", "polls": 0}
+            script.deployment_log.append(("create", name, time.time()))
+        elif request.method == "DELETE":
+            if script.deployments.pop(name, None) is None:
+                return error(404, f"deployment {name} not found", "NotFound")
+            script.deployment_log.append(("delete", name, time.time()))
+            return Response(status_code=200)
+        found = script.deployments.get(name)
+        if found is None:
+            return error(404, f"deployment {name} not found", "NotFound")
+        if request.method == "GET":
+            found["polls"] += 1
+            if found["polls"] >= script.deploy_polls:
+                found["state"] = "Succeeded"
+        return JSONResponse({"id": request.url.path, "name": name, "type": "Microsoft.CognitiveServices/accounts/deployments",
+                             "sku": {"name": "standard", "capacity": 1},
+                             "properties": {"model": {"format": "OpenAI", "name": found["model"], "version": "1"},
+                                            "provisioningState": found["state"]}})
+
     async def not_found(request: Request) -> Response:
         return error(404, f"no route {request.url.path}", "invalid_request_error")
 
@@ -303,6 +338,16 @@ def make_app(script: Script):
               Route("/v1/fine_tuning/jobs/{job_id}/events", job_events, methods=["GET"]),
               Route("/v1/fine_tuning/jobs/{job_id}/checkpoints", job_checkpoints, methods=["GET"]),
               Route("/v1/fine_tuning/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
+              # Azure OpenAI: the same data plane under /openai, chat by deployment, and the management plane
+              Route("/openai/deployments/{deployment}/chat/completions", chat, methods=["POST"]),
+              Route("/openai/files", upload, methods=["POST"]),
+              Route("/openai/fine_tuning/jobs", create_job, methods=["POST"]),
+              Route("/openai/fine_tuning/jobs/{job_id}", get_job, methods=["GET"]),
+              Route("/openai/fine_tuning/jobs/{job_id}/events", job_events, methods=["GET"]),
+              Route("/openai/fine_tuning/jobs/{job_id}/checkpoints", job_checkpoints, methods=["GET"]),
+              Route("/openai/fine_tuning/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
+              Route("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts/{account}"
+                    "/deployments/{name}", deployment, methods=["PUT", "GET", "DELETE"]),
               Route("/{path:path}", not_found, methods=["GET", "POST", "DELETE"])]
     return DropMiddleware(Starlette(routes=routes))
 

@@ -50,6 +50,8 @@ class OpenAIConfig(StrictModel):
     json_output: Literal["schema", "object", "prompt"] = Field(
         "schema", description="How a judge's JSON schema is sent: response_format json_schema, json_object, or only in the prompt.")
     context_window: int | None = Field(None, ge=16, description="The model's window in tokens, for fitting RAG context.")
+    price_as: str | None = Field(None, description="Price calls as this model (e.g. an Azure deployment's model); "
+                                 "default: the backend's model.")
 
 
 def _cached_tokens(usage: Any) -> int:
@@ -173,8 +175,11 @@ class OpenAIBackend(Backend):
         return self.aimd.log
 
     def identity(self) -> dict[str, Any]:
-        return {"kind": self.kind, "model": self.spec.model, "base_url": self.config.base_url,
-                "azure_api_version": self.config.azure_api_version}
+        out = {"kind": self.kind, "model": self.spec.model, "base_url": self.config.base_url,
+               "azure_api_version": self.config.azure_api_version}
+        if self.config.price_as:
+            out["price_as"] = self.config.price_as
+        return out
 
     def context_window(self) -> int | None:
         return self.config.context_window

@@ -127,12 +127,17 @@ class FineTune(Strategy):
             log.info("%s: fine-tuning (%s) ...", self.spec.name, tuner.estimate(pre))
             result = tuner.train(examples, pre)
             write_json_atomic(done, json.dumps(result.to_json(), indent=1))
+        self._tuner_obj = tuner
         epochs = self._score_checkpoints(result.checkpoints)
         best = self._choose(epochs)
         chosen = result.checkpoints[best["index"]]
-        self.ctx.backend = self._serving_backend(chosen)
+        self._chosen = chosen
+        self.ctx.backend = self._serving_backend(chosen, tuner.serve(chosen))
         self._write_logs(result, epochs)
         given = self._given(tuner_config, pre, result, epochs, best, reused, workdir)
+        if hasattr(tuner, "hosting_usd_per_hour"):  # a deployment billed by the hour while it exists (Azure)
+            given["hosting_usd_per_hour"] = tuner.hosting_usd_per_hour()
+        self._given = given
         if self.config.merge:
             given["merged"] = self._merge(chosen, workdir) if chosen.adapter else {"used": False, "why": "no adapter: full fine-tune"}
         if self.config.forgetting_check:
@@ -176,11 +181,12 @@ class FineTune(Strategy):
 
     # ---- dev selection ---------------------------------------------------------------------------
 
-    def _serving_backend(self, checkpoint: Checkpoint):
+    def _serving_backend(self, checkpoint: Checkpoint, model: str | None = None):
         base = self.ctx.backend
-        spec = base.spec.model_copy(update={"model": checkpoint.model})
+        spec = base.spec.model_copy(update={"model": model or checkpoint.model})
         if checkpoint.backend_kind != "hf":  # a provider's fine-tuned model, served like its base
-            return type(base)(spec, base.config)
+            config = base.config.model_copy(update={"price_as": checkpoint.model}) if model else base.config
+            return type(base)(spec, config)
         config = HFConfig.model_validate({**base.config.model_dump(), "adapter": checkpoint.adapter})
         return HFBackend(spec, config)
 
@@ -190,10 +196,16 @@ class FineTune(Strategy):
         for i, ckpt in enumerate(checkpoints):
             row: dict[str, Any] = {"index": i, "epoch": ckpt.epoch, "step": ckpt.step, "dev_score": None}
             if dev:
-                backend = self._serving_backend(ckpt)
+                tuner = getattr(self, "_tuner_obj", None)
+                backend = self._serving_backend(ckpt, tuner.serve(ckpt) if tuner else None)
                 params = self.ctx.backend.spec.generation
-                row.update(self.dev_score(backend, [GenRequest(build_messages(self.ctx.suite.task, c), params) for c in dev], dev))
-                backend.close()
+                try:
+                    row.update(self.dev_score(backend, [GenRequest(build_messages(self.ctx.suite.task, c), params)
+                                                        for c in dev], dev))
+                finally:
+                    backend.close()
+                    if tuner:
+                        tuner.release(ckpt)
             rows.append(row)
         return rows
 
@@ -240,6 +252,13 @@ class FineTune(Strategy):
             "reused_from_cache": reused,
             "workdir": str(workdir),
         }
+
+    def close(self) -> None:
+        tuner, chosen = getattr(self, "_tuner_obj", None), getattr(self, "_chosen", None)
+        if tuner is not None and chosen is not None:
+            tuner.release(chosen, final=True)
+        if tuner is not None and hasattr(tuner, "hosting") and getattr(self, "_given", None) is not None:
+            self._given["deployment"] = tuner.hosting()
 
     def request(self, case):
         task = self.ctx.suite.task

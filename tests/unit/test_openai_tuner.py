@@ -141,3 +141,65 @@ def test_a_failed_job_stops_the_strategy_with_its_error(tmp_path, server):
     with pytest.raises(HarnessError, match="ended failed: injected job failure"):
         compare(suite_file(tmp_path, url), CompareOptions(out=tmp_path / "run"))
     assert len(script.jobs) == 1
+
+
+def azure_suite(folder, url, **tuner):
+    path = suite_file(folder, url)
+    suite = yaml.safe_load(path.read_text())
+    root = url.removesuffix("/v1")
+    suite["backends"][0]["config"].update(base_url=root, azure_api_version="2024-10-21")
+    suite["strategies"][1]["config"]["tuner"] = {"kind": "azure", "config": {
+        "epochs": 3, "poll_s": 0.01, "poll_max_s": 0.02, "subscription_id": "sub-1", "resource_group": "rg-1",
+        "account": "acct-1", "management_url": root, "token_env": "AZURE_MGMT_TOKEN", **tuner}}
+    path.write_text(yaml.safe_dump(suite))
+    return path
+
+
+@pytest.fixture
+def azure(monkeypatch):
+    monkeypatch.setenv("TUNER_KEY", KEY)
+    monkeypatch.setenv("AZURE_MGMT_TOKEN", "mgmt-token-xyz")
+    script = Script(chat=answers, deploy_polls=2)
+    script.deployments["gpt-4o-mini"] = {"model": "gpt-4o-mini", "state": "Succeeded", "polls": 0}  # the base
+    with FakeOpenAI(script) as url:
+        yield script, url
+
+
+def test_azure_deploys_each_checkpoint_to_score_it_and_deletes_every_deployment(tmp_path, azure):
+    script, url = azure
+    record, _ = compare(azure_suite(tmp_path, url), CompareOptions(out=tmp_path / "run"))
+    assert record.status == "complete"
+    given = record.strategies["ft"].setup["given"]
+    assert given["chosen"]["epoch"] == 2.0 and record.strategies["ft"].metrics["label_accuracy"].mean == 1.0
+    created = [name for action, name, _ in script.deployment_log if action == "create"]
+    deleted = [name for action, name, _ in script.deployment_log if action == "delete"]
+    assert len(created) == 4  # three checkpoints scored on dev, then the chosen one for the test cases
+    assert sorted(created) == sorted(deleted)  # none left running
+    assert set(script.deployments) == {"gpt-4o-mini"}
+    mgmt = [r for r in script.requests if "/deployments/" in r["path"] and "Microsoft.CognitiveServices" in r["path"]]
+    assert all(r["auth"] == "Bearer mgmt-token-xyz" for r in mgmt)
+    # Hosting: the sheet's $1.70/h for azure/gpt-4o-mini goes into the decision; the time deployed is a run cost
+    cost = record.strategies["ft"].cost
+    assert cost.hosting_usd_per_hour == 1.70
+    assert given["deployment"]["hosted_s"] > 0 and any("deployment hosting" in i["what"] for i in cost.setup_items)
+    assert cost.pricing["price"]["finetuned"] is True  # served deployments priced as the fine-tuned model
+
+
+def test_azure_deletes_the_deployment_after_an_error_and_keeps_it_only_when_asked(tmp_path, azure, monkeypatch):
+    script, url = azure
+    # keep_deployment: the chosen deployment outlives the run; the others were deleted after scoring
+    record, _ = compare(azure_suite(tmp_path, url, keep_deployment=True), CompareOptions(out=tmp_path / "run"))
+    kept = set(script.deployments) - {"gpt-4o-mini"}
+    assert len(kept) == 1 and record.strategies["ft"].setup["given"]["deployment"]["kept"] == list(kept)
+
+    # an error while answering the test cases: the deployment is deleted all the same
+    script.deployments = {"gpt-4o-mini": script.deployments["gpt-4o-mini"]}
+    import strategies.finetune.strategy as ft_module
+
+    def failing_request(self, case):
+        raise KeyboardInterrupt  # Ctrl-C in the middle of the test cases
+
+    monkeypatch.setattr(ft_module.FineTune, "request", failing_request)
+    with pytest.raises(KeyboardInterrupt):
+        compare(azure_suite(tmp_path / "b", url), CompareOptions(out=tmp_path / "run2"))
+    assert set(script.deployments) == {"gpt-4o-mini"}
