@@ -64,6 +64,9 @@ def compare(
     baseline: Optional[Path] = typer.Option(
         None, "--baseline", help="A saved run folder: exit 1 when a strategy is worse than there (paired on the same "
         "cases, by at least the suite's min_gain, settled)."),
+    cancel_on_abort: bool = typer.Option(
+        False, "--cancel-on-abort", help="Cancel a provider's fine-tuning job on Ctrl-C (default: ask at a terminal, "
+        "else leave it running; a rerun follows it)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write a summary with the gates' results as JSON for CI."),
     junit: Optional[Path] = typer.Option(None, "--junit", help="Write the gates and each strategy as JUnit XML for CI."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
@@ -75,6 +78,8 @@ def compare(
     from harness.runner import CompareOptions, Run
 
     _setup_logging(verbose)
+    if cancel_on_abort:
+        os.environ["HARNESS_CANCEL_ON_ABORT"] = "1"
     names = [s.strip() for s in strategies.split(",") if s.strip()] if strategies else None
     try:
         loaded = load_suite(suite)

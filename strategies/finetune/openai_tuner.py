@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -150,6 +152,20 @@ class OpenAITuner(Tuner):
         if saved is not None:
             self._client().fine_tuning.jobs.cancel(saved["job_id"])
 
+    def _cancel_on_abort(self, job_id: str) -> bool:
+        """Cancel on Ctrl-C? The config or `harness compare --cancel-on-abort` say yes; at a terminal the user is
+        asked (default: no, the job keeps running and a rerun follows it)."""
+        if self.config.cancel_on_abort or os.environ.get("HARNESS_CANCEL_ON_ABORT") == "1":
+            return True
+        if sys.stdin.isatty() and sys.stderr.isatty():
+            try:
+                answer = input(f"\ncancel fine-tuning job {job_id}? It keeps running (and billing) otherwise, and a "
+                               "rerun follows it. [y/N] ")
+            except (EOFError, KeyboardInterrupt):
+                return False
+            return answer.strip().lower() in ("y", "yes")
+        return False
+
     def train(self, examples: list[TrainExample], pre: Preflight) -> TuneResult:
         client = self._client()
         saved = self._saved_job()
@@ -170,9 +186,9 @@ class OpenAITuner(Tuner):
                 time.sleep(wait)
                 wait = min(wait * 2, self.config.poll_max_s)
         except KeyboardInterrupt:
-            if self.config.cancel_on_abort:
+            if self._cancel_on_abort(job_id):
                 client.fine_tuning.jobs.cancel(job_id)
-                log.warning("openai tuner: job %s cancelled (cancel_on_abort)", job_id)
+                log.warning("openai tuner: job %s cancelled", job_id)
             else:
                 log.warning("openai tuner: job %s keeps running; rerun the same command to follow it", job_id)
             raise

@@ -203,3 +203,19 @@ def test_azure_deletes_the_deployment_after_an_error_and_keeps_it_only_when_aske
     with pytest.raises(KeyboardInterrupt):
         compare(azure_suite(tmp_path / "b", url), CompareOptions(out=tmp_path / "run2"))
     assert set(script.deployments) == {"gpt-4o-mini"}
+
+
+def test_cancel_on_abort_from_the_command_line(tmp_path, server, monkeypatch):
+    script, url = server
+    script.job_step_polls = 5
+    import strategies.finetune.openai_tuner as tuner_module
+
+    def interrupted(seconds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tuner_module.time, "sleep", interrupted)
+    monkeypatch.setenv("HARNESS_CANCEL_ON_ABORT", "1")  # what `harness compare --cancel-on-abort` sets
+    with pytest.raises(KeyboardInterrupt):
+        compare(suite_file(tmp_path, url), CompareOptions(out=tmp_path / "run"))
+    (job,) = script.jobs.values()
+    assert job["status"] == "cancelled"
