@@ -130,6 +130,11 @@ def estimate(loaded: LoadedSuite, *, limit: int | None = None, strategies: list[
         backend_spec = suite.backend_for(spec)
         pricing = _pricing(loaded, backend_spec.name)
         plan = STRATEGIES.get(spec.kind).plan(loaded.config("strategies", spec.name), ds, suite)
+        training_pricing = pricing
+        if plan.get("training_chars") and pricing.paid:  # a provider's fine-tune answers at fine-tuned prices
+            pricing = pricing_for(suite, model=f"ft:{backend_spec.model}:estimate", device="api", api=True)
+            if pricing.price is not None:
+                pricing.basis = f"tokens x fine-tuned {backend_spec.model} prices ({pricing.price.origin})"
         todo = sum(1 for c in test for r in range(suite.repeats) if (spec.name, c.id, r) not in done)
         extra = plan.get("exemplars_chars", 0) + plan.get("context_chars", 0)
         shots = plan.get("exemplars", 0)
@@ -153,7 +158,7 @@ def estimate(loaded: LoadedSuite, *, limit: int | None = None, strategies: list[
             est.dev_usd = None if one is None else one * est.dev_requests
         if plan.get("training_chars"):
             est.training_tokens = tokens(plan["training_chars"])
-            est.training_usd = _usd(pricing, est.training_tokens, 0, training=True)
+            est.training_usd = _usd(training_pricing, est.training_tokens, 0, training=True)
             if pricing.kind != "tokens":
                 est.notes.append(f"training on a local device: its cost is the measured training time x $/hour "
                                  f"({plan.get('epochs', 1)} epochs of about {est.training_tokens / plan.get('epochs', 1):,.0f} tokens)")
