@@ -54,6 +54,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--promptfoo", default=None, help="A promptfoo executable: time it on the same requests.")
     args = parser.parse_args()
     from harness.backends.base import GenRequest
     from harness.backends.openai_api import OpenAIBackend, OpenAIConfig
@@ -93,6 +94,7 @@ def main() -> None:
             record, _ = compare(folder / "suite.yaml", CompareOptions(out=folder / "run"))
             compare_s = time.perf_counter() - started
             compare_ok = record.strategies["zero"].metrics["exact_match"].mean
+            promptfoo = run_promptfoo(args, url, folder) if args.promptfoo else None
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -104,8 +106,32 @@ def main() -> None:
         "backend_errors": errors, "ttft_p50_s": ttft[len(ttft) // 2] if ttft else None,
         "harness_compare_s": round(compare_s, 3), "compare_over_ideal": round(compare_s / ideal, 3),
         "compare_exact_match": compare_ok,
+        **({"promptfoo": promptfoo} if promptfoo else {}),
         "goal_over_ideal": 1.2,
     })
+
+
+def run_promptfoo(args, url: str, folder: Path) -> dict:
+    """promptfoo eval of the same requests (system "Answer.", user "question i") at the same concurrency, no cache."""
+    import json
+
+    (folder / "pf-tests.csv").write_text("q\n" + "".join(f"question {i}\n" for i in range(args.requests)))
+    prompt = json.dumps([{"role": "system", "content": "Answer."}, {"role": "user", "content": "{{q}}"}])
+    config = {"providers": [{"id": "openai:chat:gpt-4o-mini", "config": {
+                  "apiBaseUrl": url, "apiKey": "sk-bench", "max_tokens": 8, "temperature": 0}}],
+              "prompts": [prompt], "tests": f"file://{folder / 'pf-tests.csv'}"}
+    (folder / "promptfooconfig.yaml").write_text(yaml.safe_dump(config))
+    env = {**os.environ, "PROMPTFOO_DISABLE_TELEMETRY": "1", "PROMPTFOO_DISABLE_UPDATE": "1",
+           "PROMPTFOO_CONFIG_DIR": str(folder / "pf-home")}
+    version = subprocess.run([args.promptfoo, "--version"], capture_output=True, text=True, env=env).stdout.strip()
+    started = time.perf_counter()
+    done = subprocess.run([args.promptfoo, "eval", "-c", str(folder / "promptfooconfig.yaml"), "--no-cache",
+                           "-j", str(args.concurrency), "--no-progress-bar", "--no-table"],
+                          capture_output=True, text=True, env=env, cwd=folder)
+    seconds = time.perf_counter() - started
+    ideal = args.requests * args.latency / args.concurrency
+    return {"version": version, "wall_s": round(seconds, 3), "over_ideal": round(seconds / ideal, 3),
+            "exit_code": done.returncode, "tail": done.stdout[-300:] + done.stderr[-300:]}
 
 
 if __name__ == "__main__":

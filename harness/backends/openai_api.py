@@ -15,6 +15,7 @@ server, Ollama, TGI) through the official SDK (AsyncOpenAI / AsyncAzureOpenAI).
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import queue
 import random
@@ -102,7 +103,8 @@ def retry_after_s(headers: Any) -> float | None:
 
 @dataclass
 class AIMD:
-    """Additive increase, multiplicative decrease of the requests in flight."""
+    """Additive increase, multiplicative decrease of the requests in flight; waiters are served first come, first
+    served, and a release wakes one waiter (no thundering herd with thousands of queued requests)."""
 
     limit: int
     low: int = 1
@@ -111,22 +113,31 @@ class AIMD:
     successes: int = 0
     decreased_at: float = 0.0
     log: list[dict[str, Any]] = field(default_factory=list)
-    _cond: asyncio.Condition | None = None
+    _waiters: collections.deque = field(default_factory=collections.deque)
 
     def bind(self) -> None:
         """Start on the current event loop (each generate() runs its own); the learned limit carries over."""
-        self._cond = asyncio.Condition()
+        self._waiters = collections.deque()
         self.in_flight = 0
 
     async def acquire(self) -> None:
-        async with self._cond:
-            await self._cond.wait_for(lambda: self.in_flight < self.limit)
+        if self.in_flight < self.limit and not self._waiters:
             self.in_flight += 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        await waiter  # the slot was taken for us by _wake
 
     async def release(self) -> None:
-        async with self._cond:
-            self.in_flight -= 1
-            self._cond.notify_all()
+        self.in_flight -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self.in_flight < self.limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.in_flight += 1
+                waiter.set_result(None)
 
     def success(self) -> None:
         self.successes += 1
@@ -148,15 +159,7 @@ class AIMD:
             log.info("openai: concurrency %d -> %d (%s)", self.limit, limit, why)
             self.log.append({"t": time.time(), "from": self.limit, "to": limit, "why": why})
             self.limit = limit
-            if self._cond is not None:
-                asyncio.get_running_loop().call_soon(self._notify)
-
-    def _notify(self) -> None:
-        async def wake():
-            async with self._cond:
-                self._cond.notify_all()
-
-        asyncio.ensure_future(wake())
+            self._wake()
 
 
 class OpenAIBackend(Backend):
@@ -259,13 +262,15 @@ class OpenAIBackend(Backend):
     async def _one(self, client, request: GenRequest, stop: threading.Event | None = None) -> GenResult | None:
         openai = require("openai", extra="openai", purpose="the openai backend")
         prompt = self.render_prompt(request.messages)
-        started = time.perf_counter()
+        started = None  # from the first attempt: waiting for a free slot is our queue, not the model's latency
         problem = ""
         for attempt in range(self.config.max_retries + 1):
             await self.aimd.acquire()
             if stop is not None and stop.is_set():  # the caller went away: start nothing new
                 await self.aimd.release()
                 return None
+            if started is None:
+                started = time.perf_counter()
             self.stats["attempts"] += 1
             wait = None
             try:
