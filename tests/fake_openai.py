@@ -397,3 +397,22 @@ class FakeOpenAI:
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._sock.close()
+
+
+def model_chat(backend) -> Callable[[dict[str, Any]], str]:
+    """A Script.chat that answers with a real local model (any harness backend, e.g. `hf` on a tiny model), so the
+    server can stand in for a self-hosted OpenAI-compatible endpoint (vLLM, llama.cpp) in tests."""
+    from harness.backends.base import GenRequest
+    from harness.suite import GenerationParams
+
+    lock = threading.Lock()  # one generation at a time: the model is not shared across threads
+
+    def chat(body: dict[str, Any]) -> str:
+        params = GenerationParams(max_new_tokens=int(body.get("max_tokens") or 16), temperature=0.0)
+        with lock:
+            ((_, result),) = list(backend.generate([GenRequest(body["messages"], params)]))
+        if result.error:
+            raise LookupError(result.error)
+        return result.text or ""
+
+    return chat

@@ -130,3 +130,27 @@ def test_kill_9_while_a_fine_tuning_job_runs_then_rerun_follows_the_same_job(tmp
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["strategies"]["ft"]["setup"]["given"]["training"]["job_id"] == job_id
     assert "following fine-tuning job" in again.stderr
+
+
+def test_the_local_server_can_serve_a_real_tiny_model(tiny_model, tmp_path, monkeypatch):
+    """The same server, answering with a local transformers model: what a self-hosted vLLM or llama.cpp endpoint
+    looks like to the `openai` backend (streamed, with usage)."""
+    from harness.backends.base import GenRequest
+    from harness.backends.hf import HFBackend, HFConfig
+    from harness.runner import CompareOptions, compare
+    from harness.suite import BackendSpec, GenerationParams
+    from tests.fake_openai import model_chat
+
+    local = HFBackend(BackendSpec(name="tiny", kind="hf", model=str(tiny_model)), HFConfig())
+    monkeypatch.setenv("KILL_KEY", KEY)
+    script = Script(chat=model_chat(local))
+    with FakeOpenAI(script) as url:
+        path = suite(tmp_path / "s", url)
+        compare(path, CompareOptions(out=tmp_path / "run", limit=4))
+    lines = [json.loads(x) for x in (tmp_path / "run" / "cases.jsonl").read_text().splitlines()]
+    assert len(lines) == 4 and all(x["error"] is None and x["output_tokens"] > 0 for x in lines)
+    # the answers are the local model's own greedy text
+    question = [{"role": "system", "content": "Answer."}, {"role": "user", "content": "question 0"}]
+    direct = dict(local.generate([GenRequest(question, GenerationParams(max_new_tokens=64))]))[0]
+    assert lines[0]["output"] == direct.text
+    local.close()
