@@ -118,7 +118,8 @@ def test_an_interrupted_run_follows_the_same_job_and_never_creates_a_second(tmp_
     assert len(creates) == 1
 
 
-def test_ctrl_c_cancels_the_job_only_when_asked(tmp_path, server, monkeypatch):
+@pytest.mark.parametrize("asked_by", ["suite", "command line"])
+def test_ctrl_c_cancels_the_job_when_asked(tmp_path, server, monkeypatch, asked_by):
     script, url = server
     script.job_step_polls = 5
     import strategies.finetune.openai_tuner as tuner_module
@@ -127,10 +128,13 @@ def test_ctrl_c_cancels_the_job_only_when_asked(tmp_path, server, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(tuner_module.time, "sleep", interrupted)
+    if asked_by == "command line":
+        monkeypatch.setenv("HARNESS_CANCEL_ON_ABORT", "1")  # what `harness compare --cancel-on-abort` sets
+    tuner = {"cancel_on_abort": True} if asked_by == "suite" else {}
     with pytest.raises(KeyboardInterrupt):
-        compare(suite_file(tmp_path, url, cancel_on_abort=True), CompareOptions(out=tmp_path / "run"))
+        compare(suite_file(tmp_path, url, **tuner), CompareOptions(out=tmp_path / "run"))
     (job,) = script.jobs.values()
-    assert job["status"] == "cancelled"
+    assert job["status"] == "cancelled"  # (not asked: left running, see the test above)
 
 
 def test_a_failed_job_stops_the_strategy_with_its_error(tmp_path, server):
@@ -203,19 +207,3 @@ def test_azure_deletes_the_deployment_after_an_error_and_keeps_it_only_when_aske
     with pytest.raises(KeyboardInterrupt):
         compare(azure_suite(tmp_path / "b", url), CompareOptions(out=tmp_path / "run2"))
     assert set(script.deployments) == {"gpt-4o-mini"}
-
-
-def test_cancel_on_abort_from_the_command_line(tmp_path, server, monkeypatch):
-    script, url = server
-    script.job_step_polls = 5
-    import strategies.finetune.openai_tuner as tuner_module
-
-    def interrupted(seconds):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(tuner_module.time, "sleep", interrupted)
-    monkeypatch.setenv("HARNESS_CANCEL_ON_ABORT", "1")  # what `harness compare --cancel-on-abort` sets
-    with pytest.raises(KeyboardInterrupt):
-        compare(suite_file(tmp_path, url), CompareOptions(out=tmp_path / "run"))
-    (job,) = script.jobs.values()
-    assert job["status"] == "cancelled"
