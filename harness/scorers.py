@@ -146,31 +146,35 @@ class TokenF1(Scorer):
 
 
 class ChrF(Scorer):
-    """Sentence chrF (sacrebleu), scaled to 0-1."""
+    """Sentence chrF (sacrebleu) against the target and any further references (multi-reference), scaled to 0-1."""
 
     kind = "chrf"
+    Config = ReferencesConfig
 
     def score(self, answer, case):
         import sacrebleu
 
-        return Score(sacrebleu.sentence_chrf(answer, [case.target]).score / 100)
+        return Score(sacrebleu.sentence_chrf(answer, references(case, self.config.references_field)).score / 100)
 
 
 class Bleu(Scorer):
-    """Sentence BLEU (sacrebleu, exponential smoothing), scaled to 0-1."""
+    """Sentence BLEU (sacrebleu, exponential smoothing) against the target and any further references, 0-1."""
 
     kind = "bleu"
+    Config = ReferencesConfig
 
     def score(self, answer, case):
         import sacrebleu
 
-        return Score(sacrebleu.sentence_bleu(answer, [case.target]).score / 100)
+        return Score(sacrebleu.sentence_bleu(answer, references(case, self.config.references_field)).score / 100)
 
 
 class RougeL(Scorer):
-    """ROUGE-L F-measure (rouge-score, with stemming)."""
+    """ROUGE-L F-measure (rouge-score, with stemming); with several references, the best (rouge-score's
+    score_multi)."""
 
     kind = "rouge_l"
+    Config = ReferencesConfig
 
     def __init__(self, spec, config, task):
         super().__init__(spec, config, task)
@@ -179,7 +183,8 @@ class RougeL(Scorer):
         self._scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
 
     def score(self, answer, case):
-        return Score(self._scorer.score(case.target, answer)["rougeL"].fmeasure)
+        refs = references(case, self.config.references_field)
+        return Score(self._scorer.score_multi(refs, answer)["rougeL"].fmeasure)
 
 
 class JsonMatchConfig(StrictModel):

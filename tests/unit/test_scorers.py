@@ -67,3 +67,21 @@ def test_json_match_whole_object_and_fields():
     assert scorer("json_match", mode="fields").score('{"city": "Paris", "days": 4}', case(target)).value == 0.5
     bad = obj.score("no json here", case(target))
     assert bad.value == 0 and bad.invalid
+
+
+@pytest.mark.parametrize("kind", ["chrf", "bleu", "rouge_l"])
+def test_generation_metrics_take_every_reference_when_told_where_they_are(kind):
+    """E2E-style data: an answer that matches a second human reference scores as a match only when the scorer
+    reads the references field (sacrebleu multi-reference; rouge-score's best of several)."""
+    from harness.builtins import SCORERS
+    from harness.data import Case
+    from harness.suite import ScorerSpec, TaskSpec
+
+    cls = SCORERS.get(kind)
+    case = Case(id="1", input="name: Blue Spice, eatType: coffee shop, near: Burger King",
+                target="Blue Spice is a coffee shop.",
+                metadata={"references": ["Blue Spice is a coffee shop.", "The Blue Spice coffee shop is near Burger King."]})
+    answer = "The Blue Spice coffee shop is near Burger King."
+    single = cls(ScorerSpec(kind=kind), cls.Config(), TaskSpec(instructions="x")).score(answer, case).value
+    multi = cls(ScorerSpec(kind=kind), cls.Config(references_field="references"), TaskSpec(instructions="x")).score(answer, case).value
+    assert multi == pytest.approx(1.0) and single < 0.7
