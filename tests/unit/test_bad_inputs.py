@@ -438,10 +438,13 @@ def test_compare_without_out_writes_no_run_folder(tmp_path: Path, home: Path) ->
     assert not list(tmp_path.rglob("cases.jsonl"))
 
 
-def test_validate_quickstart(home: Path) -> None:
-    result = harness("validate", str(QUICKSTART), home=home)
+@pytest.mark.parametrize("suite, counts", [("quickstart", "train=300 dev=50 test=150"),
+                                           ("squad_qa", "train=240 dev=40 test=120"),
+                                           ("e2e_nlg", "train=300 dev=40 test=100")])
+def test_the_example_suites_validate(suite: str, counts: str, home: Path) -> None:
+    result = harness("validate", str(REPO / "suites" / suite / "suite.yaml"), home=home)
     assert result.returncode == 0, result.stderr
-    assert "train=300 dev=50 test=150" in result.stdout
+    assert counts in result.stdout
 
 
 def test_schema_is_json_with_the_main_sections(home: Path) -> None:
