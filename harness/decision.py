@@ -519,6 +519,18 @@ def _md(text: str) -> str:
     return str(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def decide_suite(suite, summaries: dict[str, Any], pairs: list[dict[str, Any]], *, prices: dict[str, Any]
+                 ) -> dict[str, Any] | None:
+    """The suite's decision policy applied to a run's summaries and paired comparisons: what `harness compare`
+    stores in run.json."""
+    if not summaries:
+        return None
+    options = options_from_summaries(summaries, {s.name: s.kind for s in suite.strategies}, suite.primary_metric)
+    value = suite.economics.value if suite.economics else None
+    return decide(options, pairs, suite.decision or DecisionSpec(), metric=suite.primary_metric, value=value,
+                  prices=prices).as_dict()
+
+
 @dataclass
 class WhatIf:
     """Changes to a finished run's economics; None keeps the run's own figure."""

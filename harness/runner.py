@@ -20,7 +20,7 @@ from harness.backends.base import Backend, GenRequest, GenResult
 from harness.builtins import BACKENDS, SCORERS, STRATEGIES
 from harness.cache import NoCache, ResponseCache, cache_key
 from harness.data import Case
-from harness.economics import Pricing, Spend, pricing_for, price_sheet
+from harness.economics import Pricing, Spend, price_sheet
 from harness.errors import BudgetReached, ConfigError, HarnessError, RunFolderError, closest
 from harness.home import harness_home
 from harness.judge import Judge, JudgeCounts, run_concurrently
@@ -30,8 +30,9 @@ from harness.results import CasesFile, CaseResult, CaseScore, RunRecord, read_ru
 from harness.scorers import Score, Scorer
 from harness.strategy import Strategy, StrategyContext
 from harness.suite import DecisionSpec, GenerationParams
-from harness.decision import best_against_others, pairwise
-from harness.summary import latest, summarize_strategy
+from harness.decision import best_against_others, decide_suite, pairwise
+from harness.spend import SpendLedger, affordable, attribute_tokens, pricing_of, upper_usd
+from harness.summary import latest, per_case_scores, summarize_strategy
 
 log = logging.getLogger(__name__)
 
@@ -85,78 +86,6 @@ ANSWER_FIELDS = {"seed", "task", "data", "backends", "strategies", "scorers"}
 def suite_fingerprint(loaded: LoadedSuite) -> str:
     payload = {"suite": loaded.suite.model_dump(mode="json", include=ANSWER_FIELDS), "data": loaded.dataset.hashes}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def pricing_of(suite, identity: dict[str, Any]) -> Pricing:
-    """How calls to the backend with this identity are priced (tokens for API models, busy time for local ones)."""
-    cls = BACKENDS.get(identity["kind"])
-    return pricing_for(suite, model=str(identity.get("price_as") or identity.get("model", "")),
-                       device=str(identity.get("device") or cls.device),
-                       api=cls.device == "api")
-
-
-def per_case_scores(rows: dict[str, list[CaseResult]], metric: str) -> dict[str, dict[str, float]]:
-    """Each strategy's score per case id on `metric` (repeats averaged; errors count as 0)."""
-    from harness.summary import per_case_values
-
-    out = {}
-    for name, strategy_rows in rows.items():
-        values, *_ = per_case_values(strategy_rows, metric)
-        out[name] = {case: sum(v) / len(v) for case, v in values.items()}
-    return out
-
-
-def decide_run(suite, summaries: dict[str, Any], pairs: list[dict[str, Any]], *, prices: dict[str, Any]
-               ) -> dict[str, Any] | None:
-    """The suite's decision policy applied to the run's summaries and paired comparisons (harness.decision)."""
-    from harness.decision import decide, options_from_summaries
-    from harness.suite import DecisionSpec
-
-    if not summaries:
-        return None
-    options = options_from_summaries(summaries, {s.name: s.kind for s in suite.strategies}, suite.primary_metric)
-    value = suite.economics.value if suite.economics else None
-    return decide(options, pairs, suite.decision or DecisionSpec(), metric=suite.primary_metric, value=value,
-                  prices=prices).as_dict()
-
-
-class SpendLedger:
-    """`spend.jsonl` in the run folder: every provider charge that is not an answer line (answers on dev, judge
-    calls, a training job, an index), appended at once, so a kill or a resume never forgets what was paid."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def total(self) -> float:
-        if not self.path.exists():
-            return 0.0
-        total = 0.0
-        for line in self.path.read_text(encoding="utf-8").split("\n"):
-            try:
-                total += float(json.loads(line)["usd"])
-            except (ValueError, KeyError, TypeError):
-                continue  # an empty line, or one torn by a kill
-        return total
-
-    def add(self, strategy: str, what: str, usd: float) -> None:
-        if usd <= 0:
-            return
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"at": datetime.now(timezone.utc).isoformat(), "strategy": strategy, "what": what,
-                                 "usd": usd}) + "\n")
-
-
-def attribute_tokens(parts: dict[str, int], result: GenResult) -> dict[str, int]:
-    """The prompt's measured tokens split by part; what the parts do not explain is the chat template's."""
-    out = dict(parts)
-    total = sum(parts.values())
-    measured = result.input_tokens
-    if measured and total > measured:  # counted apart, parts can tokenise a little longer than the whole prompt
-        out = {k: round(v * measured / total) for k, v in parts.items()}
-        total = sum(out.values())
-    out["template"] = max(measured - total, 0) if measured else 0
-    out["output"] = result.output_tokens
-    return out
 
 
 class Run:
@@ -353,7 +282,7 @@ class Run:
         if todo:
             pricing = self._pricing(backend)
             if pricing.paid and self.spend.budget_usd is not None:
-                upper = sum(self._upper_usd(backend, pricing, requests[i]) for i in todo)
+                upper = sum(upper_usd(backend, pricing, requests[i]) for i in todo)
                 if upper > self.spend.room():
                     raise BudgetReached(f"{len(todo)} calls to {backend.spec.name} could cost up to ${upper:.4f}; "
                                         f"${max(self.spend.room(), 0):.4f} of budget_usd ${self.spend.budget_usd:g} is left")
@@ -461,7 +390,8 @@ class Run:
             self.setup[name]["load_s"] = round(time.perf_counter() - started, 3)
         groups = list(misses.values())
         while groups:
-            batch, groups = self._affordable(backend, pricing, groups)
+            batch, groups = affordable(groups, self.spend, lambda group: upper_usd(backend, pricing, group[0][3]),
+                                       paid=pricing.paid)
             if not batch:  # budget_usd reached: these calls are not made; a rerun with a larger budget makes them
                 queries = sum((item[2].get("retrieval") or {}).get("query_embedding_usd") or 0.0
                               for group in groups for item in group)
@@ -489,22 +419,6 @@ class Run:
                     name, self.spend.budget_usd, self.spend.paid_usd, n)
         for _ in range(n):
             self.options.progress.advance()
-
-    def _upper_usd(self, backend: Backend, pricing: Pricing, request: GenRequest) -> float:
-        """The most one call can cost: its whole prompt and max_new_tokens of answer at the model's prices."""
-        prompt = backend.count_tokens_upper(request.messages)
-        return pricing.call_usd(prompt, request.params.max_new_tokens) or 0.0
-
-    def _affordable(self, backend: Backend, pricing: Pricing, groups: list[list[tuple]]) -> tuple[list, list]:
-        """The requests that can be sent without passing budget_usd even if each costs its most, and the rest."""
-        if not pricing.paid or self.spend.budget_usd is None:
-            return groups, []
-        room = self.spend.room()
-        for i, group in enumerate(groups):
-            room -= self._upper_usd(backend, pricing, group[0][3])
-            if room < 0:
-                return groups[:i], groups[i:]
-        return groups, []
 
     # ---- results ---------------------------------------------------------------------------------
 
@@ -553,7 +467,7 @@ class Run:
         per_case = per_case_scores(by_strategy, metric)
         pairs = pairwise(per_case, binary=binary.get(metric, False), confidence=policy.confidence,
                          min_gain=policy.min_gain)
-        decision = decide_run(self.suite, summaries, pairs, prices=prices)
+        decision = decide_suite(self.suite, summaries, pairs, prices=prices)
         return RunRecord(
             harness_version=__version__, status=status, suite_name=self.suite.name,
             suite_path=str(self.loaded.path), suite_sha256=self.fingerprint, suite=self.resolved_suite(),

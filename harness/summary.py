@@ -223,3 +223,12 @@ def summarize_strategy(
         retrieval=summarize_retrieval(rows),
         cost=summarize_cost(rows, setup, pricing, tokens=tokens) if pricing is not None else None,
     )
+
+
+def per_case_scores(rows: dict[str, list[CaseResult]], metric: str) -> dict[str, dict[str, float]]:
+    """Each strategy's score per case id on `metric` (repeats averaged; errors count as 0)."""
+    out = {}
+    for name, strategy_rows in rows.items():
+        values, *_ = per_case_values(strategy_rows, metric)
+        out[name] = {case: sum(v) / len(v) for case, v in values.items()}
+    return out
