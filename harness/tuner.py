@@ -112,3 +112,11 @@ class Tuner:
     def release(self, checkpoint: Checkpoint, *, final: bool = False) -> None:
         """Stop serving `checkpoint` (e.g. delete its deployment); `final`: the run is over (a tuner may keep the
         chosen deployment when asked to)."""
+
+    def hosting_usd_per_hour(self) -> float | None:
+        """What serving the fine-tuned model costs per hour while it is deployed (None: nothing fixed)."""
+        return None
+
+    def hosting(self) -> dict[str, Any] | None:
+        """The deployments this run held: time, rate, dollars, what was kept (None: no deployments)."""
+        return None

@@ -135,7 +135,7 @@ class FineTune(Strategy):
         self.ctx.backend = self._serving_backend(chosen, tuner.serve(chosen))
         self._write_logs(result, epochs)
         given = self._given(tuner_config, pre, result, epochs, best, reused, workdir)
-        if hasattr(tuner, "hosting_usd_per_hour"):  # a deployment billed by the hour while it exists (Azure)
+        if tuner.hosting_usd_per_hour() is not None:  # a deployment billed by the hour while it exists (Azure)
             given["hosting_usd_per_hour"] = tuner.hosting_usd_per_hour()
         self._given = given
         if self.config.merge:
@@ -257,8 +257,9 @@ class FineTune(Strategy):
         tuner, chosen = getattr(self, "_tuner_obj", None), getattr(self, "_chosen", None)
         if tuner is not None and chosen is not None:
             tuner.release(chosen, final=True)
-        if tuner is not None and hasattr(tuner, "hosting") and getattr(self, "_given", None) is not None:
-            self._given["deployment"] = tuner.hosting()
+        hosting = tuner.hosting() if tuner is not None else None
+        if hosting is not None and getattr(self, "_given", None) is not None:
+            self._given["deployment"] = hosting
 
     def request(self, case):
         task = self.ctx.suite.task
