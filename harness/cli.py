@@ -253,18 +253,48 @@ def list_components() -> None:
 
 @app.command()
 def init(
-    directory: Path = typer.Argument(..., help="Folder to create the suite in."),
-    data: Path = typer.Option(..., "--from", help="A JSONL, CSV or Parquet file of cases."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing suite.yaml."),
+    directory: Optional[Path] = typer.Argument(None, help="Folder to create the suite in."),
+    data: Optional[Path] = typer.Option(None, "--from", help="A JSONL, CSV or Parquet file of cases."),
+    template: Optional[str] = typer.Option(
+        None, "--template", help="Copy an example suite: quickstart, squad_qa, e2e_nlg, ... "
+        "(`harness init --list-templates` describes them)."),
+    list_templates: bool = typer.Option(
+        False, "--list-templates", help="List the templates, one line each with their suite files, and exit."),
+    force: bool = typer.Option(False, "--force", help="Write into an existing suite folder, overwriting its files."),
 ) -> None:
-    """Scaffold a suite (zero-shot and few-shot on the embedded model) from a data file."""
-    from harness.scaffold import scaffold
+    """Start a suite: copy an example suite (--template NAME) or scaffold one from a data file (--from FILE)."""
+    from harness import scaffold
+    from harness.errors import ConfigError
 
     try:
-        path = scaffold(directory, data, force=force)
+        if list_templates:
+            _print_templates(scaffold.list_templates())
+            return
+        if (data is None) == (template is None) or directory is None:
+            raise ConfigError(
+                "harness init needs a folder and exactly one of --from FILE or --template NAME. Fix: e.g. "
+                "`harness init my-suite --template quickstart`, or `harness init my-suite --from cases.jsonl`."
+            )
+        if template is not None:
+            chosen = scaffold.copy_template(directory, template, force=force)
+            typer.echo(f"wrote {directory} from the {chosen.name} template (its README.md says what it measures)")
+            for variant in chosen.suite_files[1:]:
+                typer.echo(f"variant on the same data: {directory / variant}")
+            path = directory
+        else:
+            path = scaffold.scaffold(directory, data, force=force)
+            typer.echo(f"wrote {path}")
     except HarnessError as exc:
         _fail(exc)
-    typer.echo(f"wrote {path}\nnext: harness validate {path} && harness compare {path}")
+    typer.echo(f"next: harness validate {path} && harness compare {path}")
+
+
+def _print_templates(templates) -> None:
+    width = max((len(t.name) for t in templates), default=0)
+    for t in templates:
+        typer.echo(f"{t.name:<{width}}  {t.description}")
+        typer.echo(f"{'':<{width}}  suite files: {', '.join(t.suite_files)}")
+    typer.echo("start one with: harness init DIR --template NAME")
 
 
 def main() -> None:
