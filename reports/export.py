@@ -159,3 +159,19 @@ def render_md(run_dir: str | Path) -> str:
     parts.append(f"_Run {r.status}, harness {r.harness_version}, prices: sheet {r.prices.get('version')} of "
                  f"{r.prices.get('date')}._")
     return "\n\n".join(parts) + "\n"
+
+
+def strategy_cells(summary: Any, metrics: list[str]) -> dict[str, str]:
+    """One strategy's numbers formatted as the Markdown leaderboard writes them, for other Markdown views of a run
+    (the example suites' READMEs): each metric as `mean [low, high]`, p50 s and p95 s, $ per 1,000 requests.
+    `summary` is a `harness.results.StrategySummary`."""
+    cells = {}
+    for m in metrics:
+        ms = summary.metrics.get(m)
+        cells[m] = ("-" if not ms or ms.mean is None else
+                    f"{ms.mean:.3f}" + (f" [{ms.ci_low:.3f}, {ms.ci_high:.3f}]" if ms.ci_low is not None else ""))
+    cells["p50 s"] = _num(summary.latency.p50_s, ".2f")
+    cells["p95 s"] = _num(summary.latency.p95_s, ".2f")
+    cost = summary.cost
+    cells["$ per 1,000 requests"] = "-" if not cost or cost.per_request_usd is None else f"{cost.per_request_usd * 1000:.4g}"
+    return cells
