@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo test bench setup clean browser
+.PHONY: demo test bench setup clean browser autotrain-env
 
 setup: $(STAMP)
 
@@ -26,7 +26,17 @@ browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
 	  || { echo "install chromium (Debian: apt-get install chromium) for the report's browser test"; exit 1; }
 
-test: $(STAMP) browser
+# AutoTrain Advanced in its own environment (its pinned transformers/trl/peft clash with ours), for the autotrain
+# tuner's test. torch 2.5.1 is pinned because AutoTrain 0.8.36 pins bitsandbytes 0.45, which cannot import with the
+# triton of later torch builds (no triton.ops); unpinned, pip picks the newest torch. About 3 minutes, 7 GB.
+AUTOTRAIN_ENV ?= .venv-autotrain
+autotrain-env: $(AUTOTRAIN_ENV)/bin/autotrain
+
+$(AUTOTRAIN_ENV)/bin/autotrain:
+	test -x $(AUTOTRAIN_ENV)/bin/python || python3 -m venv $(AUTOTRAIN_ENV)
+	$(AUTOTRAIN_ENV)/bin/python -m pip install --quiet --no-cache-dir "torch==2.5.1" "autotrain-advanced==0.8.36"
+
+test: $(STAMP) browser autotrain-env
 	$(PY) -m pytest
 
 bench: $(STAMP)
@@ -40,4 +50,4 @@ bench: $(STAMP)
 	$(PY) bench/api_concurrency.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(AUTOTRAIN_ENV) runs .pytest_cache

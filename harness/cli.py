@@ -149,7 +149,7 @@ def estimate(
 
     names = [s.strip() for s in strategies.split(",") if s.strip()] if strategies else None
     try:
-        loaded = load_suite(suite)
+        loaded = load_suite(suite, machine=False)
         if names:
             known = [s.name for s in loaded.suite.strategies]
             for name in names:
@@ -165,6 +165,7 @@ def estimate(
     else:
         for line in render(est):
             typer.echo(line)
+        _machine_notes(loaded)
     try:
         check_budget(loaded, est, 0.0)
     except HarnessError as exc:
@@ -218,7 +219,7 @@ def validate(suite: Path = typer.Argument(..., help="Suite file (or a folder hol
     from harness.load import load_suite
 
     try:
-        loaded = load_suite(suite)
+        loaded = load_suite(suite, machine=False)
     except HarnessError as exc:
         _fail(exc)
     ds = loaded.dataset
@@ -226,6 +227,13 @@ def validate(suite: Path = typer.Argument(..., help="Suite file (or a folder hol
         f"ok: {loaded.path}: {len(loaded.suite.strategies)} strategies, {len(loaded.suite.backends)} backends, "
         f"{len(loaded.suite.scorers)} scorers; cases train={len(ds.train)} dev={len(ds.dev)} test={len(ds.test)}"
     )
+    _machine_notes(loaded)
+
+
+def _machine_notes(loaded) -> None:
+    """A valid suite this machine cannot run (e.g. a GPU tuner on a laptop): said, not refused."""
+    for note in loaded.machine_notes:
+        typer.echo(f"note: not runnable on this machine (compare will refuse it here): {note}", err=True)
 
 
 @app.command()
@@ -234,6 +242,33 @@ def schema() -> None:
     from harness.suite import json_schema
 
     typer.echo(json.dumps(json_schema(), indent=2))
+
+
+@app.command()
+def tune(
+    suite: Path = typer.Argument(..., help="Suite file (or a folder holding suite.yaml)."),
+    strategy: Optional[str] = typer.Option(None, "--strategy", help="The finetune strategy (default: the only one)."),
+    export_only: bool = typer.Option(False, "--export-only", help="Write the tuner's files (AutoTrain: config.yml "
+                                     "and data/train.jsonl for its UI or CLI) to --out and train nothing."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for --export-only."),
+) -> None:
+    """Train a finetune strategy's model without answering the test set (`harness compare` then reuses it), or
+    with --export-only write what its tuner would be given."""
+    from harness.errors import ConfigError
+    from harness.tuning import export_tuning, train_only
+
+    try:
+        if export_only:
+            if out is None:
+                raise ConfigError("--export-only needs --out FOLDER. Fix: add --out autotrain-export.")
+            for path in export_tuning(suite, strategy, out):
+                typer.echo(f"wrote {path}")
+            typer.echo(f"next: cd {out} && autotrain --config config.yml   (or upload data/train.jsonl in AutoTrain's UI)")
+        else:
+            for line in train_only(suite, strategy):
+                typer.echo(line)
+    except HarnessError as exc:
+        _fail(exc)
 
 
 @app.command(name="list")

@@ -29,6 +29,8 @@ class LoadedSuite:
     dataset: Dataset
     configs: dict[tuple[str, str], BaseModel] = field(default_factory=dict)  # (section, name) -> Config
     lines: dict[Loc, int] = field(default_factory=dict)
+    # What this machine cannot run (e.g. a GPU-only tuner on a CPU box), when loaded with machine=False
+    machine_notes: list[str] = field(default_factory=list)
 
     @property
     def base(self) -> Path:
@@ -166,8 +168,11 @@ def _price_checks(suite: Suite, path: Path, lines: dict[Loc, int]) -> list[str]:
     return errors
 
 
-def load_suite(path: str | Path, *, with_data: bool = True) -> LoadedSuite:
-    """Validate a suite file completely; raise ConfigError/DataError with file, line and fix."""
+def load_suite(path: str | Path, *, with_data: bool = True, machine: bool = True) -> LoadedSuite:
+    """Validate a suite file completely; raise ConfigError/DataError with file, line and fix.
+
+    machine: also refuse what this machine cannot run (a GPU-only tuner without a GPU). With False those
+    problems are kept in `machine_notes`, so a GPU suite validates on a laptop before it is sent to a GPU box."""
     path = Path(path)
     if path.is_dir():
         path = path / "suite.yaml"
@@ -191,7 +196,21 @@ def load_suite(path: str | Path, *, with_data: bool = True) -> LoadedSuite:
     loaded = LoadedSuite(suite=suite, path=path, dataset=dataset, configs=configs, lines=lines)
     if with_data:
         _fail(_data_checks(loaded))
+    loaded.machine_notes = _machine_checks(loaded)
+    if machine:
+        _fail(loaded.machine_notes)
     return loaded
+
+
+def _machine_checks(loaded: LoadedSuite) -> list[str]:
+    notes = []
+    for i, spec in enumerate(loaded.suite.strategies):
+        check = getattr(STRATEGIES.get(spec.kind), "machine_check", None)
+        if check is None:
+            continue
+        for loc, problem in check(loaded.config("strategies", spec.name)):
+            notes.append(f"{loaded.where(('strategies', i, 'config') + tuple(loc))}: {problem}")
+    return notes
 
 
 def _data_checks(loaded: LoadedSuite) -> list[str]:

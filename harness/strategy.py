@@ -62,6 +62,12 @@ class Strategy:
         return ()
 
     @classmethod
+    def machine_check(cls, config: BaseModel) -> Iterable[Problem]:
+        """What this machine cannot run (e.g. a GPU-only tuner here). `harness validate` shows these as notes;
+        `harness compare` refuses them before any model call."""
+        return ()
+
+    @classmethod
     def data_files(cls, config: BaseModel, base: Path) -> list[Path]:
         """Files or folders this strategy reads besides the splits (e.g. a corpus). Their content is hashed into
         the suite's fingerprint, so editing them invalidates finished results instead of silently mixing them."""

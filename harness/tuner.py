@@ -84,6 +84,13 @@ class Tuner:
         """Problems visible from the config alone (e.g. a method this machine cannot run)."""
         return []
 
+    @classmethod
+    def machine_check(cls, config: BaseModel) -> list[tuple[tuple[str | int, ...], str]]:
+        """What this machine lacks to run the config (e.g. a GPU). Shown by `harness validate` as a note and
+        refused by `harness compare` before any model call. Locations are relative to the tuner's spec
+        (("kind",) or ("config", key))."""
+        return []
+
     def validate(self, examples: list[TrainExample]) -> Preflight:
         raise NotImplementedError
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import resource
 import time
 import warnings
@@ -18,35 +17,20 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from harness.backends.hf import HFBackend, HFConfig, cache_kwarg, pick_device
+from harness.backends.hf import HFBackend, cache_kwarg, pick_device
 from harness.errors import ConfigError, HarnessError, require
-from harness.suite import StrictModel
-from harness.tuner import Checkpoint, Preflight, TrainExample, Tuner, TuneResult
-from strategies.finetune.preflight import preflight
+from harness.tuner import Preflight, TrainExample, TuneResult
+from strategies.finetune.common import AdapterConfig, TrainerTuner, cuda_problem, serve_prompt_ids
 
 log = logging.getLogger(__name__)
 
 
-class LocalConfig(StrictModel):
-    method: Literal["lora", "qlora", "full"] = "lora"
-    epochs: int = Field(3, ge=1, le=50, description="Each epoch ends in a checkpoint scored on dev; the best is kept.")
-    learning_rate: float = Field(2e-4, gt=0, lt=1)
-    batch_size: int = Field(8, ge=1, le=1024)
-    gradient_accumulation: int = Field(1, ge=1, le=1024)
-    rank: int = Field(16, ge=1, le=1024, description="LoRA rank.")
-    alpha: int = Field(32, ge=1, le=4096, description="LoRA alpha.")
-    dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
-    target_modules: list[str] | Literal["all-linear"] = "all-linear"
-    max_length: int | None = Field(None, ge=8, description="Default: the longest example, so nothing is truncated.")
-    max_truncated_fraction: float = Field(0.0, ge=0, le=1, description="Refuse when more examples than this would be cut.")
+class LocalConfig(AdapterConfig):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto: fp32 on CPU, bf16 mixed precision on GPU. CPUs with AVX512-BF16 or AMX train faster in bf16."
     )
     gradient_checkpointing: bool | None = Field(None, description="Default: off on CPU, on for GPUs.")
-    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
-    warmup_ratio: float = Field(0.0, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0)
     num_processes: int = Field(1, ge=1, le=256, description="More than 1: train under `accelerate launch` (DDP or FSDP).")
     distributed: Literal["ddp", "fsdp"] = Field("ddp", description="How several processes share the work (fsdp needs GPUs).")
     shared_prefix: bool = Field(
@@ -180,11 +164,6 @@ def _peak_memory_mb(device: str) -> tuple[float, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process peak RSS"
 
 
-def serve_prompt_ids(backend: HFBackend, prompt: list[dict[str, str]]) -> list[int]:
-    """Token ids of a prompt exactly as the hf backend sends it at inference."""
-    return backend.tokenizer()(backend.render_prompt(prompt), add_special_tokens=False)["input_ids"]
-
-
 def check_parity(backend: HFBackend, rows, *, sample: int = 16) -> None:
     """Fail loudly if the prompt part of a training sequence differs from what inference sends.
 
@@ -203,63 +182,26 @@ def check_parity(backend: HFBackend, rows, *, sample: int = 16) -> None:
             )
 
 
-class LocalTuner(Tuner):
+class LocalTuner(TrainerTuner):
     kind = "local"
     Config = LocalConfig
 
     @classmethod
     def check(cls, config: LocalConfig):
         problems = []
-        if config.method == "qlora" and config.device == "auto":
-            import torch  # only for qlora suites: validate otherwise stays free of torch
-
-            if not torch.cuda.is_available():
-                problems.append((("method",), "qlora needs a CUDA GPU with bitsandbytes and none is visible here. "
-                                              "Fix: use method: lora on this machine."))
         if config.method == "qlora" and config.device in ("cpu", "mps"):
             problems.append((("method",), "qlora needs a CUDA GPU with bitsandbytes. Fix: use method: lora on this device."))
         if config.distributed == "fsdp" and config.num_processes > 1 and config.device in ("cpu", "mps"):
             problems.append((("distributed",), "fsdp needs CUDA GPUs. Fix: use distributed: ddp on CPUs."))
         return problems
 
-    def _backend(self) -> HFBackend:
-        if not hasattr(self, "_serve"):
-            base = self.ctx.base
-            self._serve = HFBackend(base, HFConfig.model_validate(base.config))
-        return self._serve
-
-    def _count(self, ex: TrainExample) -> int:
-        tok = self._backend().tokenizer()
-        text = tok.apply_chat_template(ex.prompt + [{"role": "assistant", "content": ex.completion}], tokenize=False)
-        return len(tok(text, add_special_tokens=False)["input_ids"])
-
-    def validate(self, examples: list[TrainExample]) -> Preflight:
-        tok = self._backend().tokenizer()
-        cap = min(getattr(tok, "model_max_length", 4096) or 4096, 8192)
-        return preflight(examples, self._count, max_length=self.config.max_length, cap=cap,
-                         max_truncated_fraction=self.config.max_truncated_fraction,
-                         count_prompt=lambda ex: len(serve_prompt_ids(self._backend(), ex.prompt)))
-
-    def _checkpoint_folders(self) -> list[Path]:
-        folders = [p for p in (self.ctx.workdir / "checkpoints").glob("checkpoint-*") if (p / "trainer_state.json").exists()]
-        return sorted(folders, key=lambda p: int(p.name.split("-")[1]))
-
-    def status(self) -> str:
-        if (self.ctx.workdir / "result.json").exists():
-            return "succeeded"
-        return "running_or_interrupted" if self._checkpoint_folders() else "not_started"
-
-    def events(self) -> list[dict[str, Any]]:
-        folders = self._checkpoint_folders()
-        if not folders:
-            return []
-        return json.loads((folders[-1] / "trainer_state.json").read_text()).get("log_history", [])
-
-    def estimate(self, pre: Preflight) -> dict[str, Any]:
-        per_step = self.config.batch_size * self.config.gradient_accumulation
-        steps = math.ceil(pre.n_examples / per_step) * self.config.epochs
-        return {"steps": steps, "epochs": self.config.epochs,
-                "trained_tokens": int(pre.token_lengths["p50"] * pre.n_examples * self.config.epochs)}
+    @classmethod
+    def machine_check(cls, config: LocalConfig):
+        if config.method == "qlora" and config.device == "auto":  # only qlora suites: validate stays free of torch
+            problem = cuda_problem("qlora (4-bit with bitsandbytes)", "use method: lora on this machine.")
+            if problem:
+                return [(("config", "method"), problem)]
+        return []
 
     # ---- training --------------------------------------------------------------------------------
 
@@ -374,7 +316,7 @@ class LocalTuner(Tuner):
                 "rerun the same command to resume from the last one."
             ) from exc
         wall = time.perf_counter() - started + before
-        return TuneResult(checkpoints=self._checkpoints(out), curve=self._curve(trainer),
+        return TuneResult(checkpoints=self._checkpoints(), curve=self.curve_rows(trainer.state.log_history),
                           stats=self._stats(trainer, device, wall, resume, pre))
 
     def _set_aside_incomplete(self, out: Path) -> None:
@@ -384,23 +326,9 @@ class LocalTuner(Tuner):
                 log.warning("setting aside the incomplete checkpoint %s", folder.name)
                 folder.rename(folder.with_name(f"incomplete-{folder.name}-{time.time_ns()}"))
 
-    def _checkpoints(self, out: Path) -> list[Checkpoint]:
-        found = []
-        for folder in self._checkpoint_folders():
-            state = json.loads((folder / "trainer_state.json").read_text())
-            lora = self.config.method != "full"
-            found.append(Checkpoint(epoch=round(float(state["epoch"]), 3), step=int(state["global_step"]), backend_kind="hf",
-                                    model=self.ctx.base.model if lora else str(folder), adapter=str(folder) if lora else None))
-        return found
-
-    @staticmethod
-    def _curve(trainer) -> list[dict[str, Any]]:
-        keep = ("step", "epoch", "loss", "learning_rate", "grad_norm", "num_tokens", "mean_token_accuracy")
-        return [{k: h[k] for k in keep if k in h} for h in trainer.state.log_history if "loss" in h]
-
     def _stats(self, trainer, device: str, wall: float, resumed: bool, pre: Preflight) -> dict[str, Any]:
         peak, kind = _peak_memory_mb(device)
-        tokens = pre.total_tokens * self.config.epochs  # every example once per epoch, padding excluded
+        tokens = self.trained_tokens(pre)
         return {"wall_s": round(wall, 2), "device": device, "processes": self.config.num_processes, "resumed": resumed,
                 "peak_memory_mb": round(peak, 1), "peak_memory_kind": kind, "steps": trainer.state.global_step,
                 "trained_tokens": tokens, "train_tokens_per_s": round(tokens / wall, 1) if wall > 0 else None,

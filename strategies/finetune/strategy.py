@@ -37,7 +37,7 @@ TUNING_CODE_VERSION = 2
 
 
 class TunerSpec(StrictModel):
-    kind: str = Field("local", description="Tuner: local (trl + peft).")
+    kind: str = Field("local", description="Tuner: local (trl + peft), unsloth (GPU), autotrain, openai, azure.")
     config: dict[str, Any] = Field(default_factory=dict, description="Options of that tuner (see `harness schema`).")
 
 
@@ -78,6 +78,16 @@ class FineTune(Strategy):
             yield ("tuner",), problem
 
     @classmethod
+    def machine_check(cls, config: FineTuneConfig):
+        try:
+            tuner_cls = TUNERS.get(config.tuner.kind)
+            tuner_config = tuner_cls.Config.model_validate(config.tuner.config)
+        except Exception:  # noqa: BLE001 - check() already reported it
+            return
+        for loc, msg in tuner_cls.machine_check(tuner_config):
+            yield ("tuner", *loc), msg
+
+    @classmethod
     def plan(cls, config: FineTuneConfig, dataset, suite):
         tuner = TUNERS.get(config.tuner.kind)
         tuner_config = tuner.Config.model_validate(config.tuner.config)
@@ -105,7 +115,8 @@ class FineTune(Strategy):
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
-    def prepare(self) -> dict[str, Any]:
+    def make_tuner(self):
+        """The tuner for this strategy's config, working in the HARNESS_HOME folder keyed by its inputs."""
         examples = training_examples(self.ctx.suite.task, self.ctx.dataset.train)
         cls, tuner_config = self._tuner()
         base = self.ctx.backend
@@ -115,18 +126,29 @@ class FineTune(Strategy):
             base=base.spec, base_source=base.source() if hasattr(base, "source") else base.spec.model, workdir=workdir,
             seed=self.ctx.seed, base_config=base.config.model_dump(mode="json"),
             validation=training_examples(self.ctx.suite.task, self.ctx.dataset.dev)))
+        return tuner, examples
+
+    def train_or_reuse(self):
+        """Train (or reuse the finished training of the same inputs); returns (tuner, preflight, result, reused)."""
+        tuner, examples = self.make_tuner()
         pre = tuner.validate(examples)
         for warning in pre.warnings:
             log.warning("%s: %s", self.spec.name, warning)
-        done = workdir / "result.json"
+        done = tuner.ctx.workdir / "result.json"
         reused = done.exists()
         if reused:
             result = TuneResult.from_json(json.loads(done.read_text()))
-            log.info("%s: reusing the finished fine-tune in %s (no training)", self.spec.name, workdir)
+            log.info("%s: reusing the finished fine-tune in %s (no training)", self.spec.name, tuner.ctx.workdir)
         else:
             log.info("%s: fine-tuning (%s) ...", self.spec.name, tuner.estimate(pre))
             result = tuner.train(examples, pre)
             write_json_atomic(done, json.dumps(result.to_json(), indent=1))
+        return tuner, pre, result, reused
+
+    def prepare(self) -> dict[str, Any]:
+        base = self.ctx.backend
+        tuner, pre, result, reused = self.train_or_reuse()
+        tuner_config, workdir = tuner.config, tuner.ctx.workdir
         self._tuner_obj = tuner
         epochs = self._score_checkpoints(result.checkpoints)
         best = self._choose(epochs)

@@ -1,0 +1,55 @@
+"""`harness tune`: one finetune strategy's training outside a run (reused by `harness compare` after), or its
+tuner's input files written for use elsewhere (`--export-only`, e.g. AutoTrain's UI)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from harness.builtins import BACKENDS, STRATEGIES
+from harness.errors import ConfigError
+from harness.load import LoadedSuite, load_suite
+from harness.strategy import StrategyContext
+
+
+def _finetune(loaded: LoadedSuite, name: str | None):
+    specs = [s for s in loaded.suite.strategies if s.kind == "finetune"]
+    if name is not None:
+        specs = [s for s in specs if s.name == name]
+    if len(specs) != 1:
+        names = ", ".join(s.name for s in loaded.suite.strategies if s.kind == "finetune") or "none"
+        what = f"no finetune strategy named '{name}'" if name else "the suite has several finetune strategies"
+        if not name and not specs:
+            what = "the suite has no finetune strategy"
+        raise ConfigError(f"{loaded.path}: --strategy: {what} (finetune strategies: {names}). Fix: pass --strategy NAME.")
+    spec = specs[0]
+    backend_spec = next(b for b in loaded.suite.backends if b.name == (spec.backend or loaded.suite.backends[0].name))
+    backend = BACKENDS.get(backend_spec.kind)(backend_spec, loaded.config("backends", backend_spec.name))
+    ctx = StrategyContext(loaded.suite, loaded.dataset, backend, Path(tempfile.mkdtemp(prefix="harness-tune-")),
+                          loaded.suite.seed)
+    return STRATEGIES.get(spec.kind)(spec, loaded.config("strategies", spec.name), ctx)
+
+
+def export_tuning(suite: Path, name: str | None, out: Path) -> list[Path]:
+    loaded = load_suite(suite, machine=False)  # exporting for another machine needs nothing of this one
+    strategy = _finetune(loaded, name)
+    tuner, examples = strategy.make_tuner()
+    if not hasattr(tuner, "export"):
+        raise ConfigError(f"{loaded.path}: strategy '{strategy.spec.name}': the {tuner.kind} tuner has nothing to export. "
+                          "Fix: set tuner.kind: autotrain (same config keys as local) to write AutoTrain's files.")
+    out.mkdir(parents=True, exist_ok=True)
+    return tuner.export(examples, tuner.validate(examples), out)
+
+
+def train_only(suite: Path, name: str | None) -> list[str]:
+    loaded = load_suite(suite)
+    strategy = _finetune(loaded, name)
+    tuner, pre, result, reused = strategy.train_or_reuse()
+    stats = result.stats
+    lines = [f"{strategy.spec.name}: {'reused the finished' if reused else 'trained a'} {tuner.kind} fine-tune in "
+             f"{tuner.ctx.workdir}",
+             f"  {pre.n_examples} examples, {len(result.checkpoints)} checkpoint(s), device {stats.get('device')}, "
+             f"{stats.get('wall_s')} s"]
+    lines += [f"  epoch {c.epoch} step {c.step}: {c.adapter or c.model}" for c in result.checkpoints]
+    lines.append(f"next: harness compare {loaded.path} (reuses this training and scores each checkpoint on dev)")
+    return lines
