@@ -1,5 +1,5 @@
-"""Fine-tuning speed on one GPU: the harness `local` tuner against trl's SFTTrainer defaults, same model, data
-and LoRA config, in one run: trained tokens/s, step time, peak memory and MFU.
+"""Fine-tuning speed on one GPU: the harness `local` tuner against trl's SFTTrainer defaults and the `unsloth` tuner,
+same model, data and LoRA config, in one run: trained tokens/s, step time, peak memory and MFU.
 
 The GPU machine has no hub and no room for the weights, so the model is SmolLM2-135M's architecture with random
 weights (speed does not depend on the values), built from the config and tokenizer in bench/gpu_assets
@@ -11,6 +11,7 @@ Run by bench/gpu_check.sh.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -73,6 +74,19 @@ def worker(engine: str, n: int, device: str, model_dir: str) -> dict:
     timer, out = _timer(), Path(tempfile.mkdtemp())
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
+    if engine == "unsloth":  # the harness unsloth tuner: Unsloth in its own process, LoRA settings as above
+        import strategies.finetune.unsloth_tuner as unsloth_tuner
+
+        config = unsloth_tuner.UnslothConfig(epochs=1, batch_size=8, rank=16, alpha=32, learning_rate=2e-4,
+                                             optimizer="adamw_torch", target_modules="all-linear")
+        tuner = unsloth_tuner.UnslothTuner(config, TuneContext(spec, model_dir, out, 13))
+        tuner.train(examples, tuner.validate(examples))
+        child = json.loads((out / "checkpoints" / "train_result.json").read_text())
+        return {"engine": engine, "device": device, "examples": n, "steps": child["steps"],
+                "tokens_trained": child.get("tokens_trained"), "tokens_per_s": child.get("tokens_per_s"),
+                "wall_s_steps_2_to_end": child.get("wall_s_steps_2_to_end"), "gpu": child.get("gpu"),
+                "peak_memory_mb": child["peak_memory_mb"], "unsloth": child.get("unsloth"),
+                "settings": "Unsloth defaults: LoRA dropout 0, its gradient checkpointing; adamw_torch as the others"}
     if engine == "harness_local":
         import strategies.finetune.local as local
 
@@ -121,10 +135,19 @@ def main() -> None:
         return
     model_dir = str(random_model(REPO / "bench" / "gpu_assets" / "random-model"))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    engines = {}
-    for engine in ("harness_local", "trl_defaults"):
-        result = run_python(WORKER.format(bench=str(REPO / "bench"), engine=engine, n=args.n, device=args.device,
-                                          model=model_dir), env=env)
+    engines, unavailable = {}, {}
+    for engine in ("harness_local", "trl_defaults", "unsloth"):
+        if engine == "unsloth" and (args.device != "cuda" or importlib.util.find_spec("unsloth") is None):
+            unavailable[engine] = "needs an NVIDIA GPU" if args.device != "cuda" else "unsloth is not installed here"
+            print(engine, "skipped:", unavailable[engine], flush=True)
+            continue
+        try:
+            result = run_python(WORKER.format(bench=str(REPO / "bench"), engine=engine, n=args.n, device=args.device,
+                                              model=model_dir), env=env)
+        except RuntimeError as exc:  # one engine failing must not lose the others' numbers
+            unavailable[engine] = str(exc)[-1500:]
+            print(engine, "failed:", unavailable[engine], flush=True)
+            continue
         result["peak_rss_mb"] = round(result["peak_rss_mb"], 1)
         result.pop("wall_s", None)
         engines[engine] = result
@@ -135,8 +158,12 @@ def main() -> None:
         "what": __doc__.split("\n")[0],
         "model": "SmolLM2-135M architecture, random weights; LoRA r=16, batch 8",
         "engines": engines,
+        "not_measured": unavailable,
         "ratio_tokens_per_s_vs_trl_defaults": round(ours["tokens_per_s"] / theirs["tokens_per_s"], 2),
         "memory_ours_vs_trl_defaults": round(ours[memory_key] / theirs[memory_key], 2),
+        **({"ratio_unsloth_tokens_per_s_vs_trl_defaults": round(engines["unsloth"]["tokens_per_s"] / theirs["tokens_per_s"], 2),
+            "memory_unsloth_vs_trl_defaults": round(engines["unsloth"]["peak_memory_mb"] / theirs["peak_memory_mb"], 2)}
+           if engines.get("unsloth", {}).get("tokens_per_s") else {}),
         "goals": {"ratio_tokens_per_s_vs_trl_defaults": 1.5, "memory_ours_vs_trl_defaults": 1.0},
     })
 

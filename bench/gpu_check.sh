@@ -8,7 +8,11 @@
 #       pyyaml platformdirs psutil dill multiprocess xxhash
 #   (first list what the machine has, e.g. `pip list` in a short run, and drop what it already has: carry is
 #   64 MiB in all, and pyarrow, which datasets needs, is ~40 MB on its own)
+#   For the Unsloth arm also: pip download --no-deps -d bench/wheels unsloth unsloth_zoo tyro   (~32 MB; it needs
+#   bitsandbytes, ~60 MB, and xformers from the machine itself: with them missing, the JSON's `not_measured` says so
+#   and local vs TRL defaults are still measured)
 #   run: bash bench/gpu_check.sh  with carry: [bench/gpu_assets, bench/wheels]
+# Output: bench/results/finetune_gpu.json, local vs TRL defaults vs Unsloth: tokens/s, step time, peak memory, MFU.
 # Dry path on a machine without a GPU: bash bench/gpu_check.sh --device cpu
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -17,8 +17,15 @@ def main(job_path: str) -> None:
     import unsloth  # noqa: F401  (first: it patches transformers, peft and trl on import)
     import torch
     from datasets import Dataset
+    from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
     from unsloth import FastLanguageModel, is_bfloat16_supported
+
+    class StepTimes(TrainerCallback):  # steps 2..end: the speed once kernels are compiled and caches warm
+        times: list[float] = []
+
+        def on_step_end(self, args, state, control, **kwargs):
+            StepTimes.times.append(time.perf_counter())
 
     cfg, out = job["config"], Path(job["output_dir"])
     model, tokenizer = FastLanguageModel.from_pretrained(
@@ -41,6 +48,7 @@ def main(job_path: str) -> None:
         report_to="none", seed=job["seed"], data_seed=job["seed"], dataloader_num_workers=0, disable_tqdm=True,
         optim=cfg["optimizer"])
     trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=data, args=args)
+    trainer.add_callback(StepTimes())
     done = [p for p in out.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
     if cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -51,6 +59,11 @@ def main(job_path: str) -> None:
               "device": "cuda" if cuda else "cpu", "unsloth": getattr(unsloth, "__version__", "unknown"),
               "peak_memory_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
               "gpu": torch.cuda.get_device_name(0) if cuda else None}
+    tokens = [h["num_tokens"] for h in trainer.state.log_history if "num_tokens" in h]
+    if len(StepTimes.times) > 1 and len(tokens) > 1:
+        span = StepTimes.times[-1] - StepTimes.times[0]
+        result.update(wall_s_steps_2_to_end=round(span, 3), tokens_trained=int(tokens[-1]),
+                      tokens_per_s=round((tokens[-1] - tokens[0]) / span, 1) if span > 0 else None)
     tmp = out / "train_result.json.tmp"
     tmp.write_text(json.dumps(result))
     tmp.replace(out / "train_result.json")
