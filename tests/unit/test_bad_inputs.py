@@ -438,13 +438,33 @@ def test_compare_without_out_writes_no_run_folder(tmp_path: Path, home: Path) ->
     assert not list(tmp_path.rglob("cases.jsonl"))
 
 
-@pytest.mark.parametrize("suite, counts", [("quickstart", "train=300 dev=50 test=150"),
-                                           ("squad_qa", "train=240 dev=40 test=120"),
-                                           ("e2e_nlg", "train=300 dev=40 test=100")])
-def test_the_example_suites_validate(suite: str, counts: str, home: Path) -> None:
-    result = harness("validate", str(REPO / "suites" / suite / "suite.yaml"), home=home)
+COUNTS = {"quickstart": "train=300 dev=50 test=150", "squad_qa": "train=240 dev=40 test=120",
+          "e2e_nlg": "train=300 dev=40 test=100"}
+EXAMPLE_SUITES = sorted(str(p.relative_to(REPO / "suites")) for p in (REPO / "suites").glob("*/suite*.yaml"))
+
+
+def test_every_example_suite_has_its_variants() -> None:
+    assert EXAMPLE_SUITES == ["e2e_nlg/suite.gpu.yaml", "e2e_nlg/suite.yaml", "quickstart/suite.gpu.yaml",
+                              "quickstart/suite.yaml", "squad_qa/suite.gpu.yaml", "squad_qa/suite.openai.yaml",
+                              "squad_qa/suite.yaml"]
+
+
+@pytest.mark.parametrize("suite", EXAMPLE_SUITES)
+def test_the_example_suites_validate(suite: str, home: Path) -> None:
+    result = harness("validate", str(REPO / "suites" / suite), home=home)
     assert result.returncode == 0, result.stderr
-    assert counts in result.stdout
+    assert COUNTS[suite.split("/")[0]] in result.stdout
+    if suite.endswith("gpu.yaml"):  # GPU-only parts are named as such on a machine without one, not refused
+        import torch
+
+        assert ("needs an NVIDIA GPU (CUDA)" in result.stderr) != torch.cuda.is_available()
+
+
+def test_the_openai_variants_estimate_in_its_readme_is_current(home: Path) -> None:
+    result = harness("estimate", str(REPO / "suites" / "squad_qa" / "suite.openai.yaml"), home=home)
+    assert result.returncode == 0, result.stderr
+    readme = (REPO / "suites" / "squad_qa" / "README.md").read_text()
+    assert result.stdout.strip() in readme, "regenerate the estimate block in suites/squad_qa/README.md"
 
 
 def test_schema_is_json_with_the_main_sections(home: Path) -> None:
