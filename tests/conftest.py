@@ -133,3 +133,27 @@ def fresh_home(embedded_model_dir, tmp_path) -> Path:
     home.mkdir()
     (home / "models").symlink_to(embedded_model_dir.parents[1] / "models", target_is_directory=True)
     return home
+
+
+# ---- reliability figures --------------------------------------------------------------------------------------
+# Checks that measure a property over many tries (bad inputs, kills, faults, secrets) report their figures here;
+# they are printed in a "reliability checks" section at the end of the test run (so CI logs show them) and kept
+# in test-artifacts/reliability.json.
+RELIABILITY: list[dict] = []
+
+
+def report_check(check: str, **figures) -> None:
+    """Record one summary line, e.g. report_check("kill-resume", kills=10, repeated_calls=0, torn_lines=0)."""
+    RELIABILITY.append({"check": check, **figures})
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not RELIABILITY:
+        return
+    terminalreporter.section("reliability checks")
+    for row in RELIABILITY:
+        figures = ", ".join(f"{k} {v}" for k, v in row.items() if k != "check")
+        terminalreporter.write_line(f"{row['check']}: {figures}")
+    out = REPO / "test-artifacts" / "reliability.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(RELIABILITY, indent=1) + "\n")
