@@ -127,10 +127,10 @@ def build(folder: Path, key: str, docs_loader, chunking: ChunkingConfig, embedde
     docs = docs_loader()
     chunks, stats = split_documents(docs, chunking, embedder)
     chunked = time.perf_counter()
-    vectors = embedder.encode([c.text for c in chunks])
+    vectors, counts = _encode_resumably(folder.with_name(folder.name + ".partial"), [c.text for c in chunks], embedder)
     embedded = time.perf_counter()
     info = {**stats, "key": key, "model_load_s": round(started - loading, 3), "chunk_s": round(chunked - started, 3), "embed_s": round(embedded - chunked, 3),
-            "build_s": round(embedded - started, 3), "embedder": embedder.identity(), "embedding": embedder.counts(),
+            "build_s": round(embedded - started, 3), "embedder": embedder.identity(), "embedding": counts,
             "dim": int(vectors.shape[1]) if vectors.ndim == 2 else 0, "device": _device(embedder)}
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -142,7 +142,35 @@ def build(folder: Path, key: str, docs_loader, chunking: ChunkingConfig, embedde
     (tmp / "index.json").write_text(json.dumps(info, indent=2))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.replace(folder)
+    shutil.rmtree(folder.with_name(folder.name + ".partial"), ignore_errors=True)
     return Index(key=key, chunks=chunks, vectors=vectors, info=info)
+
+
+def _encode_resumably(partial: Path, texts: list[str], embedder) -> tuple[np.ndarray, dict[str, int]]:
+    """Embed in blocks, each kept in `partial` as soon as it is back, so a build killed half-way resumes and no
+    embedding already made (and, for an API embedder, paid) is asked for again. Returns the vectors and the counts
+    of the whole build (blocks from an earlier, killed process included: the index cost what all of them cost);
+    `counts()["calls"]` of the embedder says what this process asked for."""
+    per_block = embedder.config.batch_size * (1 if embedder.config.kind == "openai" else 16)
+    partial.mkdir(parents=True, exist_ok=True)
+    blocks, totals = [], {"calls": 0, "texts": 0, "tokens": 0}
+    for start in range(0, len(texts), per_block):
+        block = texts[start:start + per_block]
+        name = hashlib.sha256(json.dumps(block).encode()).hexdigest()[:24]
+        saved = partial / f"{name}.npz"
+        try:
+            with np.load(saved, allow_pickle=False) as kept:
+                vectors, counts = kept["vectors"], {k: int(kept[k]) for k in totals}
+        except (OSError, ValueError, KeyError):  # absent or half-written: embed it (again)
+            before = embedder.counts()
+            vectors = embedder.encode(block)
+            counts = {k: embedder.counts()[k] - before[k] for k in totals}
+            tmp = saved.with_name(saved.name + ".tmp.npz")
+            np.savez(tmp, vectors=vectors, **counts)
+            tmp.replace(saved)
+        blocks.append(vectors)
+        totals = {k: totals[k] + counts[k] for k in totals}
+    return (np.concatenate(blocks) if blocks else np.zeros((0, 0), dtype=np.float32)), totals
 
 
 def _device(embedder) -> str:

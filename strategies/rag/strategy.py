@@ -164,7 +164,7 @@ class Rag(Strategy):
                        "resplit_for_embedder": info["resplit_for_embedder"]},
             "index": {"key": key, "reused_from_cache": cached, "build_s": info["build_s"], "chunk_s": info["chunk_s"],
                       "embed_s": info["embed_s"], "embedder": info["embedder"], "device": info["device"],
-                      "embedding_calls_this_run": 0 if cached else info["embedding"]["calls"],
+                      "embedding_calls_this_run": 0 if cached else self.embedder.counts()["calls"],
                       "embedded_texts": info["embedding"]["texts"], "load_s": round(time.perf_counter() - started, 3)},
             "exemplar_ids": [c.id for c in self.exemplars],
             "indexing_cost_usd": cost,

@@ -603,3 +603,61 @@ def test_top_k_candidates_without_a_dev_split_are_refused(tmp_path):
     path, _ = bad_suite(tmp_path, top_k=[1, 3])
     result = cli("validate", str(path), home=tmp_path / "home")
     assert_refused(result, "suite.yaml", "strategies[1].config.top_k", "dev split")
+
+
+def test_an_index_build_killed_half_way_resumes_without_embedding_a_block_twice(tmp_path):
+    """Each embedded block is kept as soon as it is back: after a crash mid-build, the rebuild embeds only the
+    blocks still missing, gives the same vectors as an uninterrupted build, and counts the whole build's tokens."""
+    import numpy as np
+
+    from harness.embedders import EmbedderConfig
+    from strategies.rag import index as index_mod
+    from strategies.rag.index import ChunkingConfig
+
+    class Died(Exception):
+        pass
+
+    class Embedder:  # an API embedder (blocks of batch_size texts) that can die after n requests
+        config = EmbedderConfig(kind="openai", batch_size=2)
+        max_tokens = 8000
+
+        def __init__(self, die_after=None):
+            self.die_after, self.requests, self.texts, self.tokens = die_after, [], 0, 0
+
+        def warm(self):
+            pass
+
+        def identity(self):
+            return {"kind": "openai", "model": "toy"}
+
+        def counts(self):
+            return {"calls": len(self.requests), "texts": self.texts, "tokens": self.tokens}
+
+        def count_tokens(self, texts):
+            return [len(t.split()) for t in texts]
+
+        def encode(self, texts):
+            if self.die_after is not None and len(self.requests) == self.die_after:
+                raise Died()
+            self.requests.append(list(texts))
+            self.texts += len(texts)
+            self.tokens += sum(self.count_tokens(texts))
+            return np.array([[len(t), t.count("e"), 1.0] for t in texts], dtype=np.float32)
+
+    from langchain_core.documents import Document
+
+    docs = [Document(page_content=f"document number {i} " + "text " * (i % 5), metadata={"doc_id": f"d{i}"})
+            for i in range(9)]
+    chunking = ChunkingConfig(size=400, overlap=0)
+    folder = tmp_path / "indexes" / "k"
+    with pytest.raises(Died):
+        index_mod.build(folder, "k", lambda: docs, chunking, Embedder(die_after=3))
+    assert index_mod.load_cached(folder) is None  # nothing half-built is trusted as an index
+    again = Embedder()
+    index = index_mod.build(folder, "k", lambda: docs, chunking, again)
+    clean_embedder = Embedder()
+    clean = index_mod.build(tmp_path / "indexes" / "clean", "clean", lambda: docs, chunking, clean_embedder)
+    assert len(again.requests) == len(clean_embedder.requests) - 3  # the 3 blocks made before the crash are kept
+    assert np.array_equal(index.vectors, clean.vectors)
+    assert index.info["embedding"] == clean.info["embedding"]  # the whole build's calls and tokens
+    assert not (tmp_path / "indexes" / "k.partial").exists()  # cleaned up once the index is published
