@@ -9,7 +9,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from harness.errors import ModelUnavailableError, api_key, require
+from harness.errors import ModelUnavailableError, api_key, provider_error, require
 from harness.suite import StrictModel
 
 EMBEDDED_MINILM = "all-minilm-l6-v2"
@@ -158,7 +158,12 @@ def make_embedder(config: EmbedderConfig):
             self.calls += -(-len(texts) // self.config.batch_size)
             self.texts += len(texts)
             self.tokens += sum(self.count_tokens(texts))
-            vectors = np.asarray(self.client.embed_documents(list(texts)), dtype=np.float32)
+            openai = require("openai", extra="openai", purpose="OpenAI embeddings")
+            try:
+                vectors = np.asarray(self.client.embed_documents(list(texts)), dtype=np.float32)
+            except openai.APIError as exc:  # a message for the user, with any key the body quotes masked
+                raise provider_error(exc, who=f"OpenAI embeddings ({self.config.model})",
+                                     key_env=self.config.api_key_env) from None
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             return vectors / np.where(norms == 0, 1, norms)
 

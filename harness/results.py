@@ -11,9 +11,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
-from harness.errors import RunFolderError
+from harness.errors import RunFolderError, redact
 
 SCHEMA_VERSION = 1
 
@@ -55,6 +55,12 @@ class CaseResult(BaseModel):
     @property
     def key(self) -> tuple[str, str, int]:
         return (self.strategy, self.case_id, self.repeat)
+
+    @field_validator("error")
+    @classmethod
+    def _no_secrets(cls, error: str | None) -> str | None:
+        # A provider's error body may quote the key it was sent; every recorded error passes here.
+        return redact(error) if error else error
 
 
 class MetricSummary(BaseModel):
@@ -147,7 +153,7 @@ class RunRecord(BaseModel):
 
 def write_json_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
+    tmp.write_text(redact(text, shapes=False), encoding="utf-8")  # a known key is never written, whatever quoted it
     os.replace(tmp, path)  # readers see the old file or the new one, never half of one
 
 

@@ -1,8 +1,10 @@
 """A local ASGI server (starlette + uvicorn) that speaks the parts of the OpenAI API the tests need, so the real
 `openai` SDK is exercised without a network: chat completions (streamed as server-sent events or not, with usage),
 embeddings. Scripted per test; it injects faults at a set rate (429 with Retry-After, 500, slow answers, dropped
-connections, malformed bodies) and counts every request it receives and every answer it completed, so tests can
-prove no case was paid twice.
+connections, malformed bodies) and counts every request it receives (with the fault it got) and every answer it
+completed, so tests can prove no case was paid twice. Like a careless proxy, it can also echo the request's headers
+(keys included) in its error bodies, and refuse chosen keys with a 401 that quotes them, so tests can prove a key
+the server sends back never reaches a result.
 """
 
 from __future__ import annotations
@@ -46,7 +48,10 @@ class Script:
     retry_after_s: float = 0.2  # what a 429 asks the client to wait
     slow_s: float = 5.0  # how long a "slow" answer takes
     seed: int = 0
-    requests: list[dict[str, Any]] = field(default_factory=list)
+    # Keys refused with a 401 whose body quotes the key and every request header (any route, any auth scheme).
+    reject_keys: set[str] = field(default_factory=set)
+    echo_headers: bool = False  # 400 and injected 500 bodies quote the request's headers (Authorization included)
+    requests: list[dict[str, Any]] = field(default_factory=list)  # per request: path, auth, body (chat: fault)
     completed: Counter = field(default_factory=Counter)  # body key -> answers delivered in full (status 200)
     completed_at: list[tuple[str, float]] = field(default_factory=list)  # (body key, time.time()) per delivery
     injected: Counter = field(default_factory=Counter)  # fault -> times injected
@@ -98,14 +103,17 @@ def make_app(script: Script):
         return JSONResponse({"error": {"message": message, "type": kind, "code": None, "param": None}},
                             status_code=status, headers=headers)
 
-    async def fault_response(name: str) -> Response | None:
+    def headers_note(request: Request) -> str:
+        return f" (request headers: {dict(request.headers)})" if script.echo_headers else ""
+
+    async def fault_response(name: str, request: Request) -> Response | None:
         script.injected[name] += 1
         if name == "429":
             return error(429, "Rate limit reached (injected)", "requests",
                          {"retry-after-ms": str(int(script.retry_after_s * 1000)),
                           "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": f"{script.retry_after_s}s"})
         if name == "500":
-            return error(500, "injected server error", "server_error")
+            return error(500, "injected server error" + headers_note(request), "server_error")
         if name == "malformed":
             return Response(b'{"id": "chatcmpl-x", "choices": [', media_type="application/json")
         if name == "slow":
@@ -114,6 +122,7 @@ def make_app(script: Script):
         return None
 
     async def chat(request: Request) -> Response:
+        arrived = time.monotonic()
         body = await request.json()
         deployment = request.path_params.get("deployment")
         if deployment is not None:  # Azure: the deployment names the model
@@ -121,18 +130,23 @@ def make_app(script: Script):
             if found is None or found["state"] != "Succeeded":
                 return error(404, f"The API deployment for this resource does not exist: {deployment}", "DeploymentNotFound")
             body = {**body, "model": found["model"]}
+        # served_s: seconds from arrival to the answer delivered in full (None: never delivered)
+        entry = {"path": request.url.path, "auth": request.headers.get("authorization"),
+                 "api_key": request.headers.get("api-key"), "body": body, "fault": None, "served_s": None}
         with script.lock:
-            script.requests.append({"path": request.url.path, "auth": request.headers.get("authorization"), "body": body})
+            script.requests.append(entry)
             n = len(script.requests)
             failing = n <= script.fail_first
         if failing:
+            entry["fault"] = "fail_first"
             return error(500, "injected failure", "server_error")
         name = script.fault()
+        entry["fault"] = name
         if name == "drop":
             script.injected[name] += 1
             raise ConnectionAbortedError("injected dropped connection")  # see DropMiddleware
         if name:
-            response = await fault_response(name)
+            response = await fault_response(name, request)
             if response is not None:
                 return response
         if script.latency_s:
@@ -140,7 +154,7 @@ def make_app(script: Script):
         try:
             text, usage = _chat_payload(script, body, n)
         except LookupError as exc:
-            return error(400, str(exc), "invalid_request_error")
+            return error(400, str(exc) + headers_note(request), "invalid_request_error")
         key = body_key(body)
         created = int(time.time())
         if body.get("stream"):
@@ -160,11 +174,13 @@ def make_app(script: Script):
                 with script.lock:
                     script.completed[key] += 1
                     script.completed_at.append((key, time.time()))
+                    entry["served_s"] = time.monotonic() - arrived
 
             return StreamingResponse(events(), media_type="text/event-stream")
         with script.lock:
             script.completed[key] += 1
             script.completed_at.append((key, time.time()))
+            entry["served_s"] = time.monotonic() - arrived
         return JSONResponse({
             "id": f"chatcmpl-{n}", "object": "chat.completion", "created": created, "model": body["model"],
             "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
@@ -188,7 +204,8 @@ def make_app(script: Script):
     def record(request: Request, body: Any) -> None:
         with script.lock:
             script.requests.append({"path": request.url.path, "method": request.method,
-                                    "auth": request.headers.get("authorization"), "body": body})
+                                    "auth": request.headers.get("authorization"),
+                                    "api_key": request.headers.get("api-key"), "body": body})
 
     async def upload(request: Request) -> Response:
         form = await request.form()
@@ -349,7 +366,34 @@ def make_app(script: Script):
               Route("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts/{account}"
                     "/deployments/{name}", deployment, methods=["PUT", "GET", "DELETE"]),
               Route("/{path:path}", not_found, methods=["GET", "POST", "DELETE"])]
-    return DropMiddleware(Starlette(routes=routes))
+    return DropMiddleware(RejectKeys(Starlette(routes=routes), script))
+
+
+class RejectKeys:
+    """Answers a request that carries one of `script.reject_keys` (as a bearer token or Azure's api-key header) with
+    a 401 whose body quotes the key and all the headers, as some proxies and gateways do."""
+
+    def __init__(self, app, script: Script):
+        self.app = app
+        self.script = script
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not self.script.reject_keys:
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        sent = [headers.get("authorization", "").removeprefix("Bearer ").strip(), headers.get("api-key", "")]
+        refused = next((key for key in sent if key and key in self.script.reject_keys), None)
+        if refused is None:
+            return await self.app(scope, receive, send)
+        with self.script.lock:
+            self.script.requests.append({"path": scope["path"], "auth": headers.get("authorization"), "body": None,
+                                         "fault": "401"})
+            self.script.injected["401"] += 1
+        body = json.dumps({"error": {"message": f"Incorrect API key provided: {refused}. Request headers: {headers}",
+                                     "type": "invalid_request_error", "code": "invalid_api_key", "param": None}})
+        await send({"type": "http.response.start", "status": 401,
+                    "headers": [(b"content-type", b"application/json"), (b"www-authenticate", f"Bearer {refused}".encode())]})
+        await send({"type": "http.response.body", "body": body.encode()})
 
 
 class DropMiddleware:

@@ -30,7 +30,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from harness.backends.base import Backend, GenRequest, GenResult, cut_at_stop
-from harness.errors import api_key, require
+from harness.errors import api_key, redact, require
 from harness.suite import StrictModel
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,12 @@ class OpenAIConfig(StrictModel):
     context_window: int | None = Field(None, ge=16, description="The model's window in tokens, for fitting RAG context.")
     price_as: str | None = Field(None, description="Price calls as this model (e.g. an Azure deployment's model); "
                                  "default: the backend's model.")
+
+
+def describe(exc: BaseException, limit: int = 300) -> str:
+    """'ErrorType: message' for a case's error: any key the provider quoted back is masked, then the message is
+    cut to `limit` characters (in that order, or the head of a cut key would escape the mask)."""
+    return f"{type(exc).__name__}: {redact(str(exc))[:limit]}"
 
 
 def _cached_tokens(usage: Any) -> int:
@@ -279,18 +285,18 @@ class OpenAIBackend(Backend):
                 self.stats["rate_limited"] += 1
                 wait = retry_after_s(exc.response.headers) if exc.response is not None else None
                 self.aimd.rate_limited(wait if wait is not None else self._backoff(attempt))
-                problem = f"RateLimitError: {str(exc)[:300]}"
+                problem = describe(exc)
             except openai.APIStatusError as exc:
                 if exc.status_code not in (408, 409) and exc.status_code < 500:
                     await self.aimd.release()
-                    return self._failed(prompt, started, f"{type(exc).__name__}: {str(exc)[:500]}")
+                    return self._failed(prompt, started, describe(exc, 500))
                 wait = retry_after_s(exc.response.headers) if exc.response is not None else None
-                problem = f"{type(exc).__name__}: {str(exc)[:300]}"
+                problem = describe(exc)
             except (asyncio.TimeoutError, openai.APITimeoutError) as exc:
                 self.stats["timeouts"] += 1
                 problem = f"timeout after {self.config.timeout_s}s ({type(exc).__name__})"
             except (openai.APIConnectionError, openai.APIResponseValidationError, ValueError) as exc:
-                problem = f"{type(exc).__name__}: {str(exc)[:300]}"  # dropped connection, unreadable body
+                problem = describe(exc)  # dropped connection, unreadable body
             else:
                 self.aimd.success()
                 await self.aimd.release()

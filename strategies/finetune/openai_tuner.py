@@ -15,13 +15,14 @@ import logging
 import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
 from harness.economics import CHARS_PER_TOKEN, resolve_price
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError, HarnessError, provider_error, require
 from harness.results import write_json_atomic
 from harness.suite import StrictModel
 from harness.tuner import Checkpoint, Preflight, TrainExample, Tuner, TuneResult
@@ -79,12 +80,16 @@ class OpenAITuner(Tuner):
 
     # ---- the API ------------------------------------------------------------------------------------
 
-    def _client(self):
+    def _api_config(self):
         from harness.backends.openai_api import OpenAIConfig
-        from harness.errors import api_key, require
+
+        return OpenAIConfig.model_validate(self.ctx.base_config or {})
+
+    def _client(self):
+        from harness.errors import api_key
 
         openai = require("openai", extra="openai", purpose="the openai tuner")
-        config = OpenAIConfig.model_validate(self.ctx.base_config or {})
+        config = self._api_config()
         key = api_key(config.api_key_env, who=f"tuner of backend '{self.ctx.base.name}'", setting="config.api_key_env")
         common = {"api_key": key, "timeout": config.timeout_s, "max_retries": config.max_retries}
         if config.azure_api_version:
@@ -141,16 +146,29 @@ class OpenAITuner(Tuner):
         path = self.ctx.workdir / "events.jsonl"
         return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
 
+    @contextmanager
+    def _api(self, doing: str):
+        """A failed call to the provider's API becomes a user-facing error (any key its body quotes masked), not a
+        traceback."""
+        openai = require("openai", extra="openai", purpose="the openai tuner")
+        try:
+            yield
+        except openai.APIError as exc:
+            raise provider_error(exc, who=f"{self.kind} tuner of backend '{self.ctx.base.name}': {doing}",
+                                 key_env=self._api_config().api_key_env) from None
+
     def status(self) -> str:
         saved = self._saved_job()
         if saved is None:
             return "not_started"
-        return self._client().fine_tuning.jobs.retrieve(saved["job_id"]).status
+        with self._api("reading the job's status"):
+            return self._client().fine_tuning.jobs.retrieve(saved["job_id"]).status
 
     def cancel(self) -> None:
         saved = self._saved_job()
         if saved is not None:
-            self._client().fine_tuning.jobs.cancel(saved["job_id"])
+            with self._api("cancelling the job"):
+                self._client().fine_tuning.jobs.cancel(saved["job_id"])
 
     def _cancel_on_abort(self, job_id: str) -> bool:
         """Cancel on Ctrl-C? The config or `harness compare --cancel-on-abort` say yes; at a terminal the user is
@@ -167,6 +185,10 @@ class OpenAITuner(Tuner):
         return False
 
     def train(self, examples: list[TrainExample], pre: Preflight) -> TuneResult:
+        with self._api("fine-tuning"):
+            return self._train(examples, pre)
+
+    def _train(self, examples: list[TrainExample], pre: Preflight) -> TuneResult:
         client = self._client()
         saved = self._saved_job()
         started = time.time()
