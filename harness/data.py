@@ -15,8 +15,10 @@ from typing import Any
 
 from harness.errors import DataError, closest
 from harness.suite import DataSpec, TaskSpec
+from harness.yamlloc import not_utf8
 
 SPLITS = ("train", "dev", "test")
+MAX_FIELD_CHARS = 1_000_000  # default of data.max_field_chars
 
 
 @dataclass
@@ -27,6 +29,7 @@ class Case:
     input: str | list[dict[str, str]]
     target: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    line: int | None = field(default=None, compare=False, repr=False)  # where it was read, for messages
 
     def input_text(self) -> str:
         if isinstance(self.input, str):
@@ -61,8 +64,7 @@ def _decode(path: Path) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not valid UTF-8 (byte offset {exc.start}). Fix: re-save the file as UTF-8.") from None
+        raise DataError(not_utf8(path, raw, exc)) from None
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -86,17 +88,55 @@ def read_records(path: Path) -> list[dict[str, Any]]:
 
 
 def _read_csv(path: Path) -> list[dict[str, Any]]:
-    reader = csv.DictReader(io.StringIO(_decode(path), newline=""))
+    text = _decode(path)
+    limit = csv.field_size_limit()
+    csv.field_size_limit(1 << 30)  # long fields are judged by data.max_field_chars, the same for every format
+    try:
+        return _csv_rows(path, csv.DictReader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise DataError(f"{path}: malformed CSV: {exc}. Fix: quote fields that contain commas or newlines.") from None
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _csv_rows(path: Path, reader: csv.DictReader) -> list[dict[str, Any]]:
+    header = reader.fieldnames or []
+    for i, name in enumerate(header):
+        if name and name in header[:i]:
+            raise DataError(f"{path}:1: header column '{name}' appears twice (the second would hide the first). "
+                            "Fix: give each column its own name.")
     rows = []
     try:
-        for row in reader:
+        while True:
+            start = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            end = reader.line_num  # the line the row ends on (quoted fields may span lines)
             if None in row:
-                raise DataError(f"{path}:{reader.line_num}: more values than header columns. Fix: quote fields that contain commas.")
-            row["__line__"] = reader.line_num  # the line the row ends on (quoted fields may span lines)
+                raise DataError(f"{path}:{end}: more values than header columns ({len(header)}). "
+                                "Fix: quote fields that contain commas.")
+            if any(value is None for value in row.values()):
+                if end > start and _exhausted(reader):  # an open quote swallowed the rest of the file
+                    raise DataError(f"{path}:{start}: a quote opened on this line is never closed (the row runs to "
+                                    f"the end of the file, line {end}). Fix: close the quote, and write a quote inside "
+                                    'a quoted field as "".')
+                raise DataError(f"{path}:{end}: fewer values than header columns ({len(header)}: "
+                                f"{', '.join(header)}). Fix: add the missing values, or quote fields that contain commas.")
+            row["__line__"] = end
             rows.append(row)
     except csv.Error as exc:
         raise DataError(f"{path}:{reader.line_num}: malformed CSV: {exc}. Fix: quote fields that contain commas or newlines.") from None
     return rows
+
+
+def _exhausted(reader: csv.DictReader) -> bool:
+    try:
+        next(reader)
+    except StopIteration:
+        return True
+    return False
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -107,7 +147,7 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{number}: malformed JSON ({exc.msg} at column {exc.colno}). Fix: make each line one JSON object.") from None
+            raise DataError(f"{path}:{number}: malformed JSON ({exc.msg}, column {exc.colno}). Fix: make each line one JSON object.") from None
         if not isinstance(row, dict):
             raise DataError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}. Fix: make each line one JSON object.")
         row["__line__"] = number
@@ -151,7 +191,19 @@ def _is_messages(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(m, dict) and "role" in m and "content" in m for m in value)
 
 
-def to_cases(rows: list[dict[str, Any]], task: TaskSpec, *, path: Path, split: str) -> list[Case]:
+def _check_sizes(row: dict[str, Any], where: str, case_id: str, limit: int) -> None:
+    """A field longer than any model's context is a broken file (an unclosed quote, a pasted dump), not a case."""
+    for name, value in row.items():
+        size = len(value) if isinstance(value, str) else len(_as_text(value)) if isinstance(value, dict | list) else 0
+        if size > limit:
+            raise DataError(
+                f"{where}: case '{case_id}': field `{name}` is {size:,} characters, over data.max_field_chars "
+                f"({limit:,}). Fix: shorten or split the case, or raise data.max_field_chars in the suite if the "
+                "models really take inputs this long.")
+
+
+def to_cases(rows: list[dict[str, Any]], task: TaskSpec, *, path: Path, split: str,
+             max_field_chars: int = MAX_FIELD_CHARS) -> list[Case]:
     if not rows:
         raise DataError(f"{path}: the {split} split is empty. Fix: add cases, or change the split fractions.")
     fields = set().union(*(r.keys() for r in rows)) - {"__line__"}
@@ -161,8 +213,8 @@ def to_cases(rows: list[dict[str, Any]], task: TaskSpec, *, path: Path, split: s
             what = "task.prompt_template names" if name in task.template_fields() else (
                 "task.target_field is" if name == task.target_field else "task.input_field is")
             raise DataError(
-                f"{path}: {what} field '{name}', which the data lacks. Fields in this file: {', '.join(sorted(fields))}. "
-                f"Fix: rename the field in the suite or in the data."
+                f"{path}: {what} field '{name}', which the data lacks.{closest(name, fields)} Fields in this file: "
+                f"{', '.join(sorted(fields))}. Fix: rename the field in the suite or in the data."
             )
     cases = []
     for i, row in enumerate(rows, start=1):
@@ -170,6 +222,7 @@ def to_cases(rows: list[dict[str, Any]], task: TaskSpec, *, path: Path, split: s
         case_id = _as_text(row.get(task.id_field)) if task.id_field in row else f"{split}-{i}"
         if not case_id:
             raise DataError(f"{where}: empty `{task.id_field}`. Fix: give every case an id.")
+        _check_sizes(row, where, case_id, max_field_chars)
         target = row.get(task.target_field)
         if target is None or _as_text(target).strip() == "":
             raise DataError(f"{where}: case '{case_id}' has no `{task.target_field}`. Fix: fill in the expected answer.")
@@ -191,7 +244,7 @@ def to_cases(rows: list[dict[str, Any]], task: TaskSpec, *, path: Path, split: s
                 f"Fix: correct the label or add it to task.labels."
             )
         meta = {k: v for k, v in row.items() if k not in {task.id_field, task.target_field, "__line__"}}
-        cases.append(Case(id=case_id, input=value, target=target_text, metadata=meta))
+        cases.append(Case(id=case_id, input=value, target=target_text, metadata=meta, line=row.get("__line__")))
     return cases
 
 
@@ -199,29 +252,36 @@ def _normalise(text: str) -> str:
     return re.sub(r"\s+", " ", text.strip().lower())
 
 
+def _at(path: Path, case: Case) -> str:
+    return f"{path}:{case.line}" if case.line else str(path)
+
+
 def check_cases(splits: dict[str, list[Case]], sources: dict[str, Path], *, allow_overlap: bool) -> None:
     """Duplicate ids anywhere, and test inputs that also appear in train/dev (leakage)."""
-    seen: dict[str, str] = {}
+    seen: dict[str, tuple[str, Case]] = {}
     for split, cases in splits.items():
         for case in cases:
             if case.id in seen:
+                first_split, first = seen[case.id]
                 raise DataError(
-                    f"{sources[split]}: duplicate case id '{case.id}' (also in the {seen[case.id]} split). "
-                    "Fix: make ids unique across train, dev and test."
+                    f"{_at(sources[split], case)}: duplicate case id '{case.id}' (also in the {first_split} split, at "
+                    f"{_at(sources[first_split], first)}). Fix: make ids unique across train, dev and test."
                 )
-            seen[case.id] = split
+            seen[case.id] = (split, case)
     if allow_overlap:
         return
-    known: dict[str, tuple[str, str]] = {}
+    known: dict[str, tuple[str, Case]] = {}
     for split in ("train", "dev"):
         for case in splits.get(split, []):
-            known.setdefault(_normalise(case.input_text()), (split, case.id))
+            known.setdefault(_normalise(case.input_text()), (split, case))
     for case in splits["test"]:
         hit = known.get(_normalise(case.input_text()))
         if hit:
+            split, other = hit
             raise DataError(
-                f"{sources['test']}: test case '{case.id}' has the same input as {hit[0]} case '{hit[1]}' (leakage: "
-                "the score would reward memorising). Fix: remove one of them, or set data.allow_overlap: true."
+                f"{_at(sources['test'], case)}: test case '{case.id}' has the same input as {split} case '{other.id}' "
+                f"({_at(sources[split], other)}; leakage: the score would reward memorising). Fix: remove one of "
+                "them, or set data.allow_overlap: true."
             )
 
 
@@ -246,6 +306,22 @@ def split_rows(rows: list[dict[str, Any]], fractions: dict[str, float], *, seed:
     return out
 
 
+def _data_file(base: Path, rel: str, key: str) -> Path:
+    """The file that data.<key> names, or a DataError naming it, the suite key, and the likely intended file."""
+    path = (base / rel).resolve()
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder ({key} in the suite); a data file (.jsonl, .csv or .parquet) is expected "
+                        "here. Fix: name the file.")
+    if not path.exists():
+        near = ""
+        if path.parent.is_dir():
+            names = [p.name for p in path.parent.iterdir() if p.is_file()]
+            near = closest(path.name, names)
+        raise DataError(f"{path}: data file not found ({key} in the suite).{near} "
+                        "Fix: check the path; it is relative to the suite file.")
+    return path
+
+
 def load_dataset(spec: DataSpec, task: TaskSpec, *, base: Path, seed: int) -> Dataset:
     """Read, convert and check all splits. Raises DataError naming the file and line on any problem."""
     splits: dict[str, list[Case]] = {}
@@ -253,8 +329,11 @@ def load_dataset(spec: DataSpec, task: TaskSpec, *, base: Path, seed: int) -> Da
     hashes: dict[str, str] = {}
     stratify = task.target_field if task.labels else None
     if spec.source:
-        path = (base / spec.source).resolve()
+        path = _data_file(base, spec.source, "data.source")
         rows = read_records(path)
+        if not rows:
+            raise DataError(f"{path}: the file has no cases (data.source in the suite). Fix: add cases, or name "
+                            "another file.")
         hashes[spec.source] = file_sha256(path)
         fractions = spec.split.model_dump() if spec.split else {}
         parts = split_rows(rows, fractions, seed=seed, stratify=stratify)
@@ -263,21 +342,24 @@ def load_dataset(spec: DataSpec, task: TaskSpec, *, base: Path, seed: int) -> Da
             if split == "dev" and not parts[split]:
                 splits[split] = []
                 continue
-            splits[split] = to_cases(parts[split], task, path=path, split=split)
+            if not parts[split]:
+                raise DataError(
+                    f"{path}: the {split} split is empty: data.split.{split} ({fractions.get(split, 0):g}) of the "
+                    f"{len(rows)} cases of data.source rounds to none. Fix: add cases, or raise data.split.{split}.")
+            splits[split] = to_cases(parts[split], task, path=path, split=split, max_field_chars=spec.max_field_chars)
     else:
         for split in SPLITS:
             rel = getattr(spec, split)
             if rel is None:
                 splits[split] = []
                 continue
-            path = (base / rel).resolve()
+            path = _data_file(base, rel, f"data.{split}")
             sources[split] = path
-            if not path.exists():
-                raise DataError(
-                    f"{path}: data file not found (data.{split} in the suite). "
-                    "Fix: check the path; it is relative to the suite file."
-                )
-            splits[split] = to_cases(read_records(path), task, path=path, split=split)
+            rows = read_records(path)
+            if not rows:
+                raise DataError(f"{path}: the {split} split is empty: the file has no cases (data.{split} in the "
+                                "suite). Fix: add cases, or name another file.")
+            splits[split] = to_cases(rows, task, path=path, split=split, max_field_chars=spec.max_field_chars)
             hashes[rel] = file_sha256(path)
     sources.setdefault("train", sources["test"])
     sources.setdefault("dev", sources["test"])

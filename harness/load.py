@@ -93,7 +93,8 @@ def _cross_checks(suite: Suite, path: Path, lines: dict[Loc, int]) -> list[str]:
     names = [b.name for b in suite.backends]
     for i, strategy in enumerate(suite.strategies):
         if strategy.backend is None and len(names) > 1:
-            errors.append(f"{at(('strategies', i))}: `backend` is required when the suite has several ({', '.join(names)}).")
+            errors.append(f"{at(('strategies', i))}: `backend` is required when the suite has several ({', '.join(names)}). "
+                          f"Fix: add `backend: <name>` to this strategy, e.g. `backend: {names[0]}`.")
         elif strategy.backend is not None and strategy.backend not in names:
             errors.append(
                 f"{at(('strategies', i, 'backend'))}: no backend named '{strategy.backend}'.{closest(strategy.backend, names)} "
@@ -178,8 +179,11 @@ def load_suite(path: str | Path, *, with_data: bool = True, machine: bool = True
         path = path / "suite.yaml"
     raw, lines = load_yaml_with_lines(path)
     if not isinstance(raw, dict):
+        text = str(raw)
+        got = ("an empty file" if raw is None else "a list" if isinstance(raw, list)
+               else f"the {type(raw).__name__} {text[:40]!r}{'...' if len(text) > 40 else ''}")
         raise ConfigError(
-            f"{path}: expected a mapping of keys (name, task, data, ...), got {type(raw).__name__}. "
+            f"{path}:{line_of(lines, ()) or 1}: expected a mapping of keys (name, task, data, ...), got {got}. "
             "Fix: start from `harness init DIR --from data.jsonl` or see `harness schema`."
         )
     try:
@@ -192,6 +196,8 @@ def load_suite(path: str | Path, *, with_data: bool = True, machine: bool = True
     _fail(errors)
     _fail(_primary_metric_applies_to_all(suite, path, lines))
     _fail(_price_checks(suite, path, lines))
+    if with_data:
+        _fail(_data_path_checks(suite, path, lines))
     dataset = load_dataset(suite.data, suite.task, base=path.parent, seed=suite.seed) if with_data else Dataset([], [], [], {})
     loaded = LoadedSuite(suite=suite, path=path, dataset=dataset, configs=configs, lines=lines)
     if with_data:
@@ -200,6 +206,44 @@ def load_suite(path: str | Path, *, with_data: bool = True, machine: bool = True
     if machine:
         _fail(loaded.machine_notes)
     return loaded
+
+
+def _data_path_checks(suite: Suite, path: Path, lines: dict[Loc, int]) -> list[str]:
+    """Data files live in the suite folder, so the folder is the whole comparison (copied, shared, hashed as one).
+
+    A relative path that leaves it (through '..' or a symbolic link) is refused; data that deliberately lives
+    elsewhere is named by its absolute path, which says so."""
+    import os
+
+    base = Path(os.path.abspath(path.parent))
+    real_base = base.resolve()
+    errors = []
+    for key in ("source", "train", "dev", "test"):
+        rel = getattr(suite.data, key)
+        if rel is None or Path(rel).is_absolute():
+            continue
+        loc = ("data", key)
+        where = f"{path}:{line_of(lines, loc) or '?'}: {format_loc(loc)}"
+        lexical = Path(os.path.abspath(base / rel))
+        target = lexical.resolve()
+        if not lexical.is_relative_to(base):
+            errors.append(f"{where}: '{rel}' goes outside the suite folder ({real_base}) through '..'. Fix: move the "
+                          "file into the suite folder, or, if it deliberately lives elsewhere, give its absolute path "
+                          f"({target}).")
+            continue
+        link = next((p for p in (lexical, *lexical.parents) if p.is_relative_to(base) and p.is_symlink()), None)
+        if link is None:
+            continue
+        named = (f"'{rel}' is a symbolic link to {target}" if link == lexical
+                 else f"'{rel}' goes through the symbolic link '{link.relative_to(base)}' to {target}")
+        if not target.exists():
+            errors.append(f"{where}: {named}, which does not exist (a dangling link). Fix: point the link at the "
+                          "data file, or name the file itself in the suite.")
+        elif not target.is_relative_to(real_base):
+            errors.append(f"{where}: {named}, outside the suite folder ({real_base}). "
+                          "Fix: copy the file into the suite folder, or, if it deliberately lives elsewhere, give its "
+                          f"absolute path ({target}).")
+    return errors
 
 
 def _machine_checks(loaded: LoadedSuite) -> list[str]:

@@ -36,12 +36,27 @@ class TaskSpec(StrictModel):
     )
     labels: list[str] | None = Field(None, min_length=2, description="Closed label set for classification tasks.")
 
-    @model_validator(mode="after")
-    def _distinct_labels(self) -> TaskSpec:
+    @field_validator("prompt_template")
+    @classmethod
+    def _template_parses(cls, text: str | None) -> str | None:
+        if text is None:
+            return text
+        try:
+            names = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
+        except ValueError as exc:
+            raise ValueError(f"{exc}. Fix: close each '{{' with '}}', and write a literal brace as '{{{{' or '}}}}'") from None
+        if any(name == "" or name.isdigit() for name in names):
+            raise ValueError("'{}' or '{0}' names no data field. Fix: put the field's name in the braces, e.g. "
+                             "'{text}', and write a literal brace as '{{' or '}}'")
+        return text
+
+    @field_validator("labels")
+    @classmethod
+    def _distinct_labels(cls, labels: list[str] | None) -> list[str] | None:
         from harness.textnorm import normalise
 
         seen: dict[str, str] = {}
-        for label in self.labels or []:
+        for label in labels or []:
             key = normalise(label)
             if not key:
                 raise ValueError(f"label {label!r} is empty once case and punctuation are ignored")
@@ -49,7 +64,7 @@ class TaskSpec(StrictModel):
                 raise ValueError(f"labels {seen[key]!r} and {label!r} are the same once case and punctuation are ignored; "
                                  "scorers could not tell them apart. Fix: rename one")
             seen[key] = label
-        return self
+        return labels
 
     def template_fields(self) -> list[str]:
         fields: list[str] = []
@@ -79,6 +94,8 @@ class DataSpec(StrictModel):
     source: str | None = Field(None, description="One file to split by `split` fractions and the suite seed.")
     split: SplitFractions | None = None
     allow_overlap: bool = Field(False, description="Allow test inputs that also appear in train or dev (leakage).")
+    max_field_chars: int = Field(1_000_000, ge=1, description="Longest field a case may have, in characters; a longer "
+                                 "one is refused as a broken file (an unclosed quote, a pasted dump).")
 
     @model_validator(mode="after")
     def _one_layout(self) -> DataSpec:
@@ -160,18 +177,11 @@ class ValueSpec(StrictModel):
 
 
 class EconomicsSpec(StrictModel):
-    usd_per_hour: dict[str, float] = Field(
+    usd_per_hour: dict[str, Annotated[float, Field(ge=0)]] = Field(
         default_factory=dict, description="Device -> $/hour for local backends and tuners, e.g. {cpu: 0.10, cuda: 2.5}; "
         "devices not named here use the price sheet's example rate.")
     prices: dict[str, ModelPrice] = Field(default_factory=dict, description="Model -> prices, over the price sheet's.")
     value: ValueSpec | None = Field(None, description="What a correct answer is worth and a wrong one costs.")
-
-    @model_validator(mode="after")
-    def _non_negative(self) -> EconomicsSpec:
-        for device, usd in self.usd_per_hour.items():
-            if usd < 0:
-                raise ValueError(f"usd_per_hour.{device} is negative ({usd}); prices must be >= 0")
-        return self
 
 
 class DecisionSpec(StrictModel):
@@ -310,6 +320,8 @@ def explain_errors(exc: ValidationError, model: type[BaseModel]) -> list[tuple[L
             msg = f"required key '{loc[-1]}' is missing. Fix: add it."
         elif "Fix:" in err["msg"]:  # our own validators' messages already say what to do
             msg = err["msg"].removeprefix("Value error, ") + "."
+        elif kind == "value_error":  # our own validators' messages say what is wrong with the whole section
+            msg = f"{err['msg'].removeprefix('Value error, ')}. Fix: change this value."
         else:
             got = err.get("input")
             shown = repr(got) if not isinstance(got, dict | list) else type(got).__name__

@@ -12,14 +12,31 @@ from harness.errors import ConfigError
 Loc = tuple[str | int, ...]
 
 
+def not_utf8(path: object, raw: bytes, exc: UnicodeDecodeError) -> str:
+    """'file:line: not UTF-8 (byte offset N, column C). Fix: ...' for a file that failed to decode."""
+    line = raw[: exc.start].count(b"\n") + 1
+    column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        how = "it was saved as UTF-16 (it starts with a UTF-16 byte-order mark). Fix: re-save it as UTF-8"
+    else:
+        how = f"byte 0x{raw[exc.start]:02x} is not UTF-8 (an Excel or Latin-1 export?). Fix: re-save the file as UTF-8"
+    return f"{path}:{line}: not valid UTF-8 at byte offset {exc.start} (column {column}): {how}."
+
+
 def load_yaml_with_lines(path: Path) -> tuple[Any, dict[Loc, int]]:
     """Parse a YAML file; return the data and a map from location tuple to 1-based line."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found. Fix: check the path, or run `harness init DIR` to scaffold a suite.") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a suite file. Fix: name the suite's YAML file.") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the suite file ({exc.strerror}). Fix: check its permissions.") from None
+    try:
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}). Fix: save the file as UTF-8.") from None
+        raise ConfigError(not_utf8(path, raw, exc)) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -27,7 +44,9 @@ def load_yaml_with_lines(path: Path) -> tuple[Any, dict[Loc, int]]:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: invalid YAML: {problem}. Fix: correct the syntax at that line.") from None
+        fix = ("YAML indents with spaces only; replace the tab with spaces" if "'\\t'" in problem
+               else "correct the syntax at that line")
+        raise ConfigError(f"{where}: invalid YAML: {problem}. Fix: {fix}.") from None
     lines: dict[Loc, int] = {}
     if node is not None:
         try:

@@ -1,19 +1,16 @@
-"""Bad suites and bad data, run through the real `harness` CLI as a user would.
+"""The CLI on suites as a user runs it: what stays accepted beside the bad inputs, compare writing nothing for a
+bad suite, the example suites, and `init`, `schema`, `list`.
 
-Every bad input must end with exit code 2 and a message that names the file, points at the field or the
-line, hints at the fix, and shows no traceback. Each case builds a small valid suite (fake backend,
-zero_shot + few_shot, label_accuracy) in tmp_path and breaks exactly one thing.
+The bad inputs themselves (each one broken suite or data file, refused with exit 2 and a message naming the file
+and the field or line) are the corpus in tests/bad_inputs/, run by test_bad_input_corpus.py.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +20,6 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "suites" / "quickstart" / "suite.yaml"
 LABELS = ["positive", "negative", "neutral"]
-HINTS = ("Fix", "Did you mean", "Allowed")
 
 TRAIN_TEXTS = [
     "I loved every minute of it", "Terrible service, never again", "The parcel arrived on Tuesday",
@@ -82,14 +78,6 @@ def dump(tmp_path: Path, suite: dict[str, Any], name: str = "suite.yaml") -> Pat
     return path
 
 
-def line_in(path: Path, needle: str) -> int:
-    """1-based number of the first line of `path` containing `needle`."""
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if needle in line:
-            return number
-    raise AssertionError(f"{needle!r} not in {path}")
-
-
 def harness(*args: str, home: Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HARNESS_HOME": str(home), "HF_HUB_OFFLINE": "1", "CI": "1"}
     return subprocess.run(
@@ -105,277 +93,6 @@ def home(tmp_path: Path) -> Path:
     return path
 
 
-# ---- the bad inputs ------------------------------------------------------------------------------
-# Each mutator breaks one thing in (suite dict, tmp_path), writes the suite, and returns
-# (suite path, file name the message must name, substrings the message must contain).
-
-Expect = tuple[Path, str, list[str]]
-
-
-def misspelt_top_level_key(s: dict, tmp: Path) -> Expect:
-    s["strategie"] = s.pop("strategies")
-    path = dump(tmp, s)
-    return path, "suite.yaml", ["strategie", "Did you mean 'strategies'", f"suite.yaml:{line_in(path, 'strategie:')}"]
-
-
-def unknown_key_in_strategy_config(s: dict, tmp: Path) -> Expect:
-    s["strategies"][1]["config"]["kk"] = 3
-    path = dump(tmp, s)
-    return path, "suite.yaml", ["strategies[1].config.kk", f"suite.yaml:{line_in(path, 'kk: 3')}"]
-
-
-def wrong_type_repeats(s: dict, tmp: Path) -> Expect:
-    s["repeats"] = "three"
-    path = dump(tmp, s)
-    return path, "suite.yaml", ["repeats", f"suite.yaml:{line_in(path, 'repeats:')}"]
-
-
-def unknown_strategy_kind(s: dict, tmp: Path) -> Expect:
-    s["strategies"][1]["kind"] = "few_shoot"
-    path = dump(tmp, s)
-    return path, "suite.yaml", [
-        "strategies[1].kind", "few_shoot", "Did you mean 'few_shot'", "Allowed", "zero_shot",
-        f"suite.yaml:{line_in(path, 'kind: few_shoot')}",
-    ]
-
-
-def unknown_backend_kind(s: dict, tmp: Path) -> Expect:
-    s["backends"][0]["kind"] = "openai_chat"
-    path = dump(tmp, s)
-    return path, "suite.yaml", ["backends[0].kind", "openai_chat", "Allowed", "fake", "hf",
-                                f"suite.yaml:{line_in(path, 'kind: openai_chat')}"]
-
-
-def strategy_backend_misspelt(s: dict, tmp: Path) -> Expect:
-    s["strategies"][0]["backend"] = "fakee"
-    path = dump(tmp, s)
-    return path, "suite.yaml", ["strategies[0].backend", "fakee", "Did you mean 'fake'",
-                                f"suite.yaml:{line_in(path, 'backend: fakee')}"]
-
-
-def strategy_backend_unrelated(s: dict, tmp: Path) -> Expect:
-    s["strategies"][1]["backend"] = "gpt4"
-    path = dump(tmp, s)
-    return path, "suite.yaml", ["strategies[1].backend", "gpt4", f"suite.yaml:{line_in(path, 'backend: gpt4')}"]
-
-
-def missing_data_file(s: dict, tmp: Path) -> Expect:
-    s["data"]["test"] = "data/nothere.jsonl"
-    return dump(tmp, s), "nothere.jsonl", ["not found"]
-
-
-def directory_instead_of_file(s: dict, tmp: Path) -> Expect:
-    (tmp / "data" / "folder.jsonl").mkdir()
-    s["data"]["dev"] = "data/folder.jsonl"
-    return dump(tmp, s), "folder.jsonl", ["is a folder"]
-
-
-def malformed_jsonl_line(s: dict, tmp: Path) -> Expect:
-    path = tmp / "data" / "train.jsonl"
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    lines[3] = '{"id": "train-4", "text": "oops", "label": "positive"\n'  # line 4: no closing brace
-    path.write_text("".join(lines), encoding="utf-8")
-    return dump(tmp, s), "train.jsonl", ["train.jsonl:4", "JSON"]
-
-
-def non_utf8_data(s: dict, tmp: Path) -> Expect:
-    path = tmp / "data" / "test.jsonl"
-    lines = path.read_bytes().splitlines(keepends=True)
-    lines[2] = b'{"id": "test-3", "text": "caf\xff\xfe", "label": "neutral"}\n'  # line 3
-    path.write_bytes(b"".join(lines))
-    return dump(tmp, s), "test.jsonl", ["test.jsonl:3", "UTF-8"]
-
-
-def empty_test_split(s: dict, tmp: Path) -> Expect:
-    (tmp / "data" / "test.jsonl").write_text("", encoding="utf-8")
-    return dump(tmp, s), "test.jsonl", ["empty", "test"]
-
-
-def duplicate_id_within_split(s: dict, tmp: Path) -> Expect:
-    records = rows("train-", TRAIN_TEXTS)
-    records[5]["id"] = "train-2"
-    write_jsonl(tmp / "data" / "train.jsonl", records)
-    return dump(tmp, s), "train.jsonl", ["duplicate", "train-2"]
-
-
-def duplicate_id_across_splits(s: dict, tmp: Path) -> Expect:
-    records = rows("test-", TEST_TEXTS)
-    records[1]["id"] = "train-3"
-    write_jsonl(tmp / "data" / "test.jsonl", records)
-    return dump(tmp, s), "test.jsonl", ["duplicate", "train-3", "train"]
-
-
-def template_field_missing(s: dict, tmp: Path) -> Expect:
-    s["task"]["prompt_template"] = "Q: {question}"
-    return dump(tmp, s), "train.jsonl", ["task.prompt_template", "question"]
-
-
-def few_shot_k_too_large(s: dict, tmp: Path) -> Expect:
-    s["strategies"][1]["config"]["k"] = 50
-    path = dump(tmp, s)
-    return path, "suite.yaml", ["strategies[1].config.k", "50", "12", f"suite.yaml:{line_in(path, 'k: 50')}"]
-
-
-def leakage_test_equals_train(s: dict, tmp: Path) -> Expect:
-    records = rows("test-", TEST_TEXTS)
-    records[4]["text"] = "  the FOOD was cold and   bland "  # same as train-5 after normalising
-    write_jsonl(tmp / "data" / "test.jsonl", records)
-    return dump(tmp, s), "test.jsonl", ["leakage", "allow_overlap", "test-5", "train-5"]
-
-
-def target_not_in_labels(s: dict, tmp: Path) -> Expect:
-    records = rows("test-", TEST_TEXTS)
-    records[1]["label"] = "postive"
-    write_jsonl(tmp / "data" / "test.jsonl", records)
-    return dump(tmp, s), "test.jsonl", ["test.jsonl:2", "postive", "task.labels", "Did you mean 'positive'"]
-
-
-def invalid_yaml_syntax(s: dict, tmp: Path) -> Expect:
-    path = dump(tmp, s)
-    text = path.read_text(encoding="utf-8").replace("seed: 7\n", "seed: 7: 8\n")
-    path.write_text(text, encoding="utf-8")
-    return path, "suite.yaml", [f"suite.yaml:{line_in(path, 'seed: 7: 8')}", "YAML"]
-
-
-def split_fractions_not_one(s: dict, tmp: Path) -> Expect:
-    write_jsonl(tmp / "data" / "all.jsonl", rows("all-", TRAIN_TEXTS + DEV_TEXTS + TEST_TEXTS))
-    s["data"] = {"source": "data/all.jsonl", "split": {"train": 0.5, "dev": 0.1, "test": 0.2}}
-    path = dump(tmp, s)
-    return path, "suite.yaml", ["data.split", "0.8", f"suite.yaml:{line_in(path, 'split:')}"]
-
-
-def primary_metric_misspelt(s: dict, tmp: Path) -> Expect:
-    s["decision"] = {"primary_metric": "accuracy"}
-    path = dump(tmp, s)
-    return path, "suite.yaml", ["decision.primary_metric", "Did you mean 'label_accuracy'",
-                                f"suite.yaml:{line_in(path, 'primary_metric:')}"]
-
-
-def primary_metric_unrelated(s: dict, tmp: Path) -> Expect:
-    s["decision"] = {"primary_metric": "f1"}
-    path = dump(tmp, s)
-    return path, "suite.yaml", ["decision.primary_metric", "'f1'", f"suite.yaml:{line_in(path, 'primary_metric:')}"]
-
-
-def negative_usd_per_hour(s: dict, tmp: Path) -> Expect:
-    s["economics"] = {"usd_per_hour": {"cpu": -0.5}}
-    path = dump(tmp, s)
-    return path, "suite.yaml", ["usd_per_hour", "cpu", "-0.5", f"suite.yaml:{line_in(path, 'economics:')}"]
-
-
-def negative_model_price(s: dict, tmp: Path) -> Expect:
-    s["economics"] = {"prices": {"gpt-4o-mini": {"input_per_1m_usd": -0.15}}}
-    path = dump(tmp, s)
-    return path, "suite.yaml", ["economics.prices.gpt-4o-mini.input_per_1m_usd", "-0.15",
-                                f"suite.yaml:{line_in(path, 'input_per_1m_usd')}"]
-
-
-def api_model_without_price(s: dict, tmp: Path) -> Expect:
-    """An API model neither the price sheet nor the suite prices: refused before any paid call."""
-    s["backends"].append({"name": "api", "kind": "openai", "model": "acme-llm-7", "config": {"base_url": "http://127.0.0.1:9"}})
-    s["strategies"][0]["backend"] = "api"
-    path = dump(tmp, s)
-    return path, "suite.yaml", ["backends[1].model", "acme-llm-7", "input_per_1m_usd", "output_per_1m_usd",
-                                f"suite.yaml:{line_in(path, 'acme-llm-7')}", "economics"]
-
-
-def api_embedder_without_price(s: dict, tmp: Path) -> Expect:
-    write_jsonl(tmp / "corpus.jsonl", [{"id": "d1", "title": "t", "text": "some text"}])
-    s["strategies"].append({"name": "rag", "kind": "rag", "backend": "fake", "config": {
-        "corpus": "corpus.jsonl", "embedder": {"kind": "openai", "model": "acme-embed-2", "base_url": "http://127.0.0.1:9"}}})
-    path = dump(tmp, s)
-    return path, "suite.yaml", ["strategies[2].config.embedder", "acme-embed-2", "usd_per_1m_tokens"]
-
-
-def monthly_volume_zero(s: dict, tmp: Path) -> Expect:
-    s["decision"] = {"monthly_requests": 0}
-    path = dump(tmp, s)
-    return path, "suite.yaml", ["decision.monthly_requests", "volume of 0", f"suite.yaml:{line_in(path, 'monthly_requests')}"]
-
-
-def volume_range_reversed(s: dict, tmp: Path) -> Expect:
-    s["decision"] = {"monthly_requests": [50000, 1000]}
-    path = dump(tmp, s)
-    return path, "suite.yaml", ["decision.monthly_requests", "low (50000) above high (1000)", "swap",
-                                f"suite.yaml:{line_in(path, 'monthly_requests')}"]
-
-
-def input_field_missing(s: dict, tmp: Path) -> Expect:
-    s["task"]["input_field"] = "question"
-    return dump(tmp, s), "train.jsonl", ["task.input_field", "question"]
-
-
-def csv_row_with_extra_values(s: dict, tmp: Path) -> Expect:
-    path = tmp / "data" / "train.csv"
-    buffer = io.StringIO()
-    csv.DictWriter(buffer, fieldnames=["id", "text", "label"], lineterminator="\n").writerows(
-        [{"id": "id", "text": "text", "label": "label"}, *rows("train-", TRAIN_TEXTS)])
-    body = buffer.getvalue().splitlines()
-    body[4] = "train-4,Best purchase, I made this year,positive"  # line 5: unquoted comma
-    path.write_text("\n".join(body) + "\n", encoding="utf-8")
-    s["data"]["train"] = "data/train.csv"
-    return dump(tmp, s), "train.csv", ["train.csv:5", "header"]
-
-
-# Beyond the list above: two probes found while writing it.
-
-
-def csv_target_not_in_labels(s: dict, tmp: Path) -> Expect:
-    """Row errors in a CSV must point at the file line (the header is line 1), as they do for JSONL."""
-    records = rows("train-", TRAIN_TEXTS)
-    records[3]["label"] = "postive"  # data row 4 = file line 5
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["id", "text", "label"], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(records)
-    (tmp / "data" / "train.csv").write_text(buffer.getvalue(), encoding="utf-8")
-    s["data"]["train"] = "data/train.csv"
-    return dump(tmp, s), "train.csv", ["train.csv:5", "postive"]
-
-
-def duplicate_yaml_key(s: dict, tmp: Path) -> Expect:
-    """A key given twice must not silently keep the last value (a second `strategies:` would drop the first)."""
-    path = dump(tmp, s)
-    path.write_text(path.read_text(encoding="utf-8") + "seed: 9\n", encoding="utf-8")
-    return path, "suite.yaml", ["seed", f"suite.yaml:{line_in(path, 'seed: 9')}"]
-
-
-BAD_INPUTS: list[Callable[[dict, Path], Expect]] = [
-    misspelt_top_level_key,
-    unknown_key_in_strategy_config,
-    wrong_type_repeats,
-    unknown_strategy_kind,
-    unknown_backend_kind,
-    strategy_backend_misspelt,
-    strategy_backend_unrelated,
-    missing_data_file,
-    directory_instead_of_file,
-    malformed_jsonl_line,
-    non_utf8_data,
-    empty_test_split,
-    duplicate_id_within_split,
-    duplicate_id_across_splits,
-    template_field_missing,
-    few_shot_k_too_large,
-    leakage_test_equals_train,
-    target_not_in_labels,
-    invalid_yaml_syntax,
-    split_fractions_not_one,
-    primary_metric_misspelt,
-    primary_metric_unrelated,
-    negative_usd_per_hour,
-    negative_model_price,
-    api_model_without_price,
-    api_embedder_without_price,
-    monthly_volume_zero,
-    volume_range_reversed,
-    input_field_missing,
-    csv_row_with_extra_values,
-    csv_target_not_in_labels,
-    duplicate_yaml_key,
-]
-
-
 # ---- tests ---------------------------------------------------------------------------------------
 
 
@@ -386,24 +103,15 @@ def test_base_suite_is_valid(tmp_path: Path, home: Path) -> None:
     assert "train=12 dev=3 test=6" in result.stdout
 
 
-@pytest.mark.parametrize("mutate", BAD_INPUTS, ids=[f.__name__ for f in BAD_INPUTS])
-def test_bad_input_is_refused_with_a_useful_message(mutate, tmp_path: Path, home: Path) -> None:
-    path, file_name, expected = mutate(make_suite(tmp_path), tmp_path)
-    result = harness("validate", str(path), home=home)
-    output = result.stdout + result.stderr
-    assert "Traceback" not in output, output
-    assert result.returncode == 2, f"exit {result.returncode}\n{output}"
-    assert file_name in result.stderr, f"file {file_name!r} not named:\n{output}"
-    missing = [text for text in expected if text not in result.stderr]
-    assert not missing, f"missing {missing} in:\n{output}"
-    assert any(hint in result.stderr for hint in HINTS), f"no fix hint ({' / '.join(HINTS)}) in:\n{output}"
-    assert not result.stdout.startswith("ok:"), output
-
-
 def test_overlap_allowed_validates(tmp_path: Path, home: Path) -> None:
-    """The leaking suite of `leakage_test_equals_train` passes once data.allow_overlap is set."""
+    """A test input that repeats a train input (the corpus case test_input_in_train) passes once
+    data.allow_overlap is set."""
     suite = make_suite(tmp_path)
-    leakage_test_equals_train(suite, tmp_path)
+    records = rows("test-", TEST_TEXTS)
+    records[4]["text"] = "  the FOOD was cold and   bland "  # same as train-5 after normalising
+    write_jsonl(tmp_path / "data" / "test.jsonl", records)
+    refused = harness("validate", str(dump(tmp_path, suite)), home=home)
+    assert refused.returncode == 2 and "leakage" in refused.stderr, refused.stdout + refused.stderr
     suite["data"]["allow_overlap"] = True
     result = harness("validate", str(dump(tmp_path, suite)), home=home)
     assert result.returncode == 0, result.stdout + result.stderr
