@@ -4,6 +4,9 @@ tokens, so index cost and "0 embedding calls on a rerun" are measured, not assum
 
 from __future__ import annotations
 
+import hashlib
+import json
+import sqlite3
 from typing import Any, Literal
 
 import numpy as np
@@ -171,6 +174,43 @@ def make_embedder(config: EmbedderConfig):
             return self.encode(list(texts)).tolist()
 
         def embed_query(self, text: str) -> list[float]:
-            return self.encode([text])[0].tolist()
+            """Each query is embedded (and paid for) once: kept on disk as it comes back, so a rerun after a kill
+            or a second run of the same cases asks the API again for none of them."""
+            if not hasattr(self, "_queries"):
+                self._queries = QueryCache(self.identity())
+            found = self._queries.get(text)
+            if found is not None:
+                return found
+            vector = self.encode([text])[0].tolist()
+            self._queries.put(text, vector)
+            return vector
 
     return (LocalEmbeddings if config.kind == "local" else OpenAIEmbeddings)(config)
+
+
+class QueryCache:
+    """Query embeddings of an API embedder, in $HARNESS_HOME/cache/query_embeddings.sqlite, keyed by the embedder's
+    identity (model, endpoint) and the text; each is committed when it arrives."""
+
+    def __init__(self, identity: dict[str, Any]):
+        from harness.home import harness_home
+
+        path = harness_home() / "cache" / "query_embeddings.sqlite"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._prefix = json.dumps(identity, sort_keys=True)
+        self._db = sqlite3.connect(path, timeout=30, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS queries (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
+        self._db.commit()
+
+    def _key(self, text: str) -> str:
+        return hashlib.sha256((self._prefix + "\0" + text).encode()).hexdigest()
+
+    def get(self, text: str) -> list[float] | None:
+        row = self._db.execute("SELECT vector FROM queries WHERE key = ?", (self._key(text),)).fetchone()
+        return None if row is None else np.frombuffer(row[0], dtype=np.float32).tolist()
+
+    def put(self, text: str, vector: list[float]) -> None:
+        self._db.execute("INSERT OR REPLACE INTO queries VALUES (?, ?)",
+                         (self._key(text), np.asarray(vector, dtype=np.float32).tobytes()))
+        self._db.commit()

@@ -44,6 +44,7 @@ class Script:
     chat: Callable[[dict[str, Any]], str] = lambda body: ""
     fail_first: int = 0  # answer the first N requests with HTTP 500 (clients retry them)
     latency_s: float = 0.0  # added to every answer
+    embed_latency_s: float = 0.0  # added to every embeddings request
     faults: dict[str, float] = field(default_factory=dict)  # fault -> probability per request (see FAULTS)
     retry_after_s: float = 0.2  # what a 429 asks the client to wait
     slow_s: float = 5.0  # how long a "slow" answer takes
@@ -195,6 +196,8 @@ def make_app(script: Script):
             failing = len(script.requests) <= script.fail_first
         if failing:
             return error(500, "injected failure", "server_error")
+        if script.embed_latency_s:
+            await asyncio.sleep(script.embed_latency_s)
         texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
         n = sum(len(t.split()) for t in texts)
         return JSONResponse({"object": "list", "model": body["model"], "usage": {"prompt_tokens": n, "total_tokens": n},

@@ -216,7 +216,8 @@ class Rag(Strategy):
             self._by_id = {c.id: c for c in self.index.chunks}
             if cfg.retriever != "bm25":  # load the embedder and its kernels now, not in the first query's latency
                 self.embedder.warm()
-                self.embedder.embed_query("warm up")
+                if cfg.embedder.kind == "local":  # an API embedder has no kernels to warm: no paid call for it
+                    self.embedder.embed_query("warm up")
         return self._retriever
 
     def retrieve(self, query: str) -> tuple[list[index_mod.Chunk], float]:
