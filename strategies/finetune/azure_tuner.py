@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import Field
 
 from harness.economics import resolve_price
-from harness.errors import ConfigError, HarnessError, require
+from harness.errors import ConfigError, HarnessError, redact, remember_secret, require
 from harness.tuner import Checkpoint
 from strategies.finetune.openai_tuner import OpenAITuner, OpenAITunerConfig
 
@@ -78,9 +78,9 @@ class AzureTuner(OpenAITuner):
                 raise ConfigError(f"azure tuner: environment variable {self.config.token_env} is not set. Fix: export "
                                   "a management token there (az account get-access-token), or leave token_env out "
                                   "to use azure-identity.")
-            return value
+            return remember_secret(value)
         identity = require("azure.identity", extra="azure", purpose="the azure tuner's deployments")
-        return identity.DefaultAzureCredential().get_token(f"{self.config.management_url}/.default").token
+        return remember_secret(identity.DefaultAzureCredential().get_token(f"{self.config.management_url}/.default").token)
 
     def _url(self, name: str) -> str:
         c = self.config
@@ -94,7 +94,7 @@ class AzureTuner(OpenAITuner):
                                  headers={"Authorization": f"Bearer {self._token()}"})
         if response.status_code >= 400 and not (method == "DELETE" and response.status_code == 404):
             raise HarnessError(f"Azure management API: {method} deployment {name}: HTTP {response.status_code} "
-                               f"{response.text[:300]}")
+                               f"{redact(response.text)[:300]}")  # masked before it is cut
         return response.json() if response.content and response.headers.get("content-type", "").startswith(
             "application/json") else {}
 
