@@ -390,8 +390,10 @@ class Run:
             self.setup[name]["load_s"] = round(time.perf_counter() - started, 3)
         groups = list(misses.values())
         while groups:
-            batch, groups = affordable(groups, self.spend, lambda group: upper_usd(backend, pricing, group[0][3]),
-                                       paid=pricing.paid)
+            # each call reserved at its most, for every attempt the provider might bill (see billed_attempts_at_most)
+            attempts = backend.billed_attempts_at_most()
+            batch, groups = affordable(groups, self.spend,
+                                       lambda group: attempts * upper_usd(backend, pricing, group[0][3]), paid=pricing.paid)
             if not batch:  # budget_usd reached: these calls are not made; a rerun with a larger budget makes them
                 queries = sum((item[2].get("retrieval") or {}).get("query_embedding_usd") or 0.0
                               for group in groups for item in group)
@@ -403,6 +405,10 @@ class Run:
                 self.counts.model_calls += 1
                 self.counts.errors += result.error is not None
                 self.cache.put(batch[index][0][4], result)
+                if pricing.paid and result.unconfirmed_attempts:  # may have been billed: counted at their most
+                    self._charge(name, f"{result.unconfirmed_attempts} attempt(s) sent but never answered (timed out, "
+                                       "dropped or garbled); the provider may have billed them",
+                                 result.unconfirmed_attempts * upper_usd(backend, pricing, batch[index][0][3]))
                 for n, (case, repeat, meta, _, _, parts) in enumerate(batch[index]):
                     reused = n > 0 and result.error is None
                     self.counts.cache_hits += reused

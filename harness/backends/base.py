@@ -39,6 +39,9 @@ class GenResult:
     prompt: str | None = None
     error: str | None = None
     latency_kind: str = "request"
+    # Attempts that may have been completed (and billed) by a provider without their answer reaching us: timed out,
+    # dropped or garbled after sending. The runner counts them against budget_usd at their most.
+    unconfirmed_attempts: int = 0
 
 
 class Backend:
@@ -70,6 +73,11 @@ class Backend:
         never makes more tokens than UTF-8 bytes, plus a few per message for the chat format. Backends with the
         model's own tokenizer count exactly. The budget cap relies on this never being too low."""
         return sum(len(m["content"].encode("utf-8")) + 8 for m in messages) + 8
+
+    def billed_attempts_at_most(self) -> int:
+        """How many times one request may be billed: 1, or more for a backend that retries after a timeout or a
+        dropped answer (the provider may have finished and billed the lost attempt). budget_usd reserves this many."""
+        return 1
 
     def context_window(self) -> int | None:
         """The longest prompt + answer the model takes, in tokens; None when unknown."""

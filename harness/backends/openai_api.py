@@ -270,6 +270,7 @@ class OpenAIBackend(Backend):
         prompt = self.render_prompt(request.messages)
         started = None  # from the first attempt: waiting for a free slot is our queue, not the model's latency
         problem = ""
+        unconfirmed = 0  # attempts sent whose outcome we never saw: the provider may have billed them
         for attempt in range(self.config.max_retries + 1):
             await self.aimd.acquire()
             if stop is not None and stop.is_set():  # the caller went away: start nothing new
@@ -294,21 +295,29 @@ class OpenAIBackend(Backend):
                 problem = describe(exc)
             except (asyncio.TimeoutError, openai.APITimeoutError) as exc:
                 self.stats["timeouts"] += 1
+                unconfirmed += 1
                 problem = f"timeout after {self.config.timeout_s}s ({type(exc).__name__})"
             except (openai.APIConnectionError, openai.APIResponseValidationError, ValueError) as exc:
+                unconfirmed += 1
                 problem = describe(exc)  # dropped connection, unreadable body
             else:
                 self.aimd.success()
                 await self.aimd.release()
                 result.prompt = prompt
                 result.latency_s = time.perf_counter() - started  # the case waited through its retries too
+                result.unconfirmed_attempts = unconfirmed
                 return result
             await self.aimd.release()
             if attempt < self.config.max_retries:
                 self.stats["retries"] += 1
                 await asyncio.sleep(max(wait or 0.0, self._backoff(attempt)))
         self.stats["failed"] += 1
-        return self._failed(prompt, started, f"{problem} (after {self.config.max_retries + 1} attempts)")
+        failed = self._failed(prompt, started, f"{problem} (after {self.config.max_retries + 1} attempts)")
+        failed.unconfirmed_attempts = unconfirmed
+        return failed
+
+    def billed_attempts_at_most(self) -> int:
+        return 1 + self.config.max_retries
 
     @staticmethod
     def _failed(prompt: str, started: float, error: str) -> GenResult:
