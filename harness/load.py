@@ -213,37 +213,41 @@ def _data_path_checks(suite: Suite, path: Path, lines: dict[Loc, int]) -> list[s
 
     A relative path that leaves it (through '..' or a symbolic link) is refused; data that deliberately lives
     elsewhere is named by its absolute path, which says so."""
-    import os
-
-    base = Path(os.path.abspath(path.parent))
-    real_base = base.resolve()
     errors = []
     for key in ("source", "train", "dev", "test"):
         rel = getattr(suite.data, key)
-        if rel is None or Path(rel).is_absolute():
-            continue
-        loc = ("data", key)
-        where = f"{path}:{line_of(lines, loc) or '?'}: {format_loc(loc)}"
-        lexical = Path(os.path.abspath(base / rel))
-        target = lexical.resolve()
-        if not lexical.is_relative_to(base):
-            errors.append(f"{where}: '{rel}' goes outside the suite folder ({real_base}) through '..'. Fix: move the "
-                          "file into the suite folder, or, if it deliberately lives elsewhere, give its absolute path "
-                          f"({target}).")
-            continue
-        link = next((p for p in (lexical, *lexical.parents) if p.is_relative_to(base) and p.is_symlink()), None)
-        if link is None:
-            continue
-        named = (f"'{rel}' is a symbolic link to {target}" if link == lexical
-                 else f"'{rel}' goes through the symbolic link '{link.relative_to(base)}' to {target}")
-        if not target.exists():
-            errors.append(f"{where}: {named}, which does not exist (a dangling link). Fix: point the link at the "
-                          "data file, or name the file itself in the suite.")
-        elif not target.is_relative_to(real_base):
-            errors.append(f"{where}: {named}, outside the suite folder ({real_base}). "
-                          "Fix: copy the file into the suite folder, or, if it deliberately lives elsewhere, give its "
-                          f"absolute path ({target}).")
+        problem = outside_suite_folder(rel, path.parent) if rel is not None else None
+        if problem:
+            loc = ("data", key)
+            errors.append(f"{path}:{line_of(lines, loc) or '?'}: {format_loc(loc)}: {problem}")
     return errors
+
+
+def outside_suite_folder(rel: str, folder: Path) -> str | None:
+    """Why the relative path `rel` (data, a corpus) leaves the suite `folder`, or None when it stays inside."""
+    import os
+
+    if Path(rel).is_absolute():
+        return None
+    base = Path(os.path.abspath(folder))
+    real_base = base.resolve()
+    lexical = Path(os.path.abspath(base / rel))
+    target = lexical.resolve()
+    if not lexical.is_relative_to(base):
+        return (f"'{rel}' goes outside the suite folder ({real_base}) through '..'. Fix: move the file into the suite "
+                f"folder, or, if it deliberately lives elsewhere, give its absolute path ({target}).")
+    link = next((p for p in (lexical, *lexical.parents) if p.is_relative_to(base) and p.is_symlink()), None)
+    if link is None:
+        return None
+    named = (f"'{rel}' is a symbolic link to {target}" if link == lexical
+             else f"'{rel}' goes through the symbolic link '{link.relative_to(base)}' to {target}")
+    if not target.exists():
+        return (f"{named}, which does not exist (a dangling link). Fix: point the link at the data file, or name the "
+                "file itself in the suite.")
+    if not target.is_relative_to(real_base):
+        return (f"{named}, outside the suite folder ({real_base}). Fix: copy the file into the suite folder, or, if it "
+                f"deliberately lives elsewhere, give its absolute path ({target}).")
+    return None
 
 
 def _machine_checks(loaded: LoadedSuite) -> list[str]:

@@ -35,9 +35,14 @@ def resolve(paths: list[str], base: Path) -> list[Path]:
 
 
 def missing_problems(paths: list[str], base: Path) -> list[str]:
+    from harness.load import outside_suite_folder
+
     problems = []
     for rel, path in zip(paths, resolve(paths, base), strict=True):
-        if not path.exists():
+        outside = outside_suite_folder(rel, base)
+        if outside:
+            problems.append(f"corpus {outside}")
+        elif not path.exists():
             problems.append(f"corpus '{rel}' not found ({path}). Fix: check the path; it is relative to the suite file.")
         elif path.is_dir() and not any(p.suffix.lower() in FILE_SUFFIXES | TABLE_SUFFIXES for p in path.rglob("*")):
             problems.append(
