@@ -30,7 +30,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from harness.backends.base import Backend, GenRequest, GenResult, cut_at_stop
-from harness.errors import api_key, redact, require
+from harness.errors import api_key, provider_error, redact, require
 from harness.suite import StrictModel
 
 log = logging.getLogger(__name__)
@@ -288,6 +288,10 @@ class OpenAIBackend(Backend):
                 self.aimd.rate_limited(wait if wait is not None else self._backoff(attempt))
                 problem = describe(exc)
             except openai.APIStatusError as exc:
+                if exc.status_code in (401, 403):  # the key, not the case: every call would fail alike, so stop
+                    await self.aimd.release()
+                    raise provider_error(exc, who=f"openai backend '{self.spec.name}' ({self.spec.model})",
+                                         key_env=self.config.api_key_env) from None
                 if exc.status_code not in (408, 409) and exc.status_code < 500:
                     await self.aimd.release()
                     return self._failed(prompt, started, describe(exc, 500))

@@ -149,11 +149,11 @@ def test_no_key_reaches_a_file_a_report_or_the_output(tmp_path):
     with FakeOpenAI(script) as url:
         path = suite_file(tmp_path / "suite", url)
         main = cli("compare", str(path), "--out", str(tmp_path / "run"), "-v",
-                   "--strategies", "zero,zero_azure,rag,ft,ft_azure,zero_refused", env=env)
+                   "--strategies", "zero,zero_azure,rag,ft,ft_azure", env=env)
         outputs["compare"] = main.stdout + main.stderr
         assert main.returncode == 0, main.stderr[-3000:]
         failing = {name: cli("compare", str(path), "--out", str(tmp_path / f"run-{name}"), "-v", "--strategies", name,
-                             env=env) for name in ("ft_refused", "ft_azure_refused", "rag_refused")}
+                             env=env) for name in ("zero_refused", "ft_refused", "ft_azure_refused", "rag_refused")}
         for name, proc in failing.items():
             outputs[f"compare {name}"] = proc.stdout + proc.stderr
         exported = cli("report", str(tmp_path / "run"), "--html", str(tmp_path / "report.html"),
@@ -169,13 +169,16 @@ def test_no_key_reaches_a_file_a_report_or_the_output(tmp_path):
     assert KEYS["SCAN_AZURE_KEY"] in sent
     assert script.injected["401"] > 0 and script.injected["500"] > 0
     rows = [json.loads(x) for x in (tmp_path / "run" / "cases.jsonl").read_text().splitlines()]
-    refused = [r for r in rows if r["strategy"] == "zero_refused"]
-    assert len(refused) == 9 and all(r["error"] and "401" in r["error"] for r in refused)  # the cause is kept
+    # a refused key stops its run at the first answer (exit 2, below), with nothing recorded as an answer
+    refused_run = tmp_path / "run-zero_refused"
+    refused_rows = (refused_run / "cases.jsonl").read_text().splitlines() if (refused_run / "cases.jsonl").exists() else []
+    assert refused_rows == [] and json.loads((refused_run / "run.json").read_text())["status"] == "failed"
     echoed = [r for r in rows if r["case_id"] == "test-0" and r["strategy"] in ("zero", "zero_azure")]
     assert echoed and all(r["error"] and "400" in r["error"] for r in echoed)
     for name, proc in failing.items():  # a refused key stops the run with a message, not a traceback
         assert proc.returncode == 2, proc.stdout + proc.stderr
         assert "Traceback" not in proc.stderr and "401" in proc.stderr, proc.stderr[-3000:]
+    assert "SCAN_REFUSED_KEY" in failing["zero_refused"].stderr  # names the variable to fix
 
     blobs = {f"output of {name}": text.encode() for name, text in outputs.items()}
     folders = [tmp_path / "run", *(tmp_path / f"run-{name}" for name in failing), home]
