@@ -120,8 +120,9 @@ def test_in_a_checkout_the_templates_are_the_repo_suites() -> None:
 def test_every_code_folder_is_a_listed_package() -> None:
     """pyproject.toml lists its packages (so that suites/ ships as harness/templates), so without this a new
     folder of code would be left out of the wheel unnoticed."""
-    tomllib = pytest.importorskip("tomllib")
-    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    from setuptools.config.pyprojecttoml import read_configuration  # the reader the build itself uses (any Python)
+
+    config = read_configuration(REPO / "pyproject.toml", expand=False)["tool"]["setuptools"]
     code_folders = {
         ".".join(py.parent.relative_to(REPO).parts)
         for top in ("harness", "strategies", "reports") for py in (REPO / top).rglob("*.py")
