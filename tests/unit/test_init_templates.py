@@ -130,3 +130,16 @@ def test_every_code_folder_is_a_listed_package() -> None:
     }
     assert code_folders - set(config["packages"]) == set()
     assert config["package-dir"] == {"harness.templates": "suites"}
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_a_copied_templates_rebuild_script_stands_on_its_own(name: str, tmp_path: Path) -> None:
+    """The copy's build_data.py needs nothing from the repo's other suites: its --help runs from the copy."""
+    import subprocess
+    import sys
+
+    assert harness("init", str(tmp_path / "copy"), "--template", name).exit_code == 0
+    proc = subprocess.run([sys.executable, str(tmp_path / "copy" / "build_data.py"), "--help"], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "--sdist" in proc.stdout

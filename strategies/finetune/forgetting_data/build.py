@@ -1,5 +1,5 @@
 """Rebuild general_knowledge.jsonl: BIG-bench's `general_knowledge` task (70 multiple-choice questions) from the
-bigbench 1.0.0 sdist, for the fine-tuning forgetting check. Reuses the quickstart suite's sdist download.
+bigbench 1.0.0 sdist, for the fine-tuning forgetting check. Fetched like the example suites' data (harness.bigbench_sdist).
 
 Run: python strategies/finetune/forgetting_data/build.py [--sdist PATH]
 """
@@ -7,22 +7,15 @@ Run: python strategies/finetune/forgetting_data/build.py [--sdist PATH]
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import tarfile
 import tempfile
 from pathlib import Path
 
+from harness.bigbench_sdist import download_sdist
+
 HERE = Path(__file__).resolve().parent
-QUICKSTART = HERE.parents[2] / "suites" / "quickstart" / "build_data.py"
 MEMBER = "bigbench-1.0.0/bigbench/benchmark_tasks/general_knowledge/task.json"
-
-
-def _quickstart_builder():
-    spec = importlib.util.spec_from_file_location("quickstart_build", QUICKSTART)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def main() -> None:
@@ -30,7 +23,7 @@ def main() -> None:
     parser.add_argument("--sdist", type=Path, help="bigbench-1.0.0.tar.gz (downloaded when omitted)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        sdist = args.sdist or _quickstart_builder().download_sdist(Path(tmp))
+        sdist = args.sdist or download_sdist(Path(tmp))
         with tarfile.open(sdist, "r:gz") as tar:
             task = json.loads(tar.extractfile(tar.getmember(MEMBER)).read())
     rows = []
