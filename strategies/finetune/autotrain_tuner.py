@@ -33,7 +33,7 @@ from pydantic import Field
 
 from harness.errors import HarnessError
 from harness.tuner import Checkpoint, Preflight, TrainExample, TuneResult
-from strategies.finetune.common import AdapterConfig, TrainerTuner, run_logged
+from strategies.finetune.common import AdapterConfig, TrainerTuner, cuda_problem, cuda_visible, run_logged
 
 log = logging.getLogger(__name__)
 PROJECT = "harness-autotrain"  # AutoTrain wants a plain name (letters, digits, hyphens) and writes into ./<name>
@@ -53,15 +53,6 @@ class AutoTrainConfig(AdapterConfig):
     timeout_s: float | None = Field(None, gt=0, description="Stop AutoTrain after this long (default: no limit).")
 
 
-def _gpu_visible() -> bool:
-    try:
-        import torch
-
-        return bool(torch.cuda.is_available())
-    except ImportError:
-        return False
-
-
 class AutoTrainTuner(TrainerTuner):
     kind = "autotrain"
     Config = AutoTrainConfig
@@ -75,9 +66,10 @@ class AutoTrainTuner(TrainerTuner):
 
     @classmethod
     def machine_check(cls, config: AutoTrainConfig):
-        if config.method == "qlora" and not _gpu_visible():
-            return [(("config", "method"), "qlora (4-bit with bitsandbytes) needs a CUDA GPU and none is visible here. "
-                                          "Fix: use method: lora on this machine.")]
+        problem = cuda_problem("qlora (4-bit with bitsandbytes)", "use method: lora on this machine.") \
+            if config.method == "qlora" else None
+        if problem:
+            return [(("config", "method"), problem)]
         if _find_executable(config.executable) is None:
             return [(("config", "executable"), f"no AutoTrain executable at '{config.executable}'. Fix: install "
                      "autotrain-advanced in its own virtual environment (python -m venv at-env && at-env/bin/pip "
@@ -93,7 +85,7 @@ class AutoTrainTuner(TrainerTuner):
     def export(self, examples: list[TrainExample], pre: Preflight, folder: Path, *, base: str | None = None,
                gpu: bool | None = None) -> list[Path]:
         """Write AutoTrain's config.yml and data/train.jsonl into `folder`; returns the files written."""
-        gpu = _gpu_visible() if gpu is None else gpu
+        gpu = cuda_visible() if gpu is None else gpu
         if base is None:
             base = str(compatible_base(Path(self.ctx.base_source), folder / "base"))
         data = folder / "data"

@@ -53,11 +53,17 @@ def serve_prompt_ids(backend: HFBackend, prompt: list[dict[str, str]]) -> list[i
     return backend.tokenizer()(backend.render_prompt(prompt), add_special_tokens=False)["input_ids"]
 
 
+def cuda_visible() -> bool:
+    try:
+        import torch
+    except ImportError:  # no torch here at all: no GPU it could use
+        return False
+    return bool(torch.cuda.is_available())
+
+
 def cuda_problem(engine: str, alternative: str) -> str | None:
     """Why `engine` cannot run here (no NVIDIA GPU), or None when one is visible."""
-    import torch
-
-    if torch.cuda.is_available():
+    if cuda_visible():
         return None
     return f"{engine} needs an NVIDIA GPU (CUDA) and none is visible on this machine. Fix: {alternative}"
 
