@@ -58,8 +58,8 @@ def main() -> None:
     args = parser.parse_args()
     from harness.backends.base import GenRequest
     from harness.backends.openai_api import OpenAIBackend, OpenAIConfig
-    from harness.runner import CompareOptions, compare
-    from harness.suite import BackendSpec, GenerationParams
+    from harness.run.compare import CompareOptions, compare
+    from harness.suite.schema import BackendSpec, GenerationParams
 
     port = free_port()
     server = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(args.latency)], cwd=REPO)

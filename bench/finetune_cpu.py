@@ -30,7 +30,7 @@ print("__DATA__" + json.dumps(worker({engine!r}, {n})))
 
 
 def _examples(n):
-    from harness.load import load_suite
+    from harness.suite.load import load_suite
     from strategies.finetune.strategy import training_examples
 
     loaded = load_suite(REPO / "suites/quickstart/suite.yaml")

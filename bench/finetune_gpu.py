@@ -33,7 +33,7 @@ print("__DATA__" + json.dumps(worker({engine!r}, {n}, {device!r}, {model!r})))
 
 def prepare() -> None:
     """Copy the embedded model's config and tokenizer (a few MB) into bench/gpu_assets for the GPU machine."""
-    from harness.backends.embedded import ensure_embedded
+    from harness.backends.default_llm import ensure_embedded
 
     source = ensure_embedded("smollm2-135m-instruct")
     ASSETS.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ from _util import REPO, save
 
 
 def prompts(n: int):
-    from harness.load import load_suite
+    from harness.suite.load import load_suite
     from harness.strategy import StrategyContext
     from harness.builtins import STRATEGIES, BACKENDS
 

@@ -47,7 +47,7 @@ def measure(n: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         suite = make_suite(Path(tmp) / "suite", n)
         script = (
-            "from harness.runner import CompareOptions, compare\n"
+            "from harness.run.compare import CompareOptions, compare\n"
             f"record, run = compare({str(suite)!r}, CompareOptions(out=__import__('pathlib').Path({tmp!r}) / 'run'))\n"
             "import json; print('__DATA__' + json.dumps({'model_calls': run.counts.model_calls, 'status': record.status}))\n"
         )

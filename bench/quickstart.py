@@ -47,7 +47,7 @@ def fresh_home(root: Path, models: Path) -> dict:
 
 
 def main() -> None:
-    from harness.backends.embedded import ensure_embedded
+    from harness.backends.default_llm import ensure_embedded
 
     models = ensure_embedded("smollm2-135m-instruct").parent
     with tempfile.TemporaryDirectory() as tmp:

@@ -60,7 +60,7 @@ print("__DATA__" + json.dumps({{"encode_s": encode_s, "best_batch_size": best, "
 OURS = """
 import json, os, time, statistics
 from pathlib import Path
-from harness.embedders import EmbedderConfig, make_embedder
+from harness.backends.embeddings import EmbedderConfig, make_embedder
 from strategies.rag import corpus as corpus_mod, index as index_mod
 corpus_path = Path({corpus!r})
 home = Path(os.environ["HARNESS_HOME"])

@@ -34,7 +34,7 @@ JUDGE_RULES = [
 
 RUN = """
 import json
-from harness.runner import compare, CompareOptions
+from harness.run.compare import compare, CompareOptions
 from pathlib import Path
 out = {{}}
 for label in ("cold", "rerun"):

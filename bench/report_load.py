@@ -35,7 +35,7 @@ def main() -> None:
     import pandas as pd
     from streamlit.testing.v1 import AppTest
 
-    from harness.runner import CompareOptions, compare
+    from harness.run.compare import CompareOptions, compare
     from reports.app import PAGES
     from reports.data import load_run
     from reports.export import render_html

@@ -1,4 +1,4 @@
-"""The `harness` command line: a thin layer over harness.runner, harness.load and harness.scaffold."""
+"""The `harness` command line: a thin layer over harness.run.compare, harness.suite.load and harness.commands.init."""
 
 from __future__ import annotations
 
@@ -72,10 +72,10 @@ def compare(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run (or resume) the comparison; write run.json, cases.jsonl and decision.md; print the verdict."""
-    from harness.ci import gate_checks, regression_checks, writable, write_json, write_junit
-    from harness.load import load_suite
-    from harness.progress import make_progress
-    from harness.runner import CompareOptions, Run
+    from harness.commands.ci import gate_checks, regression_checks, writable, write_json, write_junit
+    from harness.suite.load import load_suite
+    from harness.run.progress import make_progress
+    from harness.run.compare import CompareOptions, Run
 
     _setup_logging(verbose)
     if cancel_on_abort:
@@ -88,7 +88,7 @@ def compare(
             if path is not None:
                 writable(path, flag)
         if baseline is not None:
-            from harness.results import read_run
+            from harness.run.folder import read_run
 
             read_run(baseline)  # an unreadable baseline is refused before any call
     except HarnessError as exc:
@@ -107,7 +107,7 @@ def compare(
     finally:
         if hasattr(progress, "stop"):
             progress.stop()
-    from harness.console import print_summary
+    from harness.commands.console import print_summary
 
     print_summary(record, run.run_dir)
     try:
@@ -128,7 +128,7 @@ def compare(
 
 def _check_gates(gates: list[str], loaded) -> None:
     """--fail-under values are checked against the suite before any call."""
-    from harness.ci import parse_gate
+    from harness.commands.ci import parse_gate
 
     for text in gates:
         parse_gate(text, [s.label for s in loaded.suite.scorers], [s.name for s in loaded.suite.strategies],
@@ -144,8 +144,8 @@ def estimate(
 ) -> None:
     """Tokens and dollars per strategy (inference, dev, training, indexing, judging) before any call, and the
     smallest difference the test set can detect. Exits 2 when the estimate is above the suite's budget_usd."""
-    from harness.estimate import check_budget, estimate as make_estimate, render
-    from harness.load import load_suite
+    from harness.costs.estimate import check_budget, estimate as make_estimate, render
+    from harness.suite.load import load_suite
 
     names = [s.strip() for s in strategies.split(",") if s.strip()] if strategies else None
     try:
@@ -182,7 +182,7 @@ def report(
 ) -> None:
     """Open the decision report (Streamlit) on a run folder, or write it as static HTML / Markdown."""
     from harness.errors import require
-    from harness.results import read_run
+    from harness.run.folder import read_run
 
     try:
         read_run(run_dir)  # a missing, unreadable or older run folder is refused with its fix, before anything starts
@@ -194,7 +194,7 @@ def report(
 
             for path, render in ((html, render_html), (md, render_md)):
                 if path is not None:
-                    from harness.ci import writable
+                    from harness.commands.ci import writable
 
                     writable(path, "--html" if render is render_html else "--md")
                     path.write_text(render(run_dir), encoding="utf-8")
@@ -216,7 +216,7 @@ def report(
 @app.command()
 def validate(suite: Path = typer.Argument(..., help="Suite file (or a folder holding suite.yaml).")) -> None:
     """Check the suite and its data files without touching any model."""
-    from harness.load import load_suite
+    from harness.suite.load import load_suite
 
     try:
         loaded = load_suite(suite, machine=False)
@@ -239,7 +239,7 @@ def _machine_notes(loaded) -> None:
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the suite file (for editor completion)."""
-    from harness.suite import json_schema
+    from harness.suite.schema import json_schema
 
     typer.echo(json.dumps(json_schema(), indent=2))
 
@@ -255,7 +255,7 @@ def tune(
     """Train a finetune strategy's model without answering the test set (`harness compare` then reuses it), or
     with --export-only write what its tuner would be given."""
     from harness.errors import ConfigError
-    from harness.tuning import export_tuning, train_only
+    from harness.commands.tune import export_tuning, train_only
 
     try:
         if export_only:
@@ -298,7 +298,7 @@ def init(
     force: bool = typer.Option(False, "--force", help="Write into an existing suite folder, overwriting its files."),
 ) -> None:
     """Start a suite: copy an example suite (--template NAME) or scaffold one from a data file (--from FILE)."""
-    from harness import scaffold
+    from harness.commands import init as scaffold
     from harness.errors import ConfigError
 
     try:

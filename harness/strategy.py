@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 
 from harness.backends.base import Backend, GenRequest, GenResult
-from harness.data import Case, Dataset
-from harness.suite import StrategySpec, StrictModel, Suite
+from harness.suite.data import Case, Dataset
+from harness.suite.schema import StrategySpec, StrictModel, Suite
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class StrategyContext:
 class StrategyRequest:
     messages: list[dict[str, str]]
     meta: dict[str, Any] = field(default_factory=dict)  # kept in the case's result line (e.g. exemplar ids)
-    # The prompt's texts by part (harness.prompts.prompt_parts), so its tokens can be attributed; None: all input.
+    # The prompt's texts by part (harness.suite.prompts.prompt_parts), so its tokens can be attributed; None: all input.
     parts: dict[str, str] | None = None
 
 

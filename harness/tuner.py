@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from harness.suite import BackendSpec, StrictModel
+from harness.suite.schema import BackendSpec, StrictModel
 
 
 @dataclass

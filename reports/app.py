@@ -1,7 +1,7 @@
 """The decision report: `harness report RUN_DIR` runs `streamlit run reports/app.py -- RUN_DIR`.
 
 Reads only the run folder (run.json, cases.jsonl, training logs). Model outputs and data are shown as text, never
-as Markdown or HTML. The what-if controls recompute the decision with harness.decision.what_if, the functions the
+as Markdown or HTML. The what-if controls recompute the decision with harness.verdict.decide.what_if, the functions the
 run itself used.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from harness.decision import WhatIf, what_if
+from harness.verdict.decide import WhatIf, what_if
 from harness.errors import HarnessError
 
 PAGES = ["Verdict", "Leaderboard", "Cost", "Quality, latency, tokens", "Training", "Cases", "Manifest"]

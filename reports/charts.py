@@ -1,5 +1,5 @@
 """The report's charts as Altair specs, shared by the Streamlit app and the static export (rendered there to
-inline SVG). Costs come from harness.economics / harness.decision: nothing is recomputed here."""
+inline SVG). Costs come from harness.costs.prices / harness.verdict.decide: nothing is recomputed here."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from harness.decision import Decision, Option
-from harness.results import RunRecord
+from harness.verdict.decide import Decision, Option
+from harness.run.folder import RunRecord
 
 WIDTH = 560
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.results import RunRecord, read_run
+from harness.run.folder import RunRecord, read_run
 
 ROW_FIELDS = ("strategy", "case_id", "repeat", "target", "output", "error", "latency_s", "cache_hit", "input_tokens",
               "output_tokens", "cost_usd")

@@ -7,7 +7,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from harness.decision import render_markdown, usd, what_if
+from harness.verdict.decide import render_markdown, usd, what_if
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -164,7 +164,7 @@ def render_md(run_dir: str | Path) -> str:
 def strategy_cells(summary: Any, metrics: list[str]) -> dict[str, str]:
     """One strategy's numbers formatted as the Markdown leaderboard writes them, for other Markdown views of a run
     (the example suites' READMEs): each metric as `mean [low, high]`, p50 s and p95 s, $ per 1,000 requests.
-    `summary` is a `harness.results.StrategySummary`."""
+    `summary` is a `harness.run.folder.StrategySummary`."""
     cells = {}
     for m in metrics:
         ms = summary.metrics.get(m)

@@ -9,10 +9,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from harness.data import Case
-from harness.prompts import build_messages, prompt_parts
+from harness.suite.data import Case
+from harness.suite.prompts import build_messages, prompt_parts
 from harness.strategy import Strategy, StrategyRequest
-from harness.suite import StrictModel
+from harness.suite.schema import StrictModel
 
 
 class FewShotConfig(StrictModel):

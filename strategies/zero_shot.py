@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.prompts import build_messages, prompt_parts
+from harness.suite.prompts import build_messages, prompt_parts
 from harness.strategy import Strategy, StrategyRequest
 
 

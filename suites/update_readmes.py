@@ -29,10 +29,10 @@ from pathlib import Path
 
 import yaml
 
-from harness.console import comparison_lines
-from harness.decision import render_markdown, usd
+from harness.commands.console import comparison_lines
+from harness.verdict.decide import render_markdown, usd
 from harness.errors import HarnessError
-from harness.results import RunRecord, read_run
+from harness.run.folder import RunRecord, read_run
 from reports.export import strategy_cells
 
 REPO = Path(__file__).resolve().parents[1]

@@ -89,7 +89,7 @@ def embedded_model_dir() -> Path:
     old = os.environ.get("HARNESS_HOME")
     os.environ["HARNESS_HOME"] = str(home)
     try:
-        from harness.backends.embedded import ensure_embedded
+        from harness.backends.default_llm import ensure_embedded
 
         return ensure_embedded("smollm2-135m-instruct")
     finally:

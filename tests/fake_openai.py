@@ -450,7 +450,7 @@ def model_chat(backend) -> Callable[[dict[str, Any]], str]:
     """A Script.chat that answers with a real local model (any harness backend, e.g. `hf` on a tiny model), so the
     server can stand in for a self-hosted OpenAI-compatible endpoint (vLLM, llama.cpp) in tests."""
     from harness.backends.base import GenRequest
-    from harness.suite import GenerationParams
+    from harness.suite.schema import GenerationParams
 
     lock = threading.Lock()  # one generation at a time: the model is not shared across threads
 

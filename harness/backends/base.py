@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from harness.suite import BackendSpec, GenerationParams, StrictModel
+from harness.suite.schema import BackendSpec, GenerationParams, StrictModel
 
 
 @dataclass

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from pydantic import Field, field_validator
 
 from harness.backends.base import Backend, GenRequest, GenResult, cut_at_stop
-from harness.suite import StrictModel
+from harness.suite.schema import StrictModel
 
 
 def _regex(value: str | None) -> str | None:

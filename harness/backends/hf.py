@@ -22,10 +22,10 @@ from typing import Any, Literal
 from pydantic import Field
 
 from harness.backends.base import Backend, GenRequest, GenResult, cut_at_stop
-from harness.backends.embedded import ensure_embedded, is_embedded
+from harness.backends.default_llm import ensure_embedded, is_embedded
 from harness.errors import ModelUnavailableError, require
 from harness.home import tree_fingerprint
-from harness.suite import GenerationParams, StrictModel
+from harness.suite.schema import GenerationParams, StrictModel
 
 log = logging.getLogger(__name__)
 

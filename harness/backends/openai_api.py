@@ -31,7 +31,7 @@ from pydantic import Field
 
 from harness.backends.base import Backend, GenRequest, GenResult, cut_at_stop
 from harness.errors import api_key, provider_error, redact, require
-from harness.suite import StrictModel
+from harness.suite.schema import StrictModel
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import Field
 
-from harness.economics import resolve_price
+from harness.costs.prices import resolve_price
 from harness.errors import ConfigError, HarnessError, redact, remember_secret, require
 from harness.tuner import Checkpoint
 from strategies.finetune.openai_tuner import OpenAITuner, OpenAITunerConfig

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from harness.backends.hf import HFBackend, HFConfig
 from harness.errors import HarnessError
-from harness.suite import StrictModel
+from harness.suite.schema import StrictModel
 from harness.tuner import Checkpoint, Preflight, TrainExample, Tuner
 from strategies.finetune.preflight import preflight
 

@@ -21,10 +21,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from harness.economics import CHARS_PER_TOKEN, resolve_price
+from harness.costs.prices import CHARS_PER_TOKEN, resolve_price
 from harness.errors import ConfigError, HarnessError, provider_error, require
-from harness.results import write_json_atomic
-from harness.suite import StrictModel
+from harness.run.folder import write_json_atomic
+from harness.suite.schema import StrictModel
 from harness.tuner import Checkpoint, Preflight, TrainExample, Tuner, TuneResult
 from strategies.finetune.preflight import preflight
 

@@ -1,7 +1,7 @@
 """The `finetune` strategy: train on the train split with a tuner, score every epoch's checkpoint on dev with
 the suite's primary scorer, keep the best, and answer the test cases with it.
 
-The prompt is built by the same function as inference (harness.prompts.build_messages), so the model is
+The prompt is built by the same function as inference (harness.suite.prompts.build_messages), so the model is
 trained on exactly what it will be served. A finished training is reused from HARNESS_HOME/tuning, keyed by
 base model, data and hyperparameters; an unfinished one resumes from its last checkpoint.
 """
@@ -18,13 +18,13 @@ from pydantic import Field
 from harness.backends.base import GenRequest
 from harness.backends.hf import HFBackend, HFConfig
 from harness.builtins import TUNERS
-from harness.economics import device_cost
+from harness.costs.prices import device_cost
 from harness.errors import HarnessError
 from harness.home import harness_home
-from harness.prompts import build_messages, prompt_parts
-from harness.results import write_json_atomic
+from harness.suite.prompts import build_messages, prompt_parts
+from harness.run.folder import write_json_atomic
 from harness.strategy import Strategy, StrategyRequest
-from harness.suite import StrictModel, explain_errors
+from harness.suite.schema import StrictModel, explain_errors
 from harness.tuner import Checkpoint, TrainExample, TuneContext, TuneResult
 from strategies.finetune.preflight import structural_problems
 
@@ -101,7 +101,7 @@ class FineTune(Strategy):
         return cls, cls.Config.model_validate(self.config.tuner.config)
 
     def _workdir_key(self, examples: list[TrainExample], tuner_kind: str, tuner_config) -> str:
-        from harness.manifest import package_versions
+        from harness.run.manifest import package_versions
 
         versions = package_versions()
         payload = {

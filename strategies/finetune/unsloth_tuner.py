@@ -50,7 +50,7 @@ class UnslothTuner(TrainerTuner):
         return [(("kind",), problem)] if problem else []
 
     def _job(self, examples: list[TrainExample], pre: Preflight) -> Path:
-        from harness.results import write_json_atomic
+        from harness.run.folder import write_json_atomic
 
         job = self.ctx.workdir / "unsloth-job.json"
         write_json_atomic(job, json.dumps({

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.suite import BackendSpec
+from harness.suite.schema import BackendSpec
 from harness.tuner import Preflight, TrainExample, TuneContext, TuneResult
 
 log = logging.getLogger(__name__)

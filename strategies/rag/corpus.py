@@ -13,10 +13,10 @@ from typing import Any
 
 from pydantic import Field
 
-from harness.data import is_missing, file_sha256, read_records
+from harness.suite.data import is_missing, file_sha256, read_records
 from harness.errors import DataError, require
 from harness.home import tree_fingerprint
-from harness.suite import StrictModel
+from harness.suite.schema import StrictModel
 
 TABLE_SUFFIXES = {".jsonl", ".ndjson", ".json", ".csv", ".parquet", ".pq"}
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
@@ -35,7 +35,7 @@ def resolve(paths: list[str], base: Path) -> list[Path]:
 
 
 def missing_problems(paths: list[str], base: Path) -> list[str]:
-    from harness.load import outside_suite_folder
+    from harness.suite.load import outside_suite_folder
 
     problems = []
     for rel, path in zip(paths, resolve(paths, base), strict=True):

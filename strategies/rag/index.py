@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from harness.errors import require
-from harness.suite import StrictModel
+from harness.suite.schema import StrictModel
 
 INDEX_CODE_VERSION = 1
 

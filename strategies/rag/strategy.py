@@ -21,17 +21,17 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from harness.backends.base import GenRequest
-from harness.data import Case
-from harness.economics import device_cost, embedding_price
+from harness.suite.data import Case
+from harness.costs.prices import device_cost, embedding_price
 from harness.errors import DataError, require
 from harness.home import harness_home
-from harness.prompts import build_messages, prompt_parts
-from harness.results import write_json_atomic
+from harness.suite.prompts import build_messages, prompt_parts
+from harness.run.folder import write_json_atomic
 from harness.strategy import Strategy, StrategyRequest
-from harness.suite import StrictModel
+from harness.suite.schema import StrictModel
 from strategies.rag import corpus as corpus_mod
 from strategies.rag import index as index_mod
-from harness.embedders import EmbedderConfig, make_embedder
+from harness.backends.embeddings import EmbedderConfig, make_embedder
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ class Rag(Strategy):
 
     @classmethod
     def plan(cls, config: RagConfig, dataset, suite):
-        from harness.economics import CHARS_PER_TOKEN
+        from harness.costs.prices import CHARS_PER_TOKEN
 
         size = config.chunking.size * (CHARS_PER_TOKEN if config.chunking.splitter == "token" else 1)
         context = max(config.candidates) * size

@@ -5,7 +5,7 @@ The meaning representations (MRs) and human references come from the E2E NLG dat
 Rieser, 2017, arXiv:1706.09254) in its cleaned form (Dušek, Howcroft and Rieser, 2019) as GEM ships it, and
 as BIG-bench ships GEM's ``e2e_nlg`` task. We read it straight out of the ``bigbench==1.0.0`` source
 distribution on PyPI; bigbench itself is never installed. The download and checksum helpers come from
-``harness.bigbench_sdist``, so all suites fetch and check the very same file the same way.
+``harness.suite.bigbench``, so all suites fetch and check the very same file the same way.
 
 Steps:
 
@@ -66,7 +66,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from harness.bigbench_sdist import PACKAGE, SDIST_FILENAME, VERSION, checked_sha256, read_member, run_cli, sha256_bytes
+from harness.suite.bigbench import PACKAGE, SDIST_FILENAME, VERSION, checked_sha256, read_member, run_cli, sha256_bytes
 
 HERE = Path(__file__).resolve().parent
 

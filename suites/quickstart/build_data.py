@@ -48,7 +48,7 @@ from collections import Counter
 from fractions import Fraction
 from pathlib import Path
 
-from harness.bigbench_sdist import (
+from harness.suite.bigbench import (
     PACKAGE,
     SDIST_FILENAME,
     VERSION,

@@ -4,7 +4,7 @@
 The questions and paragraphs come from the SQuAD v1.1 development set (Rajpurkar et al., 2016,
 arXiv:1606.05250) as shipped inside the BIG-bench ``squad_shifts`` task. We read it straight out of
 the ``bigbench==1.0.0`` source distribution on PyPI; bigbench itself is never installed. The download
-and checksum helpers come from ``harness.bigbench_sdist``, so all suites fetch and check the very same
+and checksum helpers come from ``harness.suite.bigbench``, so all suites fetch and check the very same
 file the same way.
 
 Steps:
@@ -73,7 +73,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from harness.bigbench_sdist import PACKAGE, SDIST_FILENAME, VERSION, checked_sha256, read_member, run_cli, sha256_bytes
+from harness.suite.bigbench import PACKAGE, SDIST_FILENAME, VERSION, checked_sha256, read_member, run_cli, sha256_bytes
 
 HERE = Path(__file__).resolve().parent
 

@@ -44,7 +44,7 @@ def report_suite(tiny_model: Path) -> dict:
 
 def build_run(folder: Path, tiny_model: Path, home: Path) -> Path:
     """Writes the suite under folder/suite, runs `compare` into folder/run with HARNESS_HOME=home; returns the run."""
-    from harness.runner import CompareOptions, compare
+    from harness.run.compare import CompareOptions, compare
 
     path = write_suite(folder / "suite", report_suite(tiny_model))
     saved = {k: os.environ.get(k) for k in ("HARNESS_HOME", "HF_HUB_OFFLINE")}

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from harness.cli import app
 from harness.errors import HarnessError
-from harness.runner import CompareOptions, compare
+from harness.run.compare import CompareOptions, compare
 from tests.conftest import REPO, write_suite
 from tests.integration.test_finetune import ft_suite
 
@@ -102,7 +102,7 @@ def test_autotrain_failure_inside_its_trainer_is_an_error_not_a_result(tiny_mode
     path = write_suite(tmp_path / "s", tuner_suite(tiny_model, "autotrain", executable=str(env), epochs=1,
                                                    optimizer="no_such_optimizer"))
     with pytest.raises(HarnessError, match=r"(?s)AutoTrain training failed: .*no_such_optimizer.*autotrain.log"):
-        from harness.tuning import train_only
+        from harness.commands.tune import train_only
 
         train_only(path, "ft")
 
@@ -159,7 +159,7 @@ def test_unsloth_child_process_contract_with_a_stand_in(tiny_model, tmp_path, mo
     # Killed after the first epoch's checkpoint: the rerun resumes from it and trains only the second epoch.
     import shutil
 
-    from harness.tuning import train_only
+    from harness.commands.tune import train_only
 
     (work / "result.json").unlink()
     shutil.rmtree(work / "checkpoints" / "checkpoint-6")

@@ -8,7 +8,7 @@ import pytest
 
 from harness.backends.base import GenRequest
 from harness.backends.hf import HFBackend, HFConfig
-from harness.suite import BackendSpec, GenerationParams
+from harness.suite.schema import BackendSpec, GenerationParams
 from tests.conftest import base_suite, write_suite
 
 
@@ -89,7 +89,7 @@ def test_identity_changes_with_the_weights(tiny_model, tmp_path):
 
 
 def test_compare_with_hf_backend_records_tokens_and_latency(tiny_model, tmp_path):
-    from harness.runner import CompareOptions, compare
+    from harness.run.compare import CompareOptions, compare
 
     suite = base_suite()
     suite["backends"] = [{"name": "tiny", "kind": "hf", "model": str(tiny_model),
@@ -107,7 +107,7 @@ def test_compare_with_hf_backend_records_tokens_and_latency(tiny_model, tmp_path
 
 
 def test_unknown_model_is_a_clear_error_not_a_crash(tmp_path):
-    from harness.runner import CompareOptions, compare
+    from harness.run.compare import CompareOptions, compare
     from harness.errors import ModelUnavailableError
 
     suite = base_suite()

@@ -137,8 +137,8 @@ def test_the_local_server_can_serve_a_real_tiny_model(tiny_model, tmp_path, monk
     looks like to the `openai` backend (streamed, with usage)."""
     from harness.backends.base import GenRequest
     from harness.backends.hf import HFBackend, HFConfig
-    from harness.runner import CompareOptions, compare
-    from harness.suite import BackendSpec, GenerationParams
+    from harness.run.compare import CompareOptions, compare
+    from harness.suite.schema import BackendSpec, GenerationParams
     from tests.fake_openai import model_chat
 
     local = HFBackend(BackendSpec(name="tiny", kind="hf", model=str(tiny_model)), HFConfig())

@@ -1,5 +1,5 @@
 """The decision report on a real run folder (fake-backend prompting + a tiny CPU fine-tune): every page of the
-Streamlit app through AppTest, the what-if recomputation against harness.decision.what_if, a run folder of another
+Streamlit app through AppTest, the what-if recomputation against harness.verdict.decide.what_if, a run folder of another
 schema version, the static HTML / Markdown export, and one end-to-end pass in headless Chromium (the app served by
 `harness report`, then the static HTML opened offline)."""
 
@@ -20,8 +20,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness.decision import WhatIf, what_if
-from harness.results import SCHEMA_VERSION, read_run
+from harness.verdict.decide import WhatIf, what_if
+from harness.run.folder import SCHEMA_VERSION, read_run
 from tests.conftest import REPO, run_json
 from tests.integration.report_fixtures import (
     CHROMIUM,
@@ -207,7 +207,7 @@ def test_cases_page_shows_model_output_as_text_never_as_markup(app, report_run):
     assert HOSTILE_CASE in list(frames(at)[0]["case_id"])
 
 
-# ---- 2. the what-if recomputes with harness.decision.what_if ----------------------------------------------------
+# ---- 2. the what-if recomputes with harness.verdict.decide.what_if ----------------------------------------------------
 
 
 def expected(run: Path, **change):
@@ -227,7 +227,7 @@ def test_what_if_controls_recompute_break_even_and_costs(app, report_run):
     before = breakeven_table(at).copy()
     monthly_before = ranking_table(at).set_index("strategy")["$ a month"].copy()
 
-    # a dearer training run: the fine-tune's payback and break-even move, as harness.decision computes them
+    # a dearer training run: the fine-tune's payback and break-even move, as harness.verdict.decide computes them
     at.number_input(key="training_usd").set_value(100.0).run()
     assert not at.exception
     after = breakeven_table(at)

@@ -13,7 +13,7 @@ HEAVY = ["torch", "transformers", "openai", "langchain", "ragas", "streamlit", "
 
 def test_import_harness_stays_light():
     code = (
-        "import sys, harness, harness.cli, harness.runner, harness.load, harness.suite\n"
+        "import sys, harness, harness.cli, harness.run.compare, harness.suite.load, harness.suite.schema\n"
         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
@@ -22,7 +22,7 @@ def test_import_harness_stays_light():
 
 def test_validate_does_not_load_a_model_library():
     code = (
-        "import sys\nfrom harness.load import load_suite\n"
+        "import sys\nfrom harness.suite.load import load_suite\n"
         "load_suite('suites/quickstart/suite.yaml')\n"
         "print(','.join(m for m in ('torch', 'transformers') if m in sys.modules))"
     )
@@ -57,7 +57,7 @@ def test_a_broken_plugin_is_reported_not_fatal(monkeypatch):
     from harness.errors import ConfigError
     from harness.registry import Registry
 
-    reg = Registry("scorer", "harness.test-none", {"good": "harness.scorers:ExactMatch"})
+    reg = Registry("scorer", "harness.test-none", {"good": "harness.scoring.text:ExactMatch"})
     reg.register("broken", "no_such_module:Thing")
     assert reg.get("good").kind == "exact_match"
     try:

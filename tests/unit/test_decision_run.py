@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from harness.backends.fake import fake_tokens
-from harness.results import read_run
-from harness.runner import CompareOptions, compare
+from harness.run.folder import read_run
+from harness.run.compare import CompareOptions, compare
 from tests.conftest import REPO, base_suite, write_jsonl, write_suite
 
 IN_PRICE, OUT_PRICE = 1.0, 4.0  # $ per 1M tokens for the scripted model "toy-model"
@@ -267,8 +267,8 @@ def test_a_regression_against_a_saved_run_fails_ci(tmp_path):
 def test_the_decision_recomputes_from_run_json_alone(tmp_path):
     """What the report's what-if does: the same functions over run.json give the run's decision back, and
     another volume changes the monthly figures."""
-    from harness.decision import decide, options_from_summaries
-    from harness.suite import DecisionSpec, Suite
+    from harness.verdict.decide import decide, options_from_summaries
+    from harness.suite.schema import DecisionSpec, Suite
 
     suite = priced(decision={"monthly_requests": 20_000})
     compare(write_suite(tmp_path / "s", suite), CompareOptions(out=tmp_path / "run"))

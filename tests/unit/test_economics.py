@@ -1,6 +1,6 @@
 """Does fine-tuning pay off? The cost arithmetic and the decision, checked against numbers worked out by hand.
 
-Every expected value below is written out as literal arithmetic (prices from harness/prices.yaml), so a reader can
+Every expected value below is written out as literal arithmetic (prices from harness/costs/prices.yaml), so a reader can
 check it with a pencil; none is computed by the code under test.
 """
 
@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.decision import Option, decide, pairwise, render_markdown
-from harness.economics import (
+from harness.verdict.decide import Option, decide, pairwise, render_markdown
+from harness.costs.prices import (
     HOURS_PER_MONTH,
     CostModel,
     break_even_accuracy,
@@ -26,7 +26,7 @@ from harness.economics import (
     resolve_price,
     token_cost,
 )
-from harness.suite import DecisionSpec, OutcomeCost, Suite, ValueSpec
+from harness.suite.schema import DecisionSpec, OutcomeCost, Suite, ValueSpec
 from tests.conftest import base_suite
 
 # The worked example: gpt-4o-mini with a long few-shot prompt against a fine-tuned gpt-4o-mini with a short one.

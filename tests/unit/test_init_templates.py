@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.scaffold import list_templates, templates_root
+from harness.commands.init import list_templates, templates_root
 from tests.conftest import REPO
 
 TEMPLATES = ["e2e_nlg", "quickstart", "squad_qa"]
@@ -61,7 +61,7 @@ def test_the_copy_carries_suite_variants_and_leaves_run_leftovers(tmp_path: Path
     assert (template.name, template.description, template.suite_files) == (
         "demo", "a tiny task", ("suite.yaml", "suite.gpu.yaml"))
 
-    from harness.scaffold import copy_template
+    from harness.commands.init import copy_template
 
     copy_template(tmp_path / "copy", "demo", root=root)
     copied = sorted(str(p.relative_to(tmp_path / "copy")) for p in (tmp_path / "copy").rglob("*"))

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from harness.runner import CompareOptions, compare
+from harness.run.compare import CompareOptions, compare
 from tests.conftest import RAG_FIXTURES, REPO, assert_refused, run_json, write_qa_suite
 
 FIXTURES = RAG_FIXTURES
@@ -429,7 +429,7 @@ def test_judging_works_when_called_from_inside_a_running_event_loop():
     """compare() from a notebook runs inside an event loop; the judge must not try to start a second one there."""
     import asyncio
 
-    from harness.judge import run_concurrently
+    from harness.scoring.judge import run_concurrently
 
     async def job(i):
         await asyncio.sleep(0)

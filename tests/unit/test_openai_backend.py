@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from harness.home import harness_home
-from harness.runner import CompareOptions, compare
+from harness.run.compare import CompareOptions, compare
 from tests.conftest import REPO, write_jsonl
 from tests.fake_openai import FakeOpenAI, Script
 

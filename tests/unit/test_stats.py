@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.stats import adjust, cases_needed, compare_paired, holm, mcnemar_exact, min_detectable_diff
+from harness.verdict.stats import adjust, cases_needed, compare_paired, holm, mcnemar_exact, min_detectable_diff
 
 
 def test_mcnemar_exact_matches_the_binomial_tail():
@@ -86,7 +86,7 @@ def test_holm_correction_can_unsettle_a_marginal_comparison():
 
 
 def test_a_run_records_the_best_strategy_against_the_others(tmp_path):
-    from harness.runner import CompareOptions, compare
+    from harness.run.compare import CompareOptions, compare
     from tests.conftest import base_suite, write_suite
 
     suite = base_suite()

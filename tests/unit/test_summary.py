@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from harness.results import CaseResult, CaseScore
-from harness.summary import bootstrap_ci, summarize_strategy, wilson
+from harness.run.folder import CaseResult, CaseScore
+from harness.verdict.summary import bootstrap_ci, summarize_strategy, wilson
 
 
 def row(case_id, value, *, error=None, hit=False, latency=1.0, repeat=0, unscored=False):

@@ -1,5 +1,5 @@
 """Rebuild general_knowledge.jsonl: BIG-bench's `general_knowledge` task (70 multiple-choice questions) from the
-bigbench 1.0.0 sdist, for the fine-tuning forgetting check. Fetched like the example suites' data (harness.bigbench_sdist).
+bigbench 1.0.0 sdist, for the fine-tuning forgetting check. Fetched like the example suites' data (harness.suite.bigbench).
 
 Run: python strategies/finetune/forgetting_data/build.py [--sdist PATH]
 """
@@ -12,7 +12,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from harness.bigbench_sdist import download_sdist
+from harness.suite.bigbench import download_sdist
 
 HERE = Path(__file__).resolve().parent
 MEMBER = "bigbench-1.0.0/bigbench/benchmark_tasks/general_knowledge/task.json"

@@ -13,7 +13,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from harness.errors import ModelUnavailableError, api_key, provider_error, require
-from harness.suite import StrictModel
+from harness.suite.schema import StrictModel
 
 EMBEDDED_MINILM = "all-minilm-l6-v2"
 OPENAI_MAX_TOKENS = 8191

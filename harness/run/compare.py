@@ -18,21 +18,21 @@ from typing import Any, Protocol
 from harness import __version__
 from harness.backends.base import Backend, GenRequest, GenResult
 from harness.builtins import BACKENDS, SCORERS, STRATEGIES
-from harness.cache import NoCache, ResponseCache, cache_key
-from harness.data import Case
-from harness.economics import Pricing, Spend, price_sheet
+from harness.run.cache import NoCache, ResponseCache, cache_key
+from harness.suite.data import Case
+from harness.costs.prices import Pricing, Spend, price_sheet
 from harness.errors import BudgetReached, ConfigError, HarnessError, RunFolderError, closest
 from harness.home import harness_home
-from harness.judge import Judge, JudgeCounts, run_concurrently
-from harness.load import LoadedSuite, load_suite
-from harness.manifest import build_manifest
-from harness.results import CasesFile, CaseResult, CaseScore, RunRecord, read_run, write_json_atomic
-from harness.scorers import Score, Scorer
+from harness.scoring.judge import Judge, JudgeCounts, run_concurrently
+from harness.suite.load import LoadedSuite, load_suite
+from harness.run.manifest import build_manifest
+from harness.run.folder import CasesFile, CaseResult, CaseScore, RunRecord, read_run, write_json_atomic
+from harness.scoring.text import Score, Scorer
 from harness.strategy import Strategy, StrategyContext
-from harness.suite import DecisionSpec, GenerationParams
-from harness.decision import best_against_others, decide_suite, pairwise
-from harness.spend import SpendLedger, affordable, attribute_tokens, pricing_of, upper_usd
-from harness.summary import latest, per_case_scores, summarize_strategy
+from harness.suite.schema import DecisionSpec, GenerationParams
+from harness.verdict.decide import best_against_others, decide_suite, pairwise
+from harness.costs.budget import SpendLedger, affordable, attribute_tokens, pricing_of, upper_usd
+from harness.verdict.summary import latest, per_case_scores, summarize_strategy
 
 log = logging.getLogger(__name__)
 
@@ -492,7 +492,7 @@ class Run:
         record = self.record(status, list(cases_file.rows.values()))
         write_json_atomic(self.run_dir / "run.json", record.model_dump_json(indent=2))
         if record.decision and status != "running":
-            from harness.decision import render_markdown
+            from harness.verdict.decide import render_markdown
 
             write_json_atomic(self.run_dir / "decision.md", render_markdown(record.decision, suite_name=self.suite.name))
         return record
@@ -511,7 +511,7 @@ class Run:
         self.ledger = SpendLedger(self.run_dir / "spend.jsonl")
         self.spend.paid_usd = sum(r.paid_usd for r in done.values()) + self.ledger.total()
         if self.suite.budget_usd is not None:  # refuse before any call when the plan cannot fit the budget
-            from harness.estimate import check_budget, estimate
+            from harness.costs.estimate import check_budget, estimate
 
             finished = {k for k, r in done.items() if r.error is None or not self.options.retry_errors}
             prepared = {name for name, setup in self.previous_setup.items() if setup.get("given")}

@@ -17,15 +17,15 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from harness.economics import (
+from harness.costs.prices import (
     CostModel,
     break_even_accuracy,
     break_even_volume,
     net_value_per_request,
     payback_requests,
 )
-from harness.stats import adjust, cases_needed, cases_to_decide, compare_paired
-from harness.suite import DecisionSpec, ValueSpec
+from harness.verdict.stats import adjust, cases_needed, cases_to_decide, compare_paired
+from harness.suite.schema import DecisionSpec, ValueSpec
 
 Relation = Literal["better", "worse", "equivalent", "inconclusive"]
 EPS = 1e-9  # a difference computed from counts may miss the gain by a rounding error
@@ -543,13 +543,13 @@ class WhatIf:
 
 
 def what_if(record: Any, change: WhatIf | None = None) -> tuple[Decision, list[Option]]:
-    """The run's decision recomputed from its run.json (`harness.results.RunRecord`) with changed volume, prices,
+    """The run's decision recomputed from its run.json (`harness.run.folder.RunRecord`) with changed volume, prices,
     $/hour, training cost or horizon: the same functions the run used, over the same paired comparisons.
     Returns the decision and the options (strategies with their changed costs) it was made from."""
     change = change or WhatIf()
     import copy
 
-    from harness.suite import DecisionSpec, Suite
+    from harness.suite.schema import DecisionSpec, Suite
 
     suite = Suite.model_validate(record.suite)
     kinds = {s.name: s.kind for s in suite.strategies}

@@ -105,7 +105,7 @@ class StrategySummary(BaseModel):
 
 
 class StrategyCost(BaseModel):
-    """What a strategy costs in production and what this run spent on it (see harness.economics)."""
+    """What a strategy costs in production and what this run spent on it (see harness.costs.prices)."""
 
     pricing: dict[str, Any]  # how calls were priced: tokens at which prices, or busy time at which $/hour
     per_request_usd: float | None  # one production request (test-set mean)
@@ -142,10 +142,10 @@ class RunRecord(BaseModel):
     finished_at: datetime | None = None
     primary_metric: str
     strategies: dict[str, StrategySummary] = Field(default_factory=dict)
-    # The best strategy on the primary metric against each other one, paired on the same cases (harness.stats).
+    # The best strategy on the primary metric against each other one, paired on the same cases (harness.verdict.stats).
     comparisons: list[dict[str, Any]] = Field(default_factory=list)
     prices: dict[str, Any] = Field(default_factory=dict)  # the price sheet's version and date, the suite's overrides
-    decision: dict[str, Any] | None = None  # harness.decision.Decision
+    decision: dict[str, Any] | None = None  # harness.verdict.decide.Decision
     budget: dict[str, Any] = Field(default_factory=dict)  # budget_usd, paid so far, calls skipped at the cap
     manifest: dict[str, Any] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from harness.results import CaseResult, LatencySummary, MetricSummary, RetrievalSummary, StrategyCost, StrategySummary
+from harness.run.folder import CaseResult, LatencySummary, MetricSummary, RetrievalSummary, StrategyCost, StrategySummary
 
 CONFIDENCE = 0.95
 # BCa needs a jackknife over all n cases (O(n^2) work); above this size the percentile interval is as good.
@@ -110,7 +110,7 @@ def summarize_latency(rows: list[CaseResult]) -> LatencySummary:
 
 def tokens_by_part(rows: list[CaseResult]) -> dict[str, float]:
     """Mean tokens per request by part (instructions, exemplars, context, input, template, output)."""
-    from harness.economics import TOKEN_PARTS
+    from harness.costs.prices import TOKEN_PARTS
 
     ok = [r for r in rows if r.error is None and r.tokens]
     if not ok:
@@ -122,7 +122,7 @@ def tokens_by_part(rows: list[CaseResult]) -> dict[str, float]:
 def summarize_cost(rows: list[CaseResult], setup: dict, pricing, *, tokens: dict[str, float]) -> StrategyCost:
     """A strategy's production cost per request (priced from every answer, cache hits included: production pays
     each request), its one-off setup items, fixed hosting, evaluation (judge) cost, and what this run spent."""
-    from harness.economics import token_cost
+    from harness.costs.prices import token_cost
 
     ok = [r for r in rows if r.error is None]
     notes: list[str] = []

@@ -12,12 +12,12 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from harness.builtins import BACKENDS, SCORERS, STRATEGIES
-from harness.data import Dataset, file_sha256, load_dataset
+from harness.suite.data import Dataset, file_sha256, load_dataset
 from harness.home import tree_fingerprint
 from harness.errors import ConfigError, HarnessError, closest
 from harness.registry import Registry
-from harness.suite import Suite, describe_errors
-from harness.yamlloc import Loc, format_loc, line_of, load_yaml_with_lines
+from harness.suite.schema import Suite, describe_errors
+from harness.suite.locations import Loc, format_loc, line_of, load_yaml_with_lines
 
 
 @dataclass
@@ -133,7 +133,7 @@ def _primary_metric_applies_to_all(suite: Suite, path: Path, lines: dict[Loc, in
 
 def _price_checks(suite: Suite, path: Path, lines: dict[Loc, int]) -> list[str]:
     """Every API model in use needs its token prices (from the price sheet or economics.prices) before a call."""
-    from harness.economics import price_sheet, resolve_price
+    from harness.costs.prices import price_sheet, resolve_price
 
     used = {s.backend or suite.backends[0].name for s in suite.strategies}
     used |= {sc.config.get("judge") for sc in suite.scorers if isinstance(sc.config.get("judge"), str)}
@@ -152,7 +152,7 @@ def _price_checks(suite: Suite, path: Path, lines: dict[Loc, int]) -> list[str]:
                 f"'{spec.model}' in the price sheet {sheet.version} ({sheet.date}) or economics.prices. "
                 f"Fix: add `economics: {{prices: {{{spec.model}: {{{keys}}}}}}}` to the suite (dollars per 1M tokens), "
                 f"or `same_as: <a priced model>` for a deployment name.")
-    from harness.economics import embedding_price
+    from harness.costs.prices import embedding_price
 
     for i, strategy in enumerate(suite.strategies):
         embedder = strategy.config.get("embedder") if isinstance(strategy.config, dict) else None

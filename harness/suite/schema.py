@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.errors import closest
-from harness.yamlloc import Loc, format_loc, line_of
+from harness.suite.locations import Loc, format_loc, line_of
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
@@ -53,7 +53,7 @@ class TaskSpec(StrictModel):
     @field_validator("labels")
     @classmethod
     def _distinct_labels(cls, labels: list[str] | None) -> list[str] | None:
-        from harness.textnorm import normalise
+        from harness.scoring.normalise import normalise
 
         seen: dict[str, str] = {}
         for label in labels or []:

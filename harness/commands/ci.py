@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
-from harness.results import CasesFile, RunRecord, read_run
+from harness.run.folder import CasesFile, RunRecord, read_run
 
 GATE = re.compile(r"^(?:(?P<strategy>[A-Za-z0-9][A-Za-z0-9_.-]*):)?(?P<metric>[A-Za-z0-9][A-Za-z0-9_.-]*)=(?P<value>.+)$")
 
@@ -67,9 +67,9 @@ def _best(record: RunRecord, metric: str) -> str | None:
 def regression_checks(record: RunRecord, run_dir: Path, baseline: Path) -> list[Check]:
     """Each strategy in both runs, paired on the cases both answered: a regression is a drop the paired test
     settles and that is at least the suite's minimum worthwhile gain (noise alone does not fail CI)."""
-    from harness.decision import relation
-    from harness.stats import compare_paired
-    from harness.summary import latest, per_case_values
+    from harness.verdict.decide import relation
+    from harness.verdict.stats import compare_paired
+    from harness.verdict.summary import latest, per_case_values
 
     old = read_run(baseline)
     metric = record.primary_metric

@@ -1,6 +1,6 @@
 """What calls cost and what was paid: how a backend's calls are priced, the prompt's tokens by part, the run
 folder's ledger of provider charges, and which calls still fit under budget_usd. The runner calls these; the
-arithmetic itself is harness.economics."""
+arithmetic itself is harness.costs.prices."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from harness.backends.base import Backend, GenRequest, GenResult
 from harness.builtins import BACKENDS
-from harness.economics import Pricing, Spend, pricing_for
+from harness.costs.prices import Pricing, Spend, pricing_for
 
 T = TypeVar("T")
 

@@ -1,4 +1,4 @@
-"""Scorers judge one answer against one case. They never aggregate (that is harness.summary's job).
+"""Scorers judge one answer against one case. They never aggregate (that is harness.verdict.summary's job).
 
 A score of None means "could not be scored" (counted as unscored); `invalid` marks an answer outside
 what the task allows (e.g. not one of the labels), scored 0 and counted.
@@ -14,9 +14,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
-from harness.data import Case
-from harness.suite import ScorerSpec, StrictModel, TaskSpec
-from harness.textnorm import normalise
+from harness.suite.data import Case
+from harness.suite.schema import ScorerSpec, StrictModel, TaskSpec
+from harness.scoring.normalise import normalise
 
 
 @dataclass
@@ -32,7 +32,7 @@ class Scorer:
     binary: ClassVar[bool] = False  # 0/1 scores get Wilson intervals and exact paired tests
     # Scores only some strategies' results (e.g. retrieval metrics: those that retrieve); the others get no entry.
     conditional: ClassVar[bool] = False
-    # Judged by a model after generation, batched over cases (see harness.judge); the runner calls ascore().
+    # Judged by a model after generation, batched over cases (see harness.scoring.judge); the runner calls ascore().
     deferred: ClassVar[bool] = False
 
     def __init__(self, spec: ScorerSpec, config: BaseModel, task: TaskSpec):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from harness.data import read_records
+from harness.suite.data import read_records
 from harness.errors import ConfigError, DataError, closest
 
 INPUT_NAMES = ("input", "text", "question", "prompt", "utterance", "query", "sentence", "source")
@@ -91,7 +91,7 @@ class Template:
 def templates_root() -> Path:
     """The folder of example suites: `harness/templates` in a wheel (the build maps suites/ there), else the
     checkout's `suites/` (a git checkout or an editable install)."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the harness package
     for root in (here / "templates", here.parent / "suites"):
         if root.is_dir():
             return root

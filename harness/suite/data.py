@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import DataError, closest
-from harness.suite import DataSpec, TaskSpec
-from harness.yamlloc import not_utf8
+from harness.suite.schema import DataSpec, TaskSpec
+from harness.suite.locations import not_utf8
 
 SPLITS = ("train", "dev", "test")
 MAX_FIELD_CHARS = 1_000_000  # default of data.max_field_chars

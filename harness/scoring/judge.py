@@ -16,8 +16,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from harness.backends.base import Backend, GenRequest, GenResult
-from harness.scorers import first_json_object
-from harness.suite import GenerationParams
+from harness.scoring.text import first_json_object
+from harness.suite.schema import GenerationParams
 
 # (requests) -> [(result, answered from cache)], in order; the runner's cached, counted generation.
 Generate = Callable[[Backend, list[GenRequest]], list[tuple[GenResult, bool]]]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from harness.builtins import BACKENDS, STRATEGIES
 from harness.errors import ConfigError
-from harness.load import LoadedSuite, load_suite
+from harness.suite.load import LoadedSuite, load_suite
 from harness.strategy import StrategyContext
 
 

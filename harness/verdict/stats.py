@@ -79,7 +79,7 @@ def permutation_p(diffs: np.ndarray, *, seed: int = 0, n_resamples: int = 10_000
 
 def paired_bootstrap_ci(diffs: np.ndarray, *, confidence: float = 0.95, seed: int = 0) -> tuple[float | None, float | None]:
     """Bootstrap interval of the mean per-case difference (cases resampled in pairs)."""
-    from harness.summary import bootstrap_ci
+    from harness.verdict.summary import bootstrap_ci
 
     if len(diffs) < 2:
         return None, None

@@ -1,7 +1,7 @@
 """ragas metrics as scorers: faithfulness, answer relevancy, context precision and context recall.
 
 The metrics are ragas' own (`ragas.metrics.collections`); the judge behind them is one of the suite's backends
-(`config.judge`), wrapped by harness.judge so each call is cached, batched, counted as evaluation cost and
+(`config.judge`), wrapped by harness.scoring.judge so each call is cached, batched, counted as evaluation cost and
 retried when its JSON does not parse. Answer quality metrics decide the ranking; these are diagnostics.
 Context metrics apply only to strategies that retrieve; they judge the contexts the model was actually given.
 """
@@ -14,11 +14,11 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from harness.data import Case
+from harness.suite.data import Case
 from harness.errors import require
-from harness.judge import Judge, JudgeError
-from harness.scorers import Score, Scorer
-from harness.suite import StrictModel
+from harness.scoring.judge import Judge, JudgeError
+from harness.scoring.text import Score, Scorer
+from harness.suite.schema import StrictModel
 
 
 # ragas' 0/1 verdict fields: a constrained judge may only write 0 or 1 there.
@@ -66,7 +66,7 @@ def judge_embeddings(name: str):
     """ragas' embedding interface over the RAG strategy's embedder (the embedded MiniLM by default)."""
     from ragas.embeddings.base import BaseRagasEmbedding
 
-    from harness.embedders import EmbedderConfig, make_embedder
+    from harness.backends.embeddings import EmbedderConfig, make_embedder
 
     inner = make_embedder(EmbedderConfig(model=name))
 

@@ -15,10 +15,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from harness.builtins import BACKENDS, SCORERS, STRATEGIES
-from harness.economics import CHARS_PER_TOKEN, Pricing, pricing_for
-from harness.load import LoadedSuite
-from harness.prompts import build_messages
-from harness.stats import min_detectable_diff
+from harness.costs.prices import CHARS_PER_TOKEN, Pricing, pricing_for
+from harness.suite.load import LoadedSuite
+from harness.suite.prompts import build_messages
+from harness.verdict.stats import min_detectable_diff
 
 MESSAGE_OVERHEAD_TOKENS = 4  # chat template tokens per message (role markers), a typical figure
 # Judge calls per answer for each model-judged metric (ragas 0.4 prompts; k = passages given), and their size.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness.data import Case
-from harness.suite import TaskSpec
+from harness.suite.data import Case
+from harness.suite.schema import TaskSpec
 
 Messages = list[dict[str, str]]
 

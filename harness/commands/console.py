@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.results import RunRecord
+from harness.run.folder import RunRecord
 
 
 def _fmt(x: float | None, spec: str = ".3f") -> str:

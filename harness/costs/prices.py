@@ -1,6 +1,6 @@
 """Cost arithmetic shared by strategies, the runner, the decision and the report: one copy of each formula.
 
-- Prices: the price sheet shipped with harness (`harness/prices.yaml`, dated, each entry with its source) under the
+- Prices: the price sheet shipped with harness (`harness/costs/prices.yaml`, dated, each entry with its source) under the
   suite's `economics.prices` and `economics.usd_per_hour` overrides.
 - A call costs its tokens at the model's prices (API models, or any model the suite prices), or else its share of
   the device's busy time at the device's $/hour (local models).
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
-from harness.suite import ModelPrice, Suite, ValueSpec
+from harness.suite.schema import ModelPrice, Suite, ValueSpec
 
 HOURS_PER_MONTH = 730.0  # 365 x 24 / 12
 MAX_VOLUME = 1e12  # monthly requests searched for a break-even; beyond it we say "never"
@@ -66,7 +66,7 @@ def price_sheet() -> PriceSheet:
 
     import yaml
 
-    raw = yaml.safe_load(files("harness").joinpath("prices.yaml").read_text(encoding="utf-8"))
+    raw = yaml.safe_load(files("harness.costs").joinpath("prices.yaml").read_text(encoding="utf-8"))
     return PriceSheet(
         version=str(raw["version"]), date=raw["date"], currency=raw["currency"],
         models={k: ModelPrice.model_validate(v) for k, v in raw["models"].items()},
