@@ -27,7 +27,7 @@ STRATEGIES: Registry = Registry(
 
 SCORERS: Registry = Registry(
     "scorer",
-    "harness.scoring.text",
+    "harness.scorers",
     {
         "exact_match": "harness.scoring.text:ExactMatch",
         "label_accuracy": "harness.scoring.text:LabelAccuracy",
@@ -35,10 +35,10 @@ SCORERS: Registry = Registry(
         "chrf": "harness.scoring.text:ChrF",
         "bleu": "harness.scoring.text:Bleu",
         "rouge_l": "harness.scoring.text:RougeL",
-        "json_match": "harness.scoring.text:JsonMatch",
-        "recall_at_k": "harness.scoring.text:RecallAtK",
-        "hit_rate": "harness.scoring.text:HitRate",
-        "mrr": "harness.scoring.text:MRR",
+        "json_match": "harness.scoring.json_match:JsonMatch",
+        "recall_at_k": "harness.scoring.retrieval:RecallAtK",
+        "hit_rate": "harness.scoring.retrieval:HitRate",
+        "mrr": "harness.scoring.retrieval:MRR",
         "faithfulness": "harness.scoring.ragas:Faithfulness",
         "answer_relevancy": "harness.scoring.ragas:AnswerRelevancy",
         "context_precision": "harness.scoring.ragas:ContextPrecision",

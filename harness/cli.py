@@ -1,4 +1,5 @@
-"""The `harness` command line: a thin layer over harness.run.compare, harness.suite.load and harness.commands.init."""
+"""The `harness` command line: a thin layer over harness.run (compare), harness.suite (load, validate),
+harness.costs (estimate) and the helpers in harness.commands."""
 
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ def compare(
     from harness.commands.ci import gate_checks, regression_checks, writable, write_json, write_junit
     from harness.suite.load import load_suite
     from harness.run.progress import make_progress
-    from harness.run.compare import CompareOptions, Run
+    from harness.run.compare import CompareOptions, run_compare
 
     _setup_logging(verbose)
     if cancel_on_abort:
@@ -97,8 +98,7 @@ def compare(
     options = CompareOptions(out=out, limit=limit, strategies=names, retry_errors=retry_errors,
                              use_cache=not no_cache, overwrite=overwrite, progress=progress)
     try:
-        run = Run(loaded, options)
-        record = run.execute()
+        record, run = run_compare(loaded, options)
     except HarnessError as exc:
         _fail(exc)
     except KeyboardInterrupt:
@@ -151,17 +151,14 @@ def estimate(
     try:
         loaded = load_suite(suite, machine=False)
         if names:
-            known = [s.name for s in loaded.suite.strategies]
-            for name in names:
-                if name not in known:
-                    from harness.errors import ConfigError
+            from harness.run.plan import select
 
-                    raise ConfigError(f"--strategies: no strategy named '{name}'. Strategies: {', '.join(known)}.")
+            select(loaded, names)  # an unknown name is refused with the names there are
         est = make_estimate(loaded, limit=limit, strategies=names)
     except HarnessError as exc:
         _fail(exc)
     if json_out:
-        typer.echo(json.dumps(est.as_dict(), indent=2, default=str))
+        typer.echo(est.model_dump_json(indent=2))
     else:
         for line in render(est):
             typer.echo(line)
@@ -237,8 +234,16 @@ def _machine_notes(loaded) -> None:
 
 
 @app.command()
-def schema() -> None:
-    """Print the JSON Schema of the suite file (for editor completion)."""
+def schema(
+    run: bool = typer.Option(False, "--run", help="The schema of a run folder's run.json instead (for tools that "
+                             "read runs)."),
+) -> None:
+    """Print the JSON Schema of the suite file (for editor completion), or of run.json with --run."""
+    if run:
+        from harness.records.run import run_json_schema
+
+        typer.echo(json.dumps(run_json_schema(), indent=2))
+        return
     from harness.suite.schema import json_schema
 
     typer.echo(json.dumps(json_schema(), indent=2))

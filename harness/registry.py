@@ -1,7 +1,7 @@
 """Component registries: YAML `kind` name -> class, loaded lazily so unused extras never import.
 
 Built-ins are listed in `harness.builtins`; third-party plugins add themselves through the
-entry-point groups `harness.backends`, `harness.strategies`, `harness.scoring.text` and `harness.tuners`.
+entry-point groups `harness.backends`, `harness.strategies`, `harness.scorers` and `harness.tuners`.
 """
 
 from __future__ import annotations

@@ -1,19 +1,23 @@
 """What every strategy provides: `prepare` once (pick exemplars, build an index, fine-tune), then `request` per case.
 
-The runner owns batching, caching and timing; a strategy only says what to send for each case.
+The run owns batching, caching and timing; a strategy only says what to send for each case. Calls a strategy makes
+while it is prepared (answers on dev to choose a setting) go through `ctx.gateway.answer`, so they are cached,
+budgeted and charged to the strategy's setup like every other call.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from harness.backends.base import Backend, GenRequest, GenResult
+from harness.records.cases import CaseMeta
+from harness.records.setup import DevScore, Given
 from harness.suite.data import Case, Dataset
 from harness.suite.schema import StrategySpec, StrictModel, Suite
 
@@ -22,9 +26,18 @@ log = logging.getLogger(__name__)
 Problem = tuple[tuple[str | int, ...], str]  # (location inside the strategy's config, message with the fix)
 
 
-def _uncached(backend: Backend, requests: list[GenRequest]) -> list[GenResult]:
-    answers = dict(backend.generate(requests))
-    return [answers[i] for i in range(len(requests))]
+class Answers(Protocol):
+    """The part of the run's gateway a strategy sees."""
+
+    def answer(self, backend: Backend, requests: list[GenRequest]) -> list[GenResult]: ...
+
+
+class DirectAnswers:
+    """Answers straight from the backend, outside a run (e.g. `harness tune`): no cache, no budget."""
+
+    def answer(self, backend: Backend, requests: list[GenRequest]) -> list[GenResult]:
+        answers = dict(backend.generate(requests))
+        return [answers[i] for i in range(len(requests))]
 
 
 @dataclass
@@ -35,16 +48,34 @@ class StrategyContext:
     run_dir: Path
     seed: int
     scorers: list[Any] = field(default_factory=list)
-    # Generation for a strategy's own needs (e.g. scoring checkpoints on dev), through the run's response cache.
-    answer: Callable[[Backend, list[GenRequest]], list[GenResult]] = _uncached
+    gateway: Answers = field(default_factory=DirectAnswers)
+    use_cache: bool = True  # False with `harness compare --no-cache`: no cached answer or embedding is read or kept
 
 
 @dataclass
 class StrategyRequest:
     messages: list[dict[str, str]]
-    meta: dict[str, Any] = field(default_factory=dict)  # kept in the case's result line (e.g. exemplar ids)
+    meta: CaseMeta = field(default_factory=CaseMeta)  # kept in the case's result line (e.g. retrieved passages)
     # The prompt's texts by part (harness.suite.prompts.prompt_parts), so its tokens can be attributed; None: all input.
     parts: dict[str, str] | None = None
+
+
+class StrategyPlan(StrictModel):
+    """What a strategy adds to the plan before any call, for `harness estimate` (in characters; the estimate turns
+    them into tokens)."""
+
+    exemplars: int = Field(0, description="Exemplars per prompt.")
+    exemplars_chars: float = Field(0.0, description="Characters of exemplars per prompt.")
+    context_chars: float = Field(0.0, description="Characters of retrieved context per prompt, at most.")
+    dev_requests: int = Field(0, description="Answers on dev to choose a setting.")
+    training_chars: float = Field(0.0, description="Characters trained on: examples x epochs.")
+    epochs: int = 1
+    embedding_chars: float = Field(0.0, description="Characters embedded to build an index.")
+    embedder_usd_per_1m_tokens: float | None = Field(None, description="An API embedder's price.")
+
+    def after_setup(self) -> StrategyPlan:
+        """The plan once an earlier run of the folder has done (and paid for) the setup: answers only."""
+        return self.model_copy(update={"dev_requests": 0, "training_chars": 0.0, "embedding_chars": 0.0})
 
 
 class Strategy:
@@ -74,19 +105,18 @@ class Strategy:
         return []
 
     @classmethod
-    def plan(cls, config: BaseModel, dataset: Dataset, suite: Suite) -> dict[str, Any]:
-        """What the strategy adds to the plan before any call, for `harness estimate` (in characters; the estimate
-        turns them into tokens): `exemplars_chars` and `context_chars` per request, `dev_requests` (answers on dev
-        to choose a setting), `training_chars` (examples x epochs), `embedding_chars` (indexing)."""
-        return {}
+    def plan(cls, config: BaseModel, dataset: Dataset, suite: Suite) -> StrategyPlan:
+        """What the strategy adds to the plan before any call (see StrategyPlan)."""
+        return StrategyPlan()
 
     @property
     def backend(self) -> Backend:
         return self.ctx.backend
 
-    def prepare(self) -> dict[str, Any]:
-        """One-off work; returns what the strategy was given (recorded in run.json for fairness)."""
-        return {}
+    def prepare(self) -> Given:
+        """One-off work; returns what the strategy was given (recorded in run.json for fairness) and its one-off
+        costs. A plugin may return `Given(kind=..., **its own keys)`."""
+        return Given(kind=self.kind)
 
     def request(self, case: Case) -> StrategyRequest:
         raise NotImplementedError
@@ -96,13 +126,13 @@ class Strategy:
         Ctrl-C. May add to what prepare() returned (e.g. the hosting time it cost)."""
 
     def dev_score(self, backend: Backend, requests: list[GenRequest], cases: list[Case],
-                  metas: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                  metas: list[CaseMeta] | None = None) -> DevScore:
         """Mean of the suite's primary metric over dev answers (through the run's cache; failed answers count as
         wrong, unscored ones are left out and counted), for choosing a setting on dev, never on test."""
         scorer = next(s for s in self.ctx.scorers if s.name == self.ctx.suite.primary_metric)
-        answers = self.ctx.answer(backend, requests)
-        values = []
-        for answer, case, meta in zip(answers, cases, metas or [{}] * len(cases), strict=True):
+        answers = self.ctx.gateway.answer(backend, requests)
+        values: list[float | None] = []
+        for answer, case, meta in zip(answers, cases, metas or [CaseMeta()] * len(cases), strict=True):
             if answer.error is not None or answer.text is None:
                 values.append(0.0)
                 continue
@@ -113,5 +143,5 @@ class Strategy:
                 log.warning("scorer %s failed on dev case %s: %s", scorer.name, case.id, exc)
                 values.append(None)
         scored = [v for v in values if v is not None]
-        return {"dev_score": sum(scored) / len(scored) if scored else None,
-                "dev_errors": sum(a.error is not None for a in answers), "dev_unscored": len(values) - len(scored)}
+        return DevScore(dev_score=sum(scored) / len(scored) if scored else None,
+                        dev_errors=sum(a.error is not None for a in answers), dev_unscored=len(values) - len(scored))

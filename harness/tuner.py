@@ -1,5 +1,6 @@
 """What every tuner (fine-tuning engine) provides, local or cloud: validate, estimate, train (or submit and wait),
-status, cancel, and a result whose checkpoints name the backend and model/adapter that serve them.
+status, cancel, and a result whose checkpoints name the backend and model/adapter that serve them, with the
+training's statistics in one shape for every tuner (`TunerStats`).
 
 The strategy that uses a tuner (strategies/finetune) scores each checkpoint on dev and keeps the best, so a
 tuner never needs to know about scorers.
@@ -13,6 +14,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
+from harness.records.setup import Deployment, Preflight, TunerStats
 from harness.suite.schema import BackendSpec, StrictModel
 
 
@@ -23,19 +25,6 @@ class TrainExample:
     id: str
     prompt: list[dict[str, str]]
     completion: str
-
-
-@dataclass
-class Preflight:
-    """What the data check found before any training (in the spirit of OpenAI's data-preparation cookbook)."""
-
-    n_examples: int
-    n_duplicates: int
-    token_lengths: dict[str, float]  # min, p50, p95, max of prompt + answer
-    max_length: int
-    n_truncated: int
-    total_tokens: int = 0  # prompt + answer tokens of all examples: what one epoch trains on
-    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -50,15 +39,16 @@ class Checkpoint:
 @dataclass
 class TuneResult:
     checkpoints: list[Checkpoint]
-    curve: list[dict[str, Any]]  # one row per logged step: step, epoch, loss, learning_rate, ...
-    stats: dict[str, Any]  # wall_s, device, peak_memory_mb, trained_tokens, steps
+    curve: list[dict[str, Any]]  # one row per logged step: step, epoch, loss, learning_rate, ... (as the trainer logs)
+    stats: TunerStats
 
     def to_json(self) -> dict[str, Any]:
-        return {"checkpoints": [asdict(c) for c in self.checkpoints], "curve": self.curve, "stats": self.stats}
+        return {"checkpoints": [asdict(c) for c in self.checkpoints], "curve": self.curve,
+                "stats": self.stats.model_dump(mode="json", exclude_none=True)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TuneResult:
-        return cls([Checkpoint(**c) for c in data["checkpoints"]], data["curve"], data["stats"])
+        return cls([Checkpoint(**c) for c in data["checkpoints"]], data["curve"], TunerStats.model_validate(data["stats"]))
 
 
 @dataclass
@@ -124,6 +114,6 @@ class Tuner:
         """What serving the fine-tuned model costs per hour while it is deployed (None: nothing fixed)."""
         return None
 
-    def hosting(self) -> dict[str, Any] | None:
+    def hosting(self) -> Deployment | None:
         """The deployments this run held: time, rate, dollars, what was kept (None: no deployments)."""
         return None

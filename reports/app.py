@@ -14,8 +14,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from harness.verdict.decide import WhatIf, what_if
 from harness.errors import HarnessError
+from harness.records.setup import FineTuneGiven
+from harness.suite.schema import DecisionSpec
+from harness.verdict.decide import WhatIf, what_if
 
 PAGES = ["Verdict", "Leaderboard", "Cost", "Quality, latency, tokens", "Training", "Cases", "Manifest"]
 PAGE_SIZE = 50
@@ -60,24 +62,33 @@ def page_verdict(view) -> None:
     if not d:
         st.info("This run has no decision (no strategy finished).")
         return
-    status = {"decided": st.success, "inconclusive": st.warning, "undecided": st.error}[d["status"]]
-    status(md_escape(d["verdict"]))  # escaped: "$" would start math, "[...]" a link
-    st.caption(f"status: {d['status']} · primary metric: {d['metric']} · prices: sheet {d['prices'].get('version')} "
-               f"of {d['prices'].get('date')}")
+    status = {"decided": st.success, "inconclusive": st.warning, "undecided": st.error}[d.status]
+    status(md_escape(d.verdict))  # escaped: "$" would start math, "[...]" a link
+    prices = f" · prices: sheet {d.prices.version} of {d.prices.date}" if d.prices else ""
+    st.caption(f"status: {d.status} · primary metric: {d.metric}{prices}")
     st.subheader("Why")
-    for reason in d["reasons"]:
+    for reason in d.reasons:
         st.markdown("- " + md_escape(reason))
-    if d["uncertainty"]:
+    if d.uncertainty:
         st.subheader("Uncertainty")
-        for line in d["uncertainty"]:
+        for line in d.uncertainty:
             st.markdown("- " + md_escape(line))
-    if d["finetune"]:
+    if d.finetune:
         st.subheader("Fine-tuning against each alternative")
-        st.dataframe(pd.DataFrame([{
-            "fine-tune": r["strategy"], "against": r["against"], "outcome": r["outcome"].replace("_", " "),
-            "saving per request $": r["saving_per_request_usd"], "extra setup $": r["extra_setup_usd"],
-            "payback (requests)": r["payback_requests"], "break-even (requests/month)": r["break_even_monthly_volume"],
-            "more cases needed": r["more_cases_needed"]} for r in d["finetune"]]), hide_index=True)
+        st.dataframe(_finetune_table(d.finetune, more=True), hide_index=True)
+
+
+def _finetune_table(rows, *, more: bool = False) -> pd.DataFrame:
+    """Fine-tuning against each alternative; payback and break-even as the decision rounded them (once, for every
+    view), so this table and the reasons read the same numbers."""
+    table = pd.DataFrame([{
+        "fine-tune": v.strategy, "against": v.against, "outcome": v.outcome.replace("_", " "),
+        "saving per request $": v.saving_per_request_usd, "extra setup $": v.extra_setup_usd,
+        "payback (requests)": v.payback_requests, "break-even (requests/month)": v.break_even_monthly_volume,
+    } for v in rows])
+    if more:
+        table["more cases needed"] = [v.more_cases_needed for v in rows]
+    return table
 
 
 def page_leaderboard(view) -> None:
@@ -98,9 +109,9 @@ def page_leaderboard(view) -> None:
     if record.comparisons:
         st.subheader(f"Paired on the same cases: the best against each other strategy ({view.primary})")
         st.dataframe(pd.DataFrame([{
-            "best": c["a"], "other": c["b"], "difference": c["diff"], "CI low": c["ci_low"], "CI high": c["ci_high"],
-            "better on": c["wins"], "worse on": c["losses"], "test": c["test"], "p (Holm)": c["p_holm"],
-            "settled": c["settled"], "cases to settle": c["cases_needed"]} for c in record.comparisons]), hide_index=True)
+            "best": c.a, "other": c.b, "difference": c.diff, "CI low": c.ci_low, "CI high": c.ci_high,
+            "better on": c.wins, "worse on": c.losses, "test": c.test, "p (Holm)": c.p_holm,
+            "settled": c.settled, "cases to settle": c.cases_needed} for c in record.comparisons]), hide_index=True)
 
 
 def page_cost(view) -> None:
@@ -108,14 +119,12 @@ def page_cost(view) -> None:
 
     st.header("Cost")
     record = view.record
-    d = record.decision or {}
-    policy = d.get("policy") or {}
-    volumes = policy.get("monthly_requests", 100_000)
-    low = volumes[0] if isinstance(volumes, list) else volumes
+    policy = record.suite.decision or DecisionSpec()
+    low = policy.volumes[0]
     st.caption("What if: change the figures; the decision is recomputed with the functions the run used.")
     c1, c2, c3 = st.columns(3)
     volume = c1.number_input("requests a month", min_value=1, value=int(low), step=1000, key="volume")
-    horizon = c2.number_input("horizon (months)", min_value=1, max_value=120, value=int(policy.get("horizon_months", 12)),
+    horizon = c2.number_input("horizon (months)", min_value=1, max_value=120, value=policy.horizon_months,
                               key="horizon")
     price_scale = c3.number_input("token prices x", min_value=0.0, value=1.0, step=0.1, key="price_scale")
     c4, c5 = st.columns(2)
@@ -126,17 +135,12 @@ def page_cost(view) -> None:
                     training_usd=training)
     decision, options = what_if(record, change)
     st.markdown("**" + md_escape(decision.verdict) + "**")
-    ranking = decision.by_volume[0]["ranking"]
-    st.dataframe(pd.DataFrame([{"strategy": r["strategy"], "quality": r["quality"], "$ per request": r["per_request_usd"],
-                                "setup $": r["setup_usd"], "$ a month": r["monthly_usd"], "p95 s": r["p95_s"]}
-                               for r in ranking]), hide_index=True)
+    st.dataframe(pd.DataFrame([{"strategy": r.strategy, "quality": r.quality, "$ per request": r.per_request_usd,
+                                "setup $": r.setup_usd, "$ a month": r.monthly_usd, "p95 s": r.p95_s}
+                               for r in decision.by_volume[0].ranking]), hide_index=True)
     if decision.finetune:
-        st.dataframe(pd.DataFrame([{"fine-tune": r["strategy"], "against": r["against"], "outcome": r["outcome"],
-                                    "payback (requests)": r["payback_requests"],
-                                    "break-even (requests/month)": r["break_even_monthly_volume"]}
-                                   for r in decision.finetune]), hide_index=True, key="breakeven")
-    st.altair_chart(charts.monthly_cost(options, decision, horizon=int(horizon),
-                                        dedicated=bool(policy.get("dedicated_hosting"))))
+        st.dataframe(_finetune_table(decision.finetune), hide_index=True, key="breakeven")
+    st.altair_chart(charts.monthly_cost(options, decision, horizon=int(horizon), dedicated=policy.dedicated_hosting))
     st.subheader("What each strategy's costs are made of")
     for name, s in record.strategies.items():
         if s.cost:
@@ -162,23 +166,20 @@ def page_training(view) -> None:
     from reports import charts
 
     st.header("Training")
-    tuned = {n: s for n, s in view.record.strategies.items() if (s.setup.get("given") or {}).get("tuner")}
+    from harness.verdict.explain import training_summary
+
+    tuned = {n: s.setup.given for n, s in view.record.strategies.items() if isinstance(s.setup.given, FineTuneGiven)}
     if not tuned:
         st.info("No strategy in this run was fine-tuned.")
         return
-    for name, s in tuned.items():
-        given = s.setup["given"]
+    for name, given in tuned.items():
         st.subheader(name)
-        chosen = given.get("chosen") or {}
-        stats = given.get("training") or {}
-        st.write(f"tuner {given.get('tuner')}, {given.get('epochs_trained')} epochs; chosen: epoch {chosen.get('epoch')} "
-                 f"(step {chosen.get('step')}, dev score {chosen.get('dev_score')}, on {chosen.get('on')}); "
-                 f"training {stats.get('wall_s', 0):.0f} s on {stats.get('device')}, cost ${given.get('training_cost_usd') or 0:.4f}")
-        logs = view.training.get(name, {})
-        if logs.get("curve"):
-            st.altair_chart(charts.loss_curve(logs["curve"]))
-        if logs.get("epochs"):
-            st.altair_chart(charts.dev_scores(logs["epochs"], chosen.get("step")))
+        st.write(md_escape(training_summary(given)))
+        logs = view.training.get(name)
+        if logs and logs.curve:
+            st.altair_chart(charts.loss_curve(logs.curve))
+        if logs and logs.epochs:
+            st.altair_chart(charts.dev_scores(logs.epochs, given.chosen.step))
 
 
 def page_cases(view) -> None:
@@ -200,25 +201,25 @@ def page_cases(view) -> None:
     if not lines:
         return
     st.markdown("**input**")
-    text(input_text(lines[0].get("input")))
+    text(input_text(lines[0].input))
     st.markdown("**target**")
-    text(lines[0].get("target"))
+    text(lines[0].target)
     columns = st.columns(len(lines))
-    for column, line in zip(columns, sorted(lines, key=lambda x: (x["strategy"], x["repeat"])), strict=True):
+    for column, line in zip(columns, sorted(lines, key=lambda x: (x.strategy, x.repeat)), strict=True):
         with column:
-            st.markdown(f"**{md_escape(line['strategy'])}**" + (f" (repeat {line['repeat']})" if line["repeat"] else ""))
-            if line.get("error"):
-                st.error("error: " + md_escape(line["error"]))
-            text(line.get("output"))
-            st.caption(", ".join(f"{k} {v.get('value')}" for k, v in (line.get("scores") or {}).items()))
-            retrieval = (line.get("meta") or {}).get("retrieval")
+            st.markdown(f"**{md_escape(line.strategy)}**" + (f" (repeat {line.repeat})" if line.repeat else ""))
+            if line.error:
+                st.error("error: " + md_escape(line.error))
+            text(line.output)
+            st.caption(", ".join(f"{k} {v.value}" for k, v in line.scores.items()))
+            retrieval = line.meta.retrieval
             if retrieval:
-                with st.expander(f"retrieved ({len(retrieval.get('texts') or [])})"):
-                    for chunk_id, passage in zip(retrieval.get("chunk_ids") or [], retrieval.get("texts") or [], strict=False):
+                with st.expander(f"retrieved ({len(retrieval.texts)})"):
+                    for chunk_id, passage in zip(retrieval.chunk_ids, retrieval.texts, strict=False):
                         st.caption(md_escape(chunk_id))
                         text(passage)
             with st.expander("prompt"):
-                text(line.get("prompt"))
+                text(line.prompt)
 
 
 def page_manifest(view) -> None:
@@ -226,11 +227,11 @@ def page_manifest(view) -> None:
     r = view.record
     st.write(f"harness {r.harness_version}, run schema {r.schema_version}, status {r.status}; started {r.started_at}, "
              f"finished {r.finished_at}; suite {r.suite_path} (sha256 {r.suite_sha256[:16]}...)")
-    st.json(r.manifest, expanded=False)
+    st.json(r.manifest.model_dump(mode="json") if r.manifest else {}, expanded=False)
     st.subheader("Prices")
-    st.json(r.prices, expanded=False)
+    st.json(r.prices.model_dump(mode="json") if r.prices else {}, expanded=False)
     st.subheader("Counts and options")
-    st.json(r.options, expanded=False)
+    st.json(r.options.model_dump(mode="json"), expanded=False)
 
 
 def main() -> None:

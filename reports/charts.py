@@ -1,5 +1,5 @@
 """The report's charts as Altair specs, shared by the Streamlit app and the static export (rendered there to
-inline SVG). Costs come from harness.costs.prices / harness.verdict.decide: nothing is recomputed here."""
+inline SVG). Costs come from the run's records and harness.verdict.decide's what-if: nothing is recomputed here."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from harness.verdict.decide import Decision, Option
-from harness.run.folder import RunRecord
+from harness.records.decision import Decision
+from harness.records.run import RunRecord
+from harness.records.setup import EpochScore
+from harness.verdict.decide import Option
 
 WIDTH = 560
 
@@ -32,9 +34,8 @@ def leaderboard(record: RunRecord, metric: str) -> alt.Chart:
 
 def monthly_cost(options: list[Option], decision: Decision, *, horizon: int, dedicated: bool) -> alt.Chart:
     """Monthly cost against volume (setup spread over the horizon, hosting included), break-even points marked."""
-    volumes = decision.policy["monthly_requests"]
-    vols = volumes if isinstance(volumes, list) else [volumes]
-    marks = [r["break_even_monthly_volume"] for r in decision.finetune if r.get("break_even_monthly_volume")]
+    vols = decision.policy.volumes
+    marks = [v.break_even_monthly_volume for v in decision.finetune if v.break_even_monthly_volume]
     low = max(1.0, min([*vols, *marks]) / 100)
     high = max([*vols, *marks]) * 100
     grid = np.logspace(math.log10(low), math.log10(high), 60)
@@ -50,9 +51,8 @@ def monthly_cost(options: list[Option], decision: Decision, *, horizon: int, ded
         y=alt.Y("$ a month:Q", scale=alt.Scale(type="log")),
         color="strategy:N", tooltip=["strategy", "requests a month", "$ a month"])
     layers = [lines]
-    rules = pd.DataFrame([{"requests a month": float(r["break_even_monthly_volume"]),
-                           "what": f"{r['strategy']} = {r['against']}"}
-                          for r in decision.finetune if r.get("break_even_monthly_volume")],
+    rules = pd.DataFrame([{"requests a month": float(v.break_even_monthly_volume), "what": f"{v.strategy} = {v.against}"}
+                          for v in decision.finetune if v.break_even_monthly_volume],
                          columns=["requests a month", "what"])
     if not rules.empty:
         layers.append(alt.Chart(rules).mark_rule(strokeDash=[4, 4], color="gray").encode(
@@ -121,9 +121,9 @@ def loss_curve(curve: list[dict[str, Any]]) -> alt.Chart:
         width=WIDTH, height=220, title="Training loss")
 
 
-def dev_scores(epochs: list[dict[str, Any]], chosen_step: int | None) -> alt.Chart:
-    df = pd.DataFrame([{"epoch": e.get("epoch"), "dev score": e.get("dev_score"),
-                        "chosen": "chosen" if e.get("step") == chosen_step else "other"} for e in epochs],
+def dev_scores(epochs: list[EpochScore], chosen_step: int | None) -> alt.Chart:
+    df = pd.DataFrame([{"epoch": e.epoch, "dev score": e.dev_score,
+                        "chosen": "chosen" if e.step == chosen_step else "other"} for e in epochs],
                       columns=["epoch", "dev score", "chosen"])
     return alt.Chart(df).mark_line(point=True).encode(
         x="epoch:Q", y=alt.Y("dev score:Q", scale=alt.Scale(zero=False)),

@@ -1,7 +1,8 @@
 """A run folder as the report sees it: run.json (typed, versioned), cases.jsonl as a table, the training logs.
 
-Everything is parsed as JSON (nothing from a run folder is unpickled or executed); a run folder written with
-another schema version is refused with a message saying which harness version reads it.
+Everything is parsed as JSON by harness.run.folder's readers, the same the run uses (nothing from a run folder is
+unpickled or executed): a damaged result line is refused with its line number, never skipped; a version-1 run.json
+is upgraded; one of an unknown version is refused with a message saying which harness version reads it.
 """
 
 from __future__ import annotations
@@ -13,10 +14,22 @@ from typing import Any
 
 import pandas as pd
 
-from harness.run.folder import RunRecord, read_run
+from harness.records.cases import CaseResult
+from harness.records.run import RunRecord
+from harness.records.setup import EpochScore
+from harness.run.folder import read_cases, read_run
 
 ROW_FIELDS = ("strategy", "case_id", "repeat", "target", "output", "error", "latency_s", "cache_hit", "input_tokens",
               "output_tokens", "cost_usd")
+
+
+@dataclass
+class TrainingLogs:
+    """A fine-tune's logs in the run folder: the trainer's logged steps (loss, learning rate...) and each
+    checkpoint's dev score."""
+
+    curve: list[dict[str, Any]]
+    epochs: list[EpochScore]
 
 
 @dataclass
@@ -25,21 +38,21 @@ class RunView:
     record: RunRecord
     cases: pd.DataFrame  # one row per strategy x case x repeat; score columns named after the metrics
     metrics: list[str]
-    training: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)  # strategy -> curve, epochs
+    training: dict[str, TrainingLogs] = field(default_factory=dict)
     _lines: dict[tuple[str, str, int], int] = field(default_factory=dict)  # key -> byte offset in cases.jsonl
 
     @property
     def primary(self) -> str:
         return self.record.primary_metric
 
-    def case_detail(self, case_id: str) -> list[dict[str, Any]]:
+    def case_detail(self, case_id: str) -> list[CaseResult]:
         """The full result lines of one case (every strategy and repeat), read from cases.jsonl on demand."""
         out = []
         with (self.run_dir / "cases.jsonl").open("rb") as fh:
             for key, offset in self._lines.items():
                 if key[1] == case_id:
                     fh.seek(offset)
-                    out.append(json.loads(fh.readline()))
+                    out.append(CaseResult.model_validate_json(fh.readline()))
         return out
 
 
@@ -58,34 +71,22 @@ def load_run(run_dir: str | Path) -> RunView:
                      key=lambda m: (m != record.primary_metric, m))
     rows: dict[tuple[str, str, int], dict[str, Any]] = {}
     offsets: dict[tuple[str, str, int], int] = {}
-    path = run_dir / "cases.jsonl"
-    if path.exists():
-        with path.open("rb") as fh:
-            offset = 0
-            for raw in fh:
-                start, offset = offset, offset + len(raw)
-                if not raw.endswith(b"\n"):
-                    break  # a line torn by an interrupted write
-                try:
-                    line = json.loads(raw)
-                except ValueError:
-                    continue
-                key = (line["strategy"], line["case_id"], line["repeat"])
-                row = {k: line.get(k) for k in ROW_FIELDS}
-                row["input"] = input_text(line.get("input"))
-                scores = line.get("scores") or {}
-                for m in metrics:
-                    row[m] = (scores.get(m) or {}).get("value")
-                retrieval = (line.get("meta") or {}).get("retrieval") or {}
-                row["retrieved"] = len(retrieval.get("chunk_ids") or [])
-                rows[key] = row  # the last line per key wins (a retried case supersedes its error)
-                offsets[key] = start
+    for offset, line in read_cases(run_dir / "cases.jsonl"):
+        row = {k: getattr(line, k) for k in ROW_FIELDS}
+        row["input"] = input_text(line.input)
+        for m in metrics:
+            score = line.scores.get(m)
+            row[m] = score.value if score else None
+        row["retrieved"] = len(line.meta.retrieval.chunk_ids) if line.meta.retrieval else 0
+        rows[line.key] = row  # the last line per key wins (a retried case supersedes its error)
+        offsets[line.key] = offset
     cases = pd.DataFrame(list(rows.values()), columns=[*ROW_FIELDS, "input", *metrics, "retrieved"])
     training = {}
     for name in record.strategies:
         folder = run_dir / "training" / name
         if folder.is_dir():
-            training[name] = {kind: _jsonl(folder / f"{kind}.jsonl") for kind in ("curve", "epochs")}
+            training[name] = TrainingLogs(curve=_jsonl(folder / "curve.jsonl"),
+                                          epochs=[EpochScore.model_validate(e) for e in _jsonl(folder / "epochs.jsonl")])
     return RunView(run_dir=run_dir, record=record, cases=cases, metrics=metrics, training=training, _lines=offsets)
 
 

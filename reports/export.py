@@ -7,7 +7,17 @@ import html
 from pathlib import Path
 from typing import Any
 
-from harness.verdict.decide import render_markdown, usd, what_if
+from harness.records.run import Manifest
+from harness.records.setup import FineTuneGiven
+from harness.verdict.decide import what_if
+from harness.verdict.explain import (
+    FINETUNE_HEADER,
+    RANKING_HEADER,
+    finetune_cells,
+    ranking_cells,
+    render_markdown,
+    training_summary,
+)
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -53,19 +63,19 @@ def render_html(run_dir: str | Path, *, cases_shown: int = 25) -> str:
 
     view = load_run(run_dir)
     r = view.record
-    d = r.decision or {}
+    d = r.decision
     metric = view.primary
     out = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_e(r.suite_name)}: decision report</title>"
            f"<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">"
            f"<style>{CSS}</style></head><body>",
            f"<h1>{_e(r.suite_name)}: decision report</h1>",
-           f"<p class='muted'>run {_e(r.status)}, {_e(r.finished_at)}; harness {_e(r.harness_version)}; prices: sheet "
-           f"{_e(r.prices.get('version'))} of {_e(r.prices.get('date'))}</p>"]
+           f"<p class='muted'>run {_e(r.status)}, {_e(r.finished_at)}; harness {_e(r.harness_version)}"
+           + (f"; prices: sheet {_e(r.prices.version)} of {_e(r.prices.date)}" if r.prices else "") + "</p>"]
     if d:
-        out.append(f"<div class='verdict {_e(d['status'])}'>{_e(d['verdict'])}</div>")
-        out.append("<h2>Why</h2><ul>" + "".join(f"<li>{_e(x)}</li>" for x in d["reasons"]) + "</ul>")
-        if d["uncertainty"]:
-            out.append("<h2>Uncertainty</h2><ul>" + "".join(f"<li>{_e(x)}</li>" for x in d["uncertainty"]) + "</ul>")
+        out.append(f"<div class='verdict {_e(d.status)}'>{_e(d.verdict)}</div>")
+        out.append("<h2>Why</h2><ul>" + "".join(f"<li>{_e(x)}</li>" for x in d.reasons) + "</ul>")
+        if d.uncertainty:
+            out.append("<h2>Uncertainty</h2><ul>" + "".join(f"<li>{_e(x)}</li>" for x in d.uncertainty) + "</ul>")
     rows = []
     for name, s in r.strategies.items():
         cells = [_e(name), _e(s.n_done), _e(s.n_errors)]
@@ -78,39 +88,33 @@ def render_html(run_dir: str | Path, *, cases_shown: int = 25) -> str:
             _svg(charts.leaderboard(r, metric))]
     if r.comparisons:
         out.append(_table(["best", "other", "difference [95% CI]", "better on", "worse on", "test", "p (Holm)", "settled"],
-                          [[_e(c["a"]), _e(c["b"]), f"{c['diff']:+.3f} [{_num(c['ci_low'], '+.3f')}, {_num(c['ci_high'], '+.3f')}]",
-                            _e(c["wins"]), _e(c["losses"]), _e(c["test"]), _num(c["p_holm"], ".2g"), _e(c["settled"])]
+                          [[_e(c.a), _e(c.b), f"{c.diff:+.3f} [{_num(c.ci_low, '+.3f')}, {_num(c.ci_high, '+.3f')}]",
+                            _e(c.wins), _e(c.losses), _e(c.test), _num(c.p_holm, ".2g"), _e(c.settled)]
                            for c in r.comparisons]))
     decision, options = what_if(r)
     out.append("<h2>Cost</h2>")
     for b in decision.by_volume:
-        out.append(f"<p>At {b['volume']:,} requests a month: <b>{_e(b['winner'] or 'no winner')}</b> ({_e(b['status'])})</p>")
-        out.append(_table(["strategy", "quality", "$ per request", "setup $", "$ a month", "p95 s"],
-                          [[_e(x["strategy"]), _num(x["quality"]), _e(usd(x["per_request_usd"])), _e(usd(x["setup_usd"])),
-                            _e(usd(x["monthly_usd"])), _num(x["p95_s"], ".2f")] for x in b["ranking"]]))
+        out.append(f"<p>At {b.volume:,} requests a month: <b>{_e(b.winner or 'no winner')}</b> ({_e(b.status)})</p>")
+        out.append(_table(RANKING_HEADER, [[_e(c) for c in ranking_cells(x)] for x in b.ranking]))
     if decision.finetune:
-        out.append(_table(["fine-tune", "against", "outcome", "payback (requests)", "break-even (requests/month)", "reason"],
-                          [[_e(x["strategy"]), _e(x["against"]), _e(x["outcome"].replace("_", " ")),
-                            _num(x["payback_requests"], ",.0f"), _num(x["break_even_monthly_volume"], ",.0f"), _e(x["reason"])]
-                           for x in decision.finetune]))
-    policy = d.get("policy") or {}
-    out += [_svg(charts.monthly_cost(options, decision, horizon=int(policy.get("horizon_months", 12)),
-                                     dedicated=bool(policy.get("dedicated_hosting")))),
+        out.append(_table([*FINETUNE_HEADER, "reason"],
+                          [[_e(c) for c in [*finetune_cells(x), x.reason]] for x in decision.finetune]))
+    out += [_svg(charts.monthly_cost(options, decision, horizon=decision.policy.horizon_months,
+                                     dedicated=decision.policy.dedicated_hosting)),
             "<h2>Quality against cost, latency, tokens</h2>", _svg(charts.pareto(options, metric)),
             _table(["strategy", "p50 s", "p95 s", "p99 s", "output tok/s", "measured"],
                    [[_e(n), _num(s.latency.p50_s, ".2f"), _num(s.latency.p95_s, ".2f"), _num(s.latency.p99_s, ".2f"),
                      _num(s.throughput_output_tok_s, ".1f"), _e(s.latency.how)] for n, s in r.strategies.items()]),
             _svg(charts.latency_cdf(view.cases)), _svg(charts.tokens(r))]
     for name, logs in view.training.items():
-        given = r.strategies[name].setup.get("given") or {}
-        chosen = given.get("chosen") or {}
-        out.append(f"<h2>Training: {_e(name)}</h2><p>chosen epoch {_e(chosen.get('epoch'))} (dev score "
-                   f"{_num(chosen.get('dev_score'))}, on {_e(chosen.get('on'))}); training cost "
-                   f"${_num(given.get('training_cost_usd'), '.4f')}</p>")
-        if logs.get("curve"):
-            out.append(_svg(charts.loss_curve(logs["curve"])))
-        if logs.get("epochs"):
-            out.append(_svg(charts.dev_scores(logs["epochs"], chosen.get("step"))))
+        given = r.strategies[name].setup.given
+        if not isinstance(given, FineTuneGiven):
+            continue
+        out.append(f"<h2>Training: {_e(name)}</h2><p>{_e(training_summary(given))}</p>")
+        if logs.curve:
+            out.append(_svg(charts.loss_curve(logs.curve)))
+        if logs.epochs:
+            out.append(_svg(charts.dev_scores(logs.epochs, given.chosen.step)))
     table = disagreements(view, only="disagree").head(cases_shown)
     strategies = [c for c in table.columns if c in r.strategies]
     first = view.cases[view.cases["repeat"] == 0].set_index(["case_id", "strategy"])
@@ -132,10 +136,8 @@ def render_html(run_dir: str | Path, *, cases_shown: int = 25) -> str:
     return "\n".join(out)
 
 
-def _manifest_text(manifest: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(manifest, indent=1, ensure_ascii=False, default=str)
+def _manifest_text(manifest: Manifest | None) -> str:
+    return "" if manifest is None else manifest.model_dump_json(indent=1)
 
 
 def render_md(run_dir: str | Path) -> str:
@@ -156,15 +158,15 @@ def render_md(run_dir: str | Path) -> str:
         cells.append("-" if not s.cost or s.cost.per_request_usd is None else f"{s.cost.per_request_usd * 1000:.4g}")
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     parts.append("\n".join(lines))
-    parts.append(f"_Run {r.status}, harness {r.harness_version}, prices: sheet {r.prices.get('version')} of "
-                 f"{r.prices.get('date')}._")
+    prices = f", prices: sheet {r.prices.version} of {r.prices.date}" if r.prices else ""
+    parts.append(f"_Run {r.status}, harness {r.harness_version}{prices}._")
     return "\n\n".join(parts) + "\n"
 
 
 def strategy_cells(summary: Any, metrics: list[str]) -> dict[str, str]:
     """One strategy's numbers formatted as the Markdown leaderboard writes them, for other Markdown views of a run
     (the example suites' READMEs): each metric as `mean [low, high]`, p50 s and p95 s, $ per 1,000 requests.
-    `summary` is a `harness.run.folder.StrategySummary`."""
+    `summary` is a `harness.records.summary.StrategySummary`."""
     cells = {}
     for m in metrics:
         ms = summary.metrics.get(m)

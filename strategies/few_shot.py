@@ -11,7 +11,9 @@ from pydantic import Field
 
 from harness.suite.data import Case
 from harness.suite.prompts import build_messages, prompt_parts
-from harness.strategy import Strategy, StrategyRequest
+from harness.records.cases import CaseMeta
+from harness.records.setup import FewShotGiven
+from harness.strategy import Strategy, StrategyPlan, StrategyRequest
 from harness.suite.schema import StrictModel
 
 
@@ -40,9 +42,9 @@ class FewShot(Strategy):
     def plan(cls, config: FewShotConfig, dataset, suite):
         train = dataset.train
         per = sum(len(c.input_text()) + len(c.target) + 1 for c in train) / max(len(train), 1)
-        return {"exemplars_chars": config.k * per, "exemplars": config.k}
+        return StrategyPlan(exemplars_chars=config.k * per, exemplars=config.k)
 
-    def prepare(self):
+    def prepare(self) -> FewShotGiven:
         train = self.ctx.dataset.train
         rng = random.Random(self.ctx.seed)
         self._fixed: list[Case] | None = None
@@ -57,10 +59,8 @@ class FewShot(Strategy):
             text = require("sklearn.feature_extraction.text", extra="local", purpose="few_shot selection: similar")
             self._vectorizer = text.TfidfVectorizer(lowercase=True, ngram_range=(1, 2), sublinear_tf=True)
             self._index = self._vectorizer.fit_transform([c.input_text() for c in train])
-        given = {"k": self.config.k, "selection": self.config.selection, "pool": "train", "pool_size": len(train)}
-        if self._fixed is not None:
-            given["exemplar_ids"] = [c.id for c in self._fixed]
-        return given
+        return FewShotGiven(k=self.config.k, selection=self.config.selection, pool="train", pool_size=len(train),
+                            exemplar_ids=None if self._fixed is None else [c.id for c in self._fixed])
 
     def _balanced(self, train: list[Case], rng: random.Random) -> list[Case]:
         by_label: dict[str, list[Case]] = defaultdict(list)
@@ -90,5 +90,5 @@ class FewShot(Strategy):
     def request(self, case):
         exemplars = self._fixed if self._fixed is not None else self._similar(case)
         messages = build_messages(self.ctx.suite.task, case, exemplars=exemplars)
-        meta = {} if self._fixed is not None else {"exemplar_ids": [c.id for c in exemplars]}
+        meta = CaseMeta(exemplar_ids=None if self._fixed is not None else [c.id for c in exemplars])
         return StrategyRequest(messages, meta, parts=prompt_parts(self.ctx.suite.task, case, exemplars=exemplars))

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from harness.suite.prompts import build_messages, prompt_parts
+from harness.records.setup import ZeroShotGiven
 from harness.strategy import Strategy, StrategyRequest
 
 
 class ZeroShot(Strategy):
     kind = "zero_shot"
 
-    def prepare(self):
-        return {"exemplars": 0}
+    def prepare(self) -> ZeroShotGiven:
+        return ZeroShotGiven()
 
     def request(self, case):
         task = self.ctx.suite.task

@@ -30,9 +30,13 @@ from pathlib import Path
 import yaml
 
 from harness.commands.console import comparison_lines
-from harness.verdict.decide import render_markdown, usd
+from harness.costs.money import usd
 from harness.errors import HarnessError
-from harness.run.folder import RunRecord, read_run
+from harness.records.decision import Decision
+from harness.records.run import RunRecord
+from harness.records.setup import FewShotGiven, FineTuneGiven, RagGiven, StrategySetup
+from harness.run.folder import read_run
+from harness.verdict.explain import render_markdown
 from reports.export import strategy_cells
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,11 +91,11 @@ def read_full_run(run_dir: Path, folder: Path) -> RunRecord:
     if record.suite_name != suite_name(folder):
         raise Refused(f"{run_dir} is a run of suite '{record.suite_name}', not of {folder / 'suite.yaml'} "
                       f"('{suite_name(folder)}').")
-    planned = [s["name"] for s in record.suite.get("strategies", [])]
+    planned = [s.name for s in record.suite.strategies]
     missing = [n for n in planned if n not in record.strategies]
-    if record.status != "complete" or record.options.get("limit") or missing:
+    if record.status != "complete" or record.options.limit or missing:
         raise Refused(f"{run_dir} is not a full run (status {record.status}"
-                      + (f", --limit {record.options['limit']}" if record.options.get("limit") else "")
+                      + (f", --limit {record.options.limit}" if record.options.limit else "")
                       + (f", without {', '.join(missing)}" if missing else "")
                       + f"). Fix: rerun `harness compare {folder / 'suite.yaml'}` without --limit or --strategies.")
     return record
@@ -105,7 +109,7 @@ def render_block(record: RunRecord, folder: Path) -> str:
     primary = record.primary_metric
     others = sorted({m for s in record.strategies.values() for m in s.metrics if m != primary})
     metrics = [primary, *others]
-    d = record.decision or {}
+    d = record.decision
     monthly = monthly_costs(d)
     # answers outside the label set and failed calls: shown where a strategy has any
     invalid = any(s.metrics[primary].n_invalid for s in record.strategies.values() if primary in s.metrics)
@@ -126,7 +130,7 @@ def render_block(record: RunRecord, folder: Path) -> str:
                      *([monthly.get(name, "-")] if monthly else [])])
     n_cases = max((m.n for s in record.strategies.values() for m in s.metrics.values()), default=0)
     out = [START, "",
-           f"**{_text(d['verdict'])}**" if d else "No decision in this run.", "",
+           f"**{_text(d.verdict)}**" if d else "No decision in this run.", "",
            f"{n_cases} test cases per strategy; quality with its 95% CI, cost and latency as `harness compare` "
            "measured them:", "",
            _table(header, rows), ""]
@@ -145,68 +149,58 @@ def render_block(record: RunRecord, folder: Path) -> str:
     return "\n".join(out)
 
 
-def monthly_costs(decision: dict) -> dict[str, str]:
+def monthly_costs(decision: Decision | None) -> dict[str, str]:
     """Each strategy's monthly cost at the decision's volumes ("$0.036 to $3.61"), with the column's title."""
-    volumes = (decision or {}).get("by_volume") or []
+    volumes = decision.by_volume if decision else []
     if not volumes:
         return {}
-    out = {"title": "$ a month at " + " to ".join(f"{b['volume']:,}" for b in volumes) + " requests"}
-    for row in volumes[0]["ranking"]:
-        name = row["strategy"]
-        out[name] = " to ".join(usd(next((r["monthly_usd"] for r in b["ranking"] if r["strategy"] == name), None))
-                                for b in volumes)
+    out = {"title": "$ a month at " + " to ".join(f"{b.volume:,}" for b in volumes) + " requests"}
+    for row in volumes[0].ranking:
+        out[row.strategy] = " to ".join(usd(next((r.monthly_usd for r in b.ranking if r.strategy == row.strategy), None))
+                                        for b in volumes)
     return out
 
 
-def setup_times(setup: dict) -> str:
+def setup_times(setup: StrategySetup) -> str:
     """Training, indexing and the dev answers that chose a setting, each with the time it took when it was made."""
-    given = setup.get("given") or {}
+    given = setup.given
     parts = []
-    training = given.get("training") or {}
-    if training.get("wall_s") is not None:
-        steps = f", {training['steps']} steps" if training.get("steps") else ""
-        parts.append(f"training {_duration(training['wall_s'])}{steps}")
-    index = given.get("index") or {}
-    if index.get("build_s") is not None:
-        parts.append(f"indexing {_duration(index['build_s'])}")
-    dev = setup.get("dev") or {}
-    if dev.get("answers"):
-        parts.append(f"{dev['answers']} dev answers, {_duration(dev.get('compute_s') or 0)}")
+    if isinstance(given, FineTuneGiven):
+        steps = f", {given.training.steps} steps" if given.training.steps else ""
+        parts.append(f"training {_duration(given.training.wall_s)}{steps}")
+    if isinstance(given, RagGiven):
+        parts.append(f"indexing {_duration(given.index.build_s)}")
+    if setup.dev and setup.dev.answers:
+        parts.append(f"{setup.dev.answers} dev answers, {_duration(setup.dev.compute_s)}")
     return "; ".join(parts) or "-"
 
 
 def given_text(s, primary: str) -> str:
     """What the strategy was given, where it chose something: exemplars, retrieval, epochs and the dev scores."""
-    given = s.setup.get("given") or {}
+    given = s.setup.given
     parts = []
-    if given.get("k"):
-        parts.append(f"{given['k']} exemplars ({given.get('selection', '?')}) from {given.get('pool', 'train')}")
-    elif given.get("exemplar_ids"):
-        parts.append(f"{len(given['exemplar_ids'])} exemplars")
-    retriever = given.get("retriever") or {}
-    if retriever:
-        corpus = given.get("corpus") or {}
-        parts.append(f"{retriever.get('kind')} retrieval, top_k {retriever.get('top_k')}"
-                     + (f" of {corpus['chunks']} chunks" if corpus.get("chunks") else ""))
-    chosen_k = given.get("top_k_selection") or {}
-    if chosen_k.get("candidates"):
-        scores = ", ".join(f"{c['dev_score']:.3f} at k={c['top_k']}" for c in chosen_k["candidates"]
-                           if c.get("dev_score") is not None)
-        parts.append(f"top_k {chosen_k.get('chosen')} chosen on {chosen_k.get('on', 'dev')} "
-                     f"({chosen_k.get('metric', primary)} {scores})")
-    if given.get("epochs_trained"):
-        chosen = given.get("chosen") or {}
-        scores = " / ".join(f"{x:.3f}" for x in given.get("dev_scores") or [])
-        parts.append(f"{given.get('tuner')} fine-tune, {given['epochs_trained']} epochs; dev {primary} by epoch "
-                     f"{scores}; epoch {_round(chosen.get('epoch'))} kept")
-        if given.get("dev_still_rising_at_last_epoch"):
+    if isinstance(given, FewShotGiven):
+        parts.append(f"{given.k} exemplars ({given.selection}) from {given.pool}")
+    if isinstance(given, RagGiven):
+        if given.exemplar_ids:
+            parts.append(f"{len(given.exemplar_ids)} exemplars")
+        parts.append(f"{given.retriever.kind} retrieval, top_k {given.retriever.top_k} of {given.corpus.chunks} chunks")
+        choice = given.top_k_selection
+        if choice and choice.candidates:
+            scores = ", ".join(f"{c.dev_score:.3f} at k={c.top_k}" for c in choice.candidates if c.dev_score is not None)
+            parts.append(f"top_k {choice.chosen} chosen on {choice.on} ({choice.metric} {scores})")
+    if isinstance(given, FineTuneGiven) and given.epochs_trained:
+        scores = " / ".join(f"{x:.3f}" for x in given.dev_scores if x is not None)
+        parts.append(f"{given.tuner} fine-tune, {given.epochs_trained} epochs; dev {primary} by epoch "
+                     f"{scores}; epoch {_round(given.chosen.epoch)} kept")
+        if given.dev_still_rising_at_last_epoch:
             parts.append("dev was still rising at the last epoch")
     return "; ".join(parts)
 
 
-def finetune_section(decision: dict) -> str:
+def finetune_section(decision: Decision | None) -> str:
     """decision.md's table of fine-tuning against each alternative: payback in requests, break-even volume."""
-    if not decision or not decision.get("finetune"):
+    if not decision or not decision.finetune:
         return ""
     lines = render_markdown(decision).split("\n")
     start = lines.index("## Fine-tuning against each alternative") + 1
@@ -215,32 +209,29 @@ def finetune_section(decision: dict) -> str:
 
 
 def facts(record: RunRecord) -> list[str]:
-    hardware = record.manifest.get("hardware") or {}
-    gpus = hardware.get("gpus") or []
-    gpu = ", ".join(str(g.get("name", g) if isinstance(g, dict) else g) for g in gpus) or "no GPU"
-    counts = record.options.get("counts") or {}
+    hardware = record.manifest.hardware if record.manifest else None
+    gpu = ", ".join(hardware.gpus) if hardware and hardware.gpus else "no GPU"
+    counts = record.options.counts
     wall = (_duration((record.finished_at - record.started_at).total_seconds())
             if record.finished_at else "unfinished")
-    seed = record.manifest.get("seed", record.suite.get("seed"))
-    bases = sorted({str(s.cost.pricing["basis"]) for s in record.strategies.values()
-                    if s.cost and s.cost.pricing.get("basis")})
-    pol = (record.decision or {}).get("policy") or {}
-    policy = (f"decision: minimum gain {pol['min_gain']:g}, setup spread over {pol['horizon_months']} months"
-              if pol.get("min_gain") is not None and pol.get("horizon_months") else "")
+    seed = record.manifest.seed if record.manifest else record.suite.seed
+    bases = sorted({s.cost.pricing.basis for s in record.strategies.values() if s.cost and s.cost.pricing.basis})
+    pol = record.decision.policy if record.decision else None
+    policy = f"decision: minimum gain {pol.min_gain:g}, setup spread over {pol.horizon_months} months" if pol else ""
     # retrieval runs on every request, cache hit or not: its latency is this run's, so it belongs on this line
     retrieval = "".join(f"; {name} retrieval p50 {s.retrieval.latency.p50_s * 1000:.0f} ms, p95 "
                         f"{s.retrieval.latency.p95_s * 1000:.0f} ms per query"
                         for name, s in record.strategies.items()
                         if s.retrieval and s.retrieval.latency.p50_s is not None and s.retrieval.latency.p95_s is not None)
+    prices = f"sheet {record.prices.version} of {record.prices.date}" if record.prices else "unknown"
     return [
         f"{RUN_LINE}{_day(record.finished_at or record.started_at)}, wall time {wall}; "
-        f"{counts.get('model_calls', 0):,} model calls, {counts.get('cache_hits', 0):,} answers from the response "
-        "cache" + (" (each with the latency measured when it was made)" if counts.get("cache_hits") else "")
+        f"{counts.model_calls:,} model calls, {counts.cache_hits:,} answers from the response "
+        "cache" + (" (each with the latency measured when it was made)" if counts.cache_hits else "")
         + retrieval,
-        f"- Machine: {hardware.get('cpu', 'unknown CPU')}, {hardware.get('cpu_count', '?')} cores, "
-        f"{hardware.get('memory_gib', '?')} GiB memory, {gpu}",
-        f"- Prices: sheet {record.prices.get('version')} of {record.prices.get('date')}"
-        + "".join(f"; {basis}" for basis in bases) + (f"; {policy}" if policy else ""),
+        f"- Machine: {hardware.cpu if hardware else 'unknown CPU'}, {hardware.cpu_count if hardware else '?'} cores, "
+        f"{hardware.memory_gib if hardware else '?'} GiB memory, {gpu}",
+        f"- Prices: {prices}" + "".join(f"; {basis}" for basis in bases) + (f"; {policy}" if policy else ""),
         f"- harness {record.harness_version}, seed {seed}",
     ]
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,6 +111,16 @@ def write_qa_suite(folder: Path, suite: dict) -> Path:
     path = folder / "suite.yaml"
     path.write_text(yaml.safe_dump(suite, sort_keys=False), encoding="utf-8")
     return path
+
+
+def harness_cli(*args: str, home: Path | None = None, cwd: Path = REPO, env: dict[str, str] | None = None,
+                timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """`harness ARGS` as a user runs it: its own process, offline, plain (CI) output, HARNESS_HOME=home when given."""
+    full = {**os.environ, "HF_HUB_OFFLINE": "1", "CI": "1", **(env or {})}
+    if home is not None:
+        full["HARNESS_HOME"] = str(home)
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=cwd, env=full, capture_output=True,
+                          text=True, timeout=timeout)
 
 
 def run_json(run_dir: Path) -> dict:

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
+from harness.costs.tokens import approx_tokens
 from harness.suite.schema import BackendSpec, GenerationParams, StrictModel
 
 
@@ -66,7 +67,7 @@ class Backend:
         """Tokens `text` takes in this model's prompt (used to fit retrieved context into the window).
 
         The base estimate is about 4 characters a token; backends with a tokenizer count exactly."""
-        return (len(text) + 3) // 4
+        return approx_tokens(text)
 
     def count_tokens_upper(self, messages: list[dict[str, str]]) -> int:
         """At least as many tokens as the model will bill for these messages, before any call: a byte-level BPE

@@ -12,6 +12,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
+from harness.costs.tokens import approx_tokens
 from harness.errors import ModelUnavailableError, api_key, provider_error, require
 from harness.suite.schema import StrictModel
 
@@ -59,7 +60,9 @@ def _local_source(name: str) -> str:
     return name
 
 
-def make_embedder(config: EmbedderConfig):
+def make_embedder(config: EmbedderConfig, *, cache_queries: bool = True):
+    """The embedder for `config`. An API embedder keeps each query's embedding on disk unless `cache_queries` is
+    False (`harness compare --no-cache`)."""
     base = _langchain_embeddings_base()
 
     class LocalEmbeddings(CountingEmbeddings, base):
@@ -155,7 +158,7 @@ def make_embedder(config: EmbedderConfig):
             return self._client
 
         def count_tokens(self, texts: list[str]) -> list[int]:
-            return [(len(t) + 3) // 4 for t in texts]  # about 4 characters a token for English
+            return [approx_tokens(t) for t in texts]
 
         def encode(self, texts: list[str]) -> np.ndarray:
             self.calls += -(-len(texts) // self.config.batch_size)
@@ -175,7 +178,9 @@ def make_embedder(config: EmbedderConfig):
 
         def embed_query(self, text: str) -> list[float]:
             """Each query is embedded (and paid for) once: kept on disk as it comes back, so a rerun after a kill
-            or a second run of the same cases asks the API again for none of them."""
+            or a second run of the same cases asks the API again for none of them (unless queries are not cached)."""
+            if not cache_queries:
+                return self.encode([text])[0].tolist()
             if not hasattr(self, "_queries"):
                 self._queries = QueryCache(self.identity())
             found = self._queries.get(text)

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from pydantic import Field, field_validator
 
 from harness.backends.base import Backend, GenRequest, GenResult, cut_at_stop
+from harness.costs.tokens import approx_tokens
 from harness.suite.schema import StrictModel
 
 
@@ -42,7 +43,7 @@ class FakeConfig(StrictModel):
 
 def fake_tokens(text: str) -> int:
     """A stable token count: about one token per 4 characters, at least one per word."""
-    return max(len(text.split()), (len(text) + 3) // 4)
+    return max(len(text.split()), approx_tokens(text))
 
 
 class FakeBackend(Backend):

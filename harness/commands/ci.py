@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
-from harness.run.folder import CasesFile, RunRecord, read_run
+from harness.records.run import RunRecord
+from harness.run.folder import CasesFile, read_run
 
 GATE = re.compile(r"^(?:(?P<strategy>[A-Za-z0-9][A-Za-z0-9_.-]*):)?(?P<metric>[A-Za-z0-9][A-Za-z0-9_.-]*)=(?P<value>.+)$")
 
@@ -48,7 +49,7 @@ def gate_checks(record: RunRecord, gates: list[str]) -> list[Check]:
     metrics = sorted({k for s in record.strategies.values() for k in s.metrics})
     for text in gates:
         strategy, metric, value = parse_gate(text, metrics, list(record.strategies), "this run")
-        target = strategy or (record.decision or {}).get("winner") or _best(record, metric)
+        target = strategy or (record.decision.winner if record.decision else None) or _best(record, metric)
         summary = record.strategies.get(target) if target else None
         mean = summary.metrics[metric].mean if summary and metric in summary.metrics else None
         passed = mean is not None and mean >= value
@@ -67,15 +68,15 @@ def _best(record: RunRecord, metric: str) -> str | None:
 def regression_checks(record: RunRecord, run_dir: Path, baseline: Path) -> list[Check]:
     """Each strategy in both runs, paired on the cases both answered: a regression is a drop the paired test
     settles and that is at least the suite's minimum worthwhile gain (noise alone does not fail CI)."""
-    from harness.verdict.decide import relation
+    from harness.suite.schema import DecisionSpec
+    from harness.verdict.pairs import relation
     from harness.verdict.stats import compare_paired
     from harness.verdict.summary import latest, per_case_values
 
     old = read_run(baseline)
     metric = record.primary_metric
-    policy = record.suite.get("decision") or {}
-    min_gain = float(policy.get("min_gain", 0.02))
-    confidence = float(policy.get("confidence", 0.95))
+    policy = record.suite.decision or DecisionSpec()
+    min_gain, confidence = policy.min_gain, policy.confidence
     new_rows = latest(CasesFile(run_dir / "cases.jsonl").read())
     old_rows = latest(CasesFile(baseline / "cases.jsonl").read())
     if old.primary_metric != metric:
@@ -94,11 +95,11 @@ def regression_checks(record: RunRecord, run_dir: Path, baseline: Path) -> list[
         if not set(a) & set(b):
             raise ConfigError(f"--baseline {baseline}: strategy '{name}' has no test case in common with this run. "
                               "Fix: give a baseline run on the same test split.")
-        pair = compare_paired(name, name, a, b, binary=True, confidence=confidence).as_dict()
+        pair = compare_paired(name, name, a, b, binary=True, confidence=confidence)
         worse = relation(pair, min_gain) == "worse"
         checks.append(Check(f"{name}: no regression against {baseline}", not worse,
-                            f"{metric} {pair['mean_a']:.4f} now, {pair['mean_b']:.4f} then, {pair['diff']:+.4f} on "
-                            f"{pair['n']} shared cases, p={pair['p_value']:.2g}"))
+                            f"{metric} {pair.mean_a:.4f} now, {pair.mean_b:.4f} then, {pair.diff:+.4f} on "
+                            f"{pair.n} shared cases, p={pair.p_value:.2g}"))
     return checks
 
 
@@ -117,7 +118,8 @@ def write_json(path: Path, record: RunRecord, checks: list[Check]) -> None:
     metric = record.primary_metric
     out: dict[str, Any] = {
         "suite": record.suite_name, "status": record.status, "primary_metric": metric,
-        "decision": {k: (record.decision or {}).get(k) for k in ("status", "verdict", "winner")},
+        "decision": record.decision.model_dump(include={"status", "verdict", "winner"}) if record.decision else
+        dict.fromkeys(("status", "verdict", "winner")),
         "strategies": {
             name: {"mean": s.metrics[metric].mean if metric in s.metrics else None,
                    "ci": [s.metrics[metric].ci_low, s.metrics[metric].ci_high] if metric in s.metrics else None,
@@ -149,7 +151,7 @@ def write_junit(path: Path, record: RunRecord, checks: list[Check]) -> None:
         if not ok:
             ET.SubElement(case, "failure", message=detail).text = detail
         ET.SubElement(case, "system-out").text = detail
-    verdict = (record.decision or {}).get("verdict")
+    verdict = record.decision.verdict if record.decision else None
     if verdict:
         ET.SubElement(suite, "system-out").text = verdict
     root = ET.Element("testsuites")

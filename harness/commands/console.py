@@ -4,23 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.run.folder import RunRecord
-
-
-def _fmt(x: float | None, spec: str = ".3f") -> str:
-    return "-" if x is None else format(x, spec)
+from harness.records.run import RunRecord
+from harness.costs.money import usd
+from harness.verdict.explain import decision_lines, num
 
 
 def diagnostics(record: RunRecord) -> list[str]:
     """One line per strategy with the metrics that are not the primary one (retrieval, judges) and retrieval cost."""
     lines = []
     for s in record.strategies.values():
-        parts = [f"{name} {_fmt(m.mean)}" + (f" ({m.n_unscored} unscored)" if m.n_unscored else "")
+        parts = [f"{name} {num(m.mean)}" + (f" ({m.n_unscored} unscored)" if m.n_unscored else "")
                  for name, m in s.metrics.items() if name != record.primary_metric]
         if s.retrieval:
             r = s.retrieval
-            parts.append(f"retrieval p50 {_fmt(r.latency.p50_s and r.latency.p50_s * 1000, '.0f')} ms, "
-                         f"{_fmt(r.context_tokens_mean, '.0f')} context tokens"
+            parts.append(f"retrieval p50 {num(r.latency.p50_s and r.latency.p50_s * 1000, '.0f')} ms, "
+                         f"{num(r.context_tokens_mean, '.0f')} context tokens"
                          + (f", {r.contexts_dropped_total} passages dropped to fit" if r.contexts_dropped_total else ""))
         if parts:
             lines.append(f"  {s.strategy}: " + "; ".join(parts))
@@ -31,41 +29,14 @@ def comparison_lines(record: RunRecord) -> list[str]:
     """The best strategy against each other one: the paired difference, its interval and whether it is settled."""
     if not record.comparisons:
         return []
-    confidence = round(100 * (1 - record.comparisons[0].get("alpha", 0.05)))
+    confidence = round(100 * (1 - record.comparisons[0].alpha))
     lines = [f"paired on the same cases ({record.primary_metric}, {confidence}% CI, p Holm-corrected over all pairs):"]
     for c in record.comparisons:
-        ci = f"[{_fmt(c['ci_low'], '+.3f')}, {_fmt(c['ci_high'], '+.3f')}]"
-        verdict = "settled" if c["settled"] else (
-            f"not settled: about {c['cases_needed']} cases would settle it" if c.get("cases_needed") else "not settled")
-        lines.append(f"  {c['a']} vs {c['b']}: {c['diff']:+.3f} {ci}, better on {c['wins']}, worse on {c['losses']}, "
-                     f"p={c['p_holm']:.2g} ({c['test']}); {verdict}")
-    return lines
-
-
-def decision_lines(record: RunRecord) -> list[str]:
-    """The verdict, fine-tuning against each alternative, and what is uncertain."""
-    d = record.decision
-    if not d:
-        return []
-    lines = [f"decision: {d['verdict']}"]
-    for row in d["finetune"]:
-        lines.append(f"  {row['strategy']} vs {row['against']}: {row['outcome'].replace('_', ' ')}: {row['reason']}")
-    cost_lines = []
-    for s in record.strategies.values():
-        c = s.cost
-        if c is None or c.per_request_usd is None:
-            continue
-        parts = [f"${c.per_request_usd * 1000:.4g} per 1,000 requests"]
-        if c.setup_usd:
-            parts.append(f"${c.setup_usd:.4g} setup")
-        if c.hosting_usd_per_hour:
-            parts.append(f"${c.hosting_usd_per_hour:g}/h hosting")
-        if c.evaluation_usd:
-            parts.append(f"${c.evaluation_usd:.4g} judging (evaluation only)")
-        cost_lines.append(f"  {s.strategy}: " + ", ".join(parts) + f" [{c.pricing.get('basis', '')}]")
-    if cost_lines:
-        lines.append("costs:")
-        lines += cost_lines
+        ci = f"[{num(c.ci_low, '+.3f')}, {num(c.ci_high, '+.3f')}]"
+        verdict = "settled" if c.settled else (
+            f"not settled: about {c.cases_needed} cases would settle it" if c.cases_needed else "not settled")
+        lines.append(f"  {c.a} vs {c.b}: {c.diff:+.3f} {ci}, better on {c.wins}, worse on {c.losses}, "
+                     f"p={num(c.p_holm, '.2g')} ({c.test}); {verdict}")
     return lines
 
 
@@ -77,7 +48,7 @@ def print_summary(record: RunRecord, run_dir: Path) -> None:
 
     console = Console() if sys.stdout.isatty() else Console(width=160)
     metric = record.primary_metric
-    repeats = record.options.get("repeats", 1)
+    repeats = record.options.repeats
     n_cases = (next(iter(record.strategies.values())).n_planned // repeats) if record.strategies else 0
     per = f" x {repeats} repeats" if repeats > 1 else ""
     table = Table(title=f"{record.suite_name}: {metric} on {n_cases} test cases{per} (95% CI)")
@@ -87,38 +58,38 @@ def print_summary(record: RunRecord, run_dir: Path) -> None:
         m = s.metrics.get(metric)
         table.add_row(
             s.strategy,
-            _fmt(m.mean if m else None),
-            f"[{_fmt(m.ci_low)}, {_fmt(m.ci_high)}]" if m else "-",
+            num(m.mean if m else None),
+            f"[{num(m.ci_low)}, {num(m.ci_high)}]" if m else "-",
             f"{s.n_errors}/{s.n_done}",
             str(m.n_invalid) if m else "-",
             str(m.n_unscored) if m else "-",
-            _fmt(s.latency.p50_s, ".2f"),
-            _fmt(s.latency.p95_s, ".2f"),
-            _fmt(s.input_tokens_mean, ".0f"),
-            _fmt(s.output_tokens_mean, ".1f"),
-            _fmt(s.throughput_output_tok_s, ".1f"),
+            num(s.latency.p50_s, ".2f"),
+            num(s.latency.p95_s, ".2f"),
+            num(s.input_tokens_mean, ".0f"),
+            num(s.output_tokens_mean, ".1f"),
+            num(s.throughput_output_tok_s, ".1f"),
         )
     console.print(table)
     for line in diagnostics(record):
         console.print(line, highlight=False)
     for line in comparison_lines(record):
         console.print(line, highlight=False)
-    for line in decision_lines(record):
+    for line in decision_lines(record.decision, record.strategies):
         console.print(line, highlight=False, markup=False)
-    counts = record.options.get("counts", {})
+    counts = record.options.counts
     console.print(
-        f"status: {record.status}; model calls: {counts.get('model_calls', 0)}, cache hits: {counts.get('cache_hits', 0)}, "
-        f"already finished: {counts.get('skipped_finished', 0)}, errors: {counts.get('errors', 0)}"
-        + (f", judge calls: {counts['judge_calls']}" if counts.get("judge_calls") else "")
+        f"status: {record.status}; model calls: {counts.model_calls}, cache hits: {counts.cache_hits}, "
+        f"already finished: {counts.skipped_finished}, errors: {counts.errors}"
+        + (f", judge calls: {counts.judge_calls}" if counts.judge_calls else "")
     )
     if record.status == "incomplete":
         done = min(s.n_done for s in record.strategies.values())
         console.print(f"incomplete: {done} of {n_cases * repeats} planned answers per strategy are done; "
                       "rerun without --limit to finish (finished cases are kept).")
-    budget = record.budget or {}
-    if budget.get("budget_usd") is not None:
-        skipped = sum((budget.get("skipped") or {}).values())
-        console.print(f"budget: ${budget['paid_usd']:.4f} paid of ${budget['budget_usd']:g}"
+    budget = record.budget
+    if budget.budget_usd is not None:
+        skipped = sum(budget.skipped.values())
+        console.print(f"budget: {usd(budget.paid_usd)} paid of {usd(budget.budget_usd)}"
                       + (f"; {skipped} paid calls not made at the cap (rerun with a larger budget_usd to make them)"
                          if skipped else ""))
     files = "run.json, cases.jsonl" + (", decision.md" if (run_dir / "decision.md").exists() else "")

@@ -45,11 +45,10 @@ def train_only(suite: Path, name: str | None) -> list[str]:
     loaded = load_suite(suite)
     strategy = _finetune(loaded, name)
     tuner, pre, result, reused = strategy.train_or_reuse()
-    stats = result.stats
     lines = [f"{strategy.spec.name}: {'reused the finished' if reused else 'trained a'} {tuner.kind} fine-tune in "
              f"{tuner.ctx.workdir}",
-             f"  {pre.n_examples} examples, {len(result.checkpoints)} checkpoint(s), device {stats.get('device')}, "
-             f"{stats.get('wall_s')} s"]
+             f"  {pre.n_examples} examples, {len(result.checkpoints)} checkpoint(s), device {result.stats.device}, "
+             f"{result.stats.wall_s} s"]
     lines += [f"  epoch {c.epoch} step {c.step}: {c.adapter or c.model}" for c in result.checkpoints]
     lines.append(f"next: harness compare {loaded.path} (reuses this training and scores each checkpoint on dev)")
     return lines

@@ -1,28 +1,43 @@
-"""What calls cost and what was paid: how a backend's calls are priced, the prompt's tokens by part, the run
-folder's ledger of provider charges, and which calls still fit under budget_usd. The runner calls these; the
-arithmetic itself is harness.costs.prices."""
+"""budget_usd: what was paid so far, the run folder's ledger of provider charges, and which calls still fit.
+
+Paid dollars are those of token-priced calls (providers bill them); local busy time is a cost but not a spend.
+Every call is counted at its most before it is sent, for every attempt a provider might bill, so the cap holds
+even when answers are lost on the way back.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from harness.backends.base import Backend, GenRequest, GenResult
-from harness.builtins import BACKENDS
-from harness.costs.prices import Pricing, Spend, pricing_for
+from harness.backends.base import Backend, GenRequest
+from harness.costs.pricing import Pricing
+from harness.records.run import BudgetRecord
 
 T = TypeVar("T")
 
 
-def pricing_of(suite, identity: dict[str, Any]) -> Pricing:
-    """How calls to the backend with this identity are priced (tokens for API models, busy time for local ones)."""
-    cls = BACKENDS.get(identity["kind"])
-    return pricing_for(suite, model=str(identity.get("price_as") or identity.get("model", "")),
-                       device=str(identity.get("device") or cls.device),
-                       api=cls.device == "api")
+@dataclass
+class Spend:
+    """Paid dollars so far (token-priced calls), against the suite's budget_usd."""
+
+    budget_usd: float | None = None
+    paid_usd: float = 0.0
+    skipped: dict[str, int] = field(default_factory=dict)  # strategy (or "<strategy>: <scorer>") -> calls not made
+
+    def room(self) -> float:
+        return math.inf if self.budget_usd is None else self.budget_usd - self.paid_usd
+
+    def hold_back(self, what: str, n: int) -> None:
+        self.skipped[what] = self.skipped.get(what, 0) + n
+
+    def as_record(self) -> BudgetRecord:
+        return BudgetRecord(budget_usd=self.budget_usd, paid_usd=round(self.paid_usd, 12), skipped=dict(self.skipped))
 
 
 class SpendLedger:
@@ -49,19 +64,6 @@ class SpendLedger:
         with self.path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps({"at": datetime.now(timezone.utc).isoformat(), "strategy": strategy, "what": what,
                                  "usd": usd}) + "\n")
-
-
-def attribute_tokens(parts: dict[str, int], result: GenResult) -> dict[str, int]:
-    """The prompt's measured tokens split by part; what the parts do not explain is the chat template's."""
-    out = dict(parts)
-    total = sum(parts.values())
-    measured = result.input_tokens
-    if measured and total > measured:  # counted apart, parts can tokenise a little longer than the whole prompt
-        out = {k: round(v * measured / total) for k, v in parts.items()}
-        total = sum(out.values())
-    out["template"] = max(measured - total, 0) if measured else 0
-    out["output"] = result.output_tokens
-    return out
 
 
 def upper_usd(backend: Backend, pricing: Pricing, request: GenRequest) -> float:

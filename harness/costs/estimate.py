@@ -11,16 +11,22 @@ lets the upper bound of the calls in flight pass the budget.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-from harness.builtins import BACKENDS, SCORERS, STRATEGIES
-from harness.costs.prices import CHARS_PER_TOKEN, Pricing, pricing_for
+from pydantic import Field, computed_field
+
+from harness.builtins import SCORERS, STRATEGIES
+from harness.costs.money import usd
+from harness.costs.pricing import Pricing, pricing_for, pricing_of_spec
+from harness.costs.tokens import CHARS_PER_TOKEN, MESSAGE_OVERHEAD_TOKENS, chars_to_tokens
+from harness.records.base import Record
+from harness.strategy import StrategyPlan
+from harness.suite.data import Case
 from harness.suite.load import LoadedSuite
 from harness.suite.prompts import build_messages
+from harness.suite.schema import StrategySpec
 from harness.verdict.stats import min_detectable_diff
 
-MESSAGE_OVERHEAD_TOKENS = 4  # chat template tokens per message (role markers), a typical figure
 # Judge calls per answer for each model-judged metric (ragas 0.4 prompts; k = passages given), and their size.
 JUDGE_CALLS = {"faithfulness": lambda k: 2, "answer_relevancy": lambda k: 1, "context_precision": lambda k: k,
                "context_recall": lambda k: 1}
@@ -31,12 +37,7 @@ JUDGE_OUTPUT_TOKENS = 200
 ASSUMED_SD = {True: 0.5, False: 0.3}
 
 
-def tokens(chars: float) -> float:
-    return chars / CHARS_PER_TOKEN
-
-
-@dataclass
-class StrategyEstimate:
+class StrategyEstimate(Record):
     strategy: str
     backend: str
     pricing: str  # how its calls are priced
@@ -56,8 +57,9 @@ class StrategyEstimate:
     judge_calls: int = 0
     judge_usd: float | None = None
     judge_paid: bool = False
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def paid_usd(self) -> float:
         """Expected dollars billed by providers (token-priced calls) for this strategy."""
@@ -71,8 +73,7 @@ class StrategyEstimate:
         return total
 
 
-@dataclass
-class Estimate:
+class Estimate(Record):
     suite: str
     test_cases: int
     repeats: int
@@ -81,25 +82,14 @@ class Estimate:
     mdd_assumption: str
     budget_usd: float | None
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def paid_usd(self) -> float:
         return sum(s.paid_usd for s in self.strategies)
 
-    def as_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["paid_usd"] = self.paid_usd
-        for s, d in zip(self.strategies, out["strategies"], strict=True):
-            d["paid_usd"] = s.paid_usd
-        return out
-
 
 def _pricing(loaded: LoadedSuite, backend_name: str) -> Pricing:
-    spec = next(b for b in loaded.suite.backends if b.name == backend_name)
-    cls = BACKENDS.get(spec.kind)
-    config = loaded.config("backends", backend_name)
-    device = getattr(config, "device", None)
-    device = cls.device if device in (None, "auto") else device
-    return pricing_for(loaded.suite, model=spec.model, device=device, api=cls.device == "api")
+    return pricing_of_spec(loaded.suite, next(b for b in loaded.suite.backends if b.name == backend_name))
 
 
 def _usd(pricing: Pricing, input_tokens: float, output_tokens: float, *, training: bool = False) -> float | None:
@@ -112,78 +102,89 @@ def _usd(pricing: Pricing, input_tokens: float, output_tokens: float, *, trainin
 
 
 def estimate(loaded: LoadedSuite, *, limit: int | None = None, strategies: list[str] | None = None,
-             done: set[tuple[str, str, int]] | None = None, prepared: set[str] = frozenset()) -> Estimate:
+             done: set[tuple[str, str, int]] | None = None, prepared: frozenset[str] | set[str] = frozenset()
+             ) -> Estimate:
     """The plan's tokens and dollars. `done`: answers already in the run folder; `prepared`: strategies whose
     setup (dev answers, training, index) an earlier run of the folder already paid for."""
     suite = loaded.suite
-    ds = loaded.dataset
-    test = ds.test[:limit] if limit else ds.test
-    done = done or set()
-    task = suite.task
-    base_chars = [sum(len(m["content"]) for m in build_messages(task, c)) for c in test]
-    base_messages = [len(build_messages(task, c)) for c in test]
-    target_tokens = sum(tokens(len(c.target)) for c in test) / max(len(test), 1)
-    out = []
-    for spec in suite.strategies:
-        if strategies and spec.name not in strategies:
-            continue
-        backend_spec = suite.backend_for(spec)
-        pricing = _pricing(loaded, backend_spec.name)
-        plan = STRATEGIES.get(spec.kind).plan(loaded.config("strategies", spec.name), ds, suite)
-        training_pricing = pricing
-        if plan.get("training_chars") and pricing.paid:  # a provider's fine-tune answers at fine-tuned prices
-            pricing = pricing_for(suite, model=f"ft:{backend_spec.model}:estimate", device="api", api=True)
-            if pricing.price is not None:
-                pricing.basis = f"tokens x fine-tuned {backend_spec.model} prices ({pricing.price.origin})"
-        todo = sum(1 for c in test for r in range(suite.repeats) if (spec.name, c.id, r) not in done)
-        extra = plan.get("exemplars_chars", 0) + plan.get("context_chars", 0)
-        shots = plan.get("exemplars", 0)
-        per_in = (sum(base_chars) / max(len(test), 1) + extra) / CHARS_PER_TOKEN + MESSAGE_OVERHEAD_TOKENS * (
-            sum(base_messages) / max(len(test), 1) + 2 * shots)
-        max_new = backend_spec.generation.max_new_tokens
-        per_out = min(max(target_tokens + 1, 1), max_new)
-        inference = _usd(pricing, per_in, per_out)
-        est = StrategyEstimate(
-            strategy=spec.name, backend=backend_spec.name, pricing=pricing.basis, paid=pricing.paid, requests=todo,
-            input_tokens=per_in, output_tokens=per_out, output_tokens_max=max_new,
-            inference_usd=None if inference is None else inference * todo,
-            inference_usd_max=None if inference is None else (_usd(pricing, per_in, max_new) or 0) * todo,
-        )
-        if spec.name in prepared:  # setup already done and paid: a resume repeats none of it
-            plan = {k: v for k, v in plan.items() if k not in ("dev_requests", "training_chars", "embedding_chars")}
-            est.notes.append("set up by an earlier run of this folder: no dev, training or indexing cost again")
-        if plan.get("dev_requests"):
-            est.dev_requests = plan["dev_requests"]
-            one = _usd(pricing, per_in, per_out)
-            est.dev_usd = None if one is None else one * est.dev_requests
-        if plan.get("training_chars"):
-            est.training_tokens = tokens(plan["training_chars"])
-            est.training_usd = _usd(training_pricing, est.training_tokens, 0, training=True)
-            if pricing.kind != "tokens":
-                est.notes.append(f"training on a local device: its cost is the measured training time x $/hour "
-                                 f"({plan.get('epochs', 1)} epochs of about {est.training_tokens / plan.get('epochs', 1):,.0f} tokens)")
-        if plan.get("embedding_chars"):
-            est.embedding_tokens = tokens(plan["embedding_chars"])
-            price = plan.get("embedder_usd_per_1m_tokens")
-            est.embedding_usd = None if price is None else est.embedding_tokens * price / 1e6
-        if pricing.kind == "device_hours":
-            est.notes.append("local model: dollars are its measured busy time x $/hour, known after the run")
-        elif pricing.kind == "unknown":
-            est.notes.append(pricing.basis)
-        _judges(loaded, est, per_in, todo, plan)
-        out.append(est)
+    test = loaded.dataset.test[:limit] if limit else loaded.dataset.test
+    prompts = _PromptSizes.of(loaded, test)
+    out = [_strategy_estimate(loaded, spec, prompts, test, done or set(), spec.name in prepared)
+           for spec in suite.strategies if not strategies or spec.name in strategies]
     primary = next(s for s in suite.scorers if s.label == suite.primary_metric)
     binary = bool(SCORERS.get(primary.kind).binary)
-    n = len(test)
     confidence = suite.decision.confidence if suite.decision else 0.95
-    mdd = min_detectable_diff(n, ASSUMED_SD[binary], alpha=1 - confidence)
-    return Estimate(suite=suite.name, test_cases=n, repeats=suite.repeats, strategies=out, min_detectable_diff=mdd,
+    return Estimate(suite=suite.name, test_cases=len(test), repeats=suite.repeats, strategies=out,
+                    min_detectable_diff=min_detectable_diff(len(test), ASSUMED_SD[binary], alpha=1 - confidence),
                     mdd_assumption=f"paired test, {confidence:.0%} confidence, 80% power, per-case differences with sd "
                                    f"{ASSUMED_SD[binary]} ({'0/1 scores, about a quarter of cases disagreeing' if binary else 'continuous scores'})",
                     budget_usd=suite.budget_usd)
 
 
-def _judges(loaded: LoadedSuite, est: StrategyEstimate, per_in: float, todo: int, plan: dict[str, Any]) -> None:
+@dataclass
+class _PromptSizes:
+    """The bare prompt (instructions and case) per test case, on average, and the answers' expected length."""
+
+    chars: float
+    messages: float
+    target_tokens: float
+
+    @classmethod
+    def of(cls, loaded: LoadedSuite, test: list[Case]) -> _PromptSizes:
+        n = max(len(test), 1)
+        prompts = [build_messages(loaded.suite.task, c) for c in test]
+        return cls(chars=sum(sum(len(m["content"]) for m in p) for p in prompts) / n,
+                   messages=sum(len(p) for p in prompts) / n,
+                   target_tokens=sum(chars_to_tokens(len(c.target)) for c in test) / n)
+
+
+def _strategy_estimate(loaded: LoadedSuite, spec: StrategySpec, prompts: _PromptSizes, test: list[Case],
+                       done: set[tuple[str, str, int]], prepared: bool) -> StrategyEstimate:
+    suite = loaded.suite
+    backend_spec = suite.backend_for(spec)
+    pricing = training_pricing = _pricing(loaded, backend_spec.name)
+    plan = STRATEGIES.get(spec.kind).plan(loaded.config("strategies", spec.name), loaded.dataset, suite)
+    if plan.training_chars and pricing.paid:  # a provider's fine-tune answers at fine-tuned prices
+        pricing = pricing_for(suite, model=f"ft:{backend_spec.model}:estimate", device="api", api=True)
+        if pricing.price is not None:
+            pricing.basis = f"tokens x fine-tuned {backend_spec.model} prices ({pricing.price.origin})"
+    todo = sum(1 for c in test for r in range(suite.repeats) if (spec.name, c.id, r) not in done)
+    per_in = chars_to_tokens(prompts.chars + plan.exemplars_chars + plan.context_chars) + MESSAGE_OVERHEAD_TOKENS * (
+        prompts.messages + 2 * plan.exemplars)
+    max_new = backend_spec.generation.max_new_tokens
+    per_out = min(max(prompts.target_tokens + 1, 1), max_new)
+    inference = _usd(pricing, per_in, per_out)
+    est = StrategyEstimate(
+        strategy=spec.name, backend=backend_spec.name, pricing=pricing.basis, paid=pricing.paid, requests=todo,
+        input_tokens=per_in, output_tokens=per_out, output_tokens_max=max_new,
+        inference_usd=None if inference is None else inference * todo,
+        inference_usd_max=None if inference is None else (_usd(pricing, per_in, max_new) or 0) * todo,
+    )
+    if prepared:  # setup already done and paid: a resume repeats none of it
+        plan = plan.after_setup()
+        est.notes.append("set up by an earlier run of this folder: no dev, training or indexing cost again")
+    if plan.dev_requests:
+        est.dev_requests = plan.dev_requests
+        est.dev_usd = None if inference is None else inference * est.dev_requests
+    if plan.training_chars:
+        est.training_tokens = chars_to_tokens(plan.training_chars)
+        est.training_usd = _usd(training_pricing, est.training_tokens, 0, training=True)
+        if pricing.kind != "tokens":
+            est.notes.append(f"training on a local device: its cost is the measured training time x $/hour "
+                             f"({plan.epochs} epochs of about {est.training_tokens / plan.epochs:,.0f} tokens)")
+    if plan.embedding_chars:
+        est.embedding_tokens = chars_to_tokens(plan.embedding_chars)
+        price = plan.embedder_usd_per_1m_tokens
+        est.embedding_usd = None if price is None else est.embedding_tokens * price / 1e6
+    if pricing.kind == "device_hours":
+        est.notes.append("local model: dollars are its measured busy time x $/hour, known after the run")
+    elif pricing.kind == "unknown":
+        est.notes.append(pricing.basis)
+    _judges(loaded, est, per_in, todo, plan)
+    return est
+
+
+def _judges(loaded: LoadedSuite, est: StrategyEstimate, per_in: float, todo: int, plan: StrategyPlan) -> None:
     k = 1
     cfg = loaded.config("strategies", est.strategy).model_dump()
     top_k = cfg.get("top_k")
@@ -193,7 +194,7 @@ def _judges(loaded: LoadedSuite, est: StrategyEstimate, per_in: float, todo: int
         cls = SCORERS.get(spec.kind)
         if not getattr(cls, "deferred", False):
             continue
-        if cls.conditional and not plan.get("context_chars"):
+        if cls.conditional and not plan.context_chars:
             continue  # context metrics judge only strategies that retrieve
         config = loaded.config("scorers", spec.label)
         judge = getattr(config, "judge", None)
@@ -209,27 +210,26 @@ def _judges(loaded: LoadedSuite, est: StrategyEstimate, per_in: float, todo: int
 
 
 def render(e: Estimate) -> list[str]:
-    def usd(x: float | None) -> str:
-        return "after the run" if x is None else f"${x:,.4f}" if x < 1 else f"${x:,.2f}"
-
+    """The estimate as `harness estimate` prints it."""
+    after = "after the run"
     lines = [f"{e.suite}: estimate for {e.test_cases} test cases x {e.repeats} repeat(s), before any call "
              f"(tokens at ~{CHARS_PER_TOKEN} characters each)"]
     for s in e.strategies:
         lines.append(f"  {s.strategy} ({s.backend}; {s.pricing})")
         lines.append(f"    inference: {s.requests} requests x {s.input_tokens:,.0f} in + {s.output_tokens:,.0f} out tokens "
-                     f"(at most {s.output_tokens_max}): {usd(s.inference_usd)}"
-                     + (f" (at most {usd(s.inference_usd_max)})" if s.inference_usd_max is not None else ""))
+                     f"(at most {s.output_tokens_max}): {usd(s.inference_usd, unknown=after)}"
+                     + (f" (at most {usd(s.inference_usd_max, unknown=after)})" if s.inference_usd_max is not None else ""))
         if s.dev_requests:
-            lines.append(f"    dev answers (choosing settings): {s.dev_requests} requests: {usd(s.dev_usd)}")
+            lines.append(f"    dev answers (choosing settings): {s.dev_requests} requests: {usd(s.dev_usd, unknown=after)}")
         if s.training_tokens:
-            lines.append(f"    training: {s.training_tokens:,.0f} tokens (examples x epochs): {usd(s.training_usd)}")
+            lines.append(f"    training: {s.training_tokens:,.0f} tokens (examples x epochs): {usd(s.training_usd, unknown=after)}")
         if s.embedding_tokens:
-            lines.append(f"    indexing: {s.embedding_tokens:,.0f} tokens embedded: {usd(s.embedding_usd)}"
+            lines.append(f"    indexing: {s.embedding_tokens:,.0f} tokens embedded: {usd(s.embedding_usd, unknown=after)}"
                          + ("" if s.embedding_usd is not None else " (local embedder: busy time)"))
         if s.judge_calls:
-            lines.append(f"    judging (evaluation only): {s.judge_calls} calls: {usd(s.judge_usd)}")
+            lines.append(f"    judging (evaluation only): {s.judge_calls} calls: {usd(s.judge_usd, unknown=after)}")
         lines += [f"    note: {n}" for n in s.notes]
-    lines.append(f"paid to providers (expected): ${e.paid_usd:,.4f}"
+    lines.append(f"paid to providers (expected): {usd(e.paid_usd)}"
                  + (f" of budget_usd ${e.budget_usd:g}" if e.budget_usd is not None else ""))
     if e.min_detectable_diff is not None:
         lines.append(f"minimum detectable difference with {e.test_cases} test cases: about {e.min_detectable_diff:.3f} "
@@ -253,10 +253,10 @@ def check_budget(loaded: LoadedSuite, est: Estimate, already_paid: float) -> Non
         fixed = est.paid_usd - per_case * est.test_cases
         fits = int((budget - already_paid - fixed) / per_case) if per_case > 0 else 0
         fewer = (f"run fewer cases (about --limit {fits} fits), " if fits >= 1 else "")
-        paid = f"${already_paid:,.4f} already paid, " if already_paid else ""
+        paid = f"{usd(already_paid)} already paid, " if already_paid else ""
         raise ConfigError(
-            f"{loaded.where(('budget_usd',))}: the estimate is ${total:,.4f} ({paid}most for '{biggest.strategy}': "
-            f"${biggest.paid_usd:,.4f}), above budget_usd ${budget:g}. Nothing was spent. "
+            f"{loaded.where(('budget_usd',))}: the estimate is {usd(total)} ({paid}most for '{biggest.strategy}': "
+            f"{usd(biggest.paid_usd)}), above budget_usd ${budget:g}. Nothing was spent. "
             f"Fix: raise budget_usd, {fewer}or run fewer strategies (--strategies); "
             f"`harness estimate {loaded.path}` shows the figures.")
 

@@ -1,4 +1,6 @@
-"""The run folder: `run.json` (typed, versioned) and `cases.jsonl` (one line per strategy x case x repeat).
+"""The run folder on disk: `run.json` (a `RunRecord`, versioned), `cases.jsonl` (one `CaseResult` line per strategy
+x case x repeat, appended as each finishes), `suite.sha256` (which suite and data the results belong to), and
+`spend.jsonl` (provider charges that are not answers). One reader for each file, used by the run and the report.
 
 Load the cases with pandas in one line: `pd.read_json("runs/quickstart/cases.jsonl", lines=True)`.
 """
@@ -7,149 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, Field, field_validator
+from typing import Any
 
 from harness.errors import RunFolderError, redact
+from harness.records.cases import CaseResult
+from harness.records.run import SCHEMA_VERSION, RunRecord, upgrade_v1
 
-SCHEMA_VERSION = 1
-
-
-class CaseScore(BaseModel):
-    value: float | None
-    invalid: bool = False
-    detail: dict[str, Any] = Field(default_factory=dict)
-
-
-class CaseResult(BaseModel):
-    """One line of cases.jsonl."""
-
-    strategy: str
-    case_id: str
-    repeat: int
-    input: Any
-    target: str
-    prompt: str | None = None
-    output: str | None = None
-    error: str | None = None
-    scores: dict[str, CaseScore] = Field(default_factory=dict)
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_input_tokens: int = 0  # prompt tokens the provider served from its cache (billed at the cached price)
-    # The prompt's tokens by part (instructions, exemplars, context, input, template) and the output's.
-    tokens: dict[str, int] = Field(default_factory=dict)
-    cost_usd: float | None = None  # what this answer cost (0 for a cache hit); None when the model has no price
-    paid_usd: float = 0.0  # the part of cost_usd billed by providers (token-priced calls): counts against budget_usd
-    latency_s: float | None = None
-    latency_kind: str = "request"
-    compute_s: float = 0.0
-    batch_size: int = 1
-    ttft_s: float | None = None
-    cache_hit: bool = False
-    meta: dict[str, Any] = Field(default_factory=dict)
-    finished_at: datetime
-
-    @property
-    def key(self) -> tuple[str, str, int]:
-        return (self.strategy, self.case_id, self.repeat)
-
-    @field_validator("error")
-    @classmethod
-    def _no_secrets(cls, error: str | None) -> str | None:
-        # A provider's error body may quote the key it was sent; every recorded error passes here.
-        return redact(error) if error else error
-
-
-class MetricSummary(BaseModel):
-    mean: float | None
-    ci_low: float | None
-    ci_high: float | None
-    ci_method: str
-    n: int  # cases in the denominator (errors count as 0)
-    n_scored: int
-    n_unscored: int
-    n_invalid: int
-
-
-class LatencySummary(BaseModel):
-    n: int
-    p50_s: float | None
-    p95_s: float | None
-    p99_s: float | None
-    mean_s: float | None
-    how: str
-    ttft_p50_s: float | None = None  # time to first token, where answers were streamed
-    ttft_p95_s: float | None = None
-
-
-class StrategySummary(BaseModel):
-    strategy: str
-    backend: str
-    n_planned: int
-    n_done: int
-    n_errors: int
-    n_cache_hits: int
-    metrics: dict[str, MetricSummary]
-    latency: LatencySummary
-    input_tokens_mean: float | None
-    output_tokens_mean: float | None
-    throughput_output_tok_s: float | None
-    compute_s_total: float
-    tokens_mean: dict[str, float] = Field(default_factory=dict)  # per request, by part (see economics.TOKEN_PARTS)
-    setup: dict[str, Any] = Field(default_factory=dict)
-    cost: StrategyCost | None = None
-    retrieval: RetrievalSummary | None = None  # strategies that retrieve (rag)
-
-
-class StrategyCost(BaseModel):
-    """What a strategy costs in production and what this run spent on it (see harness.costs.prices)."""
-
-    pricing: dict[str, Any]  # how calls were priced: tokens at which prices, or busy time at which $/hour
-    per_request_usd: float | None  # one production request (test-set mean)
-    per_request_by_part_usd: dict[str, float] = Field(default_factory=dict)  # token-priced: what each part costs
-    busy_s_per_request: float | None = None
-    device_usd_per_hour: float | None = None
-    hosting_usd_per_hour: float = 0.0
-    setup_usd: float = 0.0  # one-off: training, indexing, dev selection
-    setup_items: list[dict[str, Any]] = Field(default_factory=list)  # each {what, usd, basis}
-    evaluation_usd: float = 0.0  # judges scoring this run's answers: not a production cost
-    run_usd: float = 0.0  # what this run spent on the strategy: test answers + setup + evaluation
-    notes: list[str] = Field(default_factory=list)
-
-
-class RetrievalSummary(BaseModel):
-    """Retrieval apart from generation: its own latency, the context it put in prompts, what did not fit."""
-
-    latency: LatencySummary
-    context_tokens_mean: float | None
-    contexts_used_mean: float | None
-    contexts_dropped_total: int
-    cases_with_dropped_contexts: int
-
-
-class RunRecord(BaseModel):
-    schema_version: int = SCHEMA_VERSION
-    harness_version: str
-    status: Literal["running", "complete", "interrupted", "incomplete", "failed"]
-    suite_name: str
-    suite_path: str
-    suite_sha256: str
-    suite: dict[str, Any]
-    started_at: datetime
-    finished_at: datetime | None = None
-    primary_metric: str
-    strategies: dict[str, StrategySummary] = Field(default_factory=dict)
-    # The best strategy on the primary metric against each other one, paired on the same cases (harness.verdict.stats).
-    comparisons: list[dict[str, Any]] = Field(default_factory=list)
-    prices: dict[str, Any] = Field(default_factory=dict)  # the price sheet's version and date, the suite's overrides
-    decision: dict[str, Any] | None = None  # harness.verdict.decide.Decision
-    budget: dict[str, Any] = Field(default_factory=dict)  # budget_usd, paid so far, calls skipped at the cap
-    manifest: dict[str, Any] = Field(default_factory=dict)
-    options: dict[str, Any] = Field(default_factory=dict)
-
+RESULT_FILES = ("cases.jsonl", "run.json", "spend.jsonl", "decision.md")
 
 def write_json_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
@@ -165,13 +33,27 @@ def read_run(run_dir: Path) -> RunRecord:
         raise RunFolderError(f"{path}: not found; is {run_dir} a run folder written by `harness compare`?") from None
     except ValueError as exc:
         raise RunFolderError(f"{path}: not valid JSON ({exc}).") from None
-    version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if version == 1:
+        data = upgrade_v1(data)
+    elif version != SCHEMA_VERSION:
         raise RunFolderError(
-            f"{path}: written with run schema version {version}; this harness reads version {SCHEMA_VERSION}. "
+            f"{path}: written with run schema version {version}; this harness reads run schema version {SCHEMA_VERSION} (and upgrades version 1). "
             "Fix: rerun `harness compare` with this version, or use the harness version that wrote it."
         )
-    return RunRecord.model_validate(data)
+    try:
+        return RunRecord.model_validate(data)
+    except ValueError as exc:
+        raise RunFolderError(f"{path}: not a run record this harness can read ({_first_error(exc)}). Fix: rerun "
+                             "`harness compare` into a new --out folder.") from None
+
+
+def _first_error(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        return f"{'.'.join(str(x) for x in first['loc'])}: {first['msg']}"
+    return str(exc)
 
 
 class CasesFile:
@@ -197,24 +79,8 @@ class CasesFile:
             self.superseded = 0
 
     def read(self) -> list[CaseResult]:
-        # Split on "\n" only: JSON strings may hold U+2028 and friends, which str.splitlines() would break on.
-        if not self.path.exists():
-            return []
-        raw = self.path.read_bytes()
-        good_end = raw.rfind(b"\n") + 1
-        if good_end < len(raw):  # a torn last line from an interrupted write
-            with self.path.open("r+b") as fh:
-                fh.truncate(good_end)
-            raw = raw[:good_end]
-        rows = []
-        for number, line in enumerate(raw.decode("utf-8").split("\n"), start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(CaseResult.model_validate_json(line))
-            except ValueError as exc:
-                raise RunFolderError(f"{self.path}:{number}: unreadable result line ({exc.__class__.__name__}). Fix: delete the run folder or use --out.") from None
-        return rows
+        """Every line, in file order; a line torn by a kill at the end is cut off (the writer's view)."""
+        return [row for _, row in read_cases(self.path, repair=True)]
 
     def rewrite(self, results: list[CaseResult]) -> None:
         """Replace the file atomically (a reader sees the old or the new file, never a mix)."""
@@ -233,3 +99,43 @@ class CasesFile:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+
+
+def read_cases(path: Path, *, repair: bool = False) -> Iterator[tuple[int, CaseResult]]:
+    """(byte offset, result) for each line of a cases.jsonl. A last line torn by an interrupted write is skipped
+    (cut off the file when `repair`); any other unreadable line is refused with its line number."""
+    # Split on "\n" only: JSON strings may hold U+2028 and friends, which str.splitlines() would break on.
+    if not path.exists():
+        return
+    raw = path.read_bytes()
+    good_end = raw.rfind(b"\n") + 1
+    if good_end < len(raw) and repair:  # a torn last line from an interrupted write
+        with path.open("r+b") as fh:
+            fh.truncate(good_end)
+    offset = 0
+    for number, line in enumerate(raw[:good_end].split(b"\n"), start=1):
+        start, offset = offset, offset + len(line) + 1
+        if not line.strip():
+            continue
+        try:
+            yield start, CaseResult.model_validate_json(line)
+        except ValueError as exc:
+            raise RunFolderError(f"{path}:{number}: unreadable result line ({exc.__class__.__name__}). "
+                                 "Fix: delete the run folder or use --out.") from None
+
+
+def open_run_folder(run_dir: Path, fingerprint: str, *, overwrite: bool) -> CasesFile:
+    """The run folder for a suite with this fingerprint, created if new. Results of another suite (or of this one
+    before its data changed) are refused rather than mixed; `overwrite` discards them."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    marker = run_dir / "suite.sha256"
+    if marker.exists() and marker.read_text().strip() != fingerprint and not overwrite:
+        raise RunFolderError(
+            f"{run_dir} holds results of a different suite (or of this suite before it or its data changed); "
+            "resuming would mix them.\nFix: pass --out NEW_DIR, or --overwrite to discard those results."
+        )
+    if overwrite:
+        for name in RESULT_FILES:
+            (run_dir / name).unlink(missing_ok=True)
+    marker.write_text(fingerprint + "\n")
+    return CasesFile(run_dir / "cases.jsonl")

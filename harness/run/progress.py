@@ -5,9 +5,29 @@ from __future__ import annotations
 import os
 import sys
 import time
+from typing import Protocol
 
 
-def make_progress(console=None):
+class Progress(Protocol):
+    def start(self, name: str, total: int) -> None: ...
+    def advance(self, n: int = 1) -> None: ...
+    def finish(self) -> None: ...
+
+
+class QuietProgress:
+    """No output (library use, tests)."""
+
+    def start(self, name: str, total: int) -> None:
+        pass
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+def make_progress(console=None) -> PlainProgress | RichProgress:
     interactive = sys.stderr.isatty() and not os.environ.get("CI")
     return RichProgress(console) if interactive else PlainProgress()
 

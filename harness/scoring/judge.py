@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from harness.backends.base import Backend, GenRequest, GenResult
-from harness.scoring.text import first_json_object
+from harness.errors import BudgetReached
+from harness.records.setup import JudgeCounts
+from harness.scoring.json_match import first_json_object
 from harness.suite.schema import GenerationParams
 
 # (requests) -> [(result, answered from cache)], in order; the runner's cached, counted generation.
@@ -25,22 +26,6 @@ Generate = Callable[[Backend, list[GenRequest]], list[tuple[GenResult, bool]]]
 
 class JudgeError(Exception):
     """The judge could not give a usable verdict (call failed, or replies never parsed)."""
-
-
-@dataclass
-class JudgeCounts:
-    requests: int = 0  # asked for by the metrics (what a judge without cache or dedup would pay)
-    calls: int = 0  # sent to the judge model
-    cache_hits: int = 0
-    parse_failures: int = 0
-    failed_verdicts: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    compute_s: float = 0.0
-
-    def add(self, other: JudgeCounts) -> None:
-        for name, value in other.__dict__.items():
-            setattr(self, name, getattr(self, name) + value)
 
 
 def bounded(schema: Any, *, max_chars: int, max_items: int = 8, binary: frozenset[str] = frozenset()) -> Any:

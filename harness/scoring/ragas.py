@@ -17,7 +17,8 @@ from pydantic import Field
 from harness.suite.data import Case
 from harness.errors import require
 from harness.scoring.judge import Judge, JudgeError
-from harness.scoring.text import Score, Scorer
+from harness.records.cases import CaseMeta
+from harness.scoring.base import Score, Scorer
 from harness.suite.schema import StrictModel
 
 
@@ -86,12 +87,12 @@ def judge_embeddings(name: str):
     return Embeddings()
 
 
-def contexts_given(meta: dict[str, Any]) -> list[str] | None:
+def contexts_given(meta: CaseMeta) -> list[str] | None:
     """The retrieved texts the model was actually given (rank order, before any were dropped for length)."""
-    found = meta.get("retrieval")
+    found = meta.retrieval
     if not found:
         return None
-    return found["texts"][: found.get("used", len(found["texts"]))]
+    return found.texts[: found.used]
 
 
 class RagasScorer(Scorer):
@@ -118,7 +119,7 @@ class RagasScorer(Scorer):
     def inputs(self, answer: str, case: Case, contexts: list[str] | None) -> dict[str, Any]:
         raise NotImplementedError
 
-    async def ascore(self, answer: str, case: Case, meta: dict[str, Any]) -> Score | None:
+    async def ascore(self, answer: str, case: Case, meta: CaseMeta) -> Score | None:
         contexts = contexts_given(meta)
         if self.needs_contexts and contexts is None:
             return None

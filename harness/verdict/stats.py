@@ -12,43 +12,42 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
-
 import numpy as np
+
+from harness.records.decision import PairedComparison
 
 ALPHA = 0.05
 POWER = 0.8
+CONFIDENCE = 0.95
+# BCa needs a jackknife over all n cases (O(n^2) work); above this size the percentile interval is as good.
+BCA_MAX_N = 2000
 
 
-@dataclass
-class PairedComparison:
-    a: str
-    b: str
-    n: int  # cases both strategies answered
-    mean_a: float
-    mean_b: float
-    diff: float  # mean of A - B per case
-    ci_low: float | None
-    ci_high: float | None
-    test: str
-    p_value: float
-    wins: int  # cases where A scored higher
-    losses: int
-    ties: int
-    min_detectable_diff: float | None
-    cases_needed: int | None  # to settle the observed difference (None when settled, or no difference at all)
-    p_holm: float | None = None
-    sd_diff: float = 0.0  # standard deviation of the per-case differences
-    alpha: float = ALPHA
+def wilson(successes: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Wilson score interval of a proportion; (nan, nan) with no cases."""
+    from scipy.stats import binomtest
 
-    @property
-    def settled(self) -> bool:
-        p = self.p_holm if self.p_holm is not None else self.p_value
-        return p < self.alpha
+    if n == 0:
+        return (math.nan, math.nan)
+    ci = binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return (float(ci.low), float(ci.high))
 
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "settled": self.settled}
+
+def bootstrap_ci(values: np.ndarray, confidence: float = CONFIDENCE, *, seed: int = 0) -> tuple[float, float]:
+    """BCa bootstrap interval of the mean; (nan, nan) when there is nothing to resample (n < 2 or all equal)."""
+    from scipy.stats import bootstrap
+
+    if len(values) < 2 or np.all(values == values[0]):
+        return (math.nan, math.nan)
+    method = "BCa" if len(values) <= BCA_MAX_N else "percentile"
+    res = bootstrap((values,), np.mean, confidence_level=confidence, n_resamples=2000, method=method, batch=200,
+                    random_state=np.random.default_rng(seed))
+    low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    if math.isnan(low) or math.isnan(high):  # BCa can fail on very skewed data; fall back to percentiles
+        res = bootstrap((values,), np.mean, confidence_level=confidence, n_resamples=2000, method="percentile",
+                        random_state=np.random.default_rng(seed))
+        low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return (low, high)
 
 
 def _z(q: float) -> float:
@@ -79,8 +78,6 @@ def permutation_p(diffs: np.ndarray, *, seed: int = 0, n_resamples: int = 10_000
 
 def paired_bootstrap_ci(diffs: np.ndarray, *, confidence: float = 0.95, seed: int = 0) -> tuple[float | None, float | None]:
     """Bootstrap interval of the mean per-case difference (cases resampled in pairs)."""
-    from harness.verdict.summary import bootstrap_ci
-
     if len(diffs) < 2:
         return None, None
     if np.all(diffs == diffs[0]):
@@ -149,10 +146,11 @@ def compare_paired(a: str, b: str, scores_a: Mapping[str, float], scores_b: Mapp
     alpha = 1 - confidence
     needed = cases_needed(mean_diff, sd, alpha=alpha) if p >= alpha else None
     return PairedComparison(
-        a=a, b=b, n=n, mean_a=float(xa.mean()) if n else math.nan, mean_b=float(xb.mean()) if n else math.nan,
+        a=a, b=b, n=n, mean_a=float(xa.mean()) if n else None, mean_b=float(xb.mean()) if n else None,
         diff=mean_diff, ci_low=low, ci_high=high, test="mcnemar_exact" if zero_one else "paired_permutation",
         p_value=p, wins=wins, losses=losses, ties=n - wins - losses,
         min_detectable_diff=min_detectable_diff(n, sd, alpha=alpha), cases_needed=needed, sd_diff=sd, alpha=alpha,
+        settled=p < alpha,
     )
 
 
@@ -161,6 +159,7 @@ def adjust(comparisons: list[PairedComparison]) -> list[PairedComparison]:
     m = len(comparisons)
     for comparison, p in zip(comparisons, holm([c.p_value for c in comparisons]), strict=True):
         comparison.p_holm = p
+        comparison.settled = p < comparison.alpha
         if p >= comparison.alpha and comparison.diff != 0:  # counted at Holm's strictest level, alpha / m
             comparison.cases_needed = cases_needed(comparison.diff, comparison.sd_diff, alpha=comparison.alpha / m)
     return comparisons

@@ -1,5 +1,6 @@
-"""Aggregates results: means with 95% CIs (Wilson for 0/1 scores, bootstrap otherwise), error and unscored
-counts, latency percentiles without cache hits, tokens and throughput. Plain functions, reused by reports."""
+"""Summarising a run: per strategy, means with 95% CIs (Wilson for 0/1 scores, bootstrap otherwise), error and
+unscored counts, latency percentiles without cache hits, tokens, retrieval and cost. Pure functions of what the run
+folder holds (its suite, cases.jsonl and each strategy's setup), so a report or a rerun gets the same numbers."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from harness.run.folder import CaseResult, LatencySummary, MetricSummary, RetrievalSummary, StrategyCost, StrategySummary
+from harness.costs.pricing import Pricing, pricing_of, pricing_of_spec, strategy_cost
+from harness.costs.tokens import TOKEN_PARTS
+from harness.records.cases import CaseResult
+from harness.records.setup import StrategySetup
+from harness.records.summary import LatencySummary, MetricSummary, RetrievalSummary, StrategySummary
+from harness.suite.schema import Suite
+from harness.verdict.stats import BCA_MAX_N, bootstrap_ci, wilson
 
-CONFIDENCE = 0.95
-# BCa needs a jackknife over all n cases (O(n^2) work); above this size the percentile interval is as good.
-BCA_MAX_N = 2000
 
 
 def latest(results: Iterable[CaseResult]) -> dict[tuple[str, str, int], CaseResult]:
@@ -24,33 +28,7 @@ def latest(results: Iterable[CaseResult]) -> dict[tuple[str, str, int], CaseResu
     return out
 
 
-def wilson(successes: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    from scipy.stats import binomtest
-
-    if n == 0:
-        return (math.nan, math.nan)
-    ci = binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
-    return (float(ci.low), float(ci.high))
-
-
-def bootstrap_ci(values: np.ndarray, confidence: float = CONFIDENCE, *, seed: int = 0) -> tuple[float, float]:
-    """BCa bootstrap interval of the mean; (nan, nan) when there is nothing to resample (n < 2 or all equal)."""
-    from scipy.stats import bootstrap
-
-    if len(values) < 2 or np.all(values == values[0]):
-        return (math.nan, math.nan)
-    method = "BCa" if len(values) <= BCA_MAX_N else "percentile"
-    res = bootstrap((values,), np.mean, confidence_level=confidence, n_resamples=2000, method=method, batch=200,
-                    random_state=np.random.default_rng(seed))
-    low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
-    if math.isnan(low) or math.isnan(high):  # BCa can fail on very skewed data; fall back to percentiles
-        res = bootstrap((values,), np.mean, confidence_level=confidence, n_resamples=2000, method="percentile",
-                        random_state=np.random.default_rng(seed))
-        low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
-    return (low, high)
-
-
-def per_case_values(rows: list[CaseResult], metric: str) -> tuple[dict[str, list[float]], int, int]:
+def per_case_values(rows: list[CaseResult], metric: str) -> tuple[dict[str, list[float]], int, int, int]:
     """Scores per case id (a list over repeats). Errors count as 0; unscored answers are left out and counted."""
     values: dict[str, list[float]] = defaultdict(list)
     unscored = invalid = scored = 0
@@ -110,70 +88,11 @@ def summarize_latency(rows: list[CaseResult]) -> LatencySummary:
 
 def tokens_by_part(rows: list[CaseResult]) -> dict[str, float]:
     """Mean tokens per request by part (instructions, exemplars, context, input, template, output)."""
-    from harness.costs.prices import TOKEN_PARTS
-
     ok = [r for r in rows if r.error is None and r.tokens]
     if not ok:
         return {}
     return {part: float(np.mean([r.tokens.get(part, 0) for r in ok])) for part in TOKEN_PARTS
             if any(part in r.tokens for r in ok)}
-
-
-def summarize_cost(rows: list[CaseResult], setup: dict, pricing, *, tokens: dict[str, float]) -> StrategyCost:
-    """A strategy's production cost per request (priced from every answer, cache hits included: production pays
-    each request), its one-off setup items, fixed hosting, evaluation (judge) cost, and what this run spent."""
-    from harness.costs.prices import token_cost
-
-    ok = [r for r in rows if r.error is None]
-    notes: list[str] = []
-    per_request = busy = None
-    by_part: dict[str, float] = {}
-    if pricing.kind == "tokens" and ok:
-        price = pricing.price
-        per_request = float(np.mean([token_cost(price, r.input_tokens, r.output_tokens, r.cached_input_tokens) for r in ok]))
-        in_price, out_price = (price.per_1m("input") or 0) / 1e6, (price.per_1m("output") or 0) / 1e6
-        by_part = {k: v * (out_price if k == "output" else in_price) for k, v in tokens.items()}
-    elif pricing.kind == "device_hours" and ok:
-        timed = [r.compute_s for r in ok if r.compute_s > 0]
-        if timed:
-            busy = float(np.mean(timed))
-            per_request = busy / 3600 * pricing.usd_per_hour
-        else:
-            notes.append("no busy time measured for these answers")
-    elif pricing.kind == "unknown":
-        notes.append(pricing.basis)
-    queries = [r.meta["retrieval"]["query_embedding_usd"] for r in ok
-               if "query_embedding_usd" in (r.meta.get("retrieval") or {})]
-    if queries and per_request is not None:  # an API embedder's charge for embedding each query
-        per_request += float(np.mean(queries))
-        by_part["query_embedding"] = float(np.mean(queries))
-    given = setup.get("given") or {}
-    items = []
-    for what, key in (("training", "training_cost"), ("indexing", "indexing_cost")):
-        if given.get(f"{key}_usd") is not None:
-            items.append({"what": what, "usd": given[f"{key}_usd"], "basis": given.get(f"{key}_basis", "")})
-        elif f"{key}_basis" in given:
-            notes.append(f"{what} cost unknown: {given[f'{key}_basis']}")
-    dev = setup.get("dev")
-    if dev and dev.get("cost_usd"):
-        items.append({"what": f"dev answers ({dev.get('answers', dev['calls'])}: choosing settings on dev)", "usd": dev["cost_usd"],
-                      "basis": dev.get("cost_basis", "")})
-    deployment = given.get("deployment") or {}
-    if deployment.get("usd"):
-        items.append({"what": f"deployment hosting during the run ({deployment['hosted_s']:.0f} s)",
-                      "usd": deployment["usd"], "basis": f"hosted time x {deployment['usd_per_hour']} $/h"})
-    hosting = float(given.get("hosting_usd_per_hour") or 0.0)
-    if not hosting and pricing.price is not None and pricing.price.finetuned:
-        hosting = float(pricing.price.price.hosting_usd_per_hour or 0.0)
-    evaluation = sum(e.get("cost_usd") or 0.0 for e in (setup.get("evaluation") or {}).values())
-    setup_usd = float(sum(i["usd"] for i in items))
-    answered = sum(r.cost_usd or 0.0 for r in rows if not r.cache_hit)
-    return StrategyCost(
-        pricing=pricing.as_dict(), per_request_usd=per_request, per_request_by_part_usd=by_part,
-        busy_s_per_request=busy, device_usd_per_hour=pricing.usd_per_hour, hosting_usd_per_hour=hosting,
-        setup_usd=setup_usd, setup_items=items, evaluation_usd=float(evaluation),
-        run_usd=float(answered + setup_usd + evaluation), notes=notes,
-    )
 
 
 def latency_summary(lat: np.ndarray, how: str) -> LatencySummary:
@@ -184,23 +103,23 @@ def latency_summary(lat: np.ndarray, how: str) -> LatencySummary:
 
 
 def summarize_retrieval(rows: list[CaseResult]) -> RetrievalSummary | None:
-    found = [r.meta["retrieval"] for r in rows if r.error is None and r.meta.get("retrieval")]
+    found = [r.meta.retrieval for r in rows if r.error is None and r.meta.retrieval is not None]
     if not found:
         return None
     return RetrievalSummary(
-        latency=latency_summary(np.array([f["retrieval_s"] for f in found]), "per query, one at a time, measured when "
+        latency=latency_summary(np.array([f.retrieval_s for f in found]), "per query, one at a time, measured when "
                                 "the prompt was built (cache hits of the answer included: retrieval ran)"),
-        context_tokens_mean=float(np.mean([f["context_tokens"] for f in found])),
-        contexts_used_mean=float(np.mean([f["used"] for f in found])),
-        contexts_dropped_total=int(sum(f["dropped"] for f in found)),
-        cases_with_dropped_contexts=sum(f["dropped"] > 0 for f in found),
+        context_tokens_mean=float(np.mean([f.context_tokens for f in found])),
+        contexts_used_mean=float(np.mean([f.used for f in found])),
+        contexts_dropped_total=int(sum(f.dropped for f in found)),
+        cases_with_dropped_contexts=sum(f.dropped > 0 for f in found),
     )
 
 
-def summarize_strategy(
-    name: str, backend: str, rows: list[CaseResult], *, n_planned: int, binary: dict[str, bool], setup: dict,
-    pricing=None,
-) -> StrategySummary:
+def summarize_strategy(name: str, backend: str, rows: list[CaseResult], setup: StrategySetup, *, n_planned: int,
+                       binary: dict[str, bool], pricing: Pricing | None = None) -> StrategySummary:
+    """One strategy over its test answers: quality per metric, latency, tokens, retrieval and (with the way its
+    calls are priced) cost."""
     ok = [r for r in rows if r.error is None]
     fresh = [r for r in ok if not r.cache_hit]
     busy = sum(r.compute_s for r in fresh)
@@ -221,8 +140,34 @@ def summarize_strategy(
         tokens_mean=tokens,
         setup=setup,
         retrieval=summarize_retrieval(rows),
-        cost=summarize_cost(rows, setup, pricing, tokens=tokens) if pricing is not None else None,
+        cost=strategy_cost(rows, setup, pricing, tokens=tokens) if pricing is not None else None,
     )
+
+
+def test_rows(suite: Suite, rows: Iterable[CaseResult], *, test_ids: set[str], names: Iterable[str]
+              ) -> dict[str, list[CaseResult]]:
+    """The latest line of each (strategy, case, repeat) on the test plan (every test case, the suite's repeats),
+    per strategy: the strategies with results in the folder, and `names` (this run's) even without any."""
+    final = latest(rows)
+    present = {k[0] for k in final} | set(names)
+    return {spec.name: [r for k, r in final.items() if k[0] == spec.name and k[1] in test_ids and k[2] < suite.repeats]
+            for spec in suite.strategies if spec.name in present}
+
+
+def summarize_run(suite: Suite, by_strategy: dict[str, list[CaseResult]], setups: dict[str, StrategySetup], *,
+                  n_cases: int, binary: dict[str, bool], conditional: set[str]) -> dict[str, StrategySummary]:
+    """Every strategy of `by_strategy` (see `test_rows`), over the full test plan of `n_cases` cases, so a
+    `--limit` or `--strategies` rerun never hides earlier work. `binary`: each metric's 0/1-ness; `conditional`:
+    metrics that apply only to strategies they scored (retrieval metrics)."""
+    out = {}
+    for name, rows in by_strategy.items():
+        applies = {m: b for m, b in binary.items() if m not in conditional or any(m in r.scores for r in rows)}
+        backend = suite.backend_for(next(s for s in suite.strategies if s.name == name))
+        setup = setups.get(name) or StrategySetup(backend=backend.name)
+        pricing = pricing_of(suite, setup.serving) if setup.serving else pricing_of_spec(suite, backend)
+        out[name] = summarize_strategy(name, backend.name, rows, setup, n_planned=n_cases * suite.repeats,
+                                       binary=applies, pricing=pricing)
+    return out
 
 
 def per_case_scores(rows: dict[str, list[CaseResult]], metric: str) -> dict[str, dict[str, float]]:

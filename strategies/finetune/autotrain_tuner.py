@@ -32,7 +32,7 @@ import yaml
 from pydantic import Field
 
 from harness.errors import HarnessError
-from harness.tuner import Checkpoint, Preflight, TrainExample, TuneResult
+from harness.tuner import Checkpoint, Preflight, TrainExample, TuneResult, TunerStats
 from strategies.finetune.common import AdapterConfig, TrainerTuner, cuda_problem, cuda_visible, run_logged
 
 log = logging.getLogger(__name__)
@@ -150,16 +150,16 @@ class AutoTrainTuner(TrainerTuner):
         device = "cpu" if "--cpu" in text.split("Starting SFT", 1)[0] or "Forcing training on CPU" in text else "cuda"
         tokens = self.trained_tokens(pre)
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        stats: dict[str, Any] = {
-            "wall_s": round(wall, 2), "device": device, "engine": "autotrain-advanced", "resumed": False,
-            "steps": curve[-1]["step"] if curve else None, "trained_tokens": tokens,
-            "train_tokens_per_s": round(tokens / wall, 1) if wall else None,
-            "peak_memory_mb": round(peak, 1), "peak_memory_kind": "largest child process peak RSS (AutoTrain's trainer)",
-            "wall_s_basis": "the whole AutoTrain run: data preparation, model loading and training",
-            "device_hours": round(wall / 3600, 9)}
+        stats = TunerStats(
+            wall_s=round(wall, 2), device=device, engine="autotrain-advanced", resumed=False,
+            steps=curve[-1]["step"] if curve else None, trained_tokens=tokens,
+            train_tokens_per_s=round(tokens / wall, 1) if wall else None,
+            peak_memory_mb=round(peak, 1), peak_memory_kind="largest child process peak RSS (AutoTrain's trainer)",
+            wall_s_basis="the whole AutoTrain run: data preparation, model loading and training",
+            device_hours=round(wall / 3600, 9))
         epoch = curve[-1].get("epoch", self.config.epochs) if curve else self.config.epochs
         lora = self.config.method != "full"
-        checkpoint = Checkpoint(epoch=round(float(epoch), 3), step=stats["steps"] or 0, backend_kind="hf",
+        checkpoint = Checkpoint(epoch=round(float(epoch), 3), step=stats.steps or 0, backend_kind="hf",
                                 model=self.ctx.base.model if lora else str(out), adapter=str(out) if lora else None)
         return TuneResult(checkpoints=[checkpoint], curve=curve, stats=stats)
 

@@ -20,6 +20,7 @@ from pydantic import Field
 
 from harness.costs.prices import resolve_price
 from harness.errors import ConfigError, HarnessError, redact, remember_secret, require
+from harness.records.setup import Deployment
 from harness.tuner import Checkpoint
 from strategies.finetune.openai_tuner import OpenAITuner, OpenAITunerConfig
 
@@ -63,11 +64,11 @@ class AzureTuner(OpenAITuner):
         price = resolve_price(f"azure/{self.ctx.base.model}", None)
         return price.price.hosting_usd_per_hour if price else None
 
-    def hosting(self) -> dict[str, Any]:
+    def hosting(self) -> Deployment:
         rate = self.hosting_usd_per_hour()
         hours = self._hosted_s / 3600
-        return {"hosted_s": round(self._hosted_s, 3), "usd_per_hour": rate,
-                "usd": None if rate is None else round(hours * rate, 6), "kept": list(self._deployed)}
+        return Deployment(hosted_s=round(self._hosted_s, 3), usd_per_hour=rate,
+                          usd=None if rate is None else round(hours * rate, 6), kept=list(self._deployed))
 
     # ---- the management API ---------------------------------------------------------------------------
 

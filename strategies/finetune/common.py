@@ -95,7 +95,7 @@ class TrainerTuner(Tuner):
         per_step = self.config.batch_size * self.config.gradient_accumulation
         steps = math.ceil(pre.n_examples / per_step) * self.config.epochs
         return {"steps": steps, "epochs": self.config.epochs,
-                "trained_tokens": int(pre.token_lengths["p50"] * pre.n_examples * self.config.epochs)}
+                "trained_tokens": int(pre.token_lengths.p50 * pre.n_examples * self.config.epochs)}
 
     # ---- the artifact contract -------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from pydantic import Field
 
 from harness.backends.hf import HFBackend, cache_kwarg, pick_device
 from harness.errors import ConfigError, HarnessError, require
-from harness.tuner import Preflight, TrainExample, TuneResult
+from harness.tuner import Preflight, TrainExample, TuneResult, TunerStats
 from strategies.finetune.common import AdapterConfig, TrainerTuner, cuda_problem, serve_prompt_ids
 
 log = logging.getLogger(__name__)
@@ -326,11 +326,12 @@ class LocalTuner(TrainerTuner):
                 log.warning("setting aside the incomplete checkpoint %s", folder.name)
                 folder.rename(folder.with_name(f"incomplete-{folder.name}-{time.time_ns()}"))
 
-    def _stats(self, trainer, device: str, wall: float, resumed: bool, pre: Preflight) -> dict[str, Any]:
+    def _stats(self, trainer, device: str, wall: float, resumed: bool, pre: Preflight) -> TunerStats:
         peak, kind = _peak_memory_mb(device)
         tokens = self.trained_tokens(pre)
-        return {"wall_s": round(wall, 2), "device": device, "processes": self.config.num_processes, "resumed": resumed,
-                "peak_memory_mb": round(peak, 1), "peak_memory_kind": kind, "steps": trainer.state.global_step,
-                "trained_tokens": tokens, "train_tokens_per_s": round(tokens / wall, 1) if wall > 0 else None,
-                "wall_s_basis": "training time summed over every process run that produced the checkpoints",
-                "device_hours": round(wall / 3600 * (self.config.num_processes if device == "cuda" else 1), 9)}
+        return TunerStats(
+            wall_s=round(wall, 2), device=device, processes=self.config.num_processes, resumed=resumed,
+            peak_memory_mb=round(peak, 1), peak_memory_kind=kind, steps=trainer.state.global_step,
+            trained_tokens=tokens, train_tokens_per_s=round(tokens / wall, 1) if wall > 0 else None,
+            wall_s_basis="training time summed over every process run that produced the checkpoints",
+            device_hours=round(wall / 3600 * (self.config.num_processes if device == "cuda" else 1), 9))

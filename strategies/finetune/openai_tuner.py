@@ -21,11 +21,12 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from harness.costs.prices import CHARS_PER_TOKEN, resolve_price
+from harness.costs.prices import resolve_price
+from harness.costs.tokens import MESSAGE_OVERHEAD_TOKENS, approx_tokens
 from harness.errors import ConfigError, HarnessError, provider_error, require
 from harness.run.folder import write_json_atomic
 from harness.suite.schema import StrictModel
-from harness.tuner import Checkpoint, Preflight, TrainExample, Tuner, TuneResult
+from harness.tuner import Checkpoint, Preflight, TrainExample, Tuner, TuneResult, TunerStats
 from strategies.finetune.preflight import preflight
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def chat_line(example: TrainExample) -> str:
 
 def _tokens(example: TrainExample) -> int:
     text = sum(len(m["content"]) for m in example.prompt) + len(example.completion)
-    return -(-text // CHARS_PER_TOKEN) + 4 * (len(example.prompt) + 1)
+    return approx_tokens(text) + MESSAGE_OVERHEAD_TOKENS * (len(example.prompt) + 1)
 
 
 class OpenAITuner(Tuner):
@@ -231,10 +232,10 @@ class OpenAITuner(Tuner):
         price = resolve_price(self.ctx.base.model, None)
         per_1m = price.price.training_per_1m_usd if price else None
         trained = job.trained_tokens or 0
-        stats = {"device": "api", "provider": "openai", "job_id": job_id, "status": job.status,
-                 "wall_s": round(time.time() - started, 3), "trained_tokens": trained, "epochs": epochs,
-                 "fine_tuned_model": job.fine_tuned_model,
-                 "cost_usd": None if per_1m is None else trained * per_1m / 1e6,
-                 "cost_basis": f"trained tokens x {self.ctx.base.model} training price" if per_1m is not None
-                 else f"no training price for {self.ctx.base.model}"}
+        stats = TunerStats(device="api", provider="openai", job_id=job_id, status=job.status,
+                           wall_s=round(time.time() - started, 3), trained_tokens=trained, epochs=epochs,
+                           fine_tuned_model=job.fine_tuned_model,
+                           cost_usd=None if per_1m is None else trained * per_1m / 1e6,
+                           cost_basis=f"trained tokens x {self.ctx.base.model} training price" if per_1m is not None
+                           else f"no training price for {self.ctx.base.model}")
         return TuneResult(checkpoints=found, curve=curve, stats=stats)

@@ -23,7 +23,17 @@ from harness.errors import HarnessError
 from harness.home import harness_home
 from harness.suite.prompts import build_messages, prompt_parts
 from harness.run.folder import write_json_atomic
-from harness.strategy import Strategy, StrategyRequest
+from harness.records.setup import (
+    ChosenCheckpoint,
+    DevScore,
+    EpochScore,
+    FineTuneGiven,
+    ForgettingCheck,
+    MergeInfo,
+    Preflight,
+    SetupCost,
+)
+from harness.strategy import Strategy, StrategyPlan, StrategyRequest
 from harness.suite.schema import StrictModel, explain_errors
 from harness.tuner import Checkpoint, TrainExample, TuneContext, TuneResult
 from strategies.finetune.preflight import structural_problems
@@ -94,7 +104,7 @@ class FineTune(Strategy):
         epochs = getattr(tuner_config, "epochs", 1) or 1
         text = sum(len(m["content"]) for e in training_examples(suite.task, dataset.train) for m in e.prompt)
         text += sum(len(c.target) for c in dataset.train)
-        return {"training_chars": text * epochs, "epochs": epochs, "dev_requests": len(dataset.dev) * epochs}
+        return StrategyPlan(training_chars=text * epochs, epochs=epochs, dev_requests=len(dataset.dev) * epochs)
 
     def _tuner(self):
         cls = TUNERS.get(self.config.tuner.kind)
@@ -145,32 +155,33 @@ class FineTune(Strategy):
             write_json_atomic(done, json.dumps(result.to_json(), indent=1))
         return tuner, pre, result, reused
 
-    def prepare(self) -> dict[str, Any]:
+    def prepare(self) -> FineTuneGiven:
         base = self.ctx.backend
         tuner, pre, result, reused = self.train_or_reuse()
-        tuner_config, workdir = tuner.config, tuner.ctx.workdir
+        workdir = tuner.ctx.workdir
         self._tuner_obj = tuner
         epochs = self._score_checkpoints(result.checkpoints)
         best = self._choose(epochs)
-        chosen = result.checkpoints[best["index"]]
+        chosen = result.checkpoints[best.index]
         self._chosen = chosen
         self.ctx.backend = self._serving_backend(chosen, tuner.serve(chosen))
         self._write_logs(result, epochs)
-        given = self._given(tuner_config, pre, result, epochs, best, reused, workdir)
-        if tuner.hosting_usd_per_hour() is not None:  # a deployment billed by the hour while it exists (Azure)
-            given["hosting_usd_per_hour"] = tuner.hosting_usd_per_hour()
+        given = self._given(tuner.config, pre, result, epochs, best, reused, workdir)
+        # a deployment billed by the hour while it exists (Azure)
+        given.hosting_usd_per_hour = tuner.hosting_usd_per_hour()
         self._given = given
         if self.config.merge:
-            given["merged"] = self._merge(chosen, workdir) if chosen.adapter else {"used": False, "why": "no adapter: full fine-tune"}
+            given.merged = self._merge(chosen, workdir) if chosen.adapter else MergeInfo(
+                used=False, why="no adapter: full fine-tune")
         if self.config.forgetting_check:
             from strategies.finetune.forgetting import forgetting_check
 
-            given["forgetting"] = forgetting_check(
+            given.forgetting = ForgettingCheck.model_validate(forgetting_check(
                 base.source(), chosen.adapter, None if chosen.adapter else chosen.model,
-                result.stats["device"], workdir / f"forgetting-step{chosen.step}.json")
+                result.stats.device, workdir / f"forgetting-step{chosen.step}.json"))
         return given
 
-    def _merge(self, chosen: Checkpoint, workdir) -> dict[str, Any]:
+    def _merge(self, chosen: Checkpoint, workdir) -> MergeInfo:
         """Fold the adapter into the base weights, check greedy answers are unchanged on dev, serve the merge."""
         from peft import PeftModel
         from transformers import AutoModelForCausalLM
@@ -188,10 +199,10 @@ class FineTune(Strategy):
         cases = (self.ctx.dataset.dev or self.ctx.dataset.train)[: self.config.merge_parity_cases]
         params = self.ctx.backend.spec.generation.model_copy(update={"temperature": 0.0})
         requests = [GenRequest(build_messages(self.ctx.suite.task, c), params) for c in cases]
-        before = [r.text for r in self.ctx.answer(self.ctx.backend, requests)]
-        after = [r.text for r in self.ctx.answer(merged_backend, requests)]
+        before = [r.text for r in self.ctx.gateway.answer(self.ctx.backend, requests)]
+        after = [r.text for r in self.ctx.gateway.answer(merged_backend, requests)]
         same = sum(a == b for a, b in zip(before, after, strict=True))
-        info = {"path": str(target), "parity_cases": len(cases), "identical": same, "used": same == len(cases)}
+        info = MergeInfo(path=str(target), parity_cases=len(cases), identical=same, used=same == len(cases))
         if same < len(cases):
             log.warning("%s: the merged model answers %d of %d dev cases differently from the adapter (greedy); "
                         "serving the adapter instead", self.spec.name, len(cases) - same, len(cases))
@@ -212,68 +223,61 @@ class FineTune(Strategy):
         config = HFConfig.model_validate({**base.config.model_dump(), "adapter": checkpoint.adapter})
         return HFBackend(spec, config)
 
-    def _score_checkpoints(self, checkpoints: list[Checkpoint]) -> list[dict[str, Any]]:
+    def _score_checkpoints(self, checkpoints: list[Checkpoint]) -> list[EpochScore]:
         dev = self.ctx.dataset.dev
         rows = []
         for i, ckpt in enumerate(checkpoints):
-            row: dict[str, Any] = {"index": i, "epoch": ckpt.epoch, "step": ckpt.step, "dev_score": None}
+            score = DevScore(dev_score=None)
             if dev:
                 tuner = getattr(self, "_tuner_obj", None)
                 backend = self._serving_backend(ckpt, tuner.serve(ckpt) if tuner else None)
                 params = self.ctx.backend.spec.generation
                 try:
-                    row.update(self.dev_score(backend, [GenRequest(build_messages(self.ctx.suite.task, c), params)
-                                                        for c in dev], dev))
+                    score = self.dev_score(backend, [GenRequest(build_messages(self.ctx.suite.task, c), params)
+                                                     for c in dev], dev)
                 finally:
                     backend.close()
                     if tuner:
                         tuner.release(ckpt)
-            rows.append(row)
+            rows.append(EpochScore(index=i, epoch=ckpt.epoch, step=ckpt.step, **score.model_dump()))
         return rows
 
     @staticmethod
-    def _choose(epochs: list[dict[str, Any]]) -> dict[str, Any]:
-        scored = [e for e in epochs if e["dev_score"] is not None]
+    def _choose(epochs: list[EpochScore]) -> EpochScore:
+        scored = [e for e in epochs if e.dev_score is not None]
         if not scored:  # no dev split: the last checkpoint, and the report says it was not chosen on dev
             return epochs[-1]
-        return max(scored, key=lambda e: (e["dev_score"], -e["index"]))  # ties go to the earlier epoch
+        return max(scored, key=lambda e: (e.dev_score or 0.0, -e.index))  # ties go to the earlier epoch
 
-    def _write_logs(self, result: TuneResult, epochs: list[dict[str, Any]]) -> None:
+    def _write_logs(self, result: TuneResult, epochs: list[EpochScore]) -> None:
         folder = self.ctx.run_dir / "training" / self.spec.name
         folder.mkdir(parents=True, exist_ok=True)
         write_json_atomic(folder / "curve.jsonl", "".join(json.dumps(row) + "\n" for row in result.curve))
-        write_json_atomic(folder / "epochs.jsonl", "".join(json.dumps(row) + "\n" for row in epochs))
+        write_json_atomic(folder / "epochs.jsonl", "".join(e.model_dump_json() + "\n" for e in epochs))
 
-    def _given(self, config, pre, result, epochs, best, reused, workdir) -> dict[str, Any]:
-        scores = [e["dev_score"] for e in epochs]
+    def _given(self, config, pre: Preflight, result: TuneResult, epochs: list[EpochScore], best: EpochScore,
+               reused: bool, workdir) -> FineTuneGiven:
+        scores = [e.dev_score for e in epochs]
         if len(scores) < 2 or None in scores[-2:]:
             rising = None  # unknown: one epoch, or no dev split
         else:
-            rising = best["index"] == len(epochs) - 1 and scores[-1] > scores[-2]
-        if "cost_usd" in result.stats:  # a provider's bill (trained tokens x price), not device time
-            cost, basis = result.stats["cost_usd"], result.stats["cost_basis"]
+            rising = best.index == len(epochs) - 1 and (scores[-1] or 0.0) > (scores[-2] or 0.0)
+        stats = result.stats
+        if stats.device == "api":  # a provider's bill (trained tokens x price), not device time
+            cost, basis = stats.cost_usd, stats.cost_basis or ""
         else:
-            hours = result.stats.get("device_hours", result.stats["wall_s"] / 3600)
-            cost, basis = device_cost(self.ctx.suite, result.stats["device"], hours)
-        return {
-            "tuner": self.config.tuner.kind,
-            "hyperparameters": config.model_dump(mode="json"),
-            "preflight": {"examples": pre.n_examples, "duplicates": pre.n_duplicates, "token_lengths": pre.token_lengths,
-                          "max_length": pre.max_length, "truncated": pre.n_truncated, "total_tokens": pre.total_tokens,
-                          "warnings": pre.warnings},
-            "epochs_trained": len(epochs),
-            "dev_scores": scores,
-            "chosen": {"epoch": best["epoch"], "step": best["step"], "dev_score": best["dev_score"],
-                       "on": "dev" if best["dev_score"] is not None else "last epoch (no dev split)"},
-            "dev_still_rising_at_last_epoch": rising,
-            "training": result.stats,
-            "training_cost_usd": cost,
-            "training_cost_basis": basis,
-            # billed by the provider this run (a reused job was paid for when it ran): counts against budget_usd
-            **({"paid_usd": 0.0 if reused else (cost or 0.0)} if result.stats.get("device") == "api" else {}),
-            "reused_from_cache": reused,
-            "workdir": str(workdir),
-        }
+            hours = stats.device_hours if stats.device_hours is not None else stats.wall_s / 3600
+            cost, basis = device_cost(self.ctx.suite, stats.device, hours)
+        # billed by the provider this run (a reused job was paid for when it ran): counts against budget_usd
+        paid = 0.0 if reused or stats.device != "api" else (cost or 0.0)
+        return FineTuneGiven(
+            tuner=self.config.tuner.kind, hyperparameters=config.model_dump(mode="json"), preflight=pre,
+            epochs_trained=len(epochs), dev_scores=scores,
+            chosen=ChosenCheckpoint(epoch=best.epoch, step=best.step, dev_score=best.dev_score,
+                                    on="dev" if best.dev_score is not None else "last epoch (no dev split)"),
+            dev_still_rising_at_last_epoch=rising, training=stats,
+            setup_costs=[SetupCost(what="training", usd=cost, basis=basis, paid_usd=paid)],
+            reused_from_cache=reused, workdir=str(workdir))
 
     def close(self) -> None:
         tuner, chosen = getattr(self, "_tuner_obj", None), getattr(self, "_chosen", None)
@@ -281,7 +285,7 @@ class FineTune(Strategy):
             tuner.release(chosen, final=True)
         hosting = tuner.hosting() if tuner is not None else None
         if hosting is not None and getattr(self, "_given", None) is not None:
-            self._given["deployment"] = hosting
+            self._given.deployment = hosting
 
     def request(self, case):
         task = self.ctx.suite.task

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from harness.errors import HarnessError
-from harness.tuner import Preflight, TrainExample, TuneResult
+from harness.tuner import Preflight, TrainExample, TuneResult, TunerStats
 from strategies.finetune.common import DEFAULT_LORA_TARGETS, AdapterConfig, TrainerTuner, cuda_problem, run_logged
 
 log = logging.getLogger(__name__)
@@ -84,13 +84,13 @@ class UnslothTuner(TrainerTuner):
         folders = self._checkpoint_folders()
         history = json.loads((folders[-1] / "trainer_state.json").read_text()).get("log_history", []) if folders else []
         tokens = self.trained_tokens(pre)
-        stats: dict[str, Any] = {
-            "wall_s": round(total, 2), "device": child.get("device", "cuda"), "engine": f"unsloth {child.get('unsloth')}",
-            "gpu": child.get("gpu"), "resumed": resumed or child.get("resumed", False), "steps": child["steps"],
-            "peak_memory_mb": child["peak_memory_mb"], "peak_memory_kind": "cuda allocated during training",
-            "trained_tokens": tokens, "train_tokens_per_s": round(tokens / child["wall_s"], 1) if child["wall_s"] else None,
-            "wall_s_basis": "training processes' time, model loading included, summed over every run that made the checkpoints",
-            "device_hours": round(total / 3600, 9)}
+        stats = TunerStats(
+            wall_s=round(total, 2), device=child.get("device", "cuda"), engine=f"unsloth {child.get('unsloth')}",
+            gpu=child.get("gpu"), resumed=resumed or child.get("resumed", False), steps=child["steps"],
+            peak_memory_mb=child["peak_memory_mb"], peak_memory_kind="cuda allocated during training",
+            trained_tokens=tokens, train_tokens_per_s=round(tokens / child["wall_s"], 1) if child["wall_s"] else None,
+            wall_s_basis="training processes' time, model loading included, summed over every run that made the checkpoints",
+            device_hours=round(total / 3600, 9))
         return TuneResult(checkpoints=self._checkpoints(), curve=self.curve_rows(history), stats=stats)
 
 

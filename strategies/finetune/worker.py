@@ -53,7 +53,7 @@ def launch(tuner, examples: list[TrainExample], pre: Preflight) -> TuneResult:
         "workdir": str(workdir),
         "seed": tuner.ctx.seed,
         "examples": [dataclasses.asdict(e) for e in examples],
-        "preflight": dataclasses.asdict(pre),
+        "preflight": pre.model_dump(mode="json"),
     }))
     (workdir / "train_result.json").unlink(missing_ok=True)
     cmd = launch_command(tuner, job)
@@ -89,7 +89,7 @@ def main(job_path: str) -> None:
     tuner = LocalTuner(LocalConfig.model_validate({**job["config"], "num_processes": 1}), ctx)
     examples = [TrainExample(**e) for e in job["examples"]]
     trainers = []
-    result = tuner.train_here(examples, Preflight(**job["preflight"]), trainer_hook=trainers.append)
+    result = tuner.train_here(examples, Preflight.model_validate(job["preflight"]), trainer_hook=trainers.append)
     # Every rank records what it trained, so a test (or a user) can check the ranks agree.
     (ctx.workdir / f"rank-{rank}.sha256").write_text(_trainable_digest(trainers[0]) + "\n")
     if rank == 0:

@@ -27,7 +27,18 @@ from harness.errors import DataError, require
 from harness.home import harness_home
 from harness.suite.prompts import build_messages, prompt_parts
 from harness.run.folder import write_json_atomic
-from harness.strategy import Strategy, StrategyRequest
+from harness.costs.tokens import tokens_to_chars
+from harness.records.cases import CaseMeta, RetrievalTrace
+from harness.records.setup import (
+    CorpusInfo,
+    IndexInfo,
+    RagGiven,
+    RetrieverSettings,
+    SetupCost,
+    TopKCandidate,
+    TopKChoice,
+)
+from harness.strategy import Strategy, StrategyPlan, StrategyRequest
 from harness.suite.schema import StrictModel
 from strategies.rag import corpus as corpus_mod
 from strategies.rag import index as index_mod
@@ -127,11 +138,11 @@ class Rag(Strategy):
 
     # ---- prepare ---------------------------------------------------------------------------------
 
-    def prepare(self) -> dict[str, Any]:
+    def prepare(self) -> RagGiven:
         cfg: RagConfig = self.config
         base = self.ctx.dataset.base or Path(".")
         paths = corpus_mod.resolve(cfg.corpus, base)
-        self.embedder = make_embedder(cfg.embedder)
+        self.embedder = make_embedder(cfg.embedder, cache_queries=self.ctx.use_cache)
         key = index_mod.index_key(corpus_mod.fingerprint(paths), cfg.chunking, self.embedder.identity())
         folder = harness_home() / "indexes" / key
         started = time.perf_counter()
@@ -150,41 +161,34 @@ class Rag(Strategy):
         self._retriever = None
         self.retrieval_calls = 0
         info = index.info
-        hours = info["build_s"] / 3600
-        paid = None
+        paid = 0.0
         if info["embedder"]["kind"] == "openai":
             price, basis = embedding_price(cfg.embedder.model, cfg.embedder.usd_per_1m_tokens, self.ctx.suite)
             tokens = info["embedding"]["tokens"]
             cost = None if price is None else round(tokens / 1e6 * price, 9)
             paid = 0.0 if cached or cost is None else cost  # billed by the provider this run (counts against budget_usd)
         else:
-            cost, basis = device_cost(self.ctx.suite, info["device"], hours)
-        given = {
-            "corpus": {"files": [str(p) for p in cfg.corpus], "documents": info["documents"], "chunks": info["chunks"],
-                       "resplit_for_embedder": info["resplit_for_embedder"]},
-            "index": {"key": key, "reused_from_cache": cached, "build_s": info["build_s"], "chunk_s": info["chunk_s"],
-                      "embed_s": info["embed_s"], "embedder": info["embedder"], "device": info["device"],
-                      "embedding_calls_this_run": 0 if cached else self.embedder.counts()["calls"],
-                      "embedded_texts": info["embedding"]["texts"], "load_s": round(time.perf_counter() - started, 3)},
-            "exemplar_ids": [c.id for c in self.exemplars],
-            "indexing_cost_usd": cost,
-            "indexing_cost_basis": basis,
-            **({"paid_usd": paid} if paid is not None else {}),
-            "retriever": {"kind": cfg.retriever, "top_k": None, "mmr": cfg.mmr, "fetch_k": cfg.fetch_k,
-                          "hybrid_weights": list(cfg.hybrid_weights) if cfg.retriever == "hybrid" else None},
-        }
-        given["top_k_selection"] = self._choose_k()
-        given["retriever"]["top_k"] = self.top_k
-        return given
+            cost, basis = device_cost(self.ctx.suite, info["device"], info["build_s"] / 3600)
+        choice = self._choose_k()
+        return RagGiven(
+            corpus=CorpusInfo(files=[str(p) for p in cfg.corpus], documents=info["documents"], chunks=info["chunks"],
+                              resplit_for_embedder=info["resplit_for_embedder"]),
+            index=IndexInfo(key=key, reused_from_cache=cached, build_s=info["build_s"], chunk_s=info["chunk_s"],
+                            embed_s=info["embed_s"], embedder=info["embedder"], device=info["device"],
+                            embedding_calls_this_run=0 if cached else self.embedder.counts()["calls"],
+                            embedded_texts=info["embedding"]["texts"], load_s=round(time.perf_counter() - started, 3)),
+            exemplar_ids=[c.id for c in self.exemplars],
+            setup_costs=[SetupCost(what="indexing", usd=cost, basis=basis, paid_usd=paid)],
+            retriever=RetrieverSettings(kind=cfg.retriever, top_k=self.top_k, mmr=cfg.mmr, fetch_k=cfg.fetch_k,
+                                        hybrid_weights=list(cfg.hybrid_weights) if cfg.retriever == "hybrid" else None),
+            top_k_selection=choice)
 
     @classmethod
     def plan(cls, config: RagConfig, dataset, suite):
-        from harness.costs.prices import CHARS_PER_TOKEN
-
-        size = config.chunking.size * (CHARS_PER_TOKEN if config.chunking.splitter == "token" else 1)
+        size = tokens_to_chars(config.chunking.size) if config.chunking.splitter == "token" else config.chunking.size
         context = max(config.candidates) * size
         if config.max_context_tokens:
-            context = min(context, config.max_context_tokens * CHARS_PER_TOKEN)
+            context = min(context, tokens_to_chars(config.max_context_tokens))
         train = dataset.train
         per = sum(len(c.input_text()) + len(c.target) + 1 for c in train) / max(len(train), 1)
         corpus = 0
@@ -195,8 +199,8 @@ class Rag(Strategy):
         price = None
         if config.embedder.kind == "openai":
             price, _ = embedding_price(config.embedder.model, config.embedder.usd_per_1m_tokens, suite)
-        return {"context_chars": context, "exemplars_chars": config.exemplars * per, "exemplars": config.exemplars,
-                "dev_requests": dev, "embedding_chars": corpus, "embedder_usd_per_1m_tokens": price}
+        return StrategyPlan(context_chars=context, exemplars_chars=config.exemplars * per, exemplars=config.exemplars,
+                            dev_requests=dev, embedding_chars=corpus, embedder_usd_per_1m_tokens=price)
 
     # ---- per case --------------------------------------------------------------------------------
 
@@ -268,7 +272,7 @@ class Rag(Strategy):
                 words = words[: int(len(words) * 0.8)]
         return kept, used, len(chunks) - len(kept)
 
-    def _choose_k(self) -> dict[str, Any] | None:
+    def _choose_k(self) -> TopKChoice | None:
         """Score each top_k candidate on dev with the primary metric; keep the best (ties: the smaller k)."""
         candidates = self.config.candidates
         if len(candidates) == 1:
@@ -286,22 +290,23 @@ class Rag(Strategy):
         }, sort_keys=True, default=str).encode()).hexdigest()[:24]
         memo = harness_home() / "indexes" / self.index.key / "top_k" / f"{key}.json"
         if memo.exists():
-            choice = json.loads(memo.read_text())
-            self.top_k = choice["chosen"]
-            return {**choice, "reused_from_cache": True}
+            choice = TopKChoice.model_validate_json(memo.read_text())
+            self.top_k = choice.chosen
+            return choice.model_copy(update={"reused_from_cache": True})
         found = [self.retrieve(c.input_text()) for c in dev]
         rows = []
         for k in candidates:
             built = [self._build(c, chunks[:k], elapsed) for c, (chunks, elapsed) in zip(dev, found, strict=True)]
             requests = [GenRequest(r.messages, self.backend.spec.generation) for r in built]
-            rows.append({"top_k": k, **self.dev_score(self.backend, requests, dev, [r.meta for r in built])})
-        scored = [r for r in rows if r["dev_score"] is not None]
-        best = max(scored, key=lambda r: (r["dev_score"], -r["top_k"])) if scored else rows[0]
-        self.top_k = best["top_k"]
-        choice = {"candidates": rows, "chosen": self.top_k, "on": "dev", "metric": self.ctx.suite.primary_metric}
+            score = self.dev_score(self.backend, requests, dev, [r.meta for r in built])
+            rows.append(TopKCandidate(top_k=k, **score.model_dump()))
+        scored = [r for r in rows if r.dev_score is not None]
+        best = max(scored, key=lambda r: (r.dev_score or 0.0, -r.top_k)) if scored else rows[0]
+        self.top_k = best.top_k
+        choice = TopKChoice(candidates=rows, chosen=self.top_k, on="dev", metric=self.ctx.suite.primary_metric)
         memo.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(memo, json.dumps(choice))
-        return {**choice, "reused_from_cache": False}
+        write_json_atomic(memo, choice.model_dump_json(exclude={"reused_from_cache"}))
+        return choice
 
     def request(self, case: Case) -> StrategyRequest:
         chunks, elapsed = self.retrieve(case.input_text())
@@ -311,13 +316,13 @@ class Rag(Strategy):
         kept, used, dropped = self.fit(chunks, self._budget(case))
         context = format_context(kept) if kept else None
         messages = build_messages(self.ctx.suite.task, case, exemplars=self.exemplars, context=context)
-        meta = {"retrieval": {
-            "chunk_ids": [c.id for c in chunks], "doc_ids": [c.doc_id for c in chunks], "texts": [c.text for c in chunks],
-            "used": len(kept), "dropped": dropped, "context_tokens": used, "retrieval_s": round(elapsed, 6),
-            "retriever": self.config.retriever,
-        }}
+        trace = RetrievalTrace(
+            chunk_ids=[c.id for c in chunks], doc_ids=[c.doc_id for c in chunks], texts=[c.text for c in chunks],
+            used=len(kept), dropped=dropped, context_tokens=used, retrieval_s=round(elapsed, 6),
+            retriever=self.config.retriever)
         if self._query_price is not None:  # an API embedder bills each query: part of the request's cost
             tokens = self.embedder.count_tokens([case.input_text()])[0]
-            meta["retrieval"]["query_embedding_usd"] = tokens / 1e6 * self._query_price
+            trace.query_embedding_usd = tokens / 1e6 * self._query_price
+        meta = CaseMeta(retrieval=trace)
         parts = prompt_parts(self.ctx.suite.task, case, exemplars=self.exemplars, context=context)
         return StrategyRequest(messages, meta, parts=parts)

@@ -81,15 +81,15 @@ def test_autotrain_trains_with_the_real_cli_and_serves_its_adapter(tiny_model, t
     record, _ = compare(path, CompareOptions(out=tmp_path / "run"))
     assert record.status == "complete"
     setup = record.strategies["ft"].setup
-    given = setup["given"]
-    assert given["tuner"] == "autotrain" and given["epochs_trained"] == 1 and given["chosen"]["on"] == "dev"
-    stats = given["training"]
-    assert stats["device"] == "cpu" and stats["engine"] == "autotrain-advanced" and stats["wall_s"] > 0
-    assert given["training_cost_usd"] == pytest.approx(stats["wall_s"] / 3600 * 0.36, rel=1e-2)
-    assert setup["serving"]["adapter_sha"] != record.strategies["zero"].setup["serving"]["adapter_sha"]
+    given = setup.given
+    assert given.tuner == "autotrain" and given.epochs_trained == 1 and given.chosen.on == "dev"
+    stats = given.training
+    assert stats.device == "cpu" and stats.engine == "autotrain-advanced" and stats.wall_s > 0
+    assert given.setup_costs[0].usd == pytest.approx(stats.wall_s / 3600 * 0.36, rel=1e-2)
+    assert setup.serving["adapter_sha"] != record.strategies["zero"].setup.serving["adapter_sha"]
     curve = [json.loads(x) for x in (tmp_path / "run" / "training" / "ft" / "curve.jsonl").read_text().splitlines()]
     assert curve and all(row["loss"] > 0 for row in curve)  # read from AutoTrain's own log lines
-    work = Path(given["workdir"]) / "autotrain"
+    work = Path(given.workdir) / "autotrain"
     assert "Starting SFT training" in (work / "autotrain.log").read_text()
     assert (work / "harness-autotrain" / "adapter_config.json").exists()
     assert record.strategies["ft"].n_errors == 0 and len(record.strategies["ft"].metrics) > 0
@@ -146,11 +146,11 @@ def test_unsloth_child_process_contract_with_a_stand_in(tiny_model, tmp_path, mo
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(STANDIN), str(REPO), os.environ.get("PYTHONPATH", "")]))
     path = write_suite(tmp_path / "s", tuner_suite(tiny_model, "unsloth", optimizer="adamw_torch", python=sys.executable))
     record, run = compare(path, CompareOptions(out=tmp_path / "run"))
-    given = record.strategies["ft"].setup["given"]
-    assert given["tuner"] == "unsloth" and given["epochs_trained"] == 2 and len(given["dev_scores"]) == 2
-    assert given["training"]["engine"] == "unsloth stand-in" and given["training"]["steps"] == 6
+    given = record.strategies["ft"].setup.given
+    assert given.tuner == "unsloth" and given.epochs_trained == 2 and len(given.dev_scores) == 2
+    assert given.training.engine == "unsloth stand-in" and given.training.steps == 6
     assert run.counts.dev_calls == 12
-    work = Path(given["workdir"])
+    work = Path(given.workdir)
     job = json.loads((work / "unsloth-job.json").read_text())
     assert job["config"]["rank"] == 4 and len(job["examples"]) == 12 and job["offline"] is True
     curve = [json.loads(x) for x in (tmp_path / "run" / "training" / "ft" / "curve.jsonl").read_text().splitlines()]

@@ -30,15 +30,15 @@ def test_finetune_scores_each_epoch_on_dev_and_serves_the_best(tiny_model, tmp_p
     path = write_suite(tmp_path / "s", ft_suite(tiny_model))
     record, run = compare(path, CompareOptions(out=tmp_path / "run"))
     assert record.status == "complete"
-    given = record.strategies["ft"].setup["given"]
-    assert given["epochs_trained"] == 2 and len(given["dev_scores"]) == 2
-    assert given["chosen"]["on"] == "dev" and given["chosen"]["dev_score"] == max(given["dev_scores"])
-    assert given["preflight"]["examples"] == 12 and given["preflight"]["truncated"] == 0
-    stats = given["training"]
-    assert stats["device"] == "cpu" and stats["steps"] == 6 and stats["trained_tokens"] > 0 and stats["wall_s"] > 0
-    assert given["training_cost_usd"] == pytest.approx(stats["wall_s"] / 3600 * 0.36, rel=1e-2)
-    serving = record.strategies["ft"].setup["serving"]
-    assert serving["adapter_sha"] and serving["adapter_sha"] != record.strategies["zero"].setup["serving"]["adapter_sha"]
+    given = record.strategies["ft"].setup.given
+    assert given.epochs_trained == 2 and len(given.dev_scores) == 2
+    assert given.chosen.on == "dev" and given.chosen.dev_score == max(given.dev_scores)
+    assert given.preflight.n_examples == 12 and given.preflight.n_truncated == 0
+    stats = given.training
+    assert stats.device == "cpu" and stats.steps == 6 and stats.trained_tokens > 0 and stats.wall_s > 0
+    assert given.setup_costs[0].usd == pytest.approx(stats.wall_s / 3600 * 0.36, rel=1e-2)
+    serving = record.strategies["ft"].setup.serving
+    assert serving["adapter_sha"] and serving["adapter_sha"] != record.strategies["zero"].setup.serving["adapter_sha"]
     curve = [json.loads(x) for x in (tmp_path / "run" / "training" / "ft" / "curve.jsonl").read_text().splitlines()]
     assert [row["step"] for row in curve] == [1, 2, 3, 4, 5, 6] and all(row["loss"] > 0 for row in curve)
     epochs = [json.loads(x) for x in (tmp_path / "run" / "training" / "ft" / "epochs.jsonl").read_text().splitlines()]
@@ -57,7 +57,7 @@ def test_finetune_scores_each_epoch_on_dev_and_serves_the_best(tiny_model, tmp_p
         again, run2 = compare(path, CompareOptions(out=tmp_path / "run2"))
     finally:
         mp.undo()
-    assert again.strategies["ft"].setup["given"]["reused_from_cache"] is True
+    assert again.strategies["ft"].setup.given.reused_from_cache is True
     assert run2.counts.dev_calls == 0 and run2.counts.model_calls == 0
     assert again.strategies["ft"].metrics["label_accuracy"].mean == record.strategies["ft"].metrics["label_accuracy"].mean
 
@@ -84,12 +84,12 @@ def test_interrupted_training_resumes_from_its_last_checkpoint(tiny_model, tmp_p
         compare(path, CompareOptions(out=tmp_path / "run", strategies=["ft"]))
     monkeypatch.setattr(SFTTrainer, "__init__", real_init)
     record, _ = compare(path, CompareOptions(out=tmp_path / "run", strategies=["ft"]))
-    given = record.strategies["ft"].setup["given"]
-    assert given["training"]["resumed"] is True and given["epochs_trained"] == 2
+    given = record.strategies["ft"].setup.given
+    assert given.training.resumed is True and given.epochs_trained == 2
     # cost and tokens cover the whole training, not only the resumed half
-    assert given["training"]["trained_tokens"] == 2 * given["preflight"]["total_tokens"]
+    assert given.training.trained_tokens == 2 * given.preflight.total_tokens
     first_half = json.loads(next((tmp_path / "harness-home" / "tuning").rglob("checkpoint-3/harness-elapsed.json")).read_text())
-    assert given["training"]["wall_s"] > first_half["wall_s"] > 0
+    assert given.training.wall_s > first_half["wall_s"] > 0
     curve = [json.loads(x) for x in (tmp_path / "run" / "training" / "ft" / "curve.jsonl").read_text().splitlines()]
     assert [row["step"] for row in curve] == [1, 2, 3, 4, 5, 6]  # steps 1-3 come from the first process's state
 
@@ -124,9 +124,9 @@ def test_merged_adapter_serves_the_same_answers(tiny_model, tmp_path):
     suite["strategies"][1]["config"]["merge"] = True
     path = write_suite(tmp_path / "s", suite)
     record, _ = compare(path, CompareOptions(out=tmp_path / "run", strategies=["ft"]))
-    given = record.strategies["ft"].setup["given"]
-    assert given["merged"]["identical"] == given["merged"]["parity_cases"] == 6 and given["merged"]["used"] is True
-    serving = record.strategies["ft"].setup["serving"]
+    given = record.strategies["ft"].setup.given
+    assert given.merged.identical == given.merged.parity_cases == 6 and given.merged.used is True
+    serving = record.strategies["ft"].setup.serving
     assert serving["adapter_sha"] is None and serving["model"].endswith("merged-step3")
 
 
@@ -134,12 +134,12 @@ def test_two_cpu_processes_train_the_same_adapter(tiny_model, tmp_path):
     """`num_processes: 2` trains under accelerate launch (DDP over gloo); both ranks end with identical weights."""
     path = write_suite(tmp_path / "s", ft_suite(tiny_model, epochs=1, batch_size=2, num_processes=2))
     record, _ = compare(path, CompareOptions(out=tmp_path / "run", strategies=["ft"]))
-    given = record.strategies["ft"].setup["given"]
-    assert given["training"]["steps"] == 3  # 12 examples / (2 per process x 2 processes)
-    workdir = __import__("pathlib").Path(given["workdir"])
+    given = record.strategies["ft"].setup.given
+    assert given.training.steps == 3  # 12 examples / (2 per process x 2 processes)
+    workdir = __import__("pathlib").Path(given.workdir)
     digests = [(workdir / f"rank-{r}.sha256").read_text() for r in (0, 1)]
     assert digests[0] == digests[1]
-    assert given["chosen"]["on"] == "dev" and record.strategies["ft"].n_done == 9
+    assert given.chosen.on == "dev" and record.strategies["ft"].n_done == 9
 
 
 def test_forgetting_check_scores_base_and_fine_tuned_model_with_lm_eval(tiny_model, tmp_path):
@@ -147,10 +147,10 @@ def test_forgetting_check_scores_base_and_fine_tuned_model_with_lm_eval(tiny_mod
     suite["strategies"][1]["config"]["forgetting_check"] = True
     path = write_suite(tmp_path / "s", suite)
     record, _ = compare(path, CompareOptions(out=tmp_path / "run", strategies=["ft"]))
-    check = record.strategies["ft"].setup["given"]["forgetting"]
-    assert check["n"] == 70 and 0 <= check["before"] <= 1 and 0 <= check["after"] <= 1
-    assert check["delta"] == pytest.approx(check["after"] - check["before"])
-    assert check["stderr"]["before"] > 0
+    check = record.strategies["ft"].setup.given.forgetting
+    assert check.n == 70 and 0 <= check.before <= 1 and 0 <= check.after <= 1
+    assert check.delta == pytest.approx(check.after - check.before)
+    assert check.stderr["before"] > 0
 
 
 def test_local_tuner_reports_status_and_events(tiny_model, tmp_path):
@@ -185,7 +185,7 @@ def test_a_half_written_checkpoint_is_set_aside_on_resume(tiny_model, tmp_path):
     tuner = LocalTuner(LocalConfig(epochs=1, batch_size=4, rank=4), TuneContext(spec, str(tiny_model), work, 1))
     examples = training_examples(loaded.suite.task, loaded.dataset.train)
     result = tuner.train(examples, tuner.validate(examples))
-    assert [c.step for c in result.checkpoints] == [3] and result.stats["resumed"] is False
+    assert [c.step for c in result.checkpoints] == [3] and result.stats.resumed is False
     assert list((work / "checkpoints").glob("incomplete-checkpoint-99-*"))
 
 

@@ -80,12 +80,22 @@ def test_token_counts_match_the_chat_template(tiny_model):
 def test_identity_changes_with_the_weights(tiny_model, tmp_path):
     import shutil
 
+    import torch
+    from transformers import AutoModelForCausalLM
+
     first = backend(tiny_model).identity()
     copy = tmp_path / "copy"
     shutil.copytree(tiny_model, copy)
     assert backend(copy).identity()["model_sha"] == first["model_sha"]
+    # the same shapes and config, other weights: a fine-tune saved over the folder must not reuse cached answers
+    torch.manual_seed(1)
+    other = AutoModelForCausalLM.from_config(AutoModelForCausalLM.from_pretrained(tiny_model).config)
+    other.save_pretrained(copy)
+    assert (copy / "config.json").read_text() == (tiny_model / "config.json").read_text()
+    new_weights = backend(copy).identity()["model_sha"]
+    assert new_weights != first["model_sha"]
     (copy / "config.json").write_text((copy / "config.json").read_text().replace('"rms_norm_eps"', '"rms_norm_eps" ', 1))
-    assert backend(copy).identity()["model_sha"] != first["model_sha"]
+    assert backend(copy).identity()["model_sha"] not in (first["model_sha"], new_weights)  # the config counts too
 
 
 def test_compare_with_hf_backend_records_tokens_and_latency(tiny_model, tmp_path):
@@ -103,7 +113,7 @@ def test_compare_with_hf_backend_records_tokens_and_latency(tiny_model, tmp_path
     few = record.strategies["few"]
     assert few.input_tokens_mean > record.strategies["zero"].input_tokens_mean
     assert few.latency.p50_s > 0 and few.throughput_output_tok_s > 0
-    assert "load_s" in few.setup and record.manifest["backends"]["tiny"]["model_sha"]
+    assert few.setup.load_s is not None and record.manifest.backends["tiny"]["model_sha"]
 
 
 def test_unknown_model_is_a_clear_error_not_a_crash(tmp_path):

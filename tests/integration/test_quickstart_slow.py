@@ -62,7 +62,7 @@ def test_a_lora_fine_tune_of_the_real_model_learns_the_labels(embedded_model_dir
     lora, zero = run["strategies"]["lora"], run["strategies"]["zero_shot"]
     given = lora["setup"]["given"]
     assert given["epochs_trained"] == 2 and given["chosen"]["on"] == "dev"
-    assert given["training"]["device"] == "cpu" and given["training_cost_usd"] > 0
+    assert given["training"]["device"] == "cpu" and given["setup_costs"][0]["usd"] > 0
     # After fine-tuning the model answers with intent names, which zero-shot never does.
     assert lora["metrics"]["label_accuracy"]["n_invalid"] < 10 < zero["metrics"]["label_accuracy"]["n_invalid"]
     assert lora["metrics"]["label_accuracy"]["mean"] > zero["metrics"]["label_accuracy"]["mean"] + 0.2

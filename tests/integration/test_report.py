@@ -20,8 +20,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from harness.costs.money import usd
 from harness.verdict.decide import WhatIf, what_if
-from harness.run.folder import SCHEMA_VERSION, read_run
+from harness.records.run import SCHEMA_VERSION
+from harness.run.folder import read_run
 from tests.conftest import REPO, run_json
 from tests.integration.report_fixtures import (
     CHROMIUM,
@@ -165,8 +167,11 @@ def test_every_page_renders_its_content(app, report_run, page):
         # at the run's own volume and horizon, the figures are the run's own
         table = breakeven_table(at)
         for (_, row), ft in zip(table.iterrows(), decision["finetune"], strict=True):
-            assert row[PAYBACK] == pytest.approx(ft["payback_requests"])
-            assert row[BREAK_EVEN] == pytest.approx(ft["break_even_monthly_volume"])
+            # rounded once by the decision: the table, the reasons and decision.md read the same whole number
+            assert row[PAYBACK] == ft["payback_requests"]
+            if "pays back its extra setup" in ft["reason"]:  # the reason reads the very number the table shows
+                assert f"after {ft['payback_requests']:,} request" in ft["reason"]
+            assert row[BREAK_EVEN] == ft["break_even_monthly_volume"]
         assert at.number_input(key="volume").value == MONTHLY_REQUESTS
     elif page == "Quality, latency, tokens":
         specs = chart_specs(at)
@@ -178,9 +183,9 @@ def test_every_page_renders_its_content(app, report_run, page):
         specs = chart_specs(at)
         assert any("Training loss" in s for s in specs) and any("Dev score per epoch" in s for s in specs)
         given = data["strategies"]["ft"]["setup"]["given"]
-        summary = " ".join(str(m.value) for m in at.markdown)
-        assert f"epoch {given['chosen']['epoch']}" in summary and f"{given['epochs_trained']} epochs" in summary
-        assert f"${given['training_cost_usd']:.4f}" in summary
+        summary = unescape_md(" ".join(str(m.value) for m in at.markdown))
+        assert f"epoch {given['chosen']['epoch']:g}" in summary and f"{given['epochs_trained']} epochs" in summary
+        assert f"cost {usd(given['setup_costs'][0]['usd'])}" in summary
     elif page == "Cases":
         assert at.dataframe and "case_id" in frames(at)[0].columns
         assert at.text, "the selected case's input, target and answers as text"
@@ -216,10 +221,10 @@ def expected(run: Path, **change):
 
 
 def assert_same_breakeven(table, decision):
-    assert list(table["against"]) == [r["against"] for r in decision.finetune]
+    assert list(table["against"]) == [r.against for r in decision.finetune]
     for (_, row), ft in zip(table.iterrows(), decision.finetune, strict=True):
-        assert row[PAYBACK] == pytest.approx(ft["payback_requests"])
-        assert row[BREAK_EVEN] == pytest.approx(ft["break_even_monthly_volume"])
+        assert row[PAYBACK] == ft.payback_requests
+        assert row[BREAK_EVEN] == ft.break_even_monthly_volume
 
 
 def test_what_if_controls_recompute_break_even_and_costs(app, report_run):
@@ -235,7 +240,7 @@ def test_what_if_controls_recompute_break_even_and_costs(app, report_run):
     assert (after[BREAK_EVEN] != before[BREAK_EVEN]).all()
     want = expected(report_run.run, monthly_requests=MONTHLY_REQUESTS, horizon_months=12, training_usd=100.0)
     assert_same_breakeven(after, want)
-    assert after[PAYBACK].iloc[0] == pytest.approx(100.0 / want.finetune[0]["saving_per_request_usd"], rel=1e-3)
+    assert after[PAYBACK].iloc[0] == pytest.approx(100.0 / want.finetune[0].saving_per_request_usd, rel=1e-3)
 
     # a longer horizon spreads the setup thinner: the break-even volume halves
     at.number_input(key="horizon").set_value(24).run()
@@ -249,8 +254,8 @@ def test_what_if_controls_recompute_break_even_and_costs(app, report_run):
     assert not at.exception
     want = expected(report_run.run, monthly_requests=2_000_000, horizon_months=24, training_usd=100.0)
     monthly = ranking_table(at).set_index("strategy")["$ a month"]
-    for row in want.by_volume[0]["ranking"]:
-        assert monthly[row["strategy"]] == pytest.approx(row["monthly_usd"])
+    for row in want.by_volume[0].ranking:
+        assert monthly[row.strategy] == pytest.approx(row.monthly_usd)
     assert monthly["zero"] == pytest.approx(monthly_before["zero"] * 40)  # pay-per-token: 40x the requests
     assert_same_breakeven(breakeven_table(at), want)
     assert unescape_md(at.markdown[0].value) == "**" + want.verdict + "**"

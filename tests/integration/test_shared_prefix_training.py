@@ -65,7 +65,6 @@ def test_shared_prefix_step_matches_the_plain_step(tiny_model):
 def test_batches_without_a_long_shared_prefix_are_left_alone(tiny_model):
     model = lora_model(tiny_model)
     inputs = batch(prefix_len=MIN_SHARED_PREFIX - 4)
-    assert split_shared_prefix(model, dict(inputs), cache_kwarg=cache_kwarg(model)) is not None
     assert split_shared_prefix(model, dict(inputs), cache_kwarg=cache_kwarg(model))["input_ids"] is inputs["input_ids"]
 
 

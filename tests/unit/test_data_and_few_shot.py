@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import pandas as pd
@@ -49,20 +50,36 @@ def _few_shot_prompts(tmp_path, selection, k):
     return pd.read_json(tmp_path / f"run-{selection}" / "cases.jsonl", lines=True)
 
 
+def _exemplar_turns(prompt: str) -> list[tuple[str, str]]:
+    """The (user, assistant) exemplar pairs of a fake-backend prompt: every user turn but the last (the case)."""
+    turns = re.findall(r"^\[(user|assistant)\] (.*)$", prompt, re.M)
+    users = [text for role, text in turns if role == "user"]
+    answers = [text for role, text in turns if role == "assistant"]
+    assert len(users) == len(answers) + 1, prompt  # one answer per exemplar, then the case itself
+    return list(zip(users[:-1], answers, strict=True))
+
+
 def test_balanced_exemplars_come_from_train_only_and_cover_every_label(tmp_path):
     df = _few_shot_prompts(tmp_path, "balanced", 6)
-    prompt = df.prompt.iloc[0]
-    assert prompt.count("[assistant]") == 6
-    for label in ("alpha", "beta", "gamma"):
-        assert prompt.count(f"[assistant] {label}") == 2
-    assert "test request" not in prompt.split("[user] test request")[0]  # no test case leaks into exemplars
+    train = {r["text"]: r["label"] for r in make_rows("train", 30)}
+    held_out = {r["text"] for r in make_rows("test", 9) + make_rows("dev", 6)}
+    for prompt, case_input in zip(df.prompt, df.input, strict=True):
+        exemplars = _exemplar_turns(prompt)
+        assert len(exemplars) == 6
+        assert sorted(label for _, label in exemplars) == ["alpha"] * 2 + ["beta"] * 2 + ["gamma"] * 2
+        # each exemplar is a train case with its own label; no test or dev input is among them
+        assert all(train.get(text) == label for text, label in exemplars), exemplars
+        assert not {text for text, _ in exemplars} & held_out
+        assert prompt.rstrip().endswith(f"[user] {case_input}")
     assert df.prompt.nunique() == len(df)  # each prompt ends with its own case
 
 
 def test_similar_selection_picks_neighbours_per_case(tmp_path):
     df = _few_shot_prompts(tmp_path, "similar", 3)
+    assert len(df) == 9
+    train = {r["text"]: r["label"] for r in make_rows("train", 30)}
     for _, r in df.iterrows():
-        label = r.target
-        exemplar_part = r.prompt.rsplit("[user]", 1)[0]
-        assert exemplar_part.count(f"[assistant] {label}") >= 2, r.prompt
+        exemplars = _exemplar_turns(r.prompt)
+        assert all(train.get(text) == label for text, label in exemplars), exemplars  # from train only
+        assert sum(label == r.target for _, label in exemplars) >= 2, r.prompt  # neighbours share its label
     assert df.meta.apply(lambda m: len(m["exemplar_ids"])).eq(3).all()

@@ -50,7 +50,11 @@ def test_each_answer_is_priced_from_its_tokens_and_the_prompt_is_split_by_part(t
         assert row["cost_usd"] == pytest.approx(row["input_tokens"] * 1e-6 + row["output_tokens"] * 4e-6)
         assert row["paid_usd"] == row["cost_usd"]  # all of it billed by the provider
         parts = row["tokens"]
-        # the parts of the prompt add up to the tokens the model was sent; the remainder is the chat template
+        # each part counted on its own text (the fake model's tokenizer), the remainder is the chat template: a few
+        # role markers per message (the fake prompt renders each message as "[role] text")
+        assert parts["input"] == fake_tokens(row["input"])
+        messages = 2 + (6 if row["strategy"] == "few" else 0)  # system + the case, and 3 exemplar pairs
+        assert 0 < parts["template"] <= 4 * messages, (parts, row["prompt"])
         assert sum(v for k, v in parts.items() if k != "output") == row["input_tokens"]
         assert parts["output"] == row["output_tokens"]
     zero = [r for r in rows if r["strategy"] == "zero"]
@@ -67,9 +71,9 @@ def test_each_answer_is_priced_from_its_tokens_and_the_prompt_is_split_by_part(t
     assert summary.tokens_mean["exemplars"] == pytest.approx(sum(r["tokens"]["exemplars"] for r in few) / len(few))
     # what each part costs adds up to the request's cost
     assert sum(summary.cost.per_request_by_part_usd.values()) == pytest.approx(summary.cost.per_request_usd)
-    assert record.budget["paid_usd"] == pytest.approx(sum(r["cost_usd"] for r in rows))
-    assert record.prices["version"] and record.prices["date"]
-    assert record.prices["overrides"]["prices"]["toy-model"]["output_per_1m_usd"] == OUT_PRICE
+    assert record.budget.paid_usd == pytest.approx(sum(r["cost_usd"] for r in rows))
+    assert record.prices.version and record.prices.date
+    assert record.prices.overrides.prices["toy-model"].output_per_1m_usd == OUT_PRICE
 
 
 def test_the_decision_is_in_run_json_decision_md_and_the_terminal(tmp_path):
@@ -80,12 +84,12 @@ def test_the_decision_is_in_run_json_decision_md_and_the_terminal(tmp_path):
     decision = read_run(tmp_path / "run").decision
     # the fake rules answer alpha and beta right and gamma wrong under both strategies: the same quality,
     # so the cheaper strategy (zero-shot: no exemplars in the prompt) wins
-    assert decision["winner"] == "zero"
-    assert decision["status"] == "decided"
-    assert "50,000 requests a month" in decision["verdict"]
-    assert f"decision: {decision['verdict']}" in result.stdout
+    assert decision.winner == "zero"
+    assert decision.status == "decided"
+    assert "50,000 requests a month" in decision.verdict
+    assert f"decision: {decision.verdict}" in result.stdout
     md = (tmp_path / "run" / "decision.md").read_text()
-    assert decision["verdict"] in md and "| zero |" in md and "## Reasons" in md
+    assert decision.verdict in md and "| zero |" in md and "## Reasons" in md
     assert "decision.md" in result.stdout
 
 
@@ -94,10 +98,10 @@ def test_a_local_model_is_priced_by_busy_time_at_the_device_rate(tmp_path):
     suite["economics"] = {"usd_per_hour": {"cpu": 3.6}}  # $3.60 an hour = $0.001 a second
     record, _ = compare(write_suite(tmp_path / "s", suite), CompareOptions(out=tmp_path / "run"))
     cost = record.strategies["zero"].cost
-    assert cost.pricing["kind"] == "device_hours"
+    assert cost.pricing.kind == "device_hours"
     # the fake model is busy 0.05 s per answer: 0.05 s x $0.001 = $0.00005 a request
     assert cost.per_request_usd == pytest.approx(0.05 * 0.001)
-    assert record.budget["paid_usd"] == 0  # nothing billed by a provider
+    assert record.budget.paid_usd == 0  # nothing billed by a provider
 
 
 # ---- quality: inconclusive on few cases, settled on many ----------------------------------------
@@ -138,9 +142,9 @@ def test_a_lead_of_one_case_in_40_is_inconclusive_with_the_cases_needed(tmp_path
     record, _ = compare(path, CompareOptions(out=tmp_path / "run"))
     d = record.decision
     assert record.strategies["rich"].metrics["exact_match"].mean == pytest.approx(0.975)
-    assert d["status"] == "inconclusive", d["verdict"]
-    assert "more test cases needed" in d["verdict"]
-    more = d["by_volume"][0]["more_cases"]
+    assert d.status == "inconclusive", d.verdict
+    assert "more test cases needed" in d.verdict
+    more = d.by_volume[0].more_cases
     # differences: two +1, one -1, 37 zeros: mean 1/40 = 0.025, sd = sqrt((3 - 40 x 0.025^2) / 39) = 0.27619;
     # ((1.95996 + 0.84162) x 0.27619 / 0.025)^2 = 30.951^2 = 957.97 -> 958 cases in all, 918 more
     assert more == pytest.approx(918, abs=2)
@@ -152,8 +156,8 @@ def test_the_same_lead_on_many_cases_is_settled(tmp_path):
     path = two_strategy_suite(tmp_path / "s", n, only_a=set(range(0, 120)), only_b=set(range(120, 140)))
     record, _ = compare(path, CompareOptions(out=tmp_path / "run"))
     d = record.decision
-    assert d["status"] == "decided", d["verdict"]
-    assert d["winner"] == "rich"
+    assert d.status == "decided", d.verdict
+    assert d.winner == "rich"
 
 
 # ---- estimate and the budget --------------------------------------------------------------------
@@ -200,8 +204,8 @@ def test_paid_calls_stop_at_the_budget_and_a_larger_budget_finishes_without_payi
     record, run = compare(path, CompareOptions(out=tmp_path / "run"))
     paid = sum(r["cost_usd"] for r in cases(tmp_path / "run"))
     assert 0.004 < paid <= 0.005
-    assert record.budget["paid_usd"] == pytest.approx(paid)
-    skipped = record.budget["skipped"]["zero"]
+    assert record.budget.paid_usd == pytest.approx(paid)
+    skipped = record.budget.skipped["zero"]
     assert skipped > 0 and record.strategies["zero"].n_done == 60 - skipped
     assert record.status == "incomplete"
     first_calls = run.counts.model_calls
@@ -273,17 +277,17 @@ def test_the_decision_recomputes_from_run_json_alone(tmp_path):
     suite = priced(decision={"monthly_requests": 20_000})
     compare(write_suite(tmp_path / "s", suite), CompareOptions(out=tmp_path / "run"))
     record = read_run(tmp_path / "run")  # nothing but the run folder from here on
-    resolved = Suite.model_validate(record.suite)
+    resolved = record.suite
     kinds = {s.name: s.kind for s in resolved.strategies}
     options = options_from_summaries(record.strategies, kinds, record.primary_metric)
-    again = decide(options, record.decision["pairs"], resolved.decision, metric=record.primary_metric,
-                   prices=record.prices).as_dict()
-    assert json.loads(json.dumps(again)) == json.loads(json.dumps(record.decision))
-    bigger = decide(options, record.decision["pairs"], DecisionSpec(monthly_requests=2_000_000),
+    again = decide(options, record.decision.pairs, resolved.decision, metric=record.primary_metric,
+                   prices=record.prices)
+    assert again == record.decision
+    bigger = decide(options, record.decision.pairs, DecisionSpec(monthly_requests=2_000_000),
                     metric=record.primary_metric)
-    zero = next(r for r in bigger.by_volume[0]["ranking"] if r["strategy"] == "zero")
-    before = next(r for r in record.decision["by_volume"][0]["ranking"] if r["strategy"] == "zero")
-    assert zero["monthly_usd"] == pytest.approx(before["monthly_usd"] * 100)  # no setup: cost scales with volume
+    zero = next(r for r in bigger.by_volume[0].ranking if r.strategy == "zero")
+    before = next(r for r in record.decision.by_volume[0].ranking if r.strategy == "zero")
+    assert zero.monthly_usd == pytest.approx(before.monthly_usd * 100)  # no setup: cost scales with volume
 
 
 def test_a_baseline_with_nothing_to_compare_is_a_usage_error_and_ci_files_get_their_folders(tmp_path):

@@ -14,18 +14,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.verdict.decide import Option, decide, pairwise, render_markdown
-from harness.costs.prices import (
+from harness.costs.model import (
     HOURS_PER_MONTH,
     CostModel,
     break_even_accuracy,
     break_even_volume,
     net_value_per_request,
     payback_requests,
-    price_sheet,
-    resolve_price,
-    token_cost,
 )
+from harness.costs.prices import price_sheet, resolve_price
+from harness.costs.pricing import token_cost
+from harness.verdict.decide import Option, decide
+from harness.verdict.explain import render_markdown
+from harness.verdict.pairs import pairwise
 from harness.suite.schema import DecisionSpec, OutcomeCost, Suite, ValueSpec
 from tests.conftest import base_suite
 
@@ -89,11 +90,11 @@ def test_decision_reports_finetune_payback_requests_and_saving_for_equal_quality
     assert d.status == "decided"
     assert d.winner == "ft"  # as good and cheaper
     (row,) = d.finetune
-    assert row["outcome"] == "pays_off"
-    assert row["saving_per_request_usd"] == pytest.approx(0.000114, rel=1e-9)
-    assert row["extra_setup_usd"] == pytest.approx(0.27, rel=1e-9)
-    assert row["payback_requests"] == pytest.approx(2368.42, abs=0.01)
-    assert "2,369 requests" in row["reason"]  # 2,368.42 rounded up to whole requests
+    assert row.outcome == "pays_off"
+    assert row.saving_per_request_usd == pytest.approx(0.000114, rel=1e-9)
+    assert row.extra_setup_usd == pytest.approx(0.27, rel=1e-9)
+    assert row.payback_requests == 2369  # 0.27 / 0.000114 = 2,368.42, rounded up once to whole requests
+    assert "2,369 requests" in row.reason  # the reason says the same number
 
 
 # ---- 2. saving too little prompt: the fine-tune never pays off --------------------------------------------------
@@ -111,9 +112,9 @@ def test_finetune_that_saves_only_a_little_prompt_never_pays_back():
     ft = _option("ft", "finetune", CostModel(per_request_usd=ft_per_request, setup_usd=TRAINING_USD))
     d = decide([few, ft], _equal_scores(["few", "ft"]), _policy(10_000), metric="acc")
     (row,) = d.finetune
-    assert row["outcome"] == "never"
-    assert row["payback_requests"] is None
-    assert row["saving_per_request_usd"] == pytest.approx(-0.000036, rel=1e-6)
+    assert row.outcome == "never"
+    assert row.payback_requests is None
+    assert row.saving_per_request_usd == pytest.approx(-0.000036, rel=1e-6)
     assert d.winner == "few"
     assert "never pays off" in d.verdict
 
@@ -147,7 +148,7 @@ def test_hosting_flips_the_finetune_outcome_from_pays_off_to_not_needed():
         ft = _option("ft", "finetune", CostModel(per_request_usd=0.000042, setup_usd=0.27, hosting_usd_per_hour=hosting))
         d = decide([few, ft], pairs, _policy(volume), metric="acc")
         (row,) = d.finetune
-        return {"outcome": row["outcome"], "winner": d.winner, "row": row}
+        return {"outcome": row.outcome, "winner": d.winner, "row": row}
 
     assert ft_row(0.0, 10_000)["outcome"] == "pays_off"
     assert ft_row(0.0, 10_000)["winner"] == "ft"
@@ -155,13 +156,13 @@ def test_hosting_flips_the_finetune_outcome_from_pays_off_to_not_needed():
     assert hosted["outcome"] == "not_needed"
     assert hosted["winner"] == "few"
     # it saves per request, but only pays off from ~10.9M requests a month
-    assert hosted["row"]["saving_per_request_usd"] == pytest.approx(0.000114, rel=1e-9)
-    assert hosted["row"]["break_even_monthly_volume"] == pytest.approx(10_886_162.3, rel=0.01)
-    assert "10.9M" in hosted["row"]["reason"]
+    assert hosted["row"].saving_per_request_usd == pytest.approx(0.000114, rel=1e-9)
+    assert hosted["row"].break_even_monthly_volume == pytest.approx(10_886_162.3, rel=0.01)
+    assert "10.9M" in hosted["row"].reason
     # at 20M requests a month: 1241.0225 + 20M x 0.000042 = $2,081 against 20M x 0.000156 = $3,120: it pays off again
     busy = ft_row(1.70, 20_000_000)
     assert busy["outcome"] == "pays_off"
-    assert busy["row"]["at_volume"][0]["monthly_saving_usd"] == pytest.approx(3120 - 2081.0225, rel=1e-9)
+    assert busy["row"].at_volume[0].monthly_saving_usd == pytest.approx(3120 - 2081.0225, rel=1e-9)
 
 
 def test_break_even_volume_is_the_smallest_whole_volume_at_which_a_is_no_dearer():
@@ -291,8 +292,8 @@ def test_a_two_point_lead_on_100_cases_is_inconclusive_and_says_how_many_more_ca
     assert expected == 1082
     assert abs(more - expected) <= 2
     (row,) = d.finetune
-    assert row["outcome"] == "inconclusive"
-    assert row["more_cases_needed"] is not None and row["more_cases_needed"] > 0
+    assert row.outcome == "inconclusive"
+    assert row.more_cases_needed is not None and row.more_cases_needed > 0
 
 
 def test_the_same_two_point_lead_on_20000_cases_is_settled():
@@ -303,8 +304,8 @@ def test_the_same_two_point_lead_on_20000_cases_is_settled():
     assert d.status == "decided"
     assert d.winner == "tuned"
     (row,) = d.finetune
-    assert row["relation"] == "better"
-    assert row["outcome"] == "better_at_a_price"  # better, but dearer per request and with no setup to pay back
+    assert row.relation == "better"
+    assert row.outcome == "better_at_a_price"  # better, but dearer per request and with no setup to pay back
 
 
 # ---- 6. the value of outcomes ----------------------------------------------------------------------------------
@@ -405,11 +406,11 @@ def _unescaped_pipes(line: str) -> int:
 def test_decision_markdown_has_the_verdict_and_escapes_pipes_and_html():
     few = _option("few|shot", "few_shot", CostModel(per_request_usd=FEW_SHOT_PER_REQUEST))
     ft = _option("ft<b>", "finetune", CostModel(per_request_usd=FINETUNE_PER_REQUEST, setup_usd=TRAINING_USD))
-    decision = decide([few, ft], _equal_scores(["few|shot", "ft<b>"]), _policy(10_000), metric="acc").as_dict()
-    decision["reasons"].append("a reason with | a pipe and <script>alert(1)</script>")
+    decision = decide([few, ft], _equal_scores(["few|shot", "ft<b>"]), _policy(10_000), metric="acc")
+    decision.reasons.append("a reason with | a pipe and <script>alert(1)</script>")
     md = render_markdown(decision, suite_name="toy")
     # the verdict leads, escaped like every text from the run
-    assert f"**{decision['verdict'].replace('<', '&lt;').replace('>', '&gt;')}**" in md
+    assert f"**{decision.verdict.replace('<', '&lt;').replace('>', '&gt;')}**" in md
     assert "few\\|shot" in md
     assert "ft&lt;b&gt;" in md
     assert "\\| a pipe and &lt;script&gt;" in md
@@ -436,11 +437,11 @@ def test_when_right_answers_are_worth_a_lot_the_better_dearer_strategy_wins_on_n
     d = decide([big, small], pairs, _policy(10_000), metric="acc", value=value)
     # net value a month at 10,000 requests: big 10,000 x (0.90 x 1 - 0.10 x 2) - 10,000 x 0.01 = 7,000 - 100 = 6,900
     #                                       small 10,000 x (0.85 x 1 - 0.15 x 2) - 10,000 x 0.001 = 5,500 - 10 = 5,490
-    ranking = {r["strategy"]: r["net_value_month_usd"] for r in d.by_volume[0]["ranking"]}
+    ranking = {r.strategy: r.net_value_month_usd for r in d.by_volume[0].ranking}
     assert ranking["big"] == pytest.approx(6900) and ranking["small"] == pytest.approx(5490)
     assert d.winner == "big" and d.status == "decided"
     (row,) = d.finetune
-    assert row["outcome"] == "worse_but_cheaper"
+    assert row.outcome == "worse_but_cheaper"
 
 
 def test_when_answers_are_worth_little_the_cheaper_strategy_wins_on_net_value():
@@ -448,7 +449,7 @@ def test_when_answers_are_worth_little_the_cheaper_strategy_wins_on_net_value():
     value = ValueSpec(correct_usd=0.01, wrong=[OutcomeCost(name="retry", cost_usd=0.01)])
     d = decide([big, small], pairs, _policy(10_000), metric="acc", value=value)
     # big 10,000 x (0.009 - 0.001) - 100 = 80 - 100 = -20; small 10,000 x (0.0085 - 0.0015) - 10 = 70 - 10 = 60
-    ranking = {r["strategy"]: r["net_value_month_usd"] for r in d.by_volume[0]["ranking"]}
+    ranking = {r.strategy: r.net_value_month_usd for r in d.by_volume[0].ranking}
     assert ranking["big"] == pytest.approx(-20) and ranking["small"] == pytest.approx(60)
     assert d.winner == "small"
     # big's 5-point lead would have to exceed (100 - 10) / (10,000 x 0.02) = 0.45 to pay for its cost: settled
@@ -487,12 +488,12 @@ def test_with_a_value_of_outcomes_each_strategy_shows_its_net_value_interval_and
     big.ci_low, big.ci_high = 0.88, 0.92
     value = ValueSpec(correct_usd=1.0, wrong=[OutcomeCost(name="escalation", cost_usd=2.0)])
     d = decide([big, small], pairs, _policy(10_000), metric="acc", value=value)
-    row = next(r for r in d.by_volume[0]["ranking"] if r["strategy"] == "big")
+    row = next(r for r in d.by_volume[0].ranking if r.strategy == "big")
     # per request: 0.90 x 1 - 0.10 x 2 - 0.01 = 0.69; at the interval's ends 0.88 - 0.24 - 0.01 = 0.63
     # and 0.92 - 0.16 - 0.01 = 0.75; it loses money below (2 + 0.01) / (1 + 2) = 0.67
-    assert row["net_value_per_request_usd"] == pytest.approx(0.69)
-    assert row["net_value_ci_usd"] == pytest.approx([0.63, 0.75])
-    assert row["break_even_accuracy"] == pytest.approx(2.01 / 3)
+    assert row.net_value_per_request_usd == pytest.approx(0.69)
+    assert row.net_value_ci_usd == pytest.approx([0.63, 0.75])
+    assert row.break_even_accuracy == pytest.approx(2.01 / 3)
     assert any("loses money below acc 0.670" in r for r in d.reasons)
 
 

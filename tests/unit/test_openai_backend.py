@@ -77,10 +77,10 @@ def test_answers_come_through_the_sdk_and_a_server_error_is_retried(tmp_path, ap
     zero = record.strategies["zero"]
     assert zero.input_tokens_mean > 0 and zero.latency.p50_s is not None
     # Priced by the server's reported usage at the suite's prices: $1 per 1M input tokens, $2 per 1M output.
-    assert zero.cost.pricing["kind"] == "tokens"
+    assert zero.cost.pricing.kind == "tokens"
     expected = zero.input_tokens_mean * 1.0 / 1e6 + zero.output_tokens_mean * 2.0 / 1e6
     assert zero.cost.per_request_usd == pytest.approx(expected)
-    assert record.budget["paid_usd"] == pytest.approx(expected * 2 * len(CAPITALS), rel=0.5)
+    assert record.budget.paid_usd == pytest.approx(expected * 2 * len(CAPITALS), rel=0.5)
 
 
 def test_a_request_that_keeps_failing_is_that_case_error_and_the_run_completes(tmp_path, api):
@@ -104,13 +104,13 @@ def test_an_openai_compatible_judge_scores_ragas_metrics_with_json_schema(tmp_pa
     judged = [r["body"] for r in api.script.requests if r["body"].get("model") == "judge-test"]
     assert len(judged) == run.counts.judge_calls == 3 * len(CAPITALS)  # 2 faithfulness + 1 recall per case
     assert {b["response_format"]["json_schema"]["name"] for b in judged} == set(JUDGE)
-    evaluation = rag.setup["evaluation"]["faithfulness"]["judge"]
-    assert evaluation["parse_failures"] == 0 and evaluation["input_tokens"] > 0
+    evaluation = rag.setup.evaluation["faithfulness"].judge
+    assert evaluation.parse_failures == 0 and evaluation.input_tokens > 0
     # Judging is evaluation cost at gpt-4o-mini's sheet prices ($0.15 / $0.60 per 1M), apart from production cost.
-    judged_usd = evaluation["input_tokens"] * 0.15 / 1e6 + evaluation["output_tokens"] * 0.60 / 1e6
-    assert rag.setup["evaluation"]["faithfulness"]["cost_usd"] == pytest.approx(judged_usd)
+    judged_usd = evaluation.input_tokens * 0.15 / 1e6 + evaluation.output_tokens * 0.60 / 1e6
+    assert rag.setup.evaluation["faithfulness"].cost_usd == pytest.approx(judged_usd)
     assert rag.cost.evaluation_usd >= judged_usd
-    assert [item["what"] for item in rag.cost.setup_items] == ["indexing"]  # judging is not a setup cost
+    assert [item.what for item in rag.cost.setup_items] == ["indexing"]  # judging is not a setup cost
     # The key went to the server and nowhere else.
     for folder in (tmp_path / "run", harness_home()):
         for path in folder.rglob("*"):

@@ -73,16 +73,15 @@ def test_openai_embedder_indexes_and_retrieves_through_the_api(tmp_path, server,
     rag = record.strategies["rag"]
     assert rag.metrics["hit_rate"].mean == 1.0
     assert rag.metrics["exact_match"].mean == 1.0
-    index = rag.setup["given"]["index"]
-    assert index["embedder"]["kind"] == "openai"
-    # 3 chunks at batch_size 2 -> 2 requests for the index, then one per query (plus a warm-up query).
-    index_requests = [r for r in server.script.requests if n_inputs(r) == 2 or n_inputs(r) == 1][:2]
-    assert [n_inputs(r) for r in index_requests] == [2, 1]
+    index = rag.setup.given.index
+    assert index.embedder["kind"] == "openai"
+    # 3 chunks at batch_size 2 -> 2 requests for the index, then one per query (no warm-up query: it would be paid)
+    assert [n_inputs(r) for r in server.script.requests] == [2, 1] + [1] * len(QUESTIONS)
     assert all(r["path"].endswith("/embeddings") and r["auth"] == f"Bearer {KEY}" for r in server.script.requests)
-    assert rag.setup["given"]["indexing_cost_usd"] > 0
-    assert "usd_per_1m_tokens" in rag.setup["given"]["indexing_cost_basis"]
+    assert rag.setup.given.setup_costs[0].usd > 0
+    assert "usd_per_1m_tokens" in rag.setup.given.setup_costs[0].basis
     # The key reaches the server but no file of the run folder or the index cache.
-    index_folder = harness_home() / "indexes" / index["key"]
+    index_folder = harness_home() / "indexes" / index.key
     assert (index_folder / "vectors.npy").exists()
     for folder in (tmp_path / "run", index_folder):
         for path in folder.rglob("*"):
@@ -97,9 +96,25 @@ def test_a_cached_openai_index_and_cached_queries_make_no_embedding_request(tmp_
     index_calls = sum(n_inputs(r) for r in server.script.requests)
     server.script.requests.clear()
     record, _ = compare(suite, CompareOptions(out=tmp_path / "run2"))
-    assert record.strategies["rag"].setup["given"]["index"]["reused_from_cache"] is True
+    assert record.strategies["rag"].setup.given.index.reused_from_cache is True
     # No corpus text re-embedded, and the 3 questions' embeddings come from the query cache: no request at all.
     assert index_calls > 3 and sum(n_inputs(r) for r in server.script.requests) == 0
+
+
+def test_no_cache_embeds_every_query_again_and_keeps_none(tmp_path, server, monkeypatch):
+    monkeypatch.setenv("TEST_EMBED_KEY", KEY)
+    suite = write_suite(tmp_path, server.url)
+    compare(suite, CompareOptions(out=tmp_path / "run1"))  # the index and the 3 queries are kept
+    server.script.requests.clear()
+    compare(suite, CompareOptions(out=tmp_path / "run2", use_cache=False))
+    # --no-cache: the index is reused (it is not an answer), but each question is embedded again, none read back
+    assert sum(n_inputs(r) for r in server.script.requests) == len(QUESTIONS)
+    queries = harness_home() / "cache" / "query_embeddings.sqlite"
+    before = queries.stat().st_mtime_ns
+    server.script.requests.clear()
+    compare(suite, CompareOptions(out=tmp_path / "run3", use_cache=False))
+    assert sum(n_inputs(r) for r in server.script.requests) == len(QUESTIONS)
+    assert queries.stat().st_mtime_ns == before  # nothing written to the query cache either
 
 
 def test_missing_api_key_is_a_clear_error(tmp_path, server, monkeypatch):
@@ -115,14 +130,14 @@ def test_an_api_embedder_is_priced_from_the_sheet_and_its_queries_count_in_the_r
     monkeypatch.setenv("TEST_EMBED_KEY", KEY)
     record, _ = compare(write_suite(tmp_path, server.url, price=None), CompareOptions(out=tmp_path / "run"))
     rag = record.strategies["rag"]
-    given = rag.setup["given"]
+    given = rag.setup.given
     # text-embedding-3-small at the price sheet's $0.02 per 1M tokens
-    assert "text-embedding-3-small input price" in given["indexing_cost_basis"]
+    assert "text-embedding-3-small input price" in given.setup_costs[0].basis
     lines = [json.loads(x) for x in (tmp_path / "run" / "cases.jsonl").read_text().splitlines()]
     queries = [(len(x["input"]) + 3) // 4 * 0.02 / 1e6 for x in lines]  # ~4 characters a token
     assert [x["meta"]["retrieval"]["query_embedding_usd"] for x in lines] == pytest.approx(queries)
     assert rag.cost.per_request_by_part_usd["query_embedding"] == pytest.approx(sum(queries) / len(queries))
     # the index and each query were billed by the provider: paid spend; the index is also the strategy's setup
-    assert record.budget["paid_usd"] == pytest.approx(given["indexing_cost_usd"] + sum(queries))
+    assert record.budget.paid_usd == pytest.approx(given.setup_costs[0].usd + sum(queries))
     assert (tmp_path / "run" / "spend.jsonl").exists()  # the index charge is on the ledger at once
-    assert rag.cost.setup_usd == pytest.approx(given["indexing_cost_usd"])
+    assert rag.cost.setup_usd == pytest.approx(given.setup_costs[0].usd)

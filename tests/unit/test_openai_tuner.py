@@ -71,23 +71,23 @@ def test_a_job_is_created_once_followed_and_its_best_epoch_serves(tmp_path, serv
     assert len(train) == 12 and train[0]["messages"][-1] == {"role": "assistant", "content": "alpha"}
     assert script.files[job["training_file"]]["purpose"] == "fine-tune" and job["validation_file"] in script.files
     assert job["hyperparameters"]["n_epochs"] == 3 and job["seed"] == 5
-    given = record.strategies["ft"].setup["given"]
+    given = record.strategies["ft"].setup.given
     # three epoch checkpoints scored on dev: the step-20 one answers all right
-    assert given["dev_scores"] == pytest.approx([1 / 3, 1.0, 2 / 3])
-    assert given["chosen"]["epoch"] == 2.0 and given["chosen"]["on"] == "dev"
-    served = record.strategies["ft"].setup["serving"]["model"]
+    assert given.dev_scores == pytest.approx([1 / 3, 1.0, 2 / 3])
+    assert given.chosen.epoch == 2.0 and given.chosen.on == "dev"
+    served = record.strategies["ft"].setup.serving["model"]
     assert served.endswith(":ckpt-step-20")
     assert record.strategies["ft"].metrics["label_accuracy"].mean == 1.0
     # training billed as trained tokens x gpt-4o-mini's $3 per 1M; answers at the fine-tuned prices
-    trained = given["training"]["trained_tokens"]
-    assert trained == 40 * 12 * 3 and given["training_cost_usd"] == pytest.approx(trained * 3.0 / 1e6)
-    assert record.strategies["ft"].cost.pricing["price"]["finetuned"] is True
-    assert any(r["strategy"] == "ft" for r in record.decision["finetune"])
-    workdir = given["workdir"]  # the job id saved at once, and the job's events, kept with the fine-tune
+    trained = given.training.trained_tokens
+    assert trained == 40 * 12 * 3 and given.setup_costs[0].usd == pytest.approx(trained * 3.0 / 1e6)
+    assert record.strategies["ft"].cost.pricing.price.finetuned is True
+    assert any(r.strategy == "ft" for r in record.decision.finetune)
+    workdir = given.workdir  # the job id saved at once, and the job's events, kept with the fine-tune
     assert json.loads(Path(workdir, "job.json").read_text())["job_id"] == job["id"]
     logged = [json.loads(x) for x in Path(workdir, "events.jsonl").read_text().splitlines()]
     assert any("successfully completed" in e["message"] for e in logged)
-    assert record.budget["paid_usd"] >= given["training_cost_usd"]
+    assert record.budget.paid_usd >= given.setup_costs[0].usd
 
 
 def test_an_interrupted_run_follows_the_same_job_and_never_creates_a_second(tmp_path, server, monkeypatch):
@@ -113,7 +113,7 @@ def test_an_interrupted_run_follows_the_same_job_and_never_creates_a_second(tmp_
     record, _ = compare(suite_file(tmp_path, url), CompareOptions(out=tmp_path / "run"))
     assert record.status == "complete"
     assert len(script.jobs) == 1  # the same job, followed to the end
-    assert record.strategies["ft"].setup["given"]["training"]["job_id"] == job["id"]
+    assert record.strategies["ft"].setup.given.training.job_id == job["id"]
     creates = [r for r in script.requests if r["path"].endswith("/fine_tuning/jobs") and r.get("method") == "POST"]
     assert len(creates) == 1
 
@@ -173,8 +173,8 @@ def test_azure_deploys_each_checkpoint_to_score_it_and_deletes_every_deployment(
     script, url = azure
     record, _ = compare(azure_suite(tmp_path, url), CompareOptions(out=tmp_path / "run"))
     assert record.status == "complete"
-    given = record.strategies["ft"].setup["given"]
-    assert given["chosen"]["epoch"] == 2.0 and record.strategies["ft"].metrics["label_accuracy"].mean == 1.0
+    given = record.strategies["ft"].setup.given
+    assert given.chosen.epoch == 2.0 and record.strategies["ft"].metrics["label_accuracy"].mean == 1.0
     created = [name for action, name, _ in script.deployment_log if action == "create"]
     deleted = [name for action, name, _ in script.deployment_log if action == "delete"]
     assert len(created) == 4  # three checkpoints scored on dev, then the chosen one for the test cases
@@ -185,8 +185,8 @@ def test_azure_deploys_each_checkpoint_to_score_it_and_deletes_every_deployment(
     # Hosting: the sheet's $1.70/h for azure/gpt-4o-mini goes into the decision; the time deployed is a run cost
     cost = record.strategies["ft"].cost
     assert cost.hosting_usd_per_hour == 1.70
-    assert given["deployment"]["hosted_s"] > 0 and any("deployment hosting" in i["what"] for i in cost.setup_items)
-    assert cost.pricing["price"]["finetuned"] is True  # served deployments priced as the fine-tuned model
+    assert given.deployment.hosted_s > 0 and any("deployment hosting" in i.what for i in cost.setup_items)
+    assert cost.pricing.price.finetuned is True  # served deployments priced as the fine-tuned model
 
 
 def test_azure_deletes_the_deployment_after_an_error_and_keeps_it_only_when_asked(tmp_path, azure, monkeypatch):
@@ -194,7 +194,7 @@ def test_azure_deletes_the_deployment_after_an_error_and_keeps_it_only_when_aske
     # keep_deployment: the chosen deployment outlives the run; the others were deleted after scoring
     record, _ = compare(azure_suite(tmp_path, url, keep_deployment=True), CompareOptions(out=tmp_path / "run"))
     kept = set(script.deployments) - {"gpt-4o-mini"}
-    assert len(kept) == 1 and record.strategies["ft"].setup["given"]["deployment"]["kept"] == list(kept)
+    assert len(kept) == 1 and record.strategies["ft"].setup.given.deployment.kept == list(kept)
 
     # an error while answering the test cases: the deployment is deleted all the same
     script.deployments = {"gpt-4o-mini": script.deployments["gpt-4o-mini"]}
@@ -204,6 +204,10 @@ def test_azure_deletes_the_deployment_after_an_error_and_keeps_it_only_when_aske
         raise KeyboardInterrupt  # Ctrl-C in the middle of the test cases
 
     monkeypatch.setattr(ft_module.FineTune, "request", failing_request)
+    logged = len(script.deployment_log)
     with pytest.raises(KeyboardInterrupt):
         compare(azure_suite(tmp_path / "b", url), CompareOptions(out=tmp_path / "run2"))
+    created = {name for action, name, _ in script.deployment_log[logged:] if action == "create"}
+    deleted = {name for action, name, _ in script.deployment_log[logged:] if action == "delete"}
+    assert created and created <= deleted  # the interrupted run deployed its fine-tune, and deleted every one
     assert set(script.deployments) == {"gpt-4o-mini"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,22 +11,23 @@ import textwrap
 import pytest
 import yaml
 
-from tests.conftest import REPO, base_suite, write_suite
+from tests.conftest import REPO, base_suite, harness_cli, run_json, write_suite
 
 
-def _install_plugin(site, body: str, entry: str) -> None:
+def _install_plugin(site, body: str, entry: str, *, group: str = "harness.scorers") -> None:
     (site / "acme_plugin.py").write_text(textwrap.dedent(body))
     dist = site / "acme_plugin-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-plugin\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(f"[harness.scoring.text]\n{entry}\n")
+    (dist / "entry_points.txt").write_text("".join(f"[{g}]\n{e}\n" for g, e in (
+        [(group, entry)] if isinstance(entry, str) else entry)))
 
 
 def test_a_scorer_plugin_registers_validates_and_runs(tmp_path):
     site = tmp_path / "site"
     site.mkdir()
     _install_plugin(site, """
-        from harness.scoring.text import Score, Scorer
+        from harness.scoring.base import Score, Scorer
         from harness.suite.schema import StrictModel
 
         class Cfg(StrictModel):
@@ -53,6 +55,67 @@ def test_a_scorer_plugin_registers_validates_and_runs(tmp_path):
     path.write_text(yaml.safe_dump(suite))
     bad = harness("validate", str(path))
     assert bad.returncode == 2 and "scorers[0].config.bonsu" in bad.stderr and "Did you mean 'bonus'" in bad.stderr
+
+
+PUBLIC_API_PLUGIN = """
+    import harness
+    from harness import Given, Score, Scorer, Strategy, StrategyRequest, StrictModel, build_messages, prompt_parts
+
+
+    class EchoConfig(StrictModel):
+        prefix: str = "Answer:"
+
+
+    class Echo(Strategy):
+        \"\"\"A strategy that adds a fixed line to the user's turn.\"\"\"
+
+        kind = "echo"
+        Config = EchoConfig
+
+        def prepare(self):
+            return Given(kind=self.kind, prefix=self.config.prefix, harness=harness.__version__)
+
+        def request(self, case):
+            task = self.ctx.suite.task
+            messages = build_messages(task, case)
+            messages[-1] = {**messages[-1], "content": messages[-1]["content"] + "\\n" + self.config.prefix}
+            return StrategyRequest(messages, parts=prompt_parts(task, case))
+
+
+    class Length(Scorer):
+        kind = "answer_length"
+
+        def score(self, answer, case):
+            return Score(float(len(answer)), detail={"words": len(answer.split())})
+"""
+
+
+def test_a_plugin_written_against_the_public_api_runs(tmp_path):
+    import ast
+
+    site = tmp_path / "site"
+    site.mkdir()
+    _install_plugin(site, PUBLIC_API_PLUGIN, [("harness.strategies", "echo = acme_plugin:Echo"),
+                                              ("harness.scorers", "answer_length = acme_plugin:Length")])
+    imported = {n.module or "" for n in ast.walk(ast.parse((site / "acme_plugin.py").read_text()))
+                if isinstance(n, ast.ImportFrom)} | {a.name for n in ast.walk(ast.parse((site / "acme_plugin.py").read_text()))
+                                                     if isinstance(n, ast.Import) for a in n.names}
+    assert imported == {"harness"}, imported  # nothing but the package's public names
+    suite = base_suite()
+    suite["strategies"] = [{"name": "mine", "kind": "echo", "config": {"prefix": "Label:"}}]
+    suite["scorers"] = [{"kind": "label_accuracy"}, {"kind": "answer_length"}]
+    path = write_suite(tmp_path / "s", suite)
+    env = {"PYTHONPATH": str(site)}
+    result = harness_cli("compare", str(path), "--out", str(tmp_path / "run"), home=tmp_path / "home", env=env)
+    assert result.returncode == 0, result.stderr
+    strategy = run_json(tmp_path / "run")["strategies"]["mine"]
+    assert strategy["setup"]["given"]["kind"] == "echo" and strategy["setup"]["given"]["prefix"] == "Label:"
+    assert strategy["metrics"]["label_accuracy"]["mean"] == pytest.approx(6 / 9)  # the fake backend's rules
+    assert strategy["metrics"]["answer_length"]["mean"] > 0
+    prompt = json.loads((tmp_path / "run" / "cases.jsonl").read_text().splitlines()[0])["prompt"]
+    assert prompt.endswith("\nLabel:")
+    report = harness_cli("report", str(tmp_path / "run"), "--md", str(tmp_path / "r.md"), home=tmp_path / "home", env=env)
+    assert report.returncode == 0, report.stderr
 
 
 def test_a_broken_plugin_does_not_break_other_components(tmp_path):

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from harness.builtins import SCORERS
+from harness.records.cases import CaseMeta, RetrievalTrace
 from harness.suite.data import Case
 from harness.errors import RunFolderError
 from harness.run.compare import CompareOptions, compare
@@ -480,12 +481,14 @@ def scorer(kind: str, **config):
     return cls(ScorerSpec(kind=kind, config=config), cls.Config.model_validate(config), TASK)
 
 
-def retrieved(doc_ids: list[str], texts: list[str] | None = None) -> dict[str, Any]:
+def retrieved(doc_ids: list[str], texts: list[str] | None = None) -> CaseMeta:
     chunk_ids = [f"{d}#{i}" for i, d in enumerate(doc_ids)]
-    return {"retrieval": {"chunk_ids": chunk_ids, "doc_ids": doc_ids, "texts": texts or ["..."] * len(doc_ids)}}
+    texts = texts or ["..."] * len(doc_ids)
+    return CaseMeta(retrieval=RetrievalTrace(chunk_ids=chunk_ids, doc_ids=doc_ids, texts=texts, used=len(texts),
+                                             dropped=0, context_tokens=0, retrieval_s=0.0, retriever="dense"))
 
 
-def value(kind: str, case: Case, meta: dict, **config) -> float:
+def value(kind: str, case: Case, meta: CaseMeta, **config) -> float:
     score = scorer(kind, **config).score_result("answer", case, meta)
     assert score is not None and "error" not in score.detail, score
     return score.value
@@ -537,7 +540,7 @@ def test_without_a_doc_id_relevance_is_containing_the_answer():
 def test_retrieval_scorers_skip_results_without_retrieval():
     case = Case(id="c", input="q", target="t", metadata={"doc_id": "gold"})
     for kind in RETRIEVAL_METRICS:
-        assert scorer(kind).score_result("t", case, {}) is None
+        assert scorer(kind).score_result("t", case, CaseMeta()) is None
 
 
 def test_references_field_gives_the_best_match_over_all_references():
@@ -583,10 +586,10 @@ def test_top_k_candidates_are_chosen_on_dev_never_on_test(tmp_path):
                      backends=[{"name": "fake", "kind": "fake", "config": {"rules": confused, "default": "unknown"}}])
     suite["data"] = {"dev": "dev.jsonl", "test": "test.jsonl"}
     record, run = compare(write_qa_suite(tmp_path, suite), CompareOptions(out=tmp_path / "run"))
-    selection = record.strategies["rag"].setup["given"]["top_k_selection"]
-    assert [c["top_k"] for c in selection["candidates"]] == [1, 2, 3]
-    assert selection["chosen"] == 1 and selection["on"] == "dev"
-    assert selection["candidates"][0]["dev_score"] == 1.0 and selection["candidates"][1]["dev_score"] == 0.0
+    selection = record.strategies["rag"].setup.given.top_k_selection
+    assert [c.top_k for c in selection.candidates] == [1, 2, 3]
+    assert selection.chosen == 1 and selection.on == "dev"
+    assert selection.candidates[0].dev_score == 1.0 and selection.candidates[1].dev_score == 0.0
     assert run.counts.dev_calls == 3 * 4  # each candidate answered the 4 dev questions
     assert record.strategies["rag"].metrics["exact_match"].mean == 1.0
     lines = [json.loads(x) for x in (tmp_path / "run" / "cases.jsonl").read_text().splitlines()]
@@ -594,8 +597,8 @@ def test_top_k_candidates_are_chosen_on_dev_never_on_test(tmp_path):
     assert {x["case_id"] for x in lines}.isdisjoint({q["id"] for q in questions[:4]})  # dev never reaches test
     # A rerun reuses the choice: no dev question is asked or retrieved again.
     again, rerun = compare(tmp_path / "suite.yaml", CompareOptions(out=tmp_path / "run2"))
-    assert again.strategies["rag"].setup["given"]["top_k_selection"]["reused_from_cache"] is True
-    assert again.strategies["rag"].setup["given"]["retriever"]["top_k"] == 1
+    assert again.strategies["rag"].setup.given.top_k_selection.reused_from_cache is True
+    assert again.strategies["rag"].setup.given.retriever.top_k == 1
     assert rerun.counts.dev_calls == 0 and rerun.counts.model_calls == 0
 
 

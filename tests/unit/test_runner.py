@@ -39,9 +39,9 @@ def test_compare_writes_scored_cases_and_summaries(toy_suite, tmp_path):
     assert len(df) == 18 and set(df.strategy) == {"zero", "few"}
     assert {"input", "prompt", "output", "target", "scores", "input_tokens", "latency_s", "cache_hit", "error"} <= set(df.columns)
     loaded = read_run(tmp_path / "run")
-    assert loaded.strategies["few"].setup["given"]["k"] == 3
-    assert len(loaded.strategies["few"].setup["given"]["exemplar_ids"]) == 3
-    assert loaded.manifest["seed"] == 7 and loaded.manifest["data_sha256"]
+    assert loaded.strategies["few"].setup.given.k == 3
+    assert len(loaded.strategies["few"].setup.given.exemplar_ids) == 3
+    assert loaded.manifest.seed == 7 and loaded.manifest.data_sha256
 
 
 def test_rerun_resumes_without_redoing_or_repaying(toy_suite, tmp_path, monkeypatch):
@@ -167,8 +167,8 @@ def test_a_subset_rerun_keeps_every_strategy_in_run_json(toy_suite, tmp_path):
     assert counts.model_calls == 0
     assert set(again.strategies) == {"zero", "few"} and again.status == "complete"
     assert again.strategies["few"].n_done == 9 and again.strategies["few"].setup == full.strategies["few"].setup
-    assert again.suite["strategies"][1]["config"] == {"k": 3, "selection": "balanced"}
-    assert again.suite["backends"][0]["config"]["latency_s"] == 0.05  # defaults filled in: the suite as resolved
+    assert again.suite.strategies[1].config == {"k": 3, "selection": "balanced"}
+    assert again.suite.backends[0].config["latency_s"] == 0.05  # defaults filled in: the suite as resolved
 
 
 def test_unusual_line_separators_in_answers_survive_resume(tmp_path):

@@ -96,6 +96,6 @@ def test_a_run_records_the_best_strategy_against_the_others(tmp_path):
                            {"name": "weak", "kind": "zero_shot", "backend": "weak"}]
     record, _ = compare(write_suite(tmp_path / "s", suite, n_test=60), CompareOptions(out=tmp_path / "run"))
     (c,) = record.comparisons  # labels cycle alpha/beta/gamma: "zero" also gets beta right, 20 cases out of 60
-    assert (c["a"], c["b"], c["wins"], c["losses"], c["n"]) == ("zero", "weak", 20, 0, 60)
-    assert c["test"] == "mcnemar_exact" and c["p_holm"] == pytest.approx(2 * 0.5**20) and c["settled"]
-    assert c["diff"] == pytest.approx(1 / 3) and c["ci_low"] > 0
+    assert (c.a, c.b, c.wins, c.losses, c.n) == ("zero", "weak", 20, 0, 60)
+    assert c.test == "mcnemar_exact" and c.p_holm == pytest.approx(2 * 0.5**20) and c.settled
+    assert c.diff == pytest.approx(1 / 3) and c.ci_low > 0

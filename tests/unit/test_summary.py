@@ -6,8 +6,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from harness.run.folder import CaseResult, CaseScore
-from harness.verdict.summary import bootstrap_ci, summarize_strategy, wilson
+from harness.records.cases import CaseResult, CaseScore
+from harness.records.setup import StrategySetup
+from harness.verdict.stats import bootstrap_ci, wilson
+from harness.verdict.summary import summarize_strategy
+
+SETUP = StrategySetup(backend="b")
 
 
 def row(case_id, value, *, error=None, hit=False, latency=1.0, repeat=0, unscored=False):
@@ -36,7 +40,7 @@ def test_bootstrap_interval_covers_the_mean_and_shrinks_with_more_data():
 
 def test_errors_count_as_wrong_and_unscored_are_reported():
     rows = [row("a", 1), row("b", 1), row("c", 0, error="boom"), row("d", 1, unscored=True)]
-    s = summarize_strategy("s", "b", rows, n_planned=4, binary={"m": True}, setup={})
+    s = summarize_strategy("s", "b", rows, SETUP, n_planned=4, binary={"m": True})
     m = s.metrics["m"]
     assert s.n_errors == 1 and m.n_unscored == 1
     assert m.n == 3 and m.mean == pytest.approx(2 / 3) and m.n_scored == 2
@@ -44,7 +48,7 @@ def test_errors_count_as_wrong_and_unscored_are_reported():
 
 def test_latency_percentiles_exclude_cache_hits():
     rows = [row(str(i), 1, latency=float(i)) for i in range(1, 101)] + [row("hit", 1, hit=True, latency=0.0)]
-    s = summarize_strategy("s", "b", rows, n_planned=101, binary={"m": True}, setup={})
+    s = summarize_strategy("s", "b", rows, SETUP, n_planned=101, binary={"m": True})
     assert s.latency.n == 100 and s.n_cache_hits == 1
     assert s.latency.p50_s == pytest.approx(50.5) and s.latency.p95_s == pytest.approx(95.05)
     assert s.throughput_output_tok_s == pytest.approx(1000 / 5050)
@@ -52,14 +56,14 @@ def test_latency_percentiles_exclude_cache_hits():
 
 def test_no_zero_width_interval_from_too_little_data():
     all_right = [row(str(i), 1, repeat=r) for i in range(10) for r in range(2)]
-    m = summarize_strategy("s", "b", all_right, n_planned=20, binary={"m": True}, setup={}).metrics["m"]
+    m = summarize_strategy("s", "b", all_right, SETUP, n_planned=20, binary={"m": True}).metrics["m"]
     assert m.mean == 1 and m.ci_low == pytest.approx(0.722, abs=1e-3) and m.ci_high == pytest.approx(1.0)
     same = [row(str(i), 0.5) for i in range(5)]
-    c = summarize_strategy("s", "b", same, n_planned=5, binary={"m": False}, setup={}).metrics["m"]
+    c = summarize_strategy("s", "b", same, SETUP, n_planned=5, binary={"m": False}).metrics["m"]
     assert c.mean == 0.5 and c.ci_low is None and c.ci_method.startswith("none")
 
 
 def test_repeats_are_averaged_per_case_before_the_interval():
     rows = [row("a", 1, repeat=0), row("a", 0, repeat=1), row("b", 1, repeat=0), row("b", 1, repeat=1)]
-    m = summarize_strategy("s", "b", rows, n_planned=4, binary={"m": True}, setup={}).metrics["m"]
+    m = summarize_strategy("s", "b", rows, SETUP, n_planned=4, binary={"m": True}).metrics["m"]
     assert m.n == 2 and m.mean == pytest.approx(0.75) and m.ci_method.startswith("bootstrap")

@@ -54,14 +54,14 @@ def test_the_block_shows_the_runs_verdict_and_numbers_and_the_prose_is_kept(upda
     block = text[len(BEFORE):-len(AFTER)]
     assert block.startswith("<!-- results:start -->") and block.endswith("<!-- results:end -->")
     assert "0.123" not in block  # the hand-written numbers are gone
-    assert f"**{record.decision['verdict']}**" in block
+    assert f"**{record.decision.verdict}**" in block
     for name, summary in record.strategies.items():
         m = summary.metrics["label_accuracy"]
         row = next(line for line in block.splitlines() if line.startswith(f"| {name} |"))
         assert f"{m.mean:.3f} [{m.ci_low:.3f}, {m.ci_high:.3f}]" in row
         assert f"{summary.cost.per_request_usd * 1000:.4g}" in row  # $ per 1,000 requests
     assert "python suites/update_readmes.py toy" in block  # the command that regenerates it
-    assert f"seed {record.manifest['seed']}" in block and f"harness {record.harness_version}" in block
+    assert f"seed {record.manifest.seed}" in block and f"harness {record.harness_version}" in block
 
     # a second run gives the same README, byte for byte
     assert update_readmes.main([str(folder), "--run-dir", str(run)]) == 0

@@ -1,0 +1,134 @@
+"""Paired comparisons and the decision: which strategy wins at each volume, and fine-tuning against each
+alternative (payback, break-even, or why not). Written once by `harness compare`, read by every view."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from harness.records.base import Record
+from harness.suite.schema import DecisionSpec, ModelPrice
+
+Relation = Literal["better", "worse", "equivalent", "inconclusive"]
+Outcome = Literal["pays_off", "better_at_a_price", "never", "not_needed", "worse_but_cheaper", "inconclusive",
+                  "unknown_cost"]
+Status = Literal["decided", "inconclusive", "undecided"]
+
+
+class PairedComparison(Record):
+    """A against B on the cases both answered (harness.verdict.stats)."""
+
+    a: str
+    b: str
+    n: int  # cases both strategies answered
+    mean_a: float | None
+    mean_b: float | None
+    diff: float  # mean of A - B per case
+    ci_low: float | None
+    ci_high: float | None
+    test: str
+    p_value: float
+    wins: int  # cases where A scored higher
+    losses: int
+    ties: int
+    min_detectable_diff: float | None
+    cases_needed: int | None  # to settle the observed difference (None when settled, or no difference at all)
+    p_holm: float | None = None
+    sd_diff: float = 0.0  # standard deviation of the per-case differences
+    alpha: float = 0.05
+    settled: bool = False  # p (Holm-corrected when there are several pairs) below alpha
+    cases_to_decide: int | None = None  # total test cases that would decide it against the minimum gain
+
+    def flipped(self) -> PairedComparison:
+        """The same comparison read as B against A."""
+        return self.model_copy(update={
+            "a": self.b, "b": self.a, "diff": -self.diff, "mean_a": self.mean_b, "mean_b": self.mean_a,
+            "wins": self.losses, "losses": self.wins,
+            "ci_low": None if self.ci_high is None else -self.ci_high,
+            "ci_high": None if self.ci_low is None else -self.ci_low})
+
+
+class RankRow(Record):
+    """One strategy at one monthly volume."""
+
+    strategy: str
+    quality: float | None
+    ci_low: float | None
+    ci_high: float | None
+    monthly_usd: float | None
+    per_request_usd: float | None
+    setup_usd: float
+    p95_s: float | None
+    meets_slo: bool
+    net_value_month_usd: float | None = None  # with economics.value: right answers' worth less costs
+    net_value_per_request_usd: float | None = None
+    net_value_ci_usd: list[float | None] | None = None
+    break_even_accuracy: float | None = None
+
+
+class VolumeVerdict(Record):
+    """Winner and ranking at one monthly volume."""
+
+    volume: int
+    winner: str | None
+    status: Status
+    ranking: list[RankRow]
+    why: str
+    against: str | None = None  # inconclusive: the strategy it could not be told apart from
+    more_cases: int | None = None
+
+
+class FinetuneAtVolume(Record):
+    volume: int
+    finetune_monthly_usd: float | None
+    alternative_monthly_usd: float | None
+    monthly_saving_usd: float | None
+    payback_months: float | None
+
+
+class FinetuneVerdict(Record):
+    """A fine-tune against one alternative: is it better, cheaper, and when does it pay back its setup?"""
+
+    strategy: str
+    against: str
+    relation: Relation
+    pair: PairedComparison | None
+    saving_per_request_usd: float | None
+    extra_setup_usd: float
+    payback_requests: int | None  # whole requests (rounded up once, here); None: never
+    break_even_monthly_volume: int | None  # None: dearer at every volume up to 1e12 a month
+    at_volume: list[FinetuneAtVolume]
+    more_cases_needed: int | None = None
+    outcome: Outcome
+    reason: str
+
+
+class PriceOverrides(Record):
+    """The suite's `economics.prices` and `economics.usd_per_hour`."""
+
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    usd_per_hour: dict[str, float] = Field(default_factory=dict)
+
+
+class PriceSheetInfo(Record):
+    """The price sheet a run used, and the suite's overrides (None: the suite has no economics section)."""
+
+    version: str
+    date: str
+    currency: str
+    overrides: PriceOverrides | None = None
+
+
+class Decision(Record):
+    status: Status
+    verdict: str
+    winner: str | None
+    metric: str
+    policy: DecisionSpec
+    by_volume: list[VolumeVerdict] = Field(default_factory=list)
+    finetune: list[FinetuneVerdict] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list)
+    uncertainty: list[str] = Field(default_factory=list)
+    prices: PriceSheetInfo | None = None
+    pairs: list[PairedComparison] = Field(default_factory=list)

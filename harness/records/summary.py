@@ -1,0 +1,118 @@
+"""Per-strategy aggregates over the test cases: quality with intervals, latency, tokens, retrieval, and cost."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import Field
+
+from harness.records.base import Record
+from harness.records.setup import StrategySetup
+
+
+class MetricSummary(Record):
+    mean: float | None
+    ci_low: float | None
+    ci_high: float | None
+    ci_method: str
+    n: int  # cases in the denominator (errors count as 0)
+    n_scored: int
+    n_unscored: int
+    n_invalid: int
+
+
+class LatencySummary(Record):
+    n: int
+    p50_s: float | None
+    p95_s: float | None
+    p99_s: float | None
+    mean_s: float | None
+    how: str
+    ttft_p50_s: float | None = None  # time to first token, where answers were streamed
+    ttft_p95_s: float | None = None
+
+
+class PriceUsed(Record):
+    """A model's prices as a run used them: the sheet entry under the suite's overrides, and where each came from."""
+
+    model: str
+    entry: str | None
+    finetuned: bool
+    origin: str
+    input_per_1m_usd: float | None = None
+    cached_input_per_1m_usd: float | None = None
+    output_per_1m_usd: float | None = None
+    training_per_1m_usd: float | None = None
+    finetuned_input_per_1m_usd: float | None = None
+    finetuned_cached_input_per_1m_usd: float | None = None
+    finetuned_output_per_1m_usd: float | None = None
+    hosting_usd_per_hour: float | None = None
+    source: str | None = None
+    as_of: date | None = None
+
+
+class PricingUsed(Record):
+    """How a strategy's calls were priced: tokens at a model's prices, or busy time at a device's $/hour."""
+
+    kind: Literal["tokens", "device_hours", "unknown"]
+    basis: str
+    price: PriceUsed | None = None
+    device: str | None = None
+    usd_per_hour: float | None = None
+
+
+class CostItem(Record):
+    what: str
+    usd: float
+    basis: str = ""
+
+
+class StrategyCost(Record):
+    """What a strategy costs in production and what this run spent on it (see harness.costs)."""
+
+    pricing: PricingUsed
+    per_request_usd: float | None  # one production request (test-set mean)
+    per_request_by_part_usd: dict[str, float] = Field(default_factory=dict)  # token-priced: what each part costs
+    busy_s_per_request: float | None = None
+    device_usd_per_hour: float | None = None
+    hosting_usd_per_hour: float = 0.0
+    setup_usd: float = 0.0  # one-off: training, indexing, dev selection
+    setup_items: list[CostItem] = Field(default_factory=list)
+    evaluation_usd: float = 0.0  # judges scoring this run's answers: not a production cost
+    run_usd: float = 0.0  # what this run spent on the strategy: test answers + setup + evaluation
+    notes: list[str] = Field(default_factory=list)
+
+    def setup_usd_where(self, *, what: str | None = None, basis_prefixes: tuple[str, ...] = ()) -> float:
+        """Setup dollars of the items named `what`, or whose basis starts with one of `basis_prefixes`."""
+        return sum(i.usd for i in self.setup_items
+                   if (what is not None and i.what == what) or (basis_prefixes and i.basis.startswith(basis_prefixes)))
+
+
+class RetrievalSummary(Record):
+    """Retrieval apart from generation: its own latency, the context it put in prompts, what did not fit."""
+
+    latency: LatencySummary
+    context_tokens_mean: float | None
+    contexts_used_mean: float | None
+    contexts_dropped_total: int
+    cases_with_dropped_contexts: int
+
+
+class StrategySummary(Record):
+    strategy: str
+    backend: str
+    n_planned: int
+    n_done: int
+    n_errors: int
+    n_cache_hits: int
+    metrics: dict[str, MetricSummary]
+    latency: LatencySummary
+    input_tokens_mean: float | None
+    output_tokens_mean: float | None
+    throughput_output_tok_s: float | None
+    compute_s_total: float
+    tokens_mean: dict[str, float] = Field(default_factory=dict)  # per request, by part (see costs.tokens.TOKEN_PARTS)
+    setup: StrategySetup
+    cost: StrategyCost | None = None
+    retrieval: RetrievalSummary | None = None  # strategies that retrieve (rag)

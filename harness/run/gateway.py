@@ -1,0 +1,161 @@
+"""The one gateway for every model call a run makes (test answers, answers on dev, judge calls): the response cache
+first, then budget admission (each call counted at its most), the call, and the ledger of what was paid.
+
+Strategies and judges get it as an object with a small interface: `answer` (answers on dev, charged to the strategy
+being prepared as setup) and `ask` (cached answers with whether each came from the cache). The execute phase sends
+the test answers through `lookup` and `send`, which admit as many calls as the budget allows and hold back the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from harness.backends.base import Backend, GenRequest, GenResult
+from harness.costs.budget import Spend, SpendLedger, affordable, upper_usd
+from harness.costs.pricing import Pricing, pricing_of
+from harness.errors import BudgetReached
+from harness.records.run import Counts
+from harness.records.setup import DevAnswers
+from harness.run.cache import NoCache, ResponseCache, cache_key
+from harness.run.plan import PlannedCall
+from harness.suite.schema import Suite
+
+log = logging.getLogger(__name__)
+
+OnAnswer = Callable[[PlannedCall, GenResult, bool], None]  # (call, result, answered without a model call)
+
+
+class Gateway:
+    def __init__(self, suite: Suite, cache: ResponseCache | NoCache, spend: Spend, ledger: SpendLedger,
+                 counts: Counts):
+        self.suite = suite
+        self.cache = cache
+        self.spend = spend
+        self.ledger = ledger
+        self.counts = counts
+        self.strategy = ""  # the strategy being prepared or answered: what its calls are charged to
+        self.dev: dict[str, DevAnswers] = {}  # answers on dev per strategy (its setup cost of choosing settings)
+
+    @contextmanager
+    def charging(self, strategy: str) -> Iterator[None]:
+        """Charge calls made inside the block to `strategy`."""
+        before, self.strategy = self.strategy, strategy
+        try:
+            yield
+        finally:
+            self.strategy = before
+
+    def pricing(self, backend: Backend) -> Pricing:
+        return pricing_of(self.suite, backend.identity())
+
+    def charge(self, what: str, usd: float, *, strategy: str | None = None) -> None:
+        """A provider charge that is not an answer line (dev answers, judge calls, training, indexing)."""
+        self.spend.paid_usd += usd
+        self.ledger.add(self.strategy if strategy is None else strategy, what, usd)
+
+    def paid(self, usd: float) -> None:
+        """An answer's paid dollars (kept in its cases.jsonl line, so not in the ledger)."""
+        self.spend.paid_usd += usd
+
+    def hold_back(self, n: int) -> None:
+        """`n` answers not requested because budget_usd is reached; recorded, and made by a rerun with a larger
+        budget."""
+        self.spend.hold_back(self.strategy, n)
+        self.counts.budget_skipped += n
+        log.warning("%s: budget_usd $%g reached ($%.4f paid): %d answers not requested",
+                    self.strategy, self.spend.budget_usd, self.spend.paid_usd, n)
+
+    # ---- calls outside the test plan: dev answers, judges ---------------------------------------------------------
+
+    def ask(self, backend: Backend, requests: list[GenRequest], *, purpose: str = "judge"
+            ) -> list[tuple[GenResult, bool]]:
+        """Answers through the response cache, each with whether it came from the cache; repeats sent once. Either
+        every call fits under budget_usd or none is made (BudgetReached)."""
+        keys = [cache_key(backend.identity(), r, 0) for r in requests]
+        found = self.cache.get_many(keys)
+        first = {k: i for i, k in reversed(list(enumerate(keys)))}
+        todo = [i for k, i in first.items() if k not in found]
+        fresh = {keys[i] for i in todo}
+        if todo:
+            pricing = self.pricing(backend)
+            if pricing.paid and self.spend.budget_usd is not None:
+                upper = sum(upper_usd(backend, pricing, requests[i]) for i in todo)
+                if upper > self.spend.room():
+                    raise BudgetReached(f"{len(todo)} calls to {backend.spec.name} could cost up to ${upper:.4f}; "
+                                        f"${max(self.spend.room(), 0):.4f} of budget_usd ${self.spend.budget_usd:g} "
+                                        "is left")
+            backend.load()
+            for index, result in backend.generate([requests[i] for i in todo]):
+                self.cache.put(keys[todo[index]], result)
+                found[keys[todo[index]]] = result
+                if pricing.paid:
+                    self.charge(purpose, pricing.call_usd(result.input_tokens, result.output_tokens,
+                                                          result.cached_input_tokens) or 0.0)
+        return [(found[k], k not in fresh or first[k] != i) for i, k in enumerate(keys)]
+
+    def answer(self, backend: Backend, requests: list[GenRequest]) -> list[GenResult]:
+        """Answers a strategy asks for while it is prepared (scoring checkpoints or settings on dev)."""
+        answers = self.ask(backend, requests, purpose="answers on dev")
+        fresh = [result for result, hit in answers if not hit]
+        self.counts.dev_calls += len(fresh)
+        if self.strategy and answers:
+            # The setup cost of choosing on dev is what those answers cost when made, cached or not, so a warm
+            # cache does not make a strategy look cheaper to set up (the budget counts only fresh calls).
+            pricing = self.pricing(backend)
+            dev = self.dev.setdefault(self.strategy, DevAnswers())
+            dev.calls += len(fresh)
+            dev.answers += len(answers)
+            for r, _ in answers:
+                dev.input_tokens += r.input_tokens
+                dev.output_tokens += r.output_tokens
+                dev.compute_s += r.compute_s
+                dev.cost_usd += pricing.call_usd(r.input_tokens, r.output_tokens, r.cached_input_tokens,
+                                                 r.compute_s) or 0.0
+            dev.cost_basis = pricing.basis
+        return [result for result, _ in answers]
+
+    # ---- the test answers -----------------------------------------------------------------------------------------
+
+    def lookup(self, planned: list[PlannedCall]) -> tuple[list[tuple[PlannedCall, GenResult]], list[list[PlannedCall]]]:
+        """Cached answers, and the calls still to make grouped by cache key (greedy repeats and identical prompts
+        are sent once, the others reuse the answer)."""
+        hits = self.cache.get_many([p.key for p in planned])
+        found, misses = [], {}
+        for call in planned:
+            if call.key in hits:
+                found.append((call, hits[call.key]))
+            else:
+                misses.setdefault(call.key, []).append(call)
+        return found, list(misses.values())
+
+    def send(self, backend: Backend, groups: list[list[PlannedCall]], on_answer: OnAnswer) -> int:
+        """Make the calls, as many as fit under budget_usd (each reserved at its most, for every attempt the
+        provider might bill); returns how many answers were held back at the cap."""
+        pricing = self.pricing(backend)
+        while groups:
+            attempts = backend.billed_attempts_at_most()
+            batch, groups = affordable(groups, self.spend,
+                                       lambda g: attempts * upper_usd(backend, pricing, g[0].request), paid=pricing.paid)
+            if not batch:  # budget_usd reached: these calls are not made; a rerun with a larger budget makes them
+                queries = sum(c.meta.retrieval.query_embedding_usd or 0.0 for g in groups for c in g
+                              if c.meta.retrieval is not None)
+                if queries:  # their queries were embedded (and billed) while their prompts were built
+                    self.charge("query embeddings of answers held back by budget_usd", queries)
+                held = sum(len(g) for g in groups)
+                self.hold_back(held)
+                return held
+            for index, result in backend.generate([g[0].request for g in batch]):
+                self.counts.model_calls += 1
+                self.counts.errors += result.error is not None
+                self.cache.put(batch[index][0].key, result)
+                if pricing.paid and result.unconfirmed_attempts:  # may have been billed: counted at their most
+                    self.charge(f"{result.unconfirmed_attempts} attempt(s) sent but never answered (timed out, "
+                                "dropped or garbled); the provider may have billed them",
+                                result.unconfirmed_attempts * upper_usd(backend, pricing, batch[index][0].request))
+                for n, call in enumerate(batch[index]):
+                    reused = n > 0 and result.error is None
+                    self.counts.cache_hits += reused
+                    on_answer(call, result, reused)
+        return 0

@@ -1,0 +1,68 @@
+"""The judge phase: model-judged scorers (ragas metrics) over a strategy's finished answers that lack their score,
+batched across cases through the gateway, each score appended to cases.jsonl as it comes, and the judges' work
+recorded as evaluation cost (never production cost)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from harness.errors import BudgetReached
+from harness.records.cases import CaseResult, CaseScore
+from harness.records.setup import JudgeCounts, JudgeUsage
+from harness.scoring.base import Score, Scorer
+from harness.scoring.judge import Judge, run_concurrently
+from harness.suite.schema import GenerationParams
+
+if TYPE_CHECKING:
+    from harness.run.compare import Run
+
+log = logging.getLogger(__name__)
+
+
+def judge_answers(run: Run, name: str) -> None:
+    """Every deferred scorer over `name`'s answers on the test plan that it has not scored yet."""
+    cases = {c.id: c for c in run.plan.test}
+    for scorer in [s for s in run.scorers if s.deferred]:
+        rows = [r for k, r in run.cases.rows.items() if k[0] == name and k[1] in cases and k[2] < run.plan.repeats
+                and r.error is None and r.output is not None and scorer.name not in r.scores]
+        if rows:
+            _judge_with(run, name, scorer, rows)
+
+
+def _judge_with(run: Run, name: str, scorer: Scorer, rows: list[CaseResult]) -> None:
+    cfg = scorer.config
+    judge = Judge(run.backend(cfg.judge), run.gateway.ask, retries=cfg.retries, max_chars=cfg.max_chars,
+                  max_items=cfg.max_items, binary_fields=scorer.binary_fields,
+                  params=GenerationParams(max_new_tokens=cfg.max_new_tokens, temperature=0.0))
+    scorer.prepare(judge)
+    cases = {c.id: c for c in run.plan.test}
+    run.progress.start(f"{name}: {scorer.name}", len(rows))
+
+    def done(i: int, score: Score | None) -> None:
+        run.progress.advance()
+        if score is None:
+            return
+        row = run.cases.rows[rows[i].key]
+        entry = CaseScore(value=score.value, invalid=score.invalid, detail=score.detail)
+        run.cases.append(row.model_copy(update={"scores": {**row.scores, scorer.name: entry}}))
+
+    skipped = None
+    try:
+        run_concurrently([lambda r=r: scorer.ascore(r.output, cases[r.case_id], r.meta) for r in rows], done)
+    except BudgetReached as exc:
+        skipped = str(exc)
+        log.warning("%s: %s not judged: budget_usd reached (%s)", name, scorer.name, exc)
+        run.gateway.spend.skipped[f"{name}: {scorer.name}"] = len(rows)
+    finally:
+        run.progress.finish()
+        evaluation = run.setups[name].evaluation
+        earlier = evaluation.get(scorer.name)
+        totals = earlier.judge.model_copy() if earlier else JudgeCounts()
+        totals.add(judge.counts)
+        pricing = run.gateway.pricing(judge.backend)
+        cost = pricing.call_usd(totals.input_tokens, totals.output_tokens, 0, totals.compute_s)
+        evaluation[scorer.name] = JudgeUsage(judge=totals, judge_backend=cfg.judge,
+                                             cost_usd=None if cost is None else round(cost, 9),
+                                             cost_basis=pricing.basis, paid=pricing.paid, skipped=skipped)
+        run.counts.judge_calls += judge.counts.calls
