@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import REPO, save  # noqa: E402
+from _util import REPO, save
 
 sys.path.insert(0, str(REPO))
 

@@ -102,8 +102,9 @@ def worker(engine: str, n: int) -> dict:
         return {"engine": engine, "examples": n, **_rate(timer, worker.trainer)}
     data = Dataset.from_list([{"prompt": e.prompt, "completion": [{"role": "assistant", "content": e.completion}]}
                               for e in examples])
-    common = dict(output_dir=str(out), num_train_epochs=1, per_device_train_batch_size=8, learning_rate=2e-4,
-                  logging_steps=1, save_strategy="no", report_to="none", seed=13, use_cpu=True, disable_tqdm=True)
+    common = {"output_dir": str(out), "num_train_epochs": 1, "per_device_train_batch_size": 8, "learning_rate": 2e-4,
+              "logging_steps": 1, "save_strategy": "no", "report_to": "none", "seed": 13, "use_cpu": True,
+              "disable_tqdm": True}
     if engine == "trl_defaults":
         args = SFTConfig(**common)  # bf16 and gradient checkpointing as trl sets them
         dtype = torch.float32  # bf16 comes from trl's mixed precision, as for any user of the defaults

@@ -62,11 +62,11 @@ def worker(engine: str, n: int, device: str, model_dir: str) -> dict:
 
     import torch
     from datasets import Dataset
+    from finetune_cpu import _examples, _rate, _timer
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
-    from finetune_cpu import _examples, _rate, _timer
     from harness.tuner import TuneContext
 
     loaded, examples = _examples(n)

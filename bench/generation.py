@@ -17,9 +17,9 @@ from _util import REPO, save
 
 
 def prompts(n: int):
-    from harness.suite.load import load_suite
+    from harness.builtins import BACKENDS, STRATEGIES
     from harness.strategy import StrategyContext
-    from harness.builtins import STRATEGIES, BACKENDS
+    from harness.suite.load import load_suite
 
     loaded = load_suite(REPO / "suites/quickstart/suite.yaml")
     suite = loaded.suite
@@ -48,10 +48,9 @@ def run_harness(backend, groups, params):
 
 
 def run_lm_eval(model_dir, contexts, params, batch_size, tok):
+    import torch
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
-
-    import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"  # the same device and dtype the harness backend picks
     dtype = ("bfloat16" if torch.cuda.is_bf16_supported() else "float16") if device == "cuda" else "float32"
@@ -81,7 +80,7 @@ def main() -> None:
     engines = {}
     engines["harness_hf"], ours = run_harness(backend, groups, params)
     backend.close()
-    engines["lm_eval_hflm_bs8"], theirs8 = run_lm_eval(model_dir, contexts, params, 8, tok)
+    engines["lm_eval_hflm_bs8"], _theirs8 = run_lm_eval(model_dir, contexts, params, 8, tok)
     engines["lm_eval_hflm_bs1"], theirs1 = run_lm_eval(model_dir, contexts, params, 1, tok)
     for e in engines.values():
         e["output_tok_s"] = round(e["output_tokens"] / e["wall_s"], 2)

@@ -13,7 +13,6 @@ import tempfile
 from pathlib import Path
 
 import yaml
-
 from _util import run_python, save
 
 LABELS = ["alpha", "beta", "gamma", "delta"]

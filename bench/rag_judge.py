@@ -19,7 +19,6 @@ import tempfile
 from pathlib import Path
 
 import yaml
-
 from _util import REPO, run_python, save
 
 SQUAD = REPO / "suites" / "squad_qa" / "data"

@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import REPO, save  # noqa: E402
+from _util import REPO, save
 
 sys.path.insert(0, str(REPO))
-from overhead import make_suite  # noqa: E402
+from overhead import make_suite
 
 
 def timed(fn):

@@ -56,4 +56,4 @@ if TYPE_CHECKING:
     from harness.suite.data import Case, Dataset
     from harness.suite.prompts import build_messages, prompt_parts
     from harness.suite.schema import GenerationParams, StrictModel
-    from harness.tuner import Checkpoint, TrainExample, TuneContext, TuneResult, Tuner
+    from harness.tuner import Checkpoint, TrainExample, TuneContext, Tuner, TuneResult

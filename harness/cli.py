@@ -10,7 +10,6 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -53,45 +52,40 @@ def _fail(exc: HarnessError) -> None:
 @app.command()
 def compare(
     suite: Path = typer.Argument(..., help="Suite file (or a folder holding suite.yaml)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default: runs/<suite name>). Rerunning resumes it."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N test cases."),
-    strategies: Optional[str] = typer.Option(None, "--strategies", help="Comma-separated strategy names to run."),
+    out: Path | None = typer.Option(None, "--out", help="Run folder (default: runs/<suite name>). Rerunning resumes it."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N test cases."),
+    strategies: str | None = typer.Option(None, "--strategies", help="Comma-separated strategy names to run."),
     retry_errors: bool = typer.Option(False, "--retry-errors", help="Rerun cases that ended in an error."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the response cache."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard results in the run folder instead of resuming."),
-    fail_under: Optional[list[str]] = typer.Option(
+    fail_under: list[str] | None = typer.Option(
         None, "--fail-under", help="[STRATEGY:]METRIC=VALUE: exit 1 when the strategy (default: the decision's winner) "
         "scores below VALUE. Repeatable."),
-    baseline: Optional[Path] = typer.Option(
+    baseline: Path | None = typer.Option(
         None, "--baseline", help="A saved run folder: exit 1 when a strategy is worse than there (paired on the same "
         "cases, by at least the suite's min_gain, settled)."),
     cancel_on_abort: bool = typer.Option(
         False, "--cancel-on-abort", help="Cancel a provider's fine-tuning job on Ctrl-C (default: ask at a terminal, "
         "else leave it running; a rerun follows it)."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write a summary with the gates' results as JSON for CI."),
-    junit: Optional[Path] = typer.Option(None, "--junit", help="Write the gates and each strategy as JUnit XML for CI."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write a summary with the gates' results as JSON for CI."),
+    junit: Path | None = typer.Option(None, "--junit", help="Write the gates and each strategy as JUnit XML for CI."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run (or resume) the comparison; write run.json, cases.jsonl and decision.md; print the verdict."""
-    from harness.commands.ci import gate_checks, regression_checks, writable, write_json, write_junit
-    from harness.suite.load import load_suite
-    from harness.run.progress import make_progress
+    from harness.commands.ci import CiOutputs, check_outputs, run_gates
+    from harness.commands.console import print_summary
     from harness.run.compare import CompareOptions, run_compare
+    from harness.run.progress import make_progress
+    from harness.suite.load import load_suite
 
     _setup_logging(verbose)
     if cancel_on_abort:
         os.environ["HARNESS_CANCEL_ON_ABORT"] = "1"
     names = [s.strip() for s in strategies.split(",") if s.strip()] if strategies else None
+    ci = CiOutputs(fail_under=fail_under or [], baseline=baseline, json=json_out, junit=junit)
     try:
         loaded = load_suite(suite)
-        _check_gates(fail_under or [], loaded)
-        for flag, path in (("--json", json_out), ("--junit", junit)):
-            if path is not None:
-                writable(path, flag)
-        if baseline is not None:
-            from harness.run.folder import read_run
-
-            read_run(baseline)  # an unreadable baseline is refused before any call
+        check_outputs(ci, loaded)  # bad gates, an unusable baseline or output path: refused before any call
     except HarnessError as exc:
         _fail(exc)
     progress = make_progress(_console())
@@ -107,44 +101,28 @@ def compare(
     finally:
         if hasattr(progress, "stop"):
             progress.stop()
-    from harness.commands.console import print_summary
-
     print_summary(record, run.run_dir)
     try:
-        checks = gate_checks(record, fail_under or [])
-        if baseline is not None:
-            checks += regression_checks(record, run.run_dir, baseline)
+        checks = run_gates(ci, record, run.run_dir)
     except HarnessError as exc:
         _fail(exc)
-    if json_out:
-        write_json(json_out, record, checks)
-    if junit:
-        write_junit(junit, record, checks)
     for check in checks:
         typer.echo(f"{'pass' if check.passed else 'FAIL'}: {check.name} ({check.detail})")
     if not all(c.passed for c in checks):
         raise typer.Exit(1)
 
 
-def _check_gates(gates: list[str], loaded) -> None:
-    """--fail-under values are checked against the suite before any call."""
-    from harness.commands.ci import parse_gate
-
-    for text in gates:
-        parse_gate(text, [s.label for s in loaded.suite.scorers], [s.name for s in loaded.suite.strategies],
-                   str(loaded.path))
-
-
 @app.command()
 def estimate(
     suite: Path = typer.Argument(..., help="Suite file (or a folder holding suite.yaml)."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N test cases."),
-    strategies: Optional[str] = typer.Option(None, "--strategies", help="Comma-separated strategy names."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N test cases."),
+    strategies: str | None = typer.Option(None, "--strategies", help="Comma-separated strategy names."),
     json_out: bool = typer.Option(False, "--json", help="Print the estimate as JSON."),
 ) -> None:
     """Tokens and dollars per strategy (inference, dev, training, indexing, judging) before any call, and the
     smallest difference the test set can detect. Exits 2 when the estimate is above the suite's budget_usd."""
-    from harness.costs.estimate import check_budget, estimate as make_estimate, render
+    from harness.costs.estimate import check_budget, render
+    from harness.costs.estimate import estimate as make_estimate
     from harness.suite.load import load_suite
 
     names = [s.strip() for s in strategies.split(",") if s.strip()] if strategies else None
@@ -172,8 +150,8 @@ def estimate(
 @app.command()
 def report(
     run_dir: Path = typer.Argument(..., help="A run folder written by `harness compare`."),
-    html: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML report here (no network needed)."),
-    md: Optional[Path] = typer.Option(None, "--md", help="Write a Markdown report here (for a review or a pull request)."),
+    html: Path | None = typer.Option(None, "--html", help="Write a self-contained HTML report here (no network needed)."),
+    md: Path | None = typer.Option(None, "--md", help="Write a Markdown report here (for a review or a pull request)."),
     port: int = typer.Option(8501, "--port", help="Port of the Streamlit app."),
     headless: bool = typer.Option(False, "--headless", help="Do not open a browser (serve only)."),
 ) -> None:
@@ -252,15 +230,15 @@ def schema(
 @app.command()
 def tune(
     suite: Path = typer.Argument(..., help="Suite file (or a folder holding suite.yaml)."),
-    strategy: Optional[str] = typer.Option(None, "--strategy", help="The finetune strategy (default: the only one)."),
+    strategy: str | None = typer.Option(None, "--strategy", help="The finetune strategy (default: the only one)."),
     export_only: bool = typer.Option(False, "--export-only", help="Write the tuner's files (AutoTrain: config.yml "
                                      "and data/train.jsonl for its UI or CLI) to --out and train nothing."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder for --export-only."),
+    out: Path | None = typer.Option(None, "--out", help="Folder for --export-only."),
 ) -> None:
     """Train a finetune strategy's model without answering the test set (`harness compare` then reuses it), or
     with --export-only write what its tuner would be given."""
-    from harness.errors import ConfigError
     from harness.commands.tune import export_tuning, train_only
+    from harness.errors import ConfigError
 
     try:
         if export_only:
@@ -293,9 +271,9 @@ def list_components() -> None:
 
 @app.command()
 def init(
-    directory: Optional[Path] = typer.Argument(None, help="Folder to create the suite in."),
-    data: Optional[Path] = typer.Option(None, "--from", help="A JSONL, CSV or Parquet file of cases."),
-    template: Optional[str] = typer.Option(
+    directory: Path | None = typer.Argument(None, help="Folder to create the suite in."),
+    data: Path | None = typer.Option(None, "--from", help="A JSONL, CSV or Parquet file of cases."),
+    template: str | None = typer.Option(
         None, "--template", help="Copy an example suite: quickstart, squad_qa, e2e_nlg, ... "
         "(`harness init --list-templates` describes them)."),
     list_templates: bool = typer.Option(

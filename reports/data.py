@@ -113,7 +113,7 @@ def disagreements(view: RunView, *, only: str = "disagree") -> pd.DataFrame:
     first = df.drop_duplicates("case_id").set_index("case_id")[["input", "target"]]
     table = first.join(wide, how="left")
     table["errors"] = errors.reindex(table.index).fillna(0).astype(int)
-    strategies = [c for c in wide.columns]
+    strategies = list(wide.columns)
     if only == "disagree":
         scores = table[strategies]
         table = table[(scores.max(axis=1) != scores.min(axis=1)) | (table["errors"] > 0)]

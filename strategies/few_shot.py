@@ -9,11 +9,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from harness.suite.data import Case
-from harness.suite.prompts import build_messages, prompt_parts
 from harness.records.cases import CaseMeta
 from harness.records.setup import FewShotGiven
 from harness.strategy import Strategy, StrategyPlan, StrategyRequest
+from harness.suite.data import Case
+from harness.suite.prompts import build_messages, prompt_parts
 from harness.suite.schema import StrictModel
 
 

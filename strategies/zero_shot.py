@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from harness.suite.prompts import build_messages, prompt_parts
 from harness.records.setup import ZeroShotGiven
 from harness.strategy import Strategy, StrategyRequest
+from harness.suite.prompts import build_messages, prompt_parts
 
 
 class ZeroShot(Strategy):

@@ -41,7 +41,7 @@ class GenResult:
     error: str | None = None
     latency_kind: str = "request"
     # Attempts that may have been completed (and billed) by a provider without their answer reaching us: timed out,
-    # dropped or garbled after sending. The runner counts them against budget_usd at their most.
+    # dropped or garbled after sending. The run's gateway counts them against budget_usd at their most.
     unconfirmed_attempts: int = 0
 
 

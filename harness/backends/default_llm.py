@@ -52,7 +52,7 @@ def embedded_dir(name: str) -> Path:
 def _gguf_from_installed(model: EmbeddedModel) -> Path | None:
     spec = importlib.util.find_spec(model.module)
     if spec and spec.submodule_search_locations:
-        candidate = Path(list(spec.submodule_search_locations)[0]) / model.gguf
+        candidate = Path(next(iter(spec.submodule_search_locations))) / model.gguf
         if candidate.exists():
             return candidate
     return None

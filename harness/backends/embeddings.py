@@ -60,137 +60,141 @@ def _local_source(name: str) -> str:
     return name
 
 
-def make_embedder(config: EmbedderConfig, *, cache_queries: bool = True):
-    """The embedder for `config`. An API embedder keeps each query's embedding on disk unless `cache_queries` is
-    False (`harness compare --no-cache`)."""
-    base = _langchain_embeddings_base()
+class LocalEmbeddings(CountingEmbeddings):
+    """sentence-transformers, normalised vectors (cosine = inner product)."""
 
-    class LocalEmbeddings(CountingEmbeddings, base):
-        """sentence-transformers, normalised vectors (cosine = inner product)."""
+    def __init__(self, config: EmbedderConfig, *, cache_queries: bool = True):
+        CountingEmbeddings.__init__(self, config)
+        self.source = _local_source(config.model)
+        self._model = None
 
-        def __init__(self, config: EmbedderConfig):
-            CountingEmbeddings.__init__(self, config)
-            self.source = _local_source(config.model)
-            self._model = None
+    def identity(self) -> dict[str, Any]:
+        from pathlib import Path
 
-        def identity(self) -> dict[str, Any]:
-            from pathlib import Path
+        from harness.home import tree_fingerprint
 
-            from harness.home import tree_fingerprint
+        local = Path(self.source)
+        sha = tree_fingerprint(local) if local.exists() else self.source
+        return {"kind": "local", "model": self.config.model, "sha": sha}
 
-            local = Path(self.source)
-            sha = tree_fingerprint(local) if local.exists() else self.source
-            return {"kind": "local", "model": self.config.model, "sha": sha}
+    @property
+    def model(self):
+        if self._model is None:
+            st = require("sentence_transformers", extra="rag", purpose="local embeddings")
+            from transformers.utils import logging as hf_logging
 
-        @property
-        def model(self):
-            if self._model is None:
-                st = require("sentence_transformers", extra="rag", purpose="local embeddings")
-                from harness.backends.hf import pick_device
+            from harness.backends.hf import pick_device
 
-                from transformers.utils import logging as hf_logging
-
-                hf_logging.disable_progress_bar()  # no weight-loading bars in the run's output
-                try:
-                    self._model = st.SentenceTransformer(self.source, device=pick_device(self.config.device))
-                except OSError as exc:
-                    raise ModelUnavailableError(
-                        f"embedder '{self.config.model}': cannot load ({str(exc).splitlines()[0]}).\n"
-                        f"Fix: use the embedded {EMBEDDED_MINILM}, a local sentence-transformers folder, or a hub id "
-                        "on a machine with hub access."
-                    ) from None
-            return self._model
-
-        def warm(self) -> None:
-            self.model  # noqa: B018 (loads it)
-
-        @property
-        def tokenizer(self):
-            return self.model.tokenizer
-
-        @property
-        def max_tokens(self) -> int:
-            """Word pieces a text may have without being cut by the model (its limit less [CLS] and [SEP])."""
-            return int(self.model.max_seq_length) - 2
-
-        def count_tokens(self, texts: list[str]) -> list[int]:
-            ids = self.tokenizer(texts, add_special_tokens=False, truncation=False)["input_ids"]
-            return [len(x) for x in ids]
-
-        def encode(self, texts: list[str]) -> np.ndarray:
-            self.calls += 1
-            self.texts += len(texts)
-            vectors = self.model.encode(texts, batch_size=self.config.batch_size, normalize_embeddings=True,
-                                        convert_to_numpy=True, show_progress_bar=False)
-            return np.asarray(vectors, dtype=np.float32)
-
-        def embed_documents(self, texts: list[str]) -> list[list[float]]:
-            return self.encode(list(texts)).tolist()
-
-        def embed_query(self, text: str) -> list[float]:
-            return self.encode([text])[0].tolist()
-
-    class OpenAIEmbeddings(CountingEmbeddings, base):
-        """OpenAI (or a compatible server) through langchain_openai; the key comes only from the environment."""
-
-        max_tokens = OPENAI_MAX_TOKENS
-        tokenizer = None
-
-        def __init__(self, config: EmbedderConfig):
-            CountingEmbeddings.__init__(self, config)
-            self._client = None
-
-        def identity(self) -> dict[str, Any]:
-            return {"kind": "openai", "model": self.config.model, "base_url": self.config.base_url}
-
-        def warm(self) -> None:
-            self.client  # noqa: B018 (checks the key is set)
-
-        @property
-        def client(self):
-            if self._client is None:
-                lc = require("langchain_openai", extra="openai", purpose="OpenAI embeddings")
-                key = api_key(self.config.api_key_env, who="OpenAI embeddings", setting="embedder.api_key_env")
-                self._client = lc.OpenAIEmbeddings(
-                    model=self.config.model, base_url=self.config.base_url, api_key=key, chunk_size=self.config.batch_size,
-                    check_embedding_ctx_length=False,  # chunks are already cut to max_tokens; no tokenizer download
-                )
-            return self._client
-
-        def count_tokens(self, texts: list[str]) -> list[int]:
-            return [approx_tokens(t) for t in texts]
-
-        def encode(self, texts: list[str]) -> np.ndarray:
-            self.calls += -(-len(texts) // self.config.batch_size)
-            self.texts += len(texts)
-            self.tokens += sum(self.count_tokens(texts))
-            openai = require("openai", extra="openai", purpose="OpenAI embeddings")
+            hf_logging.disable_progress_bar()  # no weight-loading bars in the run's output
             try:
-                vectors = np.asarray(self.client.embed_documents(list(texts)), dtype=np.float32)
-            except openai.APIError as exc:  # a message for the user, with any key the body quotes masked
-                raise provider_error(exc, who=f"OpenAI embeddings ({self.config.model})",
-                                     key_env=self.config.api_key_env) from None
-            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-            return vectors / np.where(norms == 0, 1, norms)
+                self._model = st.SentenceTransformer(self.source, device=pick_device(self.config.device))
+            except OSError as exc:
+                raise ModelUnavailableError(
+                    f"embedder '{self.config.model}': cannot load ({str(exc).splitlines()[0]}).\n"
+                    f"Fix: use the embedded {EMBEDDED_MINILM}, a local sentence-transformers folder, or a hub id "
+                    "on a machine with hub access."
+                ) from None
+        return self._model
 
-        def embed_documents(self, texts: list[str]) -> list[list[float]]:
-            return self.encode(list(texts)).tolist()
+    def warm(self) -> None:
+        self.model  # noqa: B018 (loads it)
 
-        def embed_query(self, text: str) -> list[float]:
-            """Each query is embedded (and paid for) once: kept on disk as it comes back, so a rerun after a kill
-            or a second run of the same cases asks the API again for none of them (unless queries are not cached)."""
-            if not cache_queries:
-                return self.encode([text])[0].tolist()
-            if not hasattr(self, "_queries"):
-                self._queries = QueryCache(self.identity())
-            found = self._queries.get(text)
-            if found is not None:
-                return found
-            vector = self.encode([text])[0].tolist()
-            self._queries.put(text, vector)
-            return vector
+    @property
+    def tokenizer(self):
+        return self.model.tokenizer
 
-    return (LocalEmbeddings if config.kind == "local" else OpenAIEmbeddings)(config)
+    @property
+    def max_tokens(self) -> int:
+        """Word pieces a text may have without being cut by the model (its limit less [CLS] and [SEP])."""
+        return int(self.model.max_seq_length) - 2
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        ids = self.tokenizer(texts, add_special_tokens=False, truncation=False)["input_ids"]
+        return [len(x) for x in ids]
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.calls += 1
+        self.texts += len(texts)
+        vectors = self.model.encode(texts, batch_size=self.config.batch_size, normalize_embeddings=True,
+                                    convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.encode(list(texts)).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.encode([text])[0].tolist()
+
+
+class OpenAIEmbeddings(CountingEmbeddings):
+    """OpenAI (or a compatible server) through langchain_openai; the key comes only from the environment."""
+
+    max_tokens = OPENAI_MAX_TOKENS
+    tokenizer = None
+
+    def __init__(self, config: EmbedderConfig, *, cache_queries: bool = True):
+        CountingEmbeddings.__init__(self, config)
+        self._client = None
+        self.cache_queries = cache_queries
+
+    def identity(self) -> dict[str, Any]:
+        return {"kind": "openai", "model": self.config.model, "base_url": self.config.base_url}
+
+    def warm(self) -> None:
+        self.client  # noqa: B018 (checks the key is set)
+
+    @property
+    def client(self):
+        if self._client is None:
+            lc = require("langchain_openai", extra="openai", purpose="OpenAI embeddings")
+            key = api_key(self.config.api_key_env, who="OpenAI embeddings", setting="embedder.api_key_env")
+            self._client = lc.OpenAIEmbeddings(
+                model=self.config.model, base_url=self.config.base_url, api_key=key, chunk_size=self.config.batch_size,
+                check_embedding_ctx_length=False,  # chunks are already cut to max_tokens; no tokenizer download
+            )
+        return self._client
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return [approx_tokens(t) for t in texts]
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.calls += -(-len(texts) // self.config.batch_size)
+        self.texts += len(texts)
+        self.tokens += sum(self.count_tokens(texts))
+        openai = require("openai", extra="openai", purpose="OpenAI embeddings")
+        try:
+            vectors = np.asarray(self.client.embed_documents(list(texts)), dtype=np.float32)
+        except openai.APIError as exc:  # a message for the user, with any key the body quotes masked
+            raise provider_error(exc, who=f"OpenAI embeddings ({self.config.model})",
+                                 key_env=self.config.api_key_env) from None
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms == 0, 1, norms)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.encode(list(texts)).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        """Each query is embedded (and paid for) once: kept on disk as it comes back, so a rerun after a kill
+        or a second run of the same cases asks the API again for none of them (unless queries are not cached)."""
+        if not self.cache_queries:
+            return self.encode([text])[0].tolist()
+        if not hasattr(self, "_queries"):
+            self._queries = QueryCache(self.identity())
+        found = self._queries.get(text)
+        if found is not None:
+            return found
+        vector = self.encode([text])[0].tolist()
+        self._queries.put(text, vector)
+        return vector
+
+
+def make_embedder(config: EmbedderConfig, *, cache_queries: bool = True) -> LocalEmbeddings | OpenAIEmbeddings:
+    """The embedder for `config`, a langchain `Embeddings` (the base class is imported here, not at import time). An
+    API embedder keeps each query's embedding on disk unless `cache_queries` is False (`harness compare
+    --no-cache`)."""
+    cls = LocalEmbeddings if config.kind == "local" else OpenAIEmbeddings
+    langchain = type(cls.__name__, (cls, _langchain_embeddings_base()), {"__doc__": cls.__doc__, "__module__": __name__})
+    return langchain(config, cache_queries=cache_queries)
 
 
 class QueryCache:

@@ -12,7 +12,6 @@ cache reused, as serving stacks with prefix caching do; outputs are identical to
 from __future__ import annotations
 
 import functools
-
 import logging
 import time
 from collections.abc import Iterator, Sequence

@@ -12,6 +12,7 @@ from typing import Any
 from harness.errors import ConfigError
 from harness.records.run import RunRecord
 from harness.run.folder import CasesFile, read_run
+from harness.suite.load import LoadedSuite
 
 GATE = re.compile(r"^(?:(?P<strategy>[A-Za-z0-9][A-Za-z0-9_.-]*):)?(?P<metric>[A-Za-z0-9][A-Za-z0-9_.-]*)=(?P<value>.+)$")
 
@@ -21,6 +22,41 @@ class Check:
     name: str
     passed: bool
     detail: str
+
+
+@dataclass
+class CiOutputs:
+    """What `harness compare` was asked for besides the run: gates, a baseline, result files."""
+
+    fail_under: list[str]
+    baseline: Path | None = None
+    json: Path | None = None
+    junit: Path | None = None
+
+
+def check_outputs(ci: CiOutputs, loaded: LoadedSuite) -> None:
+    """Refuse, before any call, a --fail-under the suite cannot meet, an unwritable output file, an unreadable
+    baseline."""
+    for text in ci.fail_under:
+        parse_gate(text, [s.label for s in loaded.suite.scorers], [s.name for s in loaded.suite.strategies],
+                   str(loaded.path))
+    for flag, path in (("--json", ci.json), ("--junit", ci.junit)):
+        if path is not None:
+            writable(path, flag)
+    if ci.baseline is not None:
+        read_run(ci.baseline)
+
+
+def run_gates(ci: CiOutputs, record: RunRecord, run_dir: Path) -> list[Check]:
+    """The gates' results on the finished run, written to the JSON and JUnit files when asked."""
+    checks = gate_checks(record, ci.fail_under)
+    if ci.baseline is not None:
+        checks += regression_checks(record, run_dir, ci.baseline)
+    if ci.json:
+        write_json(ci.json, record, checks)
+    if ci.junit:
+        write_junit(ci.junit, record, checks)
+    return checks
 
 
 def parse_gate(text: str, metrics: list[str], strategies: list[str], where: str) -> tuple[str | None, str, float]:

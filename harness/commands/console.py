@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.records.run import RunRecord
 from harness.costs.money import usd
+from harness.records.run import RunRecord
 from harness.verdict.explain import decision_lines, num
 
 
@@ -41,10 +41,10 @@ def comparison_lines(record: RunRecord) -> list[str]:
 
 
 def print_summary(record: RunRecord, run_dir: Path) -> None:
+    import sys
+
     from rich.console import Console
     from rich.table import Table
-
-    import sys
 
     console = Console() if sys.stdout.isatty() else Console(width=160)
     metric = record.primary_metric

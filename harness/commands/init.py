@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from harness.suite.data import read_records
 from harness.errors import ConfigError, DataError, closest
+from harness.suite.data import read_records
 
 INPUT_NAMES = ("input", "text", "question", "prompt", "utterance", "query", "sentence", "source")
 TARGET_NAMES = ("target", "label", "answer", "output", "intent", "category", "reference", "expected")

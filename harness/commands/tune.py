@@ -8,8 +8,8 @@ from pathlib import Path
 
 from harness.builtins import BACKENDS, STRATEGIES
 from harness.errors import ConfigError
-from harness.suite.load import LoadedSuite, load_suite
 from harness.strategy import StrategyContext
+from harness.suite.load import LoadedSuite, load_suite
 
 
 def _finetune(loaded: LoadedSuite, name: str | None):

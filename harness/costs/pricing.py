@@ -20,6 +20,7 @@ from harness.records.setup import StrategySetup
 from harness.records.summary import CostItem, PricingUsed, StrategyCost
 from harness.suite.schema import BackendSpec, Suite
 
+
 @dataclass
 class Pricing:
     """How one backend's calls are priced: by tokens (paid per call, counts against budget_usd) or by busy time."""

@@ -11,7 +11,6 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from harness.errors import RunFolderError, redact
 from harness.records.cases import CaseResult

@@ -136,8 +136,11 @@ class Gateway:
         pricing = self.pricing(backend)
         while groups:
             attempts = backend.billed_attempts_at_most()
-            batch, groups = affordable(groups, self.spend,
-                                       lambda g: attempts * upper_usd(backend, pricing, g[0].request), paid=pricing.paid)
+
+            def most(group: list[PlannedCall], attempts: int = attempts) -> float:
+                return attempts * upper_usd(backend, pricing, group[0].request)
+
+            batch, groups = affordable(groups, self.spend, most, paid=pricing.paid)
             if not batch:  # budget_usd reached: these calls are not made; a rerun with a larger budget makes them
                 queries = sum(c.meta.retrieval.query_embedding_usd or 0.0 for g in groups for c in g
                               if c.meta.retrieval is not None)

@@ -7,10 +7,10 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from harness.builtins import STRATEGIES
-from harness.errors import BudgetReached
 from pydantic import TypeAdapter
 
+from harness.builtins import STRATEGIES
+from harness.errors import BudgetReached
 from harness.records.setup import BUILT_IN, AnyGiven, Given, StrategySetup
 from harness.strategy import Strategy, StrategyContext
 from harness.suite.schema import StrategySpec

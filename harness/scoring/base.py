@@ -30,7 +30,8 @@ class Scorer:
     binary: ClassVar[bool] = False  # 0/1 scores get Wilson intervals and exact paired tests
     # Scores only some strategies' results (e.g. retrieval metrics: those that retrieve); the others get no entry.
     conditional: ClassVar[bool] = False
-    # Judged by a model after generation, batched over cases (see harness.scoring.judge); the runner calls ascore().
+    # Judged by a model after generation, batched over cases (see harness.scoring.judge); the judge phase of a run
+    # (harness.run.judging) calls ascore().
     deferred: ClassVar[bool] = False
 
     def __init__(self, spec: ScorerSpec, config: BaseModel, task: TaskSpec):

@@ -20,7 +20,7 @@ from harness.records.setup import JudgeCounts
 from harness.scoring.json_match import first_json_object
 from harness.suite.schema import GenerationParams
 
-# (requests) -> [(result, answered from cache)], in order; the runner's cached, counted generation.
+# (requests) -> [(result, answered from cache)], in order: the run gateway's `ask` (cached, budgeted, counted).
 Generate = Callable[[Backend, list[GenRequest]], list[tuple[GenResult, bool]]]
 
 

@@ -14,13 +14,12 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from harness.suite.data import Case
 from harness.errors import require
-from harness.scoring.judge import Judge, JudgeError
 from harness.records.cases import CaseMeta
 from harness.scoring.base import Score, Scorer
+from harness.scoring.judge import Judge, JudgeError
+from harness.suite.data import Case
 from harness.suite.schema import StrictModel
-
 
 # ragas' 0/1 verdict fields: a constrained judge may only write 0 or 1 there.
 BINARY_FIELDS = frozenset({"verdict", "attributed", "noncommittal"})
@@ -105,10 +104,10 @@ class RagasScorer(Scorer):
     value_range: ClassVar[tuple[float, float]] = (0.0, 1.0)  # a share of 0/1 verdicts
 
     def score(self, answer, case):
-        raise TypeError(f"{self.kind} is judged by a model after generation; the runner calls ascore()")
+        raise TypeError(f"{self.kind} is judged by a model after generation, in the run's judge phase (ascore)")
 
     def score_result(self, answer, case, meta):
-        raise TypeError(f"{self.kind} is judged by a model after generation; the runner calls ascore()")
+        raise TypeError(f"{self.kind} is judged by a model after generation, in the run's judge phase (ascore)")
 
     def prepare(self, judge: Judge) -> None:
         self.metric = self.make_metric(_ragas_collections(), judge_llm(judge))

@@ -3,7 +3,6 @@ underneath), each against the target or any of the case's further references."""
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from typing import Literal
 

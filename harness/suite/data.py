@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import DataError, closest
-from harness.suite.schema import DataSpec, TaskSpec
 from harness.suite.locations import not_utf8
+from harness.suite.schema import DataSpec, TaskSpec
 
 SPLITS = ("train", "dev", "test")
 MAX_FIELD_CHARS = 1_000_000  # default of data.max_field_chars
@@ -172,7 +172,7 @@ def is_missing(value: Any) -> bool:
     try:
         import math
 
-        return isinstance(value, float) and math.isnan(value) or type(value).__name__ in ("NAType", "NaTType")
+        return (isinstance(value, float) and math.isnan(value)) or type(value).__name__ in ("NAType", "NaTType")
     except TypeError:
         return False
 

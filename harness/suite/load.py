@@ -12,12 +12,12 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from harness.builtins import BACKENDS, SCORERS, STRATEGIES
-from harness.suite.data import Dataset, file_sha256, load_dataset
-from harness.home import tree_fingerprint
 from harness.errors import ConfigError, HarnessError, closest
+from harness.home import tree_fingerprint
 from harness.registry import Registry
-from harness.suite.schema import Suite, describe_errors
+from harness.suite.data import Dataset, file_sha256, load_dataset
 from harness.suite.locations import Loc, format_loc, line_of, load_yaml_with_lines
+from harness.suite.schema import Suite, describe_errors
 
 
 @dataclass

@@ -16,7 +16,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from harness.costs.model import CostModel, break_even_accuracy, break_even_volume, net_value_per_request, payback_requests
+from harness.costs.model import (
+    CostModel,
+    break_even_accuracy,
+    break_even_volume,
+    net_value_per_request,
+    payback_requests,
+)
+from harness.records.cases import CaseResult
 from harness.records.decision import (
     Decision,
     FinetuneAtVolume,
@@ -28,7 +35,6 @@ from harness.records.decision import (
     Relation,
     VolumeVerdict,
 )
-from harness.records.cases import CaseResult
 from harness.records.run import RunRecord
 from harness.records.summary import StrategySummary
 from harness.suite.schema import DecisionSpec, Suite, ValueSpec

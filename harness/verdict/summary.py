@@ -19,7 +19,6 @@ from harness.suite.schema import Suite
 from harness.verdict.stats import BCA_MAX_N, bootstrap_ci, wilson
 
 
-
 def latest(results: Iterable[CaseResult]) -> dict[tuple[str, str, int], CaseResult]:
     """The last line per (strategy, case, repeat): a retried case supersedes its earlier error."""
     out: dict[tuple[str, str, int], CaseResult] = {}

@@ -7,6 +7,7 @@ from the last checkpoint in the work folder. Loss is on the answer only (prompt-
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import resource
@@ -144,10 +145,8 @@ def _reset_peak_memory(device: str) -> None:
 
         torch.cuda.reset_peak_memory_stats()
     else:
-        try:  # Linux: "5" resets the process's peak RSS (VmHWM), so the peak is training's own
+        with contextlib.suppress(OSError):  # Linux: "5" resets the process's peak RSS (VmHWM): training's own peak
             Path("/proc/self/clear_refs").write_text("5")
-        except OSError:
-            pass
 
 
 def _peak_memory_mb(device: str) -> tuple[float, str]:
@@ -173,7 +172,7 @@ def check_parity(backend: HFBackend, rows, *, sample: int = 16) -> None:
         ex, ids = TrainExample(id=f"row {i}", prompt=row["prompt"], completion=""), row["input_ids"]
         serve = serve_prompt_ids(backend, ex.prompt)
         if ids[: len(serve)] != serve:
-            at = next((j for j, (a, b) in enumerate(zip(ids, serve)) if a != b), len(serve))
+            at = next((j for j, (a, b) in enumerate(zip(ids, serve, strict=False)) if a != b), len(serve))
             tok = backend.tokenizer()
             raise HarnessError(
                 f"prompt parity check failed for example '{ex.id}': training and inference tokenise the prompt "

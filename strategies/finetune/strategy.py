@@ -21,8 +21,6 @@ from harness.builtins import TUNERS
 from harness.costs.prices import device_cost
 from harness.errors import HarnessError
 from harness.home import harness_home
-from harness.suite.prompts import build_messages, prompt_parts
-from harness.run.folder import write_json_atomic
 from harness.records.setup import (
     ChosenCheckpoint,
     DevScore,
@@ -33,7 +31,9 @@ from harness.records.setup import (
     Preflight,
     SetupCost,
 )
+from harness.run.folder import write_json_atomic
 from harness.strategy import Strategy, StrategyPlan, StrategyRequest
+from harness.suite.prompts import build_messages, prompt_parts
 from harness.suite.schema import StrictModel, explain_errors
 from harness.tuner import Checkpoint, TrainExample, TuneContext, TuneResult
 from strategies.finetune.preflight import structural_problems
@@ -92,7 +92,7 @@ class FineTune(Strategy):
         try:
             tuner_cls = TUNERS.get(config.tuner.kind)
             tuner_config = tuner_cls.Config.model_validate(config.tuner.config)
-        except Exception:  # noqa: BLE001 - check() already reported it
+        except Exception:
             return
         for loc, msg in tuner_cls.machine_check(tuner_config):
             yield ("tuner", *loc), msg

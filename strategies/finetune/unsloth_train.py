@@ -10,19 +10,20 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import ClassVar
 
 
 def main(job_path: str) -> None:
     job = json.loads(Path(job_path).read_text())
-    import unsloth  # noqa: F401  (first: it patches transformers, peft and trl on import)
     import torch
+    import unsloth
     from datasets import Dataset
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
     from unsloth import FastLanguageModel, is_bfloat16_supported
 
     class StepTimes(TrainerCallback):  # steps 2..end: the speed once kernels are compiled and caches warm
-        times: list[float] = []
+        times: ClassVar[list[float]] = []
 
         def on_step_end(self, args, state, control, **kwargs):
             StepTimes.times.append(time.perf_counter())

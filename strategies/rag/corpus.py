@@ -13,9 +13,9 @@ from typing import Any
 
 from pydantic import Field
 
-from harness.suite.data import is_missing, file_sha256, read_records
 from harness.errors import DataError, require
 from harness.home import tree_fingerprint
+from harness.suite.data import file_sha256, is_missing, read_records
 from harness.suite.schema import StrictModel
 
 TABLE_SUFFIXES = {".jsonl", ".ndjson", ".json", ".csv", ".parquet", ".pq"}

@@ -21,13 +21,11 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from harness.backends.base import GenRequest
-from harness.suite.data import Case
+from harness.backends.embeddings import EmbedderConfig, make_embedder
 from harness.costs.prices import device_cost, embedding_price
+from harness.costs.tokens import tokens_to_chars
 from harness.errors import DataError, require
 from harness.home import harness_home
-from harness.suite.prompts import build_messages, prompt_parts
-from harness.run.folder import write_json_atomic
-from harness.costs.tokens import tokens_to_chars
 from harness.records.cases import CaseMeta, RetrievalTrace
 from harness.records.setup import (
     CorpusInfo,
@@ -38,11 +36,13 @@ from harness.records.setup import (
     TopKCandidate,
     TopKChoice,
 )
+from harness.run.folder import write_json_atomic
 from harness.strategy import Strategy, StrategyPlan, StrategyRequest
+from harness.suite.data import Case
+from harness.suite.prompts import build_messages, prompt_parts
 from harness.suite.schema import StrictModel
 from strategies.rag import corpus as corpus_mod
 from strategies.rag import index as index_mod
-from harness.backends.embeddings import EmbedderConfig, make_embedder
 
 log = logging.getLogger(__name__)
 

@@ -119,7 +119,7 @@ def build_corpus(articles: list[dict]) -> tuple[list[dict], list[dict]]:
     slugs = [slugify(a["title"]) for a in articles]
     if len(set(slugs)) != len(slugs):
         sys.exit(f"error: article slugs collide: {slugs}")
-    for art_pos, (article, slug) in enumerate(zip(articles, slugs)):
+    for art_pos, (article, slug) in enumerate(zip(articles, slugs, strict=True)):
         if len(article["paragraphs"]) > 100:
             sys.exit(f"error: {article['title']} has more than 100 paragraphs; pNN ids would not sort")
         for p_idx, paragraph in enumerate(article["paragraphs"]):

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from harness.errors import ConfigError, DataError
-from harness.suite.load import load_suite
 from harness.run.compare import CompareOptions, compare
+from harness.suite.load import load_suite
 from tests.conftest import base_suite, write_suite
 
 
@@ -154,11 +154,11 @@ def test_forgetting_check_scores_base_and_fine_tuned_model_with_lm_eval(tiny_mod
 
 
 def test_local_tuner_reports_status_and_events(tiny_model, tmp_path):
+    from harness.suite.load import load_suite
     from harness.suite.schema import BackendSpec
     from harness.tuner import TuneContext
     from strategies.finetune.local import LocalConfig, LocalTuner
     from strategies.finetune.strategy import training_examples
-    from harness.suite.load import load_suite
 
     path = write_suite(tmp_path / "s", ft_suite(tiny_model))
     loaded = load_suite(path)

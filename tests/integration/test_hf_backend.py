@@ -117,13 +117,13 @@ def test_compare_with_hf_backend_records_tokens_and_latency(tiny_model, tmp_path
 
 
 def test_unknown_model_is_a_clear_error_not_a_crash(tmp_path):
-    from harness.run.compare import CompareOptions, compare
     from harness.errors import ModelUnavailableError
+    from harness.run.compare import CompareOptions, compare
 
     suite = base_suite()
     suite["backends"] = [{"name": "hub", "kind": "hf", "model": "acme/not-a-model"}]
     suite["strategies"] = [{"name": "zero", "kind": "zero_shot"}]
     path = write_suite(tmp_path / "s", suite)
-    with pytest.raises(ModelUnavailableError, match="(?s)cannot load model 'acme/not-a-model'.*Fix"):
+    with pytest.raises(ModelUnavailableError, match=r"(?s)cannot load model 'acme/not-a-model'.*Fix"):
         compare(path, CompareOptions(out=tmp_path / "run"))
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "failed"

@@ -19,12 +19,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
-from harness.run.folder import read_cases, read_run
 import yaml
 
+from harness.run.folder import read_cases, read_run
 from tests.conftest import REPO, report_check, write_jsonl
-from tests.fake_openai import FakeOpenAI, Script, body_key
+from tests.fake_openai import FakeOpenAI, Script
 
 pytestmark = pytest.mark.slow
 

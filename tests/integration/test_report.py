@@ -6,7 +6,6 @@ schema version, the static HTML / Markdown export, and one end-to-end pass in he
 from __future__ import annotations
 
 import ast
-import html
 import json
 import os
 import re
@@ -21,9 +20,9 @@ from types import SimpleNamespace
 import pytest
 
 from harness.costs.money import usd
-from harness.verdict.decide import WhatIf, what_if
 from harness.records.run import SCHEMA_VERSION
 from harness.run.folder import read_run
+from harness.verdict.decide import WhatIf, what_if
 from tests.conftest import REPO, run_json
 from tests.integration.report_fixtures import (
     CHROMIUM,
@@ -147,7 +146,7 @@ def test_every_page_renders_its_content(app, report_run, page):
         assert report_run.verdict in shown, shown
         captions = " ".join(c.value for c in at.caption)
         assert decision["prices"]["date"] in captions and decision["prices"]["version"] in captions
-        assert any("Why" == h.value for h in at.subheader)
+        assert any(h.value == "Why" for h in at.subheader)
         table = next(df for df in frames(at) if "payback (requests)" in df.columns)
         assert list(table["against"]) == [r["against"] for r in decision["finetune"]]
     elif page == "Leaderboard":
@@ -391,7 +390,7 @@ def test_report_in_a_real_browser_and_static_html_offline(report_run, exports, t
                         if not page.url.startswith("http"):
                             page.goto(f"http://127.0.0.1:{port}/", timeout=5000)
                         body = page.inner_text("body", timeout=5000)
-                    except Exception:  # noqa: BLE001 (server still starting)
+                    except Exception:
                         page.wait_for_timeout(500)
                         continue
                     if report_run.verdict in body:

@@ -175,7 +175,7 @@ def test_no_key_reaches_a_file_a_report_or_the_output(tmp_path):
     assert refused_rows == [] and json.loads((refused_run / "run.json").read_text())["status"] == "failed"
     echoed = [r for r in rows if r["case_id"] == "test-0" and r["strategy"] in ("zero", "zero_azure")]
     assert echoed and all(r["error"] and "400" in r["error"] for r in echoed)
-    for name, proc in failing.items():  # a refused key stops the run with a message, not a traceback
+    for proc in failing.values():  # a refused key stops the run with a message, not a traceback
         assert proc.returncode == 2, proc.stdout + proc.stderr
         assert "Traceback" not in proc.stderr and "401" in proc.stderr, proc.stderr[-3000:]
     assert "SCAN_REFUSED_KEY" in failing["zero_refused"].stderr  # names the variable to fix

@@ -168,7 +168,7 @@ def test_2000_cases_with_20_percent_faults_and_a_budget_that_runs_out(tmp_path):
         assert second.returncode == 0, second.stderr[-3000:]
     again = by_case(script.requests[before:])
     assert set(again) == held_ids | {x["case_id"] for x in errors}  # these, and no other case
-    for case_id, requests in again.items():  # each once, unless an attempt ran past the client's timeout
+    for requests in again.values():  # each once, unless an attempt ran past the client's timeout
         assert len(requests) - 1 <= sum(r["served_s"] is None or late(r) for r in requests[:-1]), requests
     rerun_calls = sum(map(len, again.values()))
     run = json.loads((out / "run.json").read_text())

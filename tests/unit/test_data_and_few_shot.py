@@ -8,8 +8,8 @@ from collections import Counter
 import pandas as pd
 import yaml
 
-from harness.suite.load import load_suite
 from harness.run.compare import CompareOptions, compare
+from harness.suite.load import load_suite
 from tests.conftest import base_suite, make_rows, write_jsonl, write_suite
 
 

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from harness.backends.fake import fake_tokens
-from harness.run.folder import read_run
 from harness.run.compare import CompareOptions, compare
+from harness.run.folder import read_run
 from tests.conftest import REPO, base_suite, write_jsonl, write_suite
 
 IN_PRICE, OUT_PRICE = 1.0, 4.0  # $ per 1M tokens for the scripted model "toy-model"
@@ -43,7 +43,7 @@ def cases(run_dir: Path) -> list[dict]:
 
 
 def test_each_answer_is_priced_from_its_tokens_and_the_prompt_is_split_by_part(tmp_path):
-    record, run = compare(write_suite(tmp_path / "s", priced()), CompareOptions(out=tmp_path / "run"))
+    record, _run = compare(write_suite(tmp_path / "s", priced()), CompareOptions(out=tmp_path / "run"))
     rows = cases(tmp_path / "run")
     for row in rows:
         # $1 per 1M input tokens and $4 per 1M output tokens, call by call
@@ -271,8 +271,8 @@ def test_a_regression_against_a_saved_run_fails_ci(tmp_path):
 def test_the_decision_recomputes_from_run_json_alone(tmp_path):
     """What the report's what-if does: the same functions over run.json give the run's decision back, and
     another volume changes the monthly figures."""
+    from harness.suite.schema import DecisionSpec
     from harness.verdict.decide import decide, options_from_summaries
-    from harness.suite.schema import DecisionSpec, Suite
 
     suite = priced(decision={"monthly_requests": 20_000})
     compare(write_suite(tmp_path / "s", suite), CompareOptions(out=tmp_path / "run"))

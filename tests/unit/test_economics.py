@@ -24,10 +24,10 @@ from harness.costs.model import (
 )
 from harness.costs.prices import price_sheet, resolve_price
 from harness.costs.pricing import token_cost
+from harness.suite.schema import DecisionSpec, OutcomeCost, Suite, ValueSpec
 from harness.verdict.decide import Option, decide
 from harness.verdict.explain import render_markdown
 from harness.verdict.pairs import pairwise
-from harness.suite.schema import DecisionSpec, OutcomeCost, Suite, ValueSpec
 from tests.conftest import base_suite
 
 # The worked example: gpt-4o-mini with a long few-shot prompt against a fine-tuned gpt-4o-mini with a short one.

@@ -67,7 +67,7 @@ def write_suite(folder, url, *, extra_cases=(), scorers=None):
 
 
 def test_answers_come_through_the_sdk_and_a_server_error_is_retried(tmp_path, api):
-    record, run = compare(write_suite(tmp_path, api.url), CompareOptions(out=tmp_path / "run"))
+    record, _run = compare(write_suite(tmp_path, api.url), CompareOptions(out=tmp_path / "run"))
     assert record.strategies["zero"].metrics["exact_match"].mean == 1.0
     assert record.strategies["zero"].n_errors == 0  # the injected 500 was retried by the SDK
     chats = [r for r in api.script.requests if r["path"].endswith("/chat/completions")]
@@ -85,7 +85,7 @@ def test_answers_come_through_the_sdk_and_a_server_error_is_retried(tmp_path, ap
 
 def test_a_request_that_keeps_failing_is_that_case_error_and_the_run_completes(tmp_path, api):
     bad = {"id": "atlantis", "question": "What is the capital of Atlantis?", "answer": "none"}
-    record, run = compare(write_suite(tmp_path, api.url, extra_cases=[bad]), CompareOptions(out=tmp_path / "run"))
+    record, _run = compare(write_suite(tmp_path, api.url, extra_cases=[bad]), CompareOptions(out=tmp_path / "run"))
     assert record.status == "complete"
     assert record.strategies["zero"].n_errors == 1 and record.strategies["zero"].n_done == len(CAPITALS) + 1
     lines = [json.loads(x) for x in (tmp_path / "run" / "cases.jsonl").read_text().splitlines()]

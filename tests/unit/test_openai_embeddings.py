@@ -14,9 +14,9 @@ from types import SimpleNamespace
 import pytest
 
 from harness.home import harness_home
-from tests.fake_openai import FakeOpenAI, Script
 from harness.run.compare import CompareOptions, compare
 from tests.conftest import REPO
+from tests.fake_openai import FakeOpenAI, Script
 
 KEY = "sk-test-embeddings-0123456789abcdef"
 

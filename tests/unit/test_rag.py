@@ -21,10 +21,10 @@ import pytest
 import yaml
 
 from harness.builtins import SCORERS
-from harness.records.cases import CaseMeta, RetrievalTrace
-from harness.suite.data import Case
 from harness.errors import RunFolderError
+from harness.records.cases import CaseMeta, RetrievalTrace
 from harness.run.compare import CompareOptions, compare
+from harness.suite.data import Case
 from harness.suite.schema import ScorerSpec, TaskSpec
 from tests.conftest import RAG_FIXTURES, REPO, assert_refused, run_json, write_jsonl, write_qa_suite
 
@@ -228,7 +228,7 @@ def test_dense_rank_order_matches_cosine_similarity(shared):
         query = model.encode([case["input"]], normalize_embeddings=True)[0]
         sims = docs @ query
         expected = [ids[i] for i in sims.argsort()[::-1][:TOP_K]]
-        assert case["meta"]["retrieval"]["doc_ids"] == expected, (case["case_id"], sorted(zip(sims, ids))[::-1][:4])
+        assert case["meta"]["retrieval"]["doc_ids"] == expected, (case["case_id"], sorted(zip(sims, ids, strict=True))[::-1][:4])
 
 
 # ---- 2. the index cache --------------------------------------------------------------------------

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from harness.errors import RunFolderError
-from harness.run.folder import read_run
 from harness.run.compare import CompareOptions, compare
+from harness.run.folder import read_run
 from tests.conftest import REPO, base_suite, write_suite
 
 
@@ -83,7 +83,7 @@ def test_rerun_resumes_without_redoing_or_repaying(toy_suite, tmp_path, monkeypa
 def test_failed_cases_are_data_and_retry_errors_reruns_only_them(tmp_path):
     suite = base_suite(fail_on="number [12]\\b")
     path = write_suite(tmp_path / "s", suite)
-    record, counts = run(path, tmp_path / "run", strategies=["zero"])
+    record, _counts = run(path, tmp_path / "run", strategies=["zero"])
     zero = record.strategies["zero"]
     assert zero.n_errors == 2 and zero.n_done == 9
     assert zero.metrics["label_accuracy"].n == 9  # errors stay in the denominator, as wrong answers
@@ -175,7 +175,7 @@ def test_unusual_line_separators_in_answers_survive_resume(tmp_path):
     suite = base_suite()
     suite["backends"][0]["config"]["default"] = "gam\u2028ma\u0085!"
     path = write_suite(tmp_path / "s", suite)
-    first, _ = run(path, tmp_path / "run", strategies=["zero"])
+    _first, _ = run(path, tmp_path / "run", strategies=["zero"])
     again, counts = run(path, tmp_path / "run", strategies=["zero"])
     assert counts.skipped_finished == 9 and again.status == "complete"
     lines = (tmp_path / "run" / "cases.jsonl").read_text(encoding="utf-8").split("\n")
@@ -187,7 +187,7 @@ def test_repeats_with_sampling_are_independent_cache_entries(tmp_path):
     suite["repeats"] = 3
     suite["backends"][0]["generation"] = {"temperature": 0.7}
     path = write_suite(tmp_path / "s", suite)
-    record, counts = run(path, tmp_path / "run", strategies=["zero"])
+    _record, counts = run(path, tmp_path / "run", strategies=["zero"])
     assert counts.model_calls == 27
     _, again = run(path, tmp_path / "other", strategies=["zero"])
     assert again.model_calls == 0 and again.cache_hits == 27  # each draw has its own cache entry

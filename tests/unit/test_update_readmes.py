@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.run.folder import read_run
 from harness.run.compare import CompareOptions, compare
+from harness.run.folder import read_run
 from tests.conftest import REPO, base_suite, write_suite
 
 SCRIPT = REPO / "suites" / "update_readmes.py"
