@@ -1,12 +1,13 @@
 # `make demo`: set up .venv (when missing) and run the default suite offline on the embedded model.
-# `make test`: set up .venv (when missing) and run every test, slow ones included.
+# `make test`: set up .venv (when missing), check lint and types, and run every test, slow ones included.
+# `make quick`: the quick loop, tests not marked slow (a few minutes); `make lint`: ruff and mypy alone.
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo test bench setup clean browser autotrain-env
+.PHONY: demo test quick lint bench setup clean browser autotrain-env
 
 setup: $(STAMP)
 
@@ -36,8 +37,16 @@ $(AUTOTRAIN_ENV)/bin/autotrain:
 	test -x $(AUTOTRAIN_ENV)/bin/python || python3 -m venv $(AUTOTRAIN_ENV)
 	$(AUTOTRAIN_ENV)/bin/python -m pip install --quiet --no-cache-dir "torch==2.5.1" "autotrain-advanced==0.8.36"
 
-test: $(STAMP) browser autotrain-env
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: $(STAMP) browser autotrain-env lint
 	$(PY) -m pytest
+
+quick: $(STAMP)
+	$(PY) -m pytest -m "not slow"
 
 bench: $(STAMP)
 	$(PY) bench/overhead.py

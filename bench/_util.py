@@ -28,7 +28,9 @@ def run_python(script: str, *, env: dict | None = None) -> dict:
     tmp = RESULTS / f".bench-{time.time_ns()}.py"
     tmp.write_text(script)
     try:
-        proc = subprocess.run([sys.executable, "-c", _CHILD, str(tmp)], capture_output=True, text=True, cwd=REPO, env=env)
+        proc = subprocess.run(
+            [sys.executable, "-c", _CHILD, str(tmp)], capture_output=True, text=True, cwd=REPO, env=env
+        )
     finally:
         tmp.unlink(missing_ok=True)
     if proc.returncode != 0:
@@ -36,9 +38,9 @@ def run_python(script: str, *, env: dict | None = None) -> dict:
     out: dict = {}
     for line in proc.stdout.splitlines():
         if line.startswith("__BENCH__"):
-            out.update(json.loads(line[len("__BENCH__"):]))
+            out.update(json.loads(line[len("__BENCH__") :]))
         elif line.startswith("__DATA__"):
-            out.update(json.loads(line[len("__DATA__"):]))
+            out.update(json.loads(line[len("__DATA__") :]))
     return out
 
 

@@ -81,14 +81,25 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             os.environ["HARNESS_HOME"] = str(folder / "home")
-            (folder / "test.jsonl").write_text("".join(
-                f'{{"id": "c{i}", "q": "question {i}", "a": "answer {i}"}}\n' for i in range(args.requests)))
-            suite = {"name": "bench-api", "task": {"instructions": "Answer.", "input_field": "q", "target_field": "a"},
-                     "data": {"test": "test.jsonl"},
-                     "backends": [{"name": "api", "kind": "openai", "model": "gpt-4o-mini",
-                                   "generation": {"max_new_tokens": 8},
-                                   "config": {"base_url": url, "api_key_env": "BENCH_KEY", "concurrency": args.concurrency}}],
-                     "strategies": [{"name": "zero", "kind": "zero_shot"}], "scorers": [{"kind": "exact_match"}]}
+            (folder / "test.jsonl").write_text(
+                "".join(f'{{"id": "c{i}", "q": "question {i}", "a": "answer {i}"}}\n' for i in range(args.requests))
+            )
+            suite = {
+                "name": "bench-api",
+                "task": {"instructions": "Answer.", "input_field": "q", "target_field": "a"},
+                "data": {"test": "test.jsonl"},
+                "backends": [
+                    {
+                        "name": "api",
+                        "kind": "openai",
+                        "model": "gpt-4o-mini",
+                        "generation": {"max_new_tokens": 8},
+                        "config": {"base_url": url, "api_key_env": "BENCH_KEY", "concurrency": args.concurrency},
+                    }
+                ],
+                "strategies": [{"name": "zero", "kind": "zero_shot"}],
+                "scorers": [{"kind": "exact_match"}],
+            }
             (folder / "suite.yaml").write_text(yaml.safe_dump(suite))
             started = time.perf_counter()
             record, _ = compare(folder / "suite.yaml", CompareOptions(out=folder / "run"))
@@ -98,17 +109,23 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
-    save("api_concurrency", {
-        "what": f"{args.requests} chat requests, {args.latency * 1000:.0f} ms server latency each, concurrency "
-                f"{args.concurrency}, streamed, server in its own process on loopback",
-        "ideal_s": round(ideal, 3),
-        "backend_generate_s": round(backend_s, 3), "backend_over_ideal": round(backend_s / ideal, 3),
-        "backend_errors": errors, "ttft_p50_s": ttft[len(ttft) // 2] if ttft else None,
-        "harness_compare_s": round(compare_s, 3), "compare_over_ideal": round(compare_s / ideal, 3),
-        "compare_exact_match": compare_ok,
-        **({"promptfoo": promptfoo} if promptfoo else {}),
-        "goal_over_ideal": 1.2,
-    })
+    save(
+        "api_concurrency",
+        {
+            "what": f"{args.requests} chat requests, {args.latency * 1000:.0f} ms server latency each, concurrency "
+            f"{args.concurrency}, streamed, server in its own process on loopback",
+            "ideal_s": round(ideal, 3),
+            "backend_generate_s": round(backend_s, 3),
+            "backend_over_ideal": round(backend_s / ideal, 3),
+            "backend_errors": errors,
+            "ttft_p50_s": ttft[len(ttft) // 2] if ttft else None,
+            "harness_compare_s": round(compare_s, 3),
+            "compare_over_ideal": round(compare_s / ideal, 3),
+            "compare_exact_match": compare_ok,
+            **({"promptfoo": promptfoo} if promptfoo else {}),
+            "goal_over_ideal": 1.2,
+        },
+    )
 
 
 def run_promptfoo(args, url: str, folder: Path) -> dict:
@@ -117,21 +134,51 @@ def run_promptfoo(args, url: str, folder: Path) -> dict:
 
     (folder / "pf-tests.csv").write_text("q\n" + "".join(f"question {i}\n" for i in range(args.requests)))
     prompt = json.dumps([{"role": "system", "content": "Answer."}, {"role": "user", "content": "{{q}}"}])
-    config = {"providers": [{"id": "openai:chat:gpt-4o-mini", "config": {
-                  "apiBaseUrl": url, "apiKey": "sk-bench", "max_tokens": 8, "temperature": 0}}],
-              "prompts": [prompt], "tests": f"file://{folder / 'pf-tests.csv'}"}
+    config = {
+        "providers": [
+            {
+                "id": "openai:chat:gpt-4o-mini",
+                "config": {"apiBaseUrl": url, "apiKey": "sk-bench", "max_tokens": 8, "temperature": 0},
+            }
+        ],
+        "prompts": [prompt],
+        "tests": f"file://{folder / 'pf-tests.csv'}",
+    }
     (folder / "promptfooconfig.yaml").write_text(yaml.safe_dump(config))
-    env = {**os.environ, "PROMPTFOO_DISABLE_TELEMETRY": "1", "PROMPTFOO_DISABLE_UPDATE": "1",
-           "PROMPTFOO_CONFIG_DIR": str(folder / "pf-home")}
+    env = {
+        **os.environ,
+        "PROMPTFOO_DISABLE_TELEMETRY": "1",
+        "PROMPTFOO_DISABLE_UPDATE": "1",
+        "PROMPTFOO_CONFIG_DIR": str(folder / "pf-home"),
+    }
     version = subprocess.run([args.promptfoo, "--version"], capture_output=True, text=True, env=env).stdout.strip()
     started = time.perf_counter()
-    done = subprocess.run([args.promptfoo, "eval", "-c", str(folder / "promptfooconfig.yaml"), "--no-cache",
-                           "-j", str(args.concurrency), "--no-progress-bar", "--no-table"],
-                          capture_output=True, text=True, env=env, cwd=folder)
+    done = subprocess.run(
+        [
+            args.promptfoo,
+            "eval",
+            "-c",
+            str(folder / "promptfooconfig.yaml"),
+            "--no-cache",
+            "-j",
+            str(args.concurrency),
+            "--no-progress-bar",
+            "--no-table",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=folder,
+    )
     seconds = time.perf_counter() - started
     ideal = args.requests * args.latency / args.concurrency
-    return {"version": version, "wall_s": round(seconds, 3), "over_ideal": round(seconds / ideal, 3),
-            "exit_code": done.returncode, "tail": done.stdout[-300:] + done.stderr[-300:]}
+    return {
+        "version": version,
+        "wall_s": round(seconds, 3),
+        "over_ideal": round(seconds / ideal, 3),
+        "exit_code": done.returncode,
+        "tail": done.stdout[-300:] + done.stderr[-300:],
+    }
 
 
 if __name__ == "__main__":

@@ -57,8 +57,13 @@ def _rate(timer, trainer) -> dict:
     (t1, _), (tn, steps) = timer.times[0], timer.times[-1]
     per_step_tokens = tokens[-1] / steps  # num_tokens is cumulative
     measured_tokens = tokens[-1] - tokens[0]
-    return {"steps": steps, "tokens_trained": int(tokens[-1]), "tokens_per_step": round(per_step_tokens, 1),
-            "wall_s_steps_2_to_end": round(tn - t1, 2), "tokens_per_s": round(measured_tokens / (tn - t1), 1)}
+    return {
+        "steps": steps,
+        "tokens_trained": int(tokens[-1]),
+        "tokens_per_step": round(per_step_tokens, 1),
+        "wall_s_steps_2_to_end": round(tn - t1, 2),
+        "tokens_per_s": round(measured_tokens / (tn - t1), 1),
+    }
 
 
 def worker(engine: str, n: int) -> dict:
@@ -83,8 +88,10 @@ def worker(engine: str, n: int) -> dict:
     if engine == "harness_local":
         import strategies.finetune.local as local
 
-        tuner = local.LocalTuner(local.LocalConfig(epochs=1, batch_size=8, rank=16, alpha=32, learning_rate=2e-4),
-                                 TuneContext(base=spec, base_source=source, workdir=out, seed=13))
+        tuner = local.LocalTuner(
+            local.LocalConfig(epochs=1, batch_size=8, rank=16, alpha=32, learning_rate=2e-4),
+            TuneContext(base=spec, base_source=source, workdir=out, seed=13),
+        )
         original = local._trainer_class
 
         def with_timer(shared):
@@ -95,16 +102,27 @@ def worker(engine: str, n: int) -> dict:
                     super().__init__(*a, **kw)
                     self.add_callback(timer)
                     worker.trainer = self
+
             return Timed
 
         local._trainer_class = with_timer
         tuner.train(examples, tuner.validate(examples))
         return {"engine": engine, "examples": n, **_rate(timer, worker.trainer)}
-    data = Dataset.from_list([{"prompt": e.prompt, "completion": [{"role": "assistant", "content": e.completion}]}
-                              for e in examples])
-    common = {"output_dir": str(out), "num_train_epochs": 1, "per_device_train_batch_size": 8, "learning_rate": 2e-4,
-              "logging_steps": 1, "save_strategy": "no", "report_to": "none", "seed": 13, "use_cpu": True,
-              "disable_tqdm": True}
+    data = Dataset.from_list(
+        [{"prompt": e.prompt, "completion": [{"role": "assistant", "content": e.completion}]} for e in examples]
+    )
+    common = {
+        "output_dir": str(out),
+        "num_train_epochs": 1,
+        "per_device_train_batch_size": 8,
+        "learning_rate": 2e-4,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": "none",
+        "seed": 13,
+        "use_cpu": True,
+        "disable_tqdm": True,
+    }
     if engine == "trl_defaults":
         args = SFTConfig(**common)  # bf16 and gradient checkpointing as trl sets them
         dtype = torch.float32  # bf16 comes from trl's mixed precision, as for any user of the defaults
@@ -113,17 +131,34 @@ def worker(engine: str, n: int) -> dict:
         dtype = torch.float32
     else:
         padfree = engine == "trl_tuned_padfree"
-        args = SFTConfig(**common, bf16=False, gradient_checkpointing=False, train_sampling_strategy="group_by_length",
-                         padding_free=padfree, **({"max_length": None} if padfree else {}))  # nothing is that long
+        args = SFTConfig(
+            **common,
+            bf16=False,
+            gradient_checkpointing=False,
+            train_sampling_strategy="group_by_length",
+            padding_free=padfree,
+            **({"max_length": None} if padfree else {}),
+        )  # nothing is that long
         dtype = torch.float32
     model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=backend.tokenizer(),
-                         peft_config=LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear",
-                                                task_type="CAUSAL_LM"))
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=data,
+        processing_class=backend.tokenizer(),
+        peft_config=LoraConfig(
+            r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM"
+        ),
+    )
     trainer.add_callback(timer)
     trainer.train()
-    return {"engine": engine, "examples": n, "bf16": bool(args.bf16), "gradient_checkpointing": bool(args.gradient_checkpointing),
-            **_rate(timer, trainer)}
+    return {
+        "engine": engine,
+        "examples": n,
+        "bf16": bool(args.bf16),
+        "gradient_checkpointing": bool(args.gradient_checkpointing),
+        **_rate(timer, trainer),
+    }
 
 
 def main() -> None:
@@ -133,8 +168,13 @@ def main() -> None:
     args = parser.parse_args()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     engines = {}
-    for engine, n in (("harness_local", args.n), ("trl_tuned", args.n), ("trl_tuned_padfree", args.n),
-                      ("trl_tuned_bf16", args.n), ("trl_defaults", args.n_defaults)):
+    for engine, n in (
+        ("harness_local", args.n),
+        ("trl_tuned", args.n),
+        ("trl_tuned_padfree", args.n),
+        ("trl_tuned_bf16", args.n),
+        ("trl_defaults", args.n_defaults),
+    ):
         result = run_python(WORKER.format(bench=str(REPO / "bench"), engine=engine, n=n), env=env)
         result["peak_rss_mb"] = round(result["peak_rss_mb"], 1)
         result.pop("wall_s", None)
@@ -142,15 +182,18 @@ def main() -> None:
         print(engine, json.dumps(result), flush=True)
     ours = engines["harness_local"]["tokens_per_s"]
     best = max((e for e in engines if e.startswith("trl_")), key=lambda e: engines[e]["tokens_per_s"])
-    save("finetune_cpu", {
-        "what": __doc__.split("\n")[0],
-        "model": "smollm2-135m-instruct, fp32 unless noted, LoRA r=16",
-        "engines": engines,
-        "best_hand_tuned_trl": best,
-        "ratio_vs_best_hand_tuned_trl": round(ours / engines[best]["tokens_per_s"], 2),
-        "ratio_vs_trl_defaults": round(ours / engines["trl_defaults"]["tokens_per_s"], 2),
-        "goals": {"ratio_vs_best_hand_tuned_trl": 1.3},
-    })
+    save(
+        "finetune_cpu",
+        {
+            "what": __doc__.split("\n")[0],
+            "model": "smollm2-135m-instruct, fp32 unless noted, LoRA r=16",
+            "engines": engines,
+            "best_hand_tuned_trl": best,
+            "ratio_vs_best_hand_tuned_trl": round(ours / engines[best]["tokens_per_s"], 2),
+            "ratio_vs_trl_defaults": round(ours / engines["trl_defaults"]["tokens_per_s"], 2),
+            "goals": {"ratio_vs_best_hand_tuned_trl": 1.3},
+        },
+    )
 
 
 if __name__ == "__main__":

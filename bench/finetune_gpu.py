@@ -37,7 +37,13 @@ def prepare() -> None:
 
     source = ensure_embedded("smollm2-135m-instruct")
     ASSETS.mkdir(parents=True, exist_ok=True)
-    for name in ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+    for name in (
+        "config.json",
+        "generation_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "chat_template.jinja",
+    ):
         if (source / name).exists():
             shutil.copyfile(source / name, ASSETS / name)
     print(f"wrote {ASSETS}")
@@ -77,50 +83,93 @@ def worker(engine: str, n: int, device: str, model_dir: str) -> dict:
     if engine == "unsloth":  # the harness unsloth tuner: Unsloth in its own process, LoRA settings as above
         import strategies.finetune.unsloth_tuner as unsloth_tuner
 
-        config = unsloth_tuner.UnslothConfig(epochs=1, batch_size=8, rank=16, alpha=32, learning_rate=2e-4,
-                                             optimizer="adamw_torch", target_modules="all-linear")
+        config = unsloth_tuner.UnslothConfig(
+            epochs=1,
+            batch_size=8,
+            rank=16,
+            alpha=32,
+            learning_rate=2e-4,
+            optimizer="adamw_torch",
+            target_modules="all-linear",
+        )
         tuner = unsloth_tuner.UnslothTuner(config, TuneContext(spec, model_dir, out, 13))
         tuner.train(examples, tuner.validate(examples))
         child = json.loads((out / "checkpoints" / "train_result.json").read_text())
-        return {"engine": engine, "device": device, "examples": n, "steps": child["steps"],
-                "tokens_trained": child.get("tokens_trained"), "tokens_per_s": child.get("tokens_per_s"),
-                "wall_s_steps_2_to_end": child.get("wall_s_steps_2_to_end"), "gpu": child.get("gpu"),
-                "peak_memory_mb": child["peak_memory_mb"], "unsloth": child.get("unsloth"),
-                "settings": "Unsloth defaults: LoRA dropout 0, its gradient checkpointing; adamw_torch as the others"}
+        return {
+            "engine": engine,
+            "device": device,
+            "examples": n,
+            "steps": child["steps"],
+            "tokens_trained": child.get("tokens_trained"),
+            "tokens_per_s": child.get("tokens_per_s"),
+            "wall_s_steps_2_to_end": child.get("wall_s_steps_2_to_end"),
+            "gpu": child.get("gpu"),
+            "peak_memory_mb": child["peak_memory_mb"],
+            "unsloth": child.get("unsloth"),
+            "settings": "Unsloth defaults: LoRA dropout 0, its gradient checkpointing; adamw_torch as the others",
+        }
     if engine == "harness_local":
         import strategies.finetune.local as local
 
-        tuner = local.LocalTuner(local.LocalConfig(epochs=1, batch_size=8, rank=16, alpha=32, learning_rate=2e-4,
-                                                   device=device), TuneContext(spec, model_dir, out, 13))
+        tuner = local.LocalTuner(
+            local.LocalConfig(epochs=1, batch_size=8, rank=16, alpha=32, learning_rate=2e-4, device=device),
+            TuneContext(spec, model_dir, out, 13),
+        )
         trainers = []
-        tuner.train_here(examples, tuner.validate(examples), trainer_hook=lambda t: (t.add_callback(timer), trainers.append(t)))
+        tuner.train_here(
+            examples, tuner.validate(examples), trainer_hook=lambda t: (t.add_callback(timer), trainers.append(t))
+        )
         trainer = trainers[0]
     else:  # trl_defaults: the documented SFTTrainer settings (bf16 and gradient checkpointing on a GPU)
-        data = Dataset.from_list([{"prompt": e.prompt, "completion": [{"role": "assistant", "content": e.completion}]}
-                                  for e in examples])
-        args = SFTConfig(output_dir=str(out), num_train_epochs=1, per_device_train_batch_size=8, learning_rate=2e-4,
-                         logging_steps=1, save_strategy="no", report_to="none", seed=13, use_cpu=device == "cpu",
-                         disable_tqdm=True)
+        data = Dataset.from_list(
+            [{"prompt": e.prompt, "completion": [{"role": "assistant", "content": e.completion}]} for e in examples]
+        )
+        args = SFTConfig(
+            output_dir=str(out),
+            num_train_epochs=1,
+            per_device_train_batch_size=8,
+            learning_rate=2e-4,
+            logging_steps=1,
+            save_strategy="no",
+            report_to="none",
+            seed=13,
+            use_cpu=device == "cpu",
+            disable_tqdm=True,
+        )
         from harness.backends.hf import HFBackend, HFConfig
 
         tok = HFBackend(spec, HFConfig()).tokenizer()
-        trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(model_dir), args=args, train_dataset=data,
-                             processing_class=tok, peft_config=LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05,
-                                                                          target_modules="all-linear", task_type="CAUSAL_LM"))
+        trainer = SFTTrainer(
+            model=AutoModelForCausalLM.from_pretrained(model_dir),
+            args=args,
+            train_dataset=data,
+            processing_class=tok,
+            peft_config=LoraConfig(
+                r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM"
+            ),
+        )
         trainer.add_callback(timer)
         trainer.train()
     rate = _rate(timer, trainer)
     params = sum(p.numel() for p in trainer.model.parameters())
-    result = {"engine": engine, "device": device, "examples": n, **rate,
-              "step_time_s": round(rate["wall_s_steps_2_to_end"] / max(1, rate["steps"] - 1), 3)}
+    result = {
+        "engine": engine,
+        "device": device,
+        "examples": n,
+        **rate,
+        "step_time_s": round(rate["wall_s_steps_2_to_end"] / max(1, rate["steps"] - 1), 3),
+    }
     if device == "cuda":
         name = torch.cuda.get_device_name(0)
         peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
-        result.update(gpu=name, peak_memory_mb=round(torch.cuda.max_memory_allocated() / 2**20, 1),
-                      # LoRA: forward (2N) plus activation gradients (2N) per token; frozen weights get no gradient
-                      # (about 4N, not the 6N of full training). Tokens are those trained, so an engine that skips
-                      # duplicated prefix work shows a higher "effective" MFU.
-                      mfu_effective=round(4 * params * rate["tokens_per_s"] / peak, 4) if peak else None)
+        result.update(
+            gpu=name,
+            peak_memory_mb=round(torch.cuda.max_memory_allocated() / 2**20, 1),
+            # LoRA: forward (2N) plus activation gradients (2N) per token; frozen weights get no gradient
+            # (about 4N, not the 6N of full training). Tokens are those trained, so an engine that skips
+            # duplicated prefix work shows a higher "effective" MFU.
+            mfu_effective=round(4 * params * rate["tokens_per_s"] / peak, 4) if peak else None,
+        )
     return result
 
 
@@ -142,8 +191,10 @@ def main() -> None:
             print(engine, "skipped:", unavailable[engine], flush=True)
             continue
         try:
-            result = run_python(WORKER.format(bench=str(REPO / "bench"), engine=engine, n=args.n, device=args.device,
-                                              model=model_dir), env=env)
+            result = run_python(
+                WORKER.format(bench=str(REPO / "bench"), engine=engine, n=args.n, device=args.device, model=model_dir),
+                env=env,
+            )
         except RuntimeError as exc:  # one engine failing must not lose the others' numbers
             unavailable[engine] = str(exc)[-1500:]
             print(engine, "failed:", unavailable[engine], flush=True)
@@ -154,18 +205,30 @@ def main() -> None:
         print(engine, json.dumps(result), flush=True)
     ours, theirs = engines["harness_local"], engines["trl_defaults"]
     memory_key = "peak_memory_mb" if args.device == "cuda" else "peak_rss_mb"
-    save(f"finetune_{'gpu' if args.device == 'cuda' else 'gpu_dry_run_cpu'}", {
-        "what": __doc__.split("\n")[0],
-        "model": "SmolLM2-135M architecture, random weights; LoRA r=16, batch 8",
-        "engines": engines,
-        "not_measured": unavailable,
-        "ratio_tokens_per_s_vs_trl_defaults": round(ours["tokens_per_s"] / theirs["tokens_per_s"], 2),
-        "memory_ours_vs_trl_defaults": round(ours[memory_key] / theirs[memory_key], 2),
-        **({"ratio_unsloth_tokens_per_s_vs_trl_defaults": round(engines["unsloth"]["tokens_per_s"] / theirs["tokens_per_s"], 2),
-            "memory_unsloth_vs_trl_defaults": round(engines["unsloth"]["peak_memory_mb"] / theirs["peak_memory_mb"], 2)}
-           if engines.get("unsloth", {}).get("tokens_per_s") else {}),
-        "goals": {"ratio_tokens_per_s_vs_trl_defaults": 1.5, "memory_ours_vs_trl_defaults": 1.0},
-    })
+    save(
+        f"finetune_{'gpu' if args.device == 'cuda' else 'gpu_dry_run_cpu'}",
+        {
+            "what": __doc__.split("\n")[0],
+            "model": "SmolLM2-135M architecture, random weights; LoRA r=16, batch 8",
+            "engines": engines,
+            "not_measured": unavailable,
+            "ratio_tokens_per_s_vs_trl_defaults": round(ours["tokens_per_s"] / theirs["tokens_per_s"], 2),
+            "memory_ours_vs_trl_defaults": round(ours[memory_key] / theirs[memory_key], 2),
+            **(
+                {
+                    "ratio_unsloth_tokens_per_s_vs_trl_defaults": round(
+                        engines["unsloth"]["tokens_per_s"] / theirs["tokens_per_s"], 2
+                    ),
+                    "memory_unsloth_vs_trl_defaults": round(
+                        engines["unsloth"]["peak_memory_mb"] / theirs["peak_memory_mb"], 2
+                    ),
+                }
+                if engines.get("unsloth", {}).get("tokens_per_s")
+                else {}
+            ),
+            "goals": {"ratio_tokens_per_s_vs_trl_defaults": 1.5, "memory_ours_vs_trl_defaults": 1.0},
+        },
+    )
 
 
 if __name__ == "__main__":

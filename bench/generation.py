@@ -58,7 +58,10 @@ def run_lm_eval(model_dir, contexts, params, batch_size, tok):
     gen = {"until": ["<|im_end|>"], "max_gen_toks": params.max_new_tokens, "do_sample": False}
 
     def requests(items):
-        return [Instance(request_type="generate_until", doc={}, arguments=(c, dict(gen)), idx=i) for i, c in enumerate(items)]
+        return [
+            Instance(request_type="generate_until", doc={}, arguments=(c, dict(gen)), idx=i)
+            for i, c in enumerate(items)
+        ]
 
     lm.generate_until(requests(contexts[:1]), disable_tqdm=True)  # warm-up, as the harness backend gets one
     started = time.perf_counter()
@@ -87,18 +90,23 @@ def main() -> None:
         e["wall_s"] = round(e["wall_s"], 2)
     same = sum(a.strip() == b for a, b in zip(ours, theirs1, strict=True))
     ours_speed = engines["harness_hf"]["output_tok_s"]
-    save("generation", {
-        "what": __doc__.split("\n")[0],
-        "model": f"smollm2-135m-instruct ({backend.identity()['dtype']}, {backend.identity()['device']})",
-        "prompts": len(contexts),
-        "prompt_tokens_mean": round(sum(len(tok(c, add_special_tokens=False)["input_ids"]) for c in contexts) / len(contexts), 1),
-        "max_new_tokens": params.max_new_tokens,
-        "engines": engines,
-        "identical_outputs_harness_vs_lm_eval_bs1": f"{same}/{len(contexts)}",
-        "ratio_vs_lm_eval_default_bs1": round(ours_speed / engines["lm_eval_hflm_bs1"]["output_tok_s"], 2),
-        "ratio_vs_lm_eval_bs8": round(ours_speed / engines["lm_eval_hflm_bs8"]["output_tok_s"], 2),
-        "goals": {"ratio_vs_lm_eval_default_bs1": 4.0, "ratio_vs_lm_eval_bs8": 1.2},
-    })
+    save(
+        "generation",
+        {
+            "what": __doc__.split("\n")[0],
+            "model": f"smollm2-135m-instruct ({backend.identity()['dtype']}, {backend.identity()['device']})",
+            "prompts": len(contexts),
+            "prompt_tokens_mean": round(
+                sum(len(tok(c, add_special_tokens=False)["input_ids"]) for c in contexts) / len(contexts), 1
+            ),
+            "max_new_tokens": params.max_new_tokens,
+            "engines": engines,
+            "identical_outputs_harness_vs_lm_eval_bs1": f"{same}/{len(contexts)}",
+            "ratio_vs_lm_eval_default_bs1": round(ours_speed / engines["lm_eval_hflm_bs1"]["output_tok_s"], 2),
+            "ratio_vs_lm_eval_bs8": round(ours_speed / engines["lm_eval_hflm_bs8"]["output_tok_s"], 2),
+            "goals": {"ratio_vs_lm_eval_default_bs1": 4.0, "ratio_vs_lm_eval_bs8": 1.2},
+        },
+    )
 
 
 if __name__ == "__main__":

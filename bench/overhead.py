@@ -24,12 +24,33 @@ def make_suite(folder: Path, n: int) -> Path:
         with (folder / "data" / f"{split}.jsonl").open("w") as fh:
             for i in range(count):
                 label = LABELS[i % 4]
-                fh.write(json.dumps({"id": f"{split}-{i}", "text": f"{split} case {i} mentions {label} and more words", "label": label}) + "\n")
+                fh.write(
+                    json.dumps(
+                        {
+                            "id": f"{split}-{i}",
+                            "text": f"{split} case {i} mentions {label} and more words",
+                            "label": label,
+                        }
+                    )
+                    + "\n"
+                )
     suite = {
-        "name": f"overhead-{n}", "seed": 1,
-        "task": {"instructions": "Pick one of: {labels}.", "input_field": "text", "target_field": "label", "labels": LABELS},
+        "name": f"overhead-{n}",
+        "seed": 1,
+        "task": {
+            "instructions": "Pick one of: {labels}.",
+            "input_field": "text",
+            "target_field": "label",
+            "labels": LABELS,
+        },
         "data": {"train": "data/train.jsonl", "test": "data/test.jsonl"},
-        "backends": [{"name": "fake", "kind": "fake", "config": {"rules": [{"pattern": "alpha", "answer": "alpha"}], "default": "beta"}}],
+        "backends": [
+            {
+                "name": "fake",
+                "kind": "fake",
+                "config": {"rules": [{"pattern": "alpha", "answer": "alpha"}], "default": "beta"},
+            }
+        ],
         "strategies": [
             {"name": "zero", "kind": "zero_shot"},
             {"name": "few_random", "kind": "few_shot", "config": {"k": 4, "selection": "random"}},

@@ -28,12 +28,18 @@ def compare(out: Path, env: dict, *extra: str) -> dict:
     run = json.loads((out / "run.json").read_text())
     result["counts"] = run["options"]["counts"]
     result["status"] = run["status"]
-    result["label_accuracy"] = {k: round(v["metrics"]["label_accuracy"]["mean"], 4) for k, v in run["strategies"].items()}
+    result["label_accuracy"] = {
+        k: round(v["metrics"]["label_accuracy"]["mean"], 4) for k, v in run["strategies"].items()
+    }
     lora = run["strategies"].get("lora", {}).get("setup", {}).get("given")
     if lora:
-        result["lora"] = {"training_wall_s": lora["training"]["wall_s"], "dev_scores": lora["dev_scores"],
-                          "chosen_epoch": lora["chosen"]["epoch"], "reused_from_cache": lora["reused_from_cache"],
-                          "train_tokens_per_s": lora["training"]["train_tokens_per_s"]}
+        result["lora"] = {
+            "training_wall_s": lora["training"]["wall_s"],
+            "dev_scores": lora["dev_scores"],
+            "chosen_epoch": lora["chosen"]["epoch"],
+            "reused_from_cache": lora["reused_from_cache"],
+            "train_tokens_per_s": lora["training"]["train_tokens_per_s"],
+        }
     result["wall_s"] = round(result["wall_s"], 2)
     result["peak_rss_mb"] = round(result["peak_rss_mb"], 1)
     return result
@@ -51,20 +57,30 @@ def main() -> None:
 
     models = ensure_embedded("smollm2-135m-instruct").parent
     with tempfile.TemporaryDirectory() as tmp:
-        prompting = compare(Path(tmp) / "a" / "run", fresh_home(Path(tmp) / "a", models), "--strategies", "zero_shot,few_shot")
+        prompting = compare(
+            Path(tmp) / "a" / "run", fresh_home(Path(tmp) / "a", models), "--strategies", "zero_shot,few_shot"
+        )
         env = fresh_home(Path(tmp) / "b", models)
         cold = compare(Path(tmp) / "b" / "run", env)
         resume = compare(Path(tmp) / "b" / "run", env)
         cached = compare(Path(tmp) / "b" / "run-new-folder", env)
-    save("quickstart", {
-        "what": "harness compare suites/quickstart/suite.yaml (150 test cases per strategy), separate processes",
-        "cold_zero_and_few_shot_only": prompting,
-        "cold_all_strategies_with_lora_training": cold,
-        "warm_rerun_same_folder": resume,
-        "warm_rerun_new_folder_from_caches": cached,
-        "goals": {"cold_prompting_wall_s": 180, "cold_all_wall_s": 600, "cold_all_peak_rss_mb": 4096,
-                  "warm_wall_s": 15, "warm_model_calls": 0},
-    })
+    save(
+        "quickstart",
+        {
+            "what": "harness compare suites/quickstart/suite.yaml (150 test cases per strategy), separate processes",
+            "cold_zero_and_few_shot_only": prompting,
+            "cold_all_strategies_with_lora_training": cold,
+            "warm_rerun_same_folder": resume,
+            "warm_rerun_new_folder_from_caches": cached,
+            "goals": {
+                "cold_prompting_wall_s": 180,
+                "cold_all_wall_s": 600,
+                "cold_all_peak_rss_mb": 4096,
+                "warm_wall_s": 15,
+                "warm_model_calls": 0,
+            },
+        },
+    )
 
 
 if __name__ == "__main__":

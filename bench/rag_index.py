@@ -35,7 +35,9 @@ def chunk_texts(n: int) -> list[str]:
     while len(out) < n:
         width = 2 + (i // len(sentences)) % 3
         start = i % len(sentences)
-        out.append(" ".join(sentences[start : start + width]) + (f" ({i // len(sentences)})" if i >= len(sentences) else ""))
+        out.append(
+            " ".join(sentences[start : start + width]) + (f" ({i // len(sentences)})" if i >= len(sentences) else "")
+        )
         i += 1
     return out
 
@@ -114,17 +116,23 @@ def main() -> None:
                 for i, text in enumerate(texts):
                     fh.write(json.dumps({"id": f"c{i}", "title": "", "text": text}) + "\n")
             base = run_python(BASELINE.format(texts=str(folder / "texts.json")), env=env)
-            ours = run_python(OURS.format(corpus=str(folder / "corpus.jsonl"), questions=[str(q) for q in QUESTIONS],
-                                          n_queries=args.queries), env={**env, "HARNESS_HOME": str(folder / "home")})
+            ours = run_python(
+                OURS.format(
+                    corpus=str(folder / "corpus.jsonl"), questions=[str(q) for q in QUESTIONS], n_queries=args.queries
+                ),
+                env={**env, "HARNESS_HOME": str(folder / "home")},
+            )
         results[str(n)] = {
             "baseline_sentence_transformers": base,
             "harness_rag_index": ours,
             "build_over_plain_encode": round(ours["build_s"] / base["encode_s"], 3),
             "goal_build_over_plain_encode": 1.15,
         }
-        print(f"{n} chunks: plain encode {base['encode_s']:.1f}s (batch {base['best_batch_size']}), "
-              f"our build {ours['build_s']:.1f}s = {ours['build_s'] / base['encode_s']:.2f}x; warm {ours['warm_load_s']:.3f}s, "
-              f"{ours['warm_embedding_calls']} embedding calls; peak RSS {ours['peak_rss_mb']:.0f} MB vs {base['peak_rss_mb']:.0f} MB")
+        print(
+            f"{n} chunks: plain encode {base['encode_s']:.1f}s (batch {base['best_batch_size']}), "
+            f"our build {ours['build_s']:.1f}s = {ours['build_s'] / base['encode_s']:.2f}x; warm {ours['warm_load_s']:.3f}s, "
+            f"{ours['warm_embedding_calls']} embedding calls; peak RSS {ours['peak_rss_mb']:.0f} MB vs {base['peak_rss_mb']:.0f} MB"
+        )
     save("rag_index", {"results": results})
 
 

@@ -25,10 +25,19 @@ SQUAD = REPO / "suites" / "squad_qa" / "data"
 
 JUDGE_RULES = [
     {"pattern": "StatementGeneratorOutput", "answer": '{"statements": ["The answer names it."]}'},
-    {"pattern": "NLIStatementOutput", "answer": '{"statements": [{"statement": "The answer names it.", "reason": "stated", "verdict": 1}]}'},
-    {"pattern": "AnswerRelevanceOutput|ResponseRelevanceOutput", "answer": '{"question": "Who or what is it?", "noncommittal": 0}'},
+    {
+        "pattern": "NLIStatementOutput",
+        "answer": '{"statements": [{"statement": "The answer names it.", "reason": "stated", "verdict": 1}]}',
+    },
+    {
+        "pattern": "AnswerRelevanceOutput|ResponseRelevanceOutput",
+        "answer": '{"question": "Who or what is it?", "noncommittal": 0}',
+    },
     {"pattern": "ContextPrecisionOutput|Verification", "answer": '{"reason": "it helps", "verdict": 1}'},
-    {"pattern": "ContextRecallOutput|ContextRecallClassifications", "answer": '{"classifications": [{"statement": "s", "reason": "r", "attributed": 1}]}'},
+    {
+        "pattern": "ContextRecallOutput|ContextRecallClassifications",
+        "answer": '{"classifications": [{"statement": "s", "reason": "r", "attributed": 1}]}',
+    },
 ]
 
 RUN = """
@@ -61,14 +70,31 @@ def main() -> None:
             "data": {"test": "test.jsonl"},
             "backends": [
                 # Each case gets its own answer (its gold one), so no two cases share a judge prompt by accident.
-                {"name": "answers", "kind": "fake", "config": {"default": "no idea", "rules": [
-                    {"pattern": re.escape(r["question"]), "answer": r["answer"]} for r in rows]}},
+                {
+                    "name": "answers",
+                    "kind": "fake",
+                    "config": {
+                        "default": "no idea",
+                        "rules": [{"pattern": re.escape(r["question"]), "answer": r["answer"]} for r in rows],
+                    },
+                },
                 {"name": "judge", "kind": "fake", "config": {"rules": JUDGE_RULES, "default": "not json"}},
             ],
-            "strategies": [{"name": "rag", "kind": "rag", "backend": "answers",
-                            "config": {"corpus": str(SQUAD / "corpus.jsonl"), "retriever": "dense", "top_k": args.top_k}}],
-            "scorers": [{"kind": "token_f1"}, *({"kind": k, "config": {"judge": "judge"}}
-                        for k in ("faithfulness", "answer_relevancy", "context_precision", "context_recall"))],
+            "strategies": [
+                {
+                    "name": "rag",
+                    "kind": "rag",
+                    "backend": "answers",
+                    "config": {"corpus": str(SQUAD / "corpus.jsonl"), "retriever": "dense", "top_k": args.top_k},
+                }
+            ],
+            "scorers": [
+                {"kind": "token_f1"},
+                *(
+                    {"kind": k, "config": {"judge": "judge"}}
+                    for k in ("faithfulness", "answer_relevancy", "context_precision", "context_recall")
+                ),
+            ],
         }
         (folder / "suite.yaml").write_text(yaml.safe_dump(suite))
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "HARNESS_HOME": str(folder / "home")}
@@ -77,7 +103,8 @@ def main() -> None:
     requests = sum(m["requests"] for m in data["cold"]["per_metric"].values())
     ragas_count = 6 + args.top_k
     result = {
-        "cases": n, "top_k": args.top_k,
+        "cases": n,
+        "top_k": args.top_k,
         "ragas_requests_per_case_expected": ragas_count,
         "ragas_requests_per_case_measured": round(requests / n, 3),
         "judge_calls_per_case_cold": round(data["cold"]["judge_calls"] / n, 3),
@@ -85,8 +112,10 @@ def main() -> None:
         "per_metric_cold": data["cold"]["per_metric"],
         "goal": "judge calls per case <= ragas' count (6 + k); 0 on a rerun",
     }
-    print(f"{n} cases, k={args.top_k}: ragas asks {requests / n:.2f} per case (expected {ragas_count}); "
-          f"judge model calls {result['judge_calls_per_case_cold']:.2f} per case cold, {result['judge_calls_rerun']} on rerun")
+    print(
+        f"{n} cases, k={args.top_k}: ragas asks {requests / n:.2f} per case (expected {ragas_count}); "
+        f"judge model calls {result['judge_calls_per_case_cold']:.2f} per case cold, {result['judge_calls_rerun']} on rerun"
+    )
     save("rag_judge", result)
 
 

@@ -46,10 +46,16 @@ SCORERS: Registry = Registry(
     },
 )
 
-TUNERS: Registry = Registry("tuner", "harness.tuners", {"local": "strategies.finetune.local:LocalTuner",
-                                                     "openai": "strategies.finetune.openai_tuner:OpenAITuner",
-                                                     "azure": "strategies.finetune.azure_tuner:AzureTuner",
-                                                     "unsloth": "strategies.finetune.unsloth_tuner:UnslothTuner",
-                                                     "autotrain": "strategies.finetune.autotrain_tuner:AutoTrainTuner"})
+TUNERS: Registry = Registry(
+    "tuner",
+    "harness.tuners",
+    {
+        "local": "strategies.finetune.local:LocalTuner",
+        "openai": "strategies.finetune.openai_tuner:OpenAITuner",
+        "azure": "strategies.finetune.azure_tuner:AzureTuner",
+        "unsloth": "strategies.finetune.unsloth_tuner:UnslothTuner",
+        "autotrain": "strategies.finetune.autotrain_tuner:AutoTrainTuner",
+    },
+)
 
 ALL = {"backends": BACKENDS, "strategies": STRATEGIES, "scorers": SCORERS, "tuners": TUNERS}

@@ -10,13 +10,21 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
 from harness.errors import HarnessError
 
+if TYPE_CHECKING:
+    from harness.commands.ci import CiOutputs
+    from harness.run.compare import CompareOptions
+    from harness.suite.load import LoadedSuite
+
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
     help="Compare few-shot prompting, RAG and fine-tuning on one task, and decide which pays off.",
 )
 
@@ -44,7 +52,7 @@ def _setup_logging(verbose: bool) -> None:
     logging.getLogger("strategies").setLevel(level)
 
 
-def _fail(exc: HarnessError) -> None:
+def _fail(exc: HarnessError) -> NoReturn:
     typer.echo(f"error: {exc}", err=True)
     raise typer.Exit(exc.exit_code)
 
@@ -52,30 +60,41 @@ def _fail(exc: HarnessError) -> None:
 @app.command()
 def compare(
     suite: Path = typer.Argument(..., help="Suite file (or a folder holding suite.yaml)."),
-    out: Path | None = typer.Option(None, "--out", help="Run folder (default: runs/<suite name>). Rerunning resumes it."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Run folder (default: runs/<suite name>). Rerunning resumes it."
+    ),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N test cases."),
     strategies: str | None = typer.Option(None, "--strategies", help="Comma-separated strategy names to run."),
     retry_errors: bool = typer.Option(False, "--retry-errors", help="Rerun cases that ended in an error."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the response cache."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard results in the run folder instead of resuming."),
     fail_under: list[str] | None = typer.Option(
-        None, "--fail-under", help="[STRATEGY:]METRIC=VALUE: exit 1 when the strategy (default: the decision's winner) "
-        "scores below VALUE. Repeatable."),
+        None,
+        "--fail-under",
+        help="[STRATEGY:]METRIC=VALUE: exit 1 when the strategy (default: the decision's winner) "
+        "scores below VALUE. Repeatable.",
+    ),
     baseline: Path | None = typer.Option(
-        None, "--baseline", help="A saved run folder: exit 1 when a strategy is worse than there (paired on the same "
-        "cases, by at least the suite's min_gain, settled)."),
+        None,
+        "--baseline",
+        help="A saved run folder: exit 1 when a strategy is worse than there (paired on the same "
+        "cases, by at least the suite's min_gain, settled).",
+    ),
     cancel_on_abort: bool = typer.Option(
-        False, "--cancel-on-abort", help="Cancel a provider's fine-tuning job on Ctrl-C (default: ask at a terminal, "
-        "else leave it running; a rerun follows it)."),
-    json_out: Path | None = typer.Option(None, "--json", help="Write a summary with the gates' results as JSON for CI."),
+        False,
+        "--cancel-on-abort",
+        help="Cancel a provider's fine-tuning job on Ctrl-C (default: ask at a terminal, "
+        "else leave it running; a rerun follows it).",
+    ),
+    json_out: Path | None = typer.Option(
+        None, "--json", help="Write a summary with the gates' results as JSON for CI."
+    ),
     junit: Path | None = typer.Option(None, "--junit", help="Write the gates and each strategy as JUnit XML for CI."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run (or resume) the comparison; write run.json, cases.jsonl and decision.md; print the verdict."""
-    from harness.commands.ci import CiOutputs, check_outputs, run_gates
-    from harness.commands.console import print_summary
-    from harness.run.compare import CompareOptions, run_compare
-    from harness.run.progress import make_progress
+    from harness.commands.ci import CiOutputs, check_outputs
+    from harness.run.compare import CompareOptions
     from harness.suite.load import load_suite
 
     _setup_logging(verbose)
@@ -88,9 +107,20 @@ def compare(
         check_outputs(ci, loaded)  # bad gates, an unusable baseline or output path: refused before any call
     except HarnessError as exc:
         _fail(exc)
-    progress = make_progress(_console())
-    options = CompareOptions(out=out, limit=limit, strategies=names, retry_errors=retry_errors,
-                             use_cache=not no_cache, overwrite=overwrite, progress=progress)
+    options = CompareOptions(
+        out=out, limit=limit, strategies=names, retry_errors=retry_errors, use_cache=not no_cache, overwrite=overwrite
+    )
+    _run_and_gate(loaded, options, ci)
+
+
+def _run_and_gate(loaded: LoadedSuite, options: CompareOptions, ci: CiOutputs) -> None:
+    """Run with progress on the terminal, print the verdict, then the CI gates (exit 1 when one fails)."""
+    from harness.commands.ci import run_gates
+    from harness.commands.console import print_summary
+    from harness.run.compare import run_compare
+    from harness.run.progress import make_progress
+
+    progress = options.progress = make_progress(_console())
     try:
         record, run = run_compare(loaded, options)
     except HarnessError as exc:
@@ -150,7 +180,9 @@ def estimate(
 @app.command()
 def report(
     run_dir: Path = typer.Argument(..., help="A run folder written by `harness compare`."),
-    html: Path | None = typer.Option(None, "--html", help="Write a self-contained HTML report here (no network needed)."),
+    html: Path | None = typer.Option(
+        None, "--html", help="Write a self-contained HTML report here (no network needed)."
+    ),
     md: Path | None = typer.Option(None, "--md", help="Write a Markdown report here (for a review or a pull request)."),
     port: int = typer.Option(8501, "--port", help="Port of the Streamlit app."),
     headless: bool = typer.Option(False, "--headless", help="Do not open a browser (serve only)."),
@@ -178,10 +210,25 @@ def report(
         require("streamlit", extra="report", purpose="harness report")
     except HarnessError as exc:
         _fail(exc)
-    app_path = Path(importlib.util.find_spec("reports.app").origin)
-    command = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.port", str(port),
-               "--server.headless", "true" if headless else "false", "--browser.gatherUsageStats", "false",
-               "--", str(run_dir)]
+    spec = importlib.util.find_spec("reports.app")
+    if spec is None or spec.origin is None:  # an installation without the report: the extra names the fix
+        _fail(HarnessError("the report is not installed with this harness. Fix: pip install 'ft-harness[report]'."))
+    app_path = Path(spec.origin)
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app_path),
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true" if headless else "false",
+        "--browser.gatherUsageStats",
+        "false",
+        "--",
+        str(run_dir),
+    ]
     os.environ["HARNESS_REPORT_RUN"] = str(run_dir)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -213,8 +260,9 @@ def _machine_notes(loaded) -> None:
 
 @app.command()
 def schema(
-    run: bool = typer.Option(False, "--run", help="The schema of a run folder's run.json instead (for tools that "
-                             "read runs)."),
+    run: bool = typer.Option(
+        False, "--run", help="The schema of a run folder's run.json instead (for tools that read runs)."
+    ),
 ) -> None:
     """Print the JSON Schema of the suite file (for editor completion), or of run.json with --run."""
     if run:
@@ -231,8 +279,12 @@ def schema(
 def tune(
     suite: Path = typer.Argument(..., help="Suite file (or a folder holding suite.yaml)."),
     strategy: str | None = typer.Option(None, "--strategy", help="The finetune strategy (default: the only one)."),
-    export_only: bool = typer.Option(False, "--export-only", help="Write the tuner's files (AutoTrain: config.yml "
-                                     "and data/train.jsonl for its UI or CLI) to --out and train nothing."),
+    export_only: bool = typer.Option(
+        False,
+        "--export-only",
+        help="Write the tuner's files (AutoTrain: config.yml "
+        "and data/train.jsonl for its UI or CLI) to --out and train nothing.",
+    ),
     out: Path | None = typer.Option(None, "--out", help="Folder for --export-only."),
 ) -> None:
     """Train a finetune strategy's model without answering the test set (`harness compare` then reuses it), or
@@ -246,7 +298,9 @@ def tune(
                 raise ConfigError("--export-only needs --out FOLDER. Fix: add --out autotrain-export.")
             for path in export_tuning(suite, strategy, out):
                 typer.echo(f"wrote {path}")
-            typer.echo(f"next: cd {out} && autotrain --config config.yml   (or upload data/train.jsonl in AutoTrain's UI)")
+            typer.echo(
+                f"next: cd {out} && autotrain --config config.yml   (or upload data/train.jsonl in AutoTrain's UI)"
+            )
         else:
             for line in train_only(suite, strategy):
                 typer.echo(line)
@@ -274,10 +328,14 @@ def init(
     directory: Path | None = typer.Argument(None, help="Folder to create the suite in."),
     data: Path | None = typer.Option(None, "--from", help="A JSONL, CSV or Parquet file of cases."),
     template: str | None = typer.Option(
-        None, "--template", help="Copy an example suite: quickstart, squad_qa, e2e_nlg, ... "
-        "(`harness init --list-templates` describes them)."),
+        None,
+        "--template",
+        help="Copy an example suite: quickstart, squad_qa, e2e_nlg, ... "
+        "(`harness init --list-templates` describes them).",
+    ),
     list_templates: bool = typer.Option(
-        False, "--list-templates", help="List the templates, one line each with their suite files, and exit."),
+        False, "--list-templates", help="List the templates, one line each with their suite files, and exit."
+    ),
     force: bool = typer.Option(False, "--force", help="Write into an existing suite folder, overwriting its files."),
 ) -> None:
     """Start a suite: copy an example suite (--template NAME) or scaffold one from a data file (--from FILE)."""
@@ -299,7 +357,7 @@ def init(
             for variant in chosen.suite_files[1:]:
                 typer.echo(f"variant on the same data: {directory / variant}")
             path = directory
-        else:
+        elif data is not None:
             path = scaffold.scaffold(directory, data, force=force)
             typer.echo(f"wrote {path}")
     except HarnessError as exc:

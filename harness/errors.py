@@ -89,8 +89,13 @@ _remembered: set[str] = set()
 _PATTERNS = (
     (re.compile(r"(?i)\b((?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]{8,}"), r"\1***"),
     (re.compile(r"\b(sk-)[A-Za-z0-9_-]{12,}"), r"\1***"),
-    (re.compile(r"(?i)((?:api-key|x-api-key|authorization)['\"]?\s*[:=]\s*['\"]?)(?!bearer\s|basic\s)"
-                r"[^'\"\s,}]{8,}"), r"\1***"),
+    (
+        re.compile(
+            r"(?i)((?:api-key|x-api-key|authorization)['\"]?\s*[:=]\s*['\"]?)(?!bearer\s|basic\s)"
+            r"[^'\"\s,}]{8,}"
+        ),
+        r"\1***",
+    ),
 )
 
 
@@ -106,7 +111,12 @@ def _secrets() -> set[str]:
     AZURE_MGMT_TOKEN, ...) whatever reads them."""
     found = set(_remembered)
     for name, value in os.environ.items():
-        if _SECRET_NAME.search(name) and len(value) >= 12 and not value.startswith(("/", "~", ".")) and " " not in value:
+        if (
+            _SECRET_NAME.search(name)
+            and len(value) >= 12
+            and not value.startswith(("/", "~", "."))
+            and " " not in value
+        ):
             found.add(value)
     return found
 
@@ -136,10 +146,13 @@ def provider_error(exc: BaseException, *, who: str, key_env: str | None = None) 
     (401/403) is a configuration error naming the variable to check; anything else a ProviderError."""
     message = f"{type(exc).__name__}: {redact(str(exc))[:500]}"
     if getattr(exc, "status_code", None) in (401, 403) and key_env:
-        return ConfigError(f"{who}: the provider refused the key in {key_env} ({message}). Fix: put a valid key for "
-                           f"this endpoint in {key_env}, or set api_key_env to the variable that holds one.")
-    return ProviderError(f"{who}: {message}. Fix: check the provider's status page and rerun the same command; "
-                         "finished work is kept.")
+        return ConfigError(
+            f"{who}: the provider refused the key in {key_env} ({message}). Fix: put a valid key for "
+            f"this endpoint in {key_env}, or set api_key_env to the variable that holds one."
+        )
+    return ProviderError(
+        f"{who}: {message}. Fix: check the provider's status page and rerun the same command; finished work is kept."
+    )
 
 
 class BudgetReached(Exception):

@@ -25,7 +25,10 @@ def tree_fingerprint(path: Path) -> str:
     """sha256 over the files of a model or adapter folder (or one file), remembered by size and mtime."""
     path = path.resolve()
     files = sorted(p for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file())
-    stamp = [(str(p.relative_to(path.parent if path.is_file() else path)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    stamp = [
+        (str(p.relative_to(path.parent if path.is_file() else path)), p.stat().st_size, p.stat().st_mtime_ns)
+        for p in files
+    ]
     memo_file = harness_home() / "fingerprints.json"
     try:
         memo = json.loads(memo_file.read_text())

@@ -47,7 +47,9 @@ class Registry(Generic[T]):
 
     def refs(self) -> dict[str, str]:
         self._load_plugins()
-        return {k: v if isinstance(v, str) else f"{v.__module__}:{v.__qualname__}" for k, v in sorted(self._refs.items())}
+        return {
+            k: v if isinstance(v, str) else f"{v.__module__}:{v.__qualname__}" for k, v in sorted(self._refs.items())
+        }
 
     def get(self, kind: str, *, where: str = "") -> type[T]:
         self._load_plugins()
@@ -55,8 +57,7 @@ class Registry(Generic[T]):
         if ref is None:
             at = f"{where}: " if where else ""
             raise ConfigError(
-                f"{at}unknown {self.what} kind '{kind}'.{closest(kind, self._refs)} "
-                f"Allowed: {', '.join(self.kinds())}."
+                f"{at}unknown {self.what} kind '{kind}'.{closest(kind, self._refs)} Allowed: {', '.join(self.kinds())}."
             )
         if isinstance(ref, str):
             ref = self._resolve(kind, ref)

@@ -125,8 +125,9 @@ class Strategy:
         """Release what prepare() holds outside this process (e.g. a model deployment), also after an error or
         Ctrl-C. May add to what prepare() returned (e.g. the hosting time it cost)."""
 
-    def dev_score(self, backend: Backend, requests: list[GenRequest], cases: list[Case],
-                  metas: list[CaseMeta] | None = None) -> DevScore:
+    def dev_score(
+        self, backend: Backend, requests: list[GenRequest], cases: list[Case], metas: list[CaseMeta] | None = None
+    ) -> DevScore:
         """Mean of the suite's primary metric over dev answers (through the run's cache; failed answers count as
         wrong, unscored ones are left out and counted), for choosing a setting on dev, never on test."""
         scorer = next(s for s in self.ctx.scorers if s.name == self.ctx.suite.primary_metric)
@@ -143,5 +144,8 @@ class Strategy:
                 log.warning("scorer %s failed on dev case %s: %s", scorer.name, case.id, exc)
                 values.append(None)
         scored = [v for v in values if v is not None]
-        return DevScore(dev_score=sum(scored) / len(scored) if scored else None,
-                        dev_errors=sum(a.error is not None for a in answers), dev_unscored=len(values) - len(scored))
+        return DevScore(
+            dev_score=sum(scored) / len(scored) if scored else None,
+            dev_errors=sum(a.error is not None for a in answers),
+            dev_unscored=len(values) - len(scored),
+        )

@@ -43,12 +43,17 @@ class TuneResult:
     stats: TunerStats
 
     def to_json(self) -> dict[str, Any]:
-        return {"checkpoints": [asdict(c) for c in self.checkpoints], "curve": self.curve,
-                "stats": self.stats.model_dump(mode="json", exclude_none=True)}
+        return {
+            "checkpoints": [asdict(c) for c in self.checkpoints],
+            "curve": self.curve,
+            "stats": self.stats.model_dump(mode="json", exclude_none=True),
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TuneResult:
-        return cls([Checkpoint(**c) for c in data["checkpoints"]], data["curve"], TunerStats.model_validate(data["stats"]))
+        return cls(
+            [Checkpoint(**c) for c in data["checkpoints"]], data["curve"], TunerStats.model_validate(data["stats"])
+        )
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The decision report: `harness report RUN_DIR` runs `streamlit run reports/app.py -- RUN_DIR`.
 
 Reads only the run folder (run.json, cases.jsonl, training logs). Model outputs and data are shown as text, never
-as Markdown or HTML. The what-if controls recompute the decision with harness.verdict.decide.what_if, the functions the
+as Markdown or HTML. The what-if controls recompute the decision with harness.verdict.what_if, the functions the
 run itself used.
 """
 
@@ -17,7 +17,7 @@ import streamlit as st
 from harness.errors import HarnessError
 from harness.records.setup import FineTuneGiven
 from harness.suite.schema import DecisionSpec
-from harness.verdict.decide import WhatIf, what_if
+from harness.verdict.what_if import WhatIf, what_if
 
 PAGES = ["Verdict", "Leaderboard", "Cost", "Quality, latency, tokens", "Training", "Cases", "Manifest"]
 PAGE_SIZE = 50
@@ -81,11 +81,20 @@ def page_verdict(view) -> None:
 def _finetune_table(rows, *, more: bool = False) -> pd.DataFrame:
     """Fine-tuning against each alternative; payback and break-even as the decision rounded them (once, for every
     view), so this table and the reasons read the same numbers."""
-    table = pd.DataFrame([{
-        "fine-tune": v.strategy, "against": v.against, "outcome": v.outcome.replace("_", " "),
-        "saving per request $": v.saving_per_request_usd, "extra setup $": v.extra_setup_usd,
-        "payback (requests)": v.payback_requests, "break-even (requests/month)": v.break_even_monthly_volume,
-    } for v in rows])
+    table = pd.DataFrame(
+        [
+            {
+                "fine-tune": v.strategy,
+                "against": v.against,
+                "outcome": v.outcome.replace("_", " "),
+                "saving per request $": v.saving_per_request_usd,
+                "extra setup $": v.extra_setup_usd,
+                "payback (requests)": v.payback_requests,
+                "break-even (requests/month)": v.break_even_monthly_volume,
+            }
+            for v in rows
+        ]
+    )
     if more:
         table["more cases needed"] = [v.more_cases_needed for v in rows]
     return table
@@ -101,17 +110,37 @@ def page_leaderboard(view) -> None:
         row = {"strategy": name, "answers": s.n_done, "errors": s.n_errors}
         for metric in view.metrics:
             m = s.metrics.get(metric)
-            row[metric] = None if not m or m.mean is None else (
-                f"{m.mean:.3f} [{m.ci_low:.3f}, {m.ci_high:.3f}]" if m.ci_low is not None else f"{m.mean:.3f}")
+            row[metric] = (
+                None
+                if not m or m.mean is None
+                else (f"{m.mean:.3f} [{m.ci_low:.3f}, {m.ci_high:.3f}]" if m.ci_low is not None else f"{m.mean:.3f}")
+            )
         rows.append(row)
     st.dataframe(pd.DataFrame(rows), hide_index=True)
     st.altair_chart(charts.leaderboard(record, view.primary))
     if record.comparisons:
         st.subheader(f"Paired on the same cases: the best against each other strategy ({view.primary})")
-        st.dataframe(pd.DataFrame([{
-            "best": c.a, "other": c.b, "difference": c.diff, "CI low": c.ci_low, "CI high": c.ci_high,
-            "better on": c.wins, "worse on": c.losses, "test": c.test, "p (Holm)": c.p_holm,
-            "settled": c.settled, "cases to settle": c.cases_needed} for c in record.comparisons]), hide_index=True)
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "best": c.a,
+                        "other": c.b,
+                        "difference": c.diff,
+                        "CI low": c.ci_low,
+                        "CI high": c.ci_high,
+                        "better on": c.wins,
+                        "worse on": c.losses,
+                        "test": c.test,
+                        "p (Holm)": c.p_holm,
+                        "settled": c.settled,
+                        "cases to settle": c.cases_needed,
+                    }
+                    for c in record.comparisons
+                ]
+            ),
+            hide_index=True,
+        )
 
 
 def page_cost(view) -> None:
@@ -124,20 +153,40 @@ def page_cost(view) -> None:
     st.caption("What if: change the figures; the decision is recomputed with the functions the run used.")
     c1, c2, c3 = st.columns(3)
     volume = c1.number_input("requests a month", min_value=1, value=int(low), step=1000, key="volume")
-    horizon = c2.number_input("horizon (months)", min_value=1, max_value=120, value=policy.horizon_months,
-                              key="horizon")
+    horizon = c2.number_input(
+        "horizon (months)", min_value=1, max_value=120, value=policy.horizon_months, key="horizon"
+    )
     price_scale = c3.number_input("token prices x", min_value=0.0, value=1.0, step=0.1, key="price_scale")
     c4, c5 = st.columns(2)
-    rate = c4.number_input("local device $/hour (0: as measured)", min_value=0.0, value=0.0, step=0.1, key="usd_per_hour")
+    rate = c4.number_input(
+        "local device $/hour (0: as measured)", min_value=0.0, value=0.0, step=0.1, key="usd_per_hour"
+    )
     training = c5.number_input("training cost $ (blank: as measured)", min_value=0.0, value=None, key="training_usd")
-    change = WhatIf(monthly_requests=int(volume), horizon_months=int(horizon),
-                    price_scale=price_scale if price_scale != 1.0 else None, usd_per_hour=rate or None,
-                    training_usd=training)
+    change = WhatIf(
+        monthly_requests=int(volume),
+        horizon_months=int(horizon),
+        price_scale=price_scale if price_scale != 1.0 else None,
+        usd_per_hour=rate or None,
+        training_usd=training,
+    )
     decision, options = what_if(record, change)
     st.markdown("**" + md_escape(decision.verdict) + "**")
-    st.dataframe(pd.DataFrame([{"strategy": r.strategy, "quality": r.quality, "$ per request": r.per_request_usd,
-                                "setup $": r.setup_usd, "$ a month": r.monthly_usd, "p95 s": r.p95_s}
-                               for r in decision.by_volume[0].ranking]), hide_index=True)
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "strategy": r.strategy,
+                    "quality": r.quality,
+                    "$ per request": r.per_request_usd,
+                    "setup $": r.setup_usd,
+                    "$ a month": r.monthly_usd,
+                    "p95 s": r.p95_s,
+                }
+                for r in decision.by_volume[0].ranking
+            ]
+        ),
+        hide_index=True,
+    )
     if decision.finetune:
         st.dataframe(_finetune_table(decision.finetune), hide_index=True, key="breakeven")
     st.altair_chart(charts.monthly_cost(options, decision, horizon=int(horizon), dedicated=policy.dedicated_hosting))
@@ -154,10 +203,23 @@ def page_quality_latency(view) -> None:
     st.header("Quality against cost, latency, tokens")
     _, options = what_if(view.record)
     st.altair_chart(charts.pareto(options, view.primary))
-    st.dataframe(pd.DataFrame([{"strategy": n, "p50 s": s.latency.p50_s, "p95 s": s.latency.p95_s,
-                                "p99 s": s.latency.p99_s, "TTFT p50 s": s.latency.ttft_p50_s,
-                                "output tok/s": s.throughput_output_tok_s, "measured": s.latency.how}
-                               for n, s in view.record.strategies.items()]), hide_index=True)
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "strategy": n,
+                    "p50 s": s.latency.p50_s,
+                    "p95 s": s.latency.p95_s,
+                    "p99 s": s.latency.p99_s,
+                    "TTFT p50 s": s.latency.ttft_p50_s,
+                    "output tok/s": s.throughput_output_tok_s,
+                    "measured": s.latency.how,
+                }
+                for n, s in view.record.strategies.items()
+            ]
+        ),
+        hide_index=True,
+    )
     st.altair_chart(charts.latency_cdf(view.cases))
     st.altair_chart(charts.tokens(view.record))
 
@@ -186,13 +248,21 @@ def page_cases(view) -> None:
     from reports.data import disagreements, input_text
 
     st.header("Cases")
-    only = st.radio("show", ["disagree", "failed", "all"], horizontal=True, key="case_filter",
-                    format_func={"disagree": "where strategies disagree or fail", "failed": "where any strategy fails",
-                                 "all": "all"}.get)
+    only = st.radio(
+        "show",
+        ["disagree", "failed", "all"],
+        horizontal=True,
+        key="case_filter",
+        format_func={
+            "disagree": "where strategies disagree or fail",
+            "failed": "where any strategy fails",
+            "all": "all",
+        }.get,
+    )
     table = disagreements(view, only=only)
     pages = max(1, -(-len(table) // PAGE_SIZE))
     page = st.number_input(f"page (of {pages}, {len(table)} cases)", min_value=1, max_value=pages, value=1, key="page")
-    shown = table.iloc[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+    shown = table.iloc[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     st.dataframe(shown, hide_index=True)
     if shown.empty:
         return
@@ -225,8 +295,10 @@ def page_cases(view) -> None:
 def page_manifest(view) -> None:
     st.header("Manifest")
     r = view.record
-    st.write(f"harness {r.harness_version}, run schema {r.schema_version}, status {r.status}; started {r.started_at}, "
-             f"finished {r.finished_at}; suite {r.suite_path} (sha256 {r.suite_sha256[:16]}...)")
+    st.write(
+        f"harness {r.harness_version}, run schema {r.schema_version}, status {r.status}; started {r.started_at}, "
+        f"finished {r.finished_at}; suite {r.suite_path} (sha256 {r.suite_sha256[:16]}...)"
+    )
     st.json(r.manifest.model_dump(mode="json") if r.manifest else {}, expanded=False)
     st.subheader("Prices")
     st.json(r.prices.model_dump(mode="json") if r.prices else {}, expanded=False)
@@ -248,9 +320,15 @@ def main() -> None:
     st.sidebar.title(view.record.suite_name)
     st.sidebar.caption(f"{run_dir} · {view.record.status}")
     page = st.sidebar.radio("page", PAGES, key="page_name")
-    {"Verdict": page_verdict, "Leaderboard": page_leaderboard, "Cost": page_cost,
-     "Quality, latency, tokens": page_quality_latency, "Training": page_training, "Cases": page_cases,
-     "Manifest": page_manifest}[page](view)
+    {
+        "Verdict": page_verdict,
+        "Leaderboard": page_leaderboard,
+        "Cost": page_cost,
+        "Quality, latency, tokens": page_quality_latency,
+        "Training": page_training,
+        "Cases": page_cases,
+        "Manifest": page_manifest,
+    }[page](view)
 
 
 if __name__ == "__main__":  # streamlit runs this file as __main__; importing it (PAGES) runs nothing

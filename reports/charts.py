@@ -23,8 +23,14 @@ def leaderboard(record: RunRecord, metric: str) -> alt.Chart:
     for name, s in record.strategies.items():
         m = s.metrics.get(metric)
         if m and m.mean is not None:
-            rows.append({"strategy": name, "mean": m.mean, "low": m.ci_low if m.ci_low is not None else m.mean,
-                         "high": m.ci_high if m.ci_high is not None else m.mean})
+            rows.append(
+                {
+                    "strategy": name,
+                    "mean": m.mean,
+                    "low": m.ci_low if m.ci_low is not None else m.mean,
+                    "high": m.ci_high if m.ci_high is not None else m.mean,
+                }
+            )
     df = pd.DataFrame(rows, columns=["strategy", "mean", "low", "high"])
     base = alt.Chart(df).encode(y=alt.Y("strategy:N", sort="-x", title=None))
     bars = base.mark_rule(strokeWidth=2).encode(x=alt.X("low:Q", title=f"{metric} (95% CI)"), x2="high:Q")
@@ -46,35 +52,60 @@ def monthly_cost(options: list[Option], decision: Decision, *, horizon: int, ded
             if m is not None and m > 0:
                 rows.append({"strategy": o.name, "requests a month": float(v), "$ a month": m})
     df = pd.DataFrame(rows, columns=["strategy", "requests a month", "$ a month"])
-    lines = alt.Chart(df).mark_line().encode(
-        x=alt.X("requests a month:Q", scale=alt.Scale(type="log")),
-        y=alt.Y("$ a month:Q", scale=alt.Scale(type="log")),
-        color="strategy:N", tooltip=["strategy", "requests a month", "$ a month"])
+    lines = (
+        alt.Chart(df)
+        .mark_line()
+        .encode(
+            x=alt.X("requests a month:Q", scale=alt.Scale(type="log")),
+            y=alt.Y("$ a month:Q", scale=alt.Scale(type="log")),
+            color="strategy:N",
+            tooltip=["strategy", "requests a month", "$ a month"],
+        )
+    )
     layers = [lines]
-    rules = pd.DataFrame([{"requests a month": float(v.break_even_monthly_volume), "what": f"{v.strategy} = {v.against}"}
-                          for v in decision.finetune if v.break_even_monthly_volume],
-                         columns=["requests a month", "what"])
+    rules = pd.DataFrame(
+        [
+            {"requests a month": float(v.break_even_monthly_volume), "what": f"{v.strategy} = {v.against}"}
+            for v in decision.finetune
+            if v.break_even_monthly_volume
+        ],
+        columns=["requests a month", "what"],
+    )
     if not rules.empty:
-        layers.append(alt.Chart(rules).mark_rule(strokeDash=[4, 4], color="gray").encode(
-            x="requests a month:Q", tooltip=["what", "requests a month"]))
+        layers.append(
+            alt.Chart(rules)
+            .mark_rule(strokeDash=[4, 4], color="gray")
+            .encode(x="requests a month:Q", tooltip=["what", "requests a month"])
+        )
     you = pd.DataFrame([{"requests a month": float(v)} for v in vols])
     layers.append(alt.Chart(you).mark_rule(color="black").encode(x="requests a month:Q"))
-    return alt.layer(*layers).properties(width=WIDTH, height=320,
-                                         title="Monthly cost against volume (black: your volume; dashed: break-even)")
+    return alt.layer(*layers).properties(
+        width=WIDTH, height=320, title="Monthly cost against volume (black: your volume; dashed: break-even)"
+    )
 
 
 def pareto(options: list[Option], metric: str) -> alt.Chart:
-    rows = [{"strategy": o.name, metric: o.quality, "$ per 1,000 requests": o.cost.per_request_usd * 1000}
-            for o in options if o.quality is not None and o.cost.per_request_usd is not None]
+    rows = [
+        {"strategy": o.name, metric: o.quality, "$ per 1,000 requests": o.cost.per_request_usd * 1000}
+        for o in options
+        if o.quality is not None and o.cost.per_request_usd is not None
+    ]
     df = pd.DataFrame(rows, columns=["strategy", metric, "$ per 1,000 requests"])
     frontier = _frontier(df, metric)
-    base = alt.Chart(df).encode(x=alt.X("$ per 1,000 requests:Q", scale=alt.Scale(zero=False)),
-                                y=alt.Y(f"{metric}:Q", scale=alt.Scale(zero=False)))
+    base = alt.Chart(df).encode(
+        x=alt.X("$ per 1,000 requests:Q", scale=alt.Scale(zero=False)),
+        y=alt.Y(f"{metric}:Q", scale=alt.Scale(zero=False)),
+    )
     points = base.mark_point(filled=True, size=90).encode(color="strategy:N", tooltip=list(df.columns))
     labels = base.mark_text(align="left", dx=7).encode(text="strategy:N")
-    line = alt.Chart(frontier).mark_line(strokeDash=[2, 2], color="gray").encode(
-        x="$ per 1,000 requests:Q", y=f"{metric}:Q")
-    return (line + points + labels).properties(width=WIDTH, height=300, title="Quality against cost (dashed: Pareto front)")
+    line = (
+        alt.Chart(frontier)
+        .mark_line(strokeDash=[2, 2], color="gray")
+        .encode(x="$ per 1,000 requests:Q", y=f"{metric}:Q")
+    )
+    return (line + points + labels).properties(
+        width=WIDTH, height=300, title="Quality against cost (dashed: Pareto front)"
+    )
 
 
 def _frontier(df: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -99,33 +130,60 @@ def latency_cdf(cases: pd.DataFrame) -> alt.Chart:
         for q, v in zip(qs, np.quantile(lat, qs), strict=True):
             rows.append({"strategy": name, "latency s": float(v), "share of answers": float(q)})
     df = pd.DataFrame(rows, columns=["strategy", "latency s", "share of answers"])
-    return alt.Chart(df).mark_line(interpolate="step-after").encode(
-        x="latency s:Q", y="share of answers:Q", color="strategy:N").properties(
-        width=WIDTH, height=260, title="Latency per answer (CDF)")
+    return (
+        alt.Chart(df)
+        .mark_line(interpolate="step-after")
+        .encode(x="latency s:Q", y="share of answers:Q", color="strategy:N")
+        .properties(width=WIDTH, height=260, title="Latency per answer (CDF)")
+    )
 
 
 def tokens(record: RunRecord) -> alt.Chart:
-    rows = [{"strategy": name, "part": part, "tokens": value}
-            for name, s in record.strategies.items() for part, value in (s.tokens_mean or {}).items()]
+    rows = [
+        {"strategy": name, "part": part, "tokens": value}
+        for name, s in record.strategies.items()
+        for part, value in (s.tokens_mean or {}).items()
+    ]
     df = pd.DataFrame(rows, columns=["strategy", "part", "tokens"])
-    return alt.Chart(df).mark_bar().encode(
-        y=alt.Y("strategy:N", title=None), x=alt.X("sum(tokens):Q", title="tokens per request"),
-        color=alt.Color("part:N", sort=["instructions", "exemplars", "context", "input", "template", "output"]),
-        tooltip=["strategy", "part", alt.Tooltip("tokens:Q", format=".1f")]).properties(
-        width=WIDTH, height=40 * max(df["strategy"].nunique(), 1), title="Where the tokens go")
+    return (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            y=alt.Y("strategy:N", title=None),
+            x=alt.X("sum(tokens):Q", title="tokens per request"),
+            color=alt.Color("part:N", sort=["instructions", "exemplars", "context", "input", "template", "output"]),
+            tooltip=["strategy", "part", alt.Tooltip("tokens:Q", format=".1f")],
+        )
+        .properties(width=WIDTH, height=40 * max(df["strategy"].nunique(), 1), title="Where the tokens go")
+    )
 
 
 def loss_curve(curve: list[dict[str, Any]]) -> alt.Chart:
     df = pd.DataFrame([r for r in curve if "loss" in r and "step" in r], columns=["step", "loss", "epoch"])
-    return alt.Chart(df).mark_line().encode(x="step:Q", y="loss:Q", tooltip=["step", "loss", "epoch"]).properties(
-        width=WIDTH, height=220, title="Training loss")
+    return (
+        alt.Chart(df)
+        .mark_line()
+        .encode(x="step:Q", y="loss:Q", tooltip=["step", "loss", "epoch"])
+        .properties(width=WIDTH, height=220, title="Training loss")
+    )
 
 
 def dev_scores(epochs: list[EpochScore], chosen_step: int | None) -> alt.Chart:
-    df = pd.DataFrame([{"epoch": e.epoch, "dev score": e.dev_score,
-                        "chosen": "chosen" if e.step == chosen_step else "other"} for e in epochs],
-                      columns=["epoch", "dev score", "chosen"])
-    return alt.Chart(df).mark_line(point=True).encode(
-        x="epoch:Q", y=alt.Y("dev score:Q", scale=alt.Scale(zero=False)),
-        color=alt.Color("chosen:N", scale=alt.Scale(domain=["chosen", "other"], range=["#d62728", "#1f77b4"])),
-        tooltip=["epoch", "dev score", "chosen"]).properties(width=WIDTH, height=220, title="Dev score per epoch")
+    df = pd.DataFrame(
+        [
+            {"epoch": e.epoch, "dev score": e.dev_score, "chosen": "chosen" if e.step == chosen_step else "other"}
+            for e in epochs
+        ],
+        columns=["epoch", "dev score", "chosen"],
+    )
+    return (
+        alt.Chart(df)
+        .mark_line(point=True)
+        .encode(
+            x="epoch:Q",
+            y=alt.Y("dev score:Q", scale=alt.Scale(zero=False)),
+            color=alt.Color("chosen:N", scale=alt.Scale(domain=["chosen", "other"], range=["#d62728", "#1f77b4"])),
+            tooltip=["epoch", "dev score", "chosen"],
+        )
+        .properties(width=WIDTH, height=220, title="Dev score per epoch")
+    )

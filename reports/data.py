@@ -19,8 +19,19 @@ from harness.records.run import RunRecord
 from harness.records.setup import EpochScore
 from harness.run.folder import read_cases, read_run
 
-ROW_FIELDS = ("strategy", "case_id", "repeat", "target", "output", "error", "latency_s", "cache_hit", "input_tokens",
-              "output_tokens", "cost_usd")
+ROW_FIELDS = (
+    "strategy",
+    "case_id",
+    "repeat",
+    "target",
+    "output",
+    "error",
+    "latency_s",
+    "cache_hit",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+)
 
 
 @dataclass
@@ -67,8 +78,9 @@ def input_text(value: Any) -> str:
 def load_run(run_dir: str | Path) -> RunView:
     run_dir = Path(run_dir)
     record = read_run(run_dir)  # RunFolderError with the fix when missing, unreadable or of another schema
-    metrics = sorted({m for s in record.strategies.values() for m in s.metrics},
-                     key=lambda m: (m != record.primary_metric, m))
+    metrics = sorted(
+        {m for s in record.strategies.values() for m in s.metrics}, key=lambda m: (m != record.primary_metric, m)
+    )
     rows: dict[tuple[str, str, int], dict[str, Any]] = {}
     offsets: dict[tuple[str, str, int], int] = {}
     for offset, line in read_cases(run_dir / "cases.jsonl"):
@@ -85,8 +97,10 @@ def load_run(run_dir: str | Path) -> RunView:
     for name in record.strategies:
         folder = run_dir / "training" / name
         if folder.is_dir():
-            training[name] = TrainingLogs(curve=_jsonl(folder / "curve.jsonl"),
-                                          epochs=[EpochScore.model_validate(e) for e in _jsonl(folder / "epochs.jsonl")])
+            training[name] = TrainingLogs(
+                curve=_jsonl(folder / "curve.jsonl"),
+                epochs=[EpochScore.model_validate(e) for e in _jsonl(folder / "epochs.jsonl")],
+            )
     return RunView(run_dir=run_dir, record=record, cases=cases, metrics=metrics, training=training, _lines=offsets)
 
 

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from harness.records.run import Manifest, RunRecord
 from harness.records.setup import FineTuneGiven
 from harness.records.summary import StrategySummary
-from harness.verdict.decide import what_if
 from harness.verdict.explain import (
     FINETUNE_HEADER,
     RANKING_HEADER,
@@ -19,6 +18,7 @@ from harness.verdict.explain import (
     render_markdown,
     training_summary,
 )
+from harness.verdict.what_if import what_if
 
 if TYPE_CHECKING:
     from reports.data import RunView
@@ -68,12 +68,15 @@ def render_html(run_dir: str | Path, *, cases_shown: int = 25) -> str:
 
     view = load_run(run_dir)
     r = view.record
-    out = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_e(r.suite_name)}: decision report</title>"
-           f"<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">"
-           f"<style>{CSS}</style></head><body>",
-           f"<h1>{_e(r.suite_name)}: decision report</h1>",
-           f"<p class='muted'>run {_e(r.status)}, {_e(r.finished_at)}; harness {_e(r.harness_version)}"
-           + (f"; prices: sheet {_e(r.prices.version)} of {_e(r.prices.date)}" if r.prices else "") + "</p>"]
+    out = [
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_e(r.suite_name)}: decision report</title>"
+        f"<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">"
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>{_e(r.suite_name)}: decision report</h1>",
+        f"<p class='muted'>run {_e(r.status)}, {_e(r.finished_at)}; harness {_e(r.harness_version)}"
+        + (f"; prices: sheet {_e(r.prices.version)} of {_e(r.prices.date)}" if r.prices else "")
+        + "</p>",
+    ]
     out += _verdict_html(r) + _leaderboard_html(view) + _cost_html(view) + _training_html(view)
     out += _cases_html(view, cases_shown)
     out.append("<h2>Manifest</h2><pre style='max-width:none'>" + _e(_manifest_text(r.manifest)) + "</pre>")
@@ -85,8 +88,10 @@ def _verdict_html(r: RunRecord) -> list[str]:
     d = r.decision
     if not d:
         return []
-    out = [f"<div class='verdict {_e(d.status)}'>{_e(d.verdict)}</div>",
-           "<h2>Why</h2><ul>" + "".join(f"<li>{_e(x)}</li>" for x in d.reasons) + "</ul>"]
+    out = [
+        f"<div class='verdict {_e(d.status)}'>{_e(d.verdict)}</div>",
+        "<h2>Why</h2><ul>" + "".join(f"<li>{_e(x)}</li>" for x in d.reasons) + "</ul>",
+    ]
     if d.uncertainty:
         out.append("<h2>Uncertainty</h2><ul>" + "".join(f"<li>{_e(x)}</li>" for x in d.uncertainty) + "</ul>")
     return out
@@ -96,15 +101,34 @@ def _leaderboard_html(view: RunView) -> list[str]:
     from reports import charts
 
     r = view.record
-    rows = [[_e(name), _e(s.n_done), _e(s.n_errors), *(_e(c) for c in metric_cells(s, view.metrics))]
-            for name, s in r.strategies.items()]
-    out = ["<h2>Leaderboard</h2>", _table(["strategy", "answers", "errors", *view.metrics], rows),
-           _svg(charts.leaderboard(r, view.primary))]
+    rows = [
+        [_e(name), _e(s.n_done), _e(s.n_errors), *(_e(c) for c in metric_cells(s, view.metrics))]
+        for name, s in r.strategies.items()
+    ]
+    out = [
+        "<h2>Leaderboard</h2>",
+        _table(["strategy", "answers", "errors", *view.metrics], rows),
+        _svg(charts.leaderboard(r, view.primary)),
+    ]
     if r.comparisons:
-        out.append(_table(["best", "other", "difference [95% CI]", "better on", "worse on", "test", "p (Holm)", "settled"],
-                          [[_e(c.a), _e(c.b), f"{c.diff:+.3f} [{_num(c.ci_low, '+.3f')}, {_num(c.ci_high, '+.3f')}]",
-                            _e(c.wins), _e(c.losses), _e(c.test), _num(c.p_holm, ".2g"), _e(c.settled)]
-                           for c in r.comparisons]))
+        out.append(
+            _table(
+                ["best", "other", "difference [95% CI]", "better on", "worse on", "test", "p (Holm)", "settled"],
+                [
+                    [
+                        _e(c.a),
+                        _e(c.b),
+                        f"{c.diff:+.3f} [{_num(c.ci_low, '+.3f')}, {_num(c.ci_high, '+.3f')}]",
+                        _e(c.wins),
+                        _e(c.losses),
+                        _e(c.test),
+                        _num(c.p_holm, ".2g"),
+                        _e(c.settled),
+                    ]
+                    for c in r.comparisons
+                ],
+            )
+        )
     return out
 
 
@@ -118,16 +142,37 @@ def _cost_html(view: RunView) -> list[str]:
         out.append(f"<p>At {b.volume:,} requests a month: <b>{_e(b.winner or 'no winner')}</b> ({_e(b.status)})</p>")
         out.append(_table(RANKING_HEADER, [[_e(c) for c in ranking_cells(x)] for x in b.ranking]))
     if decision.finetune:
-        out.append(_table([*FINETUNE_HEADER, "reason"],
-                          [[_e(c) for c in [*finetune_cells(x), x.reason]] for x in decision.finetune]))
+        out.append(
+            _table(
+                [*FINETUNE_HEADER, "reason"],
+                [[_e(c) for c in [*finetune_cells(x), x.reason]] for x in decision.finetune],
+            )
+        )
     return out + [
-        _svg(charts.monthly_cost(options, decision, horizon=decision.policy.horizon_months,
-                                 dedicated=decision.policy.dedicated_hosting)),
-        "<h2>Quality against cost, latency, tokens</h2>", _svg(charts.pareto(options, view.primary)),
-        _table(["strategy", "p50 s", "p95 s", "p99 s", "output tok/s", "measured"],
-               [[_e(n), _num(s.latency.p50_s, ".2f"), _num(s.latency.p95_s, ".2f"), _num(s.latency.p99_s, ".2f"),
-                 _num(s.throughput_output_tok_s, ".1f"), _e(s.latency.how)] for n, s in r.strategies.items()]),
-        _svg(charts.latency_cdf(view.cases)), _svg(charts.tokens(r))]
+        _svg(
+            charts.monthly_cost(
+                options, decision, horizon=decision.policy.horizon_months, dedicated=decision.policy.dedicated_hosting
+            )
+        ),
+        "<h2>Quality against cost, latency, tokens</h2>",
+        _svg(charts.pareto(options, view.primary)),
+        _table(
+            ["strategy", "p50 s", "p95 s", "p99 s", "output tok/s", "measured"],
+            [
+                [
+                    _e(n),
+                    _num(s.latency.p50_s, ".2f"),
+                    _num(s.latency.p95_s, ".2f"),
+                    _num(s.latency.p99_s, ".2f"),
+                    _num(s.throughput_output_tok_s, ".1f"),
+                    _e(s.latency.how),
+                ]
+                for n, s in r.strategies.items()
+            ],
+        ),
+        _svg(charts.latency_cdf(view.cases)),
+        _svg(charts.tokens(r)),
+    ]
 
 
 def _training_html(view: RunView) -> list[str]:
@@ -162,10 +207,21 @@ def _cases_html(view: RunView, shown: int) -> list[str]:
         said = row["output"] if row["error"] is None or row["error"] != row["error"] else f"error: {row['error']}"
         return f"<pre>{_e(said)}</pre>{_num(score)}"
 
-    return [f"<h2>Cases where strategies disagree (first {len(table)}): each answer with its {_e(view.primary)}</h2>",
-            _table(["case", "input", "target", *strategies],
-                   [[_e(row["case_id"]), f"<pre>{_e(row['input'])}</pre>", f"<pre>{_e(row['target'])}</pre>",
-                     *[answer(row["case_id"], s, row[s]) for s in strategies]] for _, row in table.iterrows()])]
+    return [
+        f"<h2>Cases where strategies disagree (first {len(table)}): each answer with its {_e(view.primary)}</h2>",
+        _table(
+            ["case", "input", "target", *strategies],
+            [
+                [
+                    _e(row["case_id"]),
+                    f"<pre>{_e(row['input'])}</pre>",
+                    f"<pre>{_e(row['target'])}</pre>",
+                    *[answer(row["case_id"], s, row[s]) for s in strategies],
+                ]
+                for _, row in table.iterrows()
+            ],
+        ),
+    ]
 
 
 def _manifest_text(manifest: Manifest | None) -> str:
@@ -177,13 +233,21 @@ def render_md(run_dir: str | Path) -> str:
 
     view = load_run(run_dir)
     r = view.record
-    parts = [render_markdown(r.decision, suite_name=r.suite_name) if r.decision else f"# {r.suite_name}\n\nNo decision."]
+    parts = [
+        render_markdown(r.decision, suite_name=r.suite_name) if r.decision else f"# {r.suite_name}\n\nNo decision."
+    ]
     header = ["strategy", "answers", "errors", *view.metrics, "p95 s", "$ per 1,000 requests"]
     lines = ["## Leaderboard", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, s in r.strategies.items():
         cells = strategy_cells(s, view.metrics)
-        row = [name, str(s.n_done), str(s.n_errors), *(cells[m] for m in view.metrics), cells["p95 s"],
-               cells["$ per 1,000 requests"]]
+        row = [
+            name,
+            str(s.n_done),
+            str(s.n_errors),
+            *(cells[m] for m in view.metrics),
+            cells["p95 s"],
+            cells["$ per 1,000 requests"],
+        ]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
     parts.append("\n".join(lines))
     prices = f", prices: sheet {r.prices.version} of {r.prices.date}" if r.prices else ""
@@ -196,8 +260,11 @@ def metric_cells(summary: StrategySummary, metrics: list[str]) -> list[str]:
     out = []
     for m in metrics:
         ms = summary.metrics.get(m)
-        out.append("-" if not ms or ms.mean is None else
-                   f"{ms.mean:.3f}" + (f" [{ms.ci_low:.3f}, {ms.ci_high:.3f}]" if ms.ci_low is not None else ""))
+        out.append(
+            "-"
+            if not ms or ms.mean is None
+            else f"{ms.mean:.3f}" + (f" [{ms.ci_low:.3f}, {ms.ci_high:.3f}]" if ms.ci_low is not None else "")
+        )
     return out
 
 
@@ -208,5 +275,7 @@ def strategy_cells(summary: StrategySummary, metrics: list[str]) -> dict[str, st
     cells["p50 s"] = _num(summary.latency.p50_s, ".2f")
     cells["p95 s"] = _num(summary.latency.p95_s, ".2f")
     cost = summary.cost
-    cells["$ per 1,000 requests"] = "-" if not cost or cost.per_request_usd is None else f"{cost.per_request_usd * 1000:.4g}"
+    cells["$ per 1,000 requests"] = (
+        "-" if not cost or cost.per_request_usd is None else f"{cost.per_request_usd * 1000:.4g}"
+    )
     return cells

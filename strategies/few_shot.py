@@ -31,9 +31,12 @@ class FewShot(Strategy):
     @classmethod
     def check(cls, config: FewShotConfig, dataset, suite):
         if config.k > len(dataset.train):
-            yield ("k",), (
-                f"k={config.k} exemplars asked for, but the train split has {len(dataset.train)} cases. "
-                f"Fix: set k to at most {len(dataset.train)}, or add train cases."
+            yield (
+                ("k",),
+                (
+                    f"k={config.k} exemplars asked for, but the train split has {len(dataset.train)} cases. "
+                    f"Fix: set k to at most {len(dataset.train)}, or add train cases."
+                ),
             )
         if config.selection == "balanced" and not suite.task.labels:
             yield ("selection",), "'balanced' needs task.labels. Fix: list the labels, or use selection: random."
@@ -59,8 +62,13 @@ class FewShot(Strategy):
             text = require("sklearn.feature_extraction.text", extra="local", purpose="few_shot selection: similar")
             self._vectorizer = text.TfidfVectorizer(lowercase=True, ngram_range=(1, 2), sublinear_tf=True)
             self._index = self._vectorizer.fit_transform([c.input_text() for c in train])
-        return FewShotGiven(k=self.config.k, selection=self.config.selection, pool="train", pool_size=len(train),
-                            exemplar_ids=None if self._fixed is None else [c.id for c in self._fixed])
+        return FewShotGiven(
+            k=self.config.k,
+            selection=self.config.selection,
+            pool="train",
+            pool_size=len(train),
+            exemplar_ids=None if self._fixed is None else [c.id for c in self._fixed],
+        )
 
     def _balanced(self, train: list[Case], rng: random.Random) -> list[Case]:
         by_label: dict[str, list[Case]] = defaultdict(list)

@@ -72,14 +72,27 @@ def suite_name(folder: Path) -> str:
 def run_compare(folder: Path) -> Path:
     """`harness compare` into runs/readmes/NAME (fresh each time; the caches make a rerun fast)."""
     out = REPO / "runs" / "readmes" / folder.name
-    command = [sys.executable, "-m", "harness.cli", "compare", str(folder / "suite.yaml"), "--out", str(out),
-               "--overwrite"]
-    print(f"{folder.name}: harness compare {_shown(folder / 'suite.yaml')} --out {_shown(out)} --overwrite",
-          file=sys.stderr, flush=True)
+    command = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "compare",
+        str(folder / "suite.yaml"),
+        "--out",
+        str(out),
+        "--overwrite",
+    ]
+    print(
+        f"{folder.name}: harness compare {_shown(folder / 'suite.yaml')} --out {_shown(out)} --overwrite",
+        file=sys.stderr,
+        flush=True,
+    )
     # the run's table goes to stderr, so that stdout holds only this script's own report (and --check's diff)
     done = subprocess.run(command, stdout=sys.stderr, check=False)
     if done.returncode != 0:
-        raise Refused(f"harness compare {folder / 'suite.yaml'} failed (exit {done.returncode}); see its message above.")
+        raise Refused(
+            f"harness compare {folder / 'suite.yaml'} failed (exit {done.returncode}); see its message above."
+        )
     return out
 
 
@@ -89,15 +102,19 @@ def read_full_run(run_dir: Path, folder: Path) -> RunRecord:
         raise Refused(f"run folder {run_dir} not found.")
     record = read_run(run_dir)
     if record.suite_name != suite_name(folder):
-        raise Refused(f"{run_dir} is a run of suite '{record.suite_name}', not of {folder / 'suite.yaml'} "
-                      f"('{suite_name(folder)}').")
+        raise Refused(
+            f"{run_dir} is a run of suite '{record.suite_name}', not of {folder / 'suite.yaml'} "
+            f"('{suite_name(folder)}')."
+        )
     planned = [s.name for s in record.suite.strategies]
     missing = [n for n in planned if n not in record.strategies]
     if record.status != "complete" or record.options.limit or missing:
-        raise Refused(f"{run_dir} is not a full run (status {record.status}"
-                      + (f", --limit {record.options.limit}" if record.options.limit else "")
-                      + (f", without {', '.join(missing)}" if missing else "")
-                      + f"). Fix: rerun `harness compare {folder / 'suite.yaml'}` without --limit or --strategies.")
+        raise Refused(
+            f"{run_dir} is not a full run (status {record.status}"
+            + (f", --limit {record.options.limit}" if record.options.limit else "")
+            + (f", without {', '.join(missing)}" if missing else "")
+            + f"). Fix: rerun `harness compare {folder / 'suite.yaml'}` without --limit or --strategies."
+        )
     return record
 
 
@@ -114,26 +131,53 @@ def render_block(record: RunRecord, folder: Path) -> str:
     # answers outside the label set and failed calls: shown where a strategy has any
     invalid = any(s.metrics[primary].n_invalid for s in record.strategies.values() if primary in s.metrics)
     errors = any(s.n_errors for s in record.strategies.values())
-    header = ["strategy", f"{primary} [95% CI]", *others, *(["invalid answers"] if invalid else []),
-              *(["errors"] if errors else []), "$ per 1,000 requests", "p50 s", "p95 s", "prompt tokens",
-              "output tokens", "setup", "setup $", *([monthly["title"]] if monthly else [])]
+    header = [
+        "strategy",
+        f"{primary} [95% CI]",
+        *others,
+        *(["invalid answers"] if invalid else []),
+        *(["errors"] if errors else []),
+        "$ per 1,000 requests",
+        "p50 s",
+        "p95 s",
+        "prompt tokens",
+        "output tokens",
+        "setup",
+        "setup $",
+        *([monthly["title"]] if monthly else []),
+    ]
     rows = []
     for name, s in record.strategies.items():
         cells = strategy_cells(s, metrics)
         score = s.metrics.get(primary)
-        rows.append([name, *(cells[m] for m in metrics),
-                     *([f"{score.n_invalid} / {score.n}" if score else "-"] if invalid else []),
-                     *([f"{s.n_errors} / {s.n_done}"] if errors else []),
-                     cells["$ per 1,000 requests"], cells["p50 s"], cells["p95 s"], _round(s.input_tokens_mean),
-                     _round(s.output_tokens_mean, ".1f"), setup_times(s.setup),
-                     usd(s.cost.setup_usd) if s.cost and s.cost.setup_usd else "-",
-                     *([monthly.get(name, "-")] if monthly else [])])
+        rows.append(
+            [
+                name,
+                *(cells[m] for m in metrics),
+                *([f"{score.n_invalid} / {score.n}" if score else "-"] if invalid else []),
+                *([f"{s.n_errors} / {s.n_done}"] if errors else []),
+                cells["$ per 1,000 requests"],
+                cells["p50 s"],
+                cells["p95 s"],
+                _round(s.input_tokens_mean),
+                _round(s.output_tokens_mean, ".1f"),
+                setup_times(s.setup),
+                usd(s.cost.setup_usd) if s.cost and s.cost.setup_usd else "-",
+                *([monthly.get(name, "-")] if monthly else []),
+            ]
+        )
     n_cases = max((m.n for s in record.strategies.values() for m in s.metrics.values()), default=0)
-    out = [START, "",
-           f"**{_text(d.verdict)}**" if d else "No decision in this run.", "",
-           f"{n_cases} test cases per strategy; quality with its 95% CI, cost and latency as `harness compare` "
-           "measured them:", "",
-           _table(header, rows), ""]
+    out = [
+        START,
+        "",
+        f"**{_text(d.verdict)}**" if d else "No decision in this run.",
+        "",
+        f"{n_cases} test cases per strategy; quality with its 95% CI, cost and latency as `harness compare` "
+        "measured them:",
+        "",
+        _table(header, rows),
+        "",
+    ]
     given = [f"- {name}: {text}" for name, s in record.strategies.items() if (text := given_text(s, primary))]
     if given:
         out += ["What each strategy was given:", "", *given, ""]
@@ -143,9 +187,14 @@ def render_block(record: RunRecord, folder: Path) -> str:
     payback = finetune_section(d)
     if payback:
         out += ["Fine-tuning against each alternative (from `decision.md`):", "", payback, ""]
-    out += [*facts(record), "",
-            f"_Generated from `harness compare {_shown(folder / 'suite.yaml')}` by "
-            f"`python suites/update_readmes.py {folder.name}`; edit that script, not this block._", "", END]
+    out += [
+        *facts(record),
+        "",
+        f"_Generated from `harness compare {_shown(folder / 'suite.yaml')}` by "
+        f"`python suites/update_readmes.py {folder.name}`; edit that script, not this block._",
+        "",
+        END,
+    ]
     return "\n".join(out)
 
 
@@ -156,8 +205,9 @@ def monthly_costs(decision: Decision | None) -> dict[str, str]:
         return {}
     out = {"title": "$ a month at " + " to ".join(f"{b.volume:,}" for b in volumes) + " requests"}
     for row in volumes[0].ranking:
-        out[row.strategy] = " to ".join(usd(next((r.monthly_usd for r in b.ranking if r.strategy == row.strategy), None))
-                                        for b in volumes)
+        out[row.strategy] = " to ".join(
+            usd(next((r.monthly_usd for r in b.ranking if r.strategy == row.strategy), None)) for b in volumes
+        )
     return out
 
 
@@ -187,12 +237,16 @@ def given_text(s, primary: str) -> str:
         parts.append(f"{given.retriever.kind} retrieval, top_k {given.retriever.top_k} of {given.corpus.chunks} chunks")
         choice = given.top_k_selection
         if choice and choice.candidates:
-            scores = ", ".join(f"{c.dev_score:.3f} at k={c.top_k}" for c in choice.candidates if c.dev_score is not None)
+            scores = ", ".join(
+                f"{c.dev_score:.3f} at k={c.top_k}" for c in choice.candidates if c.dev_score is not None
+            )
             parts.append(f"top_k {choice.chosen} chosen on {choice.on} ({choice.metric} {scores})")
     if isinstance(given, FineTuneGiven) and given.epochs_trained:
         scores = " / ".join(f"{x:.3f}" for x in given.dev_scores if x is not None)
-        parts.append(f"{given.tuner} fine-tune, {given.epochs_trained} epochs; dev {primary} by epoch "
-                     f"{scores}; epoch {_round(given.chosen.epoch)} kept")
+        parts.append(
+            f"{given.tuner} fine-tune, {given.epochs_trained} epochs; dev {primary} by epoch "
+            f"{scores}; epoch {_round(given.chosen.epoch)} kept"
+        )
         if given.dev_still_rising_at_last_epoch:
             parts.append("dev was still rising at the last epoch")
     return "; ".join(parts)
@@ -212,23 +266,23 @@ def facts(record: RunRecord) -> list[str]:
     hardware = record.manifest.hardware if record.manifest else None
     gpu = ", ".join(hardware.gpus) if hardware and hardware.gpus else "no GPU"
     counts = record.options.counts
-    wall = (_duration((record.finished_at - record.started_at).total_seconds())
-            if record.finished_at else "unfinished")
+    wall = _duration((record.finished_at - record.started_at).total_seconds()) if record.finished_at else "unfinished"
     seed = record.manifest.seed if record.manifest else record.suite.seed
     bases = sorted({s.cost.pricing.basis for s in record.strategies.values() if s.cost and s.cost.pricing.basis})
     pol = record.decision.policy if record.decision else None
     policy = f"decision: minimum gain {pol.min_gain:g}, setup spread over {pol.horizon_months} months" if pol else ""
     # retrieval runs on every request, cache hit or not: its latency is this run's, so it belongs on this line
-    retrieval = "".join(f"; {name} retrieval p50 {s.retrieval.latency.p50_s * 1000:.0f} ms, p95 "
-                        f"{s.retrieval.latency.p95_s * 1000:.0f} ms per query"
-                        for name, s in record.strategies.items()
-                        if s.retrieval and s.retrieval.latency.p50_s is not None and s.retrieval.latency.p95_s is not None)
+    retrieval = "".join(
+        f"; {name} retrieval p50 {s.retrieval.latency.p50_s * 1000:.0f} ms, p95 "
+        f"{s.retrieval.latency.p95_s * 1000:.0f} ms per query"
+        for name, s in record.strategies.items()
+        if s.retrieval and s.retrieval.latency.p50_s is not None and s.retrieval.latency.p95_s is not None
+    )
     prices = f"sheet {record.prices.version} of {record.prices.date}" if record.prices else "unknown"
     return [
         f"{RUN_LINE}{_day(record.finished_at or record.started_at)}, wall time {wall}; "
         f"{counts.model_calls:,} model calls, {counts.cache_hits:,} answers from the response "
-        "cache" + (" (each with the latency measured when it was made)" if counts.cache_hits else "")
-        + retrieval,
+        "cache" + (" (each with the latency measured when it was made)" if counts.cache_hits else "") + retrieval,
         f"- Machine: {hardware.cpu if hardware else 'unknown CPU'}, {hardware.cpu_count if hardware else '?'} cores, "
         f"{hardware.memory_gib if hardware else '?'} GiB memory, {gpu}",
         f"- Prices: {prices}" + "".join(f"; {basis}" for basis in bases) + (f"; {policy}" if policy else ""),
@@ -241,8 +295,10 @@ def facts(record: RunRecord) -> list[str]:
 
 def replace_block(text: str, block: str, readme: Path) -> str:
     if text.count(START) != 1 or text.count(END) != 1 or text.index(START) > text.index(END):
-        raise Refused(f"{readme}: needs one '{START}' line and, after it, one '{END}' line around the results; "
-                      "add them around the results section once.")
+        raise Refused(
+            f"{readme}: needs one '{START}' line and, after it, one '{END}' line around the results; "
+            "add them around the results section once."
+        )
     before, rest = text.split(START, 1)
     _, after = rest.split(END, 1)
     return before + block + after
@@ -261,8 +317,14 @@ def update(folder: Path, record: RunRecord, *, check: bool) -> bool:
         print(f"{_shown(readme)}: up to date")
         return True
     if check:
-        sys.stdout.writelines(difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
-                                                   f"{_shown(readme)} (now)", f"{_shown(readme)} (from the run)"))
+        sys.stdout.writelines(
+            difflib.unified_diff(
+                old.splitlines(keepends=True),
+                new.splitlines(keepends=True),
+                f"{_shown(readme)} (now)",
+                f"{_shown(readme)} (from the run)",
+            )
+        )
         print(f"{_shown(readme)}: out of date; run `python suites/update_readmes.py {folder.name}`")
         return False
     readme.write_text(new, encoding="utf-8")
@@ -272,8 +334,12 @@ def update(folder: Path, record: RunRecord, *, check: bool) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("suites", nargs="*", metavar="SUITE",
-                        help="suite folder names under suites/ or paths (default: every suite, or the run's suite)")
+    parser.add_argument(
+        "suites",
+        nargs="*",
+        metavar="SUITE",
+        help="suite folder names under suites/ or paths (default: every suite, or the run's suite)",
+    )
     parser.add_argument("--run-dir", type=Path, help="an existing run folder to read instead of running compare")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 when a README is out of date")
     args = parser.parse_args(argv)

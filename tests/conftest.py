@@ -39,11 +39,27 @@ def base_suite(**fake_config) -> dict:
     return {
         "name": "toy",
         "seed": 7,
-        "task": {"instructions": "Pick one of: {labels}.", "input_field": "text", "target_field": "label", "labels": LABELS},
+        "task": {
+            "instructions": "Pick one of: {labels}.",
+            "input_field": "text",
+            "target_field": "label",
+            "labels": LABELS,
+        },
         "data": {"train": "data/train.jsonl", "dev": "data/dev.jsonl", "test": "data/test.jsonl"},
-        "backends": [{"name": "fake", "kind": "fake", "config": {"rules": [
-            {"pattern": "about alpha", "answer": "alpha"}, {"pattern": "about beta", "answer": "beta"}], "default": "no idea",
-            **fake_config}}],
+        "backends": [
+            {
+                "name": "fake",
+                "kind": "fake",
+                "config": {
+                    "rules": [
+                        {"pattern": "about alpha", "answer": "alpha"},
+                        {"pattern": "about beta", "answer": "beta"},
+                    ],
+                    "default": "no idea",
+                    **fake_config,
+                },
+            }
+        ],
         "strategies": [
             {"name": "zero", "kind": "zero_shot", "backend": "fake"},
             {"name": "few", "kind": "few_shot", "backend": "fake", "config": {"k": 3, "selection": "balanced"}},
@@ -74,9 +90,18 @@ def tiny_model(embedded_model_dir, tmp_path_factory) -> Path:
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     tok = AutoTokenizer.from_pretrained(embedded_model_dir)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=True)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        tie_word_embeddings=True,
+    )
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("tiny-llama")
     LlamaForCausalLM(config).save_pretrained(folder)
@@ -113,14 +138,16 @@ def write_qa_suite(folder: Path, suite: dict) -> Path:
     return path
 
 
-def harness_cli(*args: str, home: Path | None = None, cwd: Path = REPO, env: dict[str, str] | None = None,
-                timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def harness_cli(
+    *args: str, home: Path | None = None, cwd: Path = REPO, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """`harness ARGS` as a user runs it: its own process, offline, plain (CI) output, HARNESS_HOME=home when given."""
     full = {**os.environ, "HF_HUB_OFFLINE": "1", "CI": "1", **(env or {})}
     if home is not None:
         full["HARNESS_HOME"] = str(home)
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=cwd, env=full, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args], cwd=cwd, env=full, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def run_json(run_dir: Path) -> dict:

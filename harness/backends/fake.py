@@ -36,7 +36,9 @@ class FakeConfig(StrictModel):
     latency_s: float = Field(0.05, ge=0, description="Scripted latency per request.")
     sleep: bool = Field(False, description="Really wait latency_s (for progress and interrupt tests).")
     fail_on: str | None = Field(None, description="Regex: matching inputs fail with an error, to test error handling.")
-    context_window: int | None = Field(None, ge=16, description="Tokens the scripted model takes (prompt + answer); None: unlimited.")
+    context_window: int | None = Field(
+        None, ge=16, description="Tokens the scripted model takes (prompt + answer); None: unlimited."
+    )
 
     _check = field_validator("fail_on")(_regex)
 
@@ -49,6 +51,7 @@ def fake_tokens(text: str) -> int:
 class FakeBackend(Backend):
     kind = "fake"
     Config = FakeConfig
+    config: FakeConfig
 
     def __init__(self, spec, config: FakeConfig):
         super().__init__(spec, config)
@@ -82,16 +85,24 @@ class FakeBackend(Backend):
             if self.config.sleep:
                 time.sleep(self.config.latency_s)
             if self._fail and self._fail.search(last_user):
-                yield i, GenResult(text=None, prompt=prompt, error="FakeError: scripted failure", latency_s=self.config.latency_s)
+                yield (
+                    i,
+                    GenResult(
+                        text=None, prompt=prompt, error="FakeError: scripted failure", latency_s=self.config.latency_s
+                    ),
+                )
                 continue
             text = cut_at_stop(self._answer(last_user), request.params.stop)
             words = text.split()[: request.params.max_new_tokens]
             text = " ".join(words) if len(words) < len(text.split()) else text
-            yield i, GenResult(
-                text=text,
-                input_tokens=fake_tokens(prompt),
-                output_tokens=fake_tokens(text) if text else 0,
-                latency_s=self.config.latency_s,
-                compute_s=self.config.latency_s,
-                prompt=prompt,
+            yield (
+                i,
+                GenResult(
+                    text=text,
+                    input_tokens=fake_tokens(prompt),
+                    output_tokens=fake_tokens(text) if text else 0,
+                    latency_s=self.config.latency_s,
+                    compute_s=self.config.latency_s,
+                    prompt=prompt,
+                ),
             )

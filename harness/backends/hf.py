@@ -38,7 +38,8 @@ class HFConfig(StrictModel):
     adapter: str | None = Field(None, description="Path of a peft adapter folder to apply.")
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) for hub ids.")
     prefix_cache: bool = Field(
-        True, description="Compute the prompt prefix shared by all requests (instructions, exemplars) once and reuse its KV cache."
+        True,
+        description="Compute the prompt prefix shared by all requests (instructions, exemplars) once and reuse its KV cache.",
     )
     min_prefix_tokens: int = Field(32, ge=1, description="Shortest shared prefix worth caching.")
 
@@ -77,6 +78,7 @@ def pick_dtype(wanted: str, device: str):
 class HFBackend(Backend):
     kind = "hf"
     Config = HFConfig
+    config: HFConfig
 
     def __init__(self, spec, config: HFConfig):
         super().__init__(spec, config)
@@ -95,7 +97,9 @@ class HFBackend(Backend):
         if self._source is None:
             name = self.spec.model
             if not name:
-                raise ModelUnavailableError(f"backend '{self.spec.name}': `model` is empty. Fix: name a path, hub id or smollm2-135m-instruct.")
+                raise ModelUnavailableError(
+                    f"backend '{self.spec.name}': `model` is empty. Fix: name a path, hub id or smollm2-135m-instruct."
+                )
             self._source = str(ensure_embedded(name)) if is_embedded(name) else name
         return self._source
 
@@ -111,8 +115,14 @@ class HFBackend(Backend):
         adapter = tree_fingerprint(Path(self.config.adapter)) if self.config.adapter else None
         device = pick_device(self.config.device)
         dtype = str(pick_dtype(self.config.dtype, device)).removeprefix("torch.")
-        return {"kind": self.kind, "model": self.spec.model, "model_sha": model_id, "adapter_sha": adapter,
-                "device": device, "dtype": dtype}
+        return {
+            "kind": self.kind,
+            "model": self.spec.model,
+            "model_sha": model_id,
+            "adapter_sha": adapter,
+            "device": device,
+            "dtype": dtype,
+        }
 
     def _hub_commit(self, repo_id: str) -> str:
         """The commit a hub id resolves to (so an updated model is not answered from the cache), else id@revision."""
@@ -140,7 +150,9 @@ class HFBackend(Backend):
     def tokenizer(self):
         if self._tokenizer is None:
             transformers = require("transformers", extra="local", purpose="the hf backend")
-            tok = self._explained(transformers.AutoTokenizer.from_pretrained, self.source(), revision=self.config.revision)
+            tok = self._explained(
+                transformers.AutoTokenizer.from_pretrained, self.source(), revision=self.config.revision
+            )
             tok.padding_side = "left"
             if tok.pad_token is None:
                 tok.pad_token = tok.eos_token
@@ -154,13 +166,18 @@ class HFBackend(Backend):
             dtype = pick_dtype(self.config.dtype, self.device)
             started = time.perf_counter()
             model = self._explained(
-                transformers.AutoModelForCausalLM.from_pretrained, self.source(), dtype=dtype, revision=self.config.revision
+                transformers.AutoModelForCausalLM.from_pretrained,
+                self.source(),
+                dtype=dtype,
+                revision=self.config.revision,
             )
             if self.config.adapter:
                 peft = require("peft", extra="local", purpose="loading an adapter")
                 model = peft.PeftModel.from_pretrained(model, self.config.adapter)
             self._model = model.to(self.device).eval()
-            log.info("loaded %s on %s (%s) in %.1fs", self.spec.model, self.device, dtype, time.perf_counter() - started)
+            log.info(
+                "loaded %s on %s (%s) in %.1fs", self.spec.model, self.device, dtype, time.perf_counter() - started
+            )
         return self._model
 
     def load(self) -> None:
@@ -184,9 +201,13 @@ class HFBackend(Backend):
         """From the model's config (no weights loaded): max_position_embeddings or its equivalent."""
         if self._window is None:
             transformers = require("transformers", extra="local", purpose="the hf backend")
-            config = self._explained(transformers.AutoConfig.from_pretrained, self.source(), revision=self.config.revision)
+            config = self._explained(
+                transformers.AutoConfig.from_pretrained, self.source(), revision=self.config.revision
+            )
             config = getattr(config, "text_config", None) or config
-            sizes = [getattr(config, n, None) for n in ("max_position_embeddings", "n_positions", "max_sequence_length")]
+            sizes = [
+                getattr(config, n, None) for n in ("max_position_embeddings", "n_positions", "max_sequence_length")
+            ]
             self._window = next((int(s) for s in sizes if isinstance(s, int) and s > 0), 0)
         return self._window or None
 
@@ -239,14 +260,18 @@ class HFBackend(Backend):
             zero = tok.encode("0", add_special_tokens=False)[-1]
             plain = tok.batch_decode([[i] for i in range(size)])
             after_zero = tok.batch_decode([[zero, i] for i in range(size)])
-            regular = [(i, after_zero[i][1:], len(after_zero[i][1:]) > len(plain[i])) for i in range(size) if i not in special]
+            regular = [
+                (i, after_zero[i][1:], len(after_zero[i][1:]) > len(plain[i])) for i in range(size) if i not in special
+            ]
             self._enforcer_data = lmfe.TokenEnforcerTokenizerData(
-                regular, functools.partial(_decode_function, tok), tok.eos_token_id, False, size)
+                regular, functools.partial(_decode_function, tok), tok.eos_token_id, False, size
+            )
         enforcers = [lmfe.TokenEnforcer(self._enforcer_data, lmfe.JsonSchemaParser(s)) for s in schemas]
         return lambda row, sent: enforcers[row].get_allowed_tokens(sent.tolist()).allowed_tokens
 
-    def _run_batch(self, ids: list[list[int]], params: GenerationParams, prefix=None,
-                   schemas: list[dict[str, Any]] | None = None) -> tuple[list[str], list[int], float]:
+    def _run_batch(
+        self, ids: list[list[int]], params: GenerationParams, prefix=None, schemas: list[dict[str, Any]] | None = None
+    ) -> tuple[list[str], list[int], float]:
         """Generate for one batch. With a shared prefix, rows are [prefix][pad...][suffix] and the mask hides the
         pads; positions come from the mask, so answers equal those of plain left padding."""
         import copy
@@ -321,7 +346,9 @@ class HFBackend(Backend):
             if requests[members[0]].json_schema is not None:  # constrained rows: no shared-prefix shortcut
                 for start in range(0, len(members), size):
                     batch = members[start : start + size]
-                    yield from self._answer(batch, ids, prompts, params, schemas=[requests[i].json_schema for i in batch])
+                    yield from self._answer(
+                        batch, ids, prompts, params, schemas=[requests[i].json_schema for i in batch]
+                    )
                 continue
             prefix, prefix_s = self._shared_prefix([ids[i] for i in members])
             # The prefix is computed once; its time is shared out in compute_s (cost), and added in full to every
@@ -330,26 +357,40 @@ class HFBackend(Backend):
                 batch = members[start : start + size]
                 yield from self._answer(batch, ids, prompts, params, prefix, prefix_s, len(members))
 
-    def _answer(self, batch, ids, prompts, params, prefix=None, prefix_s=0.0, group=1, schemas=None) -> Iterator[tuple[int, GenResult]]:
+    def _answer(
+        self, batch, ids, prompts, params, prefix=None, prefix_s=0.0, group=1, schemas=None
+    ) -> Iterator[tuple[int, GenResult]]:
         try:
             texts, counts, wall = self._run_batch([ids[i] for i in batch], params, prefix, schemas)
         except Exception as exc:  # one bad request must not sink the batch: retry them one by one
             if len(batch) == 1:
-                yield batch[0], GenResult(text=None, prompt=prompts[batch[0]], input_tokens=len(ids[batch[0]]), error=f"{type(exc).__name__}: {exc}")
+                yield (
+                    batch[0],
+                    GenResult(
+                        text=None,
+                        prompt=prompts[batch[0]],
+                        input_tokens=len(ids[batch[0]]),
+                        error=f"{type(exc).__name__}: {exc}",
+                    ),
+                )
                 return
             log.warning("batch of %d failed (%s); retrying one by one", len(batch), exc)
             for n, i in enumerate(batch):
-                yield from self._answer([i], ids, prompts, params, prefix, prefix_s, group,
-                                        [schemas[n]] if schemas else None)
+                yield from self._answer(
+                    [i], ids, prompts, params, prefix, prefix_s, group, [schemas[n]] if schemas else None
+                )
             return
         for i, text, n in zip(batch, texts, counts, strict=True):
-            yield i, GenResult(
-                text=cut_at_stop(text, params.stop),
-                input_tokens=len(ids[i]),
-                output_tokens=n,
-                latency_s=wall + prefix_s,
-                compute_s=wall / len(batch) + prefix_s / group,
-                batch_size=len(batch),
-                prompt=prompts[i],
-                latency_kind="batch_wall",
+            yield (
+                i,
+                GenResult(
+                    text=cut_at_stop(text, params.stop),
+                    input_tokens=len(ids[i]),
+                    output_tokens=n,
+                    latency_s=wall + prefix_s,
+                    compute_s=wall / len(batch) + prefix_s / group,
+                    batch_size=len(batch),
+                    prompt=prompts[i],
+                    latency_kind="batch_wall",
+                ),
             )

@@ -37,22 +37,37 @@ log = logging.getLogger(__name__)
 
 
 class OpenAIConfig(StrictModel):
-    base_url: str | None = Field(None, description="An OpenAI-compatible server, e.g. http://localhost:8000/v1; default OpenAI.")
-    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the key (never the key itself).")
+    base_url: str | None = Field(
+        None, description="An OpenAI-compatible server, e.g. http://localhost:8000/v1; default OpenAI."
+    )
+    api_key_env: str = Field(
+        "OPENAI_API_KEY", description="Environment variable holding the key (never the key itself)."
+    )
     azure_api_version: str | None = Field(
-        None, description="Azure OpenAI: the API version; base_url is then the resource endpoint and model the deployment.")
+        None,
+        description="Azure OpenAI: the API version; base_url is then the resource endpoint and model the deployment.",
+    )
     concurrency: int = Field(8, ge=1, le=1024, description="Most requests in flight at once (AIMD lowers it on 429s).")
     min_concurrency: int = Field(1, ge=1, le=1024, description="AIMD never goes below this.")
     timeout_s: float = Field(60.0, gt=0, description="Timeout of each attempt.")
-    max_retries: int = Field(6, ge=0, le=50, description="Retries of 429/408/409/5xx, timeouts, dropped connections, bad bodies.")
+    max_retries: int = Field(
+        6, ge=0, le=50, description="Retries of 429/408/409/5xx, timeouts, dropped connections, bad bodies."
+    )
     backoff_s: float = Field(0.5, gt=0, description="First backoff; doubles per attempt, with full jitter.")
-    max_backoff_s: float = Field(30.0, gt=0, description="Longest wait between attempts (a server's Retry-After may ask more).")
+    max_backoff_s: float = Field(
+        30.0, gt=0, description="Longest wait between attempts (a server's Retry-After may ask more)."
+    )
     stream: bool = Field(True, description="Stream answers to measure time to first token (usage via stream_options).")
     json_output: Literal["schema", "object", "prompt"] = Field(
-        "schema", description="How a judge's JSON schema is sent: response_format json_schema, json_object, or only in the prompt.")
-    context_window: int | None = Field(None, ge=16, description="The model's window in tokens, for fitting RAG context.")
-    price_as: str | None = Field(None, description="Price calls as this model (e.g. an Azure deployment's model); "
-                                 "default: the backend's model.")
+        "schema",
+        description="How a judge's JSON schema is sent: response_format json_schema, json_object, or only in the prompt.",
+    )
+    context_window: int | None = Field(
+        None, ge=16, description="The model's window in tokens, for fitting RAG context."
+    )
+    price_as: str | None = Field(
+        None, description="Price calls as this model (e.g. an Azure deployment's model); default: the backend's model."
+    )
 
 
 def describe(exc: BaseException, limit: int = 300) -> str:
@@ -171,12 +186,14 @@ class AIMD:
 class OpenAIBackend(Backend):
     kind = "openai"
     Config = OpenAIConfig
+    config: OpenAIConfig
     device = "api"
 
     def __init__(self, spec, config: OpenAIConfig):
         super().__init__(spec, config)
-        self.aimd = AIMD(limit=config.concurrency, low=min(config.min_concurrency, config.concurrency),
-                         high=config.concurrency)
+        self.aimd = AIMD(
+            limit=config.concurrency, low=min(config.min_concurrency, config.concurrency), high=config.concurrency
+        )
         self.stats = {"attempts": 0, "retries": 0, "rate_limited": 0, "timeouts": 0, "failed": 0}
 
     @property
@@ -184,8 +201,12 @@ class OpenAIBackend(Backend):
         return self.aimd.log
 
     def identity(self) -> dict[str, Any]:
-        out = {"kind": self.kind, "model": self.spec.model, "base_url": self.config.base_url,
-               "azure_api_version": self.config.azure_api_version}
+        out = {
+            "kind": self.kind,
+            "model": self.spec.model,
+            "base_url": self.config.base_url,
+            "azure_api_version": self.config.azure_api_version,
+        }
         if self.config.price_as:
             out["price_as"] = self.config.price_as
         return out
@@ -201,8 +222,9 @@ class OpenAIBackend(Backend):
         # Our own retries and backoff (AIMD needs to see each 429), so the SDK's are off.
         common = {"api_key": self._key(), "timeout": self.config.timeout_s, "max_retries": 0}
         if self.config.azure_api_version:
-            return openai.AsyncAzureOpenAI(azure_endpoint=self.config.base_url,
-                                           api_version=self.config.azure_api_version, **common)
+            return openai.AsyncAzureOpenAI(
+                azure_endpoint=self.config.base_url, api_version=self.config.azure_api_version, **common
+            )
         return openai.AsyncOpenAI(base_url=self.config.base_url, **common)
 
     def load(self) -> None:
@@ -211,8 +233,12 @@ class OpenAIBackend(Backend):
 
     def _body(self, request: GenRequest) -> dict[str, Any]:
         params = request.params
-        body: dict[str, Any] = {"model": self.spec.model, "messages": request.messages,
-                                "max_tokens": params.max_new_tokens, "temperature": params.temperature}
+        body: dict[str, Any] = {
+            "model": self.spec.model,
+            "messages": request.messages,
+            "max_tokens": params.max_new_tokens,
+            "temperature": params.temperature,
+        }
         if params.top_p < 1:
             body["top_p"] = params.top_p
         if params.stop:
@@ -220,8 +246,10 @@ class OpenAIBackend(Backend):
         if request.json_schema is not None and self.config.json_output != "prompt":
             if self.config.json_output == "schema":
                 name = str(request.json_schema.get("title", "answer"))[:64]
-                body["response_format"] = {"type": "json_schema",
-                                           "json_schema": {"name": name, "schema": request.json_schema, "strict": False}}
+                body["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": name, "schema": request.json_schema, "strict": False},
+                }
             else:
                 body["response_format"] = {"type": "json_object"}
         return body
@@ -234,10 +262,14 @@ class OpenAIBackend(Backend):
             usage = response.usage
             text = (response.choices[0].message.content or "") if response.choices else ""
             elapsed = time.perf_counter() - started
-            return GenResult(text=cut_at_stop(text, request.params.stop),
-                             input_tokens=usage.prompt_tokens if usage else 0,
-                             output_tokens=usage.completion_tokens if usage else 0, cached_input_tokens=_cached_tokens(usage),
-                             latency_s=elapsed, compute_s=elapsed)
+            return GenResult(
+                text=cut_at_stop(text, request.params.stop),
+                input_tokens=usage.prompt_tokens if usage else 0,
+                output_tokens=usage.completion_tokens if usage else 0,
+                cached_input_tokens=_cached_tokens(usage),
+                latency_s=elapsed,
+                compute_s=elapsed,
+            )
         stream = await client.chat.completions.create(**body, stream=True, stream_options={"include_usage": True})
         parts: list[str] = []
         ttft = None
@@ -257,13 +289,19 @@ class OpenAIBackend(Backend):
             raise ValueError("the answer stream ended without a finish_reason (malformed or cut short)")
         elapsed = time.perf_counter() - started
         text = "".join(parts)
-        return GenResult(text=cut_at_stop(text, request.params.stop),
-                         input_tokens=usage.prompt_tokens if usage else 0,
-                         output_tokens=usage.completion_tokens if usage else 0, cached_input_tokens=_cached_tokens(usage),
-                         latency_s=elapsed, compute_s=elapsed, ttft_s=ttft, latency_kind="request")
+        return GenResult(
+            text=cut_at_stop(text, request.params.stop),
+            input_tokens=usage.prompt_tokens if usage else 0,
+            output_tokens=usage.completion_tokens if usage else 0,
+            cached_input_tokens=_cached_tokens(usage),
+            latency_s=elapsed,
+            compute_s=elapsed,
+            ttft_s=ttft,
+            latency_kind="request",
+        )
 
     def _backoff(self, attempt: int) -> float:
-        return random.uniform(0, min(self.config.max_backoff_s, self.config.backoff_s * 2 ** attempt))
+        return random.uniform(0, min(self.config.max_backoff_s, self.config.backoff_s * 2**attempt))
 
     async def _one(self, client, request: GenRequest, stop: threading.Event | None = None) -> GenResult | None:
         openai = require("openai", extra="openai", purpose="the openai backend")
@@ -290,8 +328,11 @@ class OpenAIBackend(Backend):
             except openai.APIStatusError as exc:
                 if exc.status_code in (401, 403):  # the key, not the case: every call would fail alike, so stop
                     await self.aimd.release()
-                    raise provider_error(exc, who=f"openai backend '{self.spec.name}' ({self.spec.model})",
-                                         key_env=self.config.api_key_env) from None
+                    raise provider_error(
+                        exc,
+                        who=f"openai backend '{self.spec.name}' ({self.spec.model})",
+                        key_env=self.config.api_key_env,
+                    ) from None
                 if exc.status_code not in (408, 409) and exc.status_code < 500:
                     await self.aimd.release()
                     return self._failed(prompt, started, describe(exc, 500))
@@ -316,7 +357,9 @@ class OpenAIBackend(Backend):
                 self.stats["retries"] += 1
                 await asyncio.sleep(max(wait or 0.0, self._backoff(attempt)))
         self.stats["failed"] += 1
-        failed = self._failed(prompt, started, f"{problem} (after {self.config.max_retries + 1} attempts)")
+        failed = self._failed(
+            prompt, started or time.perf_counter(), f"{problem} (after {self.config.max_retries + 1} attempts)"
+        )
         failed.unconfirmed_attempts = unconfirmed
         return failed
 
@@ -337,6 +380,7 @@ class OpenAIBackend(Backend):
             self.aimd.bind()
             client = self._client()
             try:
+
                 async def one(i: int, request: GenRequest):
                     result = await self._one(client, request, stop)
                     if result is not None:

@@ -14,7 +14,9 @@ from harness.records.run import RunRecord
 from harness.run.folder import CasesFile, read_run
 from harness.suite.load import LoadedSuite
 
-GATE = re.compile(r"^(?:(?P<strategy>[A-Za-z0-9][A-Za-z0-9_.-]*):)?(?P<metric>[A-Za-z0-9][A-Za-z0-9_.-]*)=(?P<value>.+)$")
+GATE = re.compile(
+    r"^(?:(?P<strategy>[A-Za-z0-9][A-Za-z0-9_.-]*):)?(?P<metric>[A-Za-z0-9][A-Za-z0-9_.-]*)=(?P<value>.+)$"
+)
 
 
 @dataclass
@@ -38,8 +40,9 @@ def check_outputs(ci: CiOutputs, loaded: LoadedSuite) -> None:
     """Refuse, before any call, a --fail-under the suite cannot meet, an unwritable output file, an unreadable
     baseline."""
     for text in ci.fail_under:
-        parse_gate(text, [s.label for s in loaded.suite.scorers], [s.name for s in loaded.suite.strategies],
-                   str(loaded.path))
+        parse_gate(
+            text, [s.label for s in loaded.suite.scorers], [s.name for s in loaded.suite.strategies], str(loaded.path)
+        )
     for flag, path in (("--json", ci.json), ("--junit", ci.junit)):
         if path is not None:
             writable(path, flag)
@@ -64,18 +67,25 @@ def parse_gate(text: str, metrics: list[str], strategies: list[str], where: str)
     m = GATE.match(text.strip())
     example = f"{metrics[0] if metrics else 'label_accuracy'}=0.8"
     if not m:
-        raise ConfigError(f"--fail-under {text!r}: expected METRIC=VALUE or STRATEGY:METRIC=VALUE, e.g. {example}. "
-                          "Fix: write it in that form.")
+        raise ConfigError(
+            f"--fail-under {text!r}: expected METRIC=VALUE or STRATEGY:METRIC=VALUE, e.g. {example}. "
+            "Fix: write it in that form."
+        )
     try:
         value = float(m["value"])
     except ValueError:
-        raise ConfigError(f"--fail-under {text!r}: {m['value']!r} is not a number. Fix: e.g. {m['metric']}=0.8.") from None
+        raise ConfigError(
+            f"--fail-under {text!r}: {m['value']!r} is not a number. Fix: e.g. {m['metric']}=0.8."
+        ) from None
     if m["metric"] not in metrics:
-        raise ConfigError(f"--fail-under {text!r}: no scorer named '{m['metric']}' in {where}. "
-                          f"Fix: use one of {', '.join(metrics)}.")
+        raise ConfigError(
+            f"--fail-under {text!r}: no scorer named '{m['metric']}' in {where}. Fix: use one of {', '.join(metrics)}."
+        )
     if m["strategy"] and m["strategy"] not in strategies:
-        raise ConfigError(f"--fail-under {text!r}: no strategy named '{m['strategy']}' in {where}. "
-                          f"Fix: use one of {', '.join(strategies)}, or leave it out to gate the winner.")
+        raise ConfigError(
+            f"--fail-under {text!r}: no strategy named '{m['strategy']}' in {where}. "
+            f"Fix: use one of {', '.join(strategies)}, or leave it out to gate the winner."
+        )
     return m["strategy"], m["metric"], value
 
 
@@ -89,15 +99,23 @@ def gate_checks(record: RunRecord, gates: list[str]) -> list[Check]:
         summary = record.strategies.get(target) if target else None
         mean = summary.metrics[metric].mean if summary and metric in summary.metrics else None
         passed = mean is not None and mean >= value
-        checks.append(Check(f"{target}: {metric} >= {value:g}", passed,
-                            f"{metric} of {target} is {'-' if mean is None else f'{mean:.4f}'}"
-                            + ("" if strategy else " (the decision's winner)")))
+        checks.append(
+            Check(
+                f"{target}: {metric} >= {value:g}",
+                passed,
+                f"{metric} of {target} is {'-' if mean is None else f'{mean:.4f}'}"
+                + ("" if strategy else " (the decision's winner)"),
+            )
+        )
     return checks
 
 
 def _best(record: RunRecord, metric: str) -> str | None:
-    scored = [(s.metrics[metric].mean, name) for name, s in record.strategies.items()
-              if metric in s.metrics and s.metrics[metric].mean is not None]
+    scored = [
+        (s.metrics[metric].mean, name)
+        for name, s in record.strategies.items()
+        if metric in s.metrics and s.metrics[metric].mean is not None
+    ]
     return max(scored)[1] if scored else None
 
 
@@ -116,12 +134,16 @@ def regression_checks(record: RunRecord, run_dir: Path, baseline: Path) -> list[
     new_rows = latest(CasesFile(run_dir / "cases.jsonl").read())
     old_rows = latest(CasesFile(baseline / "cases.jsonl").read())
     if old.primary_metric != metric:
-        raise ConfigError(f"--baseline {baseline}: that run decided on '{old.primary_metric}', this one on '{metric}'; "
-                          "they cannot be compared. Fix: give a baseline run of the same suite.")
+        raise ConfigError(
+            f"--baseline {baseline}: that run decided on '{old.primary_metric}', this one on '{metric}'; "
+            "they cannot be compared. Fix: give a baseline run of the same suite."
+        )
     shared = [name for name in record.strategies if name in old.strategies]
     if not shared:
-        raise ConfigError(f"--baseline {baseline}: none of its strategies ({', '.join(old.strategies)}) is in this run "
-                          f"({', '.join(record.strategies)}). Fix: give a baseline run of the same suite.")
+        raise ConfigError(
+            f"--baseline {baseline}: none of its strategies ({', '.join(old.strategies)}) is in this run "
+            f"({', '.join(record.strategies)}). Fix: give a baseline run of the same suite."
+        )
     checks = []
     for name in shared:
         mine = per_case_values([r for k, r in new_rows.items() if k[0] == name], metric)[0]
@@ -129,13 +151,20 @@ def regression_checks(record: RunRecord, run_dir: Path, baseline: Path) -> list[
         a = {c: sum(v) / len(v) for c, v in mine.items()}
         b = {c: sum(v) / len(v) for c, v in theirs.items()}
         if not set(a) & set(b):
-            raise ConfigError(f"--baseline {baseline}: strategy '{name}' has no test case in common with this run. "
-                              "Fix: give a baseline run on the same test split.")
+            raise ConfigError(
+                f"--baseline {baseline}: strategy '{name}' has no test case in common with this run. "
+                "Fix: give a baseline run on the same test split."
+            )
         pair = compare_paired(name, name, a, b, binary=True, confidence=confidence)
         worse = relation(pair, min_gain) == "worse"
-        checks.append(Check(f"{name}: no regression against {baseline}", not worse,
-                            f"{metric} {pair.mean_a:.4f} now, {pair.mean_b:.4f} then, {pair.diff:+.4f} on "
-                            f"{pair.n} shared cases, p={pair.p_value:.2g}"))
+        checks.append(
+            Check(
+                f"{name}: no regression against {baseline}",
+                not worse,
+                f"{metric} {pair.mean_a:.4f} now, {pair.mean_b:.4f} then, {pair.diff:+.4f} on "
+                f"{pair.n} shared cases, p={pair.p_value:.2g}",
+            )
+        )
     return checks
 
 
@@ -153,15 +182,23 @@ def writable(path: Path, flag: str) -> Path:
 def write_json(path: Path, record: RunRecord, checks: list[Check]) -> None:
     metric = record.primary_metric
     out: dict[str, Any] = {
-        "suite": record.suite_name, "status": record.status, "primary_metric": metric,
-        "decision": record.decision.model_dump(include={"status", "verdict", "winner"}) if record.decision else
-        dict.fromkeys(("status", "verdict", "winner")),
+        "suite": record.suite_name,
+        "status": record.status,
+        "primary_metric": metric,
+        "decision": record.decision.model_dump(include={"status", "verdict", "winner"})
+        if record.decision
+        else dict.fromkeys(("status", "verdict", "winner")),
         "strategies": {
-            name: {"mean": s.metrics[metric].mean if metric in s.metrics else None,
-                   "ci": [s.metrics[metric].ci_low, s.metrics[metric].ci_high] if metric in s.metrics else None,
-                   "n": s.n_done, "errors": s.n_errors, "p95_s": s.latency.p95_s,
-                   "per_request_usd": s.cost.per_request_usd if s.cost else None}
-            for name, s in record.strategies.items()},
+            name: {
+                "mean": s.metrics[metric].mean if metric in s.metrics else None,
+                "ci": [s.metrics[metric].ci_low, s.metrics[metric].ci_high] if metric in s.metrics else None,
+                "n": s.n_done,
+                "errors": s.n_errors,
+                "p95_s": s.latency.p95_s,
+                "per_request_usd": s.cost.per_request_usd if s.cost else None,
+            }
+            for name, s in record.strategies.items()
+        },
         "checks": [asdict(c) for c in checks],
         "passed": all(c.passed for c in checks),
     }
@@ -177,11 +214,19 @@ def write_junit(path: Path, record: RunRecord, checks: list[Check]) -> None:
     for name, s in record.strategies.items():
         m = s.metrics.get(metric)
         ok = s.n_done > 0 and s.n_errors < s.n_done
-        detail = (f"{metric} {m.mean:.4f} [{m.ci_low}, {m.ci_high}], {s.n_errors} errors of {s.n_done}"
-                  if m and m.mean is not None else f"{s.n_errors} errors of {s.n_done}")
+        detail = (
+            f"{metric} {m.mean:.4f} [{m.ci_low}, {m.ci_high}], {s.n_errors} errors of {s.n_done}"
+            if m and m.mean is not None
+            else f"{s.n_errors} errors of {s.n_done}"
+        )
         cases.append((f"{name}: answers", ok, detail))
-    suite = ET.Element("testsuite", name=f"harness.{record.suite_name}", tests=str(len(cases)),
-                       failures=str(sum(not ok for _, ok, _ in cases)), errors="0")
+    suite = ET.Element(
+        "testsuite",
+        name=f"harness.{record.suite_name}",
+        tests=str(len(cases)),
+        failures=str(sum(not ok for _, ok, _ in cases)),
+        errors="0",
+    )
     for name, ok, detail in cases:
         case = ET.SubElement(suite, "testcase", classname=f"harness.{record.suite_name}", name=name)
         if not ok:

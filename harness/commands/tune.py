@@ -21,12 +21,15 @@ def _finetune(loaded: LoadedSuite, name: str | None):
         what = f"no finetune strategy named '{name}'" if name else "the suite has several finetune strategies"
         if not name and not specs:
             what = "the suite has no finetune strategy"
-        raise ConfigError(f"{loaded.path}: --strategy: {what} (finetune strategies: {names}). Fix: pass --strategy NAME.")
+        raise ConfigError(
+            f"{loaded.path}: --strategy: {what} (finetune strategies: {names}). Fix: pass --strategy NAME."
+        )
     spec = specs[0]
     backend_spec = next(b for b in loaded.suite.backends if b.name == (spec.backend or loaded.suite.backends[0].name))
     backend = BACKENDS.get(backend_spec.kind)(backend_spec, loaded.config("backends", backend_spec.name))
-    ctx = StrategyContext(loaded.suite, loaded.dataset, backend, Path(tempfile.mkdtemp(prefix="harness-tune-")),
-                          loaded.suite.seed)
+    ctx = StrategyContext(
+        loaded.suite, loaded.dataset, backend, Path(tempfile.mkdtemp(prefix="harness-tune-")), loaded.suite.seed
+    )
     return STRATEGIES.get(spec.kind)(spec, loaded.config("strategies", spec.name), ctx)
 
 
@@ -35,8 +38,10 @@ def export_tuning(suite: Path, name: str | None, out: Path) -> list[Path]:
     strategy = _finetune(loaded, name)
     tuner, examples = strategy.make_tuner()
     if not hasattr(tuner, "export"):
-        raise ConfigError(f"{loaded.path}: strategy '{strategy.spec.name}': the {tuner.kind} tuner has nothing to export. "
-                          "Fix: set tuner.kind: autotrain (same config keys as local) to write AutoTrain's files.")
+        raise ConfigError(
+            f"{loaded.path}: strategy '{strategy.spec.name}': the {tuner.kind} tuner has nothing to export. "
+            "Fix: set tuner.kind: autotrain (same config keys as local) to write AutoTrain's files."
+        )
     out.mkdir(parents=True, exist_ok=True)
     return tuner.export(examples, tuner.validate(examples), out)
 
@@ -45,10 +50,12 @@ def train_only(suite: Path, name: str | None) -> list[str]:
     loaded = load_suite(suite)
     strategy = _finetune(loaded, name)
     tuner, pre, result, reused = strategy.train_or_reuse()
-    lines = [f"{strategy.spec.name}: {'reused the finished' if reused else 'trained a'} {tuner.kind} fine-tune in "
-             f"{tuner.ctx.workdir}",
-             f"  {pre.n_examples} examples, {len(result.checkpoints)} checkpoint(s), device {result.stats.device}, "
-             f"{result.stats.wall_s} s"]
+    lines = [
+        f"{strategy.spec.name}: {'reused the finished' if reused else 'trained a'} {tuner.kind} fine-tune in "
+        f"{tuner.ctx.workdir}",
+        f"  {pre.n_examples} examples, {len(result.checkpoints)} checkpoint(s), device {result.stats.device}, "
+        f"{result.stats.wall_s} s",
+    ]
     lines += [f"  epoch {c.epoch} step {c.step}: {c.adapter or c.model}" for c in result.checkpoints]
     lines.append(f"next: harness compare {loaded.path} (reuses this training and scores each checkpoint on dev)")
     return lines

@@ -62,8 +62,12 @@ class SpendLedger:
         if usd <= 0:
             return
         with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"at": datetime.now(timezone.utc).isoformat(), "strategy": strategy, "what": what,
-                                 "usd": usd}) + "\n")
+            fh.write(
+                json.dumps(
+                    {"at": datetime.now(timezone.utc).isoformat(), "strategy": strategy, "what": what, "usd": usd}
+                )
+                + "\n"
+            )
 
 
 def upper_usd(backend: Backend, pricing: Pricing, request: GenRequest) -> float:

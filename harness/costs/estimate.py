@@ -28,8 +28,12 @@ from harness.suite.schema import StrategySpec
 from harness.verdict.stats import min_detectable_diff
 
 # Judge calls per answer for each model-judged metric (ragas 0.4 prompts; k = passages given), and their size.
-JUDGE_CALLS = {"faithfulness": lambda k: 2, "answer_relevancy": lambda k: 1, "context_precision": lambda k: k,
-               "context_recall": lambda k: 1}
+JUDGE_CALLS = {
+    "faithfulness": lambda k: 2,
+    "answer_relevancy": lambda k: 1,
+    "context_precision": lambda k: k,
+    "context_recall": lambda k: 1,
+}
 JUDGE_PROMPT_TOKENS = 600  # a ragas prompt's instructions and examples, before the case's own text
 JUDGE_OUTPUT_TOKENS = 200
 # Planning assumption for the minimum detectable difference before any run: the per-case difference between two
@@ -96,29 +100,43 @@ def _usd(pricing: Pricing, input_tokens: float, output_tokens: float, *, trainin
     if pricing.kind != "tokens":
         return None
     if training:
+        assert pricing.price is not None  # a tokens pricing always has its price
         price = pricing.price.price.training_per_1m_usd
         return None if price is None else input_tokens * price / 1e6
     return pricing.call_usd(round(input_tokens), round(output_tokens))
 
 
-def estimate(loaded: LoadedSuite, *, limit: int | None = None, strategies: list[str] | None = None,
-             done: set[tuple[str, str, int]] | None = None, prepared: frozenset[str] | set[str] = frozenset()
-             ) -> Estimate:
+def estimate(
+    loaded: LoadedSuite,
+    *,
+    limit: int | None = None,
+    strategies: list[str] | None = None,
+    done: set[tuple[str, str, int]] | None = None,
+    prepared: frozenset[str] | set[str] = frozenset(),
+) -> Estimate:
     """The plan's tokens and dollars. `done`: answers already in the run folder; `prepared`: strategies whose
     setup (dev answers, training, index) an earlier run of the folder already paid for."""
     suite = loaded.suite
     test = loaded.dataset.test[:limit] if limit else loaded.dataset.test
     prompts = _PromptSizes.of(loaded, test)
-    out = [_strategy_estimate(loaded, spec, prompts, test, done or set(), spec.name in prepared)
-           for spec in suite.strategies if not strategies or spec.name in strategies]
+    out = [
+        _strategy_estimate(loaded, spec, prompts, test, done or set(), spec.name in prepared)
+        for spec in suite.strategies
+        if not strategies or spec.name in strategies
+    ]
     primary = next(s for s in suite.scorers if s.label == suite.primary_metric)
     binary = bool(SCORERS.get(primary.kind).binary)
     confidence = suite.decision.confidence if suite.decision else 0.95
-    return Estimate(suite=suite.name, test_cases=len(test), repeats=suite.repeats, strategies=out,
-                    min_detectable_diff=min_detectable_diff(len(test), ASSUMED_SD[binary], alpha=1 - confidence),
-                    mdd_assumption=f"paired test, {confidence:.0%} confidence, 80% power, per-case differences with sd "
-                                   f"{ASSUMED_SD[binary]} ({'0/1 scores, about a quarter of cases disagreeing' if binary else 'continuous scores'})",
-                    budget_usd=suite.budget_usd)
+    return Estimate(
+        suite=suite.name,
+        test_cases=len(test),
+        repeats=suite.repeats,
+        strategies=out,
+        min_detectable_diff=min_detectable_diff(len(test), ASSUMED_SD[binary], alpha=1 - confidence),
+        mdd_assumption=f"paired test, {confidence:.0%} confidence, 80% power, per-case differences with sd "
+        f"{ASSUMED_SD[binary]} ({'0/1 scores, about a quarter of cases disagreeing' if binary else 'continuous scores'})",
+        budget_usd=suite.budget_usd,
+    )
 
 
 @dataclass
@@ -133,13 +151,21 @@ class _PromptSizes:
     def of(cls, loaded: LoadedSuite, test: list[Case]) -> _PromptSizes:
         n = max(len(test), 1)
         prompts = [build_messages(loaded.suite.task, c) for c in test]
-        return cls(chars=sum(sum(len(m["content"]) for m in p) for p in prompts) / n,
-                   messages=sum(len(p) for p in prompts) / n,
-                   target_tokens=sum(chars_to_tokens(len(c.target)) for c in test) / n)
+        return cls(
+            chars=sum(sum(len(m["content"]) for m in p) for p in prompts) / n,
+            messages=sum(len(p) for p in prompts) / n,
+            target_tokens=sum(chars_to_tokens(len(c.target)) for c in test) / n,
+        )
 
 
-def _strategy_estimate(loaded: LoadedSuite, spec: StrategySpec, prompts: _PromptSizes, test: list[Case],
-                       done: set[tuple[str, str, int]], prepared: bool) -> StrategyEstimate:
+def _strategy_estimate(
+    loaded: LoadedSuite,
+    spec: StrategySpec,
+    prompts: _PromptSizes,
+    test: list[Case],
+    done: set[tuple[str, str, int]],
+    prepared: bool,
+) -> StrategyEstimate:
     suite = loaded.suite
     backend_spec = suite.backend_for(spec)
     pricing = training_pricing = _pricing(loaded, backend_spec.name)
@@ -150,13 +176,20 @@ def _strategy_estimate(loaded: LoadedSuite, spec: StrategySpec, prompts: _Prompt
             pricing.basis = f"tokens x fine-tuned {backend_spec.model} prices ({pricing.price.origin})"
     todo = sum(1 for c in test for r in range(suite.repeats) if (spec.name, c.id, r) not in done)
     per_in = chars_to_tokens(prompts.chars + plan.exemplars_chars + plan.context_chars) + MESSAGE_OVERHEAD_TOKENS * (
-        prompts.messages + 2 * plan.exemplars)
+        prompts.messages + 2 * plan.exemplars
+    )
     max_new = backend_spec.generation.max_new_tokens
     per_out = min(max(prompts.target_tokens + 1, 1), max_new)
     inference = _usd(pricing, per_in, per_out)
     est = StrategyEstimate(
-        strategy=spec.name, backend=backend_spec.name, pricing=pricing.basis, paid=pricing.paid, requests=todo,
-        input_tokens=per_in, output_tokens=per_out, output_tokens_max=max_new,
+        strategy=spec.name,
+        backend=backend_spec.name,
+        pricing=pricing.basis,
+        paid=pricing.paid,
+        requests=todo,
+        input_tokens=per_in,
+        output_tokens=per_out,
+        output_tokens_max=max_new,
         inference_usd=None if inference is None else inference * todo,
         inference_usd_max=None if inference is None else (_usd(pricing, per_in, max_new) or 0) * todo,
     )
@@ -170,8 +203,10 @@ def _strategy_estimate(loaded: LoadedSuite, spec: StrategySpec, prompts: _Prompt
         est.training_tokens = chars_to_tokens(plan.training_chars)
         est.training_usd = _usd(training_pricing, est.training_tokens, 0, training=True)
         if pricing.kind != "tokens":
-            est.notes.append(f"training on a local device: its cost is the measured training time x $/hour "
-                             f"({plan.epochs} epochs of about {est.training_tokens / plan.epochs:,.0f} tokens)")
+            est.notes.append(
+                f"training on a local device: its cost is the measured training time x $/hour "
+                f"({plan.epochs} epochs of about {est.training_tokens / plan.epochs:,.0f} tokens)"
+            )
     if plan.embedding_chars:
         est.embedding_tokens = chars_to_tokens(plan.embedding_chars)
         price = plan.embedder_usd_per_1m_tokens
@@ -212,28 +247,42 @@ def _judges(loaded: LoadedSuite, est: StrategyEstimate, per_in: float, todo: int
 def render(e: Estimate) -> list[str]:
     """The estimate as `harness estimate` prints it."""
     after = "after the run"
-    lines = [f"{e.suite}: estimate for {e.test_cases} test cases x {e.repeats} repeat(s), before any call "
-             f"(tokens at ~{CHARS_PER_TOKEN} characters each)"]
+    lines = [
+        f"{e.suite}: estimate for {e.test_cases} test cases x {e.repeats} repeat(s), before any call "
+        f"(tokens at ~{CHARS_PER_TOKEN} characters each)"
+    ]
     for s in e.strategies:
         lines.append(f"  {s.strategy} ({s.backend}; {s.pricing})")
-        lines.append(f"    inference: {s.requests} requests x {s.input_tokens:,.0f} in + {s.output_tokens:,.0f} out tokens "
-                     f"(at most {s.output_tokens_max}): {usd(s.inference_usd, unknown=after)}"
-                     + (f" (at most {usd(s.inference_usd_max, unknown=after)})" if s.inference_usd_max is not None else ""))
+        lines.append(
+            f"    inference: {s.requests} requests x {s.input_tokens:,.0f} in + {s.output_tokens:,.0f} out tokens "
+            f"(at most {s.output_tokens_max}): {usd(s.inference_usd, unknown=after)}"
+            + (f" (at most {usd(s.inference_usd_max, unknown=after)})" if s.inference_usd_max is not None else "")
+        )
         if s.dev_requests:
-            lines.append(f"    dev answers (choosing settings): {s.dev_requests} requests: {usd(s.dev_usd, unknown=after)}")
+            lines.append(
+                f"    dev answers (choosing settings): {s.dev_requests} requests: {usd(s.dev_usd, unknown=after)}"
+            )
         if s.training_tokens:
-            lines.append(f"    training: {s.training_tokens:,.0f} tokens (examples x epochs): {usd(s.training_usd, unknown=after)}")
+            lines.append(
+                f"    training: {s.training_tokens:,.0f} tokens (examples x epochs): {usd(s.training_usd, unknown=after)}"
+            )
         if s.embedding_tokens:
-            lines.append(f"    indexing: {s.embedding_tokens:,.0f} tokens embedded: {usd(s.embedding_usd, unknown=after)}"
-                         + ("" if s.embedding_usd is not None else " (local embedder: busy time)"))
+            lines.append(
+                f"    indexing: {s.embedding_tokens:,.0f} tokens embedded: {usd(s.embedding_usd, unknown=after)}"
+                + ("" if s.embedding_usd is not None else " (local embedder: busy time)")
+            )
         if s.judge_calls:
             lines.append(f"    judging (evaluation only): {s.judge_calls} calls: {usd(s.judge_usd, unknown=after)}")
         lines += [f"    note: {n}" for n in s.notes]
-    lines.append(f"paid to providers (expected): {usd(e.paid_usd)}"
-                 + (f" of budget_usd ${e.budget_usd:g}" if e.budget_usd is not None else ""))
+    lines.append(
+        f"paid to providers (expected): {usd(e.paid_usd)}"
+        + (f" of budget_usd ${e.budget_usd:g}" if e.budget_usd is not None else "")
+    )
     if e.min_detectable_diff is not None:
-        lines.append(f"minimum detectable difference with {e.test_cases} test cases: about {e.min_detectable_diff:.3f} "
-                     f"({e.mdd_assumption})")
+        lines.append(
+            f"minimum detectable difference with {e.test_cases} test cases: about {e.min_detectable_diff:.3f} "
+            f"({e.mdd_assumption})"
+        )
     return lines
 
 
@@ -245,18 +294,20 @@ def check_budget(loaded: LoadedSuite, est: Estimate, already_paid: float) -> Non
     if budget is None:
         return
     total = est.paid_usd + already_paid
-    if total > budget:
-        biggest = max(est.strategies, key=lambda s: s.paid_usd, default=None)
+    if total > budget and est.strategies:
+        biggest = max(est.strategies, key=lambda s: s.paid_usd)
         # what scales with the test cases (answers and their judging) against what does not (setup)
-        per_case = sum(((s.inference_usd or 0) if s.paid else 0) + ((s.judge_usd or 0) if s.judge_paid else 0)
-                       for s in est.strategies) / max(est.test_cases, 1)
+        per_case = sum(
+            ((s.inference_usd or 0) if s.paid else 0) + ((s.judge_usd or 0) if s.judge_paid else 0)
+            for s in est.strategies
+        ) / max(est.test_cases, 1)
         fixed = est.paid_usd - per_case * est.test_cases
         fits = int((budget - already_paid - fixed) / per_case) if per_case > 0 else 0
-        fewer = (f"run fewer cases (about --limit {fits} fits), " if fits >= 1 else "")
+        fewer = f"run fewer cases (about --limit {fits} fits), " if fits >= 1 else ""
         paid = f"{usd(already_paid)} already paid, " if already_paid else ""
         raise ConfigError(
             f"{loaded.where(('budget_usd',))}: the estimate is {usd(total)} ({paid}most for '{biggest.strategy}': "
             f"{usd(biggest.paid_usd)}), above budget_usd ${budget:g}. Nothing was spent. "
             f"Fix: raise budget_usd, {fewer}or run fewer strategies (--strategies); "
-            f"`harness estimate {loaded.path}` shows the figures.")
-
+            f"`harness estimate {loaded.path}` shows the figures."
+        )

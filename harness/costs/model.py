@@ -17,6 +17,7 @@ from harness.suite.schema import ValueSpec
 HOURS_PER_MONTH = 730.0  # 365 x 24 / 12
 MAX_VOLUME = 1e12  # monthly requests searched for a break-even; beyond it we say "never"
 
+
 @dataclass
 class CostModel:
     """What one strategy costs: per request, one-off setup, and fixed hosting; plain numbers the report can change."""
@@ -40,8 +41,14 @@ class CostModel:
             return fixed + machines * self.device_usd_per_hour * HOURS_PER_MONTH
         return fixed + volume * self.per_request_usd
 
-    def changed(self, recorded: StrategyCost, *, price_scale: float | None = None, usd_per_hour: float | None = None,
-                training_usd: float | None = None) -> CostModel:
+    def changed(
+        self,
+        recorded: StrategyCost,
+        *,
+        price_scale: float | None = None,
+        usd_per_hour: float | None = None,
+        training_usd: float | None = None,
+    ) -> CostModel:
         """This cost with token prices scaled, local devices at another $/hour (setup measured in device time
         included), or another training cost; `recorded` is the run's cost summary it was made from."""
         cost = replace(self)
@@ -74,7 +81,10 @@ def break_even_volume(a: CostModel, b: CostModel, horizon_months: int, *, dedica
     included); None when `a` stays dearer up to MAX_VOLUME requests a month."""
 
     def gap(v: float) -> float:
-        ca, cb = a.monthly_usd(v, horizon_months, dedicated=dedicated), b.monthly_usd(v, horizon_months, dedicated=dedicated)
+        ca, cb = (
+            a.monthly_usd(v, horizon_months, dedicated=dedicated),
+            b.monthly_usd(v, horizon_months, dedicated=dedicated),
+        )
         return math.inf if ca is None or cb is None else ca - cb
 
     if gap(1) <= 0:

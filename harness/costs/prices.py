@@ -40,7 +40,7 @@ class PriceSheet:
         (gpt-4o-mini-2024-07-18, gpt-3.5-turbo-0125); never a merely similar name."""
         if model in self.models:
             return model, self.models[model]
-        found = [k for k in self.models if model.startswith(k + "-") and SNAPSHOT.match(model[len(k) + 1:])]
+        found = [k for k in self.models if model.startswith(k + "-") and SNAPSHOT.match(model[len(k) + 1 :])]
         if not found:
             return None
         key = max(found, key=len)
@@ -51,8 +51,9 @@ class PriceSheet:
         overrides = None
         if suite is not None and suite.economics is not None:
             overrides = PriceOverrides(prices=suite.economics.prices, usd_per_hour=suite.economics.usd_per_hour)
-        return PriceSheetInfo(version=self.version, date=self.date.isoformat(), currency=self.currency,
-                              overrides=overrides)
+        return PriceSheetInfo(
+            version=self.version, date=self.date.isoformat(), currency=self.currency, overrides=overrides
+        )
 
 
 @functools.cache
@@ -63,7 +64,9 @@ def price_sheet() -> PriceSheet:
 
     raw = yaml.safe_load(files("harness.costs").joinpath("prices.yaml").read_text(encoding="utf-8"))
     return PriceSheet(
-        version=str(raw["version"]), date=raw["date"], currency=raw["currency"],
+        version=str(raw["version"]),
+        date=raw["date"],
+        currency=raw["currency"],
         models={k: ModelPrice.model_validate(v) for k, v in raw["models"].items()},
         devices={k: DeviceRate(**v) for k, v in raw["devices"].items()},
     )
@@ -94,7 +97,7 @@ class ResolvedPrice:
             return self.per_1m("input")
         return value
 
-    def missing(self, keys: tuple[str, ...] = ("input", "output")) -> list[str]:
+    def missing(self, keys: tuple[Literal["input", "output"], ...] = ("input", "output")) -> list[str]:
         return [(f"finetuned_{k}" if self.finetuned else k) + "_per_1m_usd" for k in keys if self.per_1m(k) is None]
 
     def as_record(self) -> PriceUsed:
@@ -145,7 +148,9 @@ def resolve_price(model: str, suite: Suite | None) -> ResolvedPrice | None:
         origin.append("suite economics.prices")
     if price is None:
         return None
-    return ResolvedPrice(model=model, entry=entry, price=price, finetuned=finetuned, origin=" over ".join(reversed(origin)))
+    return ResolvedPrice(
+        model=model, entry=entry, price=price, finetuned=finetuned, origin=" over ".join(reversed(origin))
+    )
 
 
 def device_rate(suite: Suite | None, device: str) -> tuple[float | None, str]:
@@ -157,8 +162,10 @@ def device_rate(suite: Suite | None, device: str) -> tuple[float | None, str]:
     rate = sheet.devices.get(device)
     if rate is None:
         return None, f"no $/hour for device '{device}': set economics.usd_per_hour.{device}"
-    return rate.usd_per_hour, (f"price sheet {sheet.version} example rate for {device}: {rate.usd_per_hour} $/h "
-                               f"({rate.note}; {rate.source}, {rate.as_of}); set economics.usd_per_hour.{device} for yours")
+    return rate.usd_per_hour, (
+        f"price sheet {sheet.version} example rate for {device}: {rate.usd_per_hour} $/h "
+        f"({rate.note}; {rate.source}, {rate.as_of}); set economics.usd_per_hour.{device} for yours"
+    )
 
 
 def device_cost(suite: Suite | None, device: str, hours: float) -> tuple[float | None, str]:

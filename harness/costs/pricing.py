@@ -35,8 +35,9 @@ class Pricing:
     def paid(self) -> bool:
         return self.kind == "tokens"
 
-    def call_usd(self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0, compute_s: float = 0.0
-                 ) -> float | None:
+    def call_usd(
+        self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0, compute_s: float = 0.0
+    ) -> float | None:
         if self.kind == "tokens":
             assert self.price is not None
             return token_cost(self.price, input_tokens, output_tokens, cached_input_tokens)
@@ -45,15 +46,25 @@ class Pricing:
         return None
 
     def as_record(self) -> PricingUsed:
-        return PricingUsed(kind=self.kind, basis=self.basis, price=self.price.as_record() if self.price else None,
-                           device=self.device or None, usd_per_hour=self.usd_per_hour if self.device else None)
+        return PricingUsed(
+            kind=self.kind,
+            basis=self.basis,
+            price=self.price.as_record() if self.price else None,
+            device=self.device or None,
+            usd_per_hour=self.usd_per_hour if self.device else None,
+        )
 
 
-def token_cost(price: ResolvedPrice, input_tokens: float, output_tokens: float, cached_input_tokens: float = 0) -> float:
+def token_cost(
+    price: ResolvedPrice, input_tokens: float, output_tokens: float, cached_input_tokens: float = 0
+) -> float:
     """Dollars for one call: uncached input, cached input and output tokens at their per-1M prices."""
     fresh = max(input_tokens - cached_input_tokens, 0)
-    return (fresh * (price.per_1m("input") or 0) + cached_input_tokens * (price.per_1m("cached_input") or 0)
-            + output_tokens * (price.per_1m("output") or 0)) / 1e6
+    return (
+        fresh * (price.per_1m("input") or 0)
+        + cached_input_tokens * (price.per_1m("cached_input") or 0)
+        + output_tokens * (price.per_1m("output") or 0)
+    ) / 1e6
 
 
 def pricing_for(suite: Suite | None, *, model: str, device: str, api: bool) -> Pricing:
@@ -75,15 +86,20 @@ def pricing_of(suite: Suite | None, identity: dict[str, Any]) -> Pricing:
     from harness.builtins import BACKENDS
 
     cls = BACKENDS.get(identity["kind"])
-    return pricing_for(suite, model=str(identity.get("price_as") or identity.get("model", "")),
-                       device=str(identity.get("device") or cls.device), api=cls.device == "api")
+    return pricing_for(
+        suite,
+        model=str(identity.get("price_as") or identity.get("model", "")),
+        device=str(identity.get("device") or cls.device),
+        api=cls.device == "api",
+    )
 
 
 # ---- one strategy's costs from its results -----------------------------------------------------------------------
 
 
-def _per_request(ok: list[CaseResult], pricing: Pricing, tokens: dict[str, float], notes: list[str]
-                 ) -> tuple[float | None, float | None, dict[str, float]]:
+def _per_request(
+    ok: list[CaseResult], pricing: Pricing, tokens: dict[str, float], notes: list[str]
+) -> tuple[float | None, float | None, dict[str, float]]:
     """Production cost of one request over the answers (cache hits included: production pays every request), its
     busy time, and what each prompt part costs."""
     per_request = busy = None
@@ -91,8 +107,9 @@ def _per_request(ok: list[CaseResult], pricing: Pricing, tokens: dict[str, float
     if pricing.kind == "tokens" and ok:
         price = pricing.price
         assert price is not None  # a tokens pricing always has its price
-        per_request = float(np.mean([token_cost(price, r.input_tokens, r.output_tokens, r.cached_input_tokens)
-                                     for r in ok]))
+        per_request = float(
+            np.mean([token_cost(price, r.input_tokens, r.output_tokens, r.cached_input_tokens) for r in ok])
+        )
         in_price, out_price = (price.per_1m("input") or 0) / 1e6, (price.per_1m("output") or 0) / 1e6
         by_part = {k: v * (out_price if k == "output" else in_price) for k, v in tokens.items()}
     elif pricing.kind == "device_hours" and ok:
@@ -104,8 +121,11 @@ def _per_request(ok: list[CaseResult], pricing: Pricing, tokens: dict[str, float
             notes.append("no busy time measured for these answers")
     elif pricing.kind == "unknown":
         notes.append(pricing.basis)
-    queries = [r.meta.retrieval.query_embedding_usd for r in ok
-               if r.meta.retrieval is not None and r.meta.retrieval.query_embedding_usd is not None]
+    queries = [
+        r.meta.retrieval.query_embedding_usd
+        for r in ok
+        if r.meta.retrieval is not None and r.meta.retrieval.query_embedding_usd is not None
+    ]
     if queries and per_request is not None:  # an API embedder's charge for embedding each query
         per_request += float(np.mean(queries))
         by_part["query_embedding"] = float(np.mean(queries))
@@ -123,17 +143,28 @@ def _setup_items(setup: StrategySetup, notes: list[str]) -> list[CostItem]:
             notes.append(f"{cost.what} cost unknown: {cost.basis}")
     dev = setup.dev
     if dev and dev.cost_usd:
-        items.append(CostItem(what=f"dev answers ({dev.answers or dev.calls}: choosing settings on dev)",
-                              usd=dev.cost_usd, basis=dev.cost_basis))
+        items.append(
+            CostItem(
+                what=f"dev answers ({dev.answers or dev.calls}: choosing settings on dev)",
+                usd=dev.cost_usd,
+                basis=dev.cost_basis,
+            )
+        )
     deployment = given.deployment if given else None
     if deployment and deployment.usd:
-        items.append(CostItem(what=f"deployment hosting during the run ({deployment.hosted_s:.0f} s)",
-                              usd=deployment.usd, basis=f"hosted time x {deployment.usd_per_hour} $/h"))
+        items.append(
+            CostItem(
+                what=f"deployment hosting during the run ({deployment.hosted_s:.0f} s)",
+                usd=deployment.usd,
+                basis=f"hosted time x {deployment.usd_per_hour} $/h",
+            )
+        )
     return items
 
 
-def strategy_cost(rows: list[CaseResult], setup: StrategySetup, pricing: Pricing, *, tokens: dict[str, float]
-                  ) -> StrategyCost:
+def strategy_cost(
+    rows: list[CaseResult], setup: StrategySetup, pricing: Pricing, *, tokens: dict[str, float]
+) -> StrategyCost:
     """A strategy's production cost per request, its one-off setup items, fixed hosting, evaluation (judge) cost,
     and what this run spent on it."""
     ok = [r for r in rows if r.error is None]
@@ -147,10 +178,17 @@ def strategy_cost(rows: list[CaseResult], setup: StrategySetup, pricing: Pricing
     setup_usd = float(sum(i.usd for i in items))
     answered = sum(r.cost_usd or 0.0 for r in rows if not r.cache_hit)
     return StrategyCost(
-        pricing=pricing.as_record(), per_request_usd=per_request, per_request_by_part_usd=by_part,
-        busy_s_per_request=busy, device_usd_per_hour=pricing.usd_per_hour, hosting_usd_per_hour=hosting,
-        setup_usd=setup_usd, setup_items=items, evaluation_usd=float(evaluation),
-        run_usd=float(answered + setup_usd + evaluation), notes=notes,
+        pricing=pricing.as_record(),
+        per_request_usd=per_request,
+        per_request_by_part_usd=by_part,
+        busy_s_per_request=busy,
+        device_usd_per_hour=pricing.usd_per_hour,
+        hosting_usd_per_hour=hosting,
+        setup_usd=setup_usd,
+        setup_items=items,
+        evaluation_usd=float(evaluation),
+        run_usd=float(answered + setup_usd + evaluation),
+        notes=notes,
     )
 
 

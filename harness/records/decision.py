@@ -11,8 +11,9 @@ from harness.records.base import Record
 from harness.suite.schema import DecisionSpec, ModelPrice
 
 Relation = Literal["better", "worse", "equivalent", "inconclusive"]
-Outcome = Literal["pays_off", "better_at_a_price", "never", "not_needed", "worse_but_cheaper", "inconclusive",
-                  "unknown_cost"]
+Outcome = Literal[
+    "pays_off", "better_at_a_price", "never", "not_needed", "worse_but_cheaper", "inconclusive", "unknown_cost"
+]
 Status = Literal["decided", "inconclusive", "undecided"]
 
 
@@ -42,11 +43,19 @@ class PairedComparison(Record):
 
     def flipped(self) -> PairedComparison:
         """The same comparison read as B against A."""
-        return self.model_copy(update={
-            "a": self.b, "b": self.a, "diff": -self.diff, "mean_a": self.mean_b, "mean_b": self.mean_a,
-            "wins": self.losses, "losses": self.wins,
-            "ci_low": None if self.ci_high is None else -self.ci_high,
-            "ci_high": None if self.ci_low is None else -self.ci_low})
+        return self.model_copy(
+            update={
+                "a": self.b,
+                "b": self.a,
+                "diff": -self.diff,
+                "mean_a": self.mean_b,
+                "mean_b": self.mean_a,
+                "wins": self.losses,
+                "losses": self.wins,
+                "ci_low": None if self.ci_high is None else -self.ci_high,
+                "ci_high": None if self.ci_low is None else -self.ci_low,
+            }
+        )
 
 
 class RankRow(Record):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import Field
 
@@ -17,7 +17,7 @@ from harness.records.decision import Decision, PairedComparison, PriceSheetInfo
 from harness.records.summary import StrategySummary
 from harness.suite.schema import Suite
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION: Final = 2
 RunStatus = Literal["running", "complete", "interrupted", "incomplete", "failed"]
 
 
@@ -140,10 +140,15 @@ def _given_v1(kind: str, given: dict[str, Any]) -> dict[str, Any]:
     given["kind"] = kind
     if kind == "finetune" and "preflight" in given:
         p = given["preflight"]
-        given["preflight"] = {"n_examples": p["examples"], "n_duplicates": p["duplicates"],
-                              "token_lengths": p["token_lengths"], "max_length": p["max_length"],
-                              "n_truncated": p["truncated"], "total_tokens": p.get("total_tokens", 0),
-                              "warnings": p.get("warnings", [])}
+        given["preflight"] = {
+            "n_examples": p["examples"],
+            "n_duplicates": p["duplicates"],
+            "token_lengths": p["token_lengths"],
+            "max_length": p["max_length"],
+            "n_truncated": p["truncated"],
+            "total_tokens": p.get("total_tokens", 0),
+            "warnings": p.get("warnings", []),
+        }
     return given
 
 

@@ -222,12 +222,13 @@ class FineTuneGiven(Given):
 
 
 BUILT_IN = {"zero_shot": ZeroShotGiven, "few_shot": FewShotGiven, "rag": RagGiven, "finetune": FineTuneGiven}
+BuiltInGiven = ZeroShotGiven | FewShotGiven | RagGiven | FineTuneGiven
 
 
 class PluginGiven(Given):
     """What a plugin strategy (any kind but the built-in ones) was given: its own keys, kept as they are."""
 
-    kind: str = Field(json_schema_extra={"not": {"enum": sorted(BUILT_IN)}})
+    kind: str = Field(json_schema_extra={"not": {"enum": list(BUILT_IN)}})
 
 
 def _given_kind(value: Any) -> str:
@@ -236,8 +237,10 @@ def _given_kind(value: Any) -> str:
 
 
 AnyGiven = Annotated[
-    Annotated[ZeroShotGiven, Tag("zero_shot")] | Annotated[FewShotGiven, Tag("few_shot")]
-    | Annotated[RagGiven, Tag("rag")] | Annotated[FineTuneGiven, Tag("finetune")]
+    Annotated[ZeroShotGiven, Tag("zero_shot")]
+    | Annotated[FewShotGiven, Tag("few_shot")]
+    | Annotated[RagGiven, Tag("rag")]
+    | Annotated[FineTuneGiven, Tag("finetune")]
     | Annotated[PluginGiven, Tag("other")],
     Discriminator(_given_kind),
 ]

@@ -85,8 +85,11 @@ class StrategyCost(Record):
 
     def setup_usd_where(self, *, what: str | None = None, basis_prefixes: tuple[str, ...] = ()) -> float:
         """Setup dollars of the items named `what`, or whose basis starts with one of `basis_prefixes`."""
-        return sum(i.usd for i in self.setup_items
-                   if (what is not None and i.what == what) or (basis_prefixes and i.basis.startswith(basis_prefixes)))
+        return sum(
+            i.usd
+            for i in self.setup_items
+            if (what is not None and i.what == what) or (basis_prefixes and i.basis.startswith(basis_prefixes))
+        )
 
 
 class RetrievalSummary(Record):

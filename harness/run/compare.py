@@ -122,22 +122,42 @@ def open_run(loaded: LoadedSuite, options: CompareOptions) -> Run:
     cases = open_run_folder(run_dir, plan.fingerprint, overwrite=options.overwrite)
     plan.done = dict(cases.load())
     ledger = SpendLedger(run_dir / "spend.jsonl")
-    spend = Spend(budget_usd=loaded.suite.budget_usd,
-                  paid_usd=sum(r.paid_usd for r in plan.done.values()) + ledger.total())
+    spend = Spend(
+        budget_usd=loaded.suite.budget_usd, paid_usd=sum(r.paid_usd for r in plan.done.values()) + ledger.total()
+    )
     previous = _previous_setups(run_dir)
     if loaded.suite.budget_usd is not None:  # refuse before any call when the plan cannot fit the budget
         from harness.costs.estimate import check_budget, estimate
 
         finished = {k for k in plan.done if plan.finished(k)}
         prepared = {name for name, setup in previous.items() if setup.given is not None}
-        check_budget(loaded, estimate(loaded, limit=options.limit, done=finished, prepared=prepared,
-                                      strategies=[s.name for s in plan.selected]), spend.paid_usd)
-    scorers = [SCORERS.get(s.kind)(s, loaded.config("scorers", s.label), loaded.suite.task)
-               for s in loaded.suite.scorers]
+        check_budget(
+            loaded,
+            estimate(
+                loaded,
+                limit=options.limit,
+                done=finished,
+                prepared=prepared,
+                strategies=[s.name for s in plan.selected],
+            ),
+            spend.paid_usd,
+        )
+    scorers = [
+        SCORERS.get(s.kind)(s, loaded.config("scorers", s.label), loaded.suite.task) for s in loaded.suite.scorers
+    ]
     cache = ResponseCache(harness_home() / "cache" / "responses.sqlite") if options.use_cache else NoCache()
     counts = Counts()
-    run = Run(loaded, options, plan, run_dir, cases, Gateway(loaded.suite, cache, spend, ledger, counts), scorers,
-              counts=counts, previous=previous)
+    run = Run(
+        loaded,
+        options,
+        plan,
+        run_dir,
+        cases,
+        Gateway(loaded.suite, cache, spend, ledger, counts),
+        scorers,
+        counts=counts,
+        previous=previous,
+    )
     write(run, "running")  # a run.json exists from the start, even if this process is killed
     return run
 
@@ -186,23 +206,51 @@ def build_record(run: Run, status: RunStatus) -> RunRecord:
     # a strategy whose prepare() did not finish this time keeps what an earlier run recorded (its costs)
     setups = {name: s if s.given is not None else run.previous.get(name, s) for name, s in run.setups.items()}
     setups = {**run.previous, **setups}
-    by_strategy = test_rows(suite, run.cases.rows.values(), test_ids={c.id for c in run.loaded.dataset.test},
-                            names=[s.name for s in run.plan.selected])
+    by_strategy = test_rows(
+        suite,
+        run.cases.rows.values(),
+        test_ids={c.id for c in run.loaded.dataset.test},
+        names=[s.name for s in run.plan.selected],
+    )
     binary = {s.name: bool(s.binary) for s in run.scorers}
-    summaries = summarize_run(suite, by_strategy, setups, n_cases=len(run.loaded.dataset.test), binary=binary,
-                              conditional={s.name for s in run.scorers if s.conditional})
+    summaries = summarize_run(
+        suite,
+        by_strategy,
+        setups,
+        n_cases=len(run.loaded.dataset.test),
+        binary=binary,
+        conditional={s.name for s in run.scorers if s.conditional},
+    )
     prices = price_sheet().info(suite)
-    comparisons, decision = conclude(suite, by_strategy, summaries, binary=binary.get(suite.primary_metric, False),
-                                     prices=prices)
+    comparisons, decision = conclude(
+        suite, by_strategy, summaries, binary=binary.get(suite.primary_metric, False), prices=prices
+    )
     return RunRecord(
-        harness_version=__version__, status=status, suite_name=suite.name, suite_path=str(run.loaded.path),
-        suite_sha256=run.plan.fingerprint, suite=suite, started_at=run.started_at,
-        finished_at=datetime.now(timezone.utc), primary_metric=suite.primary_metric, strategies=summaries,
-        comparisons=comparisons, prices=prices, decision=decision, budget=run.gateway.spend.as_record(),
-        manifest=build_manifest(seed=suite.seed, data_hashes=run.loaded.dataset.hashes,
-                                models={name: b.identity() for name, b in run.backends.items()}),
-        options=RunOptions(limit=run.options.limit, strategies=[s.name for s in run.plan.selected],
-                           repeats=suite.repeats, counts=run.counts),
+        harness_version=__version__,
+        status=status,
+        suite_name=suite.name,
+        suite_path=str(run.loaded.path),
+        suite_sha256=run.plan.fingerprint,
+        suite=suite,
+        started_at=run.started_at,
+        finished_at=datetime.now(timezone.utc),
+        primary_metric=suite.primary_metric,
+        strategies=summaries,
+        comparisons=comparisons,
+        prices=prices,
+        decision=decision,
+        budget=run.gateway.spend.as_record(),
+        manifest=build_manifest(
+            seed=suite.seed,
+            data_hashes=run.loaded.dataset.hashes,
+            models={name: b.identity() for name, b in run.backends.items()},
+        ),
+        options=RunOptions(
+            limit=run.options.limit,
+            strategies=[s.name for s in run.plan.selected],
+            repeats=suite.repeats,
+            counts=run.counts,
+        ),
     )
 
 

@@ -24,7 +24,7 @@ from harness.suite.data import Case
 
 if TYPE_CHECKING:
     from harness.run.compare import Run
-    from harness.strategy import Strategy
+    from harness.strategy import Strategy, StrategyRequest
 
 log = logging.getLogger(__name__)
 
@@ -46,30 +46,59 @@ def score_now(scorers: list[Scorer], answer: str, case: Case, meta: CaseMeta) ->
     return out
 
 
-def result_line(strategy: str, case: Case, repeat: int, result: GenResult, *, meta: CaseMeta, hit: bool,
-                scores: dict[str, CaseScore], parts: dict[str, int] | None = None, pricing: Pricing | None = None
-                ) -> CaseResult:
+def result_line(
+    strategy: str,
+    case: Case,
+    repeat: int,
+    result: GenResult,
+    *,
+    meta: CaseMeta,
+    hit: bool,
+    scores: dict[str, CaseScore],
+    parts: dict[str, int] | None = None,
+    pricing: Pricing | None = None,
+) -> CaseResult:
     """One cases.jsonl line: the answer, its scores, tokens by part, cost (0 for a cache hit) and timing."""
     cost = paid = None
     if pricing is not None:
-        cost = 0.0 if hit else pricing.call_usd(result.input_tokens, result.output_tokens, result.cached_input_tokens,
-                                                result.compute_s)
+        cost = (
+            0.0
+            if hit
+            else pricing.call_usd(
+                result.input_tokens, result.output_tokens, result.cached_input_tokens, result.compute_s
+            )
+        )
         paid = cost if pricing.paid else 0.0
     query = meta.retrieval.query_embedding_usd if meta.retrieval else None
     if query:  # an API embedder billed this case's query: part of what the answer cost, paid even on a cache hit
         cost, paid = (cost or 0.0) + query, (paid or 0.0) + query
     return CaseResult(
-        strategy=strategy, case_id=case.id, repeat=repeat, input=case.input, target=case.target,
-        prompt=result.prompt, output=result.text, error=result.error, scores=scores,
-        input_tokens=result.input_tokens, output_tokens=result.output_tokens,
+        strategy=strategy,
+        case_id=case.id,
+        repeat=repeat,
+        input=case.input,
+        target=case.target,
+        prompt=result.prompt,
+        output=result.text,
+        error=result.error,
+        scores=scores,
+        input_tokens=result.input_tokens,
+        output_tokens=result.output_tokens,
         cached_input_tokens=result.cached_input_tokens,
         tokens=attribute_tokens(parts, result.input_tokens, result.output_tokens)
-        if parts is not None and result.error is None else {},
-        cost_usd=cost, paid_usd=paid or 0.0,
+        if parts is not None and result.error is None
+        else {},
+        cost_usd=cost,
+        paid_usd=paid or 0.0,
         # A cache hit keeps the busy time its answer took when it was made (production pays it on every
         # request); busy-time totals and latency percentiles count only fresh calls.
-        latency_s=result.latency_s, latency_kind=result.latency_kind, compute_s=result.compute_s,
-        batch_size=result.batch_size, ttft_s=result.ttft_s, cache_hit=hit, meta=meta,
+        latency_s=result.latency_s,
+        latency_kind=result.latency_kind,
+        compute_s=result.compute_s,
+        batch_size=result.batch_size,
+        ttft_s=result.ttft_s,
+        cache_hit=hit,
+        meta=meta,
         finished_at=datetime.now(timezone.utc),
     )
 
@@ -101,7 +130,7 @@ def answer_test_cases(run: Run, name: str, strategy: Strategy) -> None:
     run.progress.start(name, len(todo))
     try:
         for start in range(0, len(todo), CHUNK):
-            _answer_chunk(run, name, strategy, todo[start:start + CHUNK])
+            _answer_chunk(run, name, strategy, todo[start : start + CHUNK])
     finally:
         run.progress.finish()
 
@@ -112,10 +141,22 @@ def _answer_chunk(run: Run, name: str, strategy: Strategy, chunk: list[tuple[Cas
     planned = _plan_calls(run, name, strategy, chunk)
 
     def record(call: PlannedCall, result: GenResult, hit: bool) -> None:
-        scores = score_now(run.scorers, result.text, call.case, call.meta) if (
-            result.error is None and result.text is not None) else {}
-        row = result_line(name, call.case, call.repeat, result, meta=call.meta, hit=hit, scores=scores,
-                          parts=call.parts, pricing=pricing)
+        scores = (
+            score_now(run.scorers, result.text, call.case, call.meta)
+            if (result.error is None and result.text is not None)
+            else {}
+        )
+        row = result_line(
+            name,
+            call.case,
+            call.repeat,
+            result,
+            meta=call.meta,
+            hit=hit,
+            scores=scores,
+            parts=call.parts,
+            pricing=pricing,
+        )
         run.gateway.paid(row.paid_usd)
         run.cases.append(row)
         run.progress.advance()
@@ -141,7 +182,7 @@ def _plan_calls(run: Run, name: str, strategy: Strategy, chunk: list[tuple[Case,
     identity = backend.identity()
     params = backend.spec.generation
     planned: list[PlannedCall] = []
-    built: dict[str, object] = {}
+    built: dict[str, StrategyRequest | Exception] = {}
     for case, repeat in chunk:
         if case.id not in built and run.gateway.spend.room() <= 0:
             held = sum(1 for c, _ in chunk if c.id not in built)
@@ -163,6 +204,14 @@ def _plan_calls(run: Run, name: str, strategy: Strategy, chunk: list[tuple[Case,
             run.progress.advance()
             continue
         gen = GenRequest(req.messages, params)
-        planned.append(PlannedCall(case, repeat, req.meta, gen, cache_key(identity, gen, repeat),
-                                   run.tokens.count(backend, req.parts, req.messages)))
+        planned.append(
+            PlannedCall(
+                case,
+                repeat,
+                req.meta,
+                gen,
+                cache_key(identity, gen, repeat),
+                run.tokens.count(backend, req.parts, req.messages),
+            )
+        )
     return planned

@@ -11,12 +11,14 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from harness.errors import RunFolderError, redact
 from harness.records.cases import CaseResult
 from harness.records.run import SCHEMA_VERSION, RunRecord, upgrade_v1
 
 RESULT_FILES = ("cases.jsonl", "run.json", "spend.jsonl", "decision.md")
+
 
 def write_json_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
@@ -43,8 +45,10 @@ def read_run(run_dir: Path) -> RunRecord:
     try:
         return RunRecord.model_validate(data)
     except ValueError as exc:
-        raise RunFolderError(f"{path}: not a run record this harness can read ({_first_error(exc)}). Fix: rerun "
-                             "`harness compare` into a new --out folder.") from None
+        raise RunFolderError(
+            f"{path}: not a run record this harness can read ({_first_error(exc)}). Fix: rerun "
+            "`harness compare` into a new --out folder."
+        ) from None
 
 
 def _first_error(exc: Exception) -> str:
@@ -60,7 +64,7 @@ class CasesFile:
 
     def __init__(self, path: Path):
         self.path = path
-        self._fh = None
+        self._fh: IO[str] | None = None
         self.rows: dict[tuple[str, str, int], CaseResult] = {}  # the latest line per key, kept in memory
         self.superseded = 0  # lines replaced by a later line for the same key (retried errors)
 
@@ -119,8 +123,10 @@ def read_cases(path: Path, *, repair: bool = False) -> Iterator[tuple[int, CaseR
         try:
             yield start, CaseResult.model_validate_json(line)
         except ValueError as exc:
-            raise RunFolderError(f"{path}:{number}: unreadable result line ({exc.__class__.__name__}). "
-                                 "Fix: delete the run folder or use --out.") from None
+            raise RunFolderError(
+                f"{path}:{number}: unreadable result line ({exc.__class__.__name__}). "
+                "Fix: delete the run folder or use --out."
+            ) from None
 
 
 def open_run_folder(run_dir: Path, fingerprint: str, *, overwrite: bool) -> CasesFile:

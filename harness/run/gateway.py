@@ -28,8 +28,7 @@ OnAnswer = Callable[[PlannedCall, GenResult, bool], None]  # (call, result, answ
 
 
 class Gateway:
-    def __init__(self, suite: Suite, cache: ResponseCache | NoCache, spend: Spend, ledger: SpendLedger,
-                 counts: Counts):
+    def __init__(self, suite: Suite, cache: ResponseCache | NoCache, spend: Spend, ledger: SpendLedger, counts: Counts):
         self.suite = suite
         self.cache = cache
         self.spend = spend
@@ -64,13 +63,19 @@ class Gateway:
         budget."""
         self.spend.hold_back(self.strategy, n)
         self.counts.budget_skipped += n
-        log.warning("%s: budget_usd $%g reached ($%.4f paid): %d answers not requested",
-                    self.strategy, self.spend.budget_usd, self.spend.paid_usd, n)
+        log.warning(
+            "%s: budget_usd $%g reached ($%.4f paid): %d answers not requested",
+            self.strategy,
+            self.spend.budget_usd,
+            self.spend.paid_usd,
+            n,
+        )
 
     # ---- calls outside the test plan: dev answers, judges ---------------------------------------------------------
 
-    def ask(self, backend: Backend, requests: list[GenRequest], *, purpose: str = "judge"
-            ) -> list[tuple[GenResult, bool]]:
+    def ask(
+        self, backend: Backend, requests: list[GenRequest], *, purpose: str = "judge"
+    ) -> list[tuple[GenResult, bool]]:
         """Answers through the response cache, each with whether it came from the cache; repeats sent once. Either
         every call fits under budget_usd or none is made (BudgetReached)."""
         keys = [cache_key(backend.identity(), r, 0) for r in requests]
@@ -83,16 +88,20 @@ class Gateway:
             if pricing.paid and self.spend.budget_usd is not None:
                 upper = sum(upper_usd(backend, pricing, requests[i]) for i in todo)
                 if upper > self.spend.room():
-                    raise BudgetReached(f"{len(todo)} calls to {backend.spec.name} could cost up to ${upper:.4f}; "
-                                        f"${max(self.spend.room(), 0):.4f} of budget_usd ${self.spend.budget_usd:g} "
-                                        "is left")
+                    raise BudgetReached(
+                        f"{len(todo)} calls to {backend.spec.name} could cost up to ${upper:.4f}; "
+                        f"${max(self.spend.room(), 0):.4f} of budget_usd ${self.spend.budget_usd:g} "
+                        "is left"
+                    )
             backend.load()
             for index, result in backend.generate([requests[i] for i in todo]):
                 self.cache.put(keys[todo[index]], result)
                 found[keys[todo[index]]] = result
                 if pricing.paid:
-                    self.charge(purpose, pricing.call_usd(result.input_tokens, result.output_tokens,
-                                                          result.cached_input_tokens) or 0.0)
+                    self.charge(
+                        purpose,
+                        pricing.call_usd(result.input_tokens, result.output_tokens, result.cached_input_tokens) or 0.0,
+                    )
         return [(found[k], k not in fresh or first[k] != i) for i, k in enumerate(keys)]
 
     def answer(self, backend: Backend, requests: list[GenRequest]) -> list[GenResult]:
@@ -111,8 +120,9 @@ class Gateway:
                 dev.input_tokens += r.input_tokens
                 dev.output_tokens += r.output_tokens
                 dev.compute_s += r.compute_s
-                dev.cost_usd += pricing.call_usd(r.input_tokens, r.output_tokens, r.cached_input_tokens,
-                                                 r.compute_s) or 0.0
+                dev.cost_usd += (
+                    pricing.call_usd(r.input_tokens, r.output_tokens, r.cached_input_tokens, r.compute_s) or 0.0
+                )
             dev.cost_basis = pricing.basis
         return [result for result, _ in answers]
 
@@ -122,7 +132,8 @@ class Gateway:
         """Cached answers, and the calls still to make grouped by cache key (greedy repeats and identical prompts
         are sent once, the others reuse the answer)."""
         hits = self.cache.get_many([p.key for p in planned])
-        found, misses = [], {}
+        found: list[tuple[PlannedCall, GenResult]] = []
+        misses: dict[str, list[PlannedCall]] = {}
         for call in planned:
             if call.key in hits:
                 found.append((call, hits[call.key]))
@@ -142,8 +153,12 @@ class Gateway:
 
             batch, groups = affordable(groups, self.spend, most, paid=pricing.paid)
             if not batch:  # budget_usd reached: these calls are not made; a rerun with a larger budget makes them
-                queries = sum(c.meta.retrieval.query_embedding_usd or 0.0 for g in groups for c in g
-                              if c.meta.retrieval is not None)
+                queries = sum(
+                    c.meta.retrieval.query_embedding_usd or 0.0
+                    for g in groups
+                    for c in g
+                    if c.meta.retrieval is not None
+                )
                 if queries:  # their queries were embedded (and billed) while their prompts were built
                     self.charge("query embeddings of answers held back by budget_usd", queries)
                 held = sum(len(g) for g in groups)
@@ -154,9 +169,11 @@ class Gateway:
                 self.counts.errors += result.error is not None
                 self.cache.put(batch[index][0].key, result)
                 if pricing.paid and result.unconfirmed_attempts:  # may have been billed: counted at their most
-                    self.charge(f"{result.unconfirmed_attempts} attempt(s) sent but never answered (timed out, "
-                                "dropped or garbled); the provider may have billed them",
-                                result.unconfirmed_attempts * upper_usd(backend, pricing, batch[index][0].request))
+                    self.charge(
+                        f"{result.unconfirmed_attempts} attempt(s) sent but never answered (timed out, "
+                        "dropped or garbled); the provider may have billed them",
+                        result.unconfirmed_attempts * upper_usd(backend, pricing, batch[index][0].request),
+                    )
                 for n, call in enumerate(batch[index]):
                     reused = n > 0 and result.error is None
                     self.counts.cache_hits += reused

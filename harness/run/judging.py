@@ -5,12 +5,13 @@ recorded as evaluation cost (never production cost)."""
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import TYPE_CHECKING
 
 from harness.errors import BudgetReached
 from harness.records.cases import CaseResult, CaseScore
 from harness.records.setup import JudgeCounts, JudgeUsage
-from harness.scoring.base import Score, Scorer
+from harness.scoring.base import JudgedScorer, Score
 from harness.scoring.judge import Judge, run_concurrently
 from harness.suite.schema import GenerationParams
 
@@ -23,18 +24,32 @@ log = logging.getLogger(__name__)
 def judge_answers(run: Run, name: str) -> None:
     """Every deferred scorer over `name`'s answers on the test plan that it has not scored yet."""
     cases = {c.id: c for c in run.plan.test}
-    for scorer in [s for s in run.scorers if s.deferred]:
-        rows = [r for k, r in run.cases.rows.items() if k[0] == name and k[1] in cases and k[2] < run.plan.repeats
-                and r.error is None and r.output is not None and scorer.name not in r.scores]
+    for scorer in [s for s in run.scorers if isinstance(s, JudgedScorer)]:
+        rows = [
+            r
+            for k, r in run.cases.rows.items()
+            if k[0] == name
+            and k[1] in cases
+            and k[2] < run.plan.repeats
+            and r.error is None
+            and r.output is not None
+            and scorer.name not in r.scores
+        ]
         if rows:
             _judge_with(run, name, scorer, rows)
 
 
-def _judge_with(run: Run, name: str, scorer: Scorer, rows: list[CaseResult]) -> None:
+def _judge_with(run: Run, name: str, scorer: JudgedScorer, rows: list[CaseResult]) -> None:
     cfg = scorer.config
-    judge = Judge(run.backend(cfg.judge), run.gateway.ask, retries=cfg.retries, max_chars=cfg.max_chars,
-                  max_items=cfg.max_items, binary_fields=scorer.binary_fields,
-                  params=GenerationParams(max_new_tokens=cfg.max_new_tokens, temperature=0.0))
+    judge = Judge(
+        run.backend(cfg.judge),
+        run.gateway.ask,
+        retries=cfg.retries,
+        max_chars=cfg.max_chars,
+        max_items=cfg.max_items,
+        binary_fields=scorer.binary_fields,
+        params=GenerationParams(max_new_tokens=cfg.max_new_tokens, temperature=0.0),
+    )
     scorer.prepare(judge)
     cases = {c.id: c for c in run.plan.test}
     run.progress.start(f"{name}: {scorer.name}", len(rows))
@@ -49,7 +64,7 @@ def _judge_with(run: Run, name: str, scorer: Scorer, rows: list[CaseResult]) -> 
 
     skipped = None
     try:
-        run_concurrently([lambda r=r: scorer.ascore(r.output, cases[r.case_id], r.meta) for r in rows], done)
+        run_concurrently([partial(scorer.ascore, r.output or "", cases[r.case_id], r.meta) for r in rows], done)
     except BudgetReached as exc:
         skipped = str(exc)
         log.warning("%s: %s not judged: budget_usd reached (%s)", name, scorer.name, exc)
@@ -62,7 +77,12 @@ def _judge_with(run: Run, name: str, scorer: Scorer, rows: list[CaseResult]) -> 
         totals.add(judge.counts)
         pricing = run.gateway.pricing(judge.backend)
         cost = pricing.call_usd(totals.input_tokens, totals.output_tokens, 0, totals.compute_s)
-        evaluation[scorer.name] = JudgeUsage(judge=totals, judge_backend=cfg.judge,
-                                             cost_usd=None if cost is None else round(cost, 9),
-                                             cost_basis=pricing.basis, paid=pricing.paid, skipped=skipped)
+        evaluation[scorer.name] = JudgeUsage(
+            judge=totals,
+            judge_backend=cfg.judge,
+            cost_usd=None if cost is None else round(cost, 9),
+            cost_basis=pricing.basis,
+            paid=pricing.paid,
+            skipped=skipped,
+        )
         run.counts.judge_calls += judge.counts.calls

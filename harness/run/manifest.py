@@ -11,9 +11,27 @@ from typing import Any
 from harness.records.run import Manifest
 
 PACKAGES = (
-    "ft-harness", "torch", "transformers", "peft", "trl", "accelerate", "gguf", "pydantic", "numpy", "scipy",
-    "pandas", "sacrebleu", "rouge-score", "scikit-learn", "openai", "langchain", "ragas", "sentence-transformers",
-    "faiss-cpu", "streamlit", "lm-eval",
+    "ft-harness",
+    "torch",
+    "transformers",
+    "peft",
+    "trl",
+    "accelerate",
+    "gguf",
+    "pydantic",
+    "numpy",
+    "scipy",
+    "pandas",
+    "sacrebleu",
+    "rouge-score",
+    "scikit-learn",
+    "openai",
+    "langchain",
+    "ragas",
+    "sentence-transformers",
+    "faiss-cpu",
+    "streamlit",
+    "lm-eval",
 )
 
 
@@ -56,11 +74,13 @@ def hardware() -> dict[str, Any]:
 
 
 def build_manifest(*, seed: int, data_hashes: dict[str, str], models: dict[str, Any]) -> Manifest:
-    return Manifest.model_validate({
-        "packages": package_versions(),
-        "hardware": hardware(),
-        "seed": seed,
-        "data_sha256": data_hashes,
-        "backends": models,
-        "env": {k: os.environ[k] for k in ("HF_HUB_OFFLINE", "CUDA_VISIBLE_DEVICES") if k in os.environ},
-    })
+    return Manifest.model_validate(
+        {
+            "packages": package_versions(),
+            "hardware": hardware(),
+            "seed": seed,
+            "data_sha256": data_hashes,
+            "backends": models,
+            "env": {k: os.environ[k] for k in ("HF_HUB_OFFLINE", "CUDA_VISIBLE_DEVICES") if k in os.environ},
+        }
+    )

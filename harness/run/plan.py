@@ -70,7 +70,9 @@ class RunPlan:
 
     def todo(self, strategy: str) -> list[tuple[Case, int]]:
         """(case, repeat) pairs of `strategy` still to answer, in test order."""
-        return [(case, r) for case in self.test for r in range(self.repeats) if not self.finished((strategy, case.id, r))]
+        return [
+            (case, r) for case in self.test for r in range(self.repeats) if not self.finished((strategy, case.id, r))
+        ]
 
 
 def select(loaded: LoadedSuite, names: list[str] | None) -> list[StrategySpec]:
@@ -81,6 +83,7 @@ def select(loaded: LoadedSuite, names: list[str] | None) -> list[StrategySpec]:
     known = [s.name for s in specs]
     for name in names:
         if name not in known:
-            raise ConfigError(f"--strategies: no strategy named '{name}'.{closest(name, known)} "
-                              f"Strategies: {', '.join(known)}.")
+            raise ConfigError(
+                f"--strategies: no strategy named '{name}'.{closest(name, known)} Strategies: {', '.join(known)}."
+            )
     return [s for s in specs if s.name in names]

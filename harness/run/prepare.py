@@ -11,7 +11,17 @@ from pydantic import TypeAdapter
 
 from harness.builtins import STRATEGIES
 from harness.errors import BudgetReached
-from harness.records.setup import BUILT_IN, AnyGiven, Given, StrategySetup
+from harness.records.setup import (
+    AnyGiven,
+    BuiltInGiven,
+    FewShotGiven,
+    FineTuneGiven,
+    Given,
+    PluginGiven,
+    RagGiven,
+    StrategySetup,
+    ZeroShotGiven,
+)
 from harness.strategy import Strategy, StrategyContext
 from harness.suite.schema import StrategySpec
 
@@ -21,21 +31,30 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def as_given(kind: str, given: Given | dict[str, Any] | None) -> Given:
+def as_given(kind: str, given: Given | dict[str, Any] | None) -> BuiltInGiven | PluginGiven:
     """What prepare() returned, as a record: a built-in kind's own record as it is (a strategy may still add to it
     when it closes), anything else (a plugin's `Given`, or a plain dict) as a `PluginGiven`."""
-    if isinstance(given, tuple(BUILT_IN.values())):
+    if isinstance(given, (ZeroShotGiven, FewShotGiven, RagGiven, FineTuneGiven)):
         return given
     data = given.model_dump() if isinstance(given, Given) else dict(given or {})
-    return TypeAdapter(AnyGiven).validate_python({"kind": kind, **data})
+    record: BuiltInGiven | PluginGiven = TypeAdapter(AnyGiven).validate_python({"kind": kind, **data})
+    return record
 
 
 def prepare_strategy(run: Run, spec: StrategySpec) -> Strategy | None:
     """The strategy, prepared and recorded in `run.setups`; None when budget_usd ran out while preparing it (its
     answers are then held back, and a rerun with a larger budget prepares it)."""
     backend = run.backend(spec.backend or run.suite.backends[0].name)
-    ctx = StrategyContext(run.suite, run.loaded.dataset, backend, run.run_dir, run.suite.seed, scorers=run.scorers,
-                          gateway=run.gateway, use_cache=run.options.use_cache)
+    ctx = StrategyContext(
+        run.suite,
+        run.loaded.dataset,
+        backend,
+        run.run_dir,
+        run.suite.seed,
+        scorers=run.scorers,
+        gateway=run.gateway,
+        use_cache=run.options.use_cache,
+    )
     strategy: Strategy = STRATEGIES.get(spec.kind)(spec, run.loaded.config("strategies", spec.name), ctx)
     setup = run.setups[spec.name] = StrategySetup(backend=backend.spec.name, serving=backend.identity())
     started = time.perf_counter()

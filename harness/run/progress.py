@@ -53,7 +53,11 @@ class PlainProgress:
             print(f"[{self.name}] {self.done}/{self.total} ({now - self.started:.0f}s)", file=self.stream, flush=True)
 
     def finish(self):
-        print(f"[{self.name}] done {self.done}/{self.total} in {time.monotonic() - self.started:.0f}s", file=self.stream, flush=True)
+        print(
+            f"[{self.name}] done {self.done}/{self.total} in {time.monotonic() - self.started:.0f}s",
+            file=self.stream,
+            flush=True,
+        )
 
 
 class RichProgress:
@@ -68,8 +72,13 @@ class RichProgress:
         )
 
         self._progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=console, transient=False,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
         )
         self._task = None
 
@@ -79,7 +88,8 @@ class RichProgress:
         self._task = self._progress.add_task(name, total=total)
 
     def advance(self, n=1):
-        self._progress.advance(self._task, n)
+        if self._task is not None:
+            self._progress.advance(self._task, n)
 
     def finish(self):
         self._progress.refresh()

@@ -8,13 +8,16 @@ allows (e.g. not one of the labels), scored 0 and counted.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, Field
 
 from harness.records.cases import CaseMeta
 from harness.suite.data import Case
 from harness.suite.schema import ScorerSpec, StrictModel, TaskSpec
+
+if TYPE_CHECKING:
+    from harness.scoring.judge import Judge
 
 
 @dataclass
@@ -53,7 +56,9 @@ class Scorer:
 
 class ReferencesConfig(StrictModel):
     references_field: str | None = Field(
-        None, description="Case field with a list of further acceptable answers (e.g. SQuAD's answers); the best match counts.")
+        None,
+        description="Case field with a list of further acceptable answers (e.g. SQuAD's answers); the best match counts.",
+    )
 
 
 def references(case: Case, field_name: str | None) -> list[str]:
@@ -62,3 +67,33 @@ def references(case: Case, field_name: str | None) -> list[str]:
     if isinstance(extra, str):
         extra = [extra]
     return [case.target, *[str(x) for x in (extra or []) if str(x) != case.target]]
+
+
+class JudgeConfig(StrictModel):
+    """How a model-judged scorer asks its judge."""
+
+    judge: str = Field(description="Name of the suite backend that judges (any kind: hf, fake, an API backend).")
+    max_new_tokens: int = Field(1024, ge=16, le=8192, description="Longest judge reply (tokens).")
+    max_chars: int = Field(200, ge=20, le=10_000, description="Longest string a constrained judge may write per field.")
+    max_items: int = Field(
+        6, ge=1, le=1000, description="Longest list (e.g. of statements) a constrained judge may write."
+    )
+    retries: int = Field(
+        1, ge=0, le=5, description="Retries of a judge reply that does not parse, showing it the error."
+    )
+
+
+class JudgedScorer(Scorer):
+    """A scorer a model judges after generation: the run's judge phase (harness.run.judging) calls `prepare` with
+    the judge once, then `ascore` for each answer, concurrently, so judge calls batch."""
+
+    Config: ClassVar[type[BaseModel]] = JudgeConfig
+    config: JudgeConfig
+    deferred: ClassVar[bool] = True
+    binary_fields: ClassVar[frozenset[str]] = frozenset()  # integer fields the judge may only set to 0 or 1
+
+    def prepare(self, judge: Judge) -> None:
+        raise NotImplementedError
+
+    async def ascore(self, answer: str, case: Case, meta: CaseMeta) -> Score | None:
+        raise NotImplementedError

@@ -14,7 +14,8 @@ from harness.suite.schema import StrictModel
 
 class JsonMatchConfig(StrictModel):
     mode: Literal["object", "fields"] = Field(
-        "object", description="object: 1 only when every field matches; fields: the fraction of target fields that match."
+        "object",
+        description="object: 1 only when every field matches; fields: the fraction of target fields that match.",
     )
     fields: list[str] | None = Field(None, description="Only compare these fields (default: all fields of the target).")
 
@@ -39,6 +40,7 @@ class JsonMatch(Scorer):
 
     kind = "json_match"
     Config = JsonMatchConfig
+    config: JsonMatchConfig
 
     @property
     def binary(self) -> bool:  # type: ignore[override]

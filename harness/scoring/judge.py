@@ -48,8 +48,17 @@ def bounded(schema: Any, *, max_chars: int, max_items: int = 8, binary: frozense
 
 
 class Judge:
-    def __init__(self, backend: Backend, generate: Generate, *, params: GenerationParams, retries: int = 1,
-                 max_chars: int = 300, max_items: int = 8, binary_fields: frozenset[str] = frozenset()):
+    def __init__(
+        self,
+        backend: Backend,
+        generate: Generate,
+        *,
+        params: GenerationParams,
+        retries: int = 1,
+        max_chars: int = 300,
+        max_items: int = 8,
+        binary_fields: frozenset[str] = frozenset(),
+    ):
         self.backend = backend
         self.params = params
         self.retries = retries
@@ -99,8 +108,9 @@ class Judge:
 
     async def ask(self, prompt: str, model: type[BaseModel]) -> BaseModel:
         """A reply parsed into `model`; retried with the parse error shown; JudgeError when it never parses."""
-        schema = bounded(model.model_json_schema(), max_chars=self.max_chars, max_items=self.max_items,
-                         binary=self.binary_fields)
+        schema = bounded(
+            model.model_json_schema(), max_chars=self.max_chars, max_items=self.max_items, binary=self.binary_fields
+        )
         messages = [{"role": "user", "content": prompt}]
         self.counts.requests += 1
         problem = ""
@@ -114,9 +124,15 @@ class Judge:
             except (ValueError, ValidationError) as exc:
                 self.counts.parse_failures += 1
                 problem = str(exc).splitlines()[0][:200]
-                messages = [*messages, {"role": "assistant", "content": text},
-                            {"role": "user", "content": f"That reply is not valid JSON for the schema ({problem}). "
-                                                        "Reply with the JSON object only."}]
+                messages = [
+                    *messages,
+                    {"role": "assistant", "content": text},
+                    {
+                        "role": "user",
+                        "content": f"That reply is not valid JSON for the schema ({problem}). "
+                        "Reply with the JSON object only.",
+                    },
+                ]
         self.counts.failed_verdicts += 1
         raise JudgeError(f"judge reply did not parse after {self.retries + 1} tries: {problem}")
 

@@ -16,21 +16,16 @@ from pydantic import Field
 
 from harness.errors import require
 from harness.records.cases import CaseMeta
-from harness.scoring.base import Score, Scorer
+from harness.scoring.base import JudgeConfig, JudgedScorer, Score
 from harness.scoring.judge import Judge, JudgeError
 from harness.suite.data import Case
-from harness.suite.schema import StrictModel
 
 # ragas' 0/1 verdict fields: a constrained judge may only write 0 or 1 there.
 BINARY_FIELDS = frozenset({"verdict", "attributed", "noncommittal"})
 
 
-class RagasConfig(StrictModel):
-    judge: str = Field(description="Name of the suite backend that judges (any kind: hf, fake, an API backend).")
-    max_new_tokens: int = Field(1024, ge=16, le=8192, description="Longest judge reply (tokens).")
-    max_chars: int = Field(200, ge=20, le=10_000, description="Longest string a constrained judge may write per field.")
-    max_items: int = Field(6, ge=1, le=1000, description="Longest list (e.g. of statements) a constrained judge may write.")
-    retries: int = Field(1, ge=0, le=5, description="Retries of a judge reply that does not parse, showing it the error.")
+class RagasConfig(JudgeConfig):
+    """A ragas metric's judge."""
 
 
 class AnswerRelevancyConfig(RagasConfig):
@@ -94,9 +89,9 @@ def contexts_given(meta: CaseMeta) -> list[str] | None:
     return found.texts[: found.used]
 
 
-class RagasScorer(Scorer):
+class RagasScorer(JudgedScorer):
     Config = RagasConfig
-    deferred = True  # scored after generation, in a batch, by a judge model
+    config: RagasConfig
     needs_contexts: ClassVar[bool] = True
     uses_answer: ClassVar[bool] = True  # context precision and recall judge the contexts against the reference
     conditional = True
@@ -136,7 +131,9 @@ class RagasScorer(Scorer):
         low, high = self.value_range
         if not low - 1e-6 <= float(value) <= high + 1e-6:  # verdicts outside 0/1 from a judge that ignored the scale
             return Score(None, detail={"error": f"judge verdicts out of range (ragas computed {value})"})
-        return Score(float(value), detail={"reason": getattr(result, "reason", None)} if getattr(result, "reason", None) else {})
+        return Score(
+            float(value), detail={"reason": getattr(result, "reason", None)} if getattr(result, "reason", None) else {}
+        )
 
 
 class Faithfulness(RagasScorer):
@@ -156,13 +153,15 @@ class AnswerRelevancy(RagasScorer):
 
     kind = "answer_relevancy"
     Config = AnswerRelevancyConfig
+    config: AnswerRelevancyConfig
     needs_contexts = False
     conditional = False
     value_range = (-1.0, 1.0)  # a mean cosine similarity (an unrelated question can score below 0)
 
     def prepare(self, judge):
         self.metric = _ragas_collections().AnswerRelevancy(
-            llm=judge_llm(judge), embeddings=judge_embeddings(self.config.embedder), strictness=self.config.strictness)
+            llm=judge_llm(judge), embeddings=judge_embeddings(self.config.embedder), strictness=self.config.strictness
+        )
 
     def inputs(self, answer, case, contexts):
         return {"user_input": case.input_text(), "response": answer}

@@ -14,8 +14,10 @@ class RetrievalConfig(ReferencesConfig):
     k: int | None = Field(None, ge=1, description="Judge the top k retrieved chunks (default: all retrieved).")
     gold_field: str = Field("doc_id", description="Case field naming the gold document id(s) (a string or a list).")
     match: Literal["auto", "doc_id", "answer"] = Field(
-        "auto", description="doc_id: a chunk is relevant when it comes from a gold document; answer: when it contains "
-        "the answer string; auto: doc_id when the case names one, else answer.")
+        "auto",
+        description="doc_id: a chunk is relevant when it comes from a gold document; answer: when it contains "
+        "the answer string; auto: doc_id when the case names one, else answer.",
+    )
 
 
 class RetrievalScorer(Scorer):
@@ -23,6 +25,7 @@ class RetrievalScorer(Scorer):
     (`meta.retrieval.doc_ids`, `chunk_ids`, `texts`); strategies that do not retrieve get no entry."""
 
     Config = RetrievalConfig
+    config: RetrievalConfig
     conditional = True
 
     def score(self, answer, case):
@@ -41,7 +44,9 @@ class RetrievalScorer(Scorer):
             if gold in (None, "", []):
                 return Score(None, detail={"error": f"case has no '{self.config.gold_field}' to judge retrieval by"})
             gold_ids = {str(g) for g in (gold if isinstance(gold, list) else [gold])}
-            relevant = [d in gold_ids or c in gold_ids for d, c in zip(found.doc_ids[:k], found.chunk_ids[:k], strict=True)]
+            relevant = [
+                d in gold_ids or c in gold_ids for d, c in zip(found.doc_ids[:k], found.chunk_ids[:k], strict=True)
+            ]
             n_gold = len(gold_ids)
             hits = len(gold_ids & ({*found.doc_ids[:k]} | {*found.chunk_ids[:k]}))
         else:

@@ -23,17 +23,21 @@ class ExactMatch(Scorer):
 
     kind = "exact_match"
     Config = ExactMatchConfig
+    config: ExactMatchConfig
     binary = True
 
     def score(self, answer, case):
         opts = {"case_sensitive": self.config.case_sensitive, "punctuation": self.config.keep_punctuation}
         got = normalise(answer, **opts)
-        return Score(float(any(got == normalise(ref, **opts) for ref in references(case, self.config.references_field))))
+        return Score(
+            float(any(got == normalise(ref, **opts) for ref in references(case, self.config.references_field)))
+        )
 
 
 class LabelAccuracyConfig(StrictModel):
     match: Literal["exact", "first_label"] = Field(
-        "exact", description="exact: the whole (normalised) first line must be a label; first_label: the first label named anywhere."
+        "exact",
+        description="exact: the whole (normalised) first line must be a label; first_label: the first label named anywhere.",
     )
 
 
@@ -42,6 +46,7 @@ class LabelAccuracy(Scorer):
 
     kind = "label_accuracy"
     Config = LabelAccuracyConfig
+    config: LabelAccuracyConfig
     binary = True
 
     def __init__(self, spec, config, task):
@@ -74,9 +79,13 @@ class TokenF1(Scorer):
 
     kind = "token_f1"
     Config = ReferencesConfig
+    config: ReferencesConfig
 
     def score(self, answer, case):
-        return max((self._f1(answer, ref) for ref in references(case, self.config.references_field)), key=lambda s: s.value)
+        return max(
+            (self._f1(answer, ref) for ref in references(case, self.config.references_field)),
+            key=lambda s: s.value or 0.0,
+        )
 
     @staticmethod
     def _f1(answer: str, target: str) -> Score:
@@ -96,6 +105,7 @@ class ChrF(Scorer):
 
     kind = "chrf"
     Config = ReferencesConfig
+    config: ReferencesConfig
 
     def score(self, answer, case):
         import sacrebleu
@@ -108,6 +118,7 @@ class Bleu(Scorer):
 
     kind = "bleu"
     Config = ReferencesConfig
+    config: ReferencesConfig
 
     def score(self, answer, case):
         import sacrebleu
@@ -121,6 +132,7 @@ class RougeL(Scorer):
 
     kind = "rouge_l"
     Config = ReferencesConfig
+    config: ReferencesConfig
 
     def __init__(self, spec, config, task):
         super().__init__(spec, config, task)

@@ -65,8 +65,11 @@ def download_sdist(dest: Path) -> Path:
     if path:
         return path
     wheels = dest / "pip-wheel"
-    subprocess.run([sys.executable, "-m", "pip", "download", FALLBACK_PIP, "--no-deps", "-d", str(wheels)],
-                   stdout=sys.stderr, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", FALLBACK_PIP, "--no-deps", "-d", str(wheels)],
+        stdout=sys.stderr,
+        check=True,
+    )
     wheel = next(wheels.glob("pip-*.whl"))
     path = _pip_download([sys.executable, str(wheel / "pip")], dest)
     if not path:
@@ -90,11 +93,15 @@ def read_member(sdist: Path, name: str) -> bytes:
 def run_cli(build, doc: str, out_dir: Path, seed: int, seed_help: str, argv: list[str] | None = None) -> None:
     """The command line the suites' build scripts share: --sdist, --out-dir, --seed; downloads the sdist if needed."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
-    parser.add_argument("--sdist", type=Path,
-                        help=f"path to an already downloaded {SDIST_FILENAME} "
-                             "(default: download it with pip into a temporary directory)")
-    parser.add_argument("--out-dir", type=Path, default=out_dir,
-                        help="where to write the data files (default: %(default)s)")
+    parser.add_argument(
+        "--sdist",
+        type=Path,
+        help=f"path to an already downloaded {SDIST_FILENAME} "
+        "(default: download it with pip into a temporary directory)",
+    )
+    parser.add_argument(
+        "--out-dir", type=Path, default=out_dir, help="where to write the data files (default: %(default)s)"
+    )
     parser.add_argument("--seed", type=int, default=seed, help=f"{seed_help} (default: %(default)s)")
     args = parser.parse_args(argv)
 

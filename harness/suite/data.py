@@ -54,11 +54,15 @@ class Dataset:
 
 def _decode(path: Path) -> str:
     if path.is_dir():
-        raise DataError(f"{path}: is a folder; a data file (.jsonl, .csv or .parquet) is expected here. Fix: name the file.")
+        raise DataError(
+            f"{path}: is a folder; a data file (.jsonl, .csv or .parquet) is expected here. Fix: name the file."
+        )
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise DataError(f"{path}: data file not found. Fix: check the path in the suite's `data` section (paths are relative to the suite file).") from None
+        raise DataError(
+            f"{path}: data file not found. Fix: check the path in the suite's `data` section (paths are relative to the suite file)."
+        ) from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read the data file ({exc.strerror}). Fix: check its permissions.") from None
     try:
@@ -82,7 +86,9 @@ def read_records(path: Path) -> list[dict[str, Any]]:
         try:
             frame = pd.read_parquet(path)
         except Exception as exc:
-            raise DataError(f"{path}: cannot read Parquet: {exc}. Fix: check the file was written completely.") from None
+            raise DataError(
+                f"{path}: cannot read Parquet: {exc}. Fix: check the file was written completely."
+            ) from None
         return frame.to_dict(orient="records")
     raise DataError(f"{path}: unsupported data format '{suffix}'. Fix: use .jsonl, .csv or .parquet.")
 
@@ -103,8 +109,10 @@ def _csv_rows(path: Path, reader: csv.DictReader) -> list[dict[str, Any]]:
     header = reader.fieldnames or []
     for i, name in enumerate(header):
         if name and name in header[:i]:
-            raise DataError(f"{path}:1: header column '{name}' appears twice (the second would hide the first). "
-                            "Fix: give each column its own name.")
+            raise DataError(
+                f"{path}:1: header column '{name}' appears twice (the second would hide the first). "
+                "Fix: give each column its own name."
+            )
     rows = []
     try:
         while True:
@@ -115,19 +123,27 @@ def _csv_rows(path: Path, reader: csv.DictReader) -> list[dict[str, Any]]:
                 break
             end = reader.line_num  # the line the row ends on (quoted fields may span lines)
             if None in row:
-                raise DataError(f"{path}:{end}: more values than header columns ({len(header)}). "
-                                "Fix: quote fields that contain commas.")
+                raise DataError(
+                    f"{path}:{end}: more values than header columns ({len(header)}). "
+                    "Fix: quote fields that contain commas."
+                )
             if any(value is None for value in row.values()):
                 if end > start and _exhausted(reader):  # an open quote swallowed the rest of the file
-                    raise DataError(f"{path}:{start}: a quote opened on this line is never closed (the row runs to "
-                                    f"the end of the file, line {end}). Fix: close the quote, and write a quote inside "
-                                    'a quoted field as "".')
-                raise DataError(f"{path}:{end}: fewer values than header columns ({len(header)}: "
-                                f"{', '.join(header)}). Fix: add the missing values, or quote fields that contain commas.")
+                    raise DataError(
+                        f"{path}:{start}: a quote opened on this line is never closed (the row runs to "
+                        f"the end of the file, line {end}). Fix: close the quote, and write a quote inside "
+                        'a quoted field as "".'
+                    )
+                raise DataError(
+                    f"{path}:{end}: fewer values than header columns ({len(header)}: "
+                    f"{', '.join(header)}). Fix: add the missing values, or quote fields that contain commas."
+                )
             row["__line__"] = end
             rows.append(row)
     except csv.Error as exc:
-        raise DataError(f"{path}:{reader.line_num}: malformed CSV: {exc}. Fix: quote fields that contain commas or newlines.") from None
+        raise DataError(
+            f"{path}:{reader.line_num}: malformed CSV: {exc}. Fix: quote fields that contain commas or newlines."
+        ) from None
     return rows
 
 
@@ -147,9 +163,13 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{number}: malformed JSON ({exc.msg}, column {exc.colno}). Fix: make each line one JSON object.") from None
+            raise DataError(
+                f"{path}:{number}: malformed JSON ({exc.msg}, column {exc.colno}). Fix: make each line one JSON object."
+            ) from None
         if not isinstance(row, dict):
-            raise DataError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}. Fix: make each line one JSON object.")
+            raise DataError(
+                f"{path}:{number}: expected a JSON object, got {type(row).__name__}. Fix: make each line one JSON object."
+            )
         row["__line__"] = number
         rows.append(row)
     return rows
@@ -199,19 +219,24 @@ def _check_sizes(row: dict[str, Any], where: str, case_id: str, limit: int) -> N
             raise DataError(
                 f"{where}: case '{case_id}': field `{name}` is {size:,} characters, over data.max_field_chars "
                 f"({limit:,}). Fix: shorten or split the case, or raise data.max_field_chars in the suite if the "
-                "models really take inputs this long.")
+                "models really take inputs this long."
+            )
 
 
-def to_cases(rows: list[dict[str, Any]], task: TaskSpec, *, path: Path, split: str,
-             max_field_chars: int = MAX_FIELD_CHARS) -> list[Case]:
+def to_cases(
+    rows: list[dict[str, Any]], task: TaskSpec, *, path: Path, split: str, max_field_chars: int = MAX_FIELD_CHARS
+) -> list[Case]:
     if not rows:
         raise DataError(f"{path}: the {split} split is empty. Fix: add cases, or change the split fractions.")
     fields = set().union(*(r.keys() for r in rows)) - {"__line__"}
     needed = set(task.template_fields()) if task.prompt_template else {task.input_field}
     for name in sorted(needed | {task.target_field}):
         if name not in fields:
-            what = "task.prompt_template names" if name in task.template_fields() else (
-                "task.target_field is" if name == task.target_field else "task.input_field is")
+            what = (
+                "task.prompt_template names"
+                if name in task.template_fields()
+                else ("task.target_field is" if name == task.target_field else "task.input_field is")
+            )
             raise DataError(
                 f"{path}: {what} field '{name}', which the data lacks.{closest(name, fields)} Fields in this file: "
                 f"{', '.join(sorted(fields))}. Fix: rename the field in the suite or in the data."
@@ -225,18 +250,24 @@ def to_cases(rows: list[dict[str, Any]], task: TaskSpec, *, path: Path, split: s
         _check_sizes(row, where, case_id, max_field_chars)
         target = row.get(task.target_field)
         if target is None or _as_text(target).strip() == "":
-            raise DataError(f"{where}: case '{case_id}' has no `{task.target_field}`. Fix: fill in the expected answer.")
+            raise DataError(
+                f"{where}: case '{case_id}' has no `{task.target_field}`. Fix: fill in the expected answer."
+            )
         if task.prompt_template:
             try:
                 value: Any = task.prompt_template.format(**{k: _as_text(v) for k, v in row.items()})
             except (KeyError, IndexError, ValueError) as exc:
-                raise DataError(f"{where}: task.prompt_template cannot be filled ({exc}). Fix: check the braces in the template.") from None
+                raise DataError(
+                    f"{where}: task.prompt_template cannot be filled ({exc}). Fix: check the braces in the template."
+                ) from None
         else:
             value = row.get(task.input_field)
             if not _is_messages(value):
                 value = _as_text(value)
             if value == "" or value == []:
-                raise DataError(f"{where}: case '{case_id}' has an empty `{task.input_field}`. Fix: fill it in or drop the row.")
+                raise DataError(
+                    f"{where}: case '{case_id}' has an empty `{task.input_field}`. Fix: fill it in or drop the row."
+                )
         target_text = _as_text(target)
         if task.labels is not None and target_text not in task.labels:
             raise DataError(
@@ -285,7 +316,9 @@ def check_cases(splits: dict[str, list[Case]], sources: dict[str, Path], *, allo
             )
 
 
-def split_rows(rows: list[dict[str, Any]], fractions: dict[str, float], *, seed: int, stratify: str | None) -> dict[str, list]:
+def split_rows(
+    rows: list[dict[str, Any]], fractions: dict[str, float], *, seed: int, stratify: str | None
+) -> dict[str, list]:
     """Seeded split of one file; stratified by the target when the task has labels."""
     rng = random.Random(seed)
     groups: dict[str, list] = defaultdict(list)
@@ -310,15 +343,19 @@ def _data_file(base: Path, rel: str, key: str) -> Path:
     """The file that data.<key> names, or a DataError naming it, the suite key, and the likely intended file."""
     path = (base / rel).resolve()
     if path.is_dir():
-        raise DataError(f"{path}: is a folder ({key} in the suite); a data file (.jsonl, .csv or .parquet) is expected "
-                        "here. Fix: name the file.")
+        raise DataError(
+            f"{path}: is a folder ({key} in the suite); a data file (.jsonl, .csv or .parquet) is expected "
+            "here. Fix: name the file."
+        )
     if not path.exists():
         near = ""
         if path.parent.is_dir():
             names = [p.name for p in path.parent.iterdir() if p.is_file()]
             near = closest(path.name, names)
-        raise DataError(f"{path}: data file not found ({key} in the suite).{near} "
-                        "Fix: check the path; it is relative to the suite file.")
+        raise DataError(
+            f"{path}: data file not found ({key} in the suite).{near} "
+            "Fix: check the path; it is relative to the suite file."
+        )
     return path
 
 
@@ -332,8 +369,9 @@ def load_dataset(spec: DataSpec, task: TaskSpec, *, base: Path, seed: int) -> Da
         path = _data_file(base, spec.source, "data.source")
         rows = read_records(path)
         if not rows:
-            raise DataError(f"{path}: the file has no cases (data.source in the suite). Fix: add cases, or name "
-                            "another file.")
+            raise DataError(
+                f"{path}: the file has no cases (data.source in the suite). Fix: add cases, or name another file."
+            )
         hashes[spec.source] = file_sha256(path)
         fractions = spec.split.model_dump() if spec.split else {}
         parts = split_rows(rows, fractions, seed=seed, stratify=stratify)
@@ -345,7 +383,8 @@ def load_dataset(spec: DataSpec, task: TaskSpec, *, base: Path, seed: int) -> Da
             if not parts[split]:
                 raise DataError(
                     f"{path}: the {split} split is empty: data.split.{split} ({fractions.get(split, 0):g}) of the "
-                    f"{len(rows)} cases of data.source rounds to none. Fix: add cases, or raise data.split.{split}.")
+                    f"{len(rows)} cases of data.source rounds to none. Fix: add cases, or raise data.split.{split}."
+                )
             splits[split] = to_cases(parts[split], task, path=path, split=split, max_field_chars=spec.max_field_chars)
     else:
         for split in SPLITS:
@@ -357,8 +396,10 @@ def load_dataset(spec: DataSpec, task: TaskSpec, *, base: Path, seed: int) -> Da
             sources[split] = path
             rows = read_records(path)
             if not rows:
-                raise DataError(f"{path}: the {split} split is empty: the file has no cases (data.{split} in the "
-                                "suite). Fix: add cases, or name another file.")
+                raise DataError(
+                    f"{path}: the {split} split is empty: the file has no cases (data.{split} in the "
+                    "suite). Fix: add cases, or name another file."
+                )
             splits[split] = to_cases(rows, task, path=path, split=split, max_field_chars=spec.max_field_chars)
             hashes[rel] = file_sha256(path)
     sources.setdefault("train", sources["test"])

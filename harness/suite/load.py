@@ -93,8 +93,10 @@ def _cross_checks(suite: Suite, path: Path, lines: dict[Loc, int]) -> list[str]:
     names = [b.name for b in suite.backends]
     for i, strategy in enumerate(suite.strategies):
         if strategy.backend is None and len(names) > 1:
-            errors.append(f"{at(('strategies', i))}: `backend` is required when the suite has several ({', '.join(names)}). "
-                          f"Fix: add `backend: <name>` to this strategy, e.g. `backend: {names[0]}`.")
+            errors.append(
+                f"{at(('strategies', i))}: `backend` is required when the suite has several ({', '.join(names)}). "
+                f"Fix: add `backend: <name>` to this strategy, e.g. `backend: {names[0]}`."
+            )
         elif strategy.backend is not None and strategy.backend not in names:
             errors.append(
                 f"{at(('strategies', i, 'backend'))}: no backend named '{strategy.backend}'.{closest(strategy.backend, names)} "
@@ -125,10 +127,12 @@ def _primary_metric_applies_to_all(suite: Suite, path: Path, lines: dict[Loc, in
         return []
     loc = ("decision", "primary_metric") if suite.decision and suite.decision.primary_metric else ("scorers", 0)
     answer_metrics = [s.label for s in suite.scorers if not SCORERS.get(s.kind).conditional]
-    return [f"{path}:{line_of(lines, loc) or '?'}: {format_loc(loc)}: '{metric}' scores only strategies that retrieve, so it "
-            "cannot rank all strategies. Fix: make an answer metric the primary one"
-            + (f" ({', '.join(answer_metrics)})" if answer_metrics else " (e.g. exact_match or token_f1)")
-            + "; keep retrieval metrics as diagnostics."]
+    return [
+        f"{path}:{line_of(lines, loc) or '?'}: {format_loc(loc)}: '{metric}' scores only strategies that retrieve, so it "
+        "cannot rank all strategies. Fix: make an answer metric the primary one"
+        + (f" ({', '.join(answer_metrics)})" if answer_metrics else " (e.g. exact_match or token_f1)")
+        + "; keep retrieval metrics as diagnostics."
+    ]
 
 
 def _price_checks(suite: Suite, path: Path, lines: dict[Loc, int]) -> list[str]:
@@ -136,7 +140,7 @@ def _price_checks(suite: Suite, path: Path, lines: dict[Loc, int]) -> list[str]:
     from harness.costs.prices import price_sheet, resolve_price
 
     used = {s.backend or suite.backends[0].name for s in suite.strategies}
-    used |= {sc.config.get("judge") for sc in suite.scorers if isinstance(sc.config.get("judge"), str)}
+    used |= {str(sc.config["judge"]) for sc in suite.scorers if isinstance(sc.config.get("judge"), str)}
     errors = []
     sheet = price_sheet()
     for i, spec in enumerate(suite.backends):
@@ -145,13 +149,14 @@ def _price_checks(suite: Suite, path: Path, lines: dict[Loc, int]) -> list[str]:
         price = resolve_price(spec.model, suite)
         missing = ["input_per_1m_usd", "output_per_1m_usd"] if price is None else price.missing()
         if missing:
-            loc = ("backends", i, "model")
+            loc: Loc = ("backends", i, "model")
             keys = ", ".join(f"{k}: ..." for k in missing)
             errors.append(
                 f"{path}:{line_of(lines, loc) or '?'}: {format_loc(loc)}: no {' or '.join(missing)} for model "
                 f"'{spec.model}' in the price sheet {sheet.version} ({sheet.date}) or economics.prices. "
                 f"Fix: add `economics: {{prices: {{{spec.model}: {{{keys}}}}}}}` to the suite (dollars per 1M tokens), "
-                f"or `same_as: <a priced model>` for a deployment name.")
+                f"or `same_as: <a priced model>` for a deployment name."
+            )
     from harness.costs.prices import embedding_price
 
     for i, strategy in enumerate(suite.strategies):
@@ -159,13 +164,14 @@ def _price_checks(suite: Suite, path: Path, lines: dict[Loc, int]) -> list[str]:
         if not isinstance(embedder, dict) or embedder.get("kind") != "openai":
             continue
         model = str(embedder.get("model") or "text-embedding-3-small")
-        price, _ = embedding_price(model, embedder.get("usd_per_1m_tokens"), suite)
-        if price is None:
+        per_1m, _ = embedding_price(model, embedder.get("usd_per_1m_tokens"), suite)
+        if per_1m is None:
             loc = ("strategies", i, "config", "embedder")
             errors.append(
                 f"{path}:{line_of(lines, loc) or '?'}: {format_loc(loc)}: no price for embedding model '{model}' in the "
                 f"price sheet {sheet.version} ({sheet.date}) or the suite. Fix: set `usd_per_1m_tokens` in this embedder's "
-                f"config, or add economics.prices.{model}.input_per_1m_usd.")
+                f"config, or add economics.prices.{model}.input_per_1m_usd."
+            )
     return errors
 
 
@@ -180,8 +186,13 @@ def load_suite(path: str | Path, *, with_data: bool = True, machine: bool = True
     raw, lines = load_yaml_with_lines(path)
     if not isinstance(raw, dict):
         text = str(raw)
-        got = ("an empty file" if raw is None else "a list" if isinstance(raw, list)
-               else f"the {type(raw).__name__} {text[:40]!r}{'...' if len(text) > 40 else ''}")
+        got = (
+            "an empty file"
+            if raw is None
+            else "a list"
+            if isinstance(raw, list)
+            else f"the {type(raw).__name__} {text[:40]!r}{'...' if len(text) > 40 else ''}"
+        )
         raise ConfigError(
             f"{path}:{line_of(lines, ()) or 1}: expected a mapping of keys (name, task, data, ...), got {got}. "
             "Fix: start from `harness init DIR --from data.jsonl` or see `harness schema`."
@@ -198,7 +209,11 @@ def load_suite(path: str | Path, *, with_data: bool = True, machine: bool = True
     _fail(_price_checks(suite, path, lines))
     if with_data:
         _fail(_data_path_checks(suite, path, lines))
-    dataset = load_dataset(suite.data, suite.task, base=path.parent, seed=suite.seed) if with_data else Dataset([], [], [], {})
+    dataset = (
+        load_dataset(suite.data, suite.task, base=path.parent, seed=suite.seed)
+        if with_data
+        else Dataset([], [], [], {})
+    )
     loaded = LoadedSuite(suite=suite, path=path, dataset=dataset, configs=configs, lines=lines)
     if with_data:
         _fail(_data_checks(loaded))
@@ -234,19 +249,28 @@ def outside_suite_folder(rel: str, folder: Path) -> str | None:
     lexical = Path(os.path.abspath(base / rel))
     target = lexical.resolve()
     if not lexical.is_relative_to(base):
-        return (f"'{rel}' goes outside the suite folder ({real_base}) through '..'. Fix: move the file into the suite "
-                f"folder, or, if it deliberately lives elsewhere, give its absolute path ({target}).")
+        return (
+            f"'{rel}' goes outside the suite folder ({real_base}) through '..'. Fix: move the file into the suite "
+            f"folder, or, if it deliberately lives elsewhere, give its absolute path ({target})."
+        )
     link = next((p for p in (lexical, *lexical.parents) if p.is_relative_to(base) and p.is_symlink()), None)
     if link is None:
         return None
-    named = (f"'{rel}' is a symbolic link to {target}" if link == lexical
-             else f"'{rel}' goes through the symbolic link '{link.relative_to(base)}' to {target}")
+    named = (
+        f"'{rel}' is a symbolic link to {target}"
+        if link == lexical
+        else f"'{rel}' goes through the symbolic link '{link.relative_to(base)}' to {target}"
+    )
     if not target.exists():
-        return (f"{named}, which does not exist (a dangling link). Fix: point the link at the data file, or name the "
-                "file itself in the suite.")
+        return (
+            f"{named}, which does not exist (a dangling link). Fix: point the link at the data file, or name the "
+            "file itself in the suite."
+        )
     if not target.is_relative_to(real_base):
-        return (f"{named}, outside the suite folder ({real_base}). Fix: copy the file into the suite folder, or, if it "
-                f"deliberately lives elsewhere, give its absolute path ({target}).")
+        return (
+            f"{named}, outside the suite folder ({real_base}). Fix: copy the file into the suite folder, or, if it "
+            f"deliberately lives elsewhere, give its absolute path ({target})."
+        )
     return None
 
 

@@ -28,7 +28,9 @@ def load_yaml_with_lines(path: Path) -> tuple[Any, dict[Loc, int]]:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found. Fix: check the path, or run `harness init DIR` to scaffold a suite.") from None
+        raise ConfigError(
+            f"{path}: file not found. Fix: check the path, or run `harness init DIR` to scaffold a suite."
+        ) from None
     except IsADirectoryError:
         raise ConfigError(f"{path}: is a folder, not a suite file. Fix: name the suite's YAML file.") from None
     except OSError as exc:
@@ -44,8 +46,11 @@ def load_yaml_with_lines(path: Path) -> tuple[Any, dict[Loc, int]]:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
-        fix = ("YAML indents with spaces only; replace the tab with spaces" if "'\\t'" in problem
-               else "correct the syntax at that line")
+        fix = (
+            "YAML indents with spaces only; replace the tab with spaces"
+            if "'\\t'" in problem
+            else "correct the syntax at that line"
+        )
         raise ConfigError(f"{where}: invalid YAML: {problem}. Fix: {fix}.") from None
     lines: dict[Loc, int] = {}
     if node is not None:

@@ -21,7 +21,9 @@ def user_turns(case: Case) -> Messages:
     return [dict(m) for m in case.input]
 
 
-def build_messages(task: TaskSpec, case: Case, *, exemplars: Sequence[Case] = (), context: str | None = None) -> Messages:
+def build_messages(
+    task: TaskSpec, case: Case, *, exemplars: Sequence[Case] = (), context: str | None = None
+) -> Messages:
     """System instructions, then each exemplar as a user/assistant exchange, then the case itself.
 
     `context` (retrieved passages) is placed in the last user turn, before the question.
@@ -36,11 +38,18 @@ def build_messages(task: TaskSpec, case: Case, *, exemplars: Sequence[Case] = ()
     return messages + turns
 
 
-def prompt_parts(task: TaskSpec, case: Case, *, exemplars: Sequence[Case] = (), context: str | None = None) -> dict[str, str]:
+def prompt_parts(
+    task: TaskSpec, case: Case, *, exemplars: Sequence[Case] = (), context: str | None = None
+) -> dict[str, str]:
     """The texts `build_messages` puts in the prompt, by part, for token attribution (what each part costs)."""
+
     def text(turns: Messages) -> str:
         return "\n".join(m["content"] for m in turns)
 
     shots = [text(user_turns(e)) + "\n" + e.target for e in exemplars]
-    return {"instructions": system_text(task), "exemplars": "\n".join(shots), "context": context or "",
-            "input": text(user_turns(case))}
+    return {
+        "instructions": system_text(task),
+        "exemplars": "\n".join(shots),
+        "context": context or "",
+        "input": text(user_turns(case)),
+    }

@@ -27,12 +27,15 @@ class StrictModel(BaseModel):
 
 
 class TaskSpec(StrictModel):
-    instructions: str = Field(description="System instructions. `{labels}` is replaced by the comma-separated label set.")
+    instructions: str = Field(
+        description="System instructions. `{labels}` is replaced by the comma-separated label set."
+    )
     input_field: str = Field("input", description="Data field holding the case input (text or chat messages).")
     target_field: str = Field("target", description="Data field holding the expected answer.")
     id_field: str = Field("id", description="Data field holding a unique case id; generated from the line when absent.")
     prompt_template: str | None = Field(
-        None, description="Optional template for the user turn, e.g. 'Utterance: {text}'. Fields in braces come from the data."
+        None,
+        description="Optional template for the user turn, e.g. 'Utterance: {text}'. Fields in braces come from the data.",
     )
     labels: list[str] | None = Field(None, min_length=2, description="Closed label set for classification tasks.")
 
@@ -44,10 +47,14 @@ class TaskSpec(StrictModel):
         try:
             names = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
         except ValueError as exc:
-            raise ValueError(f"{exc}. Fix: close each '{{' with '}}', and write a literal brace as '{{{{' or '}}}}'") from None
+            raise ValueError(
+                f"{exc}. Fix: close each '{{' with '}}', and write a literal brace as '{{{{' or '}}}}'"
+            ) from None
         if any(name == "" or name.isdigit() for name in names):
-            raise ValueError("'{}' or '{0}' names no data field. Fix: put the field's name in the braces, e.g. "
-                             "'{text}', and write a literal brace as '{{' or '}}'")
+            raise ValueError(
+                "'{}' or '{0}' names no data field. Fix: put the field's name in the braces, e.g. "
+                "'{text}', and write a literal brace as '{{' or '}}'"
+            )
         return text
 
     @field_validator("labels")
@@ -61,8 +68,10 @@ class TaskSpec(StrictModel):
             if not key:
                 raise ValueError(f"label {label!r} is empty once case and punctuation are ignored")
             if key in seen:
-                raise ValueError(f"labels {seen[key]!r} and {label!r} are the same once case and punctuation are ignored; "
-                                 "scorers could not tell them apart. Fix: rename one")
+                raise ValueError(
+                    f"labels {seen[key]!r} and {label!r} are the same once case and punctuation are ignored; "
+                    "scorers could not tell them apart. Fix: rename one"
+                )
             seen[key] = label
         return labels
 
@@ -94,8 +103,12 @@ class DataSpec(StrictModel):
     source: str | None = Field(None, description="One file to split by `split` fractions and the suite seed.")
     split: SplitFractions | None = None
     allow_overlap: bool = Field(False, description="Allow test inputs that also appear in train or dev (leakage).")
-    max_field_chars: int = Field(1_000_000, ge=1, description="Longest field a case may have, in characters; a longer "
-                                 "one is refused as a broken file (an unclosed quote, a pasted dump).")
+    max_field_chars: int = Field(
+        1_000_000,
+        ge=1,
+        description="Longest field a case may have, in characters; a longer "
+        "one is refused as a broken file (an unclosed quote, a pasted dump).",
+    )
 
     @model_validator(mode="after")
     def _one_layout(self) -> DataSpec:
@@ -121,7 +134,9 @@ class BackendSpec(StrictModel):
     kind: str
     model: str = Field("", description="Model path, hub id, or an embedded name such as smollm2-135m-instruct.")
     generation: GenerationParams = Field(default_factory=GenerationParams)
-    config: dict[str, Any] = Field(default_factory=dict, description="Options of this backend kind (see `harness list`).")
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="Options of this backend kind (see `harness list`)."
+    )
 
 
 class StrategySpec(StrictModel):
@@ -144,11 +159,18 @@ class ScorerSpec(StrictModel):
 class ModelPrice(StrictModel):
     """A model's prices (the price sheet's entries and the suite's overrides have the same keys)."""
 
-    same_as: str | None = Field(None, description="Price this model like another entry (e.g. an Azure deployment name).")
-    finetuned: bool | None = Field(None, description="This name serves a fine-tuned model: its finetuned_* prices and "
-                                   "hosting apply (OpenAI's ft:... names are recognised without it).")
+    same_as: str | None = Field(
+        None, description="Price this model like another entry (e.g. an Azure deployment name)."
+    )
+    finetuned: bool | None = Field(
+        None,
+        description="This name serves a fine-tuned model: its finetuned_* prices and "
+        "hosting apply (OpenAI's ft:... names are recognised without it).",
+    )
     input_per_1m_usd: float | None = Field(None, ge=0)
-    cached_input_per_1m_usd: float | None = Field(None, ge=0, description="Prompt tokens served from the provider's cache.")
+    cached_input_per_1m_usd: float | None = Field(
+        None, ge=0, description="Prompt tokens served from the provider's cache."
+    )
     output_per_1m_usd: float | None = Field(None, ge=0)
     training_per_1m_usd: float | None = Field(None, ge=0, description="Per training token (examples' tokens x epochs).")
     finetuned_input_per_1m_usd: float | None = Field(None, ge=0)
@@ -169,7 +191,9 @@ class ValueSpec(StrictModel):
     """What outcomes are worth, so quality becomes dollars (treats the primary metric as the rate of correct answers)."""
 
     correct_usd: float = Field(0.0, ge=0, description="What a correct answer is worth.")
-    wrong: list[OutcomeCost] = Field(default_factory=list, description="What a wrong answer costs, each with its probability.")
+    wrong: list[OutcomeCost] = Field(
+        default_factory=list, description="What a wrong answer costs, each with its probability."
+    )
 
     @property
     def wrong_usd(self) -> float:
@@ -178,30 +202,38 @@ class ValueSpec(StrictModel):
 
 class EconomicsSpec(StrictModel):
     usd_per_hour: dict[str, Annotated[float, Field(ge=0)]] = Field(
-        default_factory=dict, description="Device -> $/hour for local backends and tuners, e.g. {cpu: 0.10, cuda: 2.5}; "
-        "devices not named here use the price sheet's example rate.")
+        default_factory=dict,
+        description="Device -> $/hour for local backends and tuners, e.g. {cpu: 0.10, cuda: 2.5}; "
+        "devices not named here use the price sheet's example rate.",
+    )
     prices: dict[str, ModelPrice] = Field(default_factory=dict, description="Model -> prices, over the price sheet's.")
     value: ValueSpec | None = Field(None, description="What a correct answer is worth and a wrong one costs.")
 
 
 class DecisionSpec(StrictModel):
     primary_metric: str | None = Field(None, description="Scorer name that decides quality; default: the first scorer.")
-    min_gain: float = Field(0.02, ge=0, description="Smallest quality gain worth paying for (absolute, in the metric's units).")
+    min_gain: float = Field(
+        0.02, ge=0, description="Smallest quality gain worth paying for (absolute, in the metric's units)."
+    )
     confidence: float = Field(0.95, gt=0.5, lt=1)
     latency_slo_p95_s: float | None = Field(None, gt=0, description="Strategies slower than this at p95 cannot win.")
     monthly_requests: int | tuple[int, int] = Field(
-        100_000, description="Expected production volume per month: a number or [low, high].")
+        100_000, description="Expected production volume per month: a number or [low, high]."
+    )
     horizon_months: int = Field(12, ge=1, le=120, description="Months over which one-off setup costs are spread.")
     dedicated_hosting: bool = Field(
-        False, description="Local models run on machines kept up all month (else: pay for busy time only).")
+        False, description="Local models run on machines kept up all month (else: pay for busy time only)."
+    )
 
     @field_validator("monthly_requests")
     @classmethod
     def _volume(cls, value: int | tuple[int, int]) -> int | tuple[int, int]:
         volumes = value if isinstance(value, tuple) else (value,)
         if any(v < 1 for v in volumes):
-            raise ValueError(f"a volume of {min(volumes)} requests a month leaves nothing to decide. Fix: give the "
-                             "expected production volume, e.g. 100000, or a range such as [10000, 1000000]")
+            raise ValueError(
+                f"a volume of {min(volumes)} requests a month leaves nothing to decide. Fix: give the "
+                "expected production volume, e.g. 100000, or a range such as [10000, 1000000]"
+            )
         if isinstance(value, tuple) and value[0] > value[1]:
             raise ValueError(f"[low, high] has low ({value[0]}) above high ({value[1]}). Fix: swap them")
         return value
@@ -226,8 +258,12 @@ class Suite(StrictModel):
     repeats: int = Field(1, ge=1, le=100)
     economics: EconomicsSpec | None = None
     decision: DecisionSpec | None = None
-    budget_usd: float | None = Field(None, gt=0, description="Hard cap on paid spend: a run whose estimate exceeds it "
-                                     "does not start, and paid calls stop when spend reaches it.")
+    budget_usd: float | None = Field(
+        None,
+        gt=0,
+        description="Hard cap on paid spend: a run whose estimate exceeds it "
+        "does not start, and paid calls stop when spend reaches it.",
+    )
 
     def backend_for(self, strategy: StrategySpec) -> BackendSpec:
         name = strategy.backend or self.backends[0].name

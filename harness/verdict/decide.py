@@ -6,7 +6,9 @@ with exactly the code the run used:
 - `decide(options, pairs, policy, value)`: the winner at each volume, the ranking, fine-tuning against each
   alternative (payback requests, break-even volume, "never", "not needed", "inconclusive: about N more cases").
 - `decide_run(suite, summaries, pairs)`: what `harness compare` stores in run.json.
-- `what_if(record, change)`: a finished run's decision with changed volume, prices, $/hour or training cost.
+- `conclude(...)`: the pairs, the best strategy against the others, and the decision of one run.
+
+A finished run's decision with changed volume or prices (the report's what-if) is harness.verdict.what_if.
 
 Every sentence of the verdict is written by harness.verdict.explain.
 """
@@ -35,7 +37,6 @@ from harness.records.decision import (
     Relation,
     VolumeVerdict,
 )
-from harness.records.run import RunRecord
 from harness.records.summary import StrategySummary
 from harness.suite.schema import DecisionSpec, Suite, ValueSpec
 from harness.verdict import explain
@@ -64,13 +65,26 @@ def options_from_summaries(summaries: dict[str, StrategySummary], kinds: dict[st
     for name, s in summaries.items():
         m = s.metrics.get(metric)
         c = s.cost
-        cost = CostModel(per_request_usd=c.per_request_usd if c else None, setup_usd=c.setup_usd if c else 0.0,
-                         hosting_usd_per_hour=c.hosting_usd_per_hour if c else 0.0,
-                         busy_s_per_request=c.busy_s_per_request if c else None,
-                         device_usd_per_hour=c.device_usd_per_hour if c else None)
-        options.append(Option(name=name, kind=kinds.get(name, ""), quality=m.mean if m else None,
-                              ci_low=m.ci_low if m else None, ci_high=m.ci_high if m else None, n=m.n if m else 0,
-                              cost=cost, p95_s=s.latency.p95_s, errors=s.n_errors))
+        cost = CostModel(
+            per_request_usd=c.per_request_usd if c else None,
+            setup_usd=c.setup_usd if c else 0.0,
+            hosting_usd_per_hour=c.hosting_usd_per_hour if c else 0.0,
+            busy_s_per_request=c.busy_s_per_request if c else None,
+            device_usd_per_hour=c.device_usd_per_hour if c else None,
+        )
+        options.append(
+            Option(
+                name=name,
+                kind=kinds.get(name, ""),
+                quality=m.mean if m else None,
+                ci_low=m.ci_low if m else None,
+                ci_high=m.ci_high if m else None,
+                n=m.n if m else 0,
+                cost=cost,
+                p95_s=s.latency.p95_s,
+                errors=s.n_errors,
+            )
+        )
     return options
 
 
@@ -93,9 +107,17 @@ def _rank_row(o: Option, volume: int, policy: DecisionSpec, value: ValueSpec | N
     and at its interval's ends (setup and hosting shared out), and the accuracy below which a request loses money."""
     slo = policy.latency_slo_p95_s
     m = monthly(o, volume, policy)
-    row = RankRow(strategy=o.name, quality=o.quality, ci_low=o.ci_low, ci_high=o.ci_high, monthly_usd=m,
-                  per_request_usd=o.cost.per_request_usd, setup_usd=o.cost.setup_usd, p95_s=o.p95_s,
-                  meets_slo=slo is None or o.p95_s is None or o.p95_s <= slo)
+    row = RankRow(
+        strategy=o.name,
+        quality=o.quality,
+        ci_low=o.ci_low,
+        ci_high=o.ci_high,
+        monthly_usd=m,
+        per_request_usd=o.cost.per_request_usd,
+        setup_usd=o.cost.setup_usd,
+        p95_s=o.p95_s,
+        meets_slo=slo is None or o.p95_s is None or o.p95_s <= slo,
+    )
     if value is None:
         return row
     row.net_value_month_usd = net_value_month(o, volume, policy, value)
@@ -111,8 +133,9 @@ def _rank_row(o: Option, volume: int, policy: DecisionSpec, value: ValueSpec | N
     return row
 
 
-def rank_at(options: list[Option], pairs: list[PairedComparison], policy: DecisionSpec, value: ValueSpec | None,
-            volume: int) -> VolumeVerdict:
+def rank_at(
+    options: list[Option], pairs: list[PairedComparison], policy: DecisionSpec, value: ValueSpec | None, volume: int
+) -> VolumeVerdict:
     """Winner and ranking at one monthly volume: by net value when the suite prices outcomes, else the best
     quality (and the cheapest of those as good)."""
     rows = [_rank_row(o, volume, policy, value) for o in options]
@@ -120,28 +143,45 @@ def rank_at(options: list[Option], pairs: list[PairedComparison], policy: Decisi
     scored = [o for o in options if o.quality is not None]
     eligible = [o for o in scored if meets[o.name]]
     if not scored or not eligible:
-        return VolumeVerdict(volume=volume, winner=None, status="undecided", ranking=rows,
-                             why=explain.why_undecided(bool(scored), policy.latency_slo_p95_s))
+        return VolumeVerdict(
+            volume=volume,
+            winner=None,
+            status="undecided",
+            ranking=rows,
+            why=explain.why_undecided(bool(scored), policy.latency_slo_p95_s),
+        )
     if value is not None:
         return _by_value(eligible, rows, pairs, policy, value, volume)
     return _by_quality(eligible, rows, pairs, policy, volume)
 
 
-def _by_value(eligible: list[Option], rows: list[RankRow], pairs: list[PairedComparison], policy: DecisionSpec,
-              value: ValueSpec, volume: int) -> VolumeVerdict:
+def _by_value(
+    eligible: list[Option],
+    rows: list[RankRow],
+    pairs: list[PairedComparison],
+    policy: DecisionSpec,
+    value: ValueSpec,
+    volume: int,
+) -> VolumeVerdict:
     cost = {o.name: monthly(o, volume, policy) for o in eligible}
     worth = {o.name: net_value_month(o, volume, policy, value) for o in eligible}
-    order = sorted(eligible, key=lambda o: -(worth[o.name] if worth[o.name] is not None else -math.inf))
+
+    def worth_of(o: Option) -> float:
+        found = worth[o.name]
+        return -math.inf if found is None else found
+
+    order = sorted(eligible, key=lambda o: -worth_of(o))
     winner = order[0]
-    verdict = VolumeVerdict(volume=volume, winner=winner.name, status="decided", ranking=rows,
-                            why=explain.why_net_value(worth[winner.name]))
+    verdict = VolumeVerdict(
+        volume=volume, winner=winner.name, status="decided", ranking=rows, why=explain.why_net_value(worth[winner.name])
+    )
     spread = value.correct_usd + value.wrong_usd
     for other in order[1:]:
         pair = find_pair(pairs, winner.name, other.name)
         if pair is None or worth[winner.name] is None or worth[other.name] is None or spread <= 0:
             continue
         # The quality gain at which the winner's extra cost is paid for by better outcomes.
-        dearer = {n: math.inf if cost[n] is None else cost[n] for n in (winner.name, other.name)}
+        dearer = {n: math.inf if (c := cost[n]) is None else c for n in (winner.name, other.name)}
         needed = (dearer[winner.name] - dearer[other.name]) / (volume * spread)
         if pair.ci_low is None or pair.ci_low <= needed:
             from harness.verdict.stats import cases_needed
@@ -151,13 +191,16 @@ def _by_value(eligible: list[Option], rows: list[RankRow], pairs: list[PairedCom
             verdict.more_cases = None if n_total is None else max(n_total - pair.n, 1)
             verdict.why = explain.why_value_unsettled(winner.name, other.name, pair, needed)
             break
-    verdict.ranking = sorted(rows, key=lambda r: (not r.meets_slo, -(r.net_value_month_usd
-                                                  if r.net_value_month_usd is not None else -math.inf)))
+    verdict.ranking = sorted(
+        rows,
+        key=lambda r: (not r.meets_slo, -(r.net_value_month_usd if r.net_value_month_usd is not None else -math.inf)),
+    )
     return verdict
 
 
-def _by_quality(eligible: list[Option], rows: list[RankRow], pairs: list[PairedComparison], policy: DecisionSpec,
-                volume: int) -> VolumeVerdict:
+def _by_quality(
+    eligible: list[Option], rows: list[RankRow], pairs: list[PairedComparison], policy: DecisionSpec, volume: int
+) -> VolumeVerdict:
     cost = {o.name: monthly(o, volume, policy) for o in eligible}
 
     def dearer(x: str) -> float:
@@ -176,18 +219,28 @@ def _by_quality(eligible: list[Option], rows: list[RankRow], pairs: list[PairedC
     def could_be_as_good_and_cheaper(o: Option) -> bool:
         return cost[o.name] is None or cost[winner.name] is None or dearer(o.name) < dearer(winner.name)
 
-    unsure = [o for o in eligible if rel.get(o.name) == "inconclusive"
-              and (could_be_as_good_and_cheaper(o) or could_be_better(o))]
-    verdict = VolumeVerdict(volume=volume, winner=winner.name, status="decided", ranking=rows,
-                            why=explain.why_best(best.name, winner.name, len(contenders), policy.min_gain,
-                                                 cost[winner.name], cost[best.name]))
+    unsure = [
+        o
+        for o in eligible
+        if rel.get(o.name) == "inconclusive" and (could_be_as_good_and_cheaper(o) or could_be_better(o))
+    ]
+    verdict = VolumeVerdict(
+        volume=volume,
+        winner=winner.name,
+        status="decided",
+        ranking=rows,
+        why=explain.why_best(
+            best.name, winner.name, len(contenders), policy.min_gain, cost[winner.name], cost[best.name]
+        ),
+    )
     if unsure:
         # the comparison that needs the most cases is the one that keeps the decision open longest
         other = max(unsure, key=lambda o: (more_cases(find_pair(pairs, best.name, o.name)) or 0, -dearer(o.name)))
         pair = find_pair(pairs, best.name, other.name)
         verdict.status, verdict.against, verdict.more_cases = "inconclusive", other.name, more_cases(pair)
-        verdict.why = explain.why_quality_unsettled(best.name, other.name, pair, could_be_as_good_and_cheaper(other),
-                                                    policy.min_gain)
+        verdict.why = explain.why_quality_unsettled(
+            best.name, other.name, pair, could_be_as_good_and_cheaper(other), policy.min_gain
+        )
     ranked = sorted(eligible, key=lambda o: (o is not winner, -(o.quality or 0.0), dearer(o.name)))
     order = [o.name for o in ranked] + [r.strategy for r in rows if r.strategy not in {o.name for o in ranked}]
     verdict.ranking = sorted(rows, key=lambda r: order.index(r.strategy))
@@ -202,8 +255,9 @@ def _whole(x: float | None) -> int | None:
     return None if x is None else max(1, math.ceil(x))
 
 
-def finetune_against(f: Option, a: Option, pairs: list[PairedComparison], policy: DecisionSpec,
-                     value: ValueSpec | None) -> FinetuneVerdict:
+def finetune_against(
+    f: Option, a: Option, pairs: list[PairedComparison], policy: DecisionSpec, value: ValueSpec | None
+) -> FinetuneVerdict:
     """Fine-tune `f` against alternative `a`: the quality relation, the saving per request, when the extra setup is
     paid back, and the outcome with its reason."""
     pair = find_pair(pairs, f.name, a.name)
@@ -215,18 +269,36 @@ def finetune_against(f: Option, a: Option, pairs: list[PairedComparison], policy
     for v in policy.volumes:
         mf, ma = monthly(f, v, policy), monthly(a, v, policy)
         # months until the extra setup is paid back by the monthly saving (hosting included)
-        running = None if mf is None or ma is None else (
-            (ma - a.cost.setup_usd / policy.horizon_months) - (mf - f.cost.setup_usd / policy.horizon_months))
-        at.append(FinetuneAtVolume(volume=v, finetune_monthly_usd=mf, alternative_monthly_usd=ma,
-                                   monthly_saving_usd=None if mf is None or ma is None else ma - mf,
-                                   payback_months=None if running is None or running <= 0 else max(extra, 0) / running))
+        running = (
+            None
+            if mf is None or ma is None
+            else ((ma - a.cost.setup_usd / policy.horizon_months) - (mf - f.cost.setup_usd / policy.horizon_months))
+        )
+        at.append(
+            FinetuneAtVolume(
+                volume=v,
+                finetune_monthly_usd=mf,
+                alternative_monthly_usd=ma,
+                monthly_saving_usd=None if mf is None or ma is None else ma - mf,
+                payback_months=None if running is None or running <= 0 else max(extra, 0) / running,
+            )
+        )
     payback = payback_requests(extra, saving) if saving is not None else None
     verdict = FinetuneVerdict(
-        strategy=f.name, against=a.name, relation=rel, pair=pair, saving_per_request_usd=saving,
-        extra_setup_usd=extra, payback_requests=_whole(payback),
-        break_even_monthly_volume=_whole(break_even_volume(f.cost, a.cost, policy.horizon_months,
-                                                           dedicated=policy.dedicated_hosting)),
-        at_volume=at, outcome=_outcome(rel, saving, at), reason="")
+        strategy=f.name,
+        against=a.name,
+        relation=rel,
+        pair=pair,
+        saving_per_request_usd=saving,
+        extra_setup_usd=extra,
+        payback_requests=_whole(payback),
+        break_even_monthly_volume=_whole(
+            break_even_volume(f.cost, a.cost, policy.horizon_months, dedicated=policy.dedicated_hosting)
+        ),
+        at_volume=at,
+        outcome=_outcome(rel, saving, at),
+        reason="",
+    )
     if rel == "inconclusive":
         verdict.more_cases_needed = more_cases(pair)
     verdict.reason = explain.finetune_reason(verdict, cf, ca, policy, value)
@@ -251,67 +323,60 @@ def _outcome(rel: Relation, saving: float | None, at: list[FinetuneAtVolume]) ->
 # ---- the whole decision ------------------------------------------------------------------------------------------
 
 
-def decide(options: list[Option], pairs: list[PairedComparison], policy: DecisionSpec, *, metric: str,
-           value: ValueSpec | None = None, prices: PriceSheetInfo | None = None) -> Decision:
+def decide(
+    options: list[Option],
+    pairs: list[PairedComparison],
+    policy: DecisionSpec,
+    *,
+    metric: str,
+    value: ValueSpec | None = None,
+    prices: PriceSheetInfo | None = None,
+) -> Decision:
     by_volume = [rank_at(options, pairs, policy, value, v) for v in policy.volumes]
-    finetune = [finetune_against(f, a, pairs, policy, value)
-                for f in options if f.kind == "finetune" and f.quality is not None
-                for a in options if a.kind != "finetune" and a.quality is not None]
-    decision = Decision(status="undecided", verdict="", winner=None, metric=metric, policy=policy,
-                        by_volume=by_volume, finetune=finetune, prices=prices, pairs=pairs)
+    finetune = [
+        finetune_against(f, a, pairs, policy, value)
+        for f in options
+        if f.kind == "finetune" and f.quality is not None
+        for a in options
+        if a.kind != "finetune" and a.quality is not None
+    ]
+    decision = Decision(
+        status="undecided",
+        verdict="",
+        winner=None,
+        metric=metric,
+        policy=policy,
+        by_volume=by_volume,
+        finetune=finetune,
+        prices=prices,
+        pairs=pairs,
+    )
     explain.explain(decision, options, value)
     return decision
 
 
-def decide_run(suite: Suite, summaries: dict[str, StrategySummary], pairs: list[PairedComparison], *,
-               prices: PriceSheetInfo | None) -> Decision | None:
+def decide_run(
+    suite: Suite, summaries: dict[str, StrategySummary], pairs: list[PairedComparison], *, prices: PriceSheetInfo | None
+) -> Decision | None:
     """The suite's decision policy applied to a run's summaries and paired comparisons: what `harness compare`
     stores in run.json."""
     if not summaries:
         return None
     options = options_from_summaries(summaries, {s.name: s.kind for s in suite.strategies}, suite.primary_metric)
     value = suite.economics.value if suite.economics else None
-    return decide(options, pairs, suite.decision or DecisionSpec(), metric=suite.primary_metric, value=value,
-                  prices=prices)
+    return decide(
+        options, pairs, suite.decision or DecisionSpec(), metric=suite.primary_metric, value=value, prices=prices
+    )
 
 
-@dataclass
-class WhatIf:
-    """Changes to a finished run's economics; None keeps the run's own figure."""
-
-    monthly_requests: int | tuple[int, int] | None = None
-    horizon_months: int | None = None
-    price_scale: float | None = None  # token prices x this (e.g. 0.5 for a provider's price cut)
-    usd_per_hour: float | None = None  # local devices' $/hour, in place of what the run used
-    training_usd: float | None = None  # each fine-tune's training cost, in place of what the run measured
-
-
-def what_if(record: RunRecord, change: WhatIf | None = None) -> tuple[Decision, list[Option]]:
-    """The run's decision recomputed from its run.json with changed volume, prices, $/hour, training cost or
-    horizon: the same functions the run used, over the same paired comparisons. Returns the decision and the
-    options (strategies with their changed costs) it was made from."""
-    change = change or WhatIf()
-    suite = record.suite
-    options = options_from_summaries(record.strategies, {s.name: s.kind for s in suite.strategies},
-                                     record.primary_metric)
-    for option in options:
-        cost = record.strategies[option.name].cost
-        if cost is not None:
-            option.cost = option.cost.changed(cost, price_scale=change.price_scale, usd_per_hour=change.usd_per_hour,
-                                              training_usd=change.training_usd)
-    policy = suite.decision or DecisionSpec()
-    updates = {k: v for k, v in (("monthly_requests", change.monthly_requests),
-                                 ("horizon_months", change.horizon_months)) if v is not None}
-    if updates:
-        policy = DecisionSpec.model_validate({**policy.model_dump(), **updates})
-    value = suite.economics.value if suite.economics else None
-    pairs = record.decision.pairs if record.decision else []
-    return decide(options, pairs, policy, metric=record.primary_metric, value=value, prices=record.prices), options
-
-
-
-def conclude(suite: Suite, by_strategy: dict[str, list[CaseResult]], summaries: dict[str, StrategySummary], *,
-             binary: bool, prices: PriceSheetInfo | None) -> tuple[list[PairedComparison], Decision | None]:
+def conclude(
+    suite: Suite,
+    by_strategy: dict[str, list[CaseResult]],
+    summaries: dict[str, StrategySummary],
+    *,
+    binary: bool,
+    prices: PriceSheetInfo | None,
+) -> tuple[list[PairedComparison], Decision | None]:
     """Every pair of strategies compared on the same cases (Holm-corrected together), the best strategy against
     each other one (run.json's `comparisons`), and the decision: both read the same tests."""
     policy = suite.decision or DecisionSpec()

@@ -17,9 +17,15 @@ from harness.suite.schema import DecisionSpec, ValueSpec
 if TYPE_CHECKING:
     from harness.verdict.decide import Option
 
-OUTCOME_WORDS = {"pays_off": "pays off", "never": "never pays off", "not_needed": "is not needed",
-                 "better_at_a_price": "is better at a price", "inconclusive": "is inconclusive",
-                 "worse_but_cheaper": "is worse but cheaper", "unknown_cost": "cannot be priced"}
+OUTCOME_WORDS = {
+    "pays_off": "pays off",
+    "never": "never pays off",
+    "not_needed": "is not needed",
+    "better_at_a_price": "is better at a price",
+    "inconclusive": "is inconclusive",
+    "worse_but_cheaper": "is worse but cheaper",
+    "unknown_cost": "cannot be priced",
+}
 
 
 class _Scored(Protocol):
@@ -77,21 +83,29 @@ def why_net_value(worth: float | None) -> str:
 
 
 def why_value_unsettled(winner: str, other: str, pair: PairedComparison, needed: float) -> str:
-    return (f"{winner} is worth more than {other} only if its quality lead ({difference(pair)}) exceeds "
-            f"{needed:+.3f}, which the interval does not settle")
+    return (
+        f"{winner} is worth more than {other} only if its quality lead ({difference(pair)}) exceeds "
+        f"{needed:+.3f}, which the interval does not settle"
+    )
 
 
-def why_best(best: str, winner: str, contenders: int, min_gain: float, winner_usd: float | None,
-             best_usd: float | None) -> str:
+def why_best(
+    best: str, winner: str, contenders: int, min_gain: float, winner_usd: float | None, best_usd: float | None
+) -> str:
     if winner == best:
         return "best quality" + ("" if contenders == 1 else ", and cheapest of those as good")
-    return (f"as good as {best} (within the minimum gain of {min_gain:g}) and cheaper: "
-            f"{usd(winner_usd)} against {usd(best_usd)} a month")
+    return (
+        f"as good as {best} (within the minimum gain of {min_gain:g}) and cheaper: "
+        f"{usd(winner_usd)} against {usd(best_usd)} a month"
+    )
 
 
 def why_quality_unsettled(best: str, other: str, pair: PairedComparison | None, cheaper: bool, min_gain: float) -> str:
-    doubt = (f"whether {other} (cheaper) is as good" if cheaper
-             else f"whether {other} is better by the minimum gain of {min_gain:g}")
+    doubt = (
+        f"whether {other} (cheaper) is as good"
+        if cheaper
+        else f"whether {other} is better by the minimum gain of {min_gain:g}"
+    )
     lead = difference(pair) if pair else "no paired cases"
     return f"{best} leads {other} by {lead}, which does not settle {doubt}"
 
@@ -99,8 +113,9 @@ def why_quality_unsettled(best: str, other: str, pair: PairedComparison | None, 
 # ---- a fine-tune against one alternative -------------------------------------------------------------------------
 
 
-def finetune_reason(v: FinetuneVerdict, cf: float | None, ca: float | None, policy: DecisionSpec,
-                    value: ValueSpec | None) -> str:
+def finetune_reason(
+    v: FinetuneVerdict, cf: float | None, ca: float | None, policy: DecisionSpec, value: ValueSpec | None
+) -> str:
     """Why the fine-tune `v.strategy` has its outcome against `v.against`, with the numbers."""
     diff = difference(v.pair) if v.pair else "no paired cases"
     vol = " to ".join(f"{x:,}" for x in policy.volumes) + " requests a month"
@@ -111,10 +126,14 @@ def finetune_reason(v: FinetuneVerdict, cf: float | None, ca: float | None, poli
         return f"no price for {v.strategy if cf is None else v.against}: costs cannot be compared"
     if v.outcome == "inconclusive":
         n = v.more_cases_needed
-        reason = (f"quality against {v.against} is not settled ({diff}): "
-                  + (f"about {n:,} more test cases needed" if n else "more test cases needed"))
+        reason = f"quality against {v.against} is not settled ({diff}): " + (
+            f"about {n:,} more test cases needed" if n else "more test cases needed"
+        )
         if (v.saving_per_request_usd or 0) > 0:
-            return reason + f"; it is cheaper per request {costs} and would pay back its extra setup {pays_back} if it is as good"
+            return (
+                reason
+                + f"; it is cheaper per request {costs} and would pay back its extra setup {pays_back} if it is as good"
+            )
         return reason + f"; it costs more per request {costs}, so only better quality can pay"
     if v.outcome == "better_at_a_price":
         reason = f"better ({diff}) but {usd(-(v.at_volume[0].monthly_saving_usd or 0))} a month dearer at {policy.volumes[0]:,} requests"
@@ -123,18 +142,27 @@ def finetune_reason(v: FinetuneVerdict, cf: float | None, ca: float | None, poli
             reason += f"; the better answers are worth {usd(gain)} a month"
         return reason
     if v.outcome == "pays_off" and v.relation == "better":
-        return (f"better ({diff}) and no dearer at {vol}"
-                + (f"; pays back its extra setup of {usd(extra)} {pays_back}" if extra > 0 and payback is not None else ""))
+        return f"better ({diff}) and no dearer at {vol}" + (
+            f"; pays back its extra setup of {usd(extra)} {pays_back}" if extra > 0 and payback is not None else ""
+        )
     if v.outcome == "never":
         return f"costs more per request {costs} and wins nothing on quality ({diff}), so it pays back at no volume"
     if v.outcome == "worse_but_cheaper":
         return f"worse ({diff}) though cheaper per request {costs}"
     if v.outcome == "pays_off":
         months = v.at_volume[0].payback_months
-        return (f"as good ({diff}) and cheaper per request {costs}: pays back its extra setup of {usd(extra)} {pays_back}"
-                + (f", within {months:.1f} months at {policy.volumes[0]:,} a month" if months is not None and extra > 0 else ""))
-    return (f"{v.against} is as good ({diff}) and cheaper at {vol}; fine-tuning saves {usd(v.saving_per_request_usd)} "
-            f"per request but pays off only from {requests(v.break_even_monthly_volume)} requests a month")
+        return (
+            f"as good ({diff}) and cheaper per request {costs}: pays back its extra setup of {usd(extra)} {pays_back}"
+            + (
+                f", within {months:.1f} months at {policy.volumes[0]:,} a month"
+                if months is not None and extra > 0
+                else ""
+            )
+        )
+    return (
+        f"{v.against} is as good ({diff}) and cheaper at {vol}; fine-tuning saves {usd(v.saving_per_request_usd)} "
+        f"per request but pays off only from {requests(v.break_even_monthly_volume)} requests a month"
+    )
 
 
 # ---- the verdict, its reasons and its uncertainty ----------------------------------------------------------------
@@ -145,7 +173,9 @@ def explain(d: Decision, options: Sequence[Option], value: ValueSpec | None) -> 
     _verdict(d, options)
     by_name = {o.name: o for o in options}
     first = d.by_volume[0]
-    d.reasons = [_strategy_reason(by_name[row.strategy], row, d.metric, first.volume, d.policy) for row in first.ranking]
+    d.reasons = [
+        _strategy_reason(by_name[row.strategy], row, d.metric, first.volume, d.policy) for row in first.ranking
+    ]
     d.reasons += [f"{v.strategy} vs {v.against}: {v.outcome.replace('_', ' ')}: {v.reason}" for v in d.finetune]
     d.uncertainty = _uncertainty(d, value)
 
@@ -162,18 +192,26 @@ def _verdict(d: Decision, options: Sequence[Option]) -> None:
     if "inconclusive" in statuses:
         b = next(b for b in d.by_volume if b.status == "inconclusive")
         d.status, d.winner = "inconclusive", b.winner
-        d.verdict = (f"Inconclusive: {b.why}; about {b.more_cases:,} more test cases needed." if b.more_cases
-                     else f"Inconclusive: {b.why}.")
+        d.verdict = (
+            f"Inconclusive: {b.why}; about {b.more_cases:,} more test cases needed."
+            if b.more_cases
+            else f"Inconclusive: {b.why}."
+        )
     elif len(winners) > 1:
         d.status, d.winner = "decided", first.winner
-        d.verdict = ("The winner depends on volume: "
-                     + "; ".join(f"{b.winner} at {b.volume:,} requests a month" for b in d.by_volume) + ".")
+        d.verdict = (
+            "The winner depends on volume: "
+            + "; ".join(f"{b.winner} at {b.volume:,} requests a month" for b in d.by_volume)
+            + "."
+        )
     else:
         d.status, d.winner = "decided", first.winner
         w = next(o for o in options if o.name == d.winner)
         costs = [usd(next(r for r in b.ranking if r.strategy == d.winner).monthly_usd) for b in d.by_volume]
-        d.verdict = (f"At {vols} requests a month, {d.winner} wins: {d.metric} {quality(w)}, {' to '.join(costs)} "
-                     f"a month ({first.why}).")
+        d.verdict = (
+            f"At {vols} requests a month, {d.winner} wins: {d.metric} {quality(w)}, {' to '.join(costs)} "
+            f"a month ({first.why})."
+        )
     rows: dict[str, list[FinetuneVerdict]] = {}
     for v in d.finetune:
         rows.setdefault(v.strategy, []).append(v)
@@ -194,12 +232,15 @@ def _strategy_reason(o: Option, row: RankRow, metric: str, volume: int, policy: 
     if row.net_value_month_usd is not None:
         low, high = row.net_value_ci_usd or (None, None)
         ci = f" [{usd(low)}, {usd(high)}]" if low is not None and high is not None else ""
-        parts.append(f"net value {usd(row.net_value_per_request_usd)} a request{ci}, "
-                     f"{usd(row.net_value_month_usd)} a month")
+        parts.append(
+            f"net value {usd(row.net_value_per_request_usd)} a request{ci}, {usd(row.net_value_month_usd)} a month"
+        )
         if row.break_even_accuracy is not None:
             parts.append(f"loses money below {metric} {row.break_even_accuracy:.3f}")
     if o.p95_s is not None:
-        parts.append(f"p95 {o.p95_s:.2f} s" + ("" if row.meets_slo else f" (over the {policy.latency_slo_p95_s} s SLO)"))
+        parts.append(
+            f"p95 {o.p95_s:.2f} s" + ("" if row.meets_slo else f" (over the {policy.latency_slo_p95_s} s SLO)")
+        )
     elif policy.latency_slo_p95_s is not None:
         parts.append("p95 unknown (every answer came from the cache; rerun with --no-cache to measure it)")
     if o.errors:
@@ -214,38 +255,72 @@ def _uncertainty(d: Decision, value: ValueSpec | None) -> list[str]:
             p = p.flipped()
         if not p.settled:
             n = p.cases_to_decide
-            out.append(f"{p.a} vs {p.b}: {difference(p)} on {p.n} cases is not settled"
-                       + (f"; about {max(n - p.n, 1):,} more cases would decide it against the minimum gain of "
-                          f"{d.policy.min_gain:g}" if n else ""))
+            out.append(
+                f"{p.a} vs {p.b}: {difference(p)} on {p.n} cases is not settled"
+                + (
+                    f"; about {max(n - p.n, 1):,} more cases would decide it against the minimum gain of "
+                    f"{d.policy.min_gain:g}"
+                    if n
+                    else ""
+                )
+            )
     mdd = [p.min_detectable_diff for p in d.pairs if p.min_detectable_diff]
     if mdd:
-        out.append(f"with {max(p.n for p in d.pairs)} test cases, the smallest difference these paired tests "
-                   f"reliably detect (80% power) is about {min(mdd):.3f} to {max(mdd):.3f}")
+        out.append(
+            f"with {max(p.n for p in d.pairs)} test cases, the smallest difference these paired tests "
+            f"reliably detect (80% power) is about {min(mdd):.3f} to {max(mdd):.3f}"
+        )
     if value is not None:
-        out.append(f"value of outcomes: a right answer is worth {usd(value.correct_usd)}, a wrong one costs "
-                   f"{usd(value.wrong_usd)} on average; {d.metric} is taken as the rate of right answers")
+        out.append(
+            f"value of outcomes: a right answer is worth {usd(value.correct_usd)}, a wrong one costs "
+            f"{usd(value.wrong_usd)} on average; {d.metric} is taken as the rate of right answers"
+        )
     if d.prices:
-        out.append(f"prices from the price sheet {d.prices.version} of {d.prices.date}"
-                   + (" with the suite's overrides" if d.prices.overrides is not None else ""))
+        out.append(
+            f"prices from the price sheet {d.prices.version} of {d.prices.date}"
+            + (" with the suite's overrides" if d.prices.overrides is not None else "")
+        )
     return out
 
 
 # ---- tables shared by decision.md, the terminal and the report --------------------------------------------------
 
 RANKING_HEADER = ["strategy", "quality", "95% CI", "per request", "setup", "a month", "p95 s", "meets SLO"]
-FINETUNE_HEADER = ["fine-tune", "against", "outcome", "saving per request", "extra setup", "payback (requests)",
-                   "break-even volume / month"]
+FINETUNE_HEADER = [
+    "fine-tune",
+    "against",
+    "outcome",
+    "saving per request",
+    "extra setup",
+    "payback (requests)",
+    "break-even volume / month",
+]
 
 
 def ranking_cells(r: RankRow) -> list[str]:
     ci = f"[{r.ci_low:.3f}, {r.ci_high:.3f}]" if r.ci_low is not None and r.ci_high is not None else ""
-    return [r.strategy, num(r.quality), ci, usd(r.per_request_usd), usd(r.setup_usd), usd(r.monthly_usd),
-            num(r.p95_s, ".2f"), "yes" if r.meets_slo else "no"]
+    return [
+        r.strategy,
+        num(r.quality),
+        ci,
+        usd(r.per_request_usd),
+        usd(r.setup_usd),
+        usd(r.monthly_usd),
+        num(r.p95_s, ".2f"),
+        "yes" if r.meets_slo else "no",
+    ]
 
 
 def finetune_cells(v: FinetuneVerdict) -> list[str]:
-    return [v.strategy, v.against, v.outcome.replace("_", " "), usd(v.saving_per_request_usd), usd(v.extra_setup_usd),
-            requests(v.payback_requests), requests(v.break_even_monthly_volume)]
+    return [
+        v.strategy,
+        v.against,
+        v.outcome.replace("_", " "),
+        usd(v.saving_per_request_usd),
+        usd(v.extra_setup_usd),
+        requests(v.payback_requests),
+        requests(v.break_even_monthly_volume),
+    ]
 
 
 def _md(text: str) -> str:
@@ -254,25 +329,40 @@ def _md(text: str) -> str:
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-            + ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows])
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+        "| " + " | ".join(_md(c) for c in row) + " |" for row in rows
+    ]
 
 
 def render_markdown(d: Decision, *, suite_name: str = "") -> str:
     """decision.md: the verdict, the ranking at each volume, fine-tuning against each alternative, the reasons."""
     pol = d.policy
     volume = list(pol.monthly_requests) if isinstance(pol.monthly_requests, tuple) else pol.monthly_requests
-    out = [f"# Decision{': ' + _md(suite_name) if suite_name else ''}", "", f"**{_md(d.verdict)}**", "",
-           f"Policy: primary metric `{d.metric}`, minimum worthwhile gain {pol.min_gain}, confidence "
-           f"{pol.confidence}, p95 latency SLO {pol.latency_slo_p95_s or 'none'}, volume {volume} requests a month, "
-           f"setup spread over {pol.horizon_months} months, "
-           f"{'dedicated' if pol.dedicated_hosting else 'pay-per-use'} hosting.", ""]
+    out = [
+        f"# Decision{': ' + _md(suite_name) if suite_name else ''}",
+        "",
+        f"**{_md(d.verdict)}**",
+        "",
+        f"Policy: primary metric `{d.metric}`, minimum worthwhile gain {pol.min_gain}, confidence "
+        f"{pol.confidence}, p95 latency SLO {pol.latency_slo_p95_s or 'none'}, volume {volume} requests a month, "
+        f"setup spread over {pol.horizon_months} months, "
+        f"{'dedicated' if pol.dedicated_hosting else 'pay-per-use'} hosting.",
+        "",
+    ]
     for b in d.by_volume:
-        out += [f"## At {b.volume:,} requests a month: {_md(b.winner or 'no winner')} ({b.status})", "",
-                *_md_table(RANKING_HEADER, [ranking_cells(r) for r in b.ranking]), ""]
+        out += [
+            f"## At {b.volume:,} requests a month: {_md(b.winner or 'no winner')} ({b.status})",
+            "",
+            *_md_table(RANKING_HEADER, [ranking_cells(r) for r in b.ranking]),
+            "",
+        ]
     if d.finetune:
-        out += ["## Fine-tuning against each alternative", "",
-                *_md_table(FINETUNE_HEADER, [finetune_cells(v) for v in d.finetune]), ""]
+        out += [
+            "## Fine-tuning against each alternative",
+            "",
+            *_md_table(FINETUNE_HEADER, [finetune_cells(v) for v in d.finetune]),
+            "",
+        ]
     out += ["## Reasons", ""] + [f"- {_md(x)}" for x in d.reasons] + [""]
     if d.uncertainty:
         out += ["## Uncertainty", ""] + [f"- {_md(x)}" for x in d.uncertainty] + [""]
@@ -306,6 +396,8 @@ def training_summary(given: FineTuneGiven) -> str:
     chosen, stats = given.chosen, given.training
     cost = next((c.usd for c in given.setup_costs if c.what == "training"), None)
     rising = " (dev score still rising at the last epoch)" if given.dev_still_rising_at_last_epoch else ""
-    return (f"tuner {given.tuner}, {given.epochs_trained} epochs; chosen: epoch {chosen.epoch:g} (step {chosen.step}, "
-            f"dev score {num(chosen.dev_score)}, on {chosen.on}){rising}; training {stats.wall_s:.0f} s on "
-            f"{stats.device}, cost {usd(cost)}")
+    return (
+        f"tuner {given.tuner}, {given.epochs_trained} epochs; chosen: epoch {chosen.epoch:g} (step {chosen.step}, "
+        f"dev score {num(chosen.dev_score)}, on {chosen.on}){rising}; training {stats.wall_s:.0f} s on "
+        f"{stats.device}, cost {usd(cost)}"
+    )

@@ -9,23 +9,29 @@ from harness.verdict.stats import adjust, cases_to_decide, compare_paired
 EPS = 1e-9  # a difference computed from counts may miss the gain by a rounding error
 
 
-def pairwise(per_case: dict[str, dict[str, float]], *, binary: bool, confidence: float, min_gain: float
-             ) -> list[PairedComparison]:
+def pairwise(
+    per_case: dict[str, dict[str, float]], *, binary: bool, confidence: float, min_gain: float
+) -> list[PairedComparison]:
     """Every pair (a, b) in order, on the cases both answered, Holm-corrected across all pairs; each with the total
     number of test cases that would decide it against `min_gain` (`cases_to_decide`)."""
     names = [n for n in per_case if per_case[n]]
-    found = [compare_paired(a, b, per_case[a], per_case[b], binary=binary, confidence=confidence)
-             for i, a in enumerate(names) for b in names[i + 1:]]
+    found = [
+        compare_paired(a, b, per_case[a], per_case[b], binary=binary, confidence=confidence)
+        for i, a in enumerate(names)
+        for b in names[i + 1 :]
+    ]
     for c in adjust(found):
         # Holm's first step tests at alpha / (number of pairs): the cases needed are counted at that level, so
         # "N more cases" is enough whatever the other pairs show (Bonferroni: conservative)
-        c.cases_to_decide = cases_to_decide(c.diff, c.sd_diff, min_gain, alpha=c.alpha / len(found)) if (
-            not c.settled or abs(c.diff) < min_gain) else None
+        c.cases_to_decide = (
+            cases_to_decide(c.diff, c.sd_diff, min_gain, alpha=c.alpha / len(found))
+            if (not c.settled or abs(c.diff) < min_gain)
+            else None
+        )
     return found
 
 
-def best_against_others(pairs: list[PairedComparison], per_case: dict[str, dict[str, float]]
-                        ) -> list[PairedComparison]:
+def best_against_others(pairs: list[PairedComparison], per_case: dict[str, dict[str, float]]) -> list[PairedComparison]:
     """The strategy with the best mean against each other one (the terminal's and run.json's `comparisons`)."""
     names = [n for n in per_case if per_case[n]]
     if len(names) < 2:

@@ -41,12 +41,25 @@ def bootstrap_ci(values: np.ndarray, confidence: float = CONFIDENCE, *, seed: in
     if len(values) < 2 or np.all(values == values[0]):
         return (math.nan, math.nan)
     method = "BCa" if len(values) <= BCA_MAX_N else "percentile"
-    res = bootstrap((values,), np.mean, confidence_level=confidence, n_resamples=2000, method=method, batch=200,
-                    random_state=np.random.default_rng(seed))
+    res = bootstrap(
+        (values,),
+        np.mean,
+        confidence_level=confidence,
+        n_resamples=2000,
+        method=method,
+        batch=200,
+        random_state=np.random.default_rng(seed),
+    )
     low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
     if math.isnan(low) or math.isnan(high):  # BCa can fail on very skewed data; fall back to percentiles
-        res = bootstrap((values,), np.mean, confidence_level=confidence, n_resamples=2000, method="percentile",
-                        random_state=np.random.default_rng(seed))
+        res = bootstrap(
+            (values,),
+            np.mean,
+            confidence_level=confidence,
+            n_resamples=2000,
+            method="percentile",
+            random_state=np.random.default_rng(seed),
+        )
         low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
     return (low, high)
 
@@ -72,12 +85,20 @@ def permutation_p(diffs: np.ndarray, *, seed: int = 0, n_resamples: int = 10_000
 
     if len(diffs) < 2 or np.all(diffs == 0):
         return 1.0
-    result = permutation_test((diffs,), np.mean, permutation_type="samples", n_resamples=n_resamples,
-                              alternative="two-sided", random_state=np.random.default_rng(seed))
+    result = permutation_test(
+        (diffs,),
+        np.mean,
+        permutation_type="samples",
+        n_resamples=n_resamples,
+        alternative="two-sided",
+        random_state=np.random.default_rng(seed),
+    )
     return float(result.pvalue)
 
 
-def paired_bootstrap_ci(diffs: np.ndarray, *, confidence: float = 0.95, seed: int = 0) -> tuple[float | None, float | None]:
+def paired_bootstrap_ci(
+    diffs: np.ndarray, *, confidence: float = 0.95, seed: int = 0
+) -> tuple[float | None, float | None]:
     """Bootstrap interval of the mean per-case difference (cases resampled in pairs)."""
     if len(diffs) < 2:
         return None, None
@@ -113,25 +134,35 @@ def cases_needed(diff: float, sd_diff: float, *, alpha: float = ALPHA, power: fl
     return math.ceil(((_z(1 - alpha / 2) + _z(power)) * sd_diff / abs(diff)) ** 2)
 
 
-def cases_to_decide(diff: float, sd_diff: float, margin: float, *, alpha: float = ALPHA, power: float = POWER
-                    ) -> int | None:
+def cases_to_decide(
+    diff: float, sd_diff: float, margin: float, *, alpha: float = ALPHA, power: float = POWER
+) -> int | None:
     """Test cases needed to decide against a `margin` (the smallest difference that matters): enough to settle the
     observed difference with a two-sided paired test, or, when it is below the margin, enough to show the true
     difference is below the margin (a one-sided equivalence bound), whichever comes first. Either settles the
     comparison for the decision. None when the data cannot say (sd 0, or no difference at the margin)."""
     if sd_diff <= 0:
         return None
-    found = []
-    if diff != 0:
-        found.append(cases_needed(diff, sd_diff, alpha=alpha, power=power))
+    found: list[int] = []
+    needed = cases_needed(diff, sd_diff, alpha=alpha, power=power) if diff != 0 else None
+    if needed is not None:
+        found.append(needed)
     gap = margin - abs(diff)
     if gap > 0:
         found.append(math.ceil(((_z(1 - alpha) + _z(power)) * sd_diff / gap) ** 2))
     return min(found) if found else None
 
 
-def compare_paired(a: str, b: str, scores_a: Mapping[str, float], scores_b: Mapping[str, float], *,
-                   binary: bool, seed: int = 0, confidence: float = 1 - ALPHA) -> PairedComparison:
+def compare_paired(
+    a: str,
+    b: str,
+    scores_a: Mapping[str, float],
+    scores_b: Mapping[str, float],
+    *,
+    binary: bool,
+    seed: int = 0,
+    confidence: float = 1 - ALPHA,
+) -> PairedComparison:
     """A against B on the cases both have a score for (per-case means over repeats)."""
     common = sorted(set(scores_a) & set(scores_b))
     xa = np.array([scores_a[c] for c in common], dtype=float)
@@ -147,10 +178,23 @@ def compare_paired(a: str, b: str, scores_a: Mapping[str, float], scores_b: Mapp
     alpha = 1 - confidence
     needed = cases_needed(mean_diff, sd, alpha=alpha) if p >= alpha else None
     return PairedComparison(
-        a=a, b=b, n=n, mean_a=float(xa.mean()) if n else None, mean_b=float(xb.mean()) if n else None,
-        diff=mean_diff, ci_low=low, ci_high=high, test="mcnemar_exact" if zero_one else "paired_permutation",
-        p_value=p, wins=wins, losses=losses, ties=n - wins - losses,
-        min_detectable_diff=min_detectable_diff(n, sd, alpha=alpha), cases_needed=needed, sd_diff=sd, alpha=alpha,
+        a=a,
+        b=b,
+        n=n,
+        mean_a=float(xa.mean()) if n else None,
+        mean_b=float(xb.mean()) if n else None,
+        diff=mean_diff,
+        ci_low=low,
+        ci_high=high,
+        test="mcnemar_exact" if zero_one else "paired_permutation",
+        p_value=p,
+        wins=wins,
+        losses=losses,
+        ties=n - wins - losses,
+        min_detectable_diff=min_detectable_diff(n, sd, alpha=alpha),
+        cases_needed=needed,
+        sd_diff=sd,
+        alpha=alpha,
         settled=p < alpha,
     )
 

@@ -50,24 +50,43 @@ def summarize_metric(rows: list[CaseResult], metric: str, *, binary: bool) -> Me
     case_means = np.array([v[0] if len(v) == 1 else sum(v) / len(v) for v in values.values()], dtype=float)
     n = len(case_means)
     if n == 0:
-        return MetricSummary(mean=None, ci_low=None, ci_high=None, ci_method="none", n=0,
-                             n_scored=0, n_unscored=unscored, n_invalid=invalid)
+        return MetricSummary(
+            mean=None,
+            ci_low=None,
+            ci_high=None,
+            ci_method="none",
+            n=0,
+            n_scored=0,
+            n_unscored=unscored,
+            n_invalid=invalid,
+        )
     one_draw = all(len(v) == 1 for v in values.values())
+    low: float | None
+    high: float | None
     if binary and np.all((case_means == 0) | (case_means == 1)):
         low, high = wilson(int(case_means.sum()), n)
         method = "wilson"
     else:
         low, high = bootstrap_ci(case_means)
         method = ("bootstrap_bca" if n <= BCA_MAX_N else "bootstrap_percentile") + (
-            "" if one_draw else " (cases resampled, repeats averaged)")
-        if binary and math.isnan(low):  # 0/1 scores averaged over repeats, all equal: Wilson on the pooled rate
+            "" if one_draw else " (cases resampled, repeats averaged)"
+        )
+        if binary and math.isnan(low or 0.0):  # 0/1 scores averaged over repeats, all equal: Wilson on the pooled rate
             low, high = wilson(round(float(case_means.mean()) * n), n)
             method = "wilson (pooled over repeats)"
-        elif math.isnan(low):
+        elif math.isnan(low or 0.0):
             low = high = None
             method = "none (fewer than 2 distinct values)"
-    return MetricSummary(mean=float(case_means.mean()), ci_low=low, ci_high=high, ci_method=method, n=n,
-                         n_scored=scored, n_unscored=unscored, n_invalid=invalid)
+    return MetricSummary(
+        mean=float(case_means.mean()),
+        ci_low=low,
+        ci_high=high,
+        ci_method=method,
+        n=n,
+        n_scored=scored,
+        n_unscored=unscored,
+        n_invalid=invalid,
+    )
 
 
 def summarize_latency(rows: list[CaseResult]) -> LatencySummary:
@@ -90,8 +109,11 @@ def tokens_by_part(rows: list[CaseResult]) -> dict[str, float]:
     ok = [r for r in rows if r.error is None and r.tokens]
     if not ok:
         return {}
-    return {part: float(np.mean([r.tokens.get(part, 0) for r in ok])) for part in TOKEN_PARTS
-            if any(part in r.tokens for r in ok)}
+    return {
+        part: float(np.mean([r.tokens.get(part, 0) for r in ok]))
+        for part in TOKEN_PARTS
+        if any(part in r.tokens for r in ok)
+    }
 
 
 def latency_summary(lat: np.ndarray, how: str) -> LatencySummary:
@@ -106,8 +128,11 @@ def summarize_retrieval(rows: list[CaseResult]) -> RetrievalSummary | None:
     if not found:
         return None
     return RetrievalSummary(
-        latency=latency_summary(np.array([f.retrieval_s for f in found]), "per query, one at a time, measured when "
-                                "the prompt was built (cache hits of the answer included: retrieval ran)"),
+        latency=latency_summary(
+            np.array([f.retrieval_s for f in found]),
+            "per query, one at a time, measured when "
+            "the prompt was built (cache hits of the answer included: retrieval ran)",
+        ),
         context_tokens_mean=float(np.mean([f.context_tokens for f in found])),
         contexts_used_mean=float(np.mean([f.used for f in found])),
         contexts_dropped_total=int(sum(f.dropped for f in found)),
@@ -115,8 +140,16 @@ def summarize_retrieval(rows: list[CaseResult]) -> RetrievalSummary | None:
     )
 
 
-def summarize_strategy(name: str, backend: str, rows: list[CaseResult], setup: StrategySetup, *, n_planned: int,
-                       binary: dict[str, bool], pricing: Pricing | None = None) -> StrategySummary:
+def summarize_strategy(
+    name: str,
+    backend: str,
+    rows: list[CaseResult],
+    setup: StrategySetup,
+    *,
+    n_planned: int,
+    binary: dict[str, bool],
+    pricing: Pricing | None = None,
+) -> StrategySummary:
     """One strategy over its test answers: quality per metric, latency, tokens, retrieval and (with the way its
     calls are priced) cost."""
     ok = [r for r in rows if r.error is None]
@@ -143,18 +176,29 @@ def summarize_strategy(name: str, backend: str, rows: list[CaseResult], setup: S
     )
 
 
-def test_rows(suite: Suite, rows: Iterable[CaseResult], *, test_ids: set[str], names: Iterable[str]
-              ) -> dict[str, list[CaseResult]]:
+def test_rows(
+    suite: Suite, rows: Iterable[CaseResult], *, test_ids: set[str], names: Iterable[str]
+) -> dict[str, list[CaseResult]]:
     """The latest line of each (strategy, case, repeat) on the test plan (every test case, the suite's repeats),
     per strategy: the strategies with results in the folder, and `names` (this run's) even without any."""
     final = latest(rows)
     present = {k[0] for k in final} | set(names)
-    return {spec.name: [r for k, r in final.items() if k[0] == spec.name and k[1] in test_ids and k[2] < suite.repeats]
-            for spec in suite.strategies if spec.name in present}
+    return {
+        spec.name: [r for k, r in final.items() if k[0] == spec.name and k[1] in test_ids and k[2] < suite.repeats]
+        for spec in suite.strategies
+        if spec.name in present
+    }
 
 
-def summarize_run(suite: Suite, by_strategy: dict[str, list[CaseResult]], setups: dict[str, StrategySetup], *,
-                  n_cases: int, binary: dict[str, bool], conditional: set[str]) -> dict[str, StrategySummary]:
+def summarize_run(
+    suite: Suite,
+    by_strategy: dict[str, list[CaseResult]],
+    setups: dict[str, StrategySetup],
+    *,
+    n_cases: int,
+    binary: dict[str, bool],
+    conditional: set[str],
+) -> dict[str, StrategySummary]:
     """Every strategy of `by_strategy` (see `test_rows`), over the full test plan of `n_cases` cases, so a
     `--limit` or `--strategies` rerun never hides earlier work. `binary`: each metric's 0/1-ness; `conditional`:
     metrics that apply only to strategies they scored (retrieval metrics)."""
@@ -164,8 +208,9 @@ def summarize_run(suite: Suite, by_strategy: dict[str, list[CaseResult]], setups
         backend = suite.backend_for(next(s for s in suite.strategies if s.name == name))
         setup = setups.get(name) or StrategySetup(backend=backend.name)
         pricing = pricing_of(suite, setup.serving) if setup.serving else pricing_of_spec(suite, backend)
-        out[name] = summarize_strategy(name, backend.name, rows, setup, n_planned=n_cases * suite.repeats,
-                                       binary=applies, pricing=pricing)
+        out[name] = summarize_strategy(
+            name, backend.name, rows, setup, n_planned=n_cases * suite.repeats, binary=applies, pricing=pricing
+        )
     return out
 
 

@@ -42,14 +42,21 @@ NEW_TOKENIZER_CLASSES = {"TokenizersBackend"}
 
 
 class AutoTrainConfig(AdapterConfig):
-    executable: str = Field("autotrain", description="The `autotrain` executable, or the folder of the virtual "
-                                                     "environment it is installed in (its bin/ is put first on PATH).")
-    mixed_precision: Literal["auto", "none", "fp16", "bf16"] = Field("auto", description="auto: none on CPU, bf16 on GPU.")
+    executable: str = Field(
+        "autotrain",
+        description="The `autotrain` executable, or the folder of the virtual "
+        "environment it is installed in (its bin/ is put first on PATH).",
+    )
+    mixed_precision: Literal["auto", "none", "fp16", "bf16"] = Field(
+        "auto", description="auto: none on CPU, bf16 on GPU."
+    )
     gradient_checkpointing: bool | None = Field(None, description="Default: off on CPU, on for GPUs.")
     optimizer: str = Field("adamw_torch", description="AutoTrain's `optimizer` (a transformers optim name).")
     block_size: int | None = Field(None, ge=8, description="Packing block length. Default: max_length.")
-    params: dict[str, Any] = Field(default_factory=dict, description="More AutoTrain llm params, passed as they are "
-                                                                     "(e.g. use_flash_attention_2, unsloth).")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="More AutoTrain llm params, passed as they are (e.g. use_flash_attention_2, unsloth).",
+    )
     timeout_s: float | None = Field(None, gt=0, description="Stop AutoTrain after this long (default: no limit).")
 
 
@@ -59,21 +66,41 @@ class AutoTrainTuner(TrainerTuner):
 
     @classmethod
     def check(cls, config: AutoTrainConfig):
-        reserved = {"model", "project_name", "data_path", "train_split", "valid_split", "text_column", "push_to_hub",
-                    "token", "username"}
-        return [(("params", key), f"'{key}' is set by harness from the suite. Fix: remove it from params.")
-                for key in config.params if key in reserved]
+        reserved = {
+            "model",
+            "project_name",
+            "data_path",
+            "train_split",
+            "valid_split",
+            "text_column",
+            "push_to_hub",
+            "token",
+            "username",
+        }
+        return [
+            (("params", key), f"'{key}' is set by harness from the suite. Fix: remove it from params.")
+            for key in config.params
+            if key in reserved
+        ]
 
     @classmethod
     def machine_check(cls, config: AutoTrainConfig):
-        problem = cuda_problem("qlora (4-bit with bitsandbytes)", "use method: lora on this machine.") \
-            if config.method == "qlora" else None
+        problem = (
+            cuda_problem("qlora (4-bit with bitsandbytes)", "use method: lora on this machine.")
+            if config.method == "qlora"
+            else None
+        )
         if problem:
             return [(("config", "method"), problem)]
         if _find_executable(config.executable) is None:
-            return [(("config", "executable"), f"no AutoTrain executable at '{config.executable}'. Fix: install "
-                     "autotrain-advanced in its own virtual environment (python -m venv at-env && at-env/bin/pip "
-                     "install autotrain-advanced) and set executable: at-env.")]
+            return [
+                (
+                    ("config", "executable"),
+                    f"no AutoTrain executable at '{config.executable}'. Fix: install "
+                    "autotrain-advanced in its own virtual environment (python -m venv at-env && at-env/bin/pip "
+                    "install autotrain-advanced) and set executable: at-env.",
+                )
+            ]
         return []
 
     # ---- export -----------------------------------------------------------------------------------
@@ -82,45 +109,85 @@ class AutoTrainTuner(TrainerTuner):
     def folder(self) -> Path:
         return self.ctx.workdir / "autotrain"
 
-    def export(self, examples: list[TrainExample], pre: Preflight, folder: Path, *, base: str | None = None,
-               gpu: bool | None = None) -> list[Path]:
+    def export(
+        self,
+        examples: list[TrainExample],
+        pre: Preflight,
+        folder: Path,
+        *,
+        base: str | None = None,
+        gpu: bool | None = None,
+    ) -> list[Path]:
         """Write AutoTrain's config.yml and data/train.jsonl into `folder`; returns the files written."""
         gpu = cuda_visible() if gpu is None else gpu
         if base is None:
             base = str(compatible_base(Path(self.ctx.base_source), folder / "base"))
         data = folder / "data"
         data.mkdir(parents=True, exist_ok=True)
-        rows = "".join(json.dumps({"messages": [*e.prompt, {"role": "assistant", "content": e.completion}]},
-                                  ensure_ascii=False) + "\n" for e in examples)
+        rows = "".join(
+            json.dumps({"messages": [*e.prompt, {"role": "assistant", "content": e.completion}]}, ensure_ascii=False)
+            + "\n"
+            for e in examples
+        )
         (data / "train.jsonl").write_text(rows, encoding="utf-8")
-        cfg = self.config
-        precision = {"auto": "bf16" if gpu else None, "none": None}.get(cfg.mixed_precision, cfg.mixed_precision)
-        checkpointing = cfg.gradient_checkpointing if cfg.gradient_checkpointing is not None else gpu
-        length = cfg.max_length or pre.max_length
-        params = {
-            "block_size": cfg.block_size or length, "model_max_length": max(length, cfg.block_size or 0),
-            "epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.learning_rate,
-            "gradient_accumulation": cfg.gradient_accumulation, "warmup_ratio": cfg.warmup_ratio,
-            "weight_decay": cfg.weight_decay, "scheduler": cfg.lr_scheduler, "optimizer": cfg.optimizer,
-            "peft": cfg.method != "full", "quantization": "int4" if cfg.method == "qlora" else None,
-            "lora_r": cfg.rank, "lora_alpha": cfg.alpha, "lora_dropout": cfg.dropout,
-            "target_modules": cfg.target_modules if isinstance(cfg.target_modules, str) else ",".join(cfg.target_modules),
-            "merge_adapter": False, "padding": "right", "mixed_precision": precision,
-            "disable_gradient_checkpointing": not checkpointing, "logging_steps": 1, "seed": self.ctx.seed,
-            **cfg.params,
-        }
+        params = self._params(pre, gpu=gpu)
         config = {
-            "task": "llm-sft", "base_model": base, "project_name": PROJECT, "log": "none",
+            "task": "llm-sft",
+            "base_model": base,
+            "project_name": PROJECT,
+            "log": "none",
             "backend": "local",
-            "data": {"path": str(data.resolve()), "train_split": "train", "valid_split": None,
-                     "chat_template": "tokenizer", "column_mapping": {"text_column": "messages"}},
+            "data": {
+                "path": str(data.resolve()),
+                "train_split": "train",
+                "valid_split": None,
+                "chat_template": "tokenizer",
+                "column_mapping": {"text_column": "messages"},
+            },
             "params": params,
             "hub": {"username": None, "token": None, "push_to_hub": False},
         }
         path = folder / "config.yml"
-        path.write_text("# AutoTrain Advanced llm-sft config written by harness from the suite; run: autotrain "
-                        "--config config.yml\n" + yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        path.write_text(
+            "# AutoTrain Advanced llm-sft config written by harness from the suite; run: autotrain "
+            "--config config.yml\n" + yaml.safe_dump(config, sort_keys=False),
+            encoding="utf-8",
+        )
         return [path, data / "train.jsonl"]
+
+    def _params(self, pre: Preflight, *, gpu: bool) -> dict[str, Any]:
+        """AutoTrain's llm-sft params from the tuner's config (the local tuner's keys), for this machine."""
+        cfg = self.config
+        precision = {"auto": "bf16" if gpu else None, "none": None}.get(cfg.mixed_precision, cfg.mixed_precision)
+        checkpointing = cfg.gradient_checkpointing if cfg.gradient_checkpointing is not None else gpu
+        length = cfg.max_length or pre.max_length
+        return {
+            "block_size": cfg.block_size or length,
+            "model_max_length": max(length, cfg.block_size or 0),
+            "epochs": cfg.epochs,
+            "batch_size": cfg.batch_size,
+            "lr": cfg.learning_rate,
+            "gradient_accumulation": cfg.gradient_accumulation,
+            "warmup_ratio": cfg.warmup_ratio,
+            "weight_decay": cfg.weight_decay,
+            "scheduler": cfg.lr_scheduler,
+            "optimizer": cfg.optimizer,
+            "peft": cfg.method != "full",
+            "quantization": "int4" if cfg.method == "qlora" else None,
+            "lora_r": cfg.rank,
+            "lora_alpha": cfg.alpha,
+            "lora_dropout": cfg.dropout,
+            "target_modules": cfg.target_modules
+            if isinstance(cfg.target_modules, str)
+            else ",".join(cfg.target_modules),
+            "merge_adapter": False,
+            "padding": "right",
+            "mixed_precision": precision,
+            "disable_gradient_checkpointing": not checkpointing,
+            "logging_steps": 1,
+            "seed": self.ctx.seed,
+            **cfg.params,
+        }
 
     # ---- training ---------------------------------------------------------------------------------
 
@@ -134,9 +201,15 @@ class AutoTrainTuner(TrainerTuner):
         log_path = self.folder / "autotrain.log"
         log_path.unlink(missing_ok=True)
         started = time.perf_counter()
-        code = run_logged([str(exe), "--config", "config.yml"], log_path, env=env, what="autotrain", cwd=self.folder,
-                          timeout_s=self.config.timeout_s,
-                          progress=lambda line: bool(re.search(r"'loss'|Starting SFT|Finished training|has failed", line)))
+        code = run_logged(
+            [str(exe), "--config", "config.yml"],
+            log_path,
+            env=env,
+            what="autotrain",
+            cwd=self.folder,
+            timeout_s=self.config.timeout_s,
+            progress=lambda line: bool(re.search(r"'loss'|Starting SFT|Finished training|has failed", line)),
+        )
         wall = time.perf_counter() - started
         text = log_path.read_text(encoding="utf-8", errors="replace")
         out = self.folder / PROJECT
@@ -144,23 +217,36 @@ class AutoTrainTuner(TrainerTuner):
         failed = re.search(r"train has failed due to an exception: (.*?)(?:\n\S|\Z)", text, re.S)
         if code != 0 or failed or not (out / weights).exists():
             cause = _last_error(text) or f"exit status {code}, no {weights} in {out}"
-            raise HarnessError(f"AutoTrain training failed: {cause}\nIts whole output is in {log_path}; the config and "
-                               f"data it was given are in {self.folder}. A rerun starts the training again.")
+            raise HarnessError(
+                f"AutoTrain training failed: {cause}\nIts whole output is in {log_path}; the config and "
+                f"data it was given are in {self.folder}. A rerun starts the training again."
+            )
         curve = parse_curve(text)
         device = "cpu" if "--cpu" in text.split("Starting SFT", 1)[0] or "Forcing training on CPU" in text else "cuda"
         tokens = self.trained_tokens(pre)
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         stats = TunerStats(
-            wall_s=round(wall, 2), device=device, engine="autotrain-advanced", resumed=False,
-            steps=curve[-1]["step"] if curve else None, trained_tokens=tokens,
+            wall_s=round(wall, 2),
+            device=device,
+            engine="autotrain-advanced",
+            resumed=False,
+            steps=curve[-1]["step"] if curve else None,
+            trained_tokens=tokens,
             train_tokens_per_s=round(tokens / wall, 1) if wall else None,
-            peak_memory_mb=round(peak, 1), peak_memory_kind="largest child process peak RSS (AutoTrain's trainer)",
+            peak_memory_mb=round(peak, 1),
+            peak_memory_kind="largest child process peak RSS (AutoTrain's trainer)",
             wall_s_basis="the whole AutoTrain run: data preparation, model loading and training",
-            device_hours=round(wall / 3600, 9))
+            device_hours=round(wall / 3600, 9),
+        )
         epoch = curve[-1].get("epoch", self.config.epochs) if curve else self.config.epochs
         lora = self.config.method != "full"
-        checkpoint = Checkpoint(epoch=round(float(epoch), 3), step=stats.steps or 0, backend_kind="hf",
-                                model=self.ctx.base.model if lora else str(out), adapter=str(out) if lora else None)
+        checkpoint = Checkpoint(
+            epoch=round(float(epoch), 3),
+            step=stats.steps or 0,
+            backend_kind="hf",
+            model=self.ctx.base.model if lora else str(out),
+            adapter=str(out) if lora else None,
+        )
         return TuneResult(checkpoints=[checkpoint], curve=curve, stats=stats)
 
     def status(self) -> str:

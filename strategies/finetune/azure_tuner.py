@@ -33,13 +33,18 @@ class AzureTunerConfig(OpenAITunerConfig):
     resource_group: str
     account: str = Field(description="The Azure OpenAI resource (Cognitive Services account) name.")
     management_url: str = Field("https://management.azure.com", description="Azure Resource Manager endpoint.")
-    token_env: str | None = Field(None, description="Environment variable holding a management bearer token; "
-                                  "default: azure-identity's DefaultAzureCredential.")
+    token_env: str | None = Field(
+        None,
+        description="Environment variable holding a management bearer token; "
+        "default: azure-identity's DefaultAzureCredential.",
+    )
     deployment_prefix: str = Field("harness-ft", max_length=40)
     sku: str = Field("standard", description="Deployment SKU, e.g. standard or globalstandard.")
     capacity: int = Field(1, ge=1)
     hosting_usd_per_hour: float | None = Field(None, ge=0, description="Default: the price sheet's azure/<base model>.")
-    keep_deployment: bool = Field(False, description="Leave the chosen deployment running after the run (billed hourly).")
+    keep_deployment: bool = Field(
+        False, description="Leave the chosen deployment running after the run (billed hourly)."
+    )
     deploy_timeout_s: float = Field(3600.0, gt=0)
 
 
@@ -54,8 +59,10 @@ class AzureTuner(OpenAITuner):
 
     def validate(self, examples):
         if not (self.ctx.base_config or {}).get("azure_api_version"):
-            raise ConfigError(f"the azure tuner needs backend '{self.ctx.base.name}' to be Azure OpenAI. Fix: set "
-                              "config.azure_api_version (and base_url to the resource endpoint) on that backend.")
+            raise ConfigError(
+                f"the azure tuner needs backend '{self.ctx.base.name}' to be Azure OpenAI. Fix: set "
+                "config.azure_api_version (and base_url to the resource endpoint) on that backend."
+            )
         return super().validate(examples)
 
     def hosting_usd_per_hour(self) -> float | None:
@@ -67,8 +74,12 @@ class AzureTuner(OpenAITuner):
     def hosting(self) -> Deployment:
         rate = self.hosting_usd_per_hour()
         hours = self._hosted_s / 3600
-        return Deployment(hosted_s=round(self._hosted_s, 3), usd_per_hour=rate,
-                          usd=None if rate is None else round(hours * rate, 6), kept=list(self._deployed))
+        return Deployment(
+            hosted_s=round(self._hosted_s, 3),
+            usd_per_hour=rate,
+            usd=None if rate is None else round(hours * rate, 6),
+            kept=list(self._deployed),
+        )
 
     # ---- the management API ---------------------------------------------------------------------------
 
@@ -76,28 +87,40 @@ class AzureTuner(OpenAITuner):
         if self.config.token_env:
             value = os.environ.get(self.config.token_env)
             if not value:
-                raise ConfigError(f"azure tuner: environment variable {self.config.token_env} is not set. Fix: export "
-                                  "a management token there (az account get-access-token), or leave token_env out "
-                                  "to use azure-identity.")
+                raise ConfigError(
+                    f"azure tuner: environment variable {self.config.token_env} is not set. Fix: export "
+                    "a management token there (az account get-access-token), or leave token_env out "
+                    "to use azure-identity."
+                )
             return remember_secret(value)
         identity = require("azure.identity", extra="azure", purpose="the azure tuner's deployments")
-        return remember_secret(identity.DefaultAzureCredential().get_token(f"{self.config.management_url}/.default").token)
+        return remember_secret(
+            identity.DefaultAzureCredential().get_token(f"{self.config.management_url}/.default").token
+        )
 
     def _url(self, name: str) -> str:
         c = self.config
-        return (f"{c.management_url.rstrip('/')}/subscriptions/{c.subscription_id}/resourceGroups/{c.resource_group}"
-                f"/providers/Microsoft.CognitiveServices/accounts/{c.account}/deployments/{name}?api-version={API_VERSION}")
+        return (
+            f"{c.management_url.rstrip('/')}/subscriptions/{c.subscription_id}/resourceGroups/{c.resource_group}"
+            f"/providers/Microsoft.CognitiveServices/accounts/{c.account}/deployments/{name}?api-version={API_VERSION}"
+        )
 
     def _http(self, method: str, name: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         import httpx
 
-        response = httpx.request(method, self._url(name), json=body, timeout=60,
-                                 headers={"Authorization": f"Bearer {self._token()}"})
+        response = httpx.request(
+            method, self._url(name), json=body, timeout=60, headers={"Authorization": f"Bearer {self._token()}"}
+        )
         if response.status_code >= 400 and not (method == "DELETE" and response.status_code == 404):
-            raise HarnessError(f"Azure management API: {method} deployment {name}: HTTP {response.status_code} "
-                               f"{redact(response.text)[:300]}")  # masked before it is cut
-        return response.json() if response.content and response.headers.get("content-type", "").startswith(
-            "application/json") else {}
+            raise HarnessError(
+                f"Azure management API: {method} deployment {name}: HTTP {response.status_code} "
+                f"{redact(response.text)[:300]}"
+            )  # masked before it is cut
+        return (
+            response.json()
+            if response.content and response.headers.get("content-type", "").startswith("application/json")
+            else {}
+        )
 
     def _name(self, checkpoint: Checkpoint) -> str:
         tail = re.sub(r"[^A-Za-z0-9-]", "-", f"{checkpoint.step}-{self.ctx.workdir.name}")[:24]
@@ -107,8 +130,10 @@ class AzureTuner(OpenAITuner):
         name = self._name(checkpoint)
         if name in self._deployed:
             return name
-        body = {"sku": {"name": self.config.sku, "capacity": self.config.capacity},
-                "properties": {"model": {"format": "OpenAI", "name": checkpoint.model, "version": "1"}}}
+        body = {
+            "sku": {"name": self.config.sku, "capacity": self.config.capacity},
+            "properties": {"model": {"format": "OpenAI", "name": checkpoint.model, "version": "1"}},
+        }
         self._http("PUT", name, body)
         self._deployed[name] = time.time()  # billed from now: released even if it never becomes ready
         log.info("azure tuner: deploying %s as %s", checkpoint.model, name)

@@ -42,7 +42,9 @@ class AdapterConfig(StrictModel):
     dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
     max_length: int | None = Field(None, ge=8, description="Default: the longest example, so nothing is truncated.")
-    max_truncated_fraction: float = Field(0.0, ge=0, le=1, description="Refuse when more examples than this would be cut.")
+    max_truncated_fraction: float = Field(
+        0.0, ge=0, le=1, description="Refuse when more examples than this would be cut."
+    )
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
@@ -87,15 +89,23 @@ class TrainerTuner(Tuner):
     def validate(self, examples: list[TrainExample]) -> Preflight:
         tok = self._backend().tokenizer()
         cap = min(getattr(tok, "model_max_length", 4096) or 4096, 8192)
-        return preflight(examples, self._count, max_length=self.config.max_length, cap=cap,
-                         max_truncated_fraction=self.config.max_truncated_fraction,
-                         count_prompt=lambda ex: len(serve_prompt_ids(self._backend(), ex.prompt)))
+        return preflight(
+            examples,
+            self._count,
+            max_length=self.config.max_length,
+            cap=cap,
+            max_truncated_fraction=self.config.max_truncated_fraction,
+            count_prompt=lambda ex: len(serve_prompt_ids(self._backend(), ex.prompt)),
+        )
 
     def estimate(self, pre: Preflight) -> dict[str, Any]:
         per_step = self.config.batch_size * self.config.gradient_accumulation
         steps = math.ceil(pre.n_examples / per_step) * self.config.epochs
-        return {"steps": steps, "epochs": self.config.epochs,
-                "trained_tokens": int(pre.token_lengths.p50 * pre.n_examples * self.config.epochs)}
+        return {
+            "steps": steps,
+            "epochs": self.config.epochs,
+            "trained_tokens": int(pre.token_lengths.p50 * pre.n_examples * self.config.epochs),
+        }
 
     # ---- the artifact contract -------------------------------------------------------------------
 
@@ -123,8 +133,15 @@ class TrainerTuner(Tuner):
         for folder in self._checkpoint_folders():
             state = json.loads((folder / "trainer_state.json").read_text())
             lora = self.config.method != "full"
-            found.append(Checkpoint(epoch=round(float(state["epoch"]), 3), step=int(state["global_step"]), backend_kind="hf",
-                                    model=self.ctx.base.model if lora else str(folder), adapter=str(folder) if lora else None))
+            found.append(
+                Checkpoint(
+                    epoch=round(float(state["epoch"]), 3),
+                    step=int(state["global_step"]),
+                    backend_kind="hf",
+                    model=self.ctx.base.model if lora else str(folder),
+                    adapter=str(folder) if lora else None,
+                )
+            )
         return found
 
     @staticmethod
@@ -136,8 +153,16 @@ class TrainerTuner(Tuner):
         return pre.total_tokens * self.config.epochs  # every example once per epoch, padding excluded
 
 
-def run_logged(cmd: list[str], log_path: Path, *, env: dict[str, str] | None = None, what: str,
-               progress=lambda line: False, cwd: Path | None = None, timeout_s: float | None = None) -> int:
+def run_logged(
+    cmd: list[str],
+    log_path: Path,
+    *,
+    env: dict[str, str] | None = None,
+    what: str,
+    progress=lambda line: False,
+    cwd: Path | None = None,
+    timeout_s: float | None = None,
+) -> int:
     """Run an external trainer, keeping its whole output in `log_path` and passing its progress lines (and every
     error line) to our log, so `harness compare` shows it advancing and a failure's cause is one file away."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -145,11 +170,20 @@ def run_logged(cmd: list[str], log_path: Path, *, env: dict[str, str] | None = N
         out.write(f"$ {' '.join(cmd)}\n")
         out.flush()
         try:
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-                                    env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}, cwd=cwd,
-                                    start_new_session=True)  # its own group: a stop reaches the trainers it starts
+            proc = subprocess.Popen(
+                cmd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+                cwd=cwd,
+                start_new_session=True,
+            )  # its own group: a stop reaches the trainers it starts
         except OSError as exc:
-            raise HarnessError(f"{what}: cannot start {cmd[0]}: {exc}. Fix: check the path in the tuner's config.") from exc
+            raise HarnessError(
+                f"{what}: cannot start {cmd[0]}: {exc}. Fix: check the path in the tuner's config."
+            ) from exc
         timer = threading.Timer(timeout_s, _stop, (proc,)) if timeout_s else None
         if timer:
             timer.daemon = True

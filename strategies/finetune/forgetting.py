@@ -36,14 +36,28 @@ def _accuracy(model_source: str, adapter: str | None, device: str, include: Path
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    lm = HFLM(pretrained=model_source, peft=adapter, device=device, batch_size=16, dtype="float32" if device == "cpu" else "auto")
-    out = evaluator.simple_evaluate(model=lm, tasks=[TASK], task_manager=TaskManager(include_path=str(include)),
-                                    num_fewshot=0, log_samples=False, verbosity="ERROR")
+    lm = HFLM(
+        pretrained=model_source,
+        peft=adapter,
+        device=device,
+        batch_size=16,
+        dtype="float32" if device == "cpu" else "auto",
+    )
+    out = evaluator.simple_evaluate(
+        model=lm,
+        tasks=[TASK],
+        task_manager=TaskManager(include_path=str(include)),
+        num_fewshot=0,
+        log_samples=False,
+        verbosity="ERROR",
+    )
     metrics = out["results"][TASK]
     return float(metrics["acc,none"]), float(metrics.get("acc_stderr,none") or 0.0)
 
 
-def forgetting_check(base_source: str, adapter: str | None, model: str | None, device: str, cache: Path) -> dict[str, Any]:
+def forgetting_check(
+    base_source: str, adapter: str | None, model: str | None, device: str, cache: Path
+) -> dict[str, Any]:
     """Accuracy before and after fine-tuning on the shipped general-knowledge task; cached in `cache`."""
     if cache.exists():
         return json.loads(cache.read_text())
@@ -52,8 +66,13 @@ def forgetting_check(base_source: str, adapter: str | None, model: str | None, d
         before, before_se = _accuracy(base_source, None, device, Path(tmp))
         after, after_se = _accuracy(model or base_source, adapter, device, Path(tmp))
     n = sum(1 for _ in DATA.open())
-    result = {"task": "BIG-bench general_knowledge (70 multiple-choice questions, lm-eval acc)", "n": n,
-              "before": before, "after": after, "delta": after - before,
-              "stderr": {"before": before_se, "after": after_se}}
+    result = {
+        "task": "BIG-bench general_knowledge (70 multiple-choice questions, lm-eval acc)",
+        "n": n,
+        "before": before,
+        "after": after,
+        "delta": after - before,
+        "stderr": {"before": before_se, "after": after_se},
+    }
     cache.write_text(json.dumps(result))
     return result

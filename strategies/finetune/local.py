@@ -29,13 +29,19 @@ log = logging.getLogger(__name__)
 class LocalConfig(AdapterConfig):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="auto: fp32 on CPU, bf16 mixed precision on GPU. CPUs with AVX512-BF16 or AMX train faster in bf16."
+        "auto",
+        description="auto: fp32 on CPU, bf16 mixed precision on GPU. CPUs with AVX512-BF16 or AMX train faster in bf16.",
     )
     gradient_checkpointing: bool | None = Field(None, description="Default: off on CPU, on for GPUs.")
-    num_processes: int = Field(1, ge=1, le=256, description="More than 1: train under `accelerate launch` (DDP or FSDP).")
-    distributed: Literal["ddp", "fsdp"] = Field("ddp", description="How several processes share the work (fsdp needs GPUs).")
+    num_processes: int = Field(
+        1, ge=1, le=256, description="More than 1: train under `accelerate launch` (DDP or FSDP)."
+    )
+    distributed: Literal["ddp", "fsdp"] = Field(
+        "ddp", description="How several processes share the work (fsdp needs GPUs)."
+    )
     shared_prefix: bool = Field(
-        True, description="Compute the prompt prefix a batch shares (instructions) once per step instead of once per example."
+        True,
+        description="Compute the prompt prefix a batch shares (instructions) once per step instead of once per example.",
     )
 
 
@@ -52,8 +58,13 @@ def split_shared_prefix(model, inputs: dict[str, Any], *, cache_kwarg: str) -> d
     ids, labels, mask = inputs["input_ids"], inputs["labels"], inputs.get("attention_mask")
     core = getattr(model, "module", model)
     sharded = "FullyShardedDataParallel" in type(model).__name__ or "FSDP" in type(model).__name__
-    if (ids.shape[0] < 2 or mask is None or "position_ids" in inputs or sharded
-            or getattr(core, "is_gradient_checkpointing", False)):
+    if (
+        ids.shape[0] < 2
+        or mask is None
+        or "position_ids" in inputs
+        or sharded
+        or getattr(core, "is_gradient_checkpointing", False)
+    ):
         # Gradient checkpointing drops a passed-in cache inside the checkpointed layers, so the rows would lose
         # their prompt; FSDP must run its root module to gather weights; padding-free batches have no padding
         # rows to share from. The shortcut is only taken where it is exact.
@@ -85,7 +96,9 @@ def _trainer_class(shared_prefix: bool):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if model.training:
                 inputs = split_shared_prefix(model, inputs, cache_kwarg=cache_kwarg(model))
-            return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+            return super().compute_loss(
+                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
 
     return SharedPrefixSFTTrainer
 
@@ -100,9 +113,19 @@ def _progress_callback():
             self.started = time.perf_counter()
 
         def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs and "loss" in logs and (state.global_step % self.every == 0 or state.global_step == state.max_steps):
-                log.info("training step %d/%d epoch %.2f loss %.4f (%.0fs)", state.global_step, state.max_steps,
-                         state.epoch or 0, float(logs["loss"]), time.perf_counter() - self.started)
+            if (
+                logs
+                and "loss" in logs
+                and (state.global_step % self.every == 0 or state.global_step == state.max_steps)
+            ):
+                log.info(
+                    "training step %d/%d epoch %.2f loss %.4f (%.0fs)",
+                    state.global_step,
+                    state.max_steps,
+                    state.epoch or 0,
+                    float(logs["loss"]),
+                    time.perf_counter() - self.started,
+                )
 
     return LogProgress()
 
@@ -126,7 +149,8 @@ def _elapsed_callback(before: float):
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if folder.exists():
                 (folder / "harness-elapsed.json").write_text(
-                    json.dumps({"wall_s": self.before + time.perf_counter() - self.started}))
+                    json.dumps({"wall_s": self.before + time.perf_counter() - self.started})
+                )
 
     return Elapsed()
 
@@ -176,7 +200,7 @@ def check_parity(backend: HFBackend, rows, *, sample: int = 16) -> None:
             tok = backend.tokenizer()
             raise HarnessError(
                 f"prompt parity check failed for example '{ex.id}': training and inference tokenise the prompt "
-                f"differently from token {at} ({tok.decode(ids[at:at + 8])!r} vs {tok.decode(serve[at:at + 8])!r}). "
+                f"differently from token {at} ({tok.decode(ids[at : at + 8])!r} vs {tok.decode(serve[at : at + 8])!r}). "
                 "The fine-tuned model would be served a prompt it never saw. Fix: report this with the model name."
             )
 
@@ -189,7 +213,9 @@ class LocalTuner(TrainerTuner):
     def check(cls, config: LocalConfig):
         problems = []
         if config.method == "qlora" and config.device in ("cpu", "mps"):
-            problems.append((("method",), "qlora needs a CUDA GPU with bitsandbytes. Fix: use method: lora on this device."))
+            problems.append(
+                (("method",), "qlora needs a CUDA GPU with bitsandbytes. Fix: use method: lora on this device.")
+            )
         if config.distributed == "fsdp" and config.num_processes > 1 and config.device in ("cpu", "mps"):
             problems.append((("distributed",), "fsdp needs CUDA GPUs. Fix: use distributed: ddp on CPUs."))
         return problems
@@ -207,7 +233,9 @@ class LocalTuner(TrainerTuner):
     def _device(self) -> str:
         device = pick_device(self.config.device)
         if self.config.method == "qlora" and device != "cuda":
-            raise ConfigError("method qlora needs a CUDA GPU with bitsandbytes; none is available here. Fix: use method: lora.")
+            raise ConfigError(
+                "method qlora needs a CUDA GPU with bitsandbytes; none is available here. Fix: use method: lora."
+            )
         return device
 
     def _model(self, device: str):
@@ -222,8 +250,9 @@ class LocalTuner(TrainerTuner):
             require("bitsandbytes", extra="local", purpose="qlora")
             from transformers import BitsAndBytesConfig
 
-            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                                                bnb_4bit_compute_dtype=torch.bfloat16)
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16
+            )
         if device == "cuda":
             kwargs["attn_implementation"] = "flash_attention_2" if _has_flash_attention() else "sdpa"
         return AutoModelForCausalLM.from_pretrained(self.ctx.base_source, **kwargs)
@@ -266,8 +295,13 @@ class LocalTuner(TrainerTuner):
             return None
         from peft import LoraConfig
 
-        return LoraConfig(r=self.config.rank, lora_alpha=self.config.alpha, lora_dropout=self.config.dropout,
-                          target_modules=self.config.target_modules, task_type="CAUSAL_LM")
+        return LoraConfig(
+            r=self.config.rank,
+            lora_alpha=self.config.alpha,
+            lora_dropout=self.config.dropout,
+            target_modules=self.config.target_modules,
+            task_type="CAUSAL_LM",
+        )
 
     def train(self, examples: list[TrainExample], pre: Preflight) -> TuneResult:
         if self.config.num_processes > 1:
@@ -284,10 +318,16 @@ class LocalTuner(TrainerTuner):
         datasets = require("datasets", extra="local", purpose="the local tuner")
         device = self._device()
         data = datasets.Dataset.from_list(
-            [{"prompt": ex.prompt, "completion": [{"role": "assistant", "content": ex.completion}]} for ex in examples])
+            [{"prompt": ex.prompt, "completion": [{"role": "assistant", "content": ex.completion}]} for ex in examples]
+        )
         trainer_class = _trainer_class(self.config.shared_prefix)
-        trainer = trainer_class(model=self._model(device), args=self._args(device, pre), train_dataset=data,
-                                processing_class=self._backend().tokenizer(), peft_config=self._peft_config())
+        trainer = trainer_class(
+            model=self._model(device),
+            args=self._args(device, pre),
+            train_dataset=data,
+            processing_class=self._backend().tokenizer(),
+            peft_config=self._peft_config(),
+        )
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)
@@ -315,8 +355,11 @@ class LocalTuner(TrainerTuner):
                 "rerun the same command to resume from the last one."
             ) from exc
         wall = time.perf_counter() - started + before
-        return TuneResult(checkpoints=self._checkpoints(), curve=self.curve_rows(trainer.state.log_history),
-                          stats=self._stats(trainer, device, wall, resume, pre))
+        return TuneResult(
+            checkpoints=self._checkpoints(),
+            curve=self.curve_rows(trainer.state.log_history),
+            stats=self._stats(trainer, device, wall, resume, pre),
+        )
 
     def _set_aside_incomplete(self, out: Path) -> None:
         """A kill during a save leaves a checkpoint without its state; resuming from it would fail for good."""
@@ -329,8 +372,15 @@ class LocalTuner(TrainerTuner):
         peak, kind = _peak_memory_mb(device)
         tokens = self.trained_tokens(pre)
         return TunerStats(
-            wall_s=round(wall, 2), device=device, processes=self.config.num_processes, resumed=resumed,
-            peak_memory_mb=round(peak, 1), peak_memory_kind=kind, steps=trainer.state.global_step,
-            trained_tokens=tokens, train_tokens_per_s=round(tokens / wall, 1) if wall > 0 else None,
+            wall_s=round(wall, 2),
+            device=device,
+            processes=self.config.num_processes,
+            resumed=resumed,
+            peak_memory_mb=round(peak, 1),
+            peak_memory_kind=kind,
+            steps=trainer.state.global_step,
+            trained_tokens=tokens,
+            train_tokens_per_s=round(tokens / wall, 1) if wall > 0 else None,
             wall_s_basis="training time summed over every process run that produced the checkpoints",
-            device_hours=round(wall / 3600 * (self.config.num_processes if device == "cuda" else 1), 9))
+            device_hours=round(wall / 3600 * (self.config.num_processes if device == "cuda" else 1), 9),
+        )

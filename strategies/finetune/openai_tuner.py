@@ -48,8 +48,9 @@ class OpenAITunerConfig(StrictModel):
 
 
 def chat_line(example: TrainExample) -> str:
-    return json.dumps({"messages": [*example.prompt, {"role": "assistant", "content": example.completion}]},
-                      ensure_ascii=False)
+    return json.dumps(
+        {"messages": [*example.prompt, {"role": "assistant", "content": example.completion}]}, ensure_ascii=False
+    )
 
 
 def _tokens(example: TrainExample) -> int:
@@ -63,10 +64,13 @@ class OpenAITuner(Tuner):
 
     def validate(self, examples: list[TrainExample]) -> Preflight:
         if self.ctx.base.kind != "openai":
-            raise ConfigError(f"the openai tuner fine-tunes a model of an `openai` backend; '{self.ctx.base.name}' is "
-                              f"'{self.ctx.base.kind}'. Fix: use tuner kind local for local models.")
-        return preflight(examples, _tokens, max_length=None, cap=self.config.max_tokens_per_example,
-                         max_truncated_fraction=0.0)
+            raise ConfigError(
+                f"the openai tuner fine-tunes a model of an `openai` backend; '{self.ctx.base.name}' is "
+                f"'{self.ctx.base.kind}'. Fix: use tuner kind local for local models."
+            )
+        return preflight(
+            examples, _tokens, max_length=None, cap=self.config.max_tokens_per_example, max_truncated_fraction=0.0
+        )
 
     def _epochs_for_estimate(self) -> int:
         return self.config.epochs if isinstance(self.config.epochs, int) else 3  # the provider's usual choice
@@ -76,8 +80,12 @@ class OpenAITuner(Tuner):
         tokens = pre.total_tokens * epochs
         price = resolve_price(self.ctx.base.model, None)
         per_1m = price.price.training_per_1m_usd if price else None
-        return {"trained_tokens": tokens, "epochs": epochs, "epochs_assumed": not isinstance(self.config.epochs, int),
-                "usd": None if per_1m is None else tokens * per_1m / 1e6}
+        return {
+            "trained_tokens": tokens,
+            "epochs": epochs,
+            "epochs_assumed": not isinstance(self.config.epochs, int),
+            "usd": None if per_1m is None else tokens * per_1m / 1e6,
+        }
 
     # ---- the API ------------------------------------------------------------------------------------
 
@@ -115,9 +123,12 @@ class OpenAITuner(Tuner):
         validation_file = self._upload(client, "validation.jsonl", validation) if validation else None
         hyper = {k: getattr(self.config, k) for k in ("batch_size", "learning_rate_multiplier")}
         hyper["n_epochs"] = self.config.epochs
-        body: dict[str, Any] = {"model": self.ctx.base.model, "training_file": training_file,
-                                "method": {"type": "supervised", "supervised": {"hyperparameters": hyper}},
-                                "seed": self.config.seed if self.config.seed is not None else self.ctx.seed}
+        body: dict[str, Any] = {
+            "model": self.ctx.base.model,
+            "training_file": training_file,
+            "method": {"type": "supervised", "supervised": {"hyperparameters": hyper}},
+            "seed": self.config.seed if self.config.seed is not None else self.ctx.seed,
+        }
         if validation_file:
             body["validation_file"] = validation_file
         if self.config.suffix:
@@ -125,8 +136,12 @@ class OpenAITuner(Tuner):
         if self.config.metadata:
             body["metadata"] = self.config.metadata
         job = client.fine_tuning.jobs.create(**body)
-        saved = {"job_id": job.id, "created_at": time.time(), "training_file": training_file,
-                 "validation_file": validation_file}
+        saved = {
+            "job_id": job.id,
+            "created_at": time.time(),
+            "training_file": training_file,
+            "validation_file": validation_file,
+        }
         write_json_atomic(self._job_file, json.dumps(saved))  # before anything else can fail: never a second job
         log.info("openai tuner: created fine-tuning job %s", job.id)
         return saved
@@ -155,8 +170,11 @@ class OpenAITuner(Tuner):
         try:
             yield
         except openai.APIError as exc:
-            raise provider_error(exc, who=f"{self.kind} tuner of backend '{self.ctx.base.name}': {doing}",
-                                 key_env=self._api_config().api_key_env) from None
+            raise provider_error(
+                exc,
+                who=f"{self.kind} tuner of backend '{self.ctx.base.name}': {doing}",
+                key_env=self._api_config().api_key_env,
+            ) from None
 
     def status(self) -> str:
         saved = self._saved_job()
@@ -178,8 +196,10 @@ class OpenAITuner(Tuner):
             return True
         if sys.stdin.isatty() and sys.stderr.isatty():
             try:
-                answer = input(f"\ncancel fine-tuning job {job_id}? It keeps running (and billing) otherwise, and a "
-                               "rerun follows it. [y/N] ")
+                answer = input(
+                    f"\ncancel fine-tuning job {job_id}? It keeps running (and billing) otherwise, and a "
+                    "rerun follows it. [y/N] "
+                )
             except (EOFError, KeyboardInterrupt):
                 return False
             return answer.strip().lower() in ("y", "yes")
@@ -199,13 +219,48 @@ class OpenAITuner(Tuner):
         else:
             log.info("openai tuner: following fine-tuning job %s (created by an earlier run)", saved["job_id"])
         job_id = saved["job_id"]
+        job = self._follow(client, job_id)
+        if job.status != "succeeded":
+            message = (job.error.message if job.error else None) or job.status
+            raise HarnessError(
+                f"fine-tuning job {job_id} ended {job.status}: {message}. Its events are in "
+                f"{self.ctx.workdir / 'events.jsonl'}. Fix: see the events; delete {self._job_file} to "
+                "start a new job."
+            )
+        checkpoints, epochs = self._checkpoints(client, job)
+        curve = [
+            {"step": e["data"]["step"], "loss": e["data"].get("train_loss")}
+            for e in self.events()
+            if e.get("type") == "metrics" and e.get("data") and "step" in e["data"]
+        ]
+        price = resolve_price(self.ctx.base.model, None)
+        per_1m = price.price.training_per_1m_usd if price else None
+        trained = job.trained_tokens or 0
+        stats = TunerStats(
+            device="api",
+            provider="openai",
+            job_id=job_id,
+            status=job.status,
+            wall_s=round(time.time() - started, 3),
+            trained_tokens=trained,
+            epochs=epochs,
+            fine_tuned_model=job.fine_tuned_model,
+            cost_usd=None if per_1m is None else trained * per_1m / 1e6,
+            cost_basis=f"trained tokens x {self.ctx.base.model} training price"
+            if per_1m is not None
+            else f"no training price for {self.ctx.base.model}",
+        )
+        return TuneResult(checkpoints=checkpoints, curve=curve, stats=stats)
+
+    def _follow(self, client, job_id: str):
+        """Poll the job (backing off) until it ends, keeping its events; on Ctrl-C cancel it or leave it running."""
         wait = self.config.poll_s
         try:
             while True:
                 job = client.fine_tuning.jobs.retrieve(job_id)
                 self._events(client, job_id)
                 if job.status in TERMINAL:
-                    break
+                    return job
                 time.sleep(wait)
                 wait = min(wait * 2, self.config.poll_max_s)
         except KeyboardInterrupt:
@@ -215,27 +270,26 @@ class OpenAITuner(Tuner):
             else:
                 log.warning("openai tuner: job %s keeps running; rerun the same command to follow it", job_id)
             raise
-        if job.status != "succeeded":
-            message = (job.error.message if job.error else None) or job.status
-            raise HarnessError(f"fine-tuning job {job_id} ended {job.status}: {message}. Its events are in "
-                               f"{self.ctx.workdir / 'events.jsonl'}. Fix: see the events; delete {self._job_file} to "
-                               "start a new job.")
-        checkpoints = sorted(client.fine_tuning.jobs.checkpoints.list(job_id).data, key=lambda c: c.step_number)
+
+    def _checkpoints(self, client, job) -> tuple[list[Checkpoint], int]:
+        """The job's per-epoch checkpoints (the provider keeps the last few) and the final model, with the epochs."""
+        checkpoints = sorted(client.fine_tuning.jobs.checkpoints.list(job.id).data, key=lambda c: c.step_number)
         epochs = int(job.hyperparameters.n_epochs) if str(job.hyperparameters.n_epochs).isdigit() else len(checkpoints)
-        found = [Checkpoint(epoch=float(epochs - len(checkpoints) + i + 1), step=c.step_number, backend_kind="openai",
-                            model=c.fine_tuned_model_checkpoint, adapter=None) for i, c in enumerate(checkpoints)]
+        found = [
+            Checkpoint(
+                epoch=float(epochs - len(checkpoints) + i + 1),
+                step=c.step_number,
+                backend_kind="openai",
+                model=c.fine_tuned_model_checkpoint,
+                adapter=None,
+            )
+            for i, c in enumerate(checkpoints)
+        ]
         if not found or found[-1].model != job.fine_tuned_model:
-            found.append(Checkpoint(epoch=float(epochs), step=(found[-1].step + 1) if found else 0,
-                                    backend_kind="openai", model=job.fine_tuned_model, adapter=None))
-        curve = [{"step": e["data"]["step"], "loss": e["data"].get("train_loss")} for e in self.events()
-                 if e.get("type") == "metrics" and e.get("data") and "step" in e["data"]]
-        price = resolve_price(self.ctx.base.model, None)
-        per_1m = price.price.training_per_1m_usd if price else None
-        trained = job.trained_tokens or 0
-        stats = TunerStats(device="api", provider="openai", job_id=job_id, status=job.status,
-                           wall_s=round(time.time() - started, 3), trained_tokens=trained, epochs=epochs,
-                           fine_tuned_model=job.fine_tuned_model,
-                           cost_usd=None if per_1m is None else trained * per_1m / 1e6,
-                           cost_basis=f"trained tokens x {self.ctx.base.model} training price" if per_1m is not None
-                           else f"no training price for {self.ctx.base.model}")
-        return TuneResult(checkpoints=found, curve=curve, stats=stats)
+            step = (found[-1].step + 1) if found else 0
+            found.append(
+                Checkpoint(
+                    epoch=float(epochs), step=step, backend_kind="openai", model=job.fine_tuned_model, adapter=None
+                )
+            )
+        return found, epochs

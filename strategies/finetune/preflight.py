@@ -18,13 +18,19 @@ def structural_problems(examples: list[TrainExample]) -> list[str]:
     """Problems that make training pointless or wrong; each names the example."""
     problems = []
     if len(examples) < MIN_EXAMPLES:
-        problems.append(f"only {len(examples)} training examples; at least {MIN_EXAMPLES} are needed. Fix: add train cases.")
+        problems.append(
+            f"only {len(examples)} training examples; at least {MIN_EXAMPLES} are needed. Fix: add train cases."
+        )
     for ex in examples:
         for i, message in enumerate(ex.prompt):
             if message.get("role") not in ROLES:
-                problems.append(f"example '{ex.id}': message {i} has role {message.get('role')!r}; allowed: {', '.join(sorted(ROLES))}.")
+                problems.append(
+                    f"example '{ex.id}': message {i} has role {message.get('role')!r}; allowed: {', '.join(sorted(ROLES))}."
+                )
             if not str(message.get("content", "")).strip():
-                problems.append(f"example '{ex.id}': message {i} ({message.get('role')}) is empty. Fix: fill it or drop the case.")
+                problems.append(
+                    f"example '{ex.id}': message {i} ({message.get('role')}) is empty. Fix: fill it or drop the case."
+                )
         if not ex.completion.strip():
             problems.append(f"example '{ex.id}': the answer is empty. Fix: fill in the target.")
     return problems
@@ -83,6 +89,18 @@ def preflight(
     if truncated:
         warnings.append(f"{truncated} examples truncated to {limit} tokens (allowed by max_truncated_fraction)")
     arr = np.array(lengths)
-    stats = {"min": int(arr.min()), "p50": float(np.percentile(arr, 50)), "p95": float(np.percentile(arr, 95)), "max": int(arr.max())}
-    return Preflight(n_examples=len(examples), n_duplicates=n_dup, token_lengths=stats, max_length=limit,
-                     n_truncated=truncated, warnings=warnings, total_tokens=int(sum(min(n, limit) for n in lengths)))
+    stats = {
+        "min": int(arr.min()),
+        "p50": float(np.percentile(arr, 50)),
+        "p95": float(np.percentile(arr, 95)),
+        "max": int(arr.max()),
+    }
+    return Preflight(
+        n_examples=len(examples),
+        n_duplicates=n_dup,
+        token_lengths=stats,
+        max_length=limit,
+        n_truncated=truncated,
+        warnings=warnings,
+        total_tokens=int(sum(min(n, limit) for n in lengths)),
+    )

@@ -54,9 +54,12 @@ class TunerSpec(StrictModel):
 class FineTuneConfig(StrictModel):
     tuner: TunerSpec = Field(default_factory=TunerSpec)
     merge: bool = Field(False, description="Merge the chosen adapter into the base weights and serve the merged model.")
-    merge_parity_cases: int = Field(8, ge=1, le=1000, description="Dev cases whose greedy answers must match after merging.")
+    merge_parity_cases: int = Field(
+        8, ge=1, le=1000, description="Dev cases whose greedy answers must match after merging."
+    )
     forgetting_check: bool = Field(
-        False, description="Score base and fine-tuned model on a small general task with lm-eval (needs the eval extra)."
+        False,
+        description="Score base and fine-tuned model on a small general task with lm-eval (needs the eval extra).",
     )
 
 
@@ -132,10 +135,17 @@ class FineTune(Strategy):
         base = self.ctx.backend
         workdir = harness_home() / "tuning" / self._workdir_key(examples, cls.kind, tuner_config)
         workdir.mkdir(parents=True, exist_ok=True)
-        tuner = cls(tuner_config, TuneContext(
-            base=base.spec, base_source=base.source() if hasattr(base, "source") else base.spec.model, workdir=workdir,
-            seed=self.ctx.seed, base_config=base.config.model_dump(mode="json"),
-            validation=training_examples(self.ctx.suite.task, self.ctx.dataset.dev)))
+        tuner = cls(
+            tuner_config,
+            TuneContext(
+                base=base.spec,
+                base_source=base.source() if hasattr(base, "source") else base.spec.model,
+                workdir=workdir,
+                seed=self.ctx.seed,
+                base_config=base.config.model_dump(mode="json"),
+                validation=training_examples(self.ctx.suite.task, self.ctx.dataset.dev),
+            ),
+        )
         return tuner, examples
 
     def train_or_reuse(self):
@@ -171,14 +181,23 @@ class FineTune(Strategy):
         given.hosting_usd_per_hour = tuner.hosting_usd_per_hour()
         self._given = given
         if self.config.merge:
-            given.merged = self._merge(chosen, workdir) if chosen.adapter else MergeInfo(
-                used=False, why="no adapter: full fine-tune")
+            given.merged = (
+                self._merge(chosen, workdir)
+                if chosen.adapter
+                else MergeInfo(used=False, why="no adapter: full fine-tune")
+            )
         if self.config.forgetting_check:
             from strategies.finetune.forgetting import forgetting_check
 
-            given.forgetting = ForgettingCheck.model_validate(forgetting_check(
-                base.source(), chosen.adapter, None if chosen.adapter else chosen.model,
-                result.stats.device, workdir / f"forgetting-step{chosen.step}.json"))
+            given.forgetting = ForgettingCheck.model_validate(
+                forgetting_check(
+                    base.source(),
+                    chosen.adapter,
+                    None if chosen.adapter else chosen.model,
+                    result.stats.device,
+                    workdir / f"forgetting-step{chosen.step}.json",
+                )
+            )
         return given
 
     def _merge(self, chosen: Checkpoint, workdir) -> MergeInfo:
@@ -204,8 +223,13 @@ class FineTune(Strategy):
         same = sum(a == b for a, b in zip(before, after, strict=True))
         info = MergeInfo(path=str(target), parity_cases=len(cases), identical=same, used=same == len(cases))
         if same < len(cases):
-            log.warning("%s: the merged model answers %d of %d dev cases differently from the adapter (greedy); "
-                        "serving the adapter instead", self.spec.name, len(cases) - same, len(cases))
+            log.warning(
+                "%s: the merged model answers %d of %d dev cases differently from the adapter (greedy); "
+                "serving the adapter instead",
+                self.spec.name,
+                len(cases) - same,
+                len(cases),
+            )
             merged_backend.close()
             return info
         self.ctx.backend.close()
@@ -233,8 +257,9 @@ class FineTune(Strategy):
                 backend = self._serving_backend(ckpt, tuner.serve(ckpt) if tuner else None)
                 params = self.ctx.backend.spec.generation
                 try:
-                    score = self.dev_score(backend, [GenRequest(build_messages(self.ctx.suite.task, c), params)
-                                                     for c in dev], dev)
+                    score = self.dev_score(
+                        backend, [GenRequest(build_messages(self.ctx.suite.task, c), params) for c in dev], dev
+                    )
                 finally:
                     backend.close()
                     if tuner:
@@ -255,8 +280,16 @@ class FineTune(Strategy):
         write_json_atomic(folder / "curve.jsonl", "".join(json.dumps(row) + "\n" for row in result.curve))
         write_json_atomic(folder / "epochs.jsonl", "".join(e.model_dump_json() + "\n" for e in epochs))
 
-    def _given(self, config, pre: Preflight, result: TuneResult, epochs: list[EpochScore], best: EpochScore,
-               reused: bool, workdir) -> FineTuneGiven:
+    def _given(
+        self,
+        config,
+        pre: Preflight,
+        result: TuneResult,
+        epochs: list[EpochScore],
+        best: EpochScore,
+        reused: bool,
+        workdir,
+    ) -> FineTuneGiven:
         scores = [e.dev_score for e in epochs]
         if len(scores) < 2 or None in scores[-2:]:
             rising = None  # unknown: one epoch, or no dev split
@@ -271,13 +304,23 @@ class FineTune(Strategy):
         # billed by the provider this run (a reused job was paid for when it ran): counts against budget_usd
         paid = 0.0 if reused or stats.device != "api" else (cost or 0.0)
         return FineTuneGiven(
-            tuner=self.config.tuner.kind, hyperparameters=config.model_dump(mode="json"), preflight=pre,
-            epochs_trained=len(epochs), dev_scores=scores,
-            chosen=ChosenCheckpoint(epoch=best.epoch, step=best.step, dev_score=best.dev_score,
-                                    on="dev" if best.dev_score is not None else "last epoch (no dev split)"),
-            dev_still_rising_at_last_epoch=rising, training=stats,
+            tuner=self.config.tuner.kind,
+            hyperparameters=config.model_dump(mode="json"),
+            preflight=pre,
+            epochs_trained=len(epochs),
+            dev_scores=scores,
+            chosen=ChosenCheckpoint(
+                epoch=best.epoch,
+                step=best.step,
+                dev_score=best.dev_score,
+                on="dev" if best.dev_score is not None else "last epoch (no dev split)",
+            ),
+            dev_still_rising_at_last_epoch=rising,
+            training=stats,
             setup_costs=[SetupCost(what="training", usd=cost, basis=basis, paid_usd=paid)],
-            reused_from_cache=reused, workdir=str(workdir))
+            reused_from_cache=reused,
+            workdir=str(workdir),
+        )
 
     def close(self) -> None:
         tuner, chosen = getattr(self, "_tuner_obj", None), getattr(self, "_chosen", None)

@@ -33,10 +33,29 @@ def launch_command(tuner, job: Path) -> list[str]:
     from harness.backends.hf import pick_device
 
     n = tuner.config.num_processes
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(n), "--num_machines", "1",
-           "--main_process_port", str(_free_port()), "--dynamo_backend", "no", "--mixed_precision", "no"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_processes",
+        str(n),
+        "--num_machines",
+        "1",
+        "--main_process_port",
+        str(_free_port()),
+        "--dynamo_backend",
+        "no",
+        "--mixed_precision",
+        "no",
+    ]
     if tuner.config.distributed == "fsdp" and pick_device(tuner.config.device) == "cuda":
-        cmd += ["--use_fsdp", "--fsdp_sharding_strategy", "FULL_SHARD", "--fsdp_auto_wrap_policy", "TRANSFORMER_BASED_WRAP"]
+        cmd += [
+            "--use_fsdp",
+            "--fsdp_sharding_strategy",
+            "FULL_SHARD",
+            "--fsdp_auto_wrap_policy",
+            "TRANSFORMER_BASED_WRAP",
+        ]
     else:
         cmd += ["--multi_gpu"]  # accelerate's DDP launcher; on CPUs the ranks join over gloo
     return [*cmd, "-m", "strategies.finetune.worker", str(job)]
@@ -46,15 +65,19 @@ def launch(tuner, examples: list[TrainExample], pre: Preflight) -> TuneResult:
     """Train with `accelerate launch` in child processes; resumable like in-process training."""
     workdir = tuner.ctx.workdir
     job = workdir / "job.json"
-    job.write_text(json.dumps({
-        "config": tuner.config.model_dump(mode="json"),
-        "base": tuner.ctx.base.model_dump(mode="json"),
-        "base_source": tuner.ctx.base_source,
-        "workdir": str(workdir),
-        "seed": tuner.ctx.seed,
-        "examples": [dataclasses.asdict(e) for e in examples],
-        "preflight": pre.model_dump(mode="json"),
-    }))
+    job.write_text(
+        json.dumps(
+            {
+                "config": tuner.config.model_dump(mode="json"),
+                "base": tuner.ctx.base.model_dump(mode="json"),
+                "base_source": tuner.ctx.base_source,
+                "workdir": str(workdir),
+                "seed": tuner.ctx.seed,
+                "examples": [dataclasses.asdict(e) for e in examples],
+                "preflight": pre.model_dump(mode="json"),
+            }
+        )
+    )
     (workdir / "train_result.json").unlink(missing_ok=True)
     cmd = launch_command(tuner, job)
     log.info("training with %d processes: %s", tuner.config.num_processes, " ".join(cmd[1:4]))
@@ -84,8 +107,12 @@ def main(job_path: str) -> None:
     rank = int(os.environ.get("RANK", "0"))
     logging.getLogger().handlers[0].addFilter(lambda record: setattr(record, "rank", rank) or True)
     job = json.loads(Path(job_path).read_text())
-    ctx = TuneContext(base=BackendSpec.model_validate(job["base"]), base_source=job["base_source"],
-                      workdir=Path(job["workdir"]), seed=job["seed"])
+    ctx = TuneContext(
+        base=BackendSpec.model_validate(job["base"]),
+        base_source=job["base_source"],
+        workdir=Path(job["workdir"]),
+        seed=job["seed"],
+    )
     tuner = LocalTuner(LocalConfig.model_validate({**job["config"], "num_processes": 1}), ctx)
     examples = [TrainExample(**e) for e in job["examples"]]
     trainers = []

@@ -43,7 +43,9 @@ def missing_problems(paths: list[str], base: Path) -> list[str]:
         if outside:
             problems.append(f"corpus {outside}")
         elif not path.exists():
-            problems.append(f"corpus '{rel}' not found ({path}). Fix: check the path; it is relative to the suite file.")
+            problems.append(
+                f"corpus '{rel}' not found ({path}). Fix: check the path; it is relative to the suite file."
+            )
         elif path.is_dir() and not any(p.suffix.lower() in FILE_SUFFIXES | TABLE_SUFFIXES for p in path.rglob("*")):
             problems.append(
                 f"corpus folder '{rel}' holds no .txt, .md, .pdf, .jsonl or .csv files. Fix: point at the documents."
@@ -90,11 +92,17 @@ def _table(path: Path, fields: CorpusFields, base: Path) -> list[Any]:
         if is_missing(row[fields.text]) or not str(row[fields.text]).strip():
             continue  # an empty document cannot be retrieved; counted by the caller as skipped
         title = row.get(fields.title) if fields.title else None
-        docs.append(Document(
-            page_content=str(row[fields.text]),
-            metadata={"doc_id": str(row[fields.id]), "title": "" if is_missing(title) else str(title),
-                      "source": _rel(path, base), "line": line},
-        ))
+        docs.append(
+            Document(
+                page_content=str(row[fields.text]),
+                metadata={
+                    "doc_id": str(row[fields.id]),
+                    "title": "" if is_missing(title) else str(title),
+                    "source": _rel(path, base),
+                    "line": line,
+                },
+            )
+        )
     return docs
 
 
@@ -118,7 +126,9 @@ def _pdf(path: Path, base: Path) -> list[Any]:
     try:
         pages = PyPDFLoader(str(path)).load()
     except Exception as exc:
-        raise DataError(f"{path}: cannot read the PDF ({type(exc).__name__}: {exc}). Fix: check the file opens.") from None
+        raise DataError(
+            f"{path}: cannot read the PDF ({type(exc).__name__}: {exc}). Fix: check the file opens."
+        ) from None
     rel = _rel(path, base)
     for page in pages:
         number = int(page.metadata.get("page", 0)) + 1

@@ -27,9 +27,12 @@ INDEX_CODE_VERSION = 1
 
 class ChunkingConfig(StrictModel):
     splitter: Literal["recursive", "token"] = Field(
-        "recursive", description="recursive: RecursiveCharacterTextSplitter on characters; token: the same on embedder tokens."
+        "recursive",
+        description="recursive: RecursiveCharacterTextSplitter on characters; token: the same on embedder tokens.",
     )
-    size: int = Field(1000, ge=16, le=100_000, description="Chunk size: characters (recursive) or embedder tokens (token).")
+    size: int = Field(
+        1000, ge=16, le=100_000, description="Chunk size: characters (recursive) or embedder tokens (token)."
+    )
     overlap: int = Field(100, ge=0, description="Overlap between neighbouring chunks, same unit as size.")
 
     @model_validator(mode="after")
@@ -58,8 +61,12 @@ class Index:
 
 
 def index_key(corpus_sha: str, chunking: ChunkingConfig, embedder_identity: dict[str, Any]) -> str:
-    payload = {"corpus": corpus_sha, "chunking": chunking.model_dump(), "embedder": embedder_identity,
-               "code": INDEX_CODE_VERSION}
+    payload = {
+        "corpus": corpus_sha,
+        "chunking": chunking.model_dump(),
+        "embedder": embedder_identity,
+        "code": INDEX_CODE_VERSION,
+    }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -70,7 +77,8 @@ def _splitter(chunking: ChunkingConfig, embedder, *, size: int | None = None, ov
     if chunking.splitter == "token" or size != chunking.size:
         if embedder.tokenizer is not None:
             return splitters.RecursiveCharacterTextSplitter.from_huggingface_tokenizer(
-                embedder.tokenizer, chunk_size=size, chunk_overlap=overlap)
+                embedder.tokenizer, chunk_size=size, chunk_overlap=overlap
+            )
         size, overlap = size * 4, overlap * 4  # no local tokenizer (API embedder): about 4 characters a token
     return splitters.RecursiveCharacterTextSplitter(chunk_size=size, chunk_overlap=overlap)
 
@@ -100,10 +108,22 @@ def split_documents(docs: list[Any], chunking: ChunkingConfig, embedder) -> tupl
         page = meta.get("page")
         n = counters[(meta["doc_id"], page)] = counters.get((meta["doc_id"], page), -1) + 1
         cid = f"{meta['doc_id']}#p{page}.{n}" if page is not None else f"{meta['doc_id']}#{n}"
-        chunks.append(Chunk(id=cid, doc_id=meta["doc_id"], title=meta.get("title", ""), text=piece.page_content,
-                            source=meta.get("source", ""), page=page))
-    return chunks, {"documents": len(docs), "chunks": len(chunks), "resplit_for_embedder": resplit,
-                    "embedder_max_tokens": limit}
+        chunks.append(
+            Chunk(
+                id=cid,
+                doc_id=meta["doc_id"],
+                title=meta.get("title", ""),
+                text=piece.page_content,
+                source=meta.get("source", ""),
+                page=page,
+            )
+        )
+    return chunks, {
+        "documents": len(docs),
+        "chunks": len(chunks),
+        "resplit_for_embedder": resplit,
+        "embedder_max_tokens": limit,
+    }
 
 
 def load_cached(folder: Path) -> Index | None:
@@ -129,9 +149,18 @@ def build(folder: Path, key: str, docs_loader, chunking: ChunkingConfig, embedde
     chunked = time.perf_counter()
     vectors, counts = _encode_resumably(folder.with_name(folder.name + ".partial"), [c.text for c in chunks], embedder)
     embedded = time.perf_counter()
-    info = {**stats, "key": key, "model_load_s": round(started - loading, 3), "chunk_s": round(chunked - started, 3), "embed_s": round(embedded - chunked, 3),
-            "build_s": round(embedded - started, 3), "embedder": embedder.identity(), "embedding": counts,
-            "dim": int(vectors.shape[1]) if vectors.ndim == 2 else 0, "device": _device(embedder)}
+    info = {
+        **stats,
+        "key": key,
+        "model_load_s": round(started - loading, 3),
+        "chunk_s": round(chunked - started, 3),
+        "embed_s": round(embedded - chunked, 3),
+        "build_s": round(embedded - started, 3),
+        "embedder": embedder.identity(),
+        "embedding": counts,
+        "dim": int(vectors.shape[1]) if vectors.ndim == 2 else 0,
+        "device": _device(embedder),
+    }
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -155,7 +184,7 @@ def _encode_resumably(partial: Path, texts: list[str], embedder) -> tuple[np.nda
     partial.mkdir(parents=True, exist_ok=True)
     blocks, totals = [], {"calls": 0, "texts": 0, "tokens": 0}
     for start in range(0, len(texts), per_block):
-        block = texts[start:start + per_block]
+        block = texts[start : start + per_block]
         name = hashlib.sha256(json.dumps(block).encode()).hexdigest()[:24]
         saved = partial / f"{name}.npz"
         try:
@@ -184,8 +213,10 @@ def _device(embedder) -> str:
 def _documents(index: Index) -> list[Any]:
     from langchain_core.documents import Document
 
-    return [Document(page_content=c.text, metadata={"chunk_id": c.id, "doc_id": c.doc_id, "title": c.title}, id=c.id)
-            for c in index.chunks]
+    return [
+        Document(page_content=c.text, metadata={"chunk_id": c.id, "doc_id": c.doc_id, "title": c.title}, id=c.id)
+        for c in index.chunks
+    ]
 
 
 def bm25_tokens(text: str) -> list[str]:
@@ -201,11 +232,17 @@ def dense_retriever(index: Index, embedder, *, k: int, mmr: bool, fetch_k: int, 
     flat = faiss.IndexFlatIP(index.vectors.shape[1])
     flat.add(index.vectors)
     docs = _documents(index)
-    store = FAISS(embedding_function=embedder, index=flat, docstore=InMemoryDocstore({d.id: d for d in docs}),
-                  index_to_docstore_id={i: d.id for i, d in enumerate(docs)},
-                  distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT)
+    store = FAISS(
+        embedding_function=embedder,
+        index=flat,
+        docstore=InMemoryDocstore({d.id: d for d in docs}),
+        index_to_docstore_id={i: d.id for i, d in enumerate(docs)},
+        distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT,
+    )
     if mmr:
-        return store.as_retriever(search_type="mmr", search_kwargs={"k": k, "fetch_k": max(fetch_k, k), "lambda_mult": lambda_mult})
+        return store.as_retriever(
+            search_type="mmr", search_kwargs={"k": k, "fetch_k": max(fetch_k, k), "lambda_mult": lambda_mult}
+        )
     return store.as_retriever(search_kwargs={"k": k})
 
 
@@ -216,8 +253,17 @@ def bm25_retriever(index: Index, *, k: int):
     return BM25Retriever.from_documents(_documents(index), k=k, preprocess_func=bm25_tokens)
 
 
-def hybrid_retriever(index: Index, embedder, *, k: int, candidates: int, mmr: bool, lambda_mult: float,
-                     weights: tuple[float, float], rrf_k: int):
+def hybrid_retriever(
+    index: Index,
+    embedder,
+    *,
+    k: int,
+    candidates: int,
+    mmr: bool,
+    lambda_mult: float,
+    weights: tuple[float, float],
+    rrf_k: int,
+):
     """Reciprocal rank fusion of dense and BM25 (langchain's EnsembleRetriever); each proposes `candidates`."""
     ensemble = require("langchain_classic.retrievers", extra="rag", purpose="hybrid retrieval").EnsembleRetriever
     n = max(candidates, k)

@@ -55,20 +55,28 @@ class RagConfig(StrictModel):
     chunking: index_mod.ChunkingConfig = Field(default_factory=index_mod.ChunkingConfig)
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
     retriever: Literal["dense", "bm25", "hybrid"] = Field(
-        "dense", description="dense: FAISS over embeddings; bm25: lexical; hybrid: reciprocal rank fusion of both.")
+        "dense", description="dense: FAISS over embeddings; bm25: lexical; hybrid: reciprocal rank fusion of both."
+    )
     top_k: int | list[int] = Field(
-        4, description="Chunks retrieved per case; a list of candidates (e.g. [1, 3, 5]) is chosen on dev by the "
-        "primary metric (never on test), ties going to the smaller k.")
+        4,
+        description="Chunks retrieved per case; a list of candidates (e.g. [1, 3, 5]) is chosen on dev by the "
+        "primary metric (never on test), ties going to the smaller k.",
+    )
     mmr: bool = Field(False, description="Maximal marginal relevance for the dense search (diversity).")
     fetch_k: int = Field(20, ge=1, le=10_000, description="Candidates for MMR, and per retriever for hybrid fusion.")
     lambda_mult: float = Field(0.5, ge=0, le=1, description="MMR: 1 = pure relevance, 0 = pure diversity.")
     hybrid_weights: tuple[float, float] = Field((0.5, 0.5), description="RRF weights of dense and BM25.")
     rrf_k: int = Field(60, ge=1, description="The RRF constant c in 1/(c + rank).")
     exemplars: int = Field(
-        0, ge=0, le=64, description="Question/answer pairs from train (seeded, fixed) shown before the case, "
-        "without contexts: they teach the answer format at a few tokens each.")
+        0,
+        ge=0,
+        le=64,
+        description="Question/answer pairs from train (seeded, fixed) shown before the case, "
+        "without contexts: they teach the answer format at a few tokens each.",
+    )
     max_context_tokens: int | None = Field(
-        None, ge=1, description="Cap on tokens of retrieved context per prompt (the model's window caps it anyway).")
+        None, ge=1, description="Cap on tokens of retrieved context per prompt (the model's window caps it anyway)."
+    )
 
     @field_validator("top_k")
     @classmethod
@@ -124,13 +132,21 @@ class Rag(Strategy):
             require("faiss", extra="rag", purpose="dense retrieval")
 
         if len(config.candidates) > 1 and not dataset.dev:
-            yield ("top_k",), (
-                f"choosing top_k among {config.candidates} needs a dev split, and the suite has none. "
-                "Fix: add data.dev, or give a single top_k.")
+            yield (
+                ("top_k",),
+                (
+                    f"choosing top_k among {config.candidates} needs a dev split, and the suite has none. "
+                    "Fix: add data.dev, or give a single top_k."
+                ),
+            )
         if config.exemplars > len(dataset.train):
-            yield ("exemplars",), (
-                f"{config.exemplars} exemplars asked for, but the train split has {len(dataset.train)} cases. "
-                "Fix: lower exemplars, or add train cases.")
+            yield (
+                ("exemplars",),
+                (
+                    f"{config.exemplars} exemplars asked for, but the train split has {len(dataset.train)} cases. "
+                    "Fix: lower exemplars, or add train cases."
+                ),
+            )
 
     @classmethod
     def data_files(cls, config: RagConfig, base: Path) -> list[Path]:
@@ -140,19 +156,10 @@ class Rag(Strategy):
 
     def prepare(self) -> RagGiven:
         cfg: RagConfig = self.config
-        base = self.ctx.dataset.base or Path(".")
-        paths = corpus_mod.resolve(cfg.corpus, base)
-        self.embedder = make_embedder(cfg.embedder, cache_queries=self.ctx.use_cache)
-        key = index_mod.index_key(corpus_mod.fingerprint(paths), cfg.chunking, self.embedder.identity())
-        folder = harness_home() / "indexes" / key
         started = time.perf_counter()
-        index = index_mod.load_cached(folder)
-        cached = index is not None
-        if index is None:
-            log.info("building the RAG index for %s", self.spec.name)
-            index = index_mod.build(folder, key, lambda: corpus_mod.load_documents(paths, cfg.fields, base),
-                                    cfg.chunking, self.embedder)
-        self.index = index
+        self.embedder = make_embedder(cfg.embedder, cache_queries=self.ctx.use_cache)
+        self.index, cached = self._load_or_build_index()
+        load_s = round(time.perf_counter() - started, 3)
         self._query_price = None
         if cfg.embedder.kind == "openai" and cfg.retriever != "bm25":
             self._query_price, _ = embedding_price(cfg.embedder.model, cfg.embedder.usd_per_1m_tokens, self.ctx.suite)
@@ -160,28 +167,65 @@ class Rag(Strategy):
         self.exemplars = random.Random(self.ctx.seed).sample(train, cfg.exemplars) if cfg.exemplars else []
         self._retriever = None
         self.retrieval_calls = 0
-        info = index.info
-        paid = 0.0
-        if info["embedder"]["kind"] == "openai":
-            price, basis = embedding_price(cfg.embedder.model, cfg.embedder.usd_per_1m_tokens, self.ctx.suite)
-            tokens = info["embedding"]["tokens"]
-            cost = None if price is None else round(tokens / 1e6 * price, 9)
-            paid = 0.0 if cached or cost is None else cost  # billed by the provider this run (counts against budget_usd)
-        else:
-            cost, basis = device_cost(self.ctx.suite, info["device"], info["build_s"] / 3600)
+        info = self.index.info
         choice = self._choose_k()
         return RagGiven(
-            corpus=CorpusInfo(files=[str(p) for p in cfg.corpus], documents=info["documents"], chunks=info["chunks"],
-                              resplit_for_embedder=info["resplit_for_embedder"]),
-            index=IndexInfo(key=key, reused_from_cache=cached, build_s=info["build_s"], chunk_s=info["chunk_s"],
-                            embed_s=info["embed_s"], embedder=info["embedder"], device=info["device"],
-                            embedding_calls_this_run=0 if cached else self.embedder.counts()["calls"],
-                            embedded_texts=info["embedding"]["texts"], load_s=round(time.perf_counter() - started, 3)),
+            corpus=CorpusInfo(
+                files=[str(p) for p in cfg.corpus],
+                documents=info["documents"],
+                chunks=info["chunks"],
+                resplit_for_embedder=info["resplit_for_embedder"],
+            ),
+            index=IndexInfo(
+                key=self.index.key,
+                reused_from_cache=cached,
+                build_s=info["build_s"],
+                chunk_s=info["chunk_s"],
+                embed_s=info["embed_s"],
+                embedder=info["embedder"],
+                device=info["device"],
+                embedding_calls_this_run=0 if cached else self.embedder.counts()["calls"],
+                embedded_texts=info["embedding"]["texts"],
+                load_s=load_s,
+            ),
             exemplar_ids=[c.id for c in self.exemplars],
-            setup_costs=[SetupCost(what="indexing", usd=cost, basis=basis, paid_usd=paid)],
-            retriever=RetrieverSettings(kind=cfg.retriever, top_k=self.top_k, mmr=cfg.mmr, fetch_k=cfg.fetch_k,
-                                        hybrid_weights=list(cfg.hybrid_weights) if cfg.retriever == "hybrid" else None),
-            top_k_selection=choice)
+            setup_costs=[self._indexing_cost(info, cached)],
+            retriever=RetrieverSettings(
+                kind=cfg.retriever,
+                top_k=self.top_k,
+                mmr=cfg.mmr,
+                fetch_k=cfg.fetch_k,
+                hybrid_weights=list(cfg.hybrid_weights) if cfg.retriever == "hybrid" else None,
+            ),
+            top_k_selection=choice,
+        )
+
+    def _load_or_build_index(self) -> tuple[index_mod.Index, bool]:
+        """The corpus's index from HARNESS_HOME/indexes (keyed by corpus, chunking and embedder), built if missing;
+        and whether it was reused."""
+        cfg: RagConfig = self.config
+        base = self.ctx.dataset.base or Path(".")
+        paths = corpus_mod.resolve(cfg.corpus, base)
+        key = index_mod.index_key(corpus_mod.fingerprint(paths), cfg.chunking, self.embedder.identity())
+        folder = harness_home() / "indexes" / key
+        index = index_mod.load_cached(folder)
+        if index is not None:
+            return index, True
+        log.info("building the RAG index for %s", self.spec.name)
+        loader = lambda: corpus_mod.load_documents(paths, cfg.fields, base)  # noqa: E731 (read only when building)
+        return index_mod.build(folder, key, loader, cfg.chunking, self.embedder), False
+
+    def _indexing_cost(self, info: dict[str, Any], cached: bool) -> SetupCost:
+        """An API embedder's tokens at its price (billed this run unless the index was reused), else the build's
+        device time at its $/hour."""
+        cfg: RagConfig = self.config
+        if info["embedder"]["kind"] != "openai":
+            cost, basis = device_cost(self.ctx.suite, info["device"], info["build_s"] / 3600)
+            return SetupCost(what="indexing", usd=cost, basis=basis)
+        price, basis = embedding_price(cfg.embedder.model, cfg.embedder.usd_per_1m_tokens, self.ctx.suite)
+        cost = None if price is None else round(info["embedding"]["tokens"] / 1e6 * price, 9)
+        paid = 0.0 if cached or cost is None else cost  # counts against budget_usd
+        return SetupCost(what="indexing", usd=cost, basis=basis, paid_usd=paid)
 
     @classmethod
     def plan(cls, config: RagConfig, dataset, suite):
@@ -199,8 +243,14 @@ class Rag(Strategy):
         price = None
         if config.embedder.kind == "openai":
             price, _ = embedding_price(config.embedder.model, config.embedder.usd_per_1m_tokens, suite)
-        return StrategyPlan(context_chars=context, exemplars_chars=config.exemplars * per, exemplars=config.exemplars,
-                            dev_requests=dev, embedding_chars=corpus, embedder_usd_per_1m_tokens=price)
+        return StrategyPlan(
+            context_chars=context,
+            exemplars_chars=config.exemplars * per,
+            exemplars=config.exemplars,
+            dev_requests=dev,
+            embedding_chars=corpus,
+            embedder_usd_per_1m_tokens=price,
+        )
 
     # ---- per case --------------------------------------------------------------------------------
 
@@ -211,12 +261,25 @@ class Rag(Strategy):
             if cfg.retriever == "bm25":
                 self._retriever = index_mod.bm25_retriever(self.index, k=max(cfg.candidates))
             elif cfg.retriever == "dense":
-                self._retriever = index_mod.dense_retriever(self.index, self.embedder, k=max(cfg.candidates), mmr=cfg.mmr,
-                                                            fetch_k=cfg.fetch_k, lambda_mult=cfg.lambda_mult)
+                self._retriever = index_mod.dense_retriever(
+                    self.index,
+                    self.embedder,
+                    k=max(cfg.candidates),
+                    mmr=cfg.mmr,
+                    fetch_k=cfg.fetch_k,
+                    lambda_mult=cfg.lambda_mult,
+                )
             else:
                 self._retriever = index_mod.hybrid_retriever(
-                    self.index, self.embedder, k=max(cfg.candidates), candidates=cfg.fetch_k, mmr=cfg.mmr,
-                    lambda_mult=cfg.lambda_mult, weights=cfg.hybrid_weights, rrf_k=cfg.rrf_k)
+                    self.index,
+                    self.embedder,
+                    k=max(cfg.candidates),
+                    candidates=cfg.fetch_k,
+                    mmr=cfg.mmr,
+                    lambda_mult=cfg.lambda_mult,
+                    weights=cfg.hybrid_weights,
+                    rrf_k=cfg.rrf_k,
+                )
             self._by_id = {c.id: c for c in self.index.chunks}
             if cfg.retriever != "bm25":  # load the embedder and its kernels now, not in the first query's latency
                 self.embedder.warm()
@@ -240,8 +303,9 @@ class Rag(Strategy):
         cap = cfg.max_context_tokens
         if window is None:
             return cap
-        bare = self.backend.count_tokens(self.backend.render_prompt(
-            build_messages(self.ctx.suite.task, case, exemplars=self.exemplars)))
+        bare = self.backend.count_tokens(
+            self.backend.render_prompt(build_messages(self.ctx.suite.task, case, exemplars=self.exemplars))
+        )
         room = window - bare - self.backend.spec.generation.max_new_tokens - ANSWER_MARGIN - len("Context:\n\n\n")
         if room <= 0:
             raise DataError(
@@ -282,12 +346,21 @@ class Rag(Strategy):
         # The choice is cached beside the index, keyed by all that decides it, so a rerun neither embeds the dev
         # questions again nor asks the model anything.
         scorer = next(s for s in self.ctx.scorers if s.name == self.ctx.suite.primary_metric)
-        key = hashlib.sha256(json.dumps({
-            "backend": self.backend.identity(), "generation": self.backend.spec.generation.model_dump(),
-            "task": self.ctx.suite.task.model_dump(), "dev": [[c.id, c.input, c.target] for c in dev],
-            "exemplars": [c.id for c in self.exemplars], "config": self.config.model_dump(mode="json"),
-            "scorer": [scorer.kind, scorer.config.model_dump(mode="json")],
-        }, sort_keys=True, default=str).encode()).hexdigest()[:24]
+        key = hashlib.sha256(
+            json.dumps(
+                {
+                    "backend": self.backend.identity(),
+                    "generation": self.backend.spec.generation.model_dump(),
+                    "task": self.ctx.suite.task.model_dump(),
+                    "dev": [[c.id, c.input, c.target] for c in dev],
+                    "exemplars": [c.id for c in self.exemplars],
+                    "config": self.config.model_dump(mode="json"),
+                    "scorer": [scorer.kind, scorer.config.model_dump(mode="json")],
+                },
+                sort_keys=True,
+                default=str,
+            ).encode()
+        ).hexdigest()[:24]
         memo = harness_home() / "indexes" / self.index.key / "top_k" / f"{key}.json"
         if memo.exists():
             choice = TopKChoice.model_validate_json(memo.read_text())
@@ -317,9 +390,15 @@ class Rag(Strategy):
         context = format_context(kept) if kept else None
         messages = build_messages(self.ctx.suite.task, case, exemplars=self.exemplars, context=context)
         trace = RetrievalTrace(
-            chunk_ids=[c.id for c in chunks], doc_ids=[c.doc_id for c in chunks], texts=[c.text for c in chunks],
-            used=len(kept), dropped=dropped, context_tokens=used, retrieval_s=round(elapsed, 6),
-            retriever=self.config.retriever)
+            chunk_ids=[c.id for c in chunks],
+            doc_ids=[c.doc_id for c in chunks],
+            texts=[c.text for c in chunks],
+            used=len(kept),
+            dropped=dropped,
+            context_tokens=used,
+            retrieval_s=round(elapsed, 6),
+            retriever=self.config.retriever,
+        )
         if self._query_price is not None:  # an API embedder bills each query: part of the request's cost
             tokens = self.embedder.count_tokens([case.input_text()])[0]
             trace.query_embedding_usd = tokens / 1e6 * self._query_price

@@ -71,13 +71,12 @@ from harness.suite.bigbench import PACKAGE, SDIST_FILENAME, VERSION, checked_sha
 HERE = Path(__file__).resolve().parent
 
 
-
 TASK_MEMBER = f"{PACKAGE}-{VERSION}/bigbench/benchmark_tasks/gem/e2e_nlg/task.json"
 GEM_MEMBER = f"{PACKAGE}-{VERSION}/bigbench/benchmark_tasks/gem/task.json"
 
 DEFAULT_SEED = 13
-TEST_MRS, DEV_MRS = 100, 40   # one case per MR; dealt in this order
-TRAIN_ROWS = 300              # one case per (MR, reference)
+TEST_MRS, DEV_MRS = 100, 40  # one case per MR; dealt in this order
+TRAIN_ROWS = 300  # one case per (MR, reference)
 FAMILY_ATTRIBUTE = "eatType"  # MRs equal but for this attribute form one family
 ID_FORMAT = "e2e-{:04d}"
 
@@ -163,8 +162,15 @@ def pick_train_rows(train_mrs: list[dict], rng: random.Random) -> list[dict]:
         for mr, rows in pools:
             if depth < len(rows) and len(picked) < TRAIN_ROWS:
                 index, ref = rows[depth]
-                picked.append({"index": index, "mr": mr["mr"], "target": ref,
-                               "references": [r for _, r in mr["rows"]], "family": mr["family"]})
+                picked.append(
+                    {
+                        "index": index,
+                        "mr": mr["mr"],
+                        "target": ref,
+                        "references": [r for _, r in mr["rows"]],
+                        "family": mr["family"],
+                    }
+                )
         depth += 1
     picked.sort(key=lambda row: row["index"])
     return picked
@@ -172,8 +178,13 @@ def pick_train_rows(train_mrs: list[dict], rng: random.Random) -> list[dict]:
 
 def mr_case(mr: dict) -> dict:
     index, target = mr["rows"][0]
-    return {"index": index, "mr": mr["mr"], "target": target,
-            "references": [r for _, r in mr["rows"]], "family": mr["family"]}
+    return {
+        "index": index,
+        "mr": mr["mr"],
+        "target": target,
+        "references": [r for _, r in mr["rows"]],
+        "family": mr["family"],
+    }
 
 
 def check(splits: dict[str, list[dict]], mrs: list[dict]) -> None:
@@ -204,8 +215,12 @@ def check(splits: dict[str, list[dict]], mrs: list[dict]) -> None:
 def write_jsonl(path: Path, rows: list[dict]) -> None:
     with open(path, "w", encoding="utf-8", newline="\n") as handle:
         for row in rows:
-            out = {"id": ID_FORMAT.format(row["index"]), "mr": row["mr"], "target": row["target"],
-                   "references": row["references"]}
+            out = {
+                "id": ID_FORMAT.format(row["index"]),
+                "mr": row["mr"],
+                "target": row["target"],
+                "references": row["references"],
+            }
             handle.write(json.dumps(out, ensure_ascii=False) + "\n")
 
 
@@ -240,7 +255,7 @@ def build(sdist: Path, out_dir: Path, seed: int) -> None:
     attributes = Counter(k for m in mrs for k, _ in parse_mr(m["mr"]))
     source = {
         "description": "Data-to-text generation: restaurant descriptions from E2E NLG meaning representations, "
-                       "cut from GEM's cleaned E2E test set as shipped in the BIG-bench gem/e2e_nlg task",
+        "cut from GEM's cleaned E2E test set as shipped in the BIG-bench gem/e2e_nlg task",
         "source": {
             "package": PACKAGE,
             "version": VERSION,
@@ -252,24 +267,30 @@ def build(sdist: Path, out_dir: Path, seed: int) -> None:
             "task_description": task.get("description"),
             "collection": f"{gem.get('name')}: {gem.get('description')}",
             "note": "the 1,000 examples are GEM's e2e_nlg test rows 0-999 (comment e2e_nlg-test-N), one "
-                    "(MR, reference) pair each; the task folder has no README and task.json names neither "
-                    "the source dataset nor a licence",
+            "(MR, reference) pair each; the task folder has no README and task.json names neither "
+            "the source dataset nor a licence",
         },
         "upstream": {
             "dataset": "E2E NLG Challenge dataset, cleaned version (test set), via GEM",
             "url": "https://github.com/tuetschek/e2e-cleaning",
             "citation": [
-                ("Novikova, Dušek and Rieser, 2017. The E2E Dataset: New Challenges For End-to-End Generation. "
-                 "SIGDIAL 2017. arXiv:1706.09254"),
-                ("Dušek, Howcroft and Rieser, 2019. Semantic Noise Matters for Neural Natural Language "
-                 "Generation. INLG 2019. arXiv:1911.03905"),
-                ("Gehrmann et al., 2021. The GEM Benchmark: Natural Language Generation, its Evaluation and "
-                 "Metrics. GEM workshop 2021. arXiv:2102.01672"),
+                (
+                    "Novikova, Dušek and Rieser, 2017. The E2E Dataset: New Challenges For End-to-End Generation. "
+                    "SIGDIAL 2017. arXiv:1706.09254"
+                ),
+                (
+                    "Dušek, Howcroft and Rieser, 2019. Semantic Noise Matters for Neural Natural Language "
+                    "Generation. INLG 2019. arXiv:1911.03905"
+                ),
+                (
+                    "Gehrmann et al., 2021. The GEM Benchmark: Natural Language Generation, its Evaluation and "
+                    "Metrics. GEM workshop 2021. arXiv:2102.01672"
+                ),
             ],
         },
         "licence": {
             "e2e": "CC BY-SA 4.0 (https://creativecommons.org/licenses/by-sa/4.0/); this cut is shared under the "
-                   "same licence",
+            "same licence",
             "bigbench": "Apache-2.0",
         },
         "canary": task["canary"],
@@ -278,16 +299,16 @@ def build(sdist: Path, out_dir: Path, seed: int) -> None:
             "mr": "task.json input, stripped, kept as written (attribute: value, ...)",
             "references": "the targets of all rows with that exact MR, stripped, duplicates dropped, source order",
             "family": f"MRs equal once the {FAMILY_ATTRIBUTE} attribute is removed; a family never straddles "
-                      "two splits",
+            "two splits",
             "split": f"families sorted by key, shuffled with random.Random(seed); test then dev take families "
-                     f"in that order, skipping one that would overshoot, until {TEST_MRS} / {DEV_MRS} MRs; "
-                     "every other family goes to train",
+            f"in that order, skipping one that would overshoot, until {TEST_MRS} / {DEV_MRS} MRs; "
+            "every other family goes to train",
             "dev_test": "one case per MR: target = its first reference, references = all",
             "train": f"one case per (MR, reference): train MRs sorted by id and shuffled, each MR's references "
-                     f"shuffled, rows taken round-robin until {TRAIN_ROWS}; references = all of the MR's",
+            f"shuffled, rows taken round-robin until {TRAIN_ROWS}; references = all of the MR's",
             "split_sizes": {"train": TRAIN_ROWS, "dev": DEV_MRS, "test": TEST_MRS},
             "id_scheme": "e2e-NNNN, NNNN = 0-based position in task.json 'examples' of the row whose "
-                         "reference is target (for dev/test the MR's first row)",
+            "reference is target (for dev/test the MR's first row)",
         },
         "counts": {
             "examples_in_task_json": len(examples),
@@ -298,7 +319,8 @@ def build(sdist: Path, out_dir: Path, seed: int) -> None:
             "names": dict(sorted(Counter(dict(parse_mr(m["mr"]))["name"] for m in mrs).items())),
             "mrs_with_attribute": dict(sorted(attributes.items())),
             "mrs_with_a_repeated_attribute": sum(
-                1 for m in mrs if len({k for k, _ in parse_mr(m["mr"])}) != len(parse_mr(m["mr"]))),
+                1 for m in mrs if len({k for k, _ in parse_mr(m["mr"])}) != len(parse_mr(m["mr"]))
+            ),
             "reference_words_mean": round(sum(words) / len(words), 1),
             "reference_words_min_max": [min(words), max(words)],
             "splits": {
@@ -318,10 +340,17 @@ def build(sdist: Path, out_dir: Path, seed: int) -> None:
         handle.write(json.dumps(source, ensure_ascii=False, indent=2) + "\n")
 
     print(f"sdist: {SDIST_FILENAME} sha256={sdist_sha}")
-    print(f"task.json: {len(examples)} examples, {repeats} repeated (MR, reference) pairs dropped, "
-          f"{len(mrs)} MRs in {len(families)} families")
-    print("splits: " + ", ".join(
-        f"{s} {c['cases']} ({c['mrs']} MRs, {c['families']} families)" for s, c in source["counts"]["splits"].items()))
+    print(
+        f"task.json: {len(examples)} examples, {repeats} repeated (MR, reference) pairs dropped, "
+        f"{len(mrs)} MRs in {len(families)} families"
+    )
+    print(
+        "splits: "
+        + ", ".join(
+            f"{s} {c['cases']} ({c['mrs']} MRs, {c['families']} families)"
+            for s, c in source["counts"]["splits"].items()
+        )
+    )
     print(f"wrote {out_dir}")
 
 

@@ -83,7 +83,7 @@ def parse_examples(task: dict) -> list[dict]:
         positives = [label for label, score in example["target_scores"].items() if score == 1]
         if len(positives) != 1:
             sys.exit(f"error: example {index} has {len(positives)} labels with score 1")
-        records.append({"index": index, "text": raw[len(INPUT_PREFIX):], "label": positives[0]})
+        records.append({"index": index, "text": raw[len(INPUT_PREFIX) :], "label": positives[0]})
     return records
 
 
@@ -141,7 +141,7 @@ def stratified_split(records: list[dict], seed: int) -> dict[str, list[dict]]:
         start = 0
         for split in SPLIT_SIZES:
             take = plan[split][label]
-            splits[split].extend(pool[start:start + take])
+            splits[split].extend(pool[start : start + take])
             start += take
     for split in splits:
         splits[split].sort(key=lambda rec: rec["index"])
@@ -198,7 +198,7 @@ def build(sdist: Path, out_dir: Path, seed: int) -> None:
             "dataset": "SNIPS NLU benchmark",
             "repository": "https://github.com/sonos/nlu-benchmark",
             "citation": "Coucke et al., 2018. Snips Voice Platform: an embedded Spoken Language "
-                        "Understanding system for private-by-design voice interfaces. arXiv:1805.10190",
+            "Understanding system for private-by-design voice interfaces. arXiv:1805.10190",
         },
         "canary": task["canary"],
         "processing": {
@@ -206,7 +206,7 @@ def build(sdist: Path, out_dir: Path, seed: int) -> None:
             "label": "the target_scores key with score 1",
             "deduplication": "exact match on the stripped text; first occurrence kept",
             "split": "stratified by label, largest-remainder allocation, random.Random(seed) "
-                     "shuffle of each label's examples sorted by (text, index)",
+            "shuffle of each label's examples sorted by (text, index)",
             "seed": seed,
             "split_sizes": SPLIT_SIZES,
             "id_scheme": "snips-NNNN, NNNN = 0-based position in task.json 'examples'",
@@ -219,18 +219,17 @@ def build(sdist: Path, out_dir: Path, seed: int) -> None:
             "used": used,
             "unused": len(unique) - used,
             "labels_in_source": label_counter(records),
-            "splits": {
-                split: {"total": len(recs), "labels": label_counter(recs)}
-                for split, recs in splits.items()
-            },
+            "splits": {split: {"total": len(recs), "labels": label_counter(recs)} for split, recs in splits.items()},
         },
     }
     with open(out_dir / "SOURCE.json", "w", encoding="utf-8", newline="\n") as handle:
         handle.write(json.dumps(source, ensure_ascii=False, indent=2) + "\n")
 
     print(f"sdist: {SDIST_FILENAME} sha256={sdist_sha}")
-    print(f"task.json: {len(records)} examples, {len(unique)} unique; "
-          f"dropped {repeats} exact duplicate(s) and {conflicts} with conflicting labels")
+    print(
+        f"task.json: {len(records)} examples, {len(unique)} unique; "
+        f"dropped {repeats} exact duplicate(s) and {conflicts} with conflicting labels"
+    )
     print(f"wrote {used} examples ({len(unique) - used} unused) to {out_dir}")
     print()
     print_table(splits, sorted(label_counter(records)))

@@ -78,7 +78,6 @@ from harness.suite.bigbench import PACKAGE, SDIST_FILENAME, VERSION, checked_sha
 HERE = Path(__file__).resolve().parent
 
 
-
 TASK_DIR = f"{PACKAGE}-{VERSION}/bigbench/benchmark_tasks/squad_shifts"
 SQUAD_MEMBER = f"{TASK_DIR}/squaddev_v1.1.json"
 
@@ -131,14 +130,16 @@ def build_corpus(articles: list[dict]) -> tuple[list[dict], list[dict]]:
                 answers = [a for a in answers if a]
                 if not answers:
                     continue
-                questions.append({
-                    "pos": (art_pos, p_idx, q_idx),
-                    "id": f"squad-{qa['id']}",
-                    "question": qa["question"].strip(),
-                    "answer": answers[0],
-                    "answers": answers,
-                    "doc_id": doc_id,
-                })
+                questions.append(
+                    {
+                        "pos": (art_pos, p_idx, q_idx),
+                        "id": f"squad-{qa['id']}",
+                        "question": qa["question"].strip(),
+                        "answer": answers[0],
+                        "answers": answers,
+                        "doc_id": doc_id,
+                    }
+                )
     return corpus, questions
 
 
@@ -180,12 +181,14 @@ def split_by_paragraph(kept: dict[str, list[dict]], rng: random.Random) -> tuple
             doc_id = next(it, None)
             if doc_id is None:
                 sys.exit(f"error: ran out of paragraphs while filling {split}")
-            splits[split].extend(kept[doc_id][:size - len(splits[split])])
+            splits[split].extend(kept[doc_id][: size - len(splits[split])])
             docs_of[split].add(doc_id)
     for split in splits:
         splits[split].sort(key=lambda q: q["pos"])
-    return splits, {"paragraphs_per_split": {s: len(d) for s, d in docs_of.items()},
-                    "paragraphs_unused": len(docs) - sum(len(d) for d in docs_of.values())}
+    return splits, {
+        "paragraphs_per_split": {s: len(d) for s, d in docs_of.items()},
+        "paragraphs_unused": len(docs) - sum(len(d) for d in docs_of.values()),
+    }
 
 
 def check(corpus: list[dict], splits: dict[str, list[dict]]) -> None:
@@ -233,7 +236,7 @@ def build(sdist: Path, out_dir: Path, seed: int) -> None:
     words = [len(row["text"].split()) for row in corpus]
     source = {
         "description": "Extractive question answering over Wikipedia paragraphs, cut from SQuAD v1.1 dev "
-                       "as shipped in the BIG-bench squad_shifts task",
+        "as shipped in the BIG-bench squad_shifts task",
         "source": {
             "package": PACKAGE,
             "version": VERSION,
@@ -244,43 +247,49 @@ def build(sdist: Path, out_dir: Path, seed: int) -> None:
             "file_version": squad.get("version"),
             "task_name": "squad_shifts",
             "note": "BIG-bench's copy of SQuAD v1.1 dev lacks 5 of the original 10,570 questions and some "
-                    "gold answers that span sentences; see squaddev_v1.1_removed.json in the same folder",
+            "gold answers that span sentences; see squaddev_v1.1_removed.json in the same folder",
         },
         "upstream": {
             "dataset": "SQuAD v1.1 (dev set)",
             "url": "https://rajpurkar.github.io/SQuAD-explorer/",
             "citation": "Rajpurkar, Zhang, Lopyrev and Liang, 2016. SQuAD: 100,000+ Questions for Machine "
-                        "Comprehension of Text. EMNLP 2016. arXiv:1606.05250",
+            "Comprehension of Text. EMNLP 2016. arXiv:1606.05250",
             "text_from": "English Wikipedia articles (paragraphs as captured by SQuAD in 2016)",
         },
         "licence": {
             "squad": "CC BY-SA 4.0 (https://creativecommons.org/licenses/by-sa/4.0/); this cut is shared "
-                     "under the same licence",
+            "under the same licence",
             "bigbench": "Apache-2.0",
         },
         "canary": squad["canary"],
         "processing": {
             "seed": seed,
             "articles": f"sorted titles shuffled with random.Random(seed); taken in that order while the "
-                        f"paragraph total stays <= {MAX_PARAGRAPHS}, until {N_ARTICLES}",
+            f"paragraph total stays <= {MAX_PARAGRAPHS}, until {N_ARTICLES}",
             "corpus": "every paragraph of the chosen articles, context stripped; id <slug>-pNN, NN = 0-based "
-                      "paragraph index within the article",
+            "paragraph index within the article",
             "repeated_questions": "a question text seen earlier on the chosen articles (case, outer whitespace "
-                                  "and final '?' ignored) is dropped",
+            "and final '?' ignored) is dropped",
             "eligible_question": f"first gold answer has <= {MAX_ANSWER_WORDS} words",
             "answers": "gold answers stripped, distinct, first-seen order; answer = answers[0]",
             "per_paragraph": f"eligible questions sorted by id, shuffled, first {MAX_PER_PARAGRAPH} kept",
             "split": "paragraphs sorted by id, shuffled, dealt to train, dev, test in turn; a paragraph's "
-                     "questions all go to one split",
+            "questions all go to one split",
             "split_sizes": SPLIT_SIZES,
             "id_scheme": "squad-<SQuAD question id>",
         },
         "articles": [
-            {"squad_title": a["title"], "title": a["title"].replace("_", " "), "slug": slugify(a["title"]),
-             "paragraphs": len(a["paragraphs"]),
-             "questions_in_source": sum(len(p["qas"]) for p in a["paragraphs"]),
-             "questions_used": {split: sum(1 for q in rows if q["doc_id"].startswith(slugify(a["title"]) + "-p"))
-                                for split, rows in splits.items()}}
+            {
+                "squad_title": a["title"],
+                "title": a["title"].replace("_", " "),
+                "slug": slugify(a["title"]),
+                "paragraphs": len(a["paragraphs"]),
+                "questions_in_source": sum(len(p["qas"]) for p in a["paragraphs"]),
+                "questions_used": {
+                    split: sum(1 for q in rows if q["doc_id"].startswith(slugify(a["title"]) + "-p"))
+                    for split, rows in splits.items()
+                },
+            }
             for a in articles
         ],
         "counts": {
@@ -304,10 +313,14 @@ def build(sdist: Path, out_dir: Path, seed: int) -> None:
     print(f"sdist: {SDIST_FILENAME} sha256={sdist_sha}")
     print(f"articles: {', '.join(a['title'] for a in articles)}")
     print(f"corpus: {len(corpus)} paragraphs, {sum(words) / len(words):.1f} words on average")
-    print(f"questions: {len(questions)} on these articles, {repeats} repeats dropped, "
-          f"{eligible} with answers <= {MAX_ANSWER_WORDS} words")
-    print("splits: " + ", ".join(f"{s} {len(r)} ({split_info['paragraphs_per_split'][s]} paragraphs)"
-                                 for s, r in splits.items()))
+    print(
+        f"questions: {len(questions)} on these articles, {repeats} repeats dropped, "
+        f"{eligible} with answers <= {MAX_ANSWER_WORDS} words"
+    )
+    print(
+        "splits: "
+        + ", ".join(f"{s} {len(r)} ({split_info['paragraphs_per_split'][s]} paragraphs)" for s, r in splits.items())
+    )
     print(f"wrote {out_dir}")
 
 

@@ -25,13 +25,29 @@ def report_suite(tiny_model: Path) -> dict:
     fake = suite["backends"][0]
     fake["model"] = "toy-model"
     fake["config"]["rules"].insert(0, {"pattern": "test request number 4 ", "answer": HOSTILE})
-    suite["backends"].append({"name": "tiny", "kind": "hf", "model": str(tiny_model),
-                              "generation": {"max_new_tokens": 4}, "config": {"batch_size": 8}})
+    suite["backends"].append(
+        {
+            "name": "tiny",
+            "kind": "hf",
+            "model": str(tiny_model),
+            "generation": {"max_new_tokens": 4},
+            "config": {"batch_size": 8},
+        }
+    )
     suite["strategies"] = [
         {"name": "zero", "kind": "zero_shot", "backend": "fake"},
         {"name": "few", "kind": "few_shot", "backend": "fake", "config": {"k": 3, "selection": "balanced"}},
-        {"name": "ft", "kind": "finetune", "backend": "tiny", "config": {"tuner": {"kind": "local", "config": {
-            "epochs": 2, "batch_size": 4, "rank": 4, "alpha": 8, "learning_rate": 5e-3}}}},
+        {
+            "name": "ft",
+            "kind": "finetune",
+            "backend": "tiny",
+            "config": {
+                "tuner": {
+                    "kind": "local",
+                    "config": {"epochs": 2, "batch_size": 4, "rank": 4, "alpha": 8, "learning_rate": 5e-3},
+                }
+            },
+        },
     ]
     suite["economics"] = {
         "usd_per_hour": {"cpu": 0.36},
@@ -71,13 +87,24 @@ def with_schema_version(run_dir: Path, target: Path, version: int) -> Path:
 
 
 def cli_env(home: Path) -> dict[str, str]:
-    return {**os.environ, "HARNESS_HOME": str(home), "HF_HUB_OFFLINE": "1", "CI": "1",
-            "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    return {
+        **os.environ,
+        "HARNESS_HOME": str(home),
+        "HF_HUB_OFFLINE": "1",
+        "CI": "1",
+        "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+    }
 
 
 def cli(*args: str, home: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
-                          env=cli_env(home), cwd=REPO, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args],
+        capture_output=True,
+        text=True,
+        env=cli_env(home),
+        cwd=REPO,
+        timeout=timeout,
+    )
 
 
 def free_port() -> int:
@@ -87,5 +114,13 @@ def free_port() -> int:
 
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]

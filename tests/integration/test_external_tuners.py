@@ -36,12 +36,15 @@ def cli(*args: str):
 
 def autotrain_env() -> Path:
     exe = AUTOTRAIN_ENV / "bin" / "autotrain"
-    assert exe.exists(), (f"AutoTrain's environment is missing at {AUTOTRAIN_ENV}. Fix: make autotrain-env "
-                          "(CI builds it; HARNESS_AUTOTRAIN_ENV points elsewhere).")
+    assert exe.exists(), (
+        f"AutoTrain's environment is missing at {AUTOTRAIN_ENV}. Fix: make autotrain-env "
+        "(CI builds it; HARNESS_AUTOTRAIN_ENV points elsewhere)."
+    )
     return AUTOTRAIN_ENV
 
 
 # ---- AutoTrain --------------------------------------------------------------------------------------
+
 
 def test_export_only_writes_autotrains_config_and_data(tiny_model, tmp_path):
     path = write_suite(tmp_path / "s", tuner_suite(tiny_model, "autotrain", executable=str(tmp_path / "nowhere")))
@@ -50,7 +53,13 @@ def test_export_only_writes_autotrains_config_and_data(tiny_model, tmp_path):
     config = yaml.safe_load((tmp_path / "export" / "config.yml").read_text())
     assert config["task"] == "llm-sft" and config["hub"]["push_to_hub"] is False
     params = config["params"]
-    assert (params["epochs"], params["batch_size"], params["lr"], params["lora_r"], params["lora_alpha"]) == (2, 4, 5e-3, 4, 8)
+    assert (params["epochs"], params["batch_size"], params["lr"], params["lora_r"], params["lora_alpha"]) == (
+        2,
+        4,
+        5e-3,
+        4,
+        8,
+    )
     assert params["peft"] is True and params["quantization"] is None and params["mixed_precision"] is None  # CPU
     rows = [json.loads(x) for x in (tmp_path / "export" / "data" / "train.jsonl").read_text().splitlines()]
     assert len(rows) == 12
@@ -61,10 +70,17 @@ def test_export_only_writes_autotrains_config_and_data(tiny_model, tmp_path):
     tok = json.loads((base / "tokenizer_config.json").read_text())
     assert tok["tokenizer_class"] == "PreTrainedTokenizerFast" and "chat_template" in tok
     # AutoTrain's own parameter model accepts the exported params
-    check = subprocess.run([str(autotrain_env() / "bin" / "python"), "-c",
-                            "import sys, yaml; from autotrain.trainers.clm.params import LLMTrainingParams as P; "
-                            "c = yaml.safe_load(open(sys.argv[1])); P(model=c['base_model'], project_name='p', **c['params'])",
-                            str(tmp_path / "export" / "config.yml")], capture_output=True, text=True)
+    check = subprocess.run(
+        [
+            str(autotrain_env() / "bin" / "python"),
+            "-c",
+            "import sys, yaml; from autotrain.trainers.clm.params import LLMTrainingParams as P; "
+            "c = yaml.safe_load(open(sys.argv[1])); P(model=c['base_model'], project_name='p', **c['params'])",
+            str(tmp_path / "export" / "config.yml"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert check.returncode == 0, check.stderr[-2000:]
 
 
@@ -99,8 +115,10 @@ def test_autotrain_trains_with_the_real_cli_and_serves_its_adapter(tiny_model, t
 def test_autotrain_failure_inside_its_trainer_is_an_error_not_a_result(tiny_model, tmp_path):
     # AutoTrain exits 0 when its trainer raises; the tuner reads the log and fails with AutoTrain's message.
     env = autotrain_env()
-    path = write_suite(tmp_path / "s", tuner_suite(tiny_model, "autotrain", executable=str(env), epochs=1,
-                                                   optimizer="no_such_optimizer"))
+    path = write_suite(
+        tmp_path / "s",
+        tuner_suite(tiny_model, "autotrain", executable=str(env), epochs=1, optimizer="no_such_optimizer"),
+    )
     with pytest.raises(HarnessError, match=r"(?s)AutoTrain training failed: .*no_such_optimizer.*autotrain.log"):
         from harness.commands.tune import train_only
 
@@ -110,13 +128,16 @@ def test_autotrain_failure_inside_its_trainer_is_an_error_not_a_result(tiny_mode
 def test_missing_autotrain_is_a_note_for_validate_and_a_refusal_for_compare(tiny_model, tmp_path):
     path = write_suite(tmp_path / "s", tuner_suite(tiny_model, "autotrain", executable=str(tmp_path / "no-env")))
     ok = cli("validate", str(path))
-    assert ok.exit_code == 0 and "tuner.config.executable" in ok.output and "pip install autotrain-advanced" in ok.output
+    assert (
+        ok.exit_code == 0 and "tuner.config.executable" in ok.output and "pip install autotrain-advanced" in ok.output
+    )
     refused = cli("compare", str(path), "--out", str(tmp_path / "run"))
     assert refused.exit_code == 2 and "no AutoTrain executable" in refused.output and "Traceback" not in refused.output
     assert not (tmp_path / "run" / "cases.jsonl").exists()
 
 
 # ---- Unsloth ----------------------------------------------------------------------------------------
+
 
 def test_unsloth_without_a_gpu_names_the_local_tuner(tiny_model, tmp_path):
     import torch
@@ -144,7 +165,9 @@ def test_unsloth_child_process_contract_with_a_stand_in(tiny_model, tmp_path, mo
 
     monkeypatch.setattr(unsloth_tuner, "cuda_problem", lambda *a: None)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(STANDIN), str(REPO), os.environ.get("PYTHONPATH", "")]))
-    path = write_suite(tmp_path / "s", tuner_suite(tiny_model, "unsloth", optimizer="adamw_torch", python=sys.executable))
+    path = write_suite(
+        tmp_path / "s", tuner_suite(tiny_model, "unsloth", optimizer="adamw_torch", python=sys.executable)
+    )
     record, run = compare(path, CompareOptions(out=tmp_path / "run"))
     given = record.strategies["ft"].setup.given
     assert given.tuner == "unsloth" and given.epochs_trained == 2 and len(given.dev_scores) == 2

@@ -15,12 +15,27 @@ from tests.conftest import base_suite, write_suite
 
 def ft_suite(tiny_model, **tuner):
     suite = base_suite()
-    suite["backends"] = [{"name": "tiny", "kind": "hf", "model": str(tiny_model),
-                          "generation": {"max_new_tokens": 4}, "config": {"batch_size": 8}}]
+    suite["backends"] = [
+        {
+            "name": "tiny",
+            "kind": "hf",
+            "model": str(tiny_model),
+            "generation": {"max_new_tokens": 4},
+            "config": {"batch_size": 8},
+        }
+    ]
     suite["strategies"] = [
         {"name": "zero", "kind": "zero_shot"},
-        {"name": "ft", "kind": "finetune", "config": {"tuner": {"kind": "local", "config": {
-            "epochs": 2, "batch_size": 4, "rank": 4, "alpha": 8, "learning_rate": 5e-3, **tuner}}}},
+        {
+            "name": "ft",
+            "kind": "finetune",
+            "config": {
+                "tuner": {
+                    "kind": "local",
+                    "config": {"epochs": 2, "batch_size": 4, "rank": 4, "alpha": 8, "learning_rate": 5e-3, **tuner},
+                }
+            },
+        },
     ]
     suite["economics"] = {"usd_per_hour": {"cpu": 0.36}}
     return suite
@@ -59,7 +74,9 @@ def test_finetune_scores_each_epoch_on_dev_and_serves_the_best(tiny_model, tmp_p
         mp.undo()
     assert again.strategies["ft"].setup.given.reused_from_cache is True
     assert run2.counts.dev_calls == 0 and run2.counts.model_calls == 0
-    assert again.strategies["ft"].metrics["label_accuracy"].mean == record.strategies["ft"].metrics["label_accuracy"].mean
+    assert (
+        again.strategies["ft"].metrics["label_accuracy"].mean == record.strategies["ft"].metrics["label_accuracy"].mean
+    )
 
 
 def test_interrupted_training_resumes_from_its_last_checkpoint(tiny_model, tmp_path, monkeypatch):
@@ -88,19 +105,24 @@ def test_interrupted_training_resumes_from_its_last_checkpoint(tiny_model, tmp_p
     assert given.training.resumed is True and given.epochs_trained == 2
     # cost and tokens cover the whole training, not only the resumed half
     assert given.training.trained_tokens == 2 * given.preflight.total_tokens
-    first_half = json.loads(next((tmp_path / "harness-home" / "tuning").rglob("checkpoint-3/harness-elapsed.json")).read_text())
+    first_half = json.loads(
+        next((tmp_path / "harness-home" / "tuning").rglob("checkpoint-3/harness-elapsed.json")).read_text()
+    )
     assert given.training.wall_s > first_half["wall_s"] > 0
     curve = [json.loads(x) for x in (tmp_path / "run" / "training" / "ft" / "curve.jsonl").read_text().splitlines()]
     assert [row["step"] for row in curve] == [1, 2, 3, 4, 5, 6]  # steps 1-3 come from the first process's state
 
 
-@pytest.mark.parametrize("tuner, expected", [
-    ({"method": "qlora", "device": "cpu"}, "qlora needs a CUDA GPU"),
-    ({"rank": 0}, "strategies[1].config.tuner.config.rank"),
-    ({"epochs": 0}, "strategies[1].config.tuner.config.epochs"),
-    ({"method": "dpo"}, "strategies[1].config.tuner.config.method"),
-    ({"rnak": 8}, "unknown key 'rnak'. Did you mean 'rank'?"),
-])
+@pytest.mark.parametrize(
+    "tuner, expected",
+    [
+        ({"method": "qlora", "device": "cpu"}, "qlora needs a CUDA GPU"),
+        ({"rank": 0}, "strategies[1].config.tuner.config.rank"),
+        ({"epochs": 0}, "strategies[1].config.tuner.config.epochs"),
+        ({"method": "dpo"}, "strategies[1].config.tuner.config.method"),
+        ({"rnak": 8}, "unknown key 'rnak'. Did you mean 'rank'?"),
+    ],
+)
 def test_bad_tuner_settings_fail_before_training(tiny_model, tmp_path, tuner, expected):
     path = write_suite(tmp_path / "s", ft_suite(tiny_model, **tuner))
     with pytest.raises(ConfigError, match=expected.replace("[", r"\[").replace("]", r"\]")):
@@ -130,6 +152,7 @@ def test_merged_adapter_serves_the_same_answers(tiny_model, tmp_path):
     assert serving["adapter_sha"] is None and serving["model"].endswith("merged-step3")
 
 
+@pytest.mark.slow  # two training processes under accelerate launch
 def test_two_cpu_processes_train_the_same_adapter(tiny_model, tmp_path):
     """`num_processes: 2` trains under accelerate launch (DDP over gloo); both ranks end with identical weights."""
     path = write_suite(tmp_path / "s", ft_suite(tiny_model, epochs=1, batch_size=2, num_processes=2))
@@ -142,6 +165,7 @@ def test_two_cpu_processes_train_the_same_adapter(tiny_model, tmp_path):
     assert given.chosen.on == "dev" and record.strategies["ft"].n_done == 9
 
 
+@pytest.mark.slow  # lm-eval over the base and the fine-tuned model
 def test_forgetting_check_scores_base_and_fine_tuned_model_with_lm_eval(tiny_model, tmp_path):
     suite = ft_suite(tiny_model, epochs=1)
     suite["strategies"][1]["config"]["forgetting_check"] = True
@@ -163,7 +187,9 @@ def test_local_tuner_reports_status_and_events(tiny_model, tmp_path):
     path = write_suite(tmp_path / "s", ft_suite(tiny_model))
     loaded = load_suite(path)
     spec = BackendSpec.model_validate(loaded.suite.backends[0].model_dump())
-    tuner = LocalTuner(LocalConfig(epochs=1, batch_size=4, rank=4), TuneContext(spec, str(tiny_model), tmp_path / "work", 1))
+    tuner = LocalTuner(
+        LocalConfig(epochs=1, batch_size=4, rank=4), TuneContext(spec, str(tiny_model), tmp_path / "work", 1)
+    )
     assert tuner.status() == "not_started" and tuner.events() == []
     examples = training_examples(loaded.suite.task, loaded.dataset.train)
     result = tuner.train(examples, tuner.validate(examples))

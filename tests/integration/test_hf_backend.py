@@ -20,8 +20,13 @@ def backend(path, **config):
 def requests(n, shared_words=60, max_new_tokens=8):
     system = "You sort requests. " + " ".join(f"word{i}" for i in range(shared_words))
     params = GenerationParams(max_new_tokens=max_new_tokens)
-    return [GenRequest([{"role": "system", "content": system},
-                        {"role": "user", "content": "request " + "x " * (i % 5) + str(i)}], params) for i in range(n)]
+    return [
+        GenRequest(
+            [{"role": "system", "content": system}, {"role": "user", "content": "request " + "x " * (i % 5) + str(i)}],
+            params,
+        )
+        for i in range(n)
+    ]
 
 
 def collect(b, reqs):
@@ -94,7 +99,9 @@ def test_identity_changes_with_the_weights(tiny_model, tmp_path):
     assert (copy / "config.json").read_text() == (tiny_model / "config.json").read_text()
     new_weights = backend(copy).identity()["model_sha"]
     assert new_weights != first["model_sha"]
-    (copy / "config.json").write_text((copy / "config.json").read_text().replace('"rms_norm_eps"', '"rms_norm_eps" ', 1))
+    (copy / "config.json").write_text(
+        (copy / "config.json").read_text().replace('"rms_norm_eps"', '"rms_norm_eps" ', 1)
+    )
     assert backend(copy).identity()["model_sha"] not in (first["model_sha"], new_weights)  # the config counts too
 
 
@@ -102,9 +109,19 @@ def test_compare_with_hf_backend_records_tokens_and_latency(tiny_model, tmp_path
     from harness.run.compare import CompareOptions, compare
 
     suite = base_suite()
-    suite["backends"] = [{"name": "tiny", "kind": "hf", "model": str(tiny_model),
-                          "generation": {"max_new_tokens": 4}, "config": {"batch_size": 4}}]
-    suite["strategies"] = [{"name": "zero", "kind": "zero_shot"}, {"name": "few", "kind": "few_shot", "config": {"k": 6}}]
+    suite["backends"] = [
+        {
+            "name": "tiny",
+            "kind": "hf",
+            "model": str(tiny_model),
+            "generation": {"max_new_tokens": 4},
+            "config": {"batch_size": 4},
+        }
+    ]
+    suite["strategies"] = [
+        {"name": "zero", "kind": "zero_shot"},
+        {"name": "few", "kind": "few_shot", "config": {"k": 6}},
+    ]
     path = write_suite(tmp_path / "s", suite)
     record, run = compare(path, CompareOptions(out=tmp_path / "run"))
     assert record.status == "complete" and run.counts.model_calls == 18

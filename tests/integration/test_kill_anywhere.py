@@ -32,13 +32,24 @@ KILLS = 10
 KEY = "sk-test-kill-anywhere-0123456789abcdef"
 TOPICS = ["river", "mountain", "castle", "forest", "harbour", "desert", "island", "valley"]
 # Where a run is, read from its output: the stages in the order a run goes through them.
-STAGES = [("answering zero", r"^\[zero\] \d+/"), ("answering few", r"^\[few\] \d+/"),
-          ("indexing", r"building the RAG index"), ("answering rag", r"^\[rag\] \d+/"),
-          ("training", r"training step \d+/"), ("answering ft", r"^\[ft\] \d+/")]
+STAGES = [
+    ("answering zero", r"^\[zero\] \d+/"),
+    ("answering few", r"^\[few\] \d+/"),
+    ("indexing", r"building the RAG index"),
+    ("answering rag", r"^\[rag\] \d+/"),
+    ("training", r"training step \d+/"),
+    ("answering ft", r"^\[ft\] \d+/"),
+]
 # How long after a stage is seen the kill may come (seconds): short stages get short windows. In training the kill
 # comes after a seeded random step (steps are logged every 3 of 30; a checkpoint is saved every 10).
-WINDOW = {"answering zero": 0.4, "answering few": 0.4, "indexing": 1.2, "answering rag": 0.4, "training": 0.4,
-          "answering ft": 0.5}
+WINDOW = {
+    "answering zero": 0.4,
+    "answering few": 0.4,
+    "indexing": 1.2,
+    "answering rag": 0.4,
+    "training": 0.4,
+    "answering ft": 0.5,
+}
 
 
 def reply(body):
@@ -47,31 +58,71 @@ def reply(body):
 
 def make_suite(folder: Path, url: str, tiny_model: Path) -> Path:
     def rows(split, n):
-        return [{"id": f"{split}{i}", "q": f"Where is the {TOPICS[i % 8]} number {i} of {split}?", "a": f"place {i % 8}"}
-                for i in range(n)]
+        return [
+            {"id": f"{split}{i}", "q": f"Where is the {TOPICS[i % 8]} number {i} of {split}?", "a": f"place {i % 8}"}
+            for i in range(n)
+        ]
 
     for split, n in (("train", 40), ("dev", 6), ("test", 40)):
         write_jsonl(folder / f"{split}.jsonl", rows(split, n))
-    write_jsonl(folder / "corpus.jsonl", [{"id": f"p{i}", "text": f"The {TOPICS[i % 8]} number {i} is at place {i % 8}. " * 3}
-                                          for i in range(60)])
+    write_jsonl(
+        folder / "corpus.jsonl",
+        [{"id": f"p{i}", "text": f"The {TOPICS[i % 8]} number {i} is at place {i % 8}. " * 3} for i in range(60)],
+    )
     api = {"base_url": url, "api_key_env": "KILL_KEY", "concurrency": 4}
     suite = {
-        "name": "kill-anywhere", "seed": 3,
+        "name": "kill-anywhere",
+        "seed": 3,
         "task": {"instructions": "Answer with the place.", "input_field": "q", "target_field": "a"},
         "data": {"train": "train.jsonl", "dev": "dev.jsonl", "test": "test.jsonl"},
-        "backends": [{"name": "api", "kind": "openai", "model": "gpt-4o-mini", "generation": {"max_new_tokens": 8},
-                      "config": api},
-                     {"name": "tiny", "kind": "hf", "model": str(tiny_model), "generation": {"max_new_tokens": 4},
-                      "config": {"batch_size": 8}}],
+        "backends": [
+            {
+                "name": "api",
+                "kind": "openai",
+                "model": "gpt-4o-mini",
+                "generation": {"max_new_tokens": 8},
+                "config": api,
+            },
+            {
+                "name": "tiny",
+                "kind": "hf",
+                "model": str(tiny_model),
+                "generation": {"max_new_tokens": 4},
+                "config": {"batch_size": 8},
+            },
+        ],
         "strategies": [
             {"name": "zero", "kind": "zero_shot", "backend": "api"},
             {"name": "few", "kind": "few_shot", "backend": "api", "config": {"k": 3, "selection": "random"}},
-            {"name": "rag", "kind": "rag", "backend": "api", "config": {
-                "corpus": "corpus.jsonl", "top_k": 2, "retriever": "dense",
-                "embedder": {"kind": "openai", "model": "text-embedding-3-small", "base_url": url,
-                             "api_key_env": "KILL_KEY", "batch_size": 2}}},
-            {"name": "ft", "kind": "finetune", "backend": "tiny", "config": {"tuner": {"kind": "local", "config": {
-                "epochs": 3, "batch_size": 4, "rank": 4, "alpha": 8, "learning_rate": 5e-3}}}}],
+            {
+                "name": "rag",
+                "kind": "rag",
+                "backend": "api",
+                "config": {
+                    "corpus": "corpus.jsonl",
+                    "top_k": 2,
+                    "retriever": "dense",
+                    "embedder": {
+                        "kind": "openai",
+                        "model": "text-embedding-3-small",
+                        "base_url": url,
+                        "api_key_env": "KILL_KEY",
+                        "batch_size": 2,
+                    },
+                },
+            },
+            {
+                "name": "ft",
+                "kind": "finetune",
+                "backend": "tiny",
+                "config": {
+                    "tuner": {
+                        "kind": "local",
+                        "config": {"epochs": 3, "batch_size": 4, "rank": 4, "alpha": 8, "learning_rate": 5e-3},
+                    }
+                },
+            },
+        ],
         "scorers": [{"kind": "exact_match"}],
         "economics": {"usd_per_hour": {"cpu": 0.10}},
     }
@@ -83,10 +134,22 @@ class Watched:
     """`harness compare` in a child process, its output read as it comes, the stage it has reached kept."""
 
     def __init__(self, path: Path, out: Path, home: Path):
-        env = {**os.environ, "HARNESS_HOME": str(home), "HF_HUB_OFFLINE": "1", "CI": "1", "KILL_KEY": KEY,
-               "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "compare", str(path), "--out", str(out)],
-                                     cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        env = {
+            **os.environ,
+            "HARNESS_HOME": str(home),
+            "HF_HUB_OFFLINE": "1",
+            "CI": "1",
+            "KILL_KEY": KEY,
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "harness.cli", "compare", str(path), "--out", str(out)],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.lines: list[str] = []
         self.stage = -1
         self.reached: dict[int, float] = {}
@@ -148,13 +211,21 @@ def test_sigkill_at_ten_random_points_then_rerun_loses_nothing_and_pays_nothing_
             if run.proc.poll() is None:
                 time.sleep(rng.uniform(0.0, WINDOW[STAGES[max(run.stage, target)][0]]))
             if run.proc.poll() is not None:  # finished before the kill: the plan outran the run
-                pytest.fail(f"the run finished before kill {len(kills) + 1} (stage {STAGES[target][0]}):\n"
-                            + "".join(run.lines[-30:]))
+                pytest.fail(
+                    f"the run finished before kill {len(kills) + 1} (stage {STAGES[target][0]}):\n"
+                    + "".join(run.lines[-30:])
+                )
             run.proc.send_signal(signal.SIGKILL)
             run.finish()
-            kills.append({"at": time.time(), "stage": STAGES[run.stage][0] if run.stage >= 0 else "starting",
-                          "training_steps_seen": max([int(m) for line in run.lines
-                                                      for m in re.findall(r"training step (\d+)/", line)] or [0])})
+            kills.append(
+                {
+                    "at": time.time(),
+                    "stage": STAGES[run.stage][0] if run.stage >= 0 else "starting",
+                    "training_steps_seen": max(
+                        [int(m) for line in run.lines for m in re.findall(r"training step (\d+)/", line)] or [0]
+                    ),
+                }
+            )
             # The folder is readable after every kill: run.json (written first thing) reads as a run record, and
             # every line of cases.jsonl but a last one torn by the kill is a whole result.
             if run.stage >= 0:
@@ -208,9 +279,18 @@ def test_sigkill_at_ten_random_points_then_rerun_loses_nothing_and_pays_nothing_
     for name in ("zero", "few", "rag", "ft"):
         assert ours["strategies"][name]["metrics"] == theirs["strategies"][name]["metrics"], name
     training = ours["strategies"]["ft"]["setup"]["given"]["training"]
-    report_check("kill-resume", kills=len(kills), stages=dict(stages), readable_after_each_kill=readable_after_kill,
-                 chat_calls=sum(script.completed.values()), in_flight_repeats=len(repeated),
-                 finished_calls_repeated=len(finished_then_repeated), embedding_repeats=embed_repeats,
-                 training_kills_at_step=[k["training_steps_seen"] for k in kills if k["stage"] == "training"],
-                 duplicates=duplicates, torn_lines=0, training_resumed=training["resumed"],
-                 equal_to_uninterrupted=True)
+    report_check(
+        "kill-resume",
+        kills=len(kills),
+        stages=dict(stages),
+        readable_after_each_kill=readable_after_kill,
+        chat_calls=sum(script.completed.values()),
+        in_flight_repeats=len(repeated),
+        finished_calls_repeated=len(finished_then_repeated),
+        embedding_repeats=embed_repeats,
+        training_kills_at_step=[k["training_steps_seen"] for k in kills if k["stage"] == "training"],
+        duplicates=duplicates,
+        torn_lines=0,
+        training_resumed=training["resumed"],
+        equal_to_uninterrupted=True,
+    )

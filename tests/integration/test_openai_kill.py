@@ -30,19 +30,35 @@ def reply(body):
 
 def suite(folder: Path, url: str) -> Path:
     write_jsonl(folder / "test.jsonl", [{"id": f"c{i}", "q": f"question {i}", "a": f"answer {i}"} for i in range(N)])
-    data = {"name": "kill", "task": {"instructions": "Answer.", "input_field": "q", "target_field": "a"},
-            "data": {"test": "test.jsonl"},
-            "backends": [{"name": "api", "kind": "openai", "model": "gpt-4o-mini",
-                          "config": {"base_url": url, "api_key_env": "KILL_KEY", "concurrency": 4}}],
-            "strategies": [{"name": "zero", "kind": "zero_shot"}], "scorers": [{"kind": "exact_match"}]}
+    data = {
+        "name": "kill",
+        "task": {"instructions": "Answer.", "input_field": "q", "target_field": "a"},
+        "data": {"test": "test.jsonl"},
+        "backends": [
+            {
+                "name": "api",
+                "kind": "openai",
+                "model": "gpt-4o-mini",
+                "config": {"base_url": url, "api_key_env": "KILL_KEY", "concurrency": 4},
+            }
+        ],
+        "strategies": [{"name": "zero", "kind": "zero_shot"}],
+        "scorers": [{"kind": "exact_match"}],
+    }
     (folder / "suite.yaml").write_text(yaml.safe_dump(data))
     return folder / "suite.yaml"
 
 
 def start(path: Path, out: Path, home: Path) -> subprocess.Popen:
     env = {**os.environ, "HARNESS_HOME": str(home), "HF_HUB_OFFLINE": "1", "CI": "1", "KILL_KEY": KEY}
-    return subprocess.Popen([sys.executable, "-m", "harness.cli", "compare", str(path), "--out", str(out)], cwd=REPO,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "compare", str(path), "--out", str(out)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def outputs(out: Path) -> dict[str, str]:
@@ -82,9 +98,11 @@ def test_kill_9_mid_run_then_rerun_pays_nothing_twice_and_matches_an_uninterrupt
     for key, at in script.completed_at:
         firsts.setdefault(key, at)
     assert all(abs(killed_at - firsts[k]) < 2.0 for k in repeated)
-    print(f"\nkill -9 after {len(recorded_before)} of {N} answers recorded; the rerun sent "
-          f"{len(script.requests) - requests_before} requests; {len(repeated)} answers in flight at the kill were "
-          "delivered twice")
+    print(
+        f"\nkill -9 after {len(recorded_before)} of {N} answers recorded; the rerun sent "
+        f"{len(script.requests) - requests_before} requests; {len(repeated)} answers in flight at the kill were "
+        "delivered twice"
+    )
 
     # The results equal an uninterrupted run's.
     reference = Script(chat=reply)
@@ -99,8 +117,23 @@ def test_kill_9_mid_run_then_rerun_pays_nothing_twice_and_matches_an_uninterrupt
     assert all(r["auth"] == f"Bearer {KEY}" for r in script.requests)
     assert KEY not in stdout + stderr
     env = {**os.environ, "HARNESS_HOME": str(home), "CI": "1"}
-    exported = subprocess.run([sys.executable, "-m", "harness.cli", "report", str(out), "--html", str(tmp_path / "r.html"),
-                               "--md", str(tmp_path / "r.md")], cwd=REPO, env=env, capture_output=True, text=True)
+    exported = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "report",
+            str(out),
+            "--html",
+            str(tmp_path / "r.html"),
+            "--md",
+            str(tmp_path / "r.md"),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert exported.returncode == 0, exported.stderr[-2000:]
     for file in [*out.rglob("*"), *home.rglob("*"), tmp_path / "r.html", tmp_path / "r.md"]:
         if file.is_file():

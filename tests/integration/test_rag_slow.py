@@ -19,14 +19,25 @@ SQUAD = REPO / "suites" / "squad_qa"
 
 def harness(*args, home):
     env = {**os.environ, "HARNESS_HOME": str(home), "HF_HUB_OFFLINE": "1", "CI": "1"}
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=REPO, env=env, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args], cwd=REPO, env=env, capture_output=True, text=True
+    )
 
 
 def test_squad_rag_retrieves_the_gold_paragraph_and_puts_it_in_the_prompt(fresh_home, tmp_path):
     home = fresh_home  # cold caches: the first run really embeds and generates, the second reuses both
     out = tmp_path / "run"
-    first = harness("compare", str(SQUAD / "suite.yaml"), "--limit", "10", "--strategies", "zero_shot,rag",
-                    "--out", str(out), home=home)
+    first = harness(
+        "compare",
+        str(SQUAD / "suite.yaml"),
+        "--limit",
+        "10",
+        "--strategies",
+        "zero_shot,rag",
+        "--out",
+        str(out),
+        home=home,
+    )
     assert first.returncode == 0, first.stderr[-3000:]
     run = json.loads((out / "run.json").read_text())
     rag, zero = run["strategies"]["rag"], run["strategies"]["zero_shot"]
@@ -49,8 +60,17 @@ def test_squad_rag_retrieves_the_gold_paragraph_and_puts_it_in_the_prompt(fresh_
         assert len(found["chunk_ids"]) == k and found["used"] + found["dropped"] == k
         assert found["texts"][0][:80] in case["prompt"]  # the top passage reached the model
     # A rerun reuses the index and every answer: no embedding of the corpus, no model call.
-    second = harness("compare", str(SQUAD / "suite.yaml"), "--limit", "10", "--strategies", "zero_shot,rag",
-                     "--out", str(tmp_path / "run2"), home=home)
+    second = harness(
+        "compare",
+        str(SQUAD / "suite.yaml"),
+        "--limit",
+        "10",
+        "--strategies",
+        "zero_shot,rag",
+        "--out",
+        str(tmp_path / "run2"),
+        home=home,
+    )
     assert second.returncode == 0, second.stderr[-3000:]
     again = json.loads((tmp_path / "run2" / "run.json").read_text())
     assert again["strategies"]["rag"]["setup"]["given"]["index"]["reused_from_cache"] is True
@@ -70,10 +90,18 @@ def test_the_hf_judge_replies_in_the_schema_of_ragas(embedded_model_dir, tmp_pat
             {"name": "answers", "kind": "fake", "config": {"default": "Richard I"}},
             {"name": "smollm2", "kind": "hf", "model": "smollm2-135m-instruct", "config": {"batch_size": 4}},
         ],
-        "strategies": [{"name": "rag", "kind": "rag", "backend": "answers",
-                        "config": {"corpus": str(SQUAD / "data" / "corpus.jsonl"), "retriever": "bm25", "top_k": 2}}],
-        "scorers": [{"kind": "token_f1"},
-                    {"kind": "context_precision", "config": {"judge": "smollm2", "max_new_tokens": 160, "max_chars": 120}}],
+        "strategies": [
+            {
+                "name": "rag",
+                "kind": "rag",
+                "backend": "answers",
+                "config": {"corpus": str(SQUAD / "data" / "corpus.jsonl"), "retriever": "bm25", "top_k": 2},
+            }
+        ],
+        "scorers": [
+            {"kind": "token_f1"},
+            {"kind": "context_precision", "config": {"judge": "smollm2", "max_new_tokens": 160, "max_chars": 120}},
+        ],
     }
     (tmp_path / "suite.yaml").write_text(yaml.safe_dump(suite))
     home = embedded_model_dir.parents[1]

@@ -1,5 +1,5 @@
 """The decision report on a real run folder (fake-backend prompting + a tiny CPU fine-tune): every page of the
-Streamlit app through AppTest, the what-if recomputation against harness.verdict.decide.what_if, a run folder of another
+Streamlit app through AppTest, the what-if recomputation against harness.verdict.what_if, a run folder of another
 schema version, the static HTML / Markdown export, and one end-to-end pass in headless Chromium (the app served by
 `harness report`, then the static HTML opened offline)."""
 
@@ -22,7 +22,7 @@ import pytest
 from harness.costs.money import usd
 from harness.records.run import SCHEMA_VERSION
 from harness.run.folder import read_run
-from harness.verdict.decide import WhatIf, what_if
+from harness.verdict.what_if import WhatIf, what_if
 from tests.conftest import REPO, run_json
 from tests.integration.report_fixtures import (
     CHROMIUM,
@@ -43,8 +43,11 @@ pytestmark = pytest.mark.slow
 APP = REPO / "reports" / "app.py"
 ARTIFACTS = REPO / "test-artifacts"
 # The page names, read from the app's source: importing reports.app would run the app outside Streamlit.
-PAGES = next(ast.literal_eval(node.value) for node in ast.parse(APP.read_text(encoding="utf-8")).body
-             if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "PAGES" for t in node.targets))
+PAGES = next(
+    ast.literal_eval(node.value)
+    for node in ast.parse(APP.read_text(encoding="utf-8")).body
+    if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "PAGES" for t in node.targets)
+)
 PAYBACK, BREAK_EVEN = "payback (requests)", "break-even (requests/month)"
 
 
@@ -156,7 +159,8 @@ def test_every_page_renders_its_content(app, report_run, page):
         metric = data["primary_metric"]
         zero = data["strategies"]["zero"]["metrics"][metric]
         assert board.set_index("strategy").loc["zero", metric] == (
-            f"{zero['mean']:.3f} [{zero['ci_low']:.3f}, {zero['ci_high']:.3f}]")
+            f"{zero['mean']:.3f} [{zero['ci_low']:.3f}, {zero['ci_high']:.3f}]"
+        )
         paired = next(df for df in frames(at) if "CI low" in df.columns)
         assert len(paired) == len(data["comparisons"]) > 0
     elif page == "Cost":
@@ -175,7 +179,9 @@ def test_every_page_renders_its_content(app, report_run, page):
     elif page == "Quality, latency, tokens":
         specs = chart_specs(at)
         assert len(specs) == 3, "Pareto, latency CDF and tokens charts"
-        assert any("Pareto" in s for s in specs) and any("CDF" in s for s in specs) and any("tokens" in s for s in specs)
+        assert (
+            any("Pareto" in s for s in specs) and any("CDF" in s for s in specs) and any("tokens" in s for s in specs)
+        )
         latency = next(df for df in frames(at) if "p95 s" in df.columns)
         assert list(latency["strategy"]) == strategies
     elif page == "Training":
@@ -211,7 +217,7 @@ def test_cases_page_shows_model_output_as_text_never_as_markup(app, report_run):
     assert HOSTILE_CASE in list(frames(at)[0]["case_id"])
 
 
-# ---- 2. the what-if recomputes with harness.verdict.decide.what_if ----------------------------------------------------
+# ---- 2. the what-if recomputes with harness.verdict.what_if ----------------------------------------------------
 
 
 def expected(run: Path, **change):
@@ -277,8 +283,15 @@ def test_what_if_device_rate_changes_the_fine_tunes_cost_per_request(app, report
 
 def run_group(args: list[str], *, home: Path, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     """The CLI in its own process group, all of it ended if it outlives the timeout (e.g. a server it wrongly starts)."""
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=cli_env(home), cwd=REPO, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(home),
+        cwd=REPO,
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -298,8 +311,10 @@ def test_another_schema_version_is_refused_with_a_clear_message(report_run, tmp_
     assert not at.get("vega_lite_chart") and not at.dataframe  # nothing of the run shown
 
     port = free_port()
-    for args in (["report", str(old), "--headless", "--port", str(port)],
-                 ["report", str(old), "--html", str(tmp_path / "r.html")]):
+    for args in (
+        ["report", str(old), "--headless", "--port", str(port)],
+        ["report", str(old), "--html", str(tmp_path / "r.html")],
+    ):
         result = run_group(args, home=report_run.home)
         output = result.stdout + result.stderr
         assert result.returncode == 2, f"exit {result.returncode}\n{output}"
@@ -359,10 +374,10 @@ def test_static_export_is_self_contained_and_escaped(exports, report_run):
     start = lines.index("## Leaderboard")
     header = lines[start + 2]
     assert header.startswith("| strategy | answers | errors | label_accuracy")
-    rows = [line for line in lines[start + 4:] if line.startswith("| ")]
+    rows = [line for line in lines[start + 4 :] if line.startswith("| ")]
     for name, s in report_run.data["strategies"].items():
         assert any(row.startswith(f"| {name} | {s['n_done']} | {s['n_errors']} |") for row in rows), rows
-    assert all(row.count(" | ") == header.count(" | ") for row in rows[:len(report_run.data["strategies"])])
+    assert all(row.count(" | ") == header.count(" | ") for row in rows[: len(report_run.data["strategies"])])
 
 
 # ---- 5. end to end in headless Chromium ---------------------------------------------------------------------------
@@ -374,9 +389,14 @@ def test_report_in_a_real_browser_and_static_html_offline(report_run, exports, t
     assert exports.result.returncode == 0, exports.result.stderr
     port = free_port()
     log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen([sys.executable, "-m", "harness.cli", "report", str(report_run.run), "--headless",
-                               "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=cli_env(report_run.home),
-                              cwd=REPO, start_new_session=True)  # its own group: the Streamlit child ends with it
+    server = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "report", str(report_run.run), "--headless", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=cli_env(report_run.home),
+        cwd=REPO,
+        start_new_session=True,
+    )  # its own group: the Streamlit child ends with it
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -409,7 +429,9 @@ def test_report_in_a_real_browser_and_static_html_offline(report_run, exports, t
                 # the static export, offline: anything not file:// is refused and recorded
                 offline = browser.new_page()
                 attempted: list[str] = []
-                offline.on("request", lambda r: None if r.url.startswith(("file:", "data:")) else attempted.append(r.url))
+                offline.on(
+                    "request", lambda r: None if r.url.startswith(("file:", "data:")) else attempted.append(r.url)
+                )
 
                 def only_files(route):
                     if route.request.url.startswith("file://"):
@@ -454,9 +476,14 @@ def test_stopping_harness_report_stops_its_streamlit_server(report_run, tmp_path
 
     port = free_port()
     log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen([sys.executable, "-m", "harness.cli", "report", str(report_run.run), "--headless",
-                               "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=cli_env(report_run.home),
-                              cwd=REPO, start_new_session=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "report", str(report_run.run), "--headless", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=cli_env(report_run.home),
+        cwd=REPO,
+        start_new_session=True,
+    )
 
     def listening() -> bool:
         with socket.socket() as s:

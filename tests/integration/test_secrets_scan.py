@@ -39,8 +39,10 @@ KEYS = {  # environment variable -> its (random, distinctive) value
     "SCAN_REFUSED_MGMT_TOKEN": fake_key("eyJ0eXAiOiJKV1Qi.", 60, string.ascii_letters + string.digits + "-_"),  # too
 }
 REFUSED = {KEYS["SCAN_REFUSED_KEY"], KEYS["SCAN_REFUSED_MGMT_TOKEN"]}
-CORPUS = [{"id": label, "title": label.title(), "text": f"Requests that mention {label} are labelled {label}."}
-          for label in LABELS]
+CORPUS = [
+    {"id": label, "title": label.title(), "text": f"Requests that mention {label} are labelled {label}."}
+    for label in LABELS
+]
 
 
 def answers(body):
@@ -62,44 +64,112 @@ def suite_file(folder: Path, url: str) -> Path:
     tuner = {"epochs": 3, "poll_s": 0.01, "poll_max_s": 0.02}
 
     def embedder(env: str, model: str) -> dict:
-        return {"kind": "openai", "model": model, "base_url": url, "api_key_env": env, "batch_size": 2,
-                "usd_per_1m_tokens": 0.02}
+        return {
+            "kind": "openai",
+            "model": model,
+            "base_url": url,
+            "api_key_env": env,
+            "batch_size": 2,
+            "usd_per_1m_tokens": 0.02,
+        }
 
     def azure_tuner(token_env: str) -> dict:
-        return {"kind": "azure", "config": {**tuner, "subscription_id": "sub-1", "resource_group": "rg-1",
-                                            "account": "acct-1", "management_url": root, "token_env": token_env}}
+        return {
+            "kind": "azure",
+            "config": {
+                **tuner,
+                "subscription_id": "sub-1",
+                "resource_group": "rg-1",
+                "account": "acct-1",
+                "management_url": root,
+                "token_env": token_env,
+            },
+        }
 
     suite = {
-        "name": "secrets", "seed": 3,
-        "task": {"instructions": "Pick one of: {labels}.", "input_field": "text", "target_field": "label", "labels": LABELS},
+        "name": "secrets",
+        "seed": 3,
+        "task": {
+            "instructions": "Pick one of: {labels}.",
+            "input_field": "text",
+            "target_field": "label",
+            "labels": LABELS,
+        },
         "data": {"train": "data/train.jsonl", "dev": "data/dev.jsonl", "test": "data/test.jsonl"},
         "backends": [
-            {"name": "api", "kind": "openai", "model": "gpt-4o-mini",
-             "config": {"base_url": url, "api_key_env": "SCAN_OPENAI_KEY", **common}},
-            {"name": "azure", "kind": "openai", "model": "gpt-4o-mini",
-             "config": {"base_url": root, "azure_api_version": "2024-10-21", "api_key_env": "SCAN_AZURE_KEY", **common}},
-            {"name": "refused", "kind": "openai", "model": "gpt-4o",  # not answered from the others' cache
-             "config": {"base_url": url, "api_key_env": "SCAN_REFUSED_KEY", **common}},
+            {
+                "name": "api",
+                "kind": "openai",
+                "model": "gpt-4o-mini",
+                "config": {"base_url": url, "api_key_env": "SCAN_OPENAI_KEY", **common},
+            },
+            {
+                "name": "azure",
+                "kind": "openai",
+                "model": "gpt-4o-mini",
+                "config": {
+                    "base_url": root,
+                    "azure_api_version": "2024-10-21",
+                    "api_key_env": "SCAN_AZURE_KEY",
+                    **common,
+                },
+            },
+            {
+                "name": "refused",
+                "kind": "openai",
+                "model": "gpt-4o",  # not answered from the others' cache
+                "config": {"base_url": url, "api_key_env": "SCAN_REFUSED_KEY", **common},
+            },
         ],
         "strategies": [
             {"name": "zero", "kind": "zero_shot", "backend": "api"},
             {"name": "zero_azure", "kind": "zero_shot", "backend": "azure"},
-            {"name": "rag", "kind": "rag", "backend": "api",
-             "config": {"corpus": "corpus.jsonl", "embedder": embedder("SCAN_EMBED_KEY", "text-embedding-3-small"),
-                        "top_k": 1}},
-            {"name": "ft", "kind": "finetune", "backend": "api",
-             "config": {"tuner": {"kind": "openai", "config": {**tuner, "suffix": "s"}}}},
-            {"name": "ft_azure", "kind": "finetune", "backend": "azure",
-             "config": {"tuner": azure_tuner("SCAN_AZURE_MGMT_TOKEN")}},
+            {
+                "name": "rag",
+                "kind": "rag",
+                "backend": "api",
+                "config": {
+                    "corpus": "corpus.jsonl",
+                    "embedder": embedder("SCAN_EMBED_KEY", "text-embedding-3-small"),
+                    "top_k": 1,
+                },
+            },
+            {
+                "name": "ft",
+                "kind": "finetune",
+                "backend": "api",
+                "config": {"tuner": {"kind": "openai", "config": {**tuner, "suffix": "s"}}},
+            },
+            {
+                "name": "ft_azure",
+                "kind": "finetune",
+                "backend": "azure",
+                "config": {"tuner": azure_tuner("SCAN_AZURE_MGMT_TOKEN")},
+            },
             {"name": "zero_refused", "kind": "zero_shot", "backend": "refused"},
             # each of these stops its run: a refused key while training, while deploying, and while indexing
-            {"name": "ft_refused", "kind": "finetune", "backend": "refused",
-             "config": {"tuner": {"kind": "openai", "config": tuner}}},
-            {"name": "ft_azure_refused", "kind": "finetune", "backend": "azure",
-             "config": {"tuner": azure_tuner("SCAN_REFUSED_MGMT_TOKEN")}},
-            {"name": "rag_refused", "kind": "rag", "backend": "api",  # another model: its index is not cached
-             "config": {"corpus": "corpus.jsonl", "embedder": embedder("SCAN_REFUSED_KEY", "text-embedding-3-large"),
-                        "top_k": 1}},
+            {
+                "name": "ft_refused",
+                "kind": "finetune",
+                "backend": "refused",
+                "config": {"tuner": {"kind": "openai", "config": tuner}},
+            },
+            {
+                "name": "ft_azure_refused",
+                "kind": "finetune",
+                "backend": "azure",
+                "config": {"tuner": azure_tuner("SCAN_REFUSED_MGMT_TOKEN")},
+            },
+            {
+                "name": "rag_refused",
+                "kind": "rag",
+                "backend": "api",  # another model: its index is not cached
+                "config": {
+                    "corpus": "corpus.jsonl",
+                    "embedder": embedder("SCAN_REFUSED_KEY", "text-embedding-3-large"),
+                    "top_k": 1,
+                },
+            },
         ],
         "scorers": [{"kind": "label_accuracy"}],
     }
@@ -130,48 +200,78 @@ def scan(blobs: dict[str, bytes]) -> list[str]:
             for form, needle in forms(key).items():
                 if needle in data:
                     at = data.index(needle)
-                    hits.append(f"{name}: {variable} ({form}) ...{data[max(at - 80, 0):at + 80]!r}...")
+                    hits.append(f"{name}: {variable} ({form}) ...{data[max(at - 80, 0) : at + 80]!r}...")
     return hits
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_no_key_reaches_a_file_a_report_or_the_output(tmp_path):
     home = tmp_path / "home"
     env = {**os.environ, **KEYS, "HARNESS_HOME": str(home), "HF_HUB_OFFLINE": "1", "CI": "1"}
-    script = Script(chat=answers, faults={"500": 0.15}, echo_headers=True, seed=11,
-                    reject_keys=REFUSED)
+    script = Script(chat=answers, faults={"500": 0.15}, echo_headers=True, seed=11, reject_keys=REFUSED)
     script.deployments["gpt-4o-mini"] = {"model": "gpt-4o-mini", "state": "Succeeded", "polls": 0}  # Azure's base
     outputs: dict[str, str] = {}
     with FakeOpenAI(script) as url:
         path = suite_file(tmp_path / "suite", url)
-        main = cli("compare", str(path), "--out", str(tmp_path / "run"), "-v",
-                   "--strategies", "zero,zero_azure,rag,ft,ft_azure", env=env)
+        main = cli(
+            "compare",
+            str(path),
+            "--out",
+            str(tmp_path / "run"),
+            "-v",
+            "--strategies",
+            "zero,zero_azure,rag,ft,ft_azure",
+            env=env,
+        )
         outputs["compare"] = main.stdout + main.stderr
         assert main.returncode == 0, main.stderr[-3000:]
-        failing = {name: cli("compare", str(path), "--out", str(tmp_path / f"run-{name}"), "-v", "--strategies", name,
-                             env=env) for name in ("zero_refused", "ft_refused", "ft_azure_refused", "rag_refused")}
+        failing = {
+            name: cli("compare", str(path), "--out", str(tmp_path / f"run-{name}"), "-v", "--strategies", name, env=env)
+            for name in ("zero_refused", "ft_refused", "ft_azure_refused", "rag_refused")
+        }
         for name, proc in failing.items():
             outputs[f"compare {name}"] = proc.stdout + proc.stderr
-        exported = cli("report", str(tmp_path / "run"), "--html", str(tmp_path / "report.html"),
-                       "--md", str(tmp_path / "report.md"), env=env)
+        exported = cli(
+            "report",
+            str(tmp_path / "run"),
+            "--html",
+            str(tmp_path / "report.html"),
+            "--md",
+            str(tmp_path / "report.md"),
+            env=env,
+        )
         outputs["report"] = exported.stdout + exported.stderr
         assert exported.returncode == 0, exported.stderr[-3000:]
 
     # The keys were used: each reached the server, and the error paths that quote them back happened.
     sent = {r.get("auth") for r in script.requests} | {r.get("api_key") for r in script.requests}
-    for variable in ("SCAN_OPENAI_KEY", "SCAN_EMBED_KEY", "SCAN_REFUSED_KEY", "SCAN_AZURE_MGMT_TOKEN",
-                     "SCAN_REFUSED_MGMT_TOKEN"):
+    for variable in (
+        "SCAN_OPENAI_KEY",
+        "SCAN_EMBED_KEY",
+        "SCAN_REFUSED_KEY",
+        "SCAN_AZURE_MGMT_TOKEN",
+        "SCAN_REFUSED_MGMT_TOKEN",
+    ):
         assert f"Bearer {KEYS[variable]}" in sent, variable
     assert KEYS["SCAN_AZURE_KEY"] in sent
     assert script.injected["401"] > 0 and script.injected["500"] > 0
     rows = [json.loads(x) for x in (tmp_path / "run" / "cases.jsonl").read_text().splitlines()]
     # a refused key stops its run at the first answer (exit 2, below), with nothing recorded as an answer
     refused_run = tmp_path / "run-zero_refused"
-    refused_rows = (refused_run / "cases.jsonl").read_text().splitlines() if (refused_run / "cases.jsonl").exists() else []
+    refused_rows = (
+        (refused_run / "cases.jsonl").read_text().splitlines() if (refused_run / "cases.jsonl").exists() else []
+    )
     assert refused_rows == [] and json.loads((refused_run / "run.json").read_text())["status"] == "failed"
     echoed = [r for r in rows if r["case_id"] == "test-0" and r["strategy"] in ("zero", "zero_azure")]
     assert echoed and all(r["error"] and "400" in r["error"] for r in echoed)
@@ -188,6 +288,5 @@ def test_no_key_reaches_a_file_a_report_or_the_output(tmp_path):
     for file in files:
         blobs[str(file.relative_to(tmp_path))] = file.read_bytes()
     hits = scan(blobs)
-    report_check("secrets scan", files_scanned=len(files), outputs_scanned=len(outputs), keys=len(KEYS),
-                 hits=len(hits))
+    report_check("secrets scan", files_scanned=len(files), outputs_scanned=len(outputs), keys=len(KEYS), hits=len(hits))
     assert not hits, "\n".join(hits)

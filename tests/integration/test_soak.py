@@ -43,14 +43,29 @@ def usd_per_answer() -> float:
 
 def suite_file(folder: Path, url: str, budget_usd: float) -> Path:
     write_jsonl(folder / "test.jsonl", [{"id": f"c{i}", "q": f"question {i}", "a": f"answer {i}"} for i in range(N)])
-    api = {"base_url": url, "api_key_env": "SOAK_KEY", "concurrency": 16, "timeout_s": TIMEOUT_S, "max_retries": 2,
-           "backoff_s": 0.01, "max_backoff_s": 0.05}
+    api = {
+        "base_url": url,
+        "api_key_env": "SOAK_KEY",
+        "concurrency": 16,
+        "timeout_s": TIMEOUT_S,
+        "max_retries": 2,
+        "backoff_s": 0.01,
+        "max_backoff_s": 0.05,
+    }
     suite = {
-        "name": "soak", "budget_usd": budget_usd,
+        "name": "soak",
+        "budget_usd": budget_usd,
         "task": {"instructions": "Answer.", "input_field": "q", "target_field": "a"},
         "data": {"test": "test.jsonl"},
-        "backends": [{"name": "api", "kind": "openai", "model": "soak-model", "config": api,
-                      "generation": {"max_new_tokens": 16}}],
+        "backends": [
+            {
+                "name": "api",
+                "kind": "openai",
+                "model": "soak-model",
+                "config": api,
+                "generation": {"max_new_tokens": 16},
+            }
+        ],
         "strategies": [{"name": "zero", "kind": "zero_shot"}],
         "scorers": [{"kind": "exact_match"}],
         "economics": {"prices": {"soak-model": {"input_per_1m_usd": IN_PRICE, "output_per_1m_usd": OUT_PRICE}}},
@@ -62,8 +77,15 @@ def suite_file(folder: Path, url: str, budget_usd: float) -> Path:
 
 def compare(path: Path, out: Path, home: Path, *flags: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HARNESS_HOME": str(home), "HF_HUB_OFFLINE": "1", "CI": "1", "SOAK_KEY": KEY}
-    return subprocess.run([sys.executable, "-m", "harness.cli", "compare", str(path), "--out", str(out), *flags],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", "compare", str(path), "--out", str(out), *flags],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def read_lines(out: Path) -> list[dict]:
@@ -181,11 +203,25 @@ def test_2000_cases_with_20_percent_faults_and_a_budget_that_runs_out(tmp_path):
     # what a provider may bill for answers it finished after the client gave up is covered by the runner's count
     assert unconfirmed >= lost * usd_per_answer() > 0
     slow_lost = sum(min(n, sum(r["fault"] == "slow" for r in sent[c])) for c, n in extra.items())
-    print(f"\nsoak: {N} cases, {len(first_requests)} requests, faults {injected}; answered {len(answered)}, "
-          f"errors {len(errors)}, held back {held_back}; paid ${paid:.4f} of ${budget:.4f}; {lost} answers finished "
-          f"by the server after the client gave up ({slow_lost} of them slow faults; up to "
-          f"${lost * usd_per_answer():.4f} a provider may bill); rerun: {rerun_calls} calls for {len(again)} cases; "
-          f"{first_s:.1f}s + {rerun_s:.1f}s")
-    report_check("fault soak", cases=N, faults_injected=sum(injected.values()), answered=len(answered),
-                 errors=len(errors), held_back_by_budget=held_back, paid_usd=round(paid, 6), budget_usd=budget,
-                 unconfirmed_attempts_usd=round(unconfirmed, 6), duplicates=duplicates, delivered_after_timeout=lost, rerun_cases=len(again), rerun_calls=rerun_calls)
+    print(
+        f"\nsoak: {N} cases, {len(first_requests)} requests, faults {injected}; answered {len(answered)}, "
+        f"errors {len(errors)}, held back {held_back}; paid ${paid:.4f} of ${budget:.4f}; {lost} answers finished "
+        f"by the server after the client gave up ({slow_lost} of them slow faults; up to "
+        f"${lost * usd_per_answer():.4f} a provider may bill); rerun: {rerun_calls} calls for {len(again)} cases; "
+        f"{first_s:.1f}s + {rerun_s:.1f}s"
+    )
+    report_check(
+        "fault soak",
+        cases=N,
+        faults_injected=sum(injected.values()),
+        answered=len(answered),
+        errors=len(errors),
+        held_back_by_budget=held_back,
+        paid_usd=round(paid, 6),
+        budget_usd=budget,
+        unconfirmed_attempts_usd=round(unconfirmed, 6),
+        duplicates=duplicates,
+        delivered_after_timeout=lost,
+        rerun_cases=len(again),
+        rerun_calls=rerun_calls,
+    )

@@ -29,9 +29,27 @@ HINTS = ("Fix", "Did you mean", "Allowed")
 COMMANDS = ("validate", "compare", "estimate")
 # What the corpus must cover (issue 10), each by at least one case; cases may add categories of their own.
 REQUIRED_CATEGORIES = {
-    "unknown_key", "misspelt_key", "wrong_type", "missing_file", "empty_split", "duplicate_id", "broken_jsonl",
-    "broken_csv", "non_utf8", "huge_case", "template_field", "negative_price", "impossible_budget",
-    "unknown_component", "leakage", "path_outside", "symlink", "yaml_shape", "label", "reference", "data_size",
+    "unknown_key",
+    "misspelt_key",
+    "wrong_type",
+    "missing_file",
+    "empty_split",
+    "duplicate_id",
+    "broken_jsonl",
+    "broken_csv",
+    "non_utf8",
+    "huge_case",
+    "template_field",
+    "negative_price",
+    "impossible_budget",
+    "unknown_component",
+    "leakage",
+    "path_outside",
+    "symlink",
+    "yaml_shape",
+    "label",
+    "reference",
+    "data_size",
 }
 FIGURES = ("exit_2", "named_file", "named_field_or_line", "fix_hint", "no_traceback", "nothing_written")
 
@@ -60,8 +78,9 @@ def materialise(name: str, where: Path) -> Path:
 
 def harness(*args: str, home: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HARNESS_HOME": str(home), "HF_HUB_OFFLINE": "1", "CI": "1"}
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
+    )
 
 
 # ---- the corpus ----------------------------------------------------------------------------------------------
@@ -74,8 +93,11 @@ def _report_figures():
     """One summary line for the whole corpus, once its cases have run."""
     yield
     if RESULTS:
-        report_check("bad-input corpus", cases=len(RESULTS),
-                     **{figure: sum(r[figure] for r in RESULTS.values()) for figure in FIGURES})
+        report_check(
+            "bad-input corpus",
+            cases=len(RESULTS),
+            **{figure: sum(r[figure] for r in RESULTS.values()) for figure in FIGURES},
+        )
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -95,8 +117,10 @@ def test_bad_input_is_refused_with_a_useful_message(name: str, tmp_path: Path) -
     checks = {
         "exit_2": result.returncode == 2,
         "named_file": file in err,
-        "named_field_or_line": (("line" not in expect or f"{file}:{expect['line']}" in err)
-                                and ("field" not in expect or expect["field"] in err)),
+        "named_field_or_line": (
+            ("line" not in expect or f"{file}:{expect['line']}" in err)
+            and ("field" not in expect or expect["field"] in err)
+        ),
         "fix_hint": any(hint in err for hint in HINTS),
         "no_traceback": "Traceback" not in result.stdout + err,
         "nothing_written": not written and not result.stdout.startswith("ok:"),
@@ -107,7 +131,8 @@ def test_bad_input_is_refused_with_a_useful_message(name: str, tmp_path: Path) -
     assert not failed and not missing, (
         f"{name} ({expect['about']}): failed {failed}, missing {missing}; expected {file}"
         f"{':' + str(expect['line']) if 'line' in expect else ''} {expect.get('field', '')}\n"
-        f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{err}\nwritten: {written}")
+        f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{err}\nwritten: {written}"
+    )
 
 
 def test_the_corpus_covers_every_category() -> None:
@@ -182,4 +207,5 @@ def test_long_fields_under_the_limit_are_accepted_in_csv_as_in_jsonl(tmp_path: P
     suite["data"]["max_field_chars"] = 150_000
     result = validate(folder, suite, tmp_path)
     assert result.returncode == 2 and "train.csv:2" in result.stderr and "200,000 characters" in result.stderr, (
-        result.stdout + result.stderr)
+        result.stdout + result.stderr
+    )

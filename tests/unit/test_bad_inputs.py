@@ -22,15 +22,27 @@ QUICKSTART = REPO / "suites" / "quickstart" / "suite.yaml"
 LABELS = ["positive", "negative", "neutral"]
 
 TRAIN_TEXTS = [
-    "I loved every minute of it", "Terrible service, never again", "The parcel arrived on Tuesday",
-    "What a wonderful surprise", "The food was cold and bland", "The meeting is at noon",
-    "Best purchase I made this year", "It broke after one day", "The store opens at nine",
-    "Absolutely fantastic staff", "I want my money back", "The box is blue",
+    "I loved every minute of it",
+    "Terrible service, never again",
+    "The parcel arrived on Tuesday",
+    "What a wonderful surprise",
+    "The food was cold and bland",
+    "The meeting is at noon",
+    "Best purchase I made this year",
+    "It broke after one day",
+    "The store opens at nine",
+    "Absolutely fantastic staff",
+    "I want my money back",
+    "The box is blue",
 ]
 DEV_TEXTS = ["Really happy with the result", "Awful, just awful", "The train leaves at five"]
 TEST_TEXTS = [
-    "Great value and quick delivery", "The screen cracked immediately", "The manual has ten pages",
-    "I would gladly buy it again", "Worst customer support ever", "The cable is two metres long",
+    "Great value and quick delivery",
+    "The screen cracked immediately",
+    "The manual has ten pages",
+    "I would gladly buy it again",
+    "Worst customer support ever",
+    "The cable is two metres long",
 ]
 
 
@@ -82,7 +94,11 @@ def harness(*args: str, home: Path, cwd: Path | None = None) -> subprocess.Compl
     env = {**os.environ, "HARNESS_HOME": str(home), "HF_HUB_OFFLINE": "1", "CI": "1"}
     return subprocess.run(
         [sys.executable, "-m", "harness.cli", *args],
-        capture_output=True, text=True, env=env, cwd=cwd or REPO, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd or REPO,
+        timeout=60,
     )
 
 
@@ -146,15 +162,24 @@ def test_compare_without_out_writes_no_run_folder(tmp_path: Path, home: Path) ->
     assert not list(tmp_path.rglob("cases.jsonl"))
 
 
-COUNTS = {"quickstart": "train=300 dev=50 test=150", "squad_qa": "train=240 dev=40 test=120",
-          "e2e_nlg": "train=300 dev=40 test=100"}
+COUNTS = {
+    "quickstart": "train=300 dev=50 test=150",
+    "squad_qa": "train=240 dev=40 test=120",
+    "e2e_nlg": "train=300 dev=40 test=100",
+}
 EXAMPLE_SUITES = sorted(str(p.relative_to(REPO / "suites")) for p in (REPO / "suites").glob("*/suite*.yaml"))
 
 
 def test_every_example_suite_has_its_variants() -> None:
-    assert EXAMPLE_SUITES == ["e2e_nlg/suite.gpu.yaml", "e2e_nlg/suite.yaml", "quickstart/suite.gpu.yaml",
-                              "quickstart/suite.yaml", "squad_qa/suite.gpu.yaml", "squad_qa/suite.openai.yaml",
-                              "squad_qa/suite.yaml"]
+    assert EXAMPLE_SUITES == [
+        "e2e_nlg/suite.gpu.yaml",
+        "e2e_nlg/suite.yaml",
+        "quickstart/suite.gpu.yaml",
+        "quickstart/suite.yaml",
+        "squad_qa/suite.gpu.yaml",
+        "squad_qa/suite.openai.yaml",
+        "squad_qa/suite.yaml",
+    ]
 
 
 @pytest.mark.parametrize("suite", EXAMPLE_SUITES)
@@ -190,12 +215,38 @@ def test_list_shows_builtins(home: Path) -> None:
 
 
 def test_init_writes_a_valid_suite_and_refuses_to_overwrite(tmp_path: Path, home: Path) -> None:
-    subjects = ["phone", "laptop", "kettle", "chair", "lamp", "bike", "jacket", "printer", "camera", "desk",
-                "blender", "mouse", "router", "watch", "speaker", "toaster", "tent", "backpack", "monitor", "sofa"]
-    moods = {"positive": "I really love the {} I bought", "negative": "The {} I bought is a total letdown",
-             "neutral": "The {} I bought came in a box"}
-    records = [{"id": f"r{len(moods) * i + j}", "text": template.format(subject), "label": label}
-               for i, subject in enumerate(subjects) for j, (label, template) in enumerate(moods.items())]
+    subjects = [
+        "phone",
+        "laptop",
+        "kettle",
+        "chair",
+        "lamp",
+        "bike",
+        "jacket",
+        "printer",
+        "camera",
+        "desk",
+        "blender",
+        "mouse",
+        "router",
+        "watch",
+        "speaker",
+        "toaster",
+        "tent",
+        "backpack",
+        "monitor",
+        "sofa",
+    ]
+    moods = {
+        "positive": "I really love the {} I bought",
+        "negative": "The {} I bought is a total letdown",
+        "neutral": "The {} I bought came in a box",
+    }
+    records = [
+        {"id": f"r{len(moods) * i + j}", "text": template.format(subject), "label": label}
+        for i, subject in enumerate(subjects)
+        for j, (label, template) in enumerate(moods.items())
+    ]
     assert len(records) == 60 and len({r["text"] for r in records}) == 60
     data = tmp_path / "cases.jsonl"
     write_jsonl(data, records)

@@ -31,8 +31,9 @@ def priced(suite: dict | None = None, **extra) -> dict:
 
 def cli(*args: str, cwd: Path = REPO, home: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HARNESS_HOME": str(home), "HF_HUB_OFFLINE": "1", "CI": "1"}
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
+    )
 
 
 def cases(run_dir: Path) -> list[dict]:
@@ -117,15 +118,33 @@ def two_strategy_suite(folder: Path, n: int, only_a: set[int], only_b: set[int])
     a_wrong = "|".join(f"case {i}$" for i in sorted(only_b)) or "^$"
     b_wrong = "|".join(f"case {i}$" for i in sorted(only_a)) or "^$"
     suite = {
-        "name": "pair", "seed": 1,
-        "task": {"instructions": "Answer yes or no.", "input_field": "text", "target_field": "label", "labels": ["yes", "no"]},
+        "name": "pair",
+        "seed": 1,
+        "task": {
+            "instructions": "Answer yes or no.",
+            "input_field": "text",
+            "target_field": "label",
+            "labels": ["yes", "no"],
+        },
         "data": {"train": "data/train.jsonl", "test": "data/test.jsonl"},
         "backends": [
-            {"name": "a", "kind": "fake", "model": "toy-model", "config": {"rules": [{"pattern": a_wrong, "answer": "no"}], "default": "yes"}},
-            {"name": "b", "kind": "fake", "model": "toy-model", "config": {"rules": [{"pattern": b_wrong, "answer": "no"}], "default": "yes"}},
+            {
+                "name": "a",
+                "kind": "fake",
+                "model": "toy-model",
+                "config": {"rules": [{"pattern": a_wrong, "answer": "no"}], "default": "yes"},
+            },
+            {
+                "name": "b",
+                "kind": "fake",
+                "model": "toy-model",
+                "config": {"rules": [{"pattern": b_wrong, "answer": "no"}], "default": "yes"},
+            },
         ],
-        "strategies": [{"name": "cheap", "kind": "zero_shot", "backend": "b"},
-                       {"name": "rich", "kind": "few_shot", "backend": "a", "config": {"k": 3, "selection": "random"}}],
+        "strategies": [
+            {"name": "cheap", "kind": "zero_shot", "backend": "b"},
+            {"name": "rich", "kind": "few_shot", "backend": "a", "config": {"k": 3, "selection": "random"}},
+        ],
         "scorers": [{"kind": "exact_match"}],
         "economics": {"prices": {"toy-model": {"input_per_1m_usd": IN_PRICE, "output_per_1m_usd": OUT_PRICE}}},
         "decision": {"min_gain": 0.02, "monthly_requests": 10_000},
@@ -171,7 +190,9 @@ def test_estimate_prices_the_plan_before_any_call(tmp_path):
     zero = next(s for s in est["strategies"] if s["strategy"] == "zero")
     assert zero["requests"] == 9 and zero["paid"] is True
     # expected: requests x (input x $1 + output x $4) per 1M tokens
-    assert zero["inference_usd"] == pytest.approx(9 * (round(zero["input_tokens"]) * 1e-6 + round(zero["output_tokens"]) * 4e-6))
+    assert zero["inference_usd"] == pytest.approx(
+        9 * (round(zero["input_tokens"]) * 1e-6 + round(zero["output_tokens"]) * 4e-6)
+    )
     assert zero["inference_usd_max"] >= zero["inference_usd"]
     few = next(s for s in est["strategies"] if s["strategy"] == "few")
     assert few["input_tokens"] > zero["input_tokens"]  # three exemplars in every prompt
@@ -224,8 +245,19 @@ def test_paid_calls_stop_at_the_budget_and_a_larger_budget_finishes_without_payi
 def test_fail_under_and_the_ci_files(tmp_path):
     path = write_suite(tmp_path / "s", priced())
     home = tmp_path / "home"
-    ok = cli("compare", str(path), "--out", str(tmp_path / "run"), "--fail-under", "label_accuracy=0.5",
-             "--json", str(tmp_path / "ci.json"), "--junit", str(tmp_path / "junit.xml"), home=home)
+    ok = cli(
+        "compare",
+        str(path),
+        "--out",
+        str(tmp_path / "run"),
+        "--fail-under",
+        "label_accuracy=0.5",
+        "--json",
+        str(tmp_path / "ci.json"),
+        "--junit",
+        str(tmp_path / "junit.xml"),
+        home=home,
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
     summary = json.loads((tmp_path / "ci.json").read_text())
     assert summary["passed"] is True and summary["checks"][0]["passed"] is True
@@ -234,8 +266,17 @@ def test_fail_under_and_the_ci_files(tmp_path):
     suite = root.find("testsuite")
     assert suite.get("failures") == "0" and int(suite.get("tests")) == 3  # the gate and one per strategy
 
-    failed = cli("compare", str(path), "--out", str(tmp_path / "run"), "--fail-under", "few:label_accuracy=0.9",
-                 "--junit", str(tmp_path / "junit.xml"), home=home)
+    failed = cli(
+        "compare",
+        str(path),
+        "--out",
+        str(tmp_path / "run"),
+        "--fail-under",
+        "few:label_accuracy=0.9",
+        "--junit",
+        str(tmp_path / "junit.xml"),
+        home=home,
+    )
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "FAIL: few: label_accuracy >= 0.9" in failed.stdout
     root = ET.parse(tmp_path / "junit.xml").getroot()
@@ -245,7 +286,9 @@ def test_fail_under_and_the_ci_files(tmp_path):
 
 def test_a_bad_gate_is_refused_before_any_call(tmp_path):
     path = write_suite(tmp_path / "s", priced())
-    result = cli("compare", str(path), "--out", str(tmp_path / "run"), "--fail-under", "accuracy=0.5", home=tmp_path / "home")
+    result = cli(
+        "compare", str(path), "--out", str(tmp_path / "run"), "--fail-under", "accuracy=0.5", home=tmp_path / "home"
+    )
     assert result.returncode == 2
     assert "no scorer named 'accuracy'" in result.stderr and "label_accuracy" in result.stderr
     assert not (tmp_path / "run").exists()
@@ -259,12 +302,15 @@ def test_a_regression_against_a_saved_run_fails_ci(tmp_path):
     # the model gets worse: it no longer knows beta (a third of the cases)
     suite["backends"][0]["config"]["rules"] = [{"pattern": "about alpha", "answer": "alpha"}]
     baseline.write_text(yaml.safe_dump(suite, sort_keys=False))
-    result = cli("compare", str(baseline), "--out", str(tmp_path / "after"), "--baseline", str(tmp_path / "before"),
-                 home=home)
+    result = cli(
+        "compare", str(baseline), "--out", str(tmp_path / "after"), "--baseline", str(tmp_path / "before"), home=home
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "FAIL: zero: no regression" in result.stdout
     # the same run against itself passes
-    same = cli("compare", str(baseline), "--out", str(tmp_path / "after"), "--baseline", str(tmp_path / "after"), home=home)
+    same = cli(
+        "compare", str(baseline), "--out", str(tmp_path / "after"), "--baseline", str(tmp_path / "after"), home=home
+    )
     assert same.returncode == 0, same.stdout + same.stderr
 
 
@@ -280,11 +326,13 @@ def test_the_decision_recomputes_from_run_json_alone(tmp_path):
     resolved = record.suite
     kinds = {s.name: s.kind for s in resolved.strategies}
     options = options_from_summaries(record.strategies, kinds, record.primary_metric)
-    again = decide(options, record.decision.pairs, resolved.decision, metric=record.primary_metric,
-                   prices=record.prices)
+    again = decide(
+        options, record.decision.pairs, resolved.decision, metric=record.primary_metric, prices=record.prices
+    )
     assert again == record.decision
-    bigger = decide(options, record.decision.pairs, DecisionSpec(monthly_requests=2_000_000),
-                    metric=record.primary_metric)
+    bigger = decide(
+        options, record.decision.pairs, DecisionSpec(monthly_requests=2_000_000), metric=record.primary_metric
+    )
     zero = next(r for r in bigger.by_volume[0].ranking if r.strategy == "zero")
     before = next(r for r in record.decision.by_volume[0].ranking if r.strategy == "zero")
     assert zero.monthly_usd == pytest.approx(before.monthly_usd * 100)  # no setup: cost scales with volume
@@ -297,8 +345,17 @@ def test_a_baseline_with_nothing_to_compare_is_a_usage_error_and_ci_files_get_th
     other = priced()
     other["strategies"] = [{"name": "renamed", "kind": "zero_shot", "backend": "fake"}]
     other_path = write_suite(tmp_path / "o", other)
-    result = cli("compare", str(other_path), "--out", str(tmp_path / "after"), "--baseline", str(tmp_path / "before"),
-                 "--json", str(tmp_path / "ci" / "deep" / "out.json"), home=home)
+    result = cli(
+        "compare",
+        str(other_path),
+        "--out",
+        str(tmp_path / "after"),
+        "--baseline",
+        str(tmp_path / "before"),
+        "--json",
+        str(tmp_path / "ci" / "deep" / "out.json"),
+        home=home,
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     assert "none of its strategies (zero, few) is in this run (renamed)" in result.stderr

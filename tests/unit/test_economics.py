@@ -78,7 +78,9 @@ def test_finetune_pays_back_its_training_after_about_2368_requests():
     saving = 0.000156 - 0.000042  # $0.000114 a request
     # $0.27 of training / $0.000114 saved per request = 2,368.42 requests
     assert payback_requests(0.27, saving) == pytest.approx(2368.42, abs=0.01)
-    assert payback_requests(TRAINING_USD, FEW_SHOT_PER_REQUEST - FINETUNE_PER_REQUEST) == pytest.approx(2368.42, abs=0.01)
+    assert payback_requests(TRAINING_USD, FEW_SHOT_PER_REQUEST - FINETUNE_PER_REQUEST) == pytest.approx(
+        2368.42, abs=0.01
+    )
     # no extra setup: paid back from the first request
     assert payback_requests(0.0, saving) == 0.0
 
@@ -145,7 +147,9 @@ def test_hosting_flips_the_finetune_outcome_from_pays_off_to_not_needed():
     few = _option("few", "few_shot", CostModel(per_request_usd=0.000156))
 
     def ft_row(hosting: float, volume: int) -> dict:
-        ft = _option("ft", "finetune", CostModel(per_request_usd=0.000042, setup_usd=0.27, hosting_usd_per_hour=hosting))
+        ft = _option(
+            "ft", "finetune", CostModel(per_request_usd=0.000042, setup_usd=0.27, hosting_usd_per_hour=hosting)
+        )
         d = decide([few, ft], pairs, _policy(volume), metric="acc")
         (row,) = d.finetune
         return {"outcome": row.outcome, "winner": d.winner, "row": row}
@@ -202,8 +206,10 @@ def test_payback_falls_as_more_prompt_tokens_are_saved(setup, tokens1, tokens2, 
 
 
 @settings(max_examples=200, deadline=None)
-@given(setup=st.floats(min_value=-100, max_value=10_000, allow_nan=False),
-       saving=st.floats(min_value=-1, max_value=1, allow_nan=False))
+@given(
+    setup=st.floats(min_value=-100, max_value=10_000, allow_nan=False),
+    saving=st.floats(min_value=-1, max_value=1, allow_nan=False),
+)
 def test_payback_is_never_exactly_when_nothing_is_saved_per_request(setup, saving):
     result = payback_requests(setup, saving)
     assert (result is None) == (saving <= 0)
@@ -220,11 +226,19 @@ hosting = st.floats(min_value=0, max_value=10, allow_nan=False)
 
 
 @settings(max_examples=200, deadline=None)
-@given(b_req=per_request, b_setup=setup_usd, b_host=hosting, d_req=st.floats(0, 0.1), d_setup=st.floats(0, 10_000),
-       d_host=st.floats(0, 10), strict=st.sampled_from(["per_request", "setup", "hosting"]),
-       horizon=st.integers(1, 120))
-def test_break_even_is_never_when_a_is_dearer_in_every_part(b_req, b_setup, b_host, d_req, d_setup, d_host, strict,
-                                                            horizon):
+@given(
+    b_req=per_request,
+    b_setup=setup_usd,
+    b_host=hosting,
+    d_req=st.floats(0, 0.1),
+    d_setup=st.floats(0, 10_000),
+    d_host=st.floats(0, 10),
+    strict=st.sampled_from(["per_request", "setup", "hosting"]),
+    horizon=st.integers(1, 120),
+)
+def test_break_even_is_never_when_a_is_dearer_in_every_part(
+    b_req, b_setup, b_host, d_req, d_setup, d_host, strict, horizon
+):
     # a costs at least as much per request, setup and hour, and strictly more in one of them (by a visible amount)
     d_req += 1e-6 if strict == "per_request" else 0
     d_setup += 1.0 if strict == "setup" else 0
@@ -235,8 +249,15 @@ def test_break_even_is_never_when_a_is_dearer_in_every_part(b_req, b_setup, b_ho
 
 
 @settings(max_examples=200, deadline=None)
-@given(a_req=per_request, d_req=st.floats(1e-6, 0.1), a_setup=setup_usd, b_setup=setup_usd, a_host=hosting,
-       b_host=hosting, horizon=st.integers(1, 120))
+@given(
+    a_req=per_request,
+    d_req=st.floats(1e-6, 0.1),
+    a_setup=setup_usd,
+    b_setup=setup_usd,
+    a_host=hosting,
+    b_host=hosting,
+    horizon=st.integers(1, 120),
+)
 def test_break_even_exists_when_a_is_cheaper_per_request(a_req, d_req, a_setup, b_setup, a_host, b_host, horizon):
     a = CostModel(per_request_usd=a_req, setup_usd=a_setup, hosting_usd_per_hour=a_host)
     b = CostModel(per_request_usd=a_req + d_req, setup_usd=b_setup, hosting_usd_per_hour=b_host)
@@ -311,8 +332,13 @@ def test_the_same_two_point_lead_on_20000_cases_is_settled():
 # ---- 6. the value of outcomes ----------------------------------------------------------------------------------
 
 
-VALUE = ValueSpec(correct_usd=2, wrong=[OutcomeCost(name="escalation", cost_usd=5, probability=1.0),
-                                        OutcomeCost(name="customer lost", cost_usd=500, probability=0.01)])
+VALUE = ValueSpec(
+    correct_usd=2,
+    wrong=[
+        OutcomeCost(name="escalation", cost_usd=5, probability=1.0),
+        OutcomeCost(name="customer lost", cost_usd=500, probability=0.01),
+    ],
+)
 
 
 def test_a_wrong_answer_costs_the_expected_cost_of_its_outcomes():
@@ -508,8 +534,10 @@ def test_two_points_on_40_cases_of_continuous_scores_is_inconclusive_and_on_4000
         base, lead = scores(n)
         pairs = pairwise({"lead": lead, "base": base}, binary=False, confidence=0.95, min_gain=0.02)
         # the leader is dearer, so whether the cheaper one is as good is what the decision turns on
-        options = [_option("lead", "finetune", CostModel(per_request_usd=0.002), quality=0.52, n=n),
-                   _option("base", "few_shot", CostModel(per_request_usd=0.001), quality=0.50, n=n)]
+        options = [
+            _option("lead", "finetune", CostModel(per_request_usd=0.002), quality=0.52, n=n),
+            _option("base", "few_shot", CostModel(per_request_usd=0.001), quality=0.50, n=n),
+        ]
         d = decide(options, pairs, _policy(10_000), metric="f1")
         assert d.status == expected, (n, d.verdict)
     assert d.winner == "lead"

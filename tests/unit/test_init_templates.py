@@ -59,7 +59,10 @@ def test_the_copy_carries_suite_variants_and_leaves_run_leftovers(tmp_path: Path
 
     [template] = list_templates(root)
     assert (template.name, template.description, template.suite_files) == (
-        "demo", "a tiny task", ("suite.yaml", "suite.gpu.yaml"))
+        "demo",
+        "a tiny task",
+        ("suite.yaml", "suite.gpu.yaml"),
+    )
 
     from harness.commands.init import copy_template
 
@@ -92,10 +95,14 @@ def test_an_unknown_template_names_the_available_ones(tmp_path: Path) -> None:
     assert not (tmp_path / "s").exists()
 
 
-@pytest.mark.parametrize("args", [
-    ["--template", "quickstart", "--from", "cases.jsonl"],  # both
-    [],  # neither
-], ids=["both", "neither"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--template", "quickstart", "--from", "cases.jsonl"],  # both
+        [],  # neither
+    ],
+    ids=["both", "neither"],
+)
 def test_init_needs_exactly_one_of_from_and_template(args: list[str], tmp_path: Path) -> None:
     assert_refused(harness("init", str(tmp_path / "s"), *args), "--from", "--template")
     assert not (tmp_path / "s").exists()
@@ -125,7 +132,8 @@ def test_every_code_folder_is_a_listed_package() -> None:
     config = read_configuration(REPO / "pyproject.toml", expand=False)["tool"]["setuptools"]
     code_folders = {
         ".".join(py.parent.relative_to(REPO).parts)
-        for top in ("harness", "strategies", "reports") for py in (REPO / top).rglob("*.py")
+        for top in ("harness", "strategies", "reports")
+        for py in (REPO / top).rglob("*.py")
         if "__pycache__" not in py.parts
     }
     assert code_folders - set(config["packages"]) == set()
@@ -139,7 +147,11 @@ def test_a_copied_templates_rebuild_script_stands_on_its_own(name: str, tmp_path
     import sys
 
     assert harness("init", str(tmp_path / "copy"), "--template", name).exit_code == 0
-    proc = subprocess.run([sys.executable, str(tmp_path / "copy" / "build_data.py"), "--help"], cwd=tmp_path,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(tmp_path / "copy" / "build_data.py"), "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "--sdist" in proc.stdout

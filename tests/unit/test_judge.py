@@ -28,11 +28,20 @@ CONTEXT_METRICS = ("faithfulness", "context_precision", "context_recall")
 
 # The strategies' model: a distinct one-line answer per question (so answer relevancy prompts differ per case).
 ANSWERS = {
-    "active volcano": "Etna", "worker bees": "honey", "chess board": "sixty-four", "sourdough": "wild yeast",
-    "largest planet": "Jupiter", "Stradivari": "Cremona", "antibiotic": "Fleming", "marathon": "42.195 km",
+    "active volcano": "Etna",
+    "worker bees": "honey",
+    "chess board": "sixty-four",
+    "sourdough": "wild yeast",
+    "largest planet": "Jupiter",
+    "Stradivari": "Cremona",
+    "antibiotic": "Fleming",
+    "marathon": "42.195 km",
 }
-MODEL = {"name": "fake", "kind": "fake",
-         "config": {"rules": [{"pattern": p, "answer": a} for p, a in ANSWERS.items()], "default": "unknown"}}
+MODEL = {
+    "name": "fake",
+    "kind": "fake",
+    "config": {"rules": [{"pattern": p, "answer": a} for p, a in ANSWERS.items()], "default": "unknown"},
+}
 
 # A judge that answers every ragas step with valid JSON for its schema.
 STATEMENTS = '{"statements": ["The answer is given."]}'
@@ -66,27 +75,31 @@ def judge_backend(rules: list[dict] | None = None, default: str = "not json") ->
 
 
 def rag(name: str = "rag", top_k: int = 2, retriever: str = "bm25") -> dict[str, Any]:
-    return {"name": name, "kind": "rag", "backend": "fake",
-            "config": {"corpus": "corpus.jsonl", "retriever": retriever, "top_k": top_k}}
+    return {
+        "name": name,
+        "kind": "rag",
+        "backend": "fake",
+        "config": {"corpus": "corpus.jsonl", "retriever": retriever, "top_k": top_k},
+    }
 
 
 ZERO = {"name": "zero", "kind": "zero_shot", "backend": "fake"}
 
 
-def suite(strategies: list[dict], *, judge: dict, metrics=RAGAS, model: dict = MODEL, **scorer_config) -> dict[str, Any]:
+def suite(
+    strategies: list[dict], *, judge: dict, metrics=RAGAS, model: dict = MODEL, **scorer_config
+) -> dict[str, Any]:
     return {
         "name": "judge-toy",
         "task": {"instructions": "Answer in one word.", "input_field": "question", "target_field": "answer"},
         "data": {"test": "questions.jsonl"},
         "backends": [model, judge],
         "strategies": strategies,
-        "scorers": [{"kind": "exact_match"},
-                    *({"kind": m, "config": {"judge": "judge", **scorer_config}} for m in metrics)],
+        "scorers": [
+            {"kind": "exact_match"},
+            *({"kind": m, "config": {"judge": "judge", **scorer_config}} for m in metrics),
+        ],
     }
-
-
-
-
 
 
 def evaluation(run: dict[str, Any], strategy: str) -> dict[str, dict[str, Any]]:
@@ -103,8 +116,15 @@ def scores(run_dir: Path) -> dict[tuple[str, str], dict[str, Any]]:
 
 def cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HARNESS_HOME": str(home), "HF_HUB_OFFLINE": "1", "CI": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], check=False, capture_output=True, text=True,
-                          env=env, cwd=REPO, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+    )
 
 
 def line_in(path: Path, needle: str, after: int = 0) -> int:
@@ -135,14 +155,23 @@ TOP_KS = {"rag": 2, "rag_k1": 1, "rag_k4": 4}
 def valid(tmp_path_factory) -> SimpleNamespace:
     root = tmp_path_factory.mktemp("judge-valid")
     home = root / "home"
-    path = write_qa_suite(root / "suite", suite([ZERO, *(rag(n, k) for n, k in TOP_KS.items())],
-                                             judge=judge_backend(VALID_RULES)))
+    path = write_qa_suite(
+        root / "suite", suite([ZERO, *(rag(n, k) for n, k in TOP_KS.items())], judge=judge_backend(VALID_RULES))
+    )
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HARNESS_HOME", str(home))
         mp.setenv("HF_HUB_OFFLINE", "1")
         record, run = compare(path, CompareOptions(out=root / "run"))
-    return SimpleNamespace(root=root, home=home, suite=path, run=root / "run", record=record, counts=run.counts,
-                           json=run_json(root / "run"), scores=scores(root / "run"))
+    return SimpleNamespace(
+        root=root,
+        home=home,
+        suite=path,
+        run=root / "run",
+        record=record,
+        counts=run.counts,
+        json=run_json(root / "run"),
+        scores=scores(root / "run"),
+    )
 
 
 @pytest.fixture
@@ -164,8 +193,11 @@ def test_rag_gets_all_four_judge_metrics_and_zero_shot_only_answer_relevancy(val
         for metric in RAGAS:
             assert metric in metrics, (name, sorted(metrics))
             summary = metrics[metric]
-            unscored = {c: sc[metric]["detail"] for (s, c), sc in valid.scores.items()
-                        if s == name and metric in sc and sc[metric]["value"] is None}
+            unscored = {
+                c: sc[metric]["detail"]
+                for (s, c), sc in valid.scores.items()
+                if s == name and metric in sc and sc[metric]["value"] is None
+            }
             assert summary["n_scored"] == n and summary["n_unscored"] == 0, (name, metric, unscored)
             assert summary["mean"] is not None and 0.0 <= summary["mean"] <= 1.0
         # the scripted judge supports every statement and finds every context useful
@@ -276,7 +308,9 @@ def test_rerun_in_a_new_folder_answers_the_judge_from_the_cache(valid, valid_hom
 def test_a_resumed_run_adds_the_new_cases_judge_work_to_the_record(tmp_path):
     n, half, k = n_questions(), n_questions() // 2, 2
     per_case = {"faithfulness": 2, "context_precision": k, "context_recall": 1}
-    path = write_qa_suite(tmp_path / "s", suite([rag(top_k=k)], judge=judge_backend(VALID_RULES), metrics=tuple(per_case)))
+    path = write_qa_suite(
+        tmp_path / "s", suite([rag(top_k=k)], judge=judge_backend(VALID_RULES), metrics=tuple(per_case))
+    )
     out = tmp_path / "run"
     _, first = compare(path, CompareOptions(out=out, limit=half))
     assert first.counts.judge_calls == sum(per_case.values()) * half
@@ -342,8 +376,9 @@ def test_judge_that_answers_only_when_retried_is_scored_and_the_failures_counted
 def test_without_retries_a_judge_that_needs_one_leaves_cases_unscored(tmp_path):
     n = n_questions()
     rules = [{"pattern": RETRY_TEXT, "answer": RECALL}]
-    path = write_qa_suite(tmp_path / "s", suite([rag()], judge=judge_backend(rules), metrics=("context_recall",),
-                                             retries=0))
+    path = write_qa_suite(
+        tmp_path / "s", suite([rag()], judge=judge_backend(rules), metrics=("context_recall",), retries=0)
+    )
     record, _ = compare(path, CompareOptions(out=tmp_path / "run"))
     assert record.status == "complete"
     metric = record.strategies["rag"].metrics["context_recall"]
@@ -369,11 +404,15 @@ def test_a_judge_backend_that_fails_leaves_cases_unscored_not_a_crash(tmp_path):
 # ---- 6. bad judge config through the CLI ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("config, field, line_of, needles", [
-    ({"judge": "judgee"}, "judge", "judge: judgee", ["no backend named 'judgee'", "Did you mean 'judge'?"]),
-    ({"retries": 1}, "judge", "config:", ["'judge'", "missing"]),
-    ({"judge": "judge", "retries": -1}, "retries", "retries: -1", ["-1"]),
-], ids=["unknown_backend", "missing_judge", "negative_retries"])
+@pytest.mark.parametrize(
+    "config, field, line_of, needles",
+    [
+        ({"judge": "judgee"}, "judge", "judge: judgee", ["no backend named 'judgee'", "Did you mean 'judge'?"]),
+        ({"retries": 1}, "judge", "config:", ["'judge'", "missing"]),
+        ({"judge": "judge", "retries": -1}, "retries", "retries: -1", ["-1"]),
+    ],
+    ids=["unknown_backend", "missing_judge", "negative_retries"],
+)
 @pytest.mark.parametrize("command", ["validate", "compare"])
 def test_bad_judge_config_is_refused_naming_file_and_field(tmp_path, config, field, line_of, needles, command):
     data = suite([ZERO, rag()], judge=judge_backend(VALID_RULES), metrics=("faithfulness", "answer_relevancy"))
@@ -395,8 +434,10 @@ EMPTY_MODEL = {"name": "fake", "kind": "fake", "config": {"default": ""}}
 
 def test_empty_answers_are_unscored_for_answer_relevancy_not_a_crash(tmp_path):
     n = n_questions()
-    path = write_qa_suite(tmp_path / "s", suite([ZERO, rag()], judge=judge_backend(VALID_RULES),
-                                             metrics=("answer_relevancy",), model=EMPTY_MODEL))
+    path = write_qa_suite(
+        tmp_path / "s",
+        suite([ZERO, rag()], judge=judge_backend(VALID_RULES), metrics=("answer_relevancy",), model=EMPTY_MODEL),
+    )
     record, run = compare(path, CompareOptions(out=tmp_path / "run"))
     assert record.status == "complete"
     for name in ("zero", "rag"):
@@ -414,9 +455,15 @@ def test_empty_answers_do_not_hide_the_retrieval_judged_by_context_metrics(tmp_p
     """Context precision and context recall judge the retrieved contexts against the reference; the answer
     plays no part in them, so an empty answer must not drop a case from their means."""
     n = n_questions()
-    path = write_qa_suite(tmp_path / "s", suite([rag()], judge=judge_backend(VALID_RULES),
-                                             metrics=("faithfulness", "context_precision", "context_recall"),
-                                             model=EMPTY_MODEL))
+    path = write_qa_suite(
+        tmp_path / "s",
+        suite(
+            [rag()],
+            judge=judge_backend(VALID_RULES),
+            metrics=("faithfulness", "context_precision", "context_recall"),
+            model=EMPTY_MODEL,
+        ),
+    )
     record, _ = compare(path, CompareOptions(out=tmp_path / "run"))
     assert record.status == "complete"
     metrics = record.strategies["rag"].metrics

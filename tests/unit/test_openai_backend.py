@@ -44,23 +44,40 @@ def api(monkeypatch):
 
 
 def write_suite(folder, url, *, extra_cases=(), scorers=None):
-    rows = [{"id": c.lower(), "question": f"What is the capital of {c}?", "answer": city} for c, city in CAPITALS.items()]
+    rows = [
+        {"id": c.lower(), "question": f"What is the capital of {c}?", "answer": city} for c, city in CAPITALS.items()
+    ]
     write_jsonl(folder / "test.jsonl", rows + list(extra_cases))
-    write_jsonl(folder / "corpus.jsonl", [{"id": c, "title": c, "text": f"The capital of {c} is {city}."} for c, city in CAPITALS.items()])
+    write_jsonl(
+        folder / "corpus.jsonl",
+        [{"id": c, "title": c, "text": f"The capital of {c} is {city}."} for c, city in CAPITALS.items()],
+    )
     api = {"base_url": url, "api_key_env": "TEST_CHAT_KEY", "concurrency": 4, "max_retries": 2}
     suite = {
         "name": "openai-backend",
         "task": {"instructions": "Name the city only.", "input_field": "question", "target_field": "answer"},
         "data": {"test": "test.jsonl"},
-        "backends": [{"name": "api", "kind": "openai", "model": "gpt-test", "config": api},
-                     {"name": "judge", "kind": "openai", "model": "judge-test", "config": api}],
-        "strategies": [{"name": "zero", "kind": "zero_shot", "backend": "api"},
-                       {"name": "rag", "kind": "rag", "backend": "api",
-                        "config": {"corpus": "corpus.jsonl", "retriever": "bm25", "top_k": 1}}],
+        "backends": [
+            {"name": "api", "kind": "openai", "model": "gpt-test", "config": api},
+            {"name": "judge", "kind": "openai", "model": "judge-test", "config": api},
+        ],
+        "strategies": [
+            {"name": "zero", "kind": "zero_shot", "backend": "api"},
+            {
+                "name": "rag",
+                "kind": "rag",
+                "backend": "api",
+                "config": {"corpus": "corpus.jsonl", "retriever": "bm25", "top_k": 1},
+            },
+        ],
         "scorers": scorers or [{"kind": "exact_match"}],
         # gpt-test: $1 / $2 per 1M tokens; the judge is priced like gpt-4o-mini from the shipped price sheet.
-        "economics": {"prices": {"gpt-test": {"input_per_1m_usd": 1.0, "output_per_1m_usd": 2.0},
-                                 "judge-test": {"same_as": "gpt-4o-mini"}}},
+        "economics": {
+            "prices": {
+                "gpt-test": {"input_per_1m_usd": 1.0, "output_per_1m_usd": 2.0},
+                "judge-test": {"same_as": "gpt-4o-mini"},
+            }
+        },
     }
     (folder / "suite.yaml").write_text(yaml.safe_dump(suite))
     return folder / "suite.yaml"
@@ -94,9 +111,11 @@ def test_a_request_that_keeps_failing_is_that_case_error_and_the_run_completes(t
 
 
 def test_an_openai_compatible_judge_scores_ragas_metrics_with_json_schema(tmp_path, api):
-    scorers = [{"kind": "exact_match"},
-               {"kind": "faithfulness", "config": {"judge": "judge"}},
-               {"kind": "context_recall", "config": {"judge": "judge"}}]
+    scorers = [
+        {"kind": "exact_match"},
+        {"kind": "faithfulness", "config": {"judge": "judge"}},
+        {"kind": "context_recall", "config": {"judge": "judge"}},
+    ]
     record, run = compare(write_suite(tmp_path, api.url, scorers=scorers), CompareOptions(out=tmp_path / "run"))
     rag = record.strategies["rag"]
     assert rag.metrics["faithfulness"].mean == 1.0 and rag.metrics["context_recall"].mean == 1.0
@@ -121,8 +140,12 @@ def test_an_openai_compatible_judge_scores_ragas_metrics_with_json_schema(tmp_pa
 def test_missing_key_is_a_configuration_error(tmp_path, api, monkeypatch):
     monkeypatch.delenv("TEST_CHAT_KEY")
     suite = write_suite(tmp_path, api.url)
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "compare", str(suite), "--out", str(tmp_path / "run")],
-                          capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "compare", str(suite), "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "TEST_CHAT_KEY" in proc.stderr and "Traceback" not in proc.stderr
     assert not [r for r in api.script.requests if r["path"].endswith("/chat/completions")]

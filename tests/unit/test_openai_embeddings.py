@@ -6,6 +6,7 @@ the vectors went through the API, the SDK and the FAISS index."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +32,11 @@ def server():
 CORPUS = [
     {"id": "volcano", "title": "Volcanoes", "text": "Magma rises through the crust and erupts as lava from a volcano."},
     {"id": "violin", "title": "Violins", "text": "A violin has four strings tuned in fifths and is played with a bow."},
-    {"id": "glacier", "title": "Glaciers", "text": "Glaciers are rivers of ice that carve valleys as they slowly move."},
+    {
+        "id": "glacier",
+        "title": "Glaciers",
+        "text": "Glaciers are rivers of ice that carve valleys as they slowly move.",
+    },
 ]
 QUESTIONS = [
     {"id": "q1", "question": "What erupts as lava from a volcano?", "answer": "magma", "doc_id": "volcano"},
@@ -48,18 +53,35 @@ def n_inputs(request: dict) -> int:
 def write_suite(folder: Path, base_url: str, price: float | None = 0.02) -> Path:
     (folder / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in CORPUS))
     (folder / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in QUESTIONS))
-    embedder = {"kind": "openai", "model": "text-embedding-3-small", "base_url": base_url, "batch_size": 2,
-                "api_key_env": "TEST_EMBED_KEY"}
+    embedder = {
+        "kind": "openai",
+        "model": "text-embedding-3-small",
+        "base_url": base_url,
+        "batch_size": 2,
+        "api_key_env": "TEST_EMBED_KEY",
+    }
     if price is not None:
         embedder["usd_per_1m_tokens"] = price
     suite = {
         "name": "oai-embed",
         "task": {"instructions": "Answer in one word.", "input_field": "question", "target_field": "answer"},
         "data": {"test": "test.jsonl"},
-        "backends": [{"name": "fake", "kind": "fake", "config": {"rules": [
-            {"pattern": "Magma rises", "answer": "magma"}, {"pattern": "four strings", "answer": "four"},
-            {"pattern": "carve valleys", "answer": "valleys"}]}}],
-        "strategies": [{"name": "rag", "kind": "rag", "config": {"corpus": "corpus.jsonl", "embedder": embedder, "top_k": 1}}],
+        "backends": [
+            {
+                "name": "fake",
+                "kind": "fake",
+                "config": {
+                    "rules": [
+                        {"pattern": "Magma rises", "answer": "magma"},
+                        {"pattern": "four strings", "answer": "four"},
+                        {"pattern": "carve valleys", "answer": "valleys"},
+                    ]
+                },
+            }
+        ],
+        "strategies": [
+            {"name": "rag", "kind": "rag", "config": {"corpus": "corpus.jsonl", "embedder": embedder, "top_k": 1}}
+        ],
         "scorers": [{"kind": "exact_match"}, {"kind": "hit_rate"}],
     }
     path = folder / "suite.yaml"
@@ -105,28 +127,40 @@ def test_no_cache_embeds_every_query_again_and_keeps_none(tmp_path, server, monk
     monkeypatch.setenv("TEST_EMBED_KEY", KEY)
     suite = write_suite(tmp_path, server.url)
     compare(suite, CompareOptions(out=tmp_path / "run1"))  # the index and the 3 queries are kept
+
+    def kept() -> int:
+        with sqlite3.connect(harness_home() / "cache" / "query_embeddings.sqlite") as db:
+            return db.execute("SELECT COUNT(*) FROM queries").fetchone()[0]
+
+    assert kept() == len(QUESTIONS)
     server.script.requests.clear()
     compare(suite, CompareOptions(out=tmp_path / "run2", use_cache=False))
     # --no-cache: the index is reused (it is not an answer), but each question is embedded again, none read back
     assert sum(n_inputs(r) for r in server.script.requests) == len(QUESTIONS)
-    queries = harness_home() / "cache" / "query_embeddings.sqlite"
-    before = queries.stat().st_mtime_ns
+    with sqlite3.connect(harness_home() / "cache" / "query_embeddings.sqlite") as db:
+        db.execute("DELETE FROM queries")
     server.script.requests.clear()
     compare(suite, CompareOptions(out=tmp_path / "run3", use_cache=False))
     assert sum(n_inputs(r) for r in server.script.requests) == len(QUESTIONS)
-    assert queries.stat().st_mtime_ns == before  # nothing written to the query cache either
+    assert kept() == 0  # nothing written to the query cache either
 
 
 def test_missing_api_key_is_a_clear_error(tmp_path, server, monkeypatch):
     monkeypatch.delenv("TEST_EMBED_KEY", raising=False)
     suite = write_suite(tmp_path, server.url)
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "compare", str(suite), "--out", str(tmp_path / "run")],
-                          capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "compare", str(suite), "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "TEST_EMBED_KEY" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_an_api_embedder_is_priced_from_the_sheet_and_its_queries_count_in_the_request_cost(tmp_path, server, monkeypatch):
+def test_an_api_embedder_is_priced_from_the_sheet_and_its_queries_count_in_the_request_cost(
+    tmp_path, server, monkeypatch
+):
     monkeypatch.setenv("TEST_EMBED_KEY", KEY)
     record, _ = compare(write_suite(tmp_path, server.url, price=None), CompareOptions(out=tmp_path / "run"))
     rag = record.strategies["rag"]

@@ -25,10 +25,19 @@ def echo(body):
 
 def suite_file(folder, url, n, **config):
     write_jsonl(folder / "test.jsonl", [{"id": f"c{i}", "q": f"question {i}", "a": f"answer {i}"} for i in range(n)])
-    api = {"base_url": url, "api_key_env": "FAULT_KEY", "concurrency": 32, "timeout_s": 0.5, "max_retries": 8,
-           "backoff_s": 0.02, "max_backoff_s": 0.2, **config}
+    api = {
+        "base_url": url,
+        "api_key_env": "FAULT_KEY",
+        "concurrency": 32,
+        "timeout_s": 0.5,
+        "max_retries": 8,
+        "backoff_s": 0.02,
+        "max_backoff_s": 0.2,
+        **config,
+    }
     suite = {
-        "name": "faults", "task": {"instructions": "Answer.", "input_field": "q", "target_field": "a"},
+        "name": "faults",
+        "task": {"instructions": "Answer.", "input_field": "q", "target_field": "a"},
         "data": {"test": "test.jsonl"},
         "backends": [{"name": "api", "kind": "openai", "model": "gpt-4o-mini", "config": api}],
         "strategies": [{"name": "zero", "kind": "zero_shot"}],
@@ -50,8 +59,10 @@ def test_with_20_percent_faults_every_case_ends_answered_or_as_an_error(tmp_path
     lines = [json.loads(x) for x in (tmp_path / "run" / "cases.jsonl").read_text().splitlines()]
     assert record.status == "complete" and zero.n_done == 500 and len(lines) == 500
     assert all((x["output"] is not None) != (x["error"] is not None) for x in lines)  # answered xor error
-    print(f"\nfault run: 500 cases, injected {dict(script.injected)}, {zero.n_errors} ended as errors, "
-          f"{len(script.requests)} requests")
+    print(
+        f"\nfault run: 500 cases, injected {dict(script.injected)}, {zero.n_errors} ended as errors, "
+        f"{len(script.requests)} requests"
+    )
     assert zero.metrics["exact_match"].mean >= 0.98  # retries got nearly every case through
     assert set(script.injected) == set(faults)  # every kind of fault happened
     backend = run.backends["api"]
@@ -70,8 +81,9 @@ def test_streamed_answers_have_time_to_first_token_and_usage(tmp_path, monkeypat
     lines = [json.loads(x) for x in (tmp_path / "run" / "cases.jsonl").read_text().splitlines()]
     assert all(x["ttft_s"] is not None and 0 < x["ttft_s"] <= x["latency_s"] for x in lines)
     assert all(x["output_tokens"] == 21 and x["input_tokens"] > 0 for x in lines)  # usage from the stream
-    assert all(r["body"]["stream"] is True and r["body"]["stream_options"] == {"include_usage": True}
-               for r in script.requests)
+    assert all(
+        r["body"]["stream"] is True and r["body"]["stream_options"] == {"include_usage": True} for r in script.requests
+    )
     latency = record.strategies["zero"].latency
     assert latency.ttft_p50_s is not None and latency.ttft_p50_s <= latency.p50_s
 
@@ -81,10 +93,16 @@ def test_retry_after_headers_are_read_as_the_server_means_them():
     assert retry_after_s({"retry-after": "2"}) == pytest.approx(2.0)
     http_date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 30))
     assert 28 <= retry_after_s({"retry-after": http_date}) <= 31
-    exhausted = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "6m0s",
-                 "x-ratelimit-remaining-tokens": "100", "x-ratelimit-reset-tokens": "20ms"}
+    exhausted = {
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-reset-requests": "6m0s",
+        "x-ratelimit-remaining-tokens": "100",
+        "x-ratelimit-reset-tokens": "20ms",
+    }
     assert retry_after_s(exhausted) == pytest.approx(360.0)  # only the exhausted limit counts
-    assert retry_after_s({"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "1h2m3.5s"}) == pytest.approx(3723.5)
+    assert retry_after_s(
+        {"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "1h2m3.5s"}
+    ) == pytest.approx(3723.5)
     assert retry_after_s({}) is None
 
 

@@ -19,14 +19,17 @@ def _install_plugin(site, body: str, entry: str, *, group: str = "harness.scorer
     dist = site / "acme_plugin-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-plugin\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("".join(f"[{g}]\n{e}\n" for g, e in (
-        [(group, entry)] if isinstance(entry, str) else entry)))
+    (dist / "entry_points.txt").write_text(
+        "".join(f"[{g}]\n{e}\n" for g, e in ([(group, entry)] if isinstance(entry, str) else entry))
+    )
 
 
 def test_a_scorer_plugin_registers_validates_and_runs(tmp_path):
     site = tmp_path / "site"
     site.mkdir()
-    _install_plugin(site, """
+    _install_plugin(
+        site,
+        """
         from harness.scoring.base import Score, Scorer
         from harness.suite.schema import StrictModel
 
@@ -39,14 +42,18 @@ def test_a_scorer_plugin_registers_validates_and_runs(tmp_path):
 
             def score(self, answer, case):
                 return Score(float(answer.isupper()) + self.config.bonus)
-    """, "shouty = acme_plugin:Shouty")
+    """,
+        "shouty = acme_plugin:Shouty",
+    )
     suite = base_suite()
     suite["scorers"] = [{"kind": "shouty", "config": {"bonus": 0.5}}]
     path = write_suite(tmp_path / "s", suite)
     env = {**os.environ, "PYTHONPATH": str(site), "HARNESS_HOME": str(tmp_path / "home")}
 
     def harness(*args):
-        return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=REPO, env=env, capture_output=True, text=True)
+        return subprocess.run(
+            [sys.executable, "-m", "harness.cli", *args], cwd=REPO, env=env, capture_output=True, text=True
+        )
 
     listed = harness("list")
     assert "shouty" in listed.stdout and "acme_plugin:Shouty" in listed.stdout
@@ -95,11 +102,21 @@ def test_a_plugin_written_against_the_public_api_runs(tmp_path):
 
     site = tmp_path / "site"
     site.mkdir()
-    _install_plugin(site, PUBLIC_API_PLUGIN, [("harness.strategies", "echo = acme_plugin:Echo"),
-                                              ("harness.scorers", "answer_length = acme_plugin:Length")])
-    imported = {n.module or "" for n in ast.walk(ast.parse((site / "acme_plugin.py").read_text()))
-                if isinstance(n, ast.ImportFrom)} | {a.name for n in ast.walk(ast.parse((site / "acme_plugin.py").read_text()))
-                                                     if isinstance(n, ast.Import) for a in n.names}
+    _install_plugin(
+        site,
+        PUBLIC_API_PLUGIN,
+        [("harness.strategies", "echo = acme_plugin:Echo"), ("harness.scorers", "answer_length = acme_plugin:Length")],
+    )
+    imported = {
+        n.module or ""
+        for n in ast.walk(ast.parse((site / "acme_plugin.py").read_text()))
+        if isinstance(n, ast.ImportFrom)
+    } | {
+        a.name
+        for n in ast.walk(ast.parse((site / "acme_plugin.py").read_text()))
+        if isinstance(n, ast.Import)
+        for a in n.names
+    }
     assert imported == {"harness"}, imported  # nothing but the package's public names
     suite = base_suite()
     suite["strategies"] = [{"name": "mine", "kind": "echo", "config": {"prefix": "Label:"}}]
@@ -114,7 +131,9 @@ def test_a_plugin_written_against_the_public_api_runs(tmp_path):
     assert strategy["metrics"]["answer_length"]["mean"] > 0
     prompt = json.loads((tmp_path / "run" / "cases.jsonl").read_text().splitlines()[0])["prompt"]
     assert prompt.endswith("\nLabel:")
-    report = harness_cli("report", str(tmp_path / "run"), "--md", str(tmp_path / "r.md"), home=tmp_path / "home", env=env)
+    report = harness_cli(
+        "report", str(tmp_path / "run"), "--md", str(tmp_path / "r.md"), home=tmp_path / "home", env=env
+    )
     assert report.returncode == 0, report.stderr
 
 
@@ -124,12 +143,16 @@ def test_a_broken_plugin_does_not_break_other_components(tmp_path):
     _install_plugin(site, "raise ImportError('acme needs numpy 9')\n", "acme = acme_plugin:Nothing")
     env = {**os.environ, "PYTHONPATH": str(site), "HARNESS_HOME": str(tmp_path / "home")}
     path = write_suite(tmp_path / "s")
-    ok = subprocess.run([sys.executable, "-m", "harness.cli", "validate", str(path)], cwd=REPO, env=env, capture_output=True, text=True)
+    ok = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "validate", str(path)], cwd=REPO, env=env, capture_output=True, text=True
+    )
     assert ok.returncode == 0, ok.stderr
     suite = base_suite()
     suite["scorers"] = [{"kind": "acme"}]
     path.write_text(yaml.safe_dump(suite))
-    bad = subprocess.run([sys.executable, "-m", "harness.cli", "validate", str(path)], cwd=REPO, env=env, capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "validate", str(path)], cwd=REPO, env=env, capture_output=True, text=True
+    )
     assert bad.returncode == 2 and "could not be loaded" in bad.stderr and "numpy 9" in bad.stderr
     assert "Traceback" not in bad.stderr
 
@@ -156,7 +179,9 @@ def test_json_schema_validates_the_default_suite_and_knows_component_options():
 
     import jsonschema
 
-    out = subprocess.run([sys.executable, "-m", "harness.cli", "schema"], cwd=REPO, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "schema"], cwd=REPO, capture_output=True, text=True, check=True
+    )
     schema = json.loads(out.stdout)
     suite = yaml.safe_load((REPO / "suites/quickstart/suite.yaml").read_text())
     jsonschema.validate(suite, schema)

@@ -44,8 +44,10 @@ GOLD = {
     "q-penicillin": ("Alexander Fleming discovered", "Who discovered the antibiotic", "Fleming"),
     "q-marathon": ("race of 42.195", "How long is a marathon", "42.195"),
 }
-RULES = [{"pattern": f"(?s)^(?=.*{re.escape(doc)})(?=.*{re.escape(question)})", "answer": answer}
-         for doc, question, answer in GOLD.values()]
+RULES = [
+    {"pattern": f"(?s)^(?=.*{re.escape(doc)})(?=.*{re.escape(question)})", "answer": answer}
+    for doc, question, answer in GOLD.values()
+]
 
 
 # ---- helpers -------------------------------------------------------------------------------------
@@ -80,8 +82,15 @@ def corpus_texts() -> dict[str, str]:
 
 def cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HARNESS_HOME": str(home), "HF_HUB_OFFLINE": "1", "CI": "1"}
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], check=False, capture_output=True, text=True,
-                          env=env, cwd=REPO, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+    )
 
 
 def line_in(path: Path, needle: str) -> int:
@@ -93,14 +102,21 @@ def line_in(path: Path, needle: str) -> int:
 
 def minimal_pdf(pages: list[str]) -> bytes:
     """A valid PDF, one Helvetica text line per page, with a correct xref table (no PDF writer needed)."""
-    objects: list[bytes] = [b"<< /Type /Catalog /Pages 2 0 R >>", b"",
-                            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    objects: list[bytes] = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
     kids = []
     for text in pages:
         stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode("latin-1")
         objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
-        objects.append(("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
-                        f"/Contents {len(objects)} 0 R >>").encode())
+        objects.append(
+            (
+                "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
+                f"/Contents {len(objects)} 0 R >>"
+            ).encode()
+        )
         kids.append(f"{len(objects)} 0 R")
     objects[1] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(kids)} >>".encode()
     out = bytearray(b"%PDF-1.4\n")
@@ -128,19 +144,30 @@ def minilm_folder() -> Path:
 def shared(tmp_path_factory) -> SimpleNamespace:
     root = tmp_path_factory.mktemp("rag-shared")
     home = root / "home"
-    suite = write_qa_suite(root / "suite", qa_suite([
-        {"name": "zero", "kind": "zero_shot"},
-        {"name": "dense", "kind": "rag", "config": rag("dense")},
-        {"name": "bm25", "kind": "rag", "config": rag("bm25")},
-        {"name": "hybrid", "kind": "rag", "config": rag("hybrid")},
-        {"name": "mmr", "kind": "rag", "config": rag("dense", mmr=True, fetch_k=6)},
-    ]))
+    suite = write_qa_suite(
+        root / "suite",
+        qa_suite(
+            [
+                {"name": "zero", "kind": "zero_shot"},
+                {"name": "dense", "kind": "rag", "config": rag("dense")},
+                {"name": "bm25", "kind": "rag", "config": rag("bm25")},
+                {"name": "hybrid", "kind": "rag", "config": rag("hybrid")},
+                {"name": "mmr", "kind": "rag", "config": rag("dense", mmr=True, fetch_k=6)},
+            ]
+        ),
+    )
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HARNESS_HOME", str(home))
         mp.setenv("HF_HUB_OFFLINE", "1")
         record, _ = compare(suite, CompareOptions(out=root / "run"))
-    return SimpleNamespace(root=root, home=home, suite=suite, run=root / "run", record=record,
-                           cases=read_jsonl(root / "run" / "cases.jsonl"))
+    return SimpleNamespace(
+        root=root,
+        home=home,
+        suite=suite,
+        run=root / "run",
+        record=record,
+        cases=read_jsonl(root / "run" / "cases.jsonl"),
+    )
 
 
 @pytest.fixture
@@ -228,7 +255,10 @@ def test_dense_rank_order_matches_cosine_similarity(shared):
         query = model.encode([case["input"]], normalize_embeddings=True)[0]
         sims = docs @ query
         expected = [ids[i] for i in sims.argsort()[::-1][:TOP_K]]
-        assert case["meta"]["retrieval"]["doc_ids"] == expected, (case["case_id"], sorted(zip(sims, ids, strict=True))[::-1][:4])
+        assert case["meta"]["retrieval"]["doc_ids"] == expected, (
+            case["case_id"],
+            sorted(zip(sims, ids, strict=True))[::-1][:4],
+        )
 
 
 # ---- 2. the index cache --------------------------------------------------------------------------
@@ -300,12 +330,28 @@ def test_a_document_beyond_the_embedder_limit_is_resplit_never_truncated(tmp_pat
 
     words = [f"term{i}" for i in range(1200)]  # unique words: every one must survive chunking
     folder = tmp_path / "s"
-    write_jsonl(folder / "big.jsonl", [{"id": "big", "title": "Big", "text": " ".join(words)},
-                                       {"id": "small", "title": "Small", "text": "A short note about kites."}])
+    write_jsonl(
+        folder / "big.jsonl",
+        [
+            {"id": "big", "title": "Big", "text": " ".join(words)},
+            {"id": "small", "title": "Small", "text": "A short note about kites."},
+        ],
+    )
     write_jsonl(folder / "questions.jsonl", [{"id": "q", "question": "term10 term11", "answer": "x", "doc_id": "big"}])
-    suite = qa_suite([{"name": "rag", "kind": "rag", "config": {
-        "corpus": "big.jsonl", "retriever": "bm25", "top_k": 200,
-        "chunking": {"splitter": "recursive", "size": 20000, "overlap": 100}}}])
+    suite = qa_suite(
+        [
+            {
+                "name": "rag",
+                "kind": "rag",
+                "config": {
+                    "corpus": "big.jsonl",
+                    "retriever": "bm25",
+                    "top_k": 200,
+                    "chunking": {"splitter": "recursive", "size": 20000, "overlap": 100},
+                },
+            }
+        ]
+    )
     path = folder / "suite.yaml"
     path.write_text(yaml.safe_dump(suite, sort_keys=False), encoding="utf-8")
     record, _ = compare(path, CompareOptions(out=tmp_path / "run"))
@@ -315,8 +361,11 @@ def test_a_document_beyond_the_embedder_limit_is_resplit_never_truncated(tmp_pat
     assert info["resplit_for_embedder"] > 0
     found = read_jsonl(tmp_path / "run" / "cases.jsonl")[0]["meta"]["retrieval"]
     assert len(found["chunk_ids"]) == info["chunks"]  # top_k above the chunk count returns every chunk
-    big = sorted((int(cid.split("#")[1]), text) for cid, doc, text in
-                 zip(found["chunk_ids"], found["doc_ids"], found["texts"], strict=True) if doc == "big")
+    big = sorted(
+        (int(cid.split("#")[1]), text)
+        for cid, doc, text in zip(found["chunk_ids"], found["doc_ids"], found["texts"], strict=True)
+        if doc == "big"
+    )
     assert len(big) >= 2
     assert [n for n, _ in big] == list(range(len(big)))  # big#0 .. big#n-1
     assert "small#0" in found["chunk_ids"]
@@ -337,32 +386,47 @@ def test_folder_csv_and_pdf_corpora(tmp_path):
     folder = tmp_path / "s"
     (folder / "docs" / "notes").mkdir(parents=True)
     (folder / "docs" / "lighthouse.txt").write_text(
-        "The lighthouse keeper lit the lamp every evening to guide ships past the rocky cape.", encoding="utf-8")
+        "The lighthouse keeper lit the lamp every evening to guide ships past the rocky cape.", encoding="utf-8"
+    )
     (folder / "docs" / "notes" / "origami.md").write_text(
-        "# Origami\n\nOrigami is the Japanese art of folding paper into cranes and other shapes.", encoding="utf-8")
+        "# Origami\n\nOrigami is the Japanese art of folding paper into cranes and other shapes.", encoding="utf-8"
+    )
     (folder / "table.csv").write_text(
         "key,heading,body\n"
         "tea-1,Tea ceremony,The Japanese tea ceremony prepares powdered matcha green tea with a bamboo whisk.\n"
-        "sub-2,Submarines,A submarine dives by flooding its ballast tanks with sea water.\n", encoding="utf-8")
-    (folder / "animals.pdf").write_bytes(minimal_pdf([
-        "The axolotl is a salamander that lives in the lakes of Mexico City.",
-        "Kombucha is a fizzy fermented tea drink made with a culture of yeast.",
-    ]))
-    write_jsonl(folder / "questions.jsonl", [
-        {"id": "lighthouse", "question": "Who lights the lamp to guide ships?", "answer": "x"},
-        {"id": "origami", "question": "What is the art of folding paper called?", "answer": "x"},
-        {"id": "tea", "question": "How is matcha prepared in the tea ceremony?", "answer": "x"},
-        {"id": "submarine", "question": "How does a submarine dive?", "answer": "x"},
-        {"id": "axolotl", "question": "Where does the axolotl salamander live?", "answer": "x"},
-        {"id": "kombucha", "question": "What is kombucha?", "answer": "x"},
-    ])
+        "sub-2,Submarines,A submarine dives by flooding its ballast tanks with sea water.\n",
+        encoding="utf-8",
+    )
+    (folder / "animals.pdf").write_bytes(
+        minimal_pdf(
+            [
+                "The axolotl is a salamander that lives in the lakes of Mexico City.",
+                "Kombucha is a fizzy fermented tea drink made with a culture of yeast.",
+            ]
+        )
+    )
+    write_jsonl(
+        folder / "questions.jsonl",
+        [
+            {"id": "lighthouse", "question": "Who lights the lamp to guide ships?", "answer": "x"},
+            {"id": "origami", "question": "What is the art of folding paper called?", "answer": "x"},
+            {"id": "tea", "question": "How is matcha prepared in the tea ceremony?", "answer": "x"},
+            {"id": "submarine", "question": "How does a submarine dive?", "answer": "x"},
+            {"id": "axolotl", "question": "Where does the axolotl salamander live?", "answer": "x"},
+            {"id": "kombucha", "question": "What is kombucha?", "answer": "x"},
+        ],
+    )
 
     def strategy(name, corpus, **extra):
         return {"name": name, "kind": "rag", "config": {"corpus": corpus, "retriever": "dense", "top_k": 1, **extra}}
 
-    suite = qa_suite([strategy("folder", "docs"),
-                      strategy("csv", "table.csv", fields={"id": "key", "title": "heading", "text": "body"}),
-                      strategy("pdf", "animals.pdf")])
+    suite = qa_suite(
+        [
+            strategy("folder", "docs"),
+            strategy("csv", "table.csv", fields={"id": "key", "title": "heading", "text": "body"}),
+            strategy("pdf", "animals.pdf"),
+        ]
+    )
     path = folder / "suite.yaml"
     path.write_text(yaml.safe_dump(suite, sort_keys=False), encoding="utf-8")
     record, _ = compare(path, CompareOptions(out=tmp_path / "run"))
@@ -396,15 +460,25 @@ def test_folder_csv_and_pdf_corpora(tmp_path):
 def test_context_is_cut_to_the_window_and_a_too_small_window_is_an_error_not_a_crash(shared, shared_home, tmp_path):
     window, max_new = 120, 8
     backends = [
-        {"name": "small", "kind": "fake", "generation": {"max_new_tokens": max_new},
-         "config": {"rules": RULES, "default": "unknown", "context_window": window}},
+        {
+            "name": "small",
+            "kind": "fake",
+            "generation": {"max_new_tokens": max_new},
+            "config": {"rules": RULES, "default": "unknown", "context_window": window},
+        },
         {"name": "tiny", "kind": "fake", "config": {"rules": RULES, "default": "unknown", "context_window": 16}},
     ]
-    suite = write_qa_suite(tmp_path / "s", qa_suite([
-        {"name": "zero", "kind": "zero_shot", "backend": "small"},
-        {"name": "fit", "kind": "rag", "backend": "small", "config": rag("bm25", top_k=5)},
-        {"name": "nofit", "kind": "rag", "backend": "tiny", "config": rag("bm25", top_k=5)},
-    ], backends))
+    suite = write_qa_suite(
+        tmp_path / "s",
+        qa_suite(
+            [
+                {"name": "zero", "kind": "zero_shot", "backend": "small"},
+                {"name": "fit", "kind": "rag", "backend": "small", "config": rag("bm25", top_k=5)},
+                {"name": "nofit", "kind": "rag", "backend": "tiny", "config": rag("bm25", top_k=5)},
+            ],
+            backends,
+        ),
+    )
     record, _ = compare(suite, CompareOptions(out=tmp_path / "run"))
     assert record.status == "complete"
     cases = read_jsonl(tmp_path / "run" / "cases.jsonl")
@@ -433,17 +507,22 @@ def test_context_is_cut_to_the_window_and_a_too_small_window_is_an_error_not_a_c
 
 
 def bad_suite(tmp_path: Path, **config) -> tuple[Path, dict[str, Any]]:
-    suite = qa_suite([{"name": "zero", "kind": "zero_shot"},
-                      {"name": "rag", "kind": "rag", "config": rag("bm25") | config}])
+    suite = qa_suite(
+        [{"name": "zero", "kind": "zero_shot"}, {"name": "rag", "kind": "rag", "config": rag("bm25") | config}]
+    )
     return write_qa_suite(tmp_path, suite), suite
 
 
-@pytest.mark.parametrize("change, field, value_line", [
-    ({"corpus": "nothere.jsonl"}, "strategies[1].config.corpus", "corpus: nothere.jsonl"),
-    ({"top_k": 0}, "strategies[1].config.top_k", "top_k: 0"),
-    ({"retriever": "vector"}, "strategies[1].config.retriever", "retriever: vector"),
-    ({"chunking": {"size": 100, "overlap": 100}}, "strategies[1].config.chunking", "chunking:"),
-], ids=["missing_corpus", "top_k_zero", "unknown_retriever", "overlap_not_below_size"])
+@pytest.mark.parametrize(
+    "change, field, value_line",
+    [
+        ({"corpus": "nothere.jsonl"}, "strategies[1].config.corpus", "corpus: nothere.jsonl"),
+        ({"top_k": 0}, "strategies[1].config.top_k", "top_k: 0"),
+        ({"retriever": "vector"}, "strategies[1].config.retriever", "retriever: vector"),
+        ({"chunking": {"size": 100, "overlap": 100}}, "strategies[1].config.chunking", "chunking:"),
+    ],
+    ids=["missing_corpus", "top_k_zero", "unknown_retriever", "overlap_not_below_size"],
+)
 def test_bad_rag_config_is_refused_by_validate(tmp_path, change, field, value_line):
     path, _ = bad_suite(tmp_path, **change)
     result = cli("validate", str(path), home=tmp_path / "home")
@@ -484,8 +563,18 @@ def scorer(kind: str, **config):
 def retrieved(doc_ids: list[str], texts: list[str] | None = None) -> CaseMeta:
     chunk_ids = [f"{d}#{i}" for i, d in enumerate(doc_ids)]
     texts = texts or ["..."] * len(doc_ids)
-    return CaseMeta(retrieval=RetrievalTrace(chunk_ids=chunk_ids, doc_ids=doc_ids, texts=texts, used=len(texts),
-                                             dropped=0, context_tokens=0, retrieval_s=0.0, retriever="dense"))
+    return CaseMeta(
+        retrieval=RetrievalTrace(
+            chunk_ids=chunk_ids,
+            doc_ids=doc_ids,
+            texts=texts,
+            used=len(texts),
+            dropped=0,
+            context_tokens=0,
+            retrieval_s=0.0,
+            retriever="dense",
+        )
+    )
 
 
 def value(kind: str, case: Case, meta: CaseMeta, **config) -> float:
@@ -532,8 +621,12 @@ def test_without_a_doc_id_relevance_is_containing_the_answer():
     assert value("hit_rate", rome, retrieved(["a"], ["Romeo and Juliet"])) == 0.0  # whole words only
     # further acceptable answers count too
     alias = Case(id="c", input="q", target="Rome", metadata={"answers": ["the Eternal City"]})
-    assert value("mrr", alias, retrieved(["a", "b"], ["nothing", "Rome, the eternal city, ..."]),
-                 references_field="answers") == 0.5
+    assert (
+        value(
+            "mrr", alias, retrieved(["a", "b"], ["nothing", "Rome, the eternal city, ..."]), references_field="answers"
+        )
+        == 0.5
+    )
     assert value("hit_rate", alias, retrieved(["a"], ["known as the Eternal City"]), references_field="answers") == 1.0
 
 
@@ -559,8 +652,10 @@ def test_references_field_gives_the_best_match_over_all_references():
 def test_missing_rag_extra_is_named_in_the_error(tmp_path):
     """Without langchain installed the suite is refused before any model call, naming the extra to install."""
     path, _ = bad_suite(tmp_path)
-    code = ("import sys\nsys.modules['langchain_community'] = None  # as if the rag extra were not installed\n"
-            "from harness.cli import main\nsys.argv = ['harness', 'validate', sys.argv[1]]\nmain()\n")
+    code = (
+        "import sys\nsys.modules['langchain_community'] = None  # as if the rag extra were not installed\n"
+        "from harness.cli import main\nsys.argv = ['harness', 'validate', sys.argv[1]]\nmain()\n"
+    )
     env = {**os.environ, "HARNESS_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
     result = subprocess.run([sys.executable, "-c", code, str(path)], cwd=REPO, env=env, capture_output=True, text=True)
     assert_refused(result, "ft-harness[rag]", "langchain_community")
@@ -575,15 +670,16 @@ def test_a_retrieval_metric_cannot_be_the_primary_metric(tmp_path):
     assert_refused(result, "suite.yaml", "decision.primary_metric", "hit_rate", "exact_match")
 
 
-
 def test_top_k_candidates_are_chosen_on_dev_never_on_test(tmp_path):
     """A model that gets confused by a second passage: dev picks k=1, and the test cases are answered with it."""
     questions = read_jsonl(RAG_FIXTURES / "questions.jsonl")
     write_jsonl(tmp_path / "dev.jsonl", questions[:4])
     write_jsonl(tmp_path / "test.jsonl", questions[4:])
     confused = [{"pattern": r"\[2\] ", "answer": "confused"}, *RULES]  # any prompt holding a second passage
-    suite = qa_suite([{"name": "rag", "kind": "rag", "config": rag("bm25", top_k=[3, 1, 2])}],
-                     backends=[{"name": "fake", "kind": "fake", "config": {"rules": confused, "default": "unknown"}}])
+    suite = qa_suite(
+        [{"name": "rag", "kind": "rag", "config": rag("bm25", top_k=[3, 1, 2])}],
+        backends=[{"name": "fake", "kind": "fake", "config": {"rules": confused, "default": "unknown"}}],
+    )
     suite["data"] = {"dev": "dev.jsonl", "test": "test.jsonl"}
     record, run = compare(write_qa_suite(tmp_path, suite), CompareOptions(out=tmp_path / "run"))
     selection = record.strategies["rag"].setup.given.top_k_selection
@@ -649,8 +745,10 @@ def test_an_index_build_killed_half_way_resumes_without_embedding_a_block_twice(
 
     from langchain_core.documents import Document
 
-    docs = [Document(page_content=f"document number {i} " + "text " * (i % 5), metadata={"doc_id": f"d{i}"})
-            for i in range(9)]
+    docs = [
+        Document(page_content=f"document number {i} " + "text " * (i % 5), metadata={"doc_id": f"d{i}"})
+        for i in range(9)
+    ]
     chunking = ChunkingConfig(size=400, overlap=0)
     folder = tmp_path / "indexes" / "k"
     with pytest.raises(Died):

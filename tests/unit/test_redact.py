@@ -19,8 +19,10 @@ def test_a_remembered_key_is_masked_as_is_url_encoded_and_base64_showing_at_most
 
 
 def test_key_shaped_text_is_masked_even_when_never_seen(monkeypatch):
-    text = redact("headers: {'authorization': 'Bearer abcdefghijklmnop1234', 'api-key': 'qwertyuiop123456'} "
-                  "and sk-proj-ABCDEFGHIJKLMNOP0123")
+    text = redact(
+        "headers: {'authorization': 'Bearer abcdefghijklmnop1234', 'api-key': 'qwertyuiop123456'} "
+        "and sk-proj-ABCDEFGHIJKLMNOP0123"
+    )
     for secret in ("abcdefghijklmnop1234", "qwertyuiop123456", "ABCDEFGHIJKLMNOP0123"):
         assert secret not in text
     assert "Bearer ***" in text

@@ -37,7 +37,9 @@ def test_compare_writes_scored_cases_and_summaries(toy_suite, tmp_path):
     assert counts.model_calls == 18
     df = pd.read_json(tmp_path / "run" / "cases.jsonl", lines=True)
     assert len(df) == 18 and set(df.strategy) == {"zero", "few"}
-    assert {"input", "prompt", "output", "target", "scores", "input_tokens", "latency_s", "cache_hit", "error"} <= set(df.columns)
+    assert {"input", "prompt", "output", "target", "scores", "input_tokens", "latency_s", "cache_hit", "error"} <= set(
+        df.columns
+    )
     loaded = read_run(tmp_path / "run")
     assert loaded.strategies["few"].setup.given.k == 3
     assert len(loaded.strategies["few"].setup.given.exemplar_ids) == 3
@@ -68,13 +70,19 @@ def test_rerun_resumes_without_redoing_or_repaying(toy_suite, tmp_path, monkeypa
     record, counts = run(toy_suite, tmp_path / "run")
     assert counts.skipped_finished == 4 and counts.model_calls == 14 and counts.cache_hits == 0
     assert record.status == "complete"
-    keys = [(json.loads(x)["strategy"], json.loads(x)["case_id"]) for x in (tmp_path / "run" / "cases.jsonl").read_text().splitlines()]
+    keys = [
+        (json.loads(x)["strategy"], json.loads(x)["case_id"])
+        for x in (tmp_path / "run" / "cases.jsonl").read_text().splitlines()
+    ]
     assert len(keys) == len(set(keys)) == 18
 
     # A fresh folder answers everything from the response cache: no model call at all.
     record2, counts2 = run(toy_suite, tmp_path / "other")
     assert counts2.model_calls == 0 and counts2.cache_hits == 18
-    assert record2.strategies["zero"].metrics["label_accuracy"].mean == record.strategies["zero"].metrics["label_accuracy"].mean
+    assert (
+        record2.strategies["zero"].metrics["label_accuracy"].mean
+        == record.strategies["zero"].metrics["label_accuracy"].mean
+    )
     # every answer came from the cache: latency is the one measured when each answer was made, and says so
     latency = record2.strategies["zero"].latency
     assert latency.n == 9 and latency.p95_s == pytest.approx(0.05) and "response cache" in latency.how
@@ -88,7 +96,9 @@ def test_failed_cases_are_data_and_retry_errors_reruns_only_them(tmp_path):
     assert zero.n_errors == 2 and zero.n_done == 9
     assert zero.metrics["label_accuracy"].n == 9  # errors stay in the denominator, as wrong answers
     assert zero.metrics["label_accuracy"].mean == pytest.approx(5 / 9)
-    errors = [json.loads(x) for x in (tmp_path / "run" / "cases.jsonl").read_text().splitlines() if json.loads(x)["error"]]
+    errors = [
+        json.loads(x) for x in (tmp_path / "run" / "cases.jsonl").read_text().splitlines() if json.loads(x)["error"]
+    ]
     assert {e["case_id"] for e in errors} == {"test-1", "test-2"}
 
     _, again = run(path, tmp_path / "run", strategies=["zero"])
@@ -196,8 +206,14 @@ def test_repeats_with_sampling_are_independent_cache_entries(tmp_path):
 def test_ctrl_c_exits_130_and_keeps_finished_cases(tmp_path):
     path = write_suite(tmp_path / "s", base_suite(sleep=True, latency_s=0.05), n_test=200)
     env = {**os.environ, "HARNESS_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "compare", str(path), "--out", str(tmp_path / "run")],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "compare", str(path), "--out", str(tmp_path / "run")],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     cases = tmp_path / "run" / "cases.jsonl"
     deadline = time.time() + 60
     while time.time() < deadline and not (cases.exists() and cases.read_text().count("\n") >= 5):
@@ -215,8 +231,13 @@ def test_a_killed_run_leaves_a_readable_folder_and_resumes(tmp_path):
     path = write_suite(tmp_path / "s", base_suite(sleep=True, latency_s=0.01), n_test=200)
     env = {**os.environ, "HARNESS_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1", "CI": "1"}
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "compare", str(path), "--out", str(out)],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "compare", str(path), "--out", str(out)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     cases = out / "cases.jsonl"
     deadline = time.time() + 60
     while time.time() < deadline and not (cases.exists() and cases.read_text().count("\n") >= 10):

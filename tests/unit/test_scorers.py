@@ -78,10 +78,17 @@ def test_generation_metrics_take_every_reference_when_told_where_they_are(kind):
     from harness.suite.schema import ScorerSpec, TaskSpec
 
     cls = SCORERS.get(kind)
-    case = Case(id="1", input="name: Blue Spice, eatType: coffee shop, near: Burger King",
-                target="Blue Spice is a coffee shop.",
-                metadata={"references": ["Blue Spice is a coffee shop.", "The Blue Spice coffee shop is near Burger King."]})
+    case = Case(
+        id="1",
+        input="name: Blue Spice, eatType: coffee shop, near: Burger King",
+        target="Blue Spice is a coffee shop.",
+        metadata={"references": ["Blue Spice is a coffee shop.", "The Blue Spice coffee shop is near Burger King."]},
+    )
     answer = "The Blue Spice coffee shop is near Burger King."
     single = cls(ScorerSpec(kind=kind), cls.Config(), TaskSpec(instructions="x")).score(answer, case).value
-    multi = cls(ScorerSpec(kind=kind), cls.Config(references_field="references"), TaskSpec(instructions="x")).score(answer, case).value
+    multi = (
+        cls(ScorerSpec(kind=kind), cls.Config(references_field="references"), TaskSpec(instructions="x"))
+        .score(answer, case)
+        .value
+    )
     assert multi == pytest.approx(1.0) and single < 0.7

@@ -92,8 +92,10 @@ def test_a_run_records_the_best_strategy_against_the_others(tmp_path):
     suite = base_suite()
     weaker = {"name": "weak", "kind": "fake", "config": {"rules": [{"pattern": "about alpha", "answer": "alpha"}]}}
     suite["backends"].append(weaker)
-    suite["strategies"] = [{"name": "zero", "kind": "zero_shot", "backend": "fake"},
-                           {"name": "weak", "kind": "zero_shot", "backend": "weak"}]
+    suite["strategies"] = [
+        {"name": "zero", "kind": "zero_shot", "backend": "fake"},
+        {"name": "weak", "kind": "zero_shot", "backend": "weak"},
+    ]
     record, _ = compare(write_suite(tmp_path / "s", suite, n_test=60), CompareOptions(out=tmp_path / "run"))
     (c,) = record.comparisons  # labels cycle alpha/beta/gamma: "zero" also gets beta right, 20 cases out of 60
     assert (c.a, c.b, c.wins, c.losses, c.n) == ("zero", "weak", 20, 0, 60)

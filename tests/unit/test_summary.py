@@ -16,9 +16,21 @@ SETUP = StrategySetup(backend="b")
 
 def row(case_id, value, *, error=None, hit=False, latency=1.0, repeat=0, unscored=False):
     scores = {} if error else {"m": CaseScore(value=None if unscored else value)}
-    return CaseResult(strategy="s", case_id=case_id, repeat=repeat, input="q", target="t", output=None if error else "a",
-                      error=error, scores=scores, latency_s=latency, cache_hit=hit, compute_s=0 if hit else latency,
-                      output_tokens=10, finished_at=datetime.now(timezone.utc))
+    return CaseResult(
+        strategy="s",
+        case_id=case_id,
+        repeat=repeat,
+        input="q",
+        target="t",
+        output=None if error else "a",
+        error=error,
+        scores=scores,
+        latency_s=latency,
+        cache_hit=hit,
+        compute_s=0 if hit else latency,
+        output_tokens=10,
+        finished_at=datetime.now(timezone.utc),
+    )
 
 
 def test_wilson_matches_the_textbook_interval():

@@ -51,7 +51,7 @@ def test_the_block_shows_the_runs_verdict_and_numbers_and_the_prose_is_kept(upda
     record = read_run(run)
 
     assert text.startswith(BEFORE) and text.endswith(AFTER)  # the prose around the markers is untouched
-    block = text[len(BEFORE):-len(AFTER)]
+    block = text[len(BEFORE) : -len(AFTER)]
     assert block.startswith("<!-- results:start -->") and block.endswith("<!-- results:end -->")
     assert "0.123" not in block  # the hand-written numbers are gone
     assert f"**{record.decision.verdict}**" in block
@@ -101,8 +101,9 @@ def test_a_rerun_that_differs_only_in_date_and_wall_time_keeps_the_readme(update
     assert readme.read_text(encoding="utf-8") == older
 
 
-def test_missing_suite_run_folder_or_markers_are_refused_without_a_traceback(update_readmes, suite_and_run, tmp_path,
-                                                                              capsys):
+def test_missing_suite_run_folder_or_markers_are_refused_without_a_traceback(
+    update_readmes, suite_and_run, tmp_path, capsys
+):
     folder, run = suite_and_run
     assert update_readmes.main(["no_such_suite", "--run-dir", str(run)]) == 2
     assert "no suite 'no_such_suite'" in capsys.readouterr().err
@@ -115,7 +116,11 @@ def test_missing_suite_run_folder_or_markers_are_refused_without_a_traceback(upd
     assert (folder / "README.md").read_text(encoding="utf-8") == "# toy\n\nNo markers.\n"
 
     # as a command: a message and exit 2, no traceback
-    done = subprocess.run([sys.executable, str(SCRIPT), "no_such_suite", "--run-dir", str(run)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "no_such_suite", "--run-dir", str(run)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stdout + done.stderr
     assert "Traceback" not in done.stderr and "no suite 'no_such_suite'" in done.stderr
