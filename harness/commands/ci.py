@@ -169,11 +169,15 @@ def regression_checks(record: RunRecord, run_dir: Path, baseline: Path) -> list[
 
 
 def writable(path: Path, flag: str) -> Path:
-    """An output file's folder is created; a path that cannot be written is a usage error before any call."""
+    """An output file's folder is created; a path that cannot be written is a usage error before any call. No empty
+    file is left behind by the check (a run that then fails writes nothing there)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        existed = path.exists()
         with path.open("a", encoding="utf-8"):
             pass
+        if not existed:
+            path.unlink()
     except OSError as exc:
         raise ConfigError(f"{flag} {path}: cannot write there ({exc.strerror}). Fix: give a writable path.") from None
     return path

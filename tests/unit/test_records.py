@@ -94,3 +94,18 @@ def test_an_unknown_key_in_run_json_is_refused_with_the_file_and_the_field(toy_s
     result = harness_cli("report", str(tmp_path / "run"), "--md", str(tmp_path / "r.md"), home=tmp_path / "home")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "run.json" in result.stderr and "strategies.zero.latency.p42_s" in result.stderr
+
+
+def test_the_report_reads_cases_with_the_runs_reader_a_damaged_line_is_named_not_skipped(toy_suite, tmp_path):
+    compare(toy_suite, CompareOptions(out=tmp_path / "run"))
+    cases = tmp_path / "run" / "cases.jsonl"
+    lines = cases.read_text().splitlines(keepends=True)
+    lines[4] = lines[4][: len(lines[4]) // 2] + "\n"  # a line cut in the middle of the file
+    cases.write_text("".join(lines))
+    home = tmp_path / "home"
+    report = harness_cli("report", str(tmp_path / "run"), "--md", str(tmp_path / "r.md"), home=home)
+    again = harness_cli("compare", str(toy_suite), "--out", str(tmp_path / "run"), home=home)
+    for result in (report, again):  # the report and a resume say the same, with the line
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert f"{cases}:5: unreadable result line" in result.stderr
+    assert not (tmp_path / "r.md").exists()
