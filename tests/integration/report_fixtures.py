@@ -8,11 +8,9 @@ import json
 import os
 import shutil
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.conftest import REPO, base_suite, write_suite
+from tests.conftest import base_suite, write_suite
 
 HOSTILE = "<script>alert(1)</script> | alpha"  # the fake backend's answer to HOSTILE_INPUT
 HOSTILE_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -94,17 +92,6 @@ def cli_env(home: Path) -> dict[str, str]:
         "CI": "1",
         "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
     }
-
-
-def cli(*args: str, home: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args],
-        capture_output=True,
-        text=True,
-        env=cli_env(home),
-        cwd=REPO,
-        timeout=timeout,
-    )
 
 
 def free_port() -> int:

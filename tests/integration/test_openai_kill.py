@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, write_jsonl
+from tests.conftest import REPO, harness_cli, write_jsonl
 from tests.fake_openai import FakeOpenAI, Script, body_key
 
 pytestmark = pytest.mark.slow
@@ -116,23 +116,8 @@ def test_kill_9_mid_run_then_rerun_pays_nothing_twice_and_matches_an_uninterrupt
     # The key reached the server and no file, log or report.
     assert all(r["auth"] == f"Bearer {KEY}" for r in script.requests)
     assert KEY not in stdout + stderr
-    env = {**os.environ, "HARNESS_HOME": str(home), "CI": "1"}
-    exported = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness.cli",
-            "report",
-            str(out),
-            "--html",
-            str(tmp_path / "r.html"),
-            "--md",
-            str(tmp_path / "r.md"),
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
+    exported = harness_cli(
+        "report", str(out), "--html", str(tmp_path / "r.html"), "--md", str(tmp_path / "r.md"), home=home
     )
     assert exported.returncode == 0, exported.stderr[-2000:]
     for file in [*out.rglob("*"), *home.rglob("*"), tmp_path / "r.html", tmp_path / "r.md"]:
@@ -147,7 +132,8 @@ def test_kill_9_while_a_fine_tuning_job_runs_then_rerun_follows_the_same_job(tmp
     with FakeOpenAI(script) as url:
         path = suite_file(tmp_path / "s", url)
         env = {**os.environ, "HARNESS_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1", "CI": "1", "TUNER_KEY": KEY}
-        command = [sys.executable, "-m", "harness.cli", "compare", str(path), "--out", str(tmp_path / "run")]
+        args = ["compare", str(path), "--out", str(tmp_path / "run")]
+        command = [sys.executable, "-m", "harness.cli", *args]
         proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while not any(j["_polls"] >= 2 for j in script.jobs.values()) and time.monotonic() < deadline:
@@ -157,7 +143,7 @@ def test_kill_9_while_a_fine_tuning_job_runs_then_rerun_follows_the_same_job(tmp
         assert len(script.jobs) == 1
         (job_id,) = script.jobs
         script.job_step_polls = 1  # the provider finishes the job
-        again = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        again = harness_cli(*args, home=tmp_path / "home", env={"TUNER_KEY": KEY}, timeout=120)  # the same command
         assert again.returncode == 0, again.stderr[-2000:]
     assert len(script.jobs) == 1  # followed, never created again
     run = json.loads((tmp_path / "run" / "run.json").read_text())

@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, harness_cli
 
 pytestmark = pytest.mark.slow
 
-
-def harness(*args, home):
-    env = {**os.environ, "HARNESS_HOME": str(home), "HF_HUB_OFFLINE": "1", "CI": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args], cwd=REPO, env=env, capture_output=True, text=True
-    )
+REAL_MODEL_TIMEOUT_S = 1800  # a real model on the CPU: well above harness_cli's 300 s (these calls had no limit)
 
 
 def test_quickstart_few_shot_beats_zero_shot_and_rerun_costs_no_model_call(embedded_model_dir, tmp_path):
     home = embedded_model_dir.parents[1]  # HARNESS_HOME that holds models/smollm2-135m-instruct
     out = tmp_path / "run"
-    first = harness(
+    first = harness_cli(
         "compare",
         "suites/quickstart/suite.yaml",
         "--limit",
@@ -35,6 +27,7 @@ def test_quickstart_few_shot_beats_zero_shot_and_rerun_costs_no_model_call(embed
         "--strategies",
         "zero_shot,few_shot",
         home=home,
+        timeout=REAL_MODEL_TIMEOUT_S,
     )
     assert first.returncode == 0, first.stderr[-2000:]
     run = json.loads((out / "run.json").read_text())
@@ -45,7 +38,7 @@ def test_quickstart_few_shot_beats_zero_shot_and_rerun_costs_no_model_call(embed
     assert few["mean"] > zero["mean"] + 0.15, (zero, few)
     assert few["n_invalid"] < zero["n_invalid"]
     assert run["options"]["counts"]["model_calls"] == 56
-    second = harness(
+    second = harness_cli(
         "compare",
         "suites/quickstart/suite.yaml",
         "--limit",
@@ -55,6 +48,7 @@ def test_quickstart_few_shot_beats_zero_shot_and_rerun_costs_no_model_call(embed
         "--strategies",
         "zero_shot,few_shot",
         home=home,
+        timeout=REAL_MODEL_TIMEOUT_S,
     )
     assert second.returncode == 0
     assert json.loads((out / "run.json").read_text())["options"]["counts"]["model_calls"] == 0
@@ -77,7 +71,9 @@ def test_a_lora_fine_tune_of_the_real_model_learns_the_labels(embedded_model_dir
     suite["strategies"][1]["config"]["tuner"]["config"].update(epochs=2, learning_rate=1.0e-3)
     (folder / "suite.yaml").write_text(yaml.safe_dump(suite))
     home = embedded_model_dir.parents[1]
-    result = harness("compare", str(folder / "suite.yaml"), "--out", str(tmp_path / "run"), home=home)
+    result = harness_cli(
+        "compare", str(folder / "suite.yaml"), "--out", str(tmp_path / "run"), home=home, timeout=REAL_MODEL_TIMEOUT_S
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     lora, zero = run["strategies"]["lora"], run["strategies"]["zero_shot"]

@@ -3,31 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, harness_cli
 
 pytestmark = pytest.mark.slow
 
 SQUAD = REPO / "suites" / "squad_qa"
-
-
-def harness(*args, home):
-    env = {**os.environ, "HARNESS_HOME": str(home), "HF_HUB_OFFLINE": "1", "CI": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args], cwd=REPO, env=env, capture_output=True, text=True
-    )
+REAL_MODEL_TIMEOUT_S = 1800  # a real model on the CPU: well above harness_cli's 300 s (these calls had no limit)
 
 
 def test_squad_rag_retrieves_the_gold_paragraph_and_puts_it_in_the_prompt(fresh_home, tmp_path):
     home = fresh_home  # cold caches: the first run really embeds and generates, the second reuses both
     out = tmp_path / "run"
-    first = harness(
+    first = harness_cli(
         "compare",
         str(SQUAD / "suite.yaml"),
         "--limit",
@@ -37,6 +28,7 @@ def test_squad_rag_retrieves_the_gold_paragraph_and_puts_it_in_the_prompt(fresh_
         "--out",
         str(out),
         home=home,
+        timeout=REAL_MODEL_TIMEOUT_S,
     )
     assert first.returncode == 0, first.stderr[-3000:]
     run = json.loads((out / "run.json").read_text())
@@ -60,7 +52,7 @@ def test_squad_rag_retrieves_the_gold_paragraph_and_puts_it_in_the_prompt(fresh_
         assert len(found["chunk_ids"]) == k and found["used"] + found["dropped"] == k
         assert found["texts"][0][:80] in case["prompt"]  # the top passage reached the model
     # A rerun reuses the index and every answer: no embedding of the corpus, no model call.
-    second = harness(
+    second = harness_cli(
         "compare",
         str(SQUAD / "suite.yaml"),
         "--limit",
@@ -70,6 +62,7 @@ def test_squad_rag_retrieves_the_gold_paragraph_and_puts_it_in_the_prompt(fresh_
         "--out",
         str(tmp_path / "run2"),
         home=home,
+        timeout=REAL_MODEL_TIMEOUT_S,
     )
     assert second.returncode == 0, second.stderr[-3000:]
     again = json.loads((tmp_path / "run2" / "run.json").read_text())
@@ -106,7 +99,15 @@ def test_the_hf_judge_replies_in_the_schema_of_ragas(embedded_model_dir, tmp_pat
     (tmp_path / "suite.yaml").write_text(yaml.safe_dump(suite))
     home = embedded_model_dir.parents[1]
     # --no-cache: the shared model home keeps its response cache between local runs; this test counts real calls.
-    result = harness("compare", str(tmp_path / "suite.yaml"), "--out", str(tmp_path / "run"), "--no-cache", home=home)
+    result = harness_cli(
+        "compare",
+        str(tmp_path / "suite.yaml"),
+        "--out",
+        str(tmp_path / "run"),
+        "--no-cache",
+        home=home,
+        timeout=REAL_MODEL_TIMEOUT_S,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     judge = run["strategies"]["rag"]["setup"]["evaluation"]["context_precision"]["judge"]

@@ -23,7 +23,7 @@ from harness.costs.money import usd
 from harness.records.run import SCHEMA_VERSION
 from harness.run.folder import read_run
 from harness.verdict.what_if import WhatIf, what_if
-from tests.conftest import REPO, run_json
+from tests.conftest import REPO, harness_cli, run_json
 from tests.integration.report_fixtures import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -32,7 +32,6 @@ from tests.integration.report_fixtures import (
     HOSTILE_ESCAPED,
     MONTHLY_REQUESTS,
     build_run,
-    cli,
     cli_env,
     free_port,
     with_schema_version,
@@ -72,7 +71,17 @@ def exports(report_run) -> SimpleNamespace:
     out = report_run.folder / "exports"
     out.mkdir(exist_ok=True)
     html_path, md_path = out / "report.html", out / "report.md"
-    result = cli("report", str(report_run.run), "--html", str(html_path), "--md", str(md_path), home=report_run.home)
+    result = harness_cli(
+        "report",
+        str(report_run.run),
+        "--html",
+        str(html_path),
+        "--md",
+        str(md_path),
+        home=report_run.home,
+        env={"STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"},
+        timeout=180,
+    )
     return SimpleNamespace(result=result, html=html_path, md=md_path)
 
 

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
 import string
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 import yaml
 
-from tests.conftest import LABELS, REPO, make_rows, report_check, write_jsonl
+from tests.conftest import LABELS, harness_cli, make_rows, report_check, write_jsonl
 from tests.fake_openai import FakeOpenAI, Script
 
 pytestmark = pytest.mark.slow
@@ -204,27 +201,14 @@ def scan(blobs: dict[str, bytes]) -> list[str]:
     return hits
 
 
-def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 def test_no_key_reaches_a_file_a_report_or_the_output(tmp_path):
     home = tmp_path / "home"
-    env = {**os.environ, **KEYS, "HARNESS_HOME": str(home), "HF_HUB_OFFLINE": "1", "CI": "1"}
     script = Script(chat=answers, faults={"500": 0.15}, echo_headers=True, seed=11, reject_keys=REFUSED)
     script.deployments["gpt-4o-mini"] = {"model": "gpt-4o-mini", "state": "Succeeded", "polls": 0}  # Azure's base
     outputs: dict[str, str] = {}
     with FakeOpenAI(script) as url:
         path = suite_file(tmp_path / "suite", url)
-        main = cli(
+        main = harness_cli(
             "compare",
             str(path),
             "--out",
@@ -232,24 +216,36 @@ def test_no_key_reaches_a_file_a_report_or_the_output(tmp_path):
             "-v",
             "--strategies",
             "zero,zero_azure,rag,ft,ft_azure",
-            env=env,
+            home=home,
+            env=KEYS,
         )
         outputs["compare"] = main.stdout + main.stderr
         assert main.returncode == 0, main.stderr[-3000:]
         failing = {
-            name: cli("compare", str(path), "--out", str(tmp_path / f"run-{name}"), "-v", "--strategies", name, env=env)
+            name: harness_cli(
+                "compare",
+                str(path),
+                "--out",
+                str(tmp_path / f"run-{name}"),
+                "-v",
+                "--strategies",
+                name,
+                home=home,
+                env=KEYS,
+            )
             for name in ("zero_refused", "ft_refused", "ft_azure_refused", "rag_refused")
         }
         for name, proc in failing.items():
             outputs[f"compare {name}"] = proc.stdout + proc.stderr
-        exported = cli(
+        exported = harness_cli(
             "report",
             str(tmp_path / "run"),
             "--html",
             str(tmp_path / "report.html"),
             "--md",
             str(tmp_path / "report.md"),
-            env=env,
+            home=home,
+            env=KEYS,
         )
         outputs["report"] = exported.stdout + exported.stderr
         assert exported.returncode == 0, exported.stderr[-3000:]

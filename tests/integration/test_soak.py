@@ -9,9 +9,6 @@ whole line per case; no answer is paid twice except those the server finished af
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -19,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, report_check, write_jsonl
+from tests.conftest import harness_cli, report_check, write_jsonl
 from tests.fake_openai import FakeOpenAI, Script, body_key
 
 pytestmark = pytest.mark.slow
@@ -75,19 +72,6 @@ def suite_file(folder: Path, url: str, budget_usd: float) -> Path:
     return path
 
 
-def compare(path: Path, out: Path, home: Path, *flags: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HARNESS_HOME": str(home), "HF_HUB_OFFLINE": "1", "CI": "1", "SOAK_KEY": KEY}
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", "compare", str(path), "--out", str(out), *flags],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 def read_lines(out: Path) -> list[dict]:
     raw = (out / "cases.jsonl").read_bytes()
     assert raw.endswith(b"\n"), "a torn last line"
@@ -135,7 +119,7 @@ def test_2000_cases_with_20_percent_faults_and_a_budget_that_runs_out(tmp_path):
     started = time.monotonic()
     with FakeOpenAI(script) as url:
         path = suite_file(tmp_path / "suite", url, budget)
-        first = compare(path, out, home)
+        first = harness_cli("compare", str(path), "--out", str(out), home=home, env={"SOAK_KEY": KEY})
         first_s = time.monotonic() - started
         # Stopped by the budget is not a failure: exit 0, status "incomplete", and the output says what to do.
         assert first.returncode == 0, first.stderr[-3000:]
@@ -185,7 +169,9 @@ def test_2000_cases_with_20_percent_faults_and_a_budget_that_runs_out(tmp_path):
         before = len(script.requests)
         path = suite_file(tmp_path / "suite", url, budget * 10)
         rerun_started = time.monotonic()
-        second = compare(path, out, home, "--retry-errors")
+        second = harness_cli(
+            "compare", str(path), "--out", str(out), "--retry-errors", home=home, env={"SOAK_KEY": KEY}
+        )
         rerun_s = time.monotonic() - rerun_started
         assert second.returncode == 0, second.stderr[-3000:]
     again = by_case(script.requests[before:])

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.conftest import report_check
+from tests.conftest import harness_cli, report_check
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO / "tests" / "bad_inputs"
@@ -76,13 +74,6 @@ def materialise(name: str, where: Path) -> Path:
     return folder
 
 
-def harness(*args: str, home: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HARNESS_HOME": str(home), "HF_HUB_OFFLINE": "1", "CI": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
-    )
-
-
 # ---- the corpus ----------------------------------------------------------------------------------------------
 
 RESULTS: dict[str, dict[str, bool]] = {}
@@ -110,7 +101,7 @@ def test_bad_input_is_refused_with_a_useful_message(name: str, tmp_path: Path) -
     args = [command, str(folder / expect.get("suite", "suite.yaml"))]
     if command == "compare":
         args += ["--out", str(tmp_path / "run")]
-    result = harness(*args, home=tmp_path / "home", cwd=work)
+    result = harness_cli(*args, home=tmp_path / "home", cwd=work, timeout=120)
     err = result.stderr
     file = expect["file"]
     written = [p for p in tmp_path.rglob("cases.jsonl") if p.stat().st_size] if command == "compare" else []
@@ -154,7 +145,7 @@ def test_the_corpus_covers_every_category() -> None:
 
 def test_the_suite_the_cases_start_from_is_valid(tmp_path: Path) -> None:
     """So each case fails for the one thing it breaks."""
-    result = harness("validate", str(CORPUS / "_valid"), home=tmp_path / "home", cwd=tmp_path)
+    result = harness_cli("validate", str(CORPUS / "_valid"), home=tmp_path / "home", cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "train=12 dev=3 test=6" in result.stdout
 
@@ -170,7 +161,7 @@ def valid_copy(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
 
 def validate(folder: Path, suite: dict[str, Any], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     (folder / "suite.yaml").write_text(yaml.safe_dump(suite, sort_keys=False), encoding="utf-8")
-    return harness("validate", str(folder), home=tmp_path / "home", cwd=tmp_path)
+    return harness_cli("validate", str(folder), home=tmp_path / "home", cwd=tmp_path, timeout=120)
 
 
 def test_data_outside_the_suite_folder_is_accepted_by_its_absolute_path(tmp_path: Path) -> None:

@@ -8,14 +8,13 @@ and the field or line) are the corpus in tests/bad_inputs/, run by test_bad_inpu
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.conftest import harness_cli
 
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "suites" / "quickstart" / "suite.yaml"
@@ -90,18 +89,6 @@ def dump(tmp_path: Path, suite: dict[str, Any], name: str = "suite.yaml") -> Pat
     return path
 
 
-def harness(*args: str, home: Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HARNESS_HOME": str(home), "HF_HUB_OFFLINE": "1", "CI": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd or REPO,
-        timeout=60,
-    )
-
-
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     path = tmp_path / "harness-home"
@@ -114,7 +101,7 @@ def home(tmp_path: Path) -> Path:
 
 def test_base_suite_is_valid(tmp_path: Path, home: Path) -> None:
     """The suite every bad case starts from validates, so each failure below is due to its one change."""
-    result = harness("validate", str(dump(tmp_path, make_suite(tmp_path))), home=home)
+    result = harness_cli("validate", str(dump(tmp_path, make_suite(tmp_path))), home=home, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "train=12 dev=3 test=6" in result.stdout
 
@@ -126,10 +113,10 @@ def test_overlap_allowed_validates(tmp_path: Path, home: Path) -> None:
     records = rows("test-", TEST_TEXTS)
     records[4]["text"] = "  the FOOD was cold and   bland "  # same as train-5 after normalising
     write_jsonl(tmp_path / "data" / "test.jsonl", records)
-    refused = harness("validate", str(dump(tmp_path, suite)), home=home)
+    refused = harness_cli("validate", str(dump(tmp_path, suite)), home=home, timeout=60)
     assert refused.returncode == 2 and "leakage" in refused.stderr, refused.stdout + refused.stderr
     suite["data"]["allow_overlap"] = True
-    result = harness("validate", str(dump(tmp_path, suite)), home=home)
+    result = harness_cli("validate", str(dump(tmp_path, suite)), home=home, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "test=6" in result.stdout
 
@@ -141,7 +128,7 @@ def test_compare_refuses_bad_suite_before_writing_anything(tmp_path: Path, home:
     out = tmp_path / "run"
     work = tmp_path / "cwd"
     work.mkdir()
-    result = harness("compare", str(path), "--out", str(out), home=home, cwd=work)
+    result = harness_cli("compare", str(path), "--out", str(out), home=home, cwd=work, timeout=60)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert "few_shoot" in result.stderr and "Did you mean 'few_shot'" in result.stderr
@@ -155,7 +142,7 @@ def test_compare_without_out_writes_no_run_folder(tmp_path: Path, home: Path) ->
     (tmp_path / "data" / "test.jsonl").write_text("", encoding="utf-8")
     work = tmp_path / "cwd"
     work.mkdir()
-    result = harness("compare", str(dump(tmp_path, suite)), home=home, cwd=work)
+    result = harness_cli("compare", str(dump(tmp_path, suite)), home=home, cwd=work, timeout=60)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert not (work / "runs").exists() or not any((work / "runs").rglob("*"))
@@ -184,7 +171,7 @@ def test_every_example_suite_has_its_variants() -> None:
 
 @pytest.mark.parametrize("suite", EXAMPLE_SUITES)
 def test_the_example_suites_validate(suite: str, home: Path) -> None:
-    result = harness("validate", str(REPO / "suites" / suite), home=home)
+    result = harness_cli("validate", str(REPO / "suites" / suite), home=home, timeout=60)
     assert result.returncode == 0, result.stderr
     assert COUNTS[suite.split("/")[0]] in result.stdout
     if suite.endswith("gpu.yaml"):  # GPU-only parts are named as such on a machine without one, not refused
@@ -194,21 +181,21 @@ def test_the_example_suites_validate(suite: str, home: Path) -> None:
 
 
 def test_the_openai_variants_estimate_in_its_readme_is_current(home: Path) -> None:
-    result = harness("estimate", str(REPO / "suites" / "squad_qa" / "suite.openai.yaml"), home=home)
+    result = harness_cli("estimate", str(REPO / "suites" / "squad_qa" / "suite.openai.yaml"), home=home, timeout=60)
     assert result.returncode == 0, result.stderr
     readme = (REPO / "suites" / "squad_qa" / "README.md").read_text()
     assert result.stdout.strip() in readme, "regenerate the estimate block in suites/squad_qa/README.md"
 
 
 def test_schema_is_json_with_the_main_sections(home: Path) -> None:
-    result = harness("schema", home=home)
+    result = harness_cli("schema", home=home, timeout=60)
     assert result.returncode == 0, result.stderr
     schema = json.loads(result.stdout)
     assert {"name", "task", "data", "strategies"} <= set(schema["properties"])
 
 
 def test_list_shows_builtins(home: Path) -> None:
-    result = harness("list", home=home)
+    result = harness_cli("list", home=home, timeout=60)
     assert result.returncode == 0, result.stderr
     for kind in ("fake", "hf", "zero_shot", "few_shot", "label_accuracy"):
         assert kind in result.stdout, f"{kind} missing from:\n{result.stdout}"
@@ -252,23 +239,23 @@ def test_init_writes_a_valid_suite_and_refuses_to_overwrite(tmp_path: Path, home
     write_jsonl(data, records)
     target = tmp_path / "my-suite"
 
-    created = harness("init", str(target), "--from", str(data), home=home)
+    created = harness_cli("init", str(target), "--from", str(data), home=home, timeout=60)
     assert created.returncode == 0, created.stdout + created.stderr
     suite_file = target / "suite.yaml"
     assert suite_file.is_file()
     written = yaml.safe_load(suite_file.read_text(encoding="utf-8"))
     assert sorted(written["task"]["labels"]) == sorted(LABELS)
 
-    checked = harness("validate", str(suite_file), home=home)
+    checked = harness_cli("validate", str(suite_file), home=home, timeout=60)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.startswith("ok:")
 
     before = suite_file.read_text(encoding="utf-8")
-    again = harness("init", str(target), "--from", str(data), home=home)
+    again = harness_cli("init", str(target), "--from", str(data), home=home, timeout=60)
     assert again.returncode == 2, again.stdout + again.stderr
     assert "already exists" in again.stderr and "--force" in again.stderr
     assert "Traceback" not in again.stderr
     assert suite_file.read_text(encoding="utf-8") == before
 
-    forced = harness("init", str(target), "--from", str(data), "--force", home=home)
+    forced = harness_cli("init", str(target), "--from", str(data), "--force", home=home, timeout=60)
     assert forced.returncode == 0, forced.stdout + forced.stderr

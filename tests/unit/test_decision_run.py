@@ -4,9 +4,6 @@ fake backend priced like an API model (so every dollar is known in advance)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -16,7 +13,7 @@ import yaml
 from harness.backends.fake import fake_tokens
 from harness.run.compare import CompareOptions, compare
 from harness.run.folder import read_run
-from tests.conftest import REPO, base_suite, write_jsonl, write_suite
+from tests.conftest import base_suite, harness_cli, write_jsonl, write_suite
 
 IN_PRICE, OUT_PRICE = 1.0, 4.0  # $ per 1M tokens for the scripted model "toy-model"
 
@@ -27,13 +24,6 @@ def priced(suite: dict | None = None, **extra) -> dict:
     suite["economics"] = {"prices": {"toy-model": {"input_per_1m_usd": IN_PRICE, "output_per_1m_usd": OUT_PRICE}}}
     suite.update(extra)
     return suite
-
-
-def cli(*args: str, cwd: Path = REPO, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HARNESS_HOME": str(home), "HF_HUB_OFFLINE": "1", "CI": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
-    )
 
 
 def cases(run_dir: Path) -> list[dict]:
@@ -80,7 +70,7 @@ def test_each_answer_is_priced_from_its_tokens_and_the_prompt_is_split_by_part(t
 def test_the_decision_is_in_run_json_decision_md_and_the_terminal(tmp_path):
     suite = priced(decision={"monthly_requests": 50_000, "min_gain": 0.02})
     path = write_suite(tmp_path / "s", suite)
-    result = cli("compare", str(path), "--out", str(tmp_path / "run"), home=tmp_path / "home")
+    result = harness_cli("compare", str(path), "--out", str(tmp_path / "run"), home=tmp_path / "home", timeout=120)
     assert result.returncode == 0, result.stderr
     decision = read_run(tmp_path / "run").decision
     # the fake rules answer alpha and beta right and gamma wrong under both strategies: the same quality,
@@ -184,7 +174,7 @@ def test_the_same_lead_on_many_cases_is_settled(tmp_path):
 
 def test_estimate_prices_the_plan_before_any_call(tmp_path):
     path = write_suite(tmp_path / "s", priced())
-    result = cli("estimate", str(path), "--json", home=tmp_path / "home")
+    result = harness_cli("estimate", str(path), "--json", home=tmp_path / "home", timeout=120)
     assert result.returncode == 0, result.stderr
     est = json.loads(result.stdout)
     zero = next(s for s in est["strategies"] if s["strategy"] == "zero")
@@ -198,19 +188,19 @@ def test_estimate_prices_the_plan_before_any_call(tmp_path):
     assert few["input_tokens"] > zero["input_tokens"]  # three exemplars in every prompt
     assert est["min_detectable_diff"] > 0
     assert not (tmp_path / "home" / "cache").exists()  # no model was called
-    text = cli("estimate", str(path), home=tmp_path / "home")
+    text = harness_cli("estimate", str(path), home=tmp_path / "home", timeout=120)
     assert "minimum detectable difference with 9 test cases" in text.stdout
 
 
 def test_a_budget_below_the_estimate_refuses_to_start(tmp_path):
     path = write_suite(tmp_path / "s", priced(budget_usd=1e-7))
-    result = cli("compare", str(path), "--out", str(tmp_path / "run"), home=tmp_path / "home")
+    result = harness_cli("compare", str(path), "--out", str(tmp_path / "run"), home=tmp_path / "home", timeout=120)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     assert "budget_usd" in result.stderr and "suite.yaml" in result.stderr and "Fix:" in result.stderr
     assert "Nothing was spent" in result.stderr
     assert not (tmp_path / "run" / "cases.jsonl").exists() or not (tmp_path / "run" / "cases.jsonl").read_text()
-    assert cli("estimate", str(path), home=tmp_path / "home").returncode == 2
+    assert harness_cli("estimate", str(path), home=tmp_path / "home", timeout=120).returncode == 2
 
 
 def test_paid_calls_stop_at_the_budget_and_a_larger_budget_finishes_without_paying_twice(tmp_path):
@@ -245,7 +235,7 @@ def test_paid_calls_stop_at_the_budget_and_a_larger_budget_finishes_without_payi
 def test_fail_under_and_the_ci_files(tmp_path):
     path = write_suite(tmp_path / "s", priced())
     home = tmp_path / "home"
-    ok = cli(
+    ok = harness_cli(
         "compare",
         str(path),
         "--out",
@@ -257,6 +247,7 @@ def test_fail_under_and_the_ci_files(tmp_path):
         "--junit",
         str(tmp_path / "junit.xml"),
         home=home,
+        timeout=120,
     )
     assert ok.returncode == 0, ok.stdout + ok.stderr
     summary = json.loads((tmp_path / "ci.json").read_text())
@@ -266,7 +257,7 @@ def test_fail_under_and_the_ci_files(tmp_path):
     suite = root.find("testsuite")
     assert suite.get("failures") == "0" and int(suite.get("tests")) == 3  # the gate and one per strategy
 
-    failed = cli(
+    failed = harness_cli(
         "compare",
         str(path),
         "--out",
@@ -276,6 +267,7 @@ def test_fail_under_and_the_ci_files(tmp_path):
         "--junit",
         str(tmp_path / "junit.xml"),
         home=home,
+        timeout=120,
     )
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "FAIL: few: label_accuracy >= 0.9" in failed.stdout
@@ -286,8 +278,15 @@ def test_fail_under_and_the_ci_files(tmp_path):
 
 def test_a_bad_gate_is_refused_before_any_call(tmp_path):
     path = write_suite(tmp_path / "s", priced())
-    result = cli(
-        "compare", str(path), "--out", str(tmp_path / "run"), "--fail-under", "accuracy=0.5", home=tmp_path / "home"
+    result = harness_cli(
+        "compare",
+        str(path),
+        "--out",
+        str(tmp_path / "run"),
+        "--fail-under",
+        "accuracy=0.5",
+        home=tmp_path / "home",
+        timeout=120,
     )
     assert result.returncode == 2
     assert "no scorer named 'accuracy'" in result.stderr and "label_accuracy" in result.stderr
@@ -298,18 +297,34 @@ def test_a_regression_against_a_saved_run_fails_ci(tmp_path):
     home = tmp_path / "home"
     suite = priced()
     baseline = write_suite(tmp_path / "s", suite, n_test=90)
-    assert cli("compare", str(baseline), "--out", str(tmp_path / "before"), home=home).returncode == 0
+    assert (
+        harness_cli("compare", str(baseline), "--out", str(tmp_path / "before"), home=home, timeout=120).returncode == 0
+    )
     # the model gets worse: it no longer knows beta (a third of the cases)
     suite["backends"][0]["config"]["rules"] = [{"pattern": "about alpha", "answer": "alpha"}]
     baseline.write_text(yaml.safe_dump(suite, sort_keys=False))
-    result = cli(
-        "compare", str(baseline), "--out", str(tmp_path / "after"), "--baseline", str(tmp_path / "before"), home=home
+    result = harness_cli(
+        "compare",
+        str(baseline),
+        "--out",
+        str(tmp_path / "after"),
+        "--baseline",
+        str(tmp_path / "before"),
+        home=home,
+        timeout=120,
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "FAIL: zero: no regression" in result.stdout
     # the same run against itself passes
-    same = cli(
-        "compare", str(baseline), "--out", str(tmp_path / "after"), "--baseline", str(tmp_path / "after"), home=home
+    same = harness_cli(
+        "compare",
+        str(baseline),
+        "--out",
+        str(tmp_path / "after"),
+        "--baseline",
+        str(tmp_path / "after"),
+        home=home,
+        timeout=120,
     )
     assert same.returncode == 0, same.stdout + same.stderr
 
@@ -341,11 +356,11 @@ def test_the_decision_recomputes_from_run_json_alone(tmp_path):
 def test_a_baseline_with_nothing_to_compare_is_a_usage_error_and_ci_files_get_their_folders(tmp_path):
     home = tmp_path / "home"
     path = write_suite(tmp_path / "s", priced())
-    assert cli("compare", str(path), "--out", str(tmp_path / "before"), home=home).returncode == 0
+    assert harness_cli("compare", str(path), "--out", str(tmp_path / "before"), home=home, timeout=120).returncode == 0
     other = priced()
     other["strategies"] = [{"name": "renamed", "kind": "zero_shot", "backend": "fake"}]
     other_path = write_suite(tmp_path / "o", other)
-    result = cli(
+    result = harness_cli(
         "compare",
         str(other_path),
         "--out",
@@ -355,6 +370,7 @@ def test_a_baseline_with_nothing_to_compare_is_a_usage_error_and_ci_files_get_th
         "--json",
         str(tmp_path / "ci" / "deep" / "out.json"),
         home=home,
+        timeout=120,
     )
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr

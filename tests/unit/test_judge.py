@@ -9,10 +9,7 @@ do not need it leave answer relevancy out and retrieve with bm25, so they load n
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -20,7 +17,7 @@ from typing import Any
 import pytest
 
 from harness.run.compare import CompareOptions, compare
-from tests.conftest import RAG_FIXTURES, REPO, assert_refused, run_json, write_qa_suite
+from tests.conftest import RAG_FIXTURES, assert_refused, harness_cli, run_json, write_qa_suite
 
 FIXTURES = RAG_FIXTURES
 RAGAS = ("faithfulness", "answer_relevancy", "context_precision", "context_recall")
@@ -112,19 +109,6 @@ def judge_counts(run: dict[str, Any], strategy: str, metric: str) -> dict[str, A
 
 def scores(run_dir: Path) -> dict[tuple[str, str], dict[str, Any]]:
     return {(c["strategy"], c["case_id"]): c["scores"] for c in read_jsonl(run_dir / "cases.jsonl")}
-
-
-def cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HARNESS_HOME": str(home), "HF_HUB_OFFLINE": "1", "CI": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=120,
-    )
 
 
 def line_in(path: Path, needle: str, after: int = 0) -> int:
@@ -331,7 +315,15 @@ def test_a_resumed_run_adds_the_new_cases_judge_work_to_the_record(tmp_path):
 def test_garbage_judge_leaves_every_case_unscored_and_the_run_completes(tmp_path, retries):
     n = n_questions()
     path = write_qa_suite(tmp_path / "s", suite([ZERO, rag()], judge=judge_backend(), retries=retries))
-    result = cli("compare", str(path), "--out", str(tmp_path / "run"), home=tmp_path / "home")
+    result = harness_cli(
+        "compare",
+        str(path),
+        "--out",
+        str(tmp_path / "run"),
+        home=tmp_path / "home",
+        env={"OMP_NUM_THREADS": "1"},
+        timeout=120,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0 and "Traceback" not in output, output
     run = run_json(tmp_path / "run")
@@ -419,7 +411,7 @@ def test_bad_judge_config_is_refused_naming_file_and_field(tmp_path, config, fie
     data["scorers"][2]["config"] = config  # answer_relevancy: scorers[2]
     path = write_qa_suite(tmp_path / "s", data)
     args = [command, str(path)] + (["--out", str(tmp_path / "run")] if command == "compare" else [])
-    result = cli(*args, home=tmp_path / "home")
+    result = harness_cli(*args, home=tmp_path / "home", env={"OMP_NUM_THREADS": "1"}, timeout=120)
     line = line_in(path, line_of, after=line_in(path, "kind: answer_relevancy"))
     assert_refused(result, "suite.yaml", f"scorers[2].config.{field}", f"suite.yaml:{line}", *needles)
     if command == "compare":

@@ -4,8 +4,6 @@ errors, a failing request recorded as that case's error, a model judge speaking 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from types import SimpleNamespace
 
 import pytest
@@ -13,7 +11,7 @@ import yaml
 
 from harness.home import harness_home
 from harness.run.compare import CompareOptions, compare
-from tests.conftest import REPO, write_jsonl
+from tests.conftest import harness_cli, write_jsonl
 from tests.fake_openai import FakeOpenAI, Script
 
 KEY = "sk-test-chat-9f8e7d6c5b4a39281706"
@@ -140,12 +138,7 @@ def test_an_openai_compatible_judge_scores_ragas_metrics_with_json_schema(tmp_pa
 def test_missing_key_is_a_configuration_error(tmp_path, api, monkeypatch):
     monkeypatch.delenv("TEST_CHAT_KEY")
     suite = write_suite(tmp_path, api.url)
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "compare", str(suite), "--out", str(tmp_path / "run")],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
+    proc = harness_cli("compare", str(suite), "--out", str(tmp_path / "run"))
     assert proc.returncode == 2, proc.stderr
     assert "TEST_CHAT_KEY" in proc.stderr and "Traceback" not in proc.stderr
     assert not [r for r in api.script.requests if r["path"].endswith("/chat/completions")]

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,7 +14,7 @@ import pytest
 
 from harness.home import harness_home
 from harness.run.compare import CompareOptions, compare
-from tests.conftest import REPO
+from tests.conftest import harness_cli
 from tests.fake_openai import FakeOpenAI, Script
 
 KEY = "sk-test-embeddings-0123456789abcdef"
@@ -148,12 +146,7 @@ def test_no_cache_embeds_every_query_again_and_keeps_none(tmp_path, server, monk
 def test_missing_api_key_is_a_clear_error(tmp_path, server, monkeypatch):
     monkeypatch.delenv("TEST_EMBED_KEY", raising=False)
     suite = write_suite(tmp_path, server.url)
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "compare", str(suite), "--out", str(tmp_path / "run")],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
+    proc = harness_cli("compare", str(suite), "--out", str(tmp_path / "run"))
     assert proc.returncode == 2, proc.stderr
     assert "TEST_EMBED_KEY" in proc.stderr and "Traceback" not in proc.stderr
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -48,19 +45,16 @@ def test_a_scorer_plugin_registers_validates_and_runs(tmp_path):
     suite = base_suite()
     suite["scorers"] = [{"kind": "shouty", "config": {"bonus": 0.5}}]
     path = write_suite(tmp_path / "s", suite)
-    env = {**os.environ, "PYTHONPATH": str(site), "HARNESS_HOME": str(tmp_path / "home")}
-
-    def harness(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "harness.cli", *args], cwd=REPO, env=env, capture_output=True, text=True
-        )
-
-    listed = harness("list")
+    home, env = tmp_path / "home", {"PYTHONPATH": str(site)}
+    listed = harness_cli("list", home=home, env=env)
     assert "shouty" in listed.stdout and "acme_plugin:Shouty" in listed.stdout
-    assert harness("compare", str(path), "--out", str(tmp_path / "run"), "--strategies", "zero").returncode == 0
+    compared = harness_cli(
+        "compare", str(path), "--out", str(tmp_path / "run"), "--strategies", "zero", home=home, env=env
+    )
+    assert compared.returncode == 0, compared.stderr
     suite["scorers"][0]["config"] = {"bonsu": 1}
     path.write_text(yaml.safe_dump(suite))
-    bad = harness("validate", str(path))
+    bad = harness_cli("validate", str(path), home=home, env=env)
     assert bad.returncode == 2 and "scorers[0].config.bonsu" in bad.stderr and "Did you mean 'bonus'" in bad.stderr
 
 
@@ -141,18 +135,14 @@ def test_a_broken_plugin_does_not_break_other_components(tmp_path):
     site = tmp_path / "site"
     site.mkdir()
     _install_plugin(site, "raise ImportError('acme needs numpy 9')\n", "acme = acme_plugin:Nothing")
-    env = {**os.environ, "PYTHONPATH": str(site), "HARNESS_HOME": str(tmp_path / "home")}
+    home, env = tmp_path / "home", {"PYTHONPATH": str(site)}
     path = write_suite(tmp_path / "s")
-    ok = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "validate", str(path)], cwd=REPO, env=env, capture_output=True, text=True
-    )
+    ok = harness_cli("validate", str(path), home=home, env=env)
     assert ok.returncode == 0, ok.stderr
     suite = base_suite()
     suite["scorers"] = [{"kind": "acme"}]
     path.write_text(yaml.safe_dump(suite))
-    bad = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "validate", str(path)], cwd=REPO, env=env, capture_output=True, text=True
-    )
+    bad = harness_cli("validate", str(path), home=home, env=env)
     assert bad.returncode == 2 and "could not be loaded" in bad.stderr and "numpy 9" in bad.stderr
     assert "Traceback" not in bad.stderr
 
@@ -179,9 +169,8 @@ def test_json_schema_validates_the_default_suite_and_knows_component_options():
 
     import jsonschema
 
-    out = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "schema"], cwd=REPO, capture_output=True, text=True, check=True
-    )
+    out = harness_cli("schema")
+    assert out.returncode == 0, out.stderr
     schema = json.loads(out.stdout)
     suite = yaml.safe_load((REPO / "suites/quickstart/suite.yaml").read_text())
     jsonschema.validate(suite, schema)

@@ -26,7 +26,7 @@ from harness.records.cases import CaseMeta, RetrievalTrace
 from harness.run.compare import CompareOptions, compare
 from harness.suite.data import Case
 from harness.suite.schema import ScorerSpec, TaskSpec
-from tests.conftest import RAG_FIXTURES, REPO, assert_refused, run_json, write_jsonl, write_qa_suite
+from tests.conftest import RAG_FIXTURES, REPO, assert_refused, harness_cli, run_json, write_jsonl, write_qa_suite
 
 FIXTURES = RAG_FIXTURES
 RETRIEVAL_METRICS = ("hit_rate", "mrr", "recall_at_k")
@@ -78,19 +78,6 @@ def given(run_dir: Path, strategy: str) -> dict[str, Any]:
 
 def corpus_texts() -> dict[str, str]:
     return {r["id"]: r["text"] for r in read_jsonl(FIXTURES / "corpus.jsonl")}
-
-
-def cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HARNESS_HOME": str(home), "HF_HUB_OFFLINE": "1", "CI": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=120,
-    )
 
 
 def line_in(path: Path, needle: str) -> int:
@@ -525,7 +512,7 @@ def bad_suite(tmp_path: Path, **config) -> tuple[Path, dict[str, Any]]:
 )
 def test_bad_rag_config_is_refused_by_validate(tmp_path, change, field, value_line):
     path, _ = bad_suite(tmp_path, **change)
-    result = cli("validate", str(path), home=tmp_path / "home")
+    result = harness_cli("validate", str(path), home=tmp_path / "home", timeout=120)
     assert_refused(result, "suite.yaml", field, f"suite.yaml:{line_in(path, value_line)}")
     if "retriever" in change:
         assert all(k in result.stderr for k in ("dense", "bm25", "hybrid")), result.stderr
@@ -536,7 +523,7 @@ def test_bad_rag_config_is_refused_by_validate(tmp_path, change, field, value_li
 def test_empty_corpus_is_refused_by_validate(tmp_path):
     path, _ = bad_suite(tmp_path)
     write_jsonl(tmp_path / "corpus.jsonl", [{"id": "a", "text": ""}, {"id": "b", "text": "   "}])
-    result = cli("validate", str(path), home=tmp_path / "home")
+    result = harness_cli("validate", str(path), home=tmp_path / "home", timeout=120)
     assert_refused(result, "suite.yaml", "strategies[1].config.corpus", "corpus.jsonl")
 
 
@@ -545,7 +532,7 @@ def test_corpus_row_without_the_text_field_is_refused_naming_file_and_line(tmp_p
     rows = read_jsonl(tmp_path / "corpus.jsonl")
     rows[2] = {"id": rows[2]["id"], "body": rows[2]["text"]}  # line 3
     write_jsonl(tmp_path / "corpus.jsonl", rows)
-    result = cli("compare", str(path), "--out", str(tmp_path / "run"), home=tmp_path / "home")
+    result = harness_cli("compare", str(path), "--out", str(tmp_path / "run"), home=tmp_path / "home", timeout=120)
     assert_refused(result, "corpus.jsonl:3", "'text'")
 
 
@@ -666,7 +653,7 @@ def test_a_retrieval_metric_cannot_be_the_primary_metric(tmp_path):
     suite["scorers"] = [{"kind": "exact_match"}, {"kind": "hit_rate"}]
     suite["decision"] = {"primary_metric": "hit_rate"}
     write_qa_suite(tmp_path, suite)
-    result = cli("validate", str(path), home=tmp_path / "home")
+    result = harness_cli("validate", str(path), home=tmp_path / "home", timeout=120)
     assert_refused(result, "suite.yaml", "decision.primary_metric", "hit_rate", "exact_match")
 
 
@@ -700,7 +687,7 @@ def test_top_k_candidates_are_chosen_on_dev_never_on_test(tmp_path):
 
 def test_top_k_candidates_without_a_dev_split_are_refused(tmp_path):
     path, _ = bad_suite(tmp_path, top_k=[1, 3])
-    result = cli("validate", str(path), home=tmp_path / "home")
+    result = harness_cli("validate", str(path), home=tmp_path / "home", timeout=120)
     assert_refused(result, "suite.yaml", "strategies[1].config.top_k", "dev split")
 
 
