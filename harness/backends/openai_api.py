@@ -122,6 +122,19 @@ def retry_after_s(headers: Any) -> float | None:
     return max(waits) if waits else None
 
 
+def _answered(text: str, usage: Any, request: GenRequest, elapsed: float, *, ttft_s: float | None = None) -> GenResult:
+    """An answer as the API returned it (whole or streamed): cut at the stop strings, with the tokens it billed."""
+    return GenResult(
+        text=cut_at_stop(text, request.params.stop),
+        input_tokens=usage.prompt_tokens if usage else 0,
+        output_tokens=usage.completion_tokens if usage else 0,
+        cached_input_tokens=_cached_tokens(usage),
+        latency_s=elapsed,
+        compute_s=elapsed,
+        ttft_s=ttft_s,
+    )
+
+
 @dataclass
 class AIMD:
     """Additive increase, multiplicative decrease of the requests in flight; waiters are served first come, first
@@ -261,15 +274,7 @@ class OpenAIBackend(Backend):
             response = await client.chat.completions.create(**body)
             usage = response.usage
             text = (response.choices[0].message.content or "") if response.choices else ""
-            elapsed = time.perf_counter() - started
-            return GenResult(
-                text=cut_at_stop(text, request.params.stop),
-                input_tokens=usage.prompt_tokens if usage else 0,
-                output_tokens=usage.completion_tokens if usage else 0,
-                cached_input_tokens=_cached_tokens(usage),
-                latency_s=elapsed,
-                compute_s=elapsed,
-            )
+            return _answered(text, usage, request, time.perf_counter() - started)
         stream = await client.chat.completions.create(**body, stream=True, stream_options={"include_usage": True})
         parts: list[str] = []
         ttft = None
@@ -287,18 +292,7 @@ class OpenAIBackend(Backend):
                     parts.append(piece)
         if not finished:  # a body that is not a stream, or a stream cut short: never an (empty) answer
             raise ValueError("the answer stream ended without a finish_reason (malformed or cut short)")
-        elapsed = time.perf_counter() - started
-        text = "".join(parts)
-        return GenResult(
-            text=cut_at_stop(text, request.params.stop),
-            input_tokens=usage.prompt_tokens if usage else 0,
-            output_tokens=usage.completion_tokens if usage else 0,
-            cached_input_tokens=_cached_tokens(usage),
-            latency_s=elapsed,
-            compute_s=elapsed,
-            ttft_s=ttft,
-            latency_kind="request",
-        )
+        return _answered("".join(parts), usage, request, time.perf_counter() - started, ttft_s=ttft)
 
     def _backoff(self, attempt: int) -> float:
         return random.uniform(0, min(self.config.max_backoff_s, self.config.backoff_s * 2**attempt))
