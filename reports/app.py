@@ -132,6 +132,7 @@ def page_leaderboard(view) -> None:
                         "better on": c.wins,
                         "worse on": c.losses,
                         "test": c.test,
+                        "p": c.p_value,
                         "p (Holm)": c.p_holm,
                         "settled": c.settled,
                         "cases to settle": c.cases_needed,

@@ -113,7 +113,7 @@ def _leaderboard_html(view: RunView) -> list[str]:
     if r.comparisons:
         out.append(
             _table(
-                ["best", "other", "difference [95% CI]", "better on", "worse on", "test", "p (Holm)", "settled"],
+                ["best", "other", "difference [95% CI]", "better on", "worse on", "test", "p", "p (Holm)", "settled"],
                 [
                     [
                         _e(c.a),
@@ -122,6 +122,7 @@ def _leaderboard_html(view: RunView) -> list[str]:
                         _e(c.wins),
                         _e(c.losses),
                         _e(c.test),
+                        _num(c.p_value, ".2g"),
                         _num(c.p_holm, ".2g"),
                         _e(c.settled),
                     ]

@@ -123,8 +123,8 @@ def regression_checks(record: RunRecord, run_dir: Path, baseline: Path) -> list[
     """Each strategy in both runs, paired on the cases both answered: a regression is a drop the paired test
     settles and that is at least the suite's minimum worthwhile gain (noise alone does not fail CI)."""
     from harness.suite.schema import DecisionSpec
+    from harness.verdict.paired import compare_paired
     from harness.verdict.pairs import relation
-    from harness.verdict.stats import compare_paired
     from harness.verdict.summary import latest, per_case_values
 
     old = read_run(baseline)

@@ -36,7 +36,10 @@ def comparison_lines(record: RunRecord) -> list[str]:
     if not record.comparisons:
         return []
     confidence = round(100 * (1 - record.comparisons[0].alpha))
-    lines = [f"paired on the same cases ({record.primary_metric}, {confidence}% CI, p Holm-corrected over all pairs):"]
+    lines = [
+        f"paired on the same cases ({record.primary_metric}, {confidence}% CI and p of the same test; settled "
+        "after Holm's correction over all pairs):"
+    ]
     for c in record.comparisons:
         ci = f"[{num(c.ci_low, '+.3f')}, {num(c.ci_high, '+.3f')}]"
         verdict = (
@@ -46,7 +49,7 @@ def comparison_lines(record: RunRecord) -> list[str]:
         )
         lines.append(
             f"  {c.a} vs {c.b}: {c.diff:+.3f} {ci}, better on {c.wins}, worse on {c.losses}, "
-            f"p={num(c.p_holm, '.2g')} ({c.test}); {verdict}"
+            f"p={num(c.p_value, '.2g')} (Holm {num(c.p_holm, '.2g')}, {c.test}); {verdict}"
         )
     return lines
 

@@ -39,6 +39,7 @@ class PairedComparison(Record):
     sd_diff: float = 0.0  # standard deviation of the per-case differences
     alpha: float = 0.05
     settled: bool = False  # p (Holm-corrected when there are several pairs) below alpha
+    pairs: int = 1  # comparisons Holm's correction was over
     cases_to_decide: int | None = None  # total test cases that would decide it against the minimum gain
 
     def flipped(self) -> PairedComparison:

@@ -61,10 +61,11 @@ def quality(o: _Scored) -> str:
 
 
 def difference(pair: PairedComparison) -> str:
-    """+0.480 [+0.393, +0.560], p=1.5e-19"""
+    """+0.480 [+0.393, +0.560], p=1.5e-19; with several pairs, Holm's p after it: p=0.031 (Holm 0.19). The interval
+    and the first p come from the same test, so one excludes 0 exactly when the other is below alpha."""
     ci = f" [{pair.ci_low:+.3f}, {pair.ci_high:+.3f}]" if pair.ci_low is not None and pair.ci_high is not None else ""
-    p = pair.p_holm if pair.p_holm is not None else pair.p_value
-    return f"{pair.diff:+.3f}{ci}, p={p:.2g}"
+    holm = f" (Holm {pair.p_holm:.2g})" if pair.p_holm is not None and pair.pairs > 1 else ""
+    return f"{pair.diff:+.3f}{ci}, p={pair.p_value:.2g}{holm}"
 
 
 def num(value: float | None, spec: str = ".3f") -> str:
@@ -248,6 +249,19 @@ def _strategy_reason(o: Option, row: RankRow, metric: str, volume: int, policy: 
     return f"{o.name}: " + ", ".join(parts)
 
 
+def _too_few(p: PairedComparison) -> str:
+    """Said when the exact McNemar test cannot settle anything at this many cases and Holm's level."""
+    from harness.verdict.paired import least_disagreements
+
+    needed = least_disagreements(p.alpha / p.pairs)
+    if p.test != "mcnemar_exact" or p.n >= needed:
+        return ""
+    return (
+        f" ({p.n} cases are too few for the exact test to settle anything across {p.pairs} pairs: it needs at "
+        f"least {needed} cases where the two disagree, all one way)"
+    )
+
+
 def _uncertainty(d: Decision, value: ValueSpec | None) -> list[str]:
     out = []
     for p in d.pairs:
@@ -263,6 +277,7 @@ def _uncertainty(d: Decision, value: ValueSpec | None) -> list[str]:
                     if n
                     else ""
                 )
+                + _too_few(p)
             )
     mdd = [p.min_detectable_diff for p in d.pairs if p.min_detectable_diff]
     if mdd:

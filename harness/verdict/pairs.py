@@ -4,7 +4,8 @@ better, worse, equivalent or not yet known (with the test cases it would take to
 from __future__ import annotations
 
 from harness.records.decision import PairedComparison, Relation
-from harness.verdict.stats import adjust, cases_to_decide, compare_paired
+from harness.verdict.paired import adjust, cases_to_settle, compare_paired
+from harness.verdict.stats import cases_to_bound
 
 EPS = 1e-9  # a difference computed from counts may miss the gain by a rounding error
 
@@ -21,13 +22,21 @@ def pairwise(
         for b in names[i + 1 :]
     ]
     for c in adjust(found):
+        if c.settled and abs(c.diff) >= min_gain:
+            continue
         # Holm's first step tests at alpha / (number of pairs): the cases needed are counted at that level, so
-        # "N more cases" is enough whatever the other pairs show (Bonferroni: conservative)
-        c.cases_to_decide = (
-            cases_to_decide(c.diff, c.sd_diff, min_gain, alpha=c.alpha / len(found))
-            if (not c.settled or abs(c.diff) < min_gain)
-            else None
-        )
+        # "N more cases" is enough whatever the other pairs show (Bonferroni: conservative). Either settling the
+        # difference or bounding it below the minimum gain decides the comparison, whichever comes first.
+        level = c.alpha / len(found)
+        found_n = [
+            x
+            for x in (
+                None if c.settled else cases_to_settle(c, alpha=level),
+                cases_to_bound(c.diff, c.sd_diff, min_gain, alpha=level),
+            )
+            if x is not None
+        ]
+        c.cases_to_decide = max(min(found_n), c.n + 1) if found_n else None
     return found
 
 

@@ -10,6 +10,7 @@ import math
 import re
 from datetime import date
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -27,6 +28,7 @@ from harness.costs.pricing import token_cost
 from harness.suite.schema import DecisionSpec, OutcomeCost, Suite, ValueSpec
 from harness.verdict.decide import Option, decide
 from harness.verdict.explain import render_markdown
+from harness.verdict.paired import mcnemar_exact
 from harness.verdict.pairs import pairwise
 from tests.conftest import base_suite
 
@@ -306,12 +308,14 @@ def test_a_two_point_lead_on_100_cases_is_inconclusive_and_says_how_many_more_ca
     found = re.search(r"about ([\d,]+) more test cases needed", d.verdict)
     assert found, d.verdict
     more = int(found.group(1).replace(",", ""))
-    # per-case differences: four +1, two -1, 94 zeros: mean 0.02, sd = sqrt((6 - 100 x 0.02^2) / 99) = 0.24536;
-    # cases for 80% power at alpha 0.05: ((1.959964 + 0.841621) x 0.24536 / 0.02)^2 = 1181.3 -> 1182, 1082 more
+    # The count is for the test used, exact McNemar, at the observed rates (4% and 2%): the total settles about 80%
+    # of simulated runs. The normal approximation, by hand: four +1, two -1, 94 zeros: mean 0.02,
+    # sd = sqrt((6 - 100 x 0.02^2) / 99) = 0.24536; ((1.959964 + 0.841621) x 0.24536 / 0.02)^2 = 1182 in all.
+    draws = np.random.default_rng(2).multinomial(100 + more, [0.04, 0.02, 0.94], size=2000)
+    settled = np.mean([mcnemar_exact(int(w), int(lost)) < 0.05 for w, lost, _ in draws])
+    assert 0.76 <= settled <= 0.88, (more, settled)
     sd = math.sqrt((6 - 100 * 0.02**2) / 99)
-    expected = math.ceil(((1.959964 + 0.841621) * sd / 0.02) ** 2) - 100
-    assert expected == 1082
-    assert abs(more - expected) <= 2
+    assert abs((100 + more) - math.ceil(((1.959964 + 0.841621) * sd / 0.02) ** 2)) < 0.1 * 1182
     (row,) = d.finetune
     assert row.outcome == "inconclusive"
     assert row.more_cases_needed is not None and row.more_cases_needed > 0

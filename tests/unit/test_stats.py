@@ -5,7 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.verdict.stats import adjust, cases_needed, compare_paired, holm, mcnemar_exact, min_detectable_diff
+from harness.verdict.paired import (
+    adjust,
+    compare_paired,
+    least_disagreements,
+    mcnemar_cases,
+    mcnemar_exact,
+    mcnemar_interval,
+    mcnemar_power,
+    permutation_test,
+)
+from harness.verdict.stats import cases_needed, holm, min_detectable_diff
 
 
 def test_mcnemar_exact_matches_the_binomial_tail():
@@ -83,6 +93,58 @@ def test_holm_correction_can_unsettle_a_marginal_comparison():
     assert strong.settled and marginal.p_holm == pytest.approx(2 * marginal.p_value)
     assert not marginal.settled  # corrected for three comparisons, p = 0.06
     assert marginal.cases_needed > marginal.n
+
+
+# ---- the interval agrees with the test; cases needed are for the test used -------------------------------------
+
+
+def test_the_mcnemar_interval_excludes_zero_exactly_when_the_exact_test_rejects():
+    disagreeing = 0
+    for n in range(1, 26):  # every split of every small test set, where the two are most likely to part
+        for wins in range(n + 1):
+            for losses in range(n + 1 - wins):
+                low, high = mcnemar_interval(wins, losses, n, confidence=0.95)
+                rejects = mcnemar_exact(wins, losses) < 0.05
+                disagreeing += rejects != (low > 0 or high < 0)
+                assert low <= (wins - losses) / n <= high
+    assert disagreeing == 0
+
+
+def test_the_permutation_interval_excludes_zero_exactly_when_the_permutation_test_rejects():
+    rng = np.random.default_rng(11)
+    rejected = 0
+    for trial in range(150):
+        n = int(rng.integers(3, 40))
+        diffs = np.round(rng.normal(rng.uniform(-0.4, 0.4), 0.4, n), 2)
+        p, (low, high) = permutation_test(diffs, confidence=0.95, seed=trial)
+        assert (p < 0.05) == (low > 0 or high < 0), (diffs, p, low, high)
+        assert low <= diffs.mean() <= high
+        rejected += p < 0.05
+    assert 20 < rejected < 130  # the grid holds both kinds of case
+
+
+def test_the_exact_power_matches_simulation():
+    rng = np.random.default_rng(5)
+    for p_win, p_loss, alpha in ((0.3, 0.05, 0.05), (0.12, 0.04, 0.05 / 3), (0.2, 0.1, 0.05)):
+        n = mcnemar_cases(p_win, p_loss, alpha=alpha)
+        assert mcnemar_power(n, p_win, p_loss, alpha=alpha) >= 0.8 > mcnemar_power(n - 3, p_win, p_loss, alpha=alpha)
+        runs = rng.multinomial(n, [p_win, p_loss, 1 - p_win - p_loss], size=1500)
+        settled = np.mean([mcnemar_exact(int(won), int(lost)) < alpha for won, lost, _ in runs])
+        assert 0.76 <= settled <= 0.86, (p_win, p_loss, alpha, n, settled)
+
+
+def test_adding_the_printed_cases_at_the_observed_rates_settles_it_80_percent_of_the_time():
+    # 9 cases: A right alone on 5, B never: p = 0.0625, not settled; across 6 pairs Holm tests it at 0.05 / 6
+    a, b = binary_scores(wins=5, losses=0, both=1, neither=3)
+    found = [compare_paired("a", x, a, b, binary=True) for x in "bcdefg"]
+    c = adjust(found)[0]
+    assert not c.settled and c.pairs == 6
+    assert c.ci_low < 0 < c.ci_high  # the interval agrees with p = 0.0625
+    assert c.cases_needed >= 2 * least_disagreements(0.05 / 6)  # never "1 more case" where the exact test needs 8
+    rng = np.random.default_rng(9)
+    runs = rng.multinomial(c.cases_needed, [5 / 9, 0, 4 / 9], size=2000)
+    p_values = np.array([mcnemar_exact(int(won), int(lost)) for won, lost, _ in runs])
+    assert 0.76 <= np.mean(p_values < 0.05 / 6) <= 0.9
 
 
 def test_a_run_records_the_best_strategy_against_the_others(tmp_path):
