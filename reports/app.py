@@ -64,6 +64,9 @@ def page_verdict(view) -> None:
         return
     status = {"decided": st.success, "inconclusive": st.warning, "undecided": st.error}[d.status]
     status(md_escape(d.verdict))  # escaped: "$" would start math, "[...]" a link
+    for v in d.finetune:
+        if v.under_trained:
+            st.warning(md_escape(f"{v.strategy} against {v.against}: {v.reason}"))
     prices = f" · prices: sheet {d.prices.version} of {d.prices.date}" if d.prices else ""
     st.caption(f"status: {d.status} · primary metric: {d.metric}{prices}")
     st.subheader("Why")

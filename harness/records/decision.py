@@ -12,7 +12,14 @@ from harness.suite.schema import DecisionSpec, ModelPrice
 
 Relation = Literal["better", "worse", "equivalent", "inconclusive"]
 Outcome = Literal[
-    "pays_off", "better_at_a_price", "never", "not_needed", "worse_but_cheaper", "inconclusive", "unknown_cost"
+    "pays_off",
+    "better_at_a_price",
+    "never",
+    "not_needed",
+    "worse_but_cheaper",
+    "inconclusive",
+    "unknown_cost",
+    "under_trained",  # it lost or tied as trained, but its dev score was still rising at the last epoch
 ]
 Status = Literal["decided", "inconclusive", "undecided"]
 
@@ -112,6 +119,8 @@ class FinetuneVerdict(Record):
     more_cases_needed: int | None = None
     outcome: Outcome
     reason: str
+    under_trained: bool = False  # the chosen checkpoint was the last and dev was still rising there
+    more_training_usd: float | None = None  # what training as long again would cost (under_trained)
 
 
 class PriceOverrides(Record):
@@ -142,3 +151,4 @@ class Decision(Record):
     uncertainty: list[str] = Field(default_factory=list)
     prices: PriceSheetInfo | None = None
     pairs: list[PairedComparison] = Field(default_factory=list)
+    provisional: bool = False  # a fine-tune that did not win was still improving when its training ended

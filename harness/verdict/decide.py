@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from harness.costs.model import (
     CostModel,
@@ -37,6 +38,7 @@ from harness.records.decision import (
     Relation,
     VolumeVerdict,
 )
+from harness.records.setup import FineTuneGiven
 from harness.records.summary import StrategySummary
 from harness.suite.schema import DecisionSpec, Suite, ValueSpec
 from harness.verdict import explain
@@ -57,6 +59,9 @@ class Option:
     cost: CostModel
     p95_s: float | None = None
     errors: int = 0
+    under_trained: bool = False  # a fine-tune whose dev score was still rising at its last epoch
+    epochs: int = 0  # epochs it trained
+    training_usd: float | None = None  # what that training cost
 
 
 def options_from_summaries(summaries: dict[str, StrategySummary], kinds: dict[str, str], metric: str) -> list[Option]:
@@ -83,9 +88,23 @@ def options_from_summaries(summaries: dict[str, StrategySummary], kinds: dict[st
                 cost=cost,
                 p95_s=s.latency.p95_s,
                 errors=s.n_errors,
+                **_training(s),
             )
         )
     return options
+
+
+def _training(s: StrategySummary) -> dict[str, Any]:
+    """A fine-tune's training as the decision weighs it: still improving at its last epoch, epochs, cost."""
+    given = s.setup.given
+    if not isinstance(given, FineTuneGiven):
+        return {}
+    training = next((c.usd for c in given.setup_costs if c.what == "training"), None)
+    return {
+        "under_trained": given.dev_still_rising_at_last_epoch is True,
+        "epochs": given.epochs_trained,
+        "training_usd": training,
+    }
 
 
 def monthly(o: Option, volume: float, policy: DecisionSpec) -> float | None:
@@ -302,7 +321,17 @@ def finetune_against(
     if rel == "inconclusive":
         verdict.more_cases_needed = more_cases(pair)
     verdict.reason = explain.finetune_reason(verdict, cf, ca, policy, value)
+    if f.under_trained and verdict.outcome in UNDER_TRAINED_LOSSES:
+        # it lost, tied or did not pay as trained, yet it was still improving: a provisional verdict, never a quiet loss
+        verdict.under_trained = True
+        if f.training_usd is not None:
+            verdict.more_training_usd = f.training_usd  # as many epochs again cost what these did
+        verdict.reason = explain.under_trained_reason(verdict, f.epochs)
+        verdict.outcome = "under_trained"
     return verdict
+
+
+UNDER_TRAINED_LOSSES = {"never", "not_needed", "worse_but_cheaper", "inconclusive"}
 
 
 def _outcome(rel: Relation, saving: float | None, at: list[FinetuneAtVolume]) -> Outcome:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from harness.verdict.decide import Option
 
 OUTCOME_WORDS = {
+    "under_trained": "is provisional",
     "pays_off": "pays off",
     "never": "never pays off",
     "not_needed": "is not needed",
@@ -166,6 +167,17 @@ def finetune_reason(
     )
 
 
+def under_trained_reason(v: FinetuneVerdict, epochs: int) -> str:
+    """A fine-tune that lost or tied as trained while its dev score was still rising: provisional, with the price of
+    training it longer."""
+    more = f"{epochs} more epoch{'s' if epochs != 1 else ''}"
+    cost = usd(v.more_training_usd) if v.more_training_usd is not None else "an unknown amount"
+    return (
+        f"provisional: {v.strategy} was still improving on dev at its last epoch, so it may lose here only for "
+        f"want of training; {more} would cost {cost}. As trained, it {OUTCOME_WORDS[v.outcome]}: {v.reason}"
+    )
+
+
 # ---- the verdict, its reasons and its uncertainty ----------------------------------------------------------------
 
 
@@ -213,6 +225,10 @@ def _verdict(d: Decision, options: Sequence[Option]) -> None:
             f"At {vols} requests a month, {d.winner} wins: {d.metric} {quality(w)}, {' to '.join(costs)} "
             f"a month ({first.why})."
         )
+    untrained = sorted({v.strategy for v in d.finetune if v.under_trained})
+    if untrained:
+        d.provisional = True
+        d.verdict = f"Provisional ({', '.join(untrained)} still improving on dev when training ended): " + d.verdict
     rows: dict[str, list[FinetuneVerdict]] = {}
     for v in d.finetune:
         rows.setdefault(v.strategy, []).append(v)

@@ -574,3 +574,58 @@ def test_prices_given_for_a_finetuned_model_name_are_that_models_prices():
     assert price.finetuned
     assert price.per_1m("input") == 5.0 and price.per_1m("output") == 20.0  # not the sheet's 0.30 / 1.20
     assert price.price.training_per_1m_usd == 3.00  # the rest still from the base entry
+
+
+# ---- an under-trained fine-tune never loses quietly ----------------------------------------------------------------
+
+
+def test_a_fine_tune_still_improving_at_its_last_epoch_gets_a_provisional_verdict_not_a_quiet_loss():
+    # the fine-tune is no better (equal scores) and dearer per request: as trained it "never" pays off
+    few = _option("few", "few_shot", CostModel(per_request_usd=0.0001))
+
+    def ft(**training) -> Option:
+        return Option(
+            name="ft",
+            kind="finetune",
+            quality=2 / 3,
+            ci_low=None,
+            ci_high=None,
+            n=60,
+            cost=CostModel(per_request_usd=0.0002, setup_usd=0.5),
+            **training,
+        )
+
+    settled = decide([few, ft()], _equal_scores(["few", "ft"]), _policy(10_000), metric="acc")
+    assert settled.finetune[0].outcome == "never" and not settled.provisional
+    rising = decide(
+        [few, ft(under_trained=True, epochs=3, training_usd=0.5)],
+        _equal_scores(["few", "ft"]),
+        _policy(10_000),
+        metric="acc",
+    )
+    (row,) = rising.finetune
+    assert row.outcome == "under_trained" and row.under_trained and row.more_training_usd == 0.5
+    assert "still improving" in row.reason and "3 more epochs would cost $0.500" in row.reason
+    assert "As trained, it never pays off" in row.reason  # what it would have said stays visible
+    assert rising.provisional and rising.verdict.startswith("Provisional (ft still improving")
+    assert rising.winner == "few"  # the ranking itself does not change: only what the verdict claims
+    md = render_markdown(rising)
+    assert "under trained" in md and "Provisional" in md
+
+
+def test_a_fine_tune_that_wins_while_still_improving_is_not_marked():
+    few = _option("few", "few_shot", CostModel(per_request_usd=FEW_SHOT_PER_REQUEST))
+    ft = Option(
+        name="ft",
+        kind="finetune",
+        quality=2 / 3,
+        ci_low=None,
+        ci_high=None,
+        n=60,
+        cost=CostModel(per_request_usd=FINETUNE_PER_REQUEST, setup_usd=TRAINING_USD),
+        under_trained=True,
+        epochs=2,
+        training_usd=TRAINING_USD,
+    )
+    d = decide([few, ft], _equal_scores(["few", "ft"]), _policy(10_000), metric="acc")
+    assert d.winner == "ft" and d.finetune[0].outcome == "pays_off" and not d.provisional

@@ -109,3 +109,16 @@ def test_the_report_reads_cases_with_the_runs_reader_a_damaged_line_is_named_not
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
         assert f"{cases}:5: unreadable result line" in result.stderr
     assert not (tmp_path / "r.md").exists()
+
+
+def test_a_recorded_fine_tune_still_improving_makes_the_verdict_provisional(v1_run):
+    from harness.verdict.what_if import what_if
+
+    record = read_run(v1_run)
+    as_run, _ = what_if(record)
+    assert not as_run.provisional and {v.outcome for v in as_run.finetune} == {"inconclusive"}
+    record.strategies["ft"].setup.given.dev_still_rising_at_last_epoch = True  # what the run read off dev scores
+    again, _ = what_if(record)
+    assert again.provisional and {v.outcome for v in again.finetune} == {"under_trained"}
+    training = record.strategies["ft"].setup.given.setup_costs[0].usd
+    assert all(v.more_training_usd == training for v in again.finetune)
