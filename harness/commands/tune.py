@@ -28,7 +28,11 @@ def _finetune(loaded: LoadedSuite, name: str | None):
     backend_spec = next(b for b in loaded.suite.backends if b.name == (spec.backend or loaded.suite.backends[0].name))
     backend = BACKENDS.get(backend_spec.kind)(backend_spec, loaded.config("backends", backend_spec.name))
     ctx = StrategyContext(
-        loaded.suite, loaded.dataset, backend, Path(tempfile.mkdtemp(prefix="harness-tune-")), loaded.suite.seed
+        loaded.suite.for_strategy(spec),
+        loaded.dataset,
+        backend,
+        Path(tempfile.mkdtemp(prefix="harness-tune-")),
+        loaded.suite.seed,
     )
     return STRATEGIES.get(spec.kind)(spec, loaded.config("strategies", spec.name), ctx)
 

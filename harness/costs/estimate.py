@@ -24,7 +24,7 @@ from harness.strategy import StrategyPlan
 from harness.suite.data import Case
 from harness.suite.load import LoadedSuite
 from harness.suite.prompts import build_messages
-from harness.suite.schema import StrategySpec
+from harness.suite.schema import StrategySpec, TaskSpec
 from harness.verdict.stats import min_detectable_diff
 
 # Judge calls per answer for each model-judged metric (ragas 0.4 prompts; k = passages given), and their size.
@@ -118,9 +118,17 @@ def estimate(
     setup (dev answers, training, index) an earlier run of the folder already paid for."""
     suite = loaded.suite
     test = loaded.dataset.test[:limit] if limit else loaded.dataset.test
-    prompts = _PromptSizes.of(loaded, test)
+    sizes: dict[str, _PromptSizes] = {}  # by the prompt a strategy sends (a strategy may have its own)
+
+    def prompts(spec: StrategySpec) -> _PromptSizes:
+        task = suite.task_for(spec)
+        key = task.model_dump_json()
+        if key not in sizes:
+            sizes[key] = _PromptSizes.of(task, test)
+        return sizes[key]
+
     out = [
-        _strategy_estimate(loaded, spec, prompts, test, done or set(), spec.name in prepared)
+        _strategy_estimate(loaded, spec, prompts(spec), test, done or set(), spec.name in prepared)
         for spec in suite.strategies
         if not strategies or spec.name in strategies
     ]
@@ -148,9 +156,9 @@ class _PromptSizes:
     target_tokens: float
 
     @classmethod
-    def of(cls, loaded: LoadedSuite, test: list[Case]) -> _PromptSizes:
+    def of(cls, task: TaskSpec, test: list[Case]) -> _PromptSizes:
         n = max(len(test), 1)
-        prompts = [build_messages(loaded.suite.task, c) for c in test]
+        prompts = [build_messages(task, c) for c in test]
         return cls(
             chars=sum(sum(len(m["content"]) for m in p) for p in prompts) / n,
             messages=sum(len(p) for p in prompts) / n,
@@ -166,7 +174,7 @@ def _strategy_estimate(
     done: set[tuple[str, str, int]],
     prepared: bool,
 ) -> StrategyEstimate:
-    suite = loaded.suite
+    suite = loaded.suite.for_strategy(spec)
     backend_spec = suite.backend_for(spec)
     pricing = training_pricing = _pricing(loaded, backend_spec.name)
     plan = STRATEGIES.get(spec.kind).plan(loaded.config("strategies", spec.name), loaded.dataset, suite)

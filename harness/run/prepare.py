@@ -46,7 +46,7 @@ def prepare_strategy(run: Run, spec: StrategySpec) -> Strategy | None:
     answers are then held back, and a rerun with a larger budget prepares it)."""
     backend = run.backend(spec.backend or run.suite.backends[0].name)
     ctx = StrategyContext(
-        run.suite,
+        run.suite.for_strategy(spec),
         run.loaded.dataset,
         backend,
         run.run_dir,

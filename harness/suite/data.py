@@ -30,6 +30,10 @@ class Case:
     target: str
     metadata: dict[str, Any] = field(default_factory=dict)
     line: int | None = field(default=None, compare=False, repr=False)  # where it was read, for messages
+    # The row as read and the template `input` was rendered with, so a strategy with a template of its own renders
+    # the same case its way (harness.suite.prompts).
+    fields: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    template: str | None = field(default=None, compare=False, repr=False)
 
     def input_text(self) -> str:
         if isinstance(self.input, str):
@@ -197,7 +201,7 @@ def is_missing(value: Any) -> bool:
         return False
 
 
-def _as_text(value: Any) -> str:
+def as_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     if is_missing(value):  # Parquet/pandas nulls arrive as NaN or NA, never as the text "nan"
@@ -214,7 +218,7 @@ def _is_messages(value: Any) -> bool:
 def _check_sizes(row: dict[str, Any], where: str, case_id: str, limit: int) -> None:
     """A field longer than any model's context is a broken file (an unclosed quote, a pasted dump), not a case."""
     for name, value in row.items():
-        size = len(value) if isinstance(value, str) else len(_as_text(value)) if isinstance(value, dict | list) else 0
+        size = len(value) if isinstance(value, str) else len(as_text(value)) if isinstance(value, dict | list) else 0
         if size > limit:
             raise DataError(
                 f"{where}: case '{case_id}': field `{name}` is {size:,} characters, over data.max_field_chars "
@@ -244,18 +248,18 @@ def to_cases(
     cases = []
     for i, row in enumerate(rows, start=1):
         where = f"{path}:{row.get('__line__', i)}"
-        case_id = _as_text(row.get(task.id_field)) if task.id_field in row else f"{split}-{i}"
+        case_id = as_text(row.get(task.id_field)) if task.id_field in row else f"{split}-{i}"
         if not case_id:
             raise DataError(f"{where}: empty `{task.id_field}`. Fix: give every case an id.")
         _check_sizes(row, where, case_id, max_field_chars)
         target = row.get(task.target_field)
-        if target is None or _as_text(target).strip() == "":
+        if target is None or as_text(target).strip() == "":
             raise DataError(
                 f"{where}: case '{case_id}' has no `{task.target_field}`. Fix: fill in the expected answer."
             )
         if task.prompt_template:
             try:
-                value: Any = task.prompt_template.format(**{k: _as_text(v) for k, v in row.items()})
+                value: Any = task.prompt_template.format(**{k: as_text(v) for k, v in row.items()})
             except (KeyError, IndexError, ValueError) as exc:
                 raise DataError(
                     f"{where}: task.prompt_template cannot be filled ({exc}). Fix: check the braces in the template."
@@ -263,19 +267,29 @@ def to_cases(
         else:
             value = row.get(task.input_field)
             if not _is_messages(value):
-                value = _as_text(value)
+                value = as_text(value)
             if value == "" or value == []:
                 raise DataError(
                     f"{where}: case '{case_id}' has an empty `{task.input_field}`. Fix: fill it in or drop the row."
                 )
-        target_text = _as_text(target)
+        target_text = as_text(target)
         if task.labels is not None and target_text not in task.labels:
             raise DataError(
                 f"{where}: target '{target_text}' is not one of task.labels ({', '.join(task.labels)}).{closest(target_text, task.labels)} "
                 f"Fix: correct the label or add it to task.labels."
             )
         meta = {k: v for k, v in row.items() if k not in {task.id_field, task.target_field, "__line__"}}
-        cases.append(Case(id=case_id, input=value, target=target_text, metadata=meta, line=row.get("__line__")))
+        cases.append(
+            Case(
+                id=case_id,
+                input=value,
+                target=target_text,
+                metadata=meta,
+                line=row.get("__line__"),
+                fields={k: v for k, v in row.items() if k != "__line__"},
+                template=task.prompt_template,
+            )
+        )
     return cases
 
 
@@ -323,7 +337,7 @@ def split_rows(
     rng = random.Random(seed)
     groups: dict[str, list] = defaultdict(list)
     for row in rows:
-        groups[_as_text(row.get(stratify)) if stratify else ""].append(row)
+        groups[as_text(row.get(stratify)) if stratify else ""].append(row)
     out: dict[str, list] = {s: [] for s in SPLITS}
     for key in sorted(groups):
         members = groups[key]

@@ -216,7 +216,7 @@ def load_suite(path: str | Path, *, with_data: bool = True, machine: bool = True
     )
     loaded = LoadedSuite(suite=suite, path=path, dataset=dataset, configs=configs, lines=lines)
     if with_data:
-        _fail(_data_checks(loaded))
+        _fail(_prompt_checks(loaded) + _data_checks(loaded))
     loaded.machine_notes = _machine_checks(loaded)
     if machine:
         _fail(loaded.machine_notes)
@@ -285,6 +285,25 @@ def _machine_checks(loaded: LoadedSuite) -> list[str]:
     return notes
 
 
+def _prompt_checks(loaded: LoadedSuite) -> list[str]:
+    """A strategy's own prompt template names only fields every case has (it is rendered from each row)."""
+    errors = []
+    cases = [*loaded.dataset.train, *loaded.dataset.dev, *loaded.dataset.test]
+    fields = set.intersection(*(set(c.fields) for c in cases)) if cases else set()
+    for i, spec in enumerate(loaded.suite.strategies):
+        if spec.prompt_template is None:
+            continue
+        task = loaded.suite.task_for(spec)
+        for name in task.template_fields():
+            if name not in fields:
+                errors.append(
+                    f"{loaded.where(('strategies', i, 'prompt_template'))}: names field '{name}', which not every "
+                    f"case has.{closest(name, fields)} Fields every case has: {', '.join(sorted(fields))}. "
+                    "Fix: name one of them, or add the field to the data."
+                )
+    return errors
+
+
 def _data_checks(loaded: LoadedSuite) -> list[str]:
     """Checks that need both a component's config and the data (e.g. k exemplars <= train size)."""
     errors = []
@@ -294,7 +313,7 @@ def _data_checks(loaded: LoadedSuite) -> list[str]:
         if check is None:
             continue
         config = loaded.config("strategies", spec.name)
-        found = list(check(config, loaded.dataset, loaded.suite))
+        found = list(check(config, loaded.dataset, loaded.suite.for_strategy(spec)))
         for loc, problem in found:
             errors.append(f"{loaded.where(('strategies', i, 'config') + tuple(loc))}: {problem}")
         if not found:

@@ -1,10 +1,13 @@
-"""The one place that turns a case into chat messages, so inference and fine-tuning see the same prompt."""
+"""The one place that turns a case into chat messages, so inference and fine-tuning see the same prompt.
+
+A strategy may prompt with its own instructions or template (`Suite.task_for`): the case's user turn is then
+rendered from the row with that template, exemplars alike, and an empty instruction leaves the system turn out."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness.suite.data import Case
+from harness.suite.data import Case, as_text
 from harness.suite.schema import TaskSpec
 
 Messages = list[dict[str, str]]
@@ -15,10 +18,22 @@ def system_text(task: TaskSpec) -> str:
     return task.instructions.replace("{labels}", labels).strip()
 
 
-def user_turns(case: Case) -> Messages:
-    if isinstance(case.input, str):
-        return [{"role": "user", "content": case.input}]
-    return [dict(m) for m in case.input]
+def user_input(task: TaskSpec, case: Case) -> str | list[dict[str, str]]:
+    """The case's input as `task` prompts it: as loaded when the template is the one it was loaded with, else
+    rendered from the row with the task's template (or its input field when the task has none)."""
+    if task.prompt_template == case.template or not case.fields:
+        return case.input
+    if task.prompt_template is not None:
+        return task.prompt_template.format(**{k: as_text(v) for k, v in case.fields.items()})
+    value = case.fields.get(task.input_field, case.input)
+    return value if isinstance(value, list) else as_text(value)
+
+
+def user_turns(case: Case, task: TaskSpec | None = None) -> Messages:
+    value = case.input if task is None else user_input(task, case)
+    if isinstance(value, str):
+        return [{"role": "user", "content": value}]
+    return [dict(m) for m in value]
 
 
 def build_messages(
@@ -28,11 +43,12 @@ def build_messages(
 
     `context` (retrieved passages) is placed in the last user turn, before the question.
     """
-    messages: Messages = [{"role": "system", "content": system_text(task)}]
+    system = system_text(task)
+    messages: Messages = [{"role": "system", "content": system}] if system else []
     for example in exemplars:
-        messages += user_turns(example)
+        messages += user_turns(example, task)
         messages.append({"role": "assistant", "content": example.target})
-    turns = user_turns(case)
+    turns = user_turns(case, task)
     if context:
         turns[-1] = {"role": turns[-1]["role"], "content": f"Context:\n{context}\n\n{turns[-1]['content']}"}
     return messages + turns
@@ -46,10 +62,10 @@ def prompt_parts(
     def text(turns: Messages) -> str:
         return "\n".join(m["content"] for m in turns)
 
-    shots = [text(user_turns(e)) + "\n" + e.target for e in exemplars]
+    shots = [text(user_turns(e, task)) + "\n" + e.target for e in exemplars]
     return {
         "instructions": system_text(task),
         "exemplars": "\n".join(shots),
         "context": context or "",
-        "input": text(user_turns(case)),
+        "input": text(user_turns(case, task)),
     }

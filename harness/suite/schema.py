@@ -26,6 +26,24 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def check_template(text: str | None) -> str | None:
+    """A prompt template whose braces name data fields (ValueError with the fix otherwise)."""
+    if text is None:
+        return text
+    try:
+        names = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
+    except ValueError as exc:
+        raise ValueError(
+            f"{exc}. Fix: close each '{{' with '}}', and write a literal brace as '{{{{' or '}}}}'"
+        ) from None
+    if any(name == "" or name.isdigit() for name in names):
+        raise ValueError(
+            "'{}' or '{0}' names no data field. Fix: put the field's name in the braces, e.g. "
+            "'{text}', and write a literal brace as '{{' or '}}'"
+        )
+    return text
+
+
 class TaskSpec(StrictModel):
     instructions: str = Field(
         description="System instructions. `{labels}` is replaced by the comma-separated label set."
@@ -42,20 +60,7 @@ class TaskSpec(StrictModel):
     @field_validator("prompt_template")
     @classmethod
     def _template_parses(cls, text: str | None) -> str | None:
-        if text is None:
-            return text
-        try:
-            names = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
-        except ValueError as exc:
-            raise ValueError(
-                f"{exc}. Fix: close each '{{' with '}}', and write a literal brace as '{{{{' or '}}}}'"
-            ) from None
-        if any(name == "" or name.isdigit() for name in names):
-            raise ValueError(
-                "'{}' or '{0}' names no data field. Fix: put the field's name in the braces, e.g. "
-                "'{text}', and write a literal brace as '{{' or '}}'"
-            )
-        return text
+        return check_template(text)
 
     @field_validator("labels")
     @classmethod
@@ -143,7 +148,20 @@ class StrategySpec(StrictModel):
     name: Name
     kind: str
     backend: str | None = Field(None, description="Backend name; may be left out when the suite has one backend.")
+    instructions: str | None = Field(
+        None,
+        description="This strategy's own system instructions in place of task.instructions (e.g. a fine-tune served "
+        "with one line, or '' for none); a fine-tune trains on exactly the prompt it is served with.",
+    )
+    prompt_template: str | None = Field(
+        None, description="This strategy's own user-turn template in place of task.prompt_template."
+    )
     config: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("prompt_template")
+    @classmethod
+    def _template_parses(cls, text: str | None) -> str | None:
+        return check_template(text)
 
 
 class ScorerSpec(StrictModel):
@@ -264,6 +282,16 @@ class Suite(StrictModel):
         description="Hard cap on paid spend: a run whose estimate exceeds it "
         "does not start, and paid calls stop when spend reaches it.",
     )
+
+    def task_for(self, strategy: StrategySpec) -> TaskSpec:
+        """The task as this strategy prompts it: its own instructions or template where it gives them."""
+        own = {k: getattr(strategy, k) for k in ("instructions", "prompt_template") if getattr(strategy, k) is not None}
+        return self.task.model_copy(update=own) if own else self.task
+
+    def for_strategy(self, strategy: StrategySpec) -> Suite:
+        """The suite as one strategy sees it: the task with its own prompt (what strategies build prompts from)."""
+        task = self.task_for(strategy)
+        return self if task is self.task else self.model_copy(update={"task": task})
 
     def backend_for(self, strategy: StrategySpec) -> BackendSpec:
         name = strategy.backend or self.backends[0].name
