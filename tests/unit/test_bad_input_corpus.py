@@ -91,6 +91,7 @@ def _report_figures():
         )
 
 
+@pytest.mark.slow  # the CLI, 95 times: the whole battery runs in `make test`; the quick loop keeps the checks below
 @pytest.mark.parametrize("name", CASES)
 def test_bad_input_is_refused_with_a_useful_message(name: str, tmp_path: Path) -> None:
     expect = expectation(name)

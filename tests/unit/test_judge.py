@@ -311,7 +311,8 @@ def test_a_resumed_run_adds_the_new_cases_judge_work_to_the_record(tmp_path):
 # ---- 4. a judge that never answers JSON ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("retries", [1, 0])
+# each variant runs the whole CLI with ragas loaded: the one without retries waits for the full run (make test)
+@pytest.mark.parametrize("retries", [1, pytest.param(0, marks=pytest.mark.slow)])
 def test_garbage_judge_leaves_every_case_unscored_and_the_run_completes(tmp_path, retries):
     n = n_questions()
     path = write_qa_suite(tmp_path / "s", suite([ZERO, rag()], judge=judge_backend(), retries=retries))
