@@ -17,6 +17,7 @@ import streamlit as st
 from harness.errors import HarnessError
 from harness.records.setup import FineTuneGiven
 from harness.suite.schema import DecisionSpec
+from harness.verdict.explain import diagnosis_lines
 from harness.verdict.what_if import WhatIf, what_if
 
 PAGES = ["Verdict", "Leaderboard", "Cost", "Quality, latency, tokens", "Training", "Cases", "Manifest"]
@@ -69,7 +70,12 @@ def page_verdict(view) -> None:
             st.warning(md_escape(f"{v.strategy} against {v.against}: {v.reason}"))
     prices = f" · prices: sheet {d.prices.version} of {d.prices.date}" if d.prices else ""
     st.caption(f"status: {d.status} · primary metric: {d.metric}{prices}")
-    st.subheader("Why")
+    diagnosis = view.record.diagnosis
+    if diagnosis is not None and (lines := diagnosis_lines(diagnosis)):
+        st.subheader("Why: knowledge or format")
+        for line in lines:
+            st.markdown("- " + md_escape(line[2:]))
+    st.subheader("Reasons")
     for reason in d.reasons:
         st.markdown("- " + md_escape(reason))
     if d.uncertainty:

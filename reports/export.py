@@ -13,6 +13,7 @@ from harness.records.summary import StrategySummary
 from harness.verdict.explain import (
     FINETUNE_HEADER,
     RANKING_HEADER,
+    diagnosis_lines,
     finetune_cells,
     ranking_cells,
     render_markdown,
@@ -88,8 +89,14 @@ def _verdict_html(r: RunRecord) -> list[str]:
     d = r.decision
     if not d:
         return []
+    why = diagnosis_lines(r.diagnosis) if r.diagnosis else []
     out = [
         f"<div class='verdict {_e(d.status)}'>{_e(d.verdict)}</div>",
+        *(
+            ["<h2>Why: knowledge or format</h2><ul>" + "".join(f"<li>{_e(x[2:])}</li>" for x in why) + "</ul>"]
+            if why
+            else []
+        ),
         "<h2>Why</h2><ul>" + "".join(f"<li>{_e(x)}</li>" for x in d.reasons) + "</ul>",
     ]
     if d.uncertainty:
@@ -235,7 +242,9 @@ def render_md(run_dir: str | Path) -> str:
     view = load_run(run_dir)
     r = view.record
     parts = [
-        render_markdown(r.decision, suite_name=r.suite_name) if r.decision else f"# {r.suite_name}\n\nNo decision."
+        render_markdown(r.decision, suite_name=r.suite_name, diagnosis=r.diagnosis)
+        if r.decision
+        else f"# {r.suite_name}\n\nNo decision."
     ]
     header = ["strategy", "answers", "errors", *view.metrics, "p95 s", "$ per 1,000 requests"]
     lines = ["## Leaderboard", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

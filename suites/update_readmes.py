@@ -172,6 +172,7 @@ def render_block(record: RunRecord, folder: Path) -> str:
         "",
         f"**{_text(d.verdict)}**" if d else "No decision in this run.",
         "",
+        *([f"Why: {_text(record.diagnosis.sentence)}", ""] if record.diagnosis and record.diagnosis.sentence else []),
         f"{n_cases} test cases per strategy; quality with its 95% CI, cost and latency as `harness compare` "
         "measured them:",
         "",

@@ -126,5 +126,6 @@ def print_summary(record: RunRecord, run_dir: Path) -> None:
     console.print(results_table(record))
     for line in [*diagnostics(record), *comparison_lines(record)]:
         console.print(line, highlight=False)
-    for line in [*decision_lines(record.decision, record.strategies), *status_lines(record, run_dir)]:
+    why = [f"why: {record.diagnosis.sentence}"] if record.diagnosis and record.diagnosis.sentence else []
+    for line in [*decision_lines(record.decision, record.strategies), *why, *status_lines(record, run_dir)]:
         console.print(line, highlight=False, markup=False)

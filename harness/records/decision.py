@@ -22,6 +22,7 @@ Outcome = Literal[
     "under_trained",  # it lost or tied as trained, but its dev score was still rising at the last epoch
 ]
 Status = Literal["decided", "inconclusive", "undecided"]
+Pattern = Literal["knowledge", "format", "unclear", "none"]  # none: no fine-tune to diagnose
 
 
 class PairedComparison(Record):
@@ -152,3 +153,40 @@ class Decision(Record):
     prices: PriceSheetInfo | None = None
     pairs: list[PairedComparison] = Field(default_factory=list)
     provisional: bool = False  # a fine-tune that did not win was still improving when its training ended
+
+
+class Gain(Record):
+    """A strategy's paired gain over zero-shot on the primary metric (what fine-tuning or retrieval adds)."""
+
+    strategy: str
+    kind: str
+    over: str
+    pair: PairedComparison  # strategy against `over`, on the primary metric
+
+
+class FailureMix(Record):
+    """Why a strategy's answers failed: the form (invalid, empty, cut at the token limit), the content, or an error."""
+
+    strategy: str
+    answers: int
+    failed: int  # scored 0 (0/1 metrics) or below 0.5 (others), or an error
+    format: int
+    content: int
+    errors: int
+
+    @property
+    def format_share(self) -> float | None:
+        wrong = self.format + self.content
+        return None if wrong == 0 else self.format / wrong
+
+
+class Diagnosis(Record):
+    """Why the verdict came out as it did: what retrieval and fine-tuning each add over zero-shot, how answers fail,
+    the pattern when the numbers settle it, and cautions about what the primary metric rewards."""
+
+    gains: list[Gain] = Field(default_factory=list)
+    hit_rate: dict[str, float] = Field(default_factory=dict)  # strategies that retrieve, where gold is known
+    failures: list[FailureMix] = Field(default_factory=list)
+    pattern: Pattern = "none"
+    sentence: str = ""
+    cautions: list[str] = Field(default_factory=list)

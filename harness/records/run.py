@@ -13,7 +13,7 @@ from typing import Any, Final, Literal
 from pydantic import Field
 
 from harness.records.base import Record
-from harness.records.decision import Decision, PairedComparison, PriceSheetInfo
+from harness.records.decision import Decision, Diagnosis, PairedComparison, PriceSheetInfo
 from harness.records.summary import StrategySummary
 from harness.suite.schema import Suite
 
@@ -82,6 +82,7 @@ class RunRecord(Record):
     comparisons: list[PairedComparison] = Field(default_factory=list)
     prices: PriceSheetInfo | None = None
     decision: Decision | None = None
+    diagnosis: Diagnosis | None = None  # why: gains over zero-shot, how answers fail, the pattern, cautions
     budget: BudgetRecord = Field(default_factory=BudgetRecord)
     manifest: Manifest | None = None
     options: RunOptions = Field(default_factory=RunOptions)

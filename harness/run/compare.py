@@ -197,7 +197,10 @@ def write(run: Run, status: RunStatus) -> RunRecord:
     record = build_record(run, status)
     write_json_atomic(run.run_dir / "run.json", record.model_dump_json(indent=2))
     if record.decision and status != "running":
-        write_json_atomic(run.run_dir / "decision.md", render_markdown(record.decision, suite_name=run.suite.name))
+        write_json_atomic(
+            run.run_dir / "decision.md",
+            render_markdown(record.decision, suite_name=run.suite.name, diagnosis=record.diagnosis),
+        )
     return record
 
 
@@ -222,8 +225,9 @@ def build_record(run: Run, status: RunStatus) -> RunRecord:
         conditional={s.name for s in run.scorers if s.conditional},
     )
     prices = price_sheet().info(suite)
-    comparisons, decision = conclude(
-        suite, by_strategy, summaries, binary=binary.get(suite.primary_metric, False), prices=prices
+    conditional = {s.name for s in run.scorers if s.conditional}
+    comparisons, decision, diagnosis = conclude(
+        suite, by_strategy, summaries, binary=binary, conditional=conditional, prices=prices
     )
     return RunRecord(
         harness_version=__version__,
@@ -239,6 +243,7 @@ def build_record(run: Run, status: RunStatus) -> RunRecord:
         comparisons=comparisons,
         prices=prices,
         decision=decision,
+        diagnosis=diagnosis,
         budget=run.gateway.spend.as_record(),
         manifest=build_manifest(
             seed=suite.seed,

@@ -29,6 +29,7 @@ from harness.costs.model import (
 from harness.records.cases import CaseResult
 from harness.records.decision import (
     Decision,
+    Diagnosis,
     FinetuneAtVolume,
     FinetuneVerdict,
     Outcome,
@@ -403,12 +404,26 @@ def conclude(
     by_strategy: dict[str, list[CaseResult]],
     summaries: dict[str, StrategySummary],
     *,
-    binary: bool,
+    binary: dict[str, bool],
+    conditional: set[str],
     prices: PriceSheetInfo | None,
-) -> tuple[list[PairedComparison], Decision | None]:
+) -> tuple[list[PairedComparison], Decision | None, Diagnosis | None]:
     """Every pair of strategies compared on the same cases (Holm-corrected together), the best strategy against
-    each other one (run.json's `comparisons`), and the decision: both read the same tests."""
+    each other one (run.json's `comparisons`), the decision (both read the same tests), and the diagnosis of why;
+    its cautions join the verdict."""
+    from harness.verdict.diagnose import diagnose
+
     policy = suite.decision or DecisionSpec()
     per_case = per_case_scores(by_strategy, suite.primary_metric)
-    pairs = pairwise(per_case, binary=binary, confidence=policy.confidence, min_gain=policy.min_gain)
-    return best_against_others(pairs, per_case), decide_run(suite, summaries, pairs, prices=prices)
+    pairs = pairwise(
+        per_case, binary=binary.get(suite.primary_metric, False), confidence=policy.confidence, min_gain=policy.min_gain
+    )
+    decision = decide_run(suite, summaries, pairs, prices=prices)
+    if decision is None:
+        return best_against_others(pairs, per_case), None, None
+    diagnosis = diagnose(
+        suite, by_strategy, summaries, pairs, binary=binary, conditional=conditional, winner=decision.winner
+    )
+    if diagnosis.cautions:
+        decision.verdict += " Caution: " + " ".join(diagnosis.cautions)
+    return best_against_others(pairs, per_case), decision, diagnosis

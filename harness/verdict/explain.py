@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from harness.costs.money import usd
-from harness.records.decision import Decision, FinetuneVerdict, PairedComparison, RankRow
+from harness.records.decision import Decision, Diagnosis, FinetuneVerdict, PairedComparison, RankRow
 from harness.records.setup import FineTuneGiven
 from harness.records.summary import StrategySummary
 from harness.suite.schema import DecisionSpec, ValueSpec
@@ -365,7 +365,24 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
-def render_markdown(d: Decision, *, suite_name: str = "") -> str:
+def diagnosis_lines(diag: Diagnosis) -> list[str]:
+    """The diagnosis as Markdown bullet lines: the pattern, each gain over zero-shot, how answers fail."""
+    out = [f"- {diag.sentence}"] if diag.sentence else []
+    out += [
+        f"- {g.strategy} ({g.kind}) over {g.over}: {difference(g.pair)}" + ("" if g.pair.settled else " (not settled)")
+        for g in diag.gains
+    ]
+    out += [f"- {s}: hit rate {rate:.0%} (a gold passage among those retrieved)" for s, rate in diag.hit_rate.items()]
+    for f in diag.failures:
+        if f.failed:
+            out.append(
+                f"- {f.strategy}: {f.failed} of {f.answers} answers fail: {f.format} on form (invalid, empty or "
+                f"cut), {f.content} on content, {f.errors} errors"
+            )
+    return out + [f"- Caution: {c}" for c in diag.cautions]
+
+
+def render_markdown(d: Decision, *, suite_name: str = "", diagnosis: Diagnosis | None = None) -> str:
     """decision.md: the verdict, the ranking at each volume, fine-tuning against each alternative, the reasons."""
     pol = d.policy
     volume = list(pol.monthly_requests) if isinstance(pol.monthly_requests, tuple) else pol.monthly_requests
@@ -394,6 +411,8 @@ def render_markdown(d: Decision, *, suite_name: str = "") -> str:
             *_md_table(FINETUNE_HEADER, [finetune_cells(v) for v in d.finetune]),
             "",
         ]
+    if diagnosis is not None and (lines := diagnosis_lines(diagnosis)):
+        out += ["## Why: knowledge or format", "", *(_md(x) for x in lines), ""]
     out += ["## Reasons", ""] + [f"- {_md(x)}" for x in d.reasons] + [""]
     if d.uncertainty:
         out += ["## Uncertainty", ""] + [f"- {_md(x)}" for x in d.uncertainty] + [""]

@@ -158,7 +158,7 @@ def test_every_page_renders_its_content(app, report_run, page):
         assert report_run.verdict in shown, shown
         captions = " ".join(c.value for c in at.caption)
         assert decision["prices"]["date"] in captions and decision["prices"]["version"] in captions
-        assert any(h.value == "Why" for h in at.subheader)
+        assert any(h.value == "Reasons" for h in at.subheader)
         table = next(df for df in frames(at) if "payback (requests)" in df.columns)
         assert list(table["against"]) == [r["against"] for r in decision["finetune"]]
     elif page == "Leaderboard":
