@@ -8,7 +8,7 @@ budgeted and charged to the strategy's setup like every other call.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -50,6 +50,8 @@ class StrategyContext:
     scorers: list[Any] = field(default_factory=list)
     gateway: Answers = field(default_factory=DirectAnswers)
     use_cache: bool = True  # False with `harness compare --no-cache`: no cached answer or embedding is read or kept
+    # Strategies this run has prepared, by name (a strategy may serve another's model: rag's model_from).
+    prepared: Callable[[str], Strategy | None] = field(default=lambda name: None)
 
 
 @dataclass
@@ -81,6 +83,7 @@ class StrategyPlan(StrictModel):
 class Strategy:
     kind: ClassVar[str]
     Config: ClassVar[type[BaseModel]] = StrictModel
+    given: Given | None = None  # what prepare() returned, once the run has prepared it
 
     def __init__(self, spec: StrategySpec, config: BaseModel, ctx: StrategyContext):
         self.spec = spec

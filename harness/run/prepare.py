@@ -54,6 +54,7 @@ def prepare_strategy(run: Run, spec: StrategySpec) -> Strategy | None:
         scorers=run.scorers,
         gateway=run.gateway,
         use_cache=run.options.use_cache,
+        prepared=lambda name: next((s for s in run.prepared if s.spec.name == name), None),
     )
     strategy: Strategy = STRATEGIES.get(spec.kind)(spec, run.loaded.config("strategies", spec.name), ctx)
     setup = run.setups[spec.name] = StrategySetup(backend=backend.spec.name, serving=backend.identity())
@@ -66,7 +67,8 @@ def prepare_strategy(run: Run, spec: StrategySpec) -> Strategy | None:
         setup.dev = run.gateway.dev.get(spec.name)
         run.gateway.spend.hold_back(spec.name, len(run.plan.test) * run.plan.repeats)
         return None
-    setup.given, setup.prepare_s = given, round(time.perf_counter() - started, 3)
+    strategy.given = setup.given = given
+    setup.prepare_s = round(time.perf_counter() - started, 3)
     setup.serving, setup.dev = strategy.backend.identity(), run.gateway.dev.get(spec.name)
     if given.paid_usd:  # e.g. a provider's training job, an index embedded through an API
         run.gateway.charge("setup", given.paid_usd)
@@ -74,6 +76,6 @@ def prepare_strategy(run: Run, spec: StrategySpec) -> Strategy | None:
     if earlier is not None and earlier.evaluation:  # judge work paid for by earlier invocations stays on record
         setup.evaluation = dict(earlier.evaluation)
     run.prepared.append(strategy)
-    if strategy.backend is not backend:
+    if strategy.backend is not backend and all(strategy.backend is not b for b in run.extra_backends):
         run.extra_backends.append(strategy.backend)
     return strategy

@@ -24,7 +24,7 @@ from harness.backends.base import GenRequest
 from harness.backends.embeddings import EmbedderConfig, make_embedder
 from harness.costs.prices import device_cost, embedding_price
 from harness.costs.tokens import tokens_to_chars
-from harness.errors import DataError, require
+from harness.errors import ConfigError, DataError, require
 from harness.home import harness_home
 from harness.records.cases import CaseMeta, RetrievalTrace
 from harness.records.setup import (
@@ -73,6 +73,11 @@ class RagConfig(StrictModel):
         le=64,
         description="Question/answer pairs from train (seeded, fixed) shown before the case, "
         "without contexts: they teach the answer format at a few tokens each.",
+    )
+    model_from: str | None = Field(
+        None,
+        description="Serve from this finetune strategy's chosen model (fine-tuning plus retrieval); it must be listed "
+        "before this strategy. Its training counts in this strategy's setup too.",
     )
     max_context_tokens: int | None = Field(
         None, ge=1, description="Cap on tokens of retrieved context per prompt (the model's window caps it anyway)."
@@ -139,6 +144,16 @@ class Rag(Strategy):
                     "Fix: add data.dev, or give a single top_k."
                 ),
             )
+        if config.model_from is not None:
+            kinds = {s.name: s.kind for s in suite.strategies}
+            if kinds.get(config.model_from) != "finetune":
+                what = "is not a finetune strategy" if config.model_from in kinds else "names no strategy"
+                tuned = [n for n, k in kinds.items() if k == "finetune"]
+                yield (
+                    ("model_from",),
+                    f"'{config.model_from}' {what}. Fix: name a finetune strategy of this suite"
+                    + (f" ({', '.join(tuned)})." if tuned else ", or add one."),
+                )
         if config.exemplars > len(dataset.train):
             yield (
                 ("exemplars",),
@@ -156,6 +171,7 @@ class Rag(Strategy):
 
     def prepare(self) -> RagGiven:
         cfg: RagConfig = self.config
+        shared = self._serve_from_fine_tune() if cfg.model_from else None
         started = time.perf_counter()
         self.embedder = make_embedder(cfg.embedder, cache_queries=self.ctx.use_cache)
         self.index, cached = self._load_or_build_index()
@@ -189,7 +205,7 @@ class Rag(Strategy):
                 load_s=load_s,
             ),
             exemplar_ids=[c.id for c in self.exemplars],
-            setup_costs=[self._indexing_cost(info, cached)],
+            setup_costs=[self._indexing_cost(info, cached), *([shared] if shared else [])],
             retriever=RetrieverSettings(
                 kind=cfg.retriever,
                 top_k=self.top_k,
@@ -198,6 +214,26 @@ class Rag(Strategy):
                 hybrid_weights=list(cfg.hybrid_weights) if cfg.retriever == "hybrid" else None,
             ),
             top_k_selection=choice,
+        )
+
+    def _serve_from_fine_tune(self) -> SetupCost:
+        """Answer with the fine-tune's chosen model; its training counts in this strategy's setup as well (each
+        option of the decision is priced as if it were the only one built)."""
+        name = self.config.model_from
+        tuned = self.ctx.prepared(name) if name else None
+        if tuned is None:
+            raise ConfigError(
+                f"strategy '{self.spec.name}': config.model_from names '{name}', which this run has not prepared "
+                f"before it. Fix: list '{name}' before '{self.spec.name}' in the suite, and include both in "
+                "--strategies."
+            )
+        self.ctx.backend = tuned.backend
+        cost = next((c for c in (tuned.given.setup_costs if tuned.given else []) if c.what == "training"), None)
+        return SetupCost(
+            what=f"training (the fine-tune {name}, whose model this strategy serves)",
+            usd=cost.usd if cost else None,
+            basis=cost.basis if cost else f"no training cost recorded by {name}",
+            paid_usd=0.0,
         )
 
     def _load_or_build_index(self) -> tuple[index_mod.Index, bool]:

@@ -219,3 +219,58 @@ def test_prompts_filling_max_length_are_refused(tiny_model, tmp_path):
     path = write_suite(tmp_path / "s", ft_suite(tiny_model, max_length=16, max_truncated_fraction=1.0))
     with pytest.raises(DataError, match="nothing of their answer would be trained"):
         compare(path, CompareOptions(out=tmp_path / "run", strategies=["ft"]))
+
+
+def test_rag_can_serve_from_the_fine_tunes_model_and_carries_its_training_cost(tiny_model, tmp_path):
+    suite = ft_suite(tiny_model, epochs=1)
+    (tmp_path / "s").mkdir(parents=True)
+    (tmp_path / "s" / "corpus.jsonl").write_text(
+        "".join(
+            json.dumps({"id": w, "title": w, "text": f"Requests about {w} are labelled {w}."}) + "\n"
+            for w in ("alpha", "beta", "gamma")
+        )
+    )
+    suite["strategies"].append(
+        {
+            "name": "ft_rag",
+            "kind": "rag",
+            "config": {"corpus": "corpus.jsonl", "retriever": "bm25", "top_k": 1, "model_from": "ft"},
+        }
+    )
+    record, _ = compare(write_suite(tmp_path / "s", suite), CompareOptions(out=tmp_path / "run"))
+    ft, both = record.strategies["ft"].setup, record.strategies["ft_rag"].setup
+    assert both.serving == ft.serving and ft.serving["adapter_sha"]  # the fine-tune's own adapter answers
+    training = ft.given.setup_costs[0]
+    shared = [c for c in both.given.setup_costs if c.what.startswith("training")]
+    assert [c.usd for c in shared] == [training.usd] and shared[0].paid_usd == 0
+    costs = record.strategies["ft_rag"].cost
+    assert costs.setup_usd >= training.usd + record.strategies["ft_rag"].cost.setup_usd_where(what="indexing")
+    lines = [json.loads(x) for x in (tmp_path / "run" / "cases.jsonl").read_text().splitlines()]
+    assert all("Context:" in x["prompt"] for x in lines if x["strategy"] == "ft_rag")
+
+
+def test_model_from_must_name_a_fine_tune_listed_before_it(tiny_model, tmp_path):
+    from tests.conftest import assert_refused, harness_cli
+
+    suite = ft_suite(tiny_model, epochs=1)
+    (tmp_path / "s").mkdir(parents=True)
+    (tmp_path / "s" / "corpus.jsonl").write_text(json.dumps({"id": "a", "title": "a", "text": "alpha"}) + "\n")
+    rag = {
+        "name": "ft_rag",
+        "kind": "rag",
+        "config": {"corpus": "corpus.jsonl", "retriever": "bm25", "model_from": "zero"},
+    }
+    suite["strategies"].append(rag)
+    path = write_suite(tmp_path / "s", suite)
+    assert_refused(
+        harness_cli("validate", str(path), home=tmp_path / "home"),
+        "strategies[2].config.model_from",
+        "'zero' is not a finetune strategy",
+        "(ft)",
+    )
+    rag["config"]["model_from"] = "ft"
+    suite["strategies"] = [suite["strategies"][0], rag, suite["strategies"][1]]  # the fine-tune after it
+    path = write_suite(tmp_path / "s", suite)
+    result = harness_cli("compare", str(path), "--out", str(tmp_path / "run"), home=tmp_path / "home")
+    assert_refused(result, "config.model_from names 'ft'", "list 'ft' before 'ft_rag'")
+    assert not list((tmp_path / "home").glob("tuning/*/result.json"))  # refused before any training
