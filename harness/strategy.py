@@ -74,10 +74,11 @@ class StrategyPlan(StrictModel):
     epochs: int = 1
     embedding_chars: float = Field(0.0, description="Characters embedded to build an index.")
     embedder_usd_per_1m_tokens: float | None = Field(None, description="An API embedder's price.")
+    notes: list[str] = Field(default_factory=list, description="What the estimate should say about this plan.")
 
     def after_setup(self) -> StrategyPlan:
         """The plan once an earlier run of the folder has done (and paid for) the setup: answers only."""
-        return self.model_copy(update={"dev_requests": 0, "training_chars": 0.0, "embedding_chars": 0.0})
+        return self.model_copy(update={"dev_requests": 0, "training_chars": 0.0, "embedding_chars": 0.0, "notes": []})
 
 
 class Strategy:

@@ -8,6 +8,7 @@ tuner never needs to know about scorers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -64,11 +65,17 @@ class TuneContext:
     seed: int
     base_config: dict[str, Any] | None = None  # the base backend's config (cloud tuners reach the same endpoint)
     validation: list[TrainExample] = field(default_factory=list)  # dev examples, for tuners that take a validation file
+    # Called with every checkpoint so far after each one is saved; True: stop training there (`epochs: auto`).
+    # Tuners that cannot stop mid-training ignore it and the strategy stops scoring at the same point instead.
+    on_checkpoint: Callable[[list[Checkpoint]], bool] | None = None
 
 
 class Tuner:
     kind: ClassVar[str]
     Config: ClassVar[type[BaseModel]] = StrictModel
+    # The tuner's own `epochs: auto` means the provider chooses (OpenAI); otherwise the finetune strategy's
+    # `epochs: auto` trains until dev stops improving.
+    provider_auto_epochs: ClassVar[bool] = False
 
     def __init__(self, config: BaseModel, ctx: TuneContext):
         self.config = config

@@ -31,7 +31,7 @@ def _finetune(loaded: LoadedSuite, name: str | None):
         loaded.suite.for_strategy(spec),
         loaded.dataset,
         backend,
-        Path(tempfile.mkdtemp(prefix="harness-tune-")),
+        Path(tempfile.gettempdir()) / "harness-tune-unused",  # nothing here writes a run folder
         loaded.suite.seed,
     )
     return STRATEGIES.get(spec.kind)(spec, loaded.config("strategies", spec.name), ctx)
@@ -53,13 +53,23 @@ def export_tuning(suite: Path, name: str | None, out: Path) -> list[Path]:
 def train_only(suite: Path, name: str | None) -> list[str]:
     loaded = load_suite(suite)
     strategy = _finetune(loaded, name)
-    tuner, pre, result, reused = strategy.train_or_reuse()
-    lines = [
-        f"{strategy.spec.name}: {'reused the finished' if reused else 'trained a'} {tuner.kind} fine-tune in "
-        f"{tuner.ctx.workdir}",
-        f"  {pre.n_examples} examples, {len(result.checkpoints)} checkpoint(s), device {result.stats.device}, "
-        f"{result.stats.wall_s} s",
-    ]
-    lines += [f"  epoch {c.epoch} step {c.step}: {c.adapter or c.model}" for c in result.checkpoints]
+    search = strategy.search()
+    lines = []
+    for candidate in search.candidates:
+        run = strategy.train_or_reuse(candidate, search.early_stop)
+        result, tuner = run.result, run.tuner
+        what = f" ({candidate.label})" if candidate.values else ""
+        lines += [
+            f"{strategy.spec.name}{what}: {'reused the finished' if run.reused else 'trained a'} {tuner.kind} "
+            f"fine-tune in {tuner.ctx.workdir}",
+            f"  {run.pre.n_examples} examples, {len(result.checkpoints)} checkpoint(s), device {result.stats.device}, "
+            f"{result.stats.wall_s} s",
+        ]
+        lines += [f"  epoch {c.epoch} step {c.step}: {c.adapter or c.model}" for c in result.checkpoints]
+    if search.early_stop is not None:
+        lines.append(
+            "  epochs: auto: trained to max_epochs here (no scorer outside a run); compare scores each epoch on dev "
+            "and stops scoring where dev stopped improving"
+        )
     lines.append(f"next: harness compare {loaded.path} (reuses this training and scores each checkpoint on dev)")
     return lines

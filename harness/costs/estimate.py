@@ -204,6 +204,7 @@ def _strategy_estimate(
     if prepared:  # setup already done and paid: a resume repeats none of it
         plan = plan.after_setup()
         est.notes.append("set up by an earlier run of this folder: no dev, training or indexing cost again")
+    est.notes += plan.notes
     if plan.dev_requests:
         est.dev_requests = plan.dev_requests
         est.dev_usd = None if inference is None else inference * est.dev_requests

@@ -122,6 +122,7 @@ class FinetuneVerdict(Record):
     reason: str
     under_trained: bool = False  # the chosen checkpoint was the last and dev was still rising there
     more_training_usd: float | None = None  # what training as long again would cost (under_trained)
+    grid_edge: list[str] = Field(default_factory=list)  # under_trained because the search's best sat on its edge
 
 
 class PriceOverrides(Record):

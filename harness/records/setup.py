@@ -187,6 +187,27 @@ class ChosenCheckpoint(Record):
     on: str  # "dev", or "last epoch (no dev split)"
 
 
+class SearchCandidate(Record):
+    """One training of a fine-tune's search (tuner config lists, `epochs: auto`), scored on dev epoch by epoch."""
+
+    values: dict[str, Any]  # the searched keys' values for this candidate (empty: no grid, only epochs: auto)
+    epochs_trained: int
+    dev_scores: list[float | None]  # per checkpoint, in training order
+    best_dev_score: float | None
+    stopped_early: bool = False  # epochs: auto stopped it before max_epochs
+    training_s: float
+    training_usd: float | None
+    chosen: bool = False
+    reused_from_cache: bool = False
+
+
+class EarlyStopping(Record):
+    """`epochs: auto`: training stopped once dev had not improved for `patience` epochs (at most `max_epochs`)."""
+
+    patience: int
+    max_epochs: int
+
+
 class MergeInfo(Record):
     used: bool
     path: str | None = None
@@ -219,6 +240,11 @@ class FineTuneGiven(Given):
     workdir: str
     merged: MergeInfo | None = None
     forgetting: ForgettingCheck | None = None
+    # the search, when the tuner config listed candidates or asked for epochs: auto (its cost is in setup_costs)
+    search: list[SearchCandidate] = Field(default_factory=list)
+    early_stopping: EarlyStopping | None = None
+    # searched keys whose best value sits on the grid's edge with the dev trend pointing outside it
+    grid_edge: list[str] = Field(default_factory=list)
 
 
 BUILT_IN = {"zero_shot": ZeroShotGiven, "few_shot": FewShotGiven, "rag": RagGiven, "finetune": FineTuneGiven}

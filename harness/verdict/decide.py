@@ -16,7 +16,7 @@ Every sentence of the verdict is written by harness.verdict.explain.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness.costs.model import (
@@ -60,7 +60,8 @@ class Option:
     cost: CostModel
     p95_s: float | None = None
     errors: int = 0
-    under_trained: bool = False  # a fine-tune whose dev score was still rising at its last epoch
+    under_trained: bool = False  # a fine-tune still rising on dev at its last epoch, or best at its grid's edge
+    grid_edge: list[str] = field(default_factory=list)  # why, when it is the grid's edge
     epochs: int = 0  # epochs it trained
     training_usd: float | None = None  # what that training cost
 
@@ -96,13 +97,15 @@ def options_from_summaries(summaries: dict[str, StrategySummary], kinds: dict[st
 
 
 def _training(s: StrategySummary) -> dict[str, Any]:
-    """A fine-tune's training as the decision weighs it: still improving at its last epoch, epochs, cost."""
+    """A fine-tune's training as the decision weighs it: still improving at its last epoch or best on the edge of
+    its search grid, epochs, cost."""
     given = s.setup.given
     if not isinstance(given, FineTuneGiven):
         return {}
     training = next((c.usd for c in given.setup_costs if c.what == "training"), None)
     return {
-        "under_trained": given.dev_still_rising_at_last_epoch is True,
+        "under_trained": given.dev_still_rising_at_last_epoch is True or bool(given.grid_edge),
+        "grid_edge": list(given.grid_edge),
         "epochs": given.epochs_trained,
         "training_usd": training,
     }
@@ -325,9 +328,10 @@ def finetune_against(
     if f.under_trained and verdict.outcome in UNDER_TRAINED_LOSSES:
         # it lost, tied or did not pay as trained, yet it was still improving: a provisional verdict, never a quiet loss
         verdict.under_trained = True
+        verdict.grid_edge = list(f.grid_edge)
         if f.training_usd is not None:
             verdict.more_training_usd = f.training_usd  # as many epochs again cost what these did
-        verdict.reason = explain.under_trained_reason(verdict, f.epochs)
+        verdict.reason = explain.under_trained_reason(verdict, f.epochs, f.grid_edge)
         verdict.outcome = "under_trained"
     return verdict
 

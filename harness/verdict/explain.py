@@ -167,14 +167,20 @@ def finetune_reason(
     )
 
 
-def under_trained_reason(v: FinetuneVerdict, epochs: int) -> str:
-    """A fine-tune that lost or tied as trained while its dev score was still rising: provisional, with the price of
-    training it longer."""
-    more = f"{epochs} more epoch{'s' if epochs != 1 else ''}"
+def under_trained_reason(v: FinetuneVerdict, epochs: int, grid_edge: Sequence[str] = ()) -> str:
+    """A fine-tune that lost or tied as trained while its dev score was still rising, or whose search's best sits on
+    the edge of its grid: provisional, with the price of training it longer (or once more)."""
     cost = usd(v.more_training_usd) if v.more_training_usd is not None else "an unknown amount"
+    as_trained = f"As trained, it {OUTCOME_WORDS[v.outcome]}: {v.reason}"
+    if not grid_edge:
+        more = f"{epochs} more epoch{'s' if epochs != 1 else ''}"
+        return (
+            f"provisional: {v.strategy} was still improving on dev at its last epoch, so it may lose here only for "
+            f"want of training; {more} would cost {cost}. {as_trained}"
+        )
     return (
-        f"provisional: {v.strategy} was still improving on dev at its last epoch, so it may lose here only for "
-        f"want of training; {more} would cost {cost}. As trained, it {OUTCOME_WORDS[v.outcome]}: {v.reason}"
+        f"provisional: {v.strategy}'s search found its best on the edge of the grid ({'; '.join(grid_edge)}), so "
+        f"a wider search may do better; each more candidate would cost about {cost}. {as_trained}"
     )
 
 
@@ -225,10 +231,16 @@ def _verdict(d: Decision, options: Sequence[Option]) -> None:
             f"At {vols} requests a month, {d.winner} wins: {d.metric} {quality(w)}, {' to '.join(costs)} "
             f"a month ({first.why})."
         )
-    untrained = sorted({v.strategy for v in d.finetune if v.under_trained})
+    untrained = {v.strategy: v for v in d.finetune if v.under_trained}
     if untrained:
         d.provisional = True
-        d.verdict = f"Provisional ({', '.join(untrained)} still improving on dev when training ended): " + d.verdict
+        why = [
+            f"{name}'s best setting on the edge of its search grid"
+            if v.grid_edge
+            else f"{name} still improving on dev when training ended"
+            for name, v in sorted(untrained.items())
+        ]
+        d.verdict = f"Provisional ({'; '.join(why)}): " + d.verdict
     rows: dict[str, list[FinetuneVerdict]] = {}
     for v in d.finetune:
         rows.setdefault(v.strategy, []).append(v)
@@ -442,12 +454,33 @@ def decision_lines(d: Decision | None, strategies: dict[str, StrategySummary]) -
 
 
 def training_summary(given: FineTuneGiven) -> str:
-    """One line on a fine-tune: its tuner, epochs, the checkpoint chosen (and on what), time and cost."""
+    """One line on a fine-tune: its tuner, epochs, the checkpoint chosen (and on what), time and cost, and its
+    search when it had one."""
     chosen, stats = given.chosen, given.training
     cost = next((c.usd for c in given.setup_costs if c.what == "training"), None)
     rising = " (dev score still rising at the last epoch)" if given.dev_still_rising_at_last_epoch else ""
-    return (
+    line = (
         f"tuner {given.tuner}, {given.epochs_trained} epochs; chosen: epoch {chosen.epoch:g} (step {chosen.step}, "
         f"dev score {num(chosen.dev_score)}, on {chosen.on}){rising}; training {stats.wall_s:.0f} s on "
         f"{stats.device}, cost {usd(cost)}"
     )
+    stop = given.early_stopping
+    if stop is not None:
+        stopped = sum(c.stopped_early for c in given.search)
+        line += (
+            f"; epochs: auto (patience {stop.patience}, at most {stop.max_epochs}): "
+            f"{stopped} of {len(given.search)} training(s) stopped early"
+        )
+    if len(given.search) > 1:
+        search = next((c.usd for c in given.setup_costs if c.what == "search"), None)
+        best = next(c for c in given.search if c.chosen)
+        tried = ", ".join(
+            f"{' '.join(f'{k}={v}' for k, v in c.values.items())}: {num(c.best_dev_score)}" for c in given.search
+        )
+        line += (
+            f"; search over {len(given.search)} candidates on dev ({tried}), chosen "
+            f"{' '.join(f'{k}={v}' for k, v in best.values.items())}; the other trainings cost {usd(search)}"
+        )
+    if given.grid_edge:
+        line += "; best on the grid's edge: " + "; ".join(given.grid_edge)
+    return line

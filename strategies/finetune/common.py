@@ -149,8 +149,9 @@ class TrainerTuner(Tuner):
         keep = ("step", "epoch", "loss", "learning_rate", "grad_norm", "num_tokens", "mean_token_accuracy")
         return [{k: h[k] for k in keep if k in h} for h in log_history if "loss" in h]
 
-    def trained_tokens(self, pre: Preflight) -> int:
-        return pre.total_tokens * self.config.epochs  # every example once per epoch, padding excluded
+    def trained_tokens(self, pre: Preflight, epochs: float | None = None) -> int:
+        """Every example once per epoch, padding excluded (`epochs`: as trained, when it stopped early)."""
+        return int(pre.total_tokens * (self.config.epochs if epochs is None else epochs))
 
 
 def run_logged(

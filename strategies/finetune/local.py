@@ -130,6 +130,20 @@ def _progress_callback():
     return LogProgress()
 
 
+def _early_stop_callback(tuner: TrainerTuner):
+    """After each checkpoint is saved, ask the strategy (TuneContext.on_checkpoint) whether to stop there."""
+    from transformers import TrainerCallback
+
+    class StopOnDev(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if tuner.ctx.on_checkpoint is not None and tuner.ctx.on_checkpoint(tuner._checkpoints()):
+                log.info("stopping after epoch %.0f: no gain on dev", state.epoch or 0)
+                control.should_training_stop = True
+            return control
+
+    return StopOnDev()
+
+
 def _has_flash_attention() -> bool:
     import importlib.util
 
@@ -332,6 +346,8 @@ class LocalTuner(TrainerTuner):
 
         trainer.remove_callback(PrinterCallback)
         trainer.add_callback(_progress_callback())
+        if self.ctx.on_checkpoint is not None:
+            trainer.add_callback(_early_stop_callback(self))
         check_parity(self._backend(), trainer.train_dataset)
         if trainer_hook is not None:
             trainer_hook(trainer)
@@ -370,7 +386,7 @@ class LocalTuner(TrainerTuner):
 
     def _stats(self, trainer, device: str, wall: float, resumed: bool, pre: Preflight) -> TunerStats:
         peak, kind = _peak_memory_mb(device)
-        tokens = self.trained_tokens(pre)
+        tokens = self.trained_tokens(pre, trainer.state.epoch)
         return TunerStats(
             wall_s=round(wall, 2),
             device=device,
@@ -379,6 +395,7 @@ class LocalTuner(TrainerTuner):
             peak_memory_mb=round(peak, 1),
             peak_memory_kind=kind,
             steps=trainer.state.global_step,
+            epochs=round(float(trainer.state.epoch or 0), 3),
             trained_tokens=tokens,
             train_tokens_per_s=round(tokens / wall, 1) if wall > 0 else None,
             wall_s_basis="training time summed over every process run that produced the checkpoints",

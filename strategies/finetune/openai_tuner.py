@@ -61,6 +61,7 @@ def _tokens(example: TrainExample) -> int:
 class OpenAITuner(Tuner):
     kind = "openai"
     Config = OpenAITunerConfig
+    provider_auto_epochs = True
 
     def validate(self, examples: list[TrainExample]) -> Preflight:
         if self.ctx.base.kind != "openai":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import Field
@@ -19,24 +20,36 @@ from harness.backends.base import GenRequest
 from harness.backends.hf import HFBackend, HFConfig
 from harness.builtins import TUNERS
 from harness.costs.prices import device_cost
-from harness.errors import HarnessError
+from harness.errors import ConfigError, HarnessError
 from harness.home import harness_home
 from harness.records.setup import (
     ChosenCheckpoint,
     DevScore,
+    EarlyStopping,
     EpochScore,
     FineTuneGiven,
     ForgettingCheck,
     MergeInfo,
     Preflight,
+    SearchCandidate,
     SetupCost,
+    TunerStats,
 )
 from harness.run.folder import write_json_atomic
 from harness.strategy import Strategy, StrategyPlan, StrategyRequest
 from harness.suite.prompts import build_messages, prompt_parts
 from harness.suite.schema import StrictModel, explain_errors
-from harness.tuner import Checkpoint, TrainExample, TuneContext, TuneResult
+from harness.tuner import Checkpoint, TrainExample, TuneContext, Tuner, TuneResult
 from strategies.finetune.preflight import structural_problems
+from strategies.finetune.search import (
+    Candidate,
+    EarlyStop,
+    Search,
+    grid_edges,
+    locate,
+    parse_search,
+    patience_exhausted,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,34 +80,77 @@ def training_examples(task, cases) -> list[TrainExample]:
     return [TrainExample(id=c.id, prompt=build_messages(task, c), completion=c.target) for c in cases]
 
 
+def parse(config: FineTuneConfig, has_dev: bool) -> tuple[type[Tuner], Search, list[tuple[tuple[str | int, ...], str]]]:
+    """The tuner class and the search a finetune strategy's config asks for (see strategies.finetune.search)."""
+    cls = TUNERS.get(config.tuner.kind)
+    search, problems = parse_search(
+        config.tuner.config,
+        has_dev=has_dev,
+        provider_auto=cls.provider_auto_epochs,
+        has_epochs="epochs" in getattr(cls.Config, "model_fields", {}),
+    )
+    return cls, search, problems
+
+
+def _config_problems(tuner_cls: type[Tuner], raw: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
+    """What is wrong with one candidate's tuner config: its schema, then the tuner's own checks."""
+    from pydantic import ValidationError
+
+    try:
+        tuner_config = tuner_cls.Config.model_validate(raw)
+    except ValidationError as exc:
+        return list(explain_errors(exc, tuner_cls.Config))
+    return list(tuner_cls.check(tuner_config))
+
+
+@dataclass
+class Trained:
+    """One candidate of the search, trained (or reused) and scored on dev epoch by epoch."""
+
+    candidate: Candidate
+    tuner: Tuner
+    pre: Preflight
+    result: TuneResult
+    reused: bool
+    epochs: list[EpochScore] = field(default_factory=list)
+
+    @property
+    def best(self) -> EpochScore:
+        scored = [e for e in self.epochs if e.dev_score is not None]
+        if not scored:  # no dev split: the last checkpoint, and the report says it was not chosen on dev
+            return self.epochs[-1]
+        return max(scored, key=lambda e: (e.dev_score or 0.0, -e.index))  # ties go to the earlier epoch
+
+
 class FineTune(Strategy):
     kind = "finetune"
     Config = FineTuneConfig
 
     @classmethod
     def check(cls, config: FineTuneConfig, dataset, suite):
-        from pydantic import ValidationError
-
         try:
-            tuner_cls = TUNERS.get(config.tuner.kind)
+            tuner_cls, search, problems = parse(config, bool(dataset.dev))
         except HarnessError as exc:
             yield ("tuner", "kind"), str(exc)
             return
-        try:
-            tuner_config = tuner_cls.Config.model_validate(config.tuner.config)
-        except ValidationError as exc:
-            for loc, msg in explain_errors(exc, tuner_cls.Config):
-                yield ("tuner", "config", *loc), msg
+        if problems:
+            yield from problems
             return
-        yield from ((("tuner", "config", *loc), msg) for loc, msg in tuner_cls.check(tuner_config))
+        seen: set[tuple[tuple[str | int, ...], str]] = set()
+        for candidate in search.candidates:
+            for loc, msg in _config_problems(tuner_cls, candidate.config):
+                problem = (("tuner", "config", *locate(loc, candidate, search.grid)), msg)
+                if problem not in seen:
+                    seen.add(problem)
+                    yield problem
         for problem in structural_problems(training_examples(suite.task, dataset.train))[:5]:
             yield ("tuner",), problem
 
     @classmethod
     def machine_check(cls, config: FineTuneConfig):
         try:
-            tuner_cls = TUNERS.get(config.tuner.kind)
-            tuner_config = tuner_cls.Config.model_validate(config.tuner.config)
+            tuner_cls, search, _ = parse(config, True)
+            tuner_config = tuner_cls.Config.model_validate(search.candidates[0].config)
         except Exception:
             return
         for loc, msg in tuner_cls.machine_check(tuner_config):
@@ -102,22 +158,35 @@ class FineTune(Strategy):
 
     @classmethod
     def plan(cls, config: FineTuneConfig, dataset, suite):
-        tuner = TUNERS.get(config.tuner.kind)
-        tuner_config = tuner.Config.model_validate(config.tuner.config)
-        epochs = getattr(tuner_config, "epochs", 1) or 1
+        tuner, search, _ = parse(config, bool(dataset.dev))
+        epochs = 0
+        for candidate in search.candidates:
+            epochs += getattr(tuner.Config.model_validate(candidate.config), "epochs", 1) or 1
         text = sum(len(m["content"]) for e in training_examples(suite.task, dataset.train) for m in e.prompt)
         text += sum(len(c.target) for c in dataset.train)
-        return StrategyPlan(training_chars=text * epochs, epochs=epochs, dev_requests=len(dataset.dev) * epochs)
+        notes = []
+        if len(search.candidates) > 1:
+            notes.append(f"a search over {len(search.candidates)} trainings, each scored on dev every epoch")
+        if search.early_stop is not None:
+            notes.append(
+                f"epochs: auto: at most {search.early_stop.max_epochs} epochs per training, usually fewer "
+                f"(stops after {search.early_stop.patience} without gain on dev): training and dev are upper bounds"
+            )
+        return StrategyPlan(
+            training_chars=text * epochs, epochs=epochs, dev_requests=len(dataset.dev) * epochs, notes=notes
+        )
 
-    def _tuner(self):
-        cls = TUNERS.get(self.config.tuner.kind)
-        return cls, cls.Config.model_validate(self.config.tuner.config)
+    def search(self) -> Search:
+        _, search, problems = parse(self.config, bool(self.ctx.dataset.dev))
+        if problems:  # validate refuses these first; a direct caller gets the same words
+            raise ConfigError("; ".join(f"{'.'.join(map(str, loc))}: {msg}" for loc, msg in problems))
+        return search
 
-    def _workdir_key(self, examples: list[TrainExample], tuner_kind: str, tuner_config) -> str:
+    def _workdir_key(self, examples: list[TrainExample], tuner_kind: str, tuner_config, stop: EarlyStop | None) -> str:
         from harness.run.manifest import package_versions
 
         versions = package_versions()
-        payload = {
+        payload: dict[str, Any] = {
             "code": TUNING_CODE_VERSION,
             "libraries": {k: versions.get(k) for k in ("torch", "transformers", "peft", "trl", "accelerate")},
             "base": self.ctx.backend.identity(),
@@ -126,14 +195,26 @@ class FineTune(Strategy):
             "config": tuner_config.model_dump(mode="json"),
             "seed": self.ctx.seed,
         }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+        if stop is not None:  # where training stops depends on the dev cases and the metric that scores them
+            payload["early_stop"] = {
+                "patience": stop.patience,
+                "dev": [(c.id, c.input, c.target) for c in self.ctx.dataset.dev],
+                "metric": self.ctx.suite.primary_metric,
+                "generation": self.ctx.backend.spec.generation.model_dump(mode="json"),
+            }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
-    def make_tuner(self):
-        """The tuner for this strategy's config, working in the HARNESS_HOME folder keyed by its inputs."""
+    def make_tuner(self, candidate: Candidate | None = None, stop: EarlyStop | None = None):
+        """The tuner for one candidate of this strategy's search (default: the first), working in the HARNESS_HOME
+        folder keyed by its inputs."""
         examples = training_examples(self.ctx.suite.task, self.ctx.dataset.train)
-        cls, tuner_config = self._tuner()
+        cls = TUNERS.get(self.config.tuner.kind)
+        if candidate is None:
+            search = self.search()
+            candidate, stop = search.candidates[0], search.early_stop
+        tuner_config = cls.Config.model_validate(candidate.config)
         base = self.ctx.backend
-        workdir = harness_home() / "tuning" / self._workdir_key(examples, cls.kind, tuner_config)
+        workdir = harness_home() / "tuning" / self._workdir_key(examples, cls.kind, tuner_config, stop)
         workdir.mkdir(parents=True, exist_ok=True)
         tuner = cls(
             tuner_config,
@@ -148,38 +229,56 @@ class FineTune(Strategy):
         )
         return tuner, examples
 
-    def train_or_reuse(self):
-        """Train (or reuse the finished training of the same inputs); returns (tuner, preflight, result, reused)."""
-        tuner, examples = self.make_tuner()
+    def train_or_reuse(self, candidate: Candidate | None = None, stop: EarlyStop | None = None) -> Trained:
+        """Train one candidate (or reuse the finished training of the same inputs). With `epochs: auto` and a scorer
+        at hand, each checkpoint is scored on dev as it is saved and training stops once dev stops improving."""
+        tuner, examples = self.make_tuner(candidate, stop)
+        if candidate is None:
+            search = self.search()
+            candidate, stop = search.candidates[0], search.early_stop
         pre = tuner.validate(examples)
         for warning in pre.warnings:
             log.warning("%s: %s", self.spec.name, warning)
+        trained = Trained(candidate, tuner, pre, TuneResult([], [], TunerStats(wall_s=0, device="")), False)
+        if stop is not None and self.ctx.scorers:
+            tuner.ctx.on_checkpoint = lambda found: patience_exhausted(
+                [self._dev_score(tuner, c).dev_score for c in found], stop.patience
+            )
         done = tuner.ctx.workdir / "result.json"
-        reused = done.exists()
-        if reused:
-            result = TuneResult.from_json(json.loads(done.read_text()))
+        trained.reused = done.exists()
+        if trained.reused:
+            trained.result = TuneResult.from_json(json.loads(done.read_text()))
             log.info("%s: reusing the finished fine-tune in %s (no training)", self.spec.name, tuner.ctx.workdir)
         else:
-            log.info("%s: fine-tuning (%s) ...", self.spec.name, tuner.estimate(pre))
-            result = tuner.train(examples, pre)
-            write_json_atomic(done, json.dumps(result.to_json(), indent=1))
-        return tuner, pre, result, reused
+            log.info("%s: fine-tuning %s (%s) ...", self.spec.name, candidate.label, tuner.estimate(pre))
+            trained.result = tuner.train(examples, pre)
+            write_json_atomic(done, json.dumps(trained.result.to_json(), indent=1))
+        return trained
 
     def prepare(self) -> FineTuneGiven:
         base = self.ctx.backend
-        tuner, pre, result, reused = self.train_or_reuse()
-        workdir = tuner.ctx.workdir
+        search = self.search()
+        runs = []
+        for i, candidate in enumerate(search.candidates):
+            if len(search.candidates) > 1:
+                log.info("%s: search %d/%d: %s", self.spec.name, i + 1, len(search.candidates), candidate.label)
+            run = self.train_or_reuse(candidate, search.early_stop)
+            run.epochs = self._score_checkpoints(run.tuner, run.result.checkpoints, search.early_stop)
+            runs.append(run)
+        chosen_run = max(
+            runs, key=lambda r: (r.best.dev_score is not None, r.best.dev_score or 0.0, -runs.index(r))
+        )  # ties go to the earlier candidate
+        tuner, result, best = chosen_run.tuner, chosen_run.result, chosen_run.best
         self._tuner_obj = tuner
-        epochs = self._score_checkpoints(result.checkpoints)
-        best = self._choose(epochs)
         chosen = result.checkpoints[best.index]
         self._chosen = chosen
         self.ctx.backend = self._serving_backend(chosen, tuner.serve(chosen))
-        self._write_logs(result, epochs)
-        given = self._given(tuner.config, pre, result, epochs, best, reused, workdir)
+        self._write_logs(chosen_run, runs)
+        given = self._given(search, runs, chosen_run)
         # a deployment billed by the hour while it exists (Azure)
         given.hosting_usd_per_hour = tuner.hosting_usd_per_hour()
         self._given = given
+        workdir = tuner.ctx.workdir
         if self.config.merge:
             given.merged = (
                 self._merge(chosen, workdir)
@@ -247,68 +346,90 @@ class FineTune(Strategy):
         config = HFConfig.model_validate({**base.config.model_dump(), "adapter": checkpoint.adapter})
         return HFBackend(spec, config)
 
-    def _score_checkpoints(self, checkpoints: list[Checkpoint]) -> list[EpochScore]:
-        dev = self.ctx.dataset.dev
+    def _dev_score(self, tuner: Tuner, ckpt: Checkpoint) -> DevScore:
+        """One checkpoint's dev score, computed once per run (also when early stopping asked for it already)."""
+        memo = self.__dict__.setdefault("_dev_memo", {})
+        key = (str(tuner.ctx.workdir), ckpt.step)
+        if key not in memo:
+            dev = self.ctx.dataset.dev
+            backend = self._serving_backend(ckpt, tuner.serve(ckpt))
+            params = self.ctx.backend.spec.generation
+            try:
+                memo[key] = self.dev_score(
+                    backend, [GenRequest(build_messages(self.ctx.suite.task, c), params) for c in dev], dev
+                )
+            finally:
+                backend.close()
+                tuner.release(ckpt)
+        return memo[key]
+
+    def _score_checkpoints(
+        self, tuner: Tuner, checkpoints: list[Checkpoint], stop: EarlyStop | None
+    ) -> list[EpochScore]:
+        """Every checkpoint's dev score in training order; with `epochs: auto`, none after dev stopped improving
+        (a tuner that could not stop mid-training trained them; they are kept unscored)."""
         rows = []
         for i, ckpt in enumerate(checkpoints):
             score = DevScore(dev_score=None)
-            if dev:
-                tuner = getattr(self, "_tuner_obj", None)
-                backend = self._serving_backend(ckpt, tuner.serve(ckpt) if tuner else None)
-                params = self.ctx.backend.spec.generation
-                try:
-                    score = self.dev_score(
-                        backend, [GenRequest(build_messages(self.ctx.suite.task, c), params) for c in dev], dev
-                    )
-                finally:
-                    backend.close()
-                    if tuner:
-                        tuner.release(ckpt)
+            done = stop is not None and patience_exhausted([r.dev_score for r in rows], stop.patience)
+            if self.ctx.dataset.dev and not done:
+                score = self._dev_score(tuner, ckpt)
             rows.append(EpochScore(index=i, epoch=ckpt.epoch, step=ckpt.step, **score.model_dump()))
         return rows
 
-    @staticmethod
-    def _choose(epochs: list[EpochScore]) -> EpochScore:
-        scored = [e for e in epochs if e.dev_score is not None]
-        if not scored:  # no dev split: the last checkpoint, and the report says it was not chosen on dev
-            return epochs[-1]
-        return max(scored, key=lambda e: (e.dev_score or 0.0, -e.index))  # ties go to the earlier epoch
-
-    def _write_logs(self, result: TuneResult, epochs: list[EpochScore]) -> None:
+    def _write_logs(self, chosen: Trained, runs: list[Trained]) -> None:
         folder = self.ctx.run_dir / "training" / self.spec.name
         folder.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(folder / "curve.jsonl", "".join(json.dumps(row) + "\n" for row in result.curve))
-        write_json_atomic(folder / "epochs.jsonl", "".join(e.model_dump_json() + "\n" for e in epochs))
+        write_json_atomic(folder / "curve.jsonl", "".join(json.dumps(row) + "\n" for row in chosen.result.curve))
+        write_json_atomic(folder / "epochs.jsonl", "".join(e.model_dump_json() + "\n" for e in chosen.epochs))
+        if len(runs) > 1:  # every candidate's dev curve, so the choice can be checked
+            lines = [
+                json.dumps({"values": r.candidate.values, "epochs": [e.model_dump(mode="json") for e in r.epochs]})
+                for r in runs
+            ]
+            write_json_atomic(folder / "search.jsonl", "".join(line + "\n" for line in lines))
 
-    def _given(
-        self,
-        config,
-        pre: Preflight,
-        result: TuneResult,
-        epochs: list[EpochScore],
-        best: EpochScore,
-        reused: bool,
-        workdir,
-    ) -> FineTuneGiven:
-        scores = [e.dev_score for e in epochs]
-        if len(scores) < 2 or None in scores[-2:]:
-            rising = None  # unknown: one epoch, or no dev split
-        else:
-            rising = best.index == len(epochs) - 1 and (scores[-1] or 0.0) > (scores[-2] or 0.0)
-        stats = result.stats
+    def _cost(self, run: Trained) -> tuple[float | None, str, float]:
+        """A training's dollars, how they were got, and the part a provider billed during this run."""
+        stats = run.result.stats
         if stats.device == "api":  # a provider's bill (trained tokens x price), not device time
             cost, basis = stats.cost_usd, stats.cost_basis or ""
         else:
             hours = stats.device_hours if stats.device_hours is not None else stats.wall_s / 3600
             cost, basis = device_cost(self.ctx.suite, stats.device, hours)
         # billed by the provider this run (a reused job was paid for when it ran): counts against budget_usd
-        paid = 0.0 if reused or stats.device != "api" else (cost or 0.0)
+        paid = 0.0 if run.reused or stats.device != "api" else (cost or 0.0)
+        return cost, basis, paid
+
+    def _given(self, search: Search, runs: list[Trained], chosen: Trained) -> FineTuneGiven:
+        best = chosen.best
+        scored = [e for e in chosen.epochs if e.dev_score is not None]
+        if len(scored) < 2 or scored[-1].index != len(chosen.epochs) - 1:
+            rising = None  # unknown: one epoch, or no dev split, or stopped scoring before the last
+        else:
+            rising = best.index == len(chosen.epochs) - 1 and (scored[-1].dev_score or 0.0) > (
+                scored[-2].dev_score or 0.0
+            )
+        cost, basis, paid = self._cost(chosen)
+        setup = [SetupCost(what="training", usd=cost, basis=basis, paid_usd=paid)]
+        others = [self._cost(r) for r in runs if r is not chosen]
+        if others:
+            usd = None if any(c is None for c, _, _ in others) else sum(c or 0.0 for c, _, _ in others)
+            setup.append(
+                SetupCost(
+                    what="search",
+                    usd=usd,
+                    basis=f"the {len(others)} other candidate training(s) of the search, priced like the chosen one",
+                    paid_usd=sum(p for _, _, p in others),
+                )
+            )
+        searched = len(runs) > 1 or search.early_stop is not None
         return FineTuneGiven(
             tuner=self.config.tuner.kind,
-            hyperparameters=config.model_dump(mode="json"),
-            preflight=pre,
-            epochs_trained=len(epochs),
-            dev_scores=scores,
+            hyperparameters=chosen.tuner.config.model_dump(mode="json"),
+            preflight=chosen.pre,
+            epochs_trained=len(chosen.epochs),
+            dev_scores=[e.dev_score for e in chosen.epochs],
             chosen=ChosenCheckpoint(
                 epoch=best.epoch,
                 step=best.step,
@@ -316,10 +437,33 @@ class FineTune(Strategy):
                 on="dev" if best.dev_score is not None else "last epoch (no dev split)",
             ),
             dev_still_rising_at_last_epoch=rising,
-            training=stats,
-            setup_costs=[SetupCost(what="training", usd=cost, basis=basis, paid_usd=paid)],
-            reused_from_cache=reused,
-            workdir=str(workdir),
+            training=chosen.result.stats,
+            setup_costs=setup,
+            reused_from_cache=chosen.reused,
+            workdir=str(chosen.tuner.ctx.workdir),
+            search=[self._candidate_record(r, r is chosen, search.early_stop) for r in runs] if searched else [],
+            early_stopping=None
+            if search.early_stop is None
+            else EarlyStopping(patience=search.early_stop.patience, max_epochs=search.early_stop.max_epochs),
+            grid_edge=grid_edges(
+                search.grid,
+                chosen.candidate,
+                [(r.candidate, r.best.dev_score) for r in runs if r.best.dev_score is not None],
+            ),
+        )
+
+    def _candidate_record(self, run: Trained, chosen: bool, stop: EarlyStop | None) -> SearchCandidate:
+        scores = [e.dev_score for e in run.epochs]
+        return SearchCandidate(
+            values=run.candidate.values,
+            epochs_trained=len(run.epochs),
+            dev_scores=scores,
+            best_dev_score=run.best.dev_score,
+            stopped_early=stop is not None and len(run.epochs) < stop.max_epochs,
+            training_s=run.result.stats.wall_s,
+            training_usd=self._cost(run)[0],
+            chosen=chosen,
+            reused_from_cache=run.reused,
         )
 
     def close(self) -> None:

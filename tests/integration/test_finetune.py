@@ -10,6 +10,7 @@ import pytest
 from harness.errors import ConfigError, DataError
 from harness.run.compare import CompareOptions, compare
 from harness.suite.load import load_suite
+from strategies.finetune.search import patience_exhausted
 from tests.conftest import base_suite, write_suite
 
 
@@ -274,3 +275,27 @@ def test_model_from_must_name_a_fine_tune_listed_before_it(tiny_model, tmp_path)
     result = harness_cli("compare", str(path), "--out", str(tmp_path / "run"), home=tmp_path / "home")
     assert_refused(result, "config.model_from names 'ft'", "list 'ft' before 'ft_rag'")
     assert not list((tmp_path / "home").glob("tuning/*/result.json"))  # refused before any training
+
+
+@pytest.mark.slow  # four short trainings of the tiny model
+def test_a_search_with_epochs_auto_stops_training_where_dev_stops_improving(tiny_model, tmp_path):
+    tuner = {"learning_rate": [1e-7, 5e-3], "epochs": "auto", "patience": 1, "max_epochs": 4}
+    suite = ft_suite(tiny_model, **tuner)
+    record, run = compare(write_suite(tmp_path / "s", suite), CompareOptions(out=tmp_path / "run"))
+    given = record.strategies["ft"].setup.given
+    assert [c.values for c in given.search] == [{"learning_rate": 1e-7}, {"learning_rate": 5e-3}]
+    frozen, moving = given.search
+    # a learning rate too small to change a greedy answer: dev cannot improve, training stops after epoch 2 of 4
+    assert frozen.epochs_trained == 2 and frozen.stopped_early and frozen.dev_scores[0] == frozen.dev_scores[1]
+    for c in given.search:  # every training ran exactly until the rule said stop (or to max_epochs)
+        stopped_at = next((i + 1 for i in range(len(c.dev_scores)) if patience_exhausted(c.dev_scores[: i + 1], 1)), 4)
+        assert c.epochs_trained == stopped_at
+    best = max(given.search, key=lambda c: (c.best_dev_score, -given.search.index(c)))
+    assert best.chosen and given.hyperparameters["learning_rate"] == best.values["learning_rate"]
+    assert given.chosen.dev_score == best.best_dev_score
+    assert given.training.trained_tokens == given.epochs_trained * given.preflight.total_tokens
+    # every checkpoint of every training was scored once on dev (6 cases), early stop included
+    assert run.counts.dev_calls == 6 * (frozen.epochs_trained + moving.epochs_trained)
+    costs = {c.what: c.usd for c in given.setup_costs}
+    other = next(c for c in given.search if not c.chosen)
+    assert costs["search"] == pytest.approx(other.training_usd, rel=1e-6)

@@ -611,6 +611,17 @@ def test_a_fine_tune_still_improving_at_its_last_epoch_gets_a_provisional_verdic
     assert rising.winner == "few"  # the ranking itself does not change: only what the verdict claims
     md = render_markdown(rising)
     assert "under trained" in md and "Provisional" in md
+    edge = "learning_rate=0.001 is the largest tried and beat learning_rate=0.0003 on dev (0.700 vs 0.600)"
+    at_edge = decide(
+        [few, ft(under_trained=True, grid_edge=[edge], epochs=2, training_usd=0.25)],
+        _equal_scores(["few", "ft"]),
+        _policy(10_000),
+        metric="acc",
+    )
+    (row,) = at_edge.finetune
+    assert row.outcome == "under_trained" and row.grid_edge == [edge] and edge in row.reason
+    assert "wider search" in row.reason and "about $0.250" in row.reason
+    assert at_edge.verdict.startswith("Provisional (ft's best setting on the edge of its search grid)")
 
 
 def test_a_fine_tune_that_wins_while_still_improving_is_not_marked():
