@@ -43,6 +43,7 @@ class ResponseCache:
         )
         self._db.commit()
         self._last_commit = time.time()
+        self._pending = False
 
     def get_many(self, keys: list[str]) -> dict[str, GenResult]:
         found: dict[str, GenResult] = {}
@@ -59,11 +60,18 @@ class ResponseCache:
         value = json.dumps(result.__dict__, ensure_ascii=False)
         now = time.time()
         self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", (key, value, now))
-        # Commit at most every COMMIT_EVERY_S: a kill loses at most that much cache, and those answers are
-        # already in cases.jsonl, so a resume does not redo them.
+        # Commit at most every COMMIT_EVERY_S while answers stream in, and at the end of every batch (flush): a
+        # kill loses at most the answers of the batch in flight (test answers among them are in cases.jsonl).
+        self._pending = True
         if now - self._last_commit >= COMMIT_EVERY_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit what put() kept since the last commit, so a batch that ended is safe from a kill."""
+        if self._pending:
             self._db.commit()
-            self._last_commit = now
+            self._last_commit = time.time()
+            self._pending = False
 
     def close(self) -> None:
         self._db.commit()
@@ -77,6 +85,9 @@ class NoCache:
         return {}
 
     def put(self, key, result):
+        pass
+
+    def flush(self):
         pass
 
     def close(self):

@@ -94,14 +94,18 @@ class Gateway:
                         "is left"
                     )
             backend.load()
-            for index, result in backend.generate([requests[i] for i in todo]):
-                self.cache.put(keys[todo[index]], result)
-                found[keys[todo[index]]] = result
-                if pricing.paid:
-                    self.charge(
-                        purpose,
-                        pricing.call_usd(result.input_tokens, result.output_tokens, result.cached_input_tokens) or 0.0,
-                    )
+            try:
+                for index, result in backend.generate([requests[i] for i in todo]):
+                    self.cache.put(keys[todo[index]], result)
+                    found[keys[todo[index]]] = result
+                    if pricing.paid:
+                        self.charge(
+                            purpose,
+                            pricing.call_usd(result.input_tokens, result.output_tokens, result.cached_input_tokens)
+                            or 0.0,
+                        )
+            finally:
+                self.cache.flush()  # dev and judge answers are nowhere else: a later kill must not lose them
         return [(found[k], k not in fresh or first[k] != i) for i, k in enumerate(keys)]
 
     def answer(self, backend: Backend, requests: list[GenRequest]) -> list[GenResult]:
@@ -164,18 +168,21 @@ class Gateway:
                 held = sum(len(g) for g in groups)
                 self.hold_back(held)
                 return held
-            for index, result in backend.generate([g[0].request for g in batch]):
-                self.counts.model_calls += 1
-                self.counts.errors += result.error is not None
-                self.cache.put(batch[index][0].key, result)
-                if pricing.paid and result.unconfirmed_attempts:  # may have been billed: counted at their most
-                    self.charge(
-                        f"{result.unconfirmed_attempts} attempt(s) sent but never answered (timed out, "
-                        "dropped or garbled); the provider may have billed them",
-                        result.unconfirmed_attempts * upper_usd(backend, pricing, batch[index][0].request),
-                    )
-                for n, call in enumerate(batch[index]):
-                    reused = n > 0 and result.error is None
-                    self.counts.cache_hits += reused
-                    on_answer(call, result, reused)
+            try:
+                for index, result in backend.generate([g[0].request for g in batch]):
+                    self.counts.model_calls += 1
+                    self.counts.errors += result.error is not None
+                    self.cache.put(batch[index][0].key, result)
+                    if pricing.paid and result.unconfirmed_attempts:  # may have been billed: counted at their most
+                        self.charge(
+                            f"{result.unconfirmed_attempts} attempt(s) sent but never answered (timed out, "
+                            "dropped or garbled); the provider may have billed them",
+                            result.unconfirmed_attempts * upper_usd(backend, pricing, batch[index][0].request),
+                        )
+                    for n, call in enumerate(batch[index]):
+                        reused = n > 0 and result.error is None
+                        self.counts.cache_hits += reused
+                        on_answer(call, result, reused)
+            finally:
+                self.cache.flush()
         return 0
