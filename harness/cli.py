@@ -161,7 +161,7 @@ def estimate(
         if names:
             from harness.run.plan import select
 
-            select(loaded, names)  # an unknown name is refused with the names there are
+            names = [s.name for s in select(loaded, names)]  # unknown names refused; each seed counted
         est = make_estimate(loaded, limit=limit, strategies=names)
     except HarnessError as exc:
         _fail(exc)

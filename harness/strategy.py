@@ -97,6 +97,12 @@ class Strategy:
         return ()
 
     @classmethod
+    def unseeded(cls, config: BaseModel, suite: Suite) -> str | None:
+        """Why `seeds` would give the same answers every time with this config (nothing drawn at random), or None.
+        A strategy that draws with `ctx.seed` (exemplars, a training run) returns None."""
+        return None
+
+    @classmethod
     def machine_check(cls, config: BaseModel) -> Iterable[Problem]:
         """What this machine cannot run (e.g. a GPU-only tuner here). `harness validate` shows these as notes;
         `harness compare` refuses them before any model call."""

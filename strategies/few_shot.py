@@ -42,6 +42,12 @@ class FewShot(Strategy):
             yield ("selection",), "'balanced' needs task.labels. Fix: list the labels, or use selection: random."
 
     @classmethod
+    def unseeded(cls, config: FewShotConfig, suite):
+        if config.selection == "similar":
+            return "selection: similar picks the same exemplars for a case every time (no draw to vary)"
+        return None
+
+    @classmethod
     def plan(cls, config: FewShotConfig, dataset, suite):
         train = dataset.train
         per = sum(len(c.input_text()) + len(c.target) + 1 for c in train) / max(len(train), 1)

@@ -10,6 +10,10 @@ from harness.suite.prompts import build_messages, prompt_parts
 class ZeroShot(Strategy):
     kind = "zero_shot"
 
+    @classmethod
+    def unseeded(cls, config, suite):
+        return "zero-shot draws nothing at random, so every seed would send the same prompts"
+
     def prepare(self) -> ZeroShotGiven:
         return ZeroShotGiven()
 

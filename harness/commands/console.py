@@ -8,6 +8,7 @@ from typing import Any
 from harness.costs.money import usd
 from harness.records.run import RunRecord
 from harness.verdict.explain import decision_lines, num
+from harness.verdict.seeds import seed_lines
 
 
 def diagnostics(record: RunRecord) -> list[str]:
@@ -28,7 +29,7 @@ def diagnostics(record: RunRecord) -> list[str]:
             )
         if parts:
             lines.append(f"  {s.strategy}: " + "; ".join(parts))
-    return lines
+    return lines + [f"  {line}" for line in seed_lines(record.strategies, record.primary_metric)]
 
 
 def comparison_lines(record: RunRecord) -> list[str]:
@@ -62,7 +63,8 @@ def results_table(record: RunRecord) -> Any:
     from rich.table import Table
 
     metric, repeats = record.primary_metric, record.options.repeats
-    n_cases = (next(iter(record.strategies.values())).n_planned // repeats) if record.strategies else 0
+    seeds = {spec.name: spec.seeds for spec in record.suite.strategies}
+    n_cases = max((s.n_planned // (repeats * seeds.get(s.strategy, 1)) for s in record.strategies.values()), default=0)
     per = f" x {repeats} repeats" if repeats > 1 else ""
     table = Table(title=f"{record.suite_name}: {metric} on {n_cases} test cases{per} (95% CI)")
     table.add_column("strategy", justify="left")
@@ -71,7 +73,7 @@ def results_table(record: RunRecord) -> Any:
     for s in record.strategies.values():
         m = s.metrics.get(metric)
         table.add_row(
-            s.strategy,
+            s.strategy + (f" ({seeds[s.strategy]} seeds)" if seeds.get(s.strategy, 1) > 1 else ""),
             num(m.mean if m else None),
             f"[{num(m.ci_low)}, {num(m.ci_high)}]" if m else "-",
             f"{s.n_errors}/{s.n_done}",
@@ -95,10 +97,9 @@ def status_lines(record: RunRecord, run_dir: Path) -> list[str]:
         + (f", judge calls: {counts.judge_calls}" if counts.judge_calls else "")
     ]
     if record.status == "incomplete":
-        done = min(s.n_done for s in record.strategies.values())
-        planned = next(iter(record.strategies.values())).n_planned
+        least = min(record.strategies.values(), key=lambda s: s.n_done / max(s.n_planned, 1))
         lines.append(
-            f"incomplete: {done} of {planned} planned answers per strategy are done; "
+            f"incomplete: {least.n_done} of {least.n_planned} planned answers of {least.strategy} are done; "
             "rerun without --limit to finish (finished cases are kept)."
         )
     budget = record.budget

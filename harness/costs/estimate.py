@@ -129,7 +129,7 @@ def estimate(
 
     out = [
         _strategy_estimate(loaded, spec, prompts(spec), test, done or set(), spec.name in prepared)
-        for spec in suite.strategies
+        for spec in suite.run_strategies()  # each seed is prepared and answered on its own
         if not strategies or spec.name in strategies
     ]
     primary = next(s for s in suite.scorers if s.label == suite.primary_metric)

@@ -162,6 +162,11 @@ def _setup_items(setup: StrategySetup, notes: list[str]) -> list[CostItem]:
     return items
 
 
+def setup_usd(setup: StrategySetup) -> float:
+    """What preparing a strategy cost, in dollars (its priced one-off items)."""
+    return float(sum(i.usd for i in _setup_items(setup, [])))
+
+
 def strategy_cost(
     rows: list[CaseResult], setup: StrategySetup, pricing: Pricing, *, tokens: dict[str, float]
 ) -> StrategyCost:

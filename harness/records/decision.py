@@ -45,6 +45,9 @@ class PairedComparison(Record):
     cases_needed: int | None  # to settle the observed difference (None when settled, or no difference at all)
     p_holm: float | None = None
     sd_diff: float = 0.0  # standard deviation of the per-case differences
+    seed_var: float = (
+        0.0  # variance of the difference from seed luck (strategies run with seeds): cases never shrink it
+    )
     alpha: float = 0.05
     settled: bool = False  # p (Holm-corrected when there are several pairs) below alpha
     pairs: int = 1  # comparisons Holm's correction was over

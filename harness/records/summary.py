@@ -102,6 +102,24 @@ class RetrievalSummary(Record):
     cases_with_dropped_contexts: int
 
 
+class SeedResult(Record):
+    """One seed of a strategy run with `seeds` (its own training, or exemplar draw) on its own."""
+
+    name: str  # what its lines in cases.jsonl are named: the strategy for seed 1, `strategy@seedN` after
+    seed: int  # the seed it was prepared with
+    n_done: int
+    metrics: dict[str, float | None]  # mean per metric over the test cases it answered
+    setup: StrategySetup | None = None  # how it was prepared (seed 1's is the strategy's own `setup`)
+
+
+class SeedSpread(Record):
+    """How far a metric moves between seeds."""
+
+    sd: float | None  # standard deviation of the per-seed means
+    low: float | None
+    high: float | None
+
+
 class StrategySummary(Record):
     strategy: str
     backend: str
@@ -119,3 +137,6 @@ class StrategySummary(Record):
     setup: StrategySetup
     cost: StrategyCost | None = None
     retrieval: RetrievalSummary | None = None  # strategies that retrieve (rag)
+    # a strategy run with `seeds`: each seed's scores, and per metric their spread (its metrics are over all seeds)
+    seeds: list[SeedResult] = Field(default_factory=list)
+    seed_spread: dict[str, SeedSpread] = Field(default_factory=dict)

@@ -35,7 +35,7 @@ from harness.run.progress import Progress, QuietProgress
 from harness.scoring.base import Scorer
 from harness.strategy import Strategy
 from harness.suite.load import LoadedSuite, load_suite
-from harness.suite.schema import Suite
+from harness.suite.schema import Suite, seed_of
 from harness.verdict.decide import conclude
 from harness.verdict.explain import render_markdown
 from harness.verdict.summary import summarize_run, test_rows
@@ -167,7 +167,10 @@ def _previous_setups(run_dir: Path) -> dict[str, StrategySetup]:
         previous = read_run(run_dir)
     except HarnessError:
         return {}
-    return {name: s.setup for name, s in previous.strategies.items()}
+    setups = {name: s.setup for name, s in previous.strategies.items()}
+    for summary in previous.strategies.values():  # a strategy's other seeds, each prepared on its own
+        setups.update({seed.name: seed.setup for seed in summary.seeds if seed.setup is not None})
+    return setups
 
 
 def finish(run: Run, status: RunStatus) -> RunRecord:
@@ -252,7 +255,7 @@ def build_record(run: Run, status: RunStatus) -> RunRecord:
         ),
         options=RunOptions(
             limit=run.options.limit,
-            strategies=[s.name for s in run.plan.selected],
+            strategies=[s.name for s in run.plan.selected if seed_of(s.name)[1] == 1],
             repeats=suite.repeats,
             counts=run.counts,
         ),

@@ -76,14 +76,12 @@ class RunPlan:
 
 
 def select(loaded: LoadedSuite, names: list[str] | None) -> list[StrategySpec]:
-    """The suite's strategies named by --strategies (all when None), in suite order."""
+    """The suite's strategies named by --strategies (all when None), in suite order, each once per seed."""
     specs = loaded.suite.strategies
-    if not names:
-        return specs
     known = [s.name for s in specs]
-    for name in names:
+    for name in names or []:
         if name not in known:
             raise ConfigError(
                 f"--strategies: no strategy named '{name}'.{closest(name, known)} Strategies: {', '.join(known)}."
             )
-    return [s for s in specs if s.name in names]
+    return [v for s in specs if not names or s.name in names for v in s.variants()]

@@ -23,7 +23,7 @@ from harness.records.setup import (
     ZeroShotGiven,
 )
 from harness.strategy import Strategy, StrategyContext
-from harness.suite.schema import StrategySpec
+from harness.suite.schema import StrategySpec, seed_of, seed_variant
 
 if TYPE_CHECKING:
     from harness.run.compare import Run
@@ -45,16 +45,22 @@ def prepare_strategy(run: Run, spec: StrategySpec) -> Strategy | None:
     """The strategy, prepared and recorded in `run.setups`; None when budget_usd ran out while preparing it (its
     answers are then held back, and a rerun with a larger budget prepares it)."""
     backend = run.backend(spec.backend or run.suite.backends[0].name)
+    number = seed_of(spec.name)[1]
+
+    def prepared(name: str) -> Strategy | None:  # seed i of a strategy is served by seed i of the one it names
+        found = {s.spec.name: s for s in run.prepared}
+        return found.get(seed_variant(name, number)) or found.get(name)
+
     ctx = StrategyContext(
         run.suite.for_strategy(spec),
         run.loaded.dataset,
         backend,
         run.run_dir,
-        run.suite.seed,
+        run.suite.seed + number - 1,
         scorers=run.scorers,
         gateway=run.gateway,
         use_cache=run.options.use_cache,
-        prepared=lambda name: next((s for s in run.prepared if s.spec.name == name), None),
+        prepared=prepared,
     )
     strategy: Strategy = STRATEGIES.get(spec.kind)(spec, run.loaded.config("strategies", spec.name), ctx)
     setup = run.setups[spec.name] = StrategySetup(backend=backend.spec.name, serving=backend.identity())

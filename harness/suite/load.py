@@ -17,7 +17,7 @@ from harness.home import tree_fingerprint
 from harness.registry import Registry
 from harness.suite.data import Dataset, file_sha256, load_dataset
 from harness.suite.locations import Loc, format_loc, line_of, load_yaml_with_lines
-from harness.suite.schema import Suite, describe_errors
+from harness.suite.schema import Suite, describe_errors, seed_of
 
 
 @dataclass
@@ -37,7 +37,8 @@ class LoadedSuite:
         return self.path.parent
 
     def config(self, section: str, name: str) -> BaseModel:
-        return self.configs[(section, name)]
+        """A component's config, with its defaults filled in; a strategy's seeds share the strategy's."""
+        return self.configs[(section, seed_of(name)[0] if section == "strategies" else name)]
 
     def where(self, loc: Loc) -> str:
         line = line_of(self.lines, loc)
@@ -309,10 +310,17 @@ def _data_checks(loaded: LoadedSuite) -> list[str]:
     errors = []
     for i, spec in enumerate(loaded.suite.strategies):
         cls = STRATEGIES.get(spec.kind)
+        config = loaded.config("strategies", spec.name)
+        unseeded = getattr(cls, "unseeded", None)
+        why = unseeded(config, loaded.suite) if unseeded is not None and spec.seeds > 1 else None
+        if why:
+            errors.append(
+                f"{loaded.where(('strategies', i, 'seeds'))}: seeds: {spec.seeds}, but {why}. Fix: remove `seeds`, "
+                "or use the suite's `repeats` to measure sampling variation."
+            )
         check = getattr(cls, "check", None)
         if check is None:
             continue
-        config = loaded.config("strategies", spec.name)
         found = list(check(config, loaded.dataset, loaded.suite.for_strategy(spec)))
         for loc, problem in found:
             errors.append(f"{loaded.where(('strategies', i, 'config') + tuple(loc))}: {problem}")

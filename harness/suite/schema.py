@@ -18,6 +18,19 @@ from harness.suite.locations import Loc, format_loc, line_of
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
+MAX_SEEDS = 20
+SEED_MARK = "@seed"  # a strategy's extra seeds run as `name@seed2`, ...: '@' is not allowed in a name
+
+
+def seed_variant(name: str, number: int) -> str:
+    """The name seed `number` (1-based) of strategy `name` runs under; seed 1 is the strategy itself."""
+    return name if number == 1 else f"{name}{SEED_MARK}{number}"
+
+
+def seed_of(name: str) -> tuple[str, int]:
+    """(the strategy's own name, its seed number) of a name `seed_variant` made."""
+    base, _, number = name.partition(SEED_MARK)
+    return (base, int(number)) if number.isdigit() else (name, 1)
 
 
 class StrictModel(BaseModel):
@@ -156,7 +169,19 @@ class StrategySpec(StrictModel):
     prompt_template: str | None = Field(
         None, description="This strategy's own user-turn template in place of task.prompt_template."
     )
+    seeds: int = Field(
+        1,
+        ge=1,
+        le=MAX_SEEDS,
+        description="Prepare and answer the strategy this many times, each with its own seed (the suite's seed, "
+        "+1, +2, ...): N fine-tune trainings, or N exemplar draws. The summary shows each seed's score and the "
+        "spread, and the intervals and paired tests resample seeds as well as cases.",
+    )
     config: dict[str, Any] = Field(default_factory=dict)
+
+    def variants(self) -> list[StrategySpec]:
+        """The strategy once per seed: itself, then `name@seed2`, `name@seed3`, ... ('@' is never in a name)."""
+        return [self] + [self.model_copy(update={"name": seed_variant(self.name, i)}) for i in range(2, self.seeds + 1)]
 
     @field_validator("prompt_template")
     @classmethod
@@ -293,6 +318,10 @@ class Suite(StrictModel):
         task = self.task_for(strategy)
         return self if task is self.task else self.model_copy(update={"task": task})
 
+    def run_strategies(self) -> list[StrategySpec]:
+        """The strategies as a run prepares and answers them: each once per seed, in suite order."""
+        return [v for spec in self.strategies for v in spec.variants()]
+
     def backend_for(self, strategy: StrategySpec) -> BackendSpec:
         name = strategy.backend or self.backends[0].name
         return next(b for b in self.backends if b.name == name)
@@ -369,6 +398,15 @@ def describe_errors(
     return out
 
 
+def _what_it_is(model: type[BaseModel], loc: Loc) -> str:
+    """'; `key`: <the first sentence of its description>' for a field that has one, else ''."""
+    parent = _model_at(model, loc[:-1]) if loc else None
+    field = parent.model_fields.get(str(loc[-1])) if parent else None
+    if field is None or not field.description:
+        return ""
+    return f" (`{loc[-1]}`: {field.description.split('. ')[0].rstrip('.')})"
+
+
 def explain_errors(exc: ValidationError, model: type[BaseModel]) -> list[tuple[Loc, str]]:
     """(location, problem with its fix) for each pydantic error, relative to `model`."""
     out = []
@@ -389,6 +427,6 @@ def explain_errors(exc: ValidationError, model: type[BaseModel]) -> list[tuple[L
         else:
             got = err.get("input")
             shown = repr(got) if not isinstance(got, dict | list) else type(got).__name__
-            msg = f"{err['msg']} (got {shown[:80]}). Fix: change this value."
+            msg = f"{err['msg']} (got {shown[:80]}). Fix: change this value{_what_it_is(model, loc)}."
         out.append((loc, msg))
     return out

@@ -44,6 +44,7 @@ from harness.records.summary import StrategySummary
 from harness.suite.schema import DecisionSpec, Suite, ValueSpec
 from harness.verdict import explain
 from harness.verdict.pairs import EPS, best_against_others, find_pair, more_cases, pairwise, relation
+from harness.verdict.seeds import seed_lines
 from harness.verdict.summary import per_case_scores
 
 
@@ -209,7 +210,7 @@ def _by_value(
         if pair.ci_low is None or pair.ci_low <= needed:
             from harness.verdict.stats import cases_needed
 
-            n_total = cases_needed(pair.diff - needed, pair.sd_diff, alpha=pair.alpha)
+            n_total = cases_needed(pair.diff - needed, pair.sd_diff, alpha=pair.alpha, fixed_var=pair.seed_var)
             verdict.status, verdict.against = "inconclusive", other.name
             verdict.more_cases = None if n_total is None else max(n_total - pair.n, 1)
             verdict.why = explain.why_value_unsettled(winner.name, other.name, pair, needed)
@@ -398,9 +399,11 @@ def decide_run(
         return None
     options = options_from_summaries(summaries, {s.name: s.kind for s in suite.strategies}, suite.primary_metric)
     value = suite.economics.value if suite.economics else None
-    return decide(
+    decision = decide(
         options, pairs, suite.decision or DecisionSpec(), metric=suite.primary_metric, value=value, prices=prices
     )
+    decision.uncertainty += seed_lines(summaries, suite.primary_metric)
+    return decision
 
 
 def conclude(

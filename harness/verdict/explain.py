@@ -303,7 +303,11 @@ def _uncertainty(d: Decision, value: ValueSpec | None) -> list[str]:
                     f"; about {max(n - p.n, 1):,} more cases would decide it against the minimum gain of "
                     f"{d.policy.min_gain:g}"
                     if n
-                    else ""
+                    else (
+                        "; seed luck alone is too large for more test cases to decide it: run more seeds"
+                        if p.seed_var > 0
+                        else ""
+                    )
                 )
                 + _too_few(p)
             )

@@ -7,6 +7,8 @@
   all of them up to 12 cases, else a seeded sample) and the interval made of the shifts it does not reject (test
   inversion), so the two agree. Beyond that size, the paired z-test and its interval (the permutation test's own
   large-sample form).
+- A strategy run with several seeds: the two-stage bootstrap of harness.verdict.seeds (seeds, then cases), its
+  p-value and percentile interval read from the same draws.
 - Cases needed: for McNemar, the exact power of the test at the observed win and loss rates (summed over the
   binomial number of disagreements), at the level it will be judged at (Holm's strictest, alpha / pairs); for
   other scores the normal approximation, which the permutation test follows at the sizes it is asked for.
@@ -20,6 +22,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from harness.records.decision import PairedComparison
+from harness.verdict import seeds
 from harness.verdict.stats import ALPHA, POWER, cases_needed, holm, min_detectable_diff
 
 PERMUTATION_MAX_N = 2000  # above it the paired z-test is as exact and far cheaper
@@ -184,7 +187,17 @@ def compare_paired(
     n = len(common)
     wins, losses = int((diffs > 0).sum()), int((diffs < 0).sum())
     zero_one = binary and np.all(np.isin(xa, (0, 1))) and np.all(np.isin(xb, (0, 1)))
-    if zero_one:
+    seeds_a, seeds_b = getattr(scores_a, "seeds", []), getattr(scores_b, "seeds", [])
+    seed_var = 0.0
+    if (seeds_a or seeds_b) and n >= 2:  # seed luck counts: resample seeds as well as cases
+        found = seeds.draws(
+            seeds.seed_matrix(seeds_a or [dict(scores_a)], common),
+            seeds.seed_matrix(seeds_b or [dict(scores_b)], common),
+            seed=seed,
+        )
+        test, (p, interval) = "two_stage_bootstrap", seeds.test(found, confidence)
+        seed_var = seeds.seed_variance(seeds_a, seeds_b)
+    elif zero_one:
         test, p, interval = (
             "mcnemar_exact",
             mcnemar_exact(wins, losses),
@@ -213,6 +226,7 @@ def compare_paired(
         min_detectable_diff=min_detectable_diff(n, sd, alpha=alpha),
         cases_needed=None,
         sd_diff=sd,
+        seed_var=seed_var,
         alpha=alpha,
         settled=p < alpha,
     )
@@ -229,7 +243,7 @@ def cases_to_settle(c: PairedComparison, *, alpha: float, power: float = POWER) 
     if c.test == "mcnemar_exact":
         found = mcnemar_cases(c.wins / c.n, c.losses / c.n, alpha=alpha, power=power)
     else:
-        found = cases_needed(c.diff, c.sd_diff, alpha=alpha, power=power)
+        found = cases_needed(c.diff, c.sd_diff, alpha=alpha, power=power, fixed_var=c.seed_var)
     return None if found is None else max(found, c.n + 1)
 
 

@@ -3,6 +3,8 @@ better, worse, equivalent or not yet known (with the test cases it would take to
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from harness.records.decision import PairedComparison, Relation
 from harness.verdict.paired import adjust, cases_to_settle, compare_paired
 from harness.verdict.stats import cases_to_bound
@@ -11,7 +13,7 @@ EPS = 1e-9  # a difference computed from counts may miss the gain by a rounding 
 
 
 def pairwise(
-    per_case: dict[str, dict[str, float]], *, binary: bool, confidence: float, min_gain: float
+    per_case: Mapping[str, Mapping[str, float]], *, binary: bool, confidence: float, min_gain: float
 ) -> list[PairedComparison]:
     """Every pair (a, b) in order, on the cases both answered, Holm-corrected across all pairs; each with the total
     number of test cases that would decide it against `min_gain` (`cases_to_decide`)."""
@@ -32,7 +34,7 @@ def pairwise(
             x
             for x in (
                 None if c.settled else cases_to_settle(c, alpha=level),
-                cases_to_bound(c.diff, c.sd_diff, min_gain, alpha=level),
+                cases_to_bound(c.diff, c.sd_diff, min_gain, alpha=level, fixed_var=c.seed_var),
             )
             if x is not None
         ]
@@ -40,7 +42,9 @@ def pairwise(
     return found
 
 
-def best_against_others(pairs: list[PairedComparison], per_case: dict[str, dict[str, float]]) -> list[PairedComparison]:
+def best_against_others(
+    pairs: list[PairedComparison], per_case: Mapping[str, Mapping[str, float]]
+) -> list[PairedComparison]:
     """The strategy with the best mean against each other one (the terminal's and run.json's `comparisons`)."""
     names = [n for n in per_case if per_case[n]]
     if len(names) < 2:

@@ -82,19 +82,27 @@ def min_detectable_diff(n: int, sd_diff: float, *, alpha: float = ALPHA, power: 
     return (_z(1 - alpha / 2) + _z(power)) * sd_diff / math.sqrt(n)
 
 
-def cases_needed(diff: float, sd_diff: float, *, alpha: float = ALPHA, power: float = POWER) -> int | None:
-    """Test cases a paired test needs to detect a true difference `diff` with the given power."""
+def cases_needed(
+    diff: float, sd_diff: float, *, alpha: float = ALPHA, power: float = POWER, fixed_var: float = 0.0
+) -> int | None:
+    """Test cases a paired test needs to detect a true difference `diff` with the given power. `fixed_var`: variance
+    of the difference that more cases do not shrink (seed luck); None when it alone is too large for any n."""
     if diff == 0 or sd_diff <= 0:
         return None
-    return math.ceil(((_z(1 - alpha / 2) + _z(power)) * sd_diff / abs(diff)) ** 2)
+    allowed = (abs(diff) / (_z(1 - alpha / 2) + _z(power))) ** 2 - fixed_var  # variance the case part may have
+    if allowed <= 0:
+        return None
+    return math.ceil(sd_diff**2 / allowed)
 
 
 def cases_to_bound(
-    diff: float, sd_diff: float, margin: float, *, alpha: float = ALPHA, power: float = POWER
+    diff: float, sd_diff: float, margin: float, *, alpha: float = ALPHA, power: float = POWER, fixed_var: float = 0.0
 ) -> int | None:
     """Test cases needed to show a true difference below `margin` (a one-sided bound, normal approximation) when the
-    observed one is below it; None otherwise, or when the data cannot say (sd 0)."""
+    observed one is below it; None otherwise, or when the data cannot say (sd 0) or seed luck alone (`fixed_var`)
+    is too large for any n."""
     gap = margin - abs(diff)
     if sd_diff <= 0 or gap <= 0:
         return None
-    return math.ceil(((_z(1 - alpha) + _z(power)) * sd_diff / gap) ** 2)
+    allowed = (gap / (_z(1 - alpha) + _z(power))) ** 2 - fixed_var
+    return math.ceil(sd_diff**2 / allowed) if allowed > 0 else None

@@ -10,13 +10,22 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from harness.costs.pricing import Pricing, pricing_of, pricing_of_spec, strategy_cost
+from harness.costs.pricing import Pricing, pricing_of, pricing_of_spec, setup_usd, strategy_cost
 from harness.costs.tokens import TOKEN_PARTS
 from harness.records.cases import CaseResult
 from harness.records.setup import StrategySetup
-from harness.records.summary import LatencySummary, MetricSummary, RetrievalSummary, StrategySummary
-from harness.suite.schema import Suite
-from harness.verdict.stats import BCA_MAX_N, bootstrap_ci, wilson
+from harness.records.summary import (
+    LatencySummary,
+    MetricSummary,
+    RetrievalSummary,
+    SeedResult,
+    SeedSpread,
+    StrategySummary,
+)
+from harness.suite.schema import Suite, seed_of
+from harness.verdict import seeds
+from harness.verdict.seeds import CaseScores
+from harness.verdict.stats import BCA_MAX_N, CONFIDENCE, bootstrap_ci, wilson
 
 
 def latest(results: Iterable[CaseResult]) -> dict[tuple[str, str, int], CaseResult]:
@@ -45,7 +54,27 @@ def per_case_values(rows: list[CaseResult], metric: str) -> tuple[dict[str, list
     return values, unscored, invalid, scored
 
 
+def by_seed(rows: list[CaseResult]) -> dict[str, list[CaseResult]]:
+    """A strategy's rows per seed (the name its rows carry: `strategy`, `strategy@seed2`, ...), in seed order."""
+    out: dict[str, list[CaseResult]] = defaultdict(list)
+    for r in rows:
+        out[r.strategy].append(r)
+    return dict(sorted(out.items(), key=lambda item: seed_of(item[0])[1]))
+
+
+def seed_case_means(rows: list[CaseResult], metric: str) -> list[dict[str, float]]:
+    """Per seed, the score per case id (repeats averaged; errors count as 0); one entry per seed that has rows."""
+    out = []
+    for seed_rows in by_seed(rows).values():
+        values, *_ = per_case_values(seed_rows, metric)
+        out.append({case: sum(v) / len(v) for case, v in values.items()})
+    return out
+
+
 def summarize_metric(rows: list[CaseResult], metric: str, *, binary: bool) -> MetricSummary:
+    per_seed = seed_case_means(rows, metric)
+    if len(per_seed) > 1:
+        return _summarize_seeded(rows, metric, per_seed)
     values, unscored, invalid, scored = per_case_values(rows, metric)
     case_means = np.array([v[0] if len(v) == 1 else sum(v) / len(v) for v in values.values()], dtype=float)
     n = len(case_means)
@@ -87,6 +116,57 @@ def summarize_metric(rows: list[CaseResult], metric: str, *, binary: bool) -> Me
         n_unscored=unscored,
         n_invalid=invalid,
     )
+
+
+def _summarize_seeded(rows: list[CaseResult], metric: str, per_seed: list[dict[str, float]]) -> MetricSummary:
+    """A metric over several seeds: the mean of the per-case means over seeds, its interval from the two-stage
+    bootstrap (seeds, then cases)."""
+    values, unscored, invalid, scored = per_case_values(rows, metric)
+    cases = sorted(values)
+    found = seeds.draws(seeds.seed_matrix(per_seed, cases)) if len(cases) >= 2 else np.array([])
+    bounds = seeds.interval(found, CONFIDENCE)
+    return MetricSummary(
+        mean=float(np.mean([sum(v) / len(v) for v in values.values()])) if values else None,
+        ci_low=bounds[0] if bounds else None,
+        ci_high=bounds[1] if bounds else None,
+        ci_method=f"two-stage bootstrap ({len(per_seed)} seeds resampled, then cases)" if bounds else "none",
+        n=len(cases),
+        n_scored=scored,
+        n_unscored=unscored,
+        n_invalid=invalid,
+    )
+
+
+def summarize_seeds(
+    rows: list[CaseResult], metrics: Iterable[str], setups: dict[str, StrategySetup], base_seed: int
+) -> tuple[list[SeedResult], dict[str, SeedSpread]]:
+    """Each seed's own scores (and, after the first, its setup), and per metric the spread between seeds; nothing
+    for a strategy run with one seed."""
+    groups = by_seed(rows)
+    if len(groups) < 2:
+        return [], {}
+    metrics = list(metrics)
+    found = []
+    for name, seed_rows in groups.items():
+        means = {}
+        for metric in metrics:
+            values, *_ = per_case_values(seed_rows, metric)
+            means[metric] = float(np.mean([sum(v) / len(v) for v in values.values()])) if values else None
+        number = seed_of(name)[1]
+        found.append(
+            SeedResult(
+                name=name,
+                seed=base_seed + number - 1,
+                n_done=len(seed_rows),
+                metrics=means,
+                setup=setups.get(name) if number > 1 else None,
+            )
+        )
+    spread = {}
+    for metric in metrics:
+        sd, low, high = seeds.spread([v for s in found if (v := s.metrics[metric]) is not None])
+        spread[metric] = SeedSpread(sd=sd, low=low, high=high)
+    return found, spread
 
 
 def summarize_latency(rows: list[CaseResult]) -> LatencySummary:
@@ -180,14 +260,17 @@ def test_rows(
     suite: Suite, rows: Iterable[CaseResult], *, test_ids: set[str], names: Iterable[str]
 ) -> dict[str, list[CaseResult]]:
     """The latest line of each (strategy, case, repeat) on the test plan (every test case, the suite's repeats),
-    per strategy: the strategies with results in the folder, and `names` (this run's) even without any."""
+    per strategy (its seeds' lines with it): the strategies with results in the folder, and `names` (this run's)
+    even without any."""
     final = latest(rows)
-    present = {k[0] for k in final} | set(names)
-    return {
-        spec.name: [r for k, r in final.items() if k[0] == spec.name and k[1] in test_ids and k[2] < suite.repeats]
-        for spec in suite.strategies
-        if spec.name in present
-    }
+    present = {seed_of(name)[0] for name in [*(k[0] for k in final), *names]}
+    seeded = {v.name: spec.name for spec in suite.strategies for v in spec.variants()}
+    out: dict[str, list[CaseResult]] = {spec.name: [] for spec in suite.strategies if spec.name in present}
+    for k, r in final.items():
+        owner = seeded.get(k[0])
+        if owner in out and k[1] in test_ids and k[2] < suite.repeats:
+            out[owner].append(r)
+    return out
 
 
 def summarize_run(
@@ -208,16 +291,35 @@ def summarize_run(
         backend = suite.backend_for(next(s for s in suite.strategies if s.name == name))
         setup = setups.get(name) or StrategySetup(backend=backend.name)
         pricing = pricing_of(suite, setup.serving) if setup.serving else pricing_of_spec(suite, backend)
-        out[name] = summarize_strategy(
-            name, backend.name, rows, setup, n_planned=n_cases * suite.repeats, binary=applies, pricing=pricing
+        spec = next(s for s in suite.strategies if s.name == name)
+        summary = out[name] = summarize_strategy(
+            name,
+            backend.name,
+            rows,
+            setup,
+            n_planned=n_cases * suite.repeats * spec.seeds,
+            binary=applies,
+            pricing=pricing,
         )
+        summary.seeds, summary.seed_spread = summarize_seeds(rows, applies, setups, suite.seed)
+        extra = [s.setup for s in summary.seeds if s.setup is not None]
+        if summary.cost is not None and extra:  # production trains (or draws) once: the other seeds were measurement
+            usd = sum(setup_usd(s) for s in extra)
+            summary.cost.run_usd += usd
+            summary.cost.notes.append(
+                f"setup priced as one seed's; the {len(extra)} other seed(s) cost {usd:.4g} USD more in this run "
+                "(in run_usd), to measure the spread between seeds"
+            )
     return out
 
 
-def per_case_scores(rows: dict[str, list[CaseResult]], metric: str) -> dict[str, dict[str, float]]:
-    """Each strategy's score per case id on `metric` (repeats averaged; errors count as 0)."""
+def per_case_scores(rows: dict[str, list[CaseResult]], metric: str) -> dict[str, CaseScores]:
+    """Each strategy's score per case id on `metric` (repeats and seeds averaged; errors count as 0), with its
+    per-seed scores when it ran several seeds (the paired tests resample them)."""
     out = {}
     for name, strategy_rows in rows.items():
         values, *_ = per_case_values(strategy_rows, metric)
-        out[name] = {case: sum(v) / len(v) for case, v in values.items()}
+        out[name] = CaseScores(
+            {case: sum(v) / len(v) for case, v in values.items()}, seed_case_means(strategy_rows, metric)
+        )
     return out

@@ -122,6 +122,13 @@ class Rag(Strategy):
     Config = RagConfig
 
     @classmethod
+    def unseeded(cls, config: RagConfig, suite):
+        tuned = next((s for s in suite.strategies if s.name == config.model_from), None)
+        if config.exemplars or (tuned is not None and tuned.seeds > 1):
+            return None  # exemplars are drawn per seed; a seeded fine-tune serves seed i to seed i
+        return "retrieval draws nothing at random without exemplars (and a model_from fine-tune with seeds)"
+
+    @classmethod
     def check(cls, config: RagConfig, dataset, suite):
         require("langchain_community", extra="rag", purpose="the rag strategy")
         base = dataset.base or Path(".")
