@@ -299,3 +299,36 @@ def test_a_search_with_epochs_auto_stops_training_where_dev_stops_improving(tiny
     costs = {c.what: c.usd for c in given.setup_costs}
     other = next(c for c in given.search if not c.chosen)
     assert costs["search"] == pytest.approx(other.training_usd, rel=1e-6)
+
+
+@pytest.mark.slow  # two short trainings of the tiny model
+def test_seeds_train_a_fine_tune_once_per_seed_and_a_seeded_rag_serves_each_seeds_model(tiny_model, tmp_path):
+    suite = ft_suite(tiny_model, epochs=1)
+    suite["strategies"][1]["seeds"] = 2
+    (tmp_path / "s").mkdir(parents=True)
+    (tmp_path / "s" / "corpus.jsonl").write_text(
+        "".join(json.dumps({"id": w, "text": f"Requests about {w} are labelled {w}."}) + "\n" for w in ("alpha", "beta"))
+    )
+    suite["strategies"].append(
+        {
+            "name": "ft_rag",
+            "kind": "rag",
+            "seeds": 2,
+            "config": {"corpus": "corpus.jsonl", "retriever": "bm25", "top_k": 1, "model_from": "ft"},
+        }
+    )
+    record, run = compare(write_suite(tmp_path / "s", suite), CompareOptions(out=tmp_path / "run"))
+    ft, ft_rag = record.strategies["ft"], record.strategies["ft_rag"]
+    assert [s.name for s in ft.seeds] == ["ft", "ft@seed2"] and [s.seed for s in ft.seeds] == [7, 8]
+    second = ft.seeds[1].setup
+    assert second.given.kind == "finetune" and second.given.workdir != ft.setup.given.workdir  # its own training
+    assert second.serving["adapter_sha"] != ft.setup.serving["adapter_sha"]
+    assert (tmp_path / "run" / "training" / "ft@seed2" / "epochs.jsonl").exists()
+    # seed i of the retrieving strategy answers with training i
+    assert ft_rag.setup.serving == ft.setup.serving and ft_rag.seeds[1].setup.serving == second.serving
+    # production trains once: setup is one seed's training; the second training is in what the run spent
+    trainings = [i for i in ft.cost.setup_items if i.what == ft.setup.given.setup_costs[0].what]
+    assert [i.usd for i in trainings] == [ft.setup.given.setup_costs[0].usd]
+    assert ft.cost.run_usd >= ft.cost.setup_usd + second.given.setup_costs[0].usd - 1e-12
+    assert any("1 other seed(s)" in note for note in ft.cost.notes)
+    assert ft.n_done == 2 * 9 and ft.metrics["label_accuracy"].ci_method.startswith("two-stage bootstrap")
