@@ -317,7 +317,7 @@ def test_seeds_train_a_fine_tune_once_per_seed_and_a_seeded_rag_serves_each_seed
             "config": {"corpus": "corpus.jsonl", "retriever": "bm25", "top_k": 1, "model_from": "ft"},
         }
     )
-    record, run = compare(write_suite(tmp_path / "s", suite), CompareOptions(out=tmp_path / "run"))
+    record, _ = compare(write_suite(tmp_path / "s", suite), CompareOptions(out=tmp_path / "run"))
     ft, ft_rag = record.strategies["ft"], record.strategies["ft_rag"]
     assert [s.name for s in ft.seeds] == ["ft", "ft@seed2"] and [s.seed for s in ft.seeds] == [7, 8]
     second = ft.seeds[1].setup
