@@ -307,7 +307,9 @@ def test_seeds_train_a_fine_tune_once_per_seed_and_a_seeded_rag_serves_each_seed
     suite["strategies"][1]["seeds"] = 2
     (tmp_path / "s").mkdir(parents=True)
     (tmp_path / "s" / "corpus.jsonl").write_text(
-        "".join(json.dumps({"id": w, "text": f"Requests about {w} are labelled {w}."}) + "\n" for w in ("alpha", "beta"))
+        "".join(
+            json.dumps({"id": w, "text": f"Requests about {w} are labelled {w}."}) + "\n" for w in ("alpha", "beta")
+        )
     )
     suite["strategies"].append(
         {
