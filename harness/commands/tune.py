@@ -25,6 +25,12 @@ def _finetune(loaded: LoadedSuite, name: str | None):
             f"{loaded.path}: --strategy: {what} (finetune strategies: {names}). Fix: pass --strategy NAME."
         )
     spec = specs[0]
+    if loaded.config("strategies", spec.name).model_dump().get("context_from"):
+        raise ConfigError(
+            f"{loaded.path}: strategy '{spec.name}' trains with context retrieved by another strategy "
+            "(config.context_from), which only a run prepares. Fix: use `harness compare` (it trains it first), "
+            "or tune a strategy without context_from."
+        )
     backend_spec = next(b for b in loaded.suite.backends if b.name == (spec.backend or loaded.suite.backends[0].name))
     backend = BACKENDS.get(backend_spec.kind)(backend_spec, loaded.config("backends", backend_spec.name))
     ctx = StrategyContext(

@@ -37,6 +37,7 @@ from harness.records.setup import (
 )
 from harness.run.folder import write_json_atomic
 from harness.strategy import Strategy, StrategyPlan, StrategyRequest
+from harness.suite.data import Case
 from harness.suite.prompts import build_messages, prompt_parts
 from harness.suite.schema import StrictModel, explain_errors
 from harness.tuner import Checkpoint, TrainExample, TuneContext, Tuner, TuneResult
@@ -73,6 +74,12 @@ class FineTuneConfig(StrictModel):
     forgetting_check: bool = Field(
         False,
         description="Score base and fine-tuned model on a small general task with lm-eval (needs the eval extra).",
+    )
+    context_from: str | None = Field(
+        None,
+        description="Train and serve with context retrieved by this rag strategy (its corpus, retriever and chosen "
+        "top_k; listed before this one): every training, dev and test prompt carries its passages, so training and "
+        "serving match. Its indexing counts in this strategy's setup too.",
     )
 
 
@@ -145,6 +152,16 @@ class FineTune(Strategy):
                     yield problem
         for problem in structural_problems(training_examples(suite.task, dataset.train))[:5]:
             yield ("tuner",), problem
+        if config.context_from is not None:
+            kinds = {s.name: s.kind for s in suite.strategies}
+            if kinds.get(config.context_from) != "rag":
+                what = "is not a rag strategy" if config.context_from in kinds else "names no strategy"
+                rags = [n for n, k in kinds.items() if k == "rag"]
+                yield (
+                    ("context_from",),
+                    f"'{config.context_from}' {what}. Fix: name a rag strategy of this suite"
+                    + (f" ({', '.join(rags)})." if rags else ", or add one (its corpus and retriever are used)."),
+                )
 
     @classmethod
     def machine_check(cls, config: FineTuneConfig):
@@ -165,6 +182,14 @@ class FineTune(Strategy):
         text = sum(len(m["content"]) for e in training_examples(suite.task, dataset.train) for m in e.prompt)
         text += sum(len(c.target) for c in dataset.train)
         notes = []
+        rag = next((x for x in suite.strategies if x.name == config.context_from and x.kind == "rag"), None)
+        if rag is not None:  # every training prompt carries retrieved passages, at most the rag's own context
+            from harness.builtins import STRATEGIES
+
+            rag_cls = STRATEGIES.get("rag")
+            context = rag_cls.plan(rag_cls.Config.model_validate(rag.config), dataset, suite).context_chars
+            text += context * len(dataset.train)
+            notes.append(f"trained with context retrieved by {rag.name}: training tokens counted at its top_k, at most")
         if len(search.candidates) > 1:
             notes.append(f"a search over {len(search.candidates)} trainings, each scored on dev every epoch")
         if search.early_stop is not None:
@@ -204,10 +229,36 @@ class FineTune(Strategy):
             }
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
+    def prompt(self, case: Case) -> StrategyRequest:
+        """The prompt this fine-tune trains and answers with: the task's messages, with the passages `context_from`
+        retrieves for the case when it names a rag strategy."""
+        task = self.ctx.suite.task
+        retrieval = self._retrieval()
+        if retrieval is not None:
+            return retrieval.with_context(case, task)
+        return StrategyRequest(build_messages(task, case), parts=prompt_parts(task, case))
+
+    def examples(self, cases: list[Case]) -> list[TrainExample]:
+        return [TrainExample(id=c.id, prompt=self.prompt(c).messages, completion=c.target) for c in cases]
+
+    def _retrieval(self) -> Any:
+        """The prepared rag strategy `context_from` names (None without it); refused when it is not prepared yet."""
+        name = self.config.context_from
+        if name is None:
+            return None
+        found = self.ctx.prepared(name)
+        if found is None or not hasattr(found, "with_context"):
+            raise ConfigError(
+                f"strategy '{self.spec.name}': config.context_from names '{name}', which this run has not prepared "
+                f"before it. Fix: list '{name}' before '{self.spec.name}' in the suite, and include both in "
+                "--strategies."
+            )
+        return found
+
     def make_tuner(self, candidate: Candidate | None = None, stop: EarlyStop | None = None):
         """The tuner for one candidate of this strategy's search (default: the first), working in the HARNESS_HOME
         folder keyed by its inputs."""
-        examples = training_examples(self.ctx.suite.task, self.ctx.dataset.train)
+        examples = self.examples(self.ctx.dataset.train)
         cls = TUNERS.get(self.config.tuner.kind)
         if candidate is None:
             search = self.search()
@@ -224,7 +275,7 @@ class FineTune(Strategy):
                 workdir=workdir,
                 seed=self.ctx.seed,
                 base_config=base.config.model_dump(mode="json"),
-                validation=training_examples(self.ctx.suite.task, self.ctx.dataset.dev),
+                validation=self.examples(self.ctx.dataset.dev),
             ),
         )
         return tuner, examples
@@ -244,6 +295,10 @@ class FineTune(Strategy):
             tuner.ctx.on_checkpoint = lambda found: patience_exhausted(
                 [self._dev_score(tuner, c).dev_score for c in found], stop.patience
             )
+        shown = tuner.ctx.workdir / "examples.jsonl"  # what it was trained on, exactly, for anyone to read
+        if not shown.exists():
+            rows = [{"id": e.id, "prompt": e.prompt, "completion": e.completion} for e in examples]
+            write_json_atomic(shown, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
         done = tuner.ctx.workdir / "result.json"
         trained.reused = done.exists()
         if trained.reused:
@@ -316,7 +371,7 @@ class FineTune(Strategy):
         merged_backend = self._serving_backend(Checkpoint(chosen.epoch, chosen.step, "hf", str(target), None))
         cases = (self.ctx.dataset.dev or self.ctx.dataset.train)[: self.config.merge_parity_cases]
         params = self.ctx.backend.spec.generation.model_copy(update={"temperature": 0.0})
-        requests = [GenRequest(build_messages(self.ctx.suite.task, c), params) for c in cases]
+        requests = [GenRequest(self.prompt(c).messages, params) for c in cases]
         before = [r.text for r in self.ctx.gateway.answer(self.ctx.backend, requests)]
         after = [r.text for r in self.ctx.gateway.answer(merged_backend, requests)]
         same = sum(a == b for a, b in zip(before, after, strict=True))
@@ -355,8 +410,9 @@ class FineTune(Strategy):
             backend = self._serving_backend(ckpt, tuner.serve(ckpt))
             params = self.ctx.backend.spec.generation
             try:
+                built = [self.prompt(c) for c in dev]
                 memo[key] = self.dev_score(
-                    backend, [GenRequest(build_messages(self.ctx.suite.task, c), params) for c in dev], dev
+                    backend, [GenRequest(r.messages, params) for r in built], dev, [r.meta for r in built]
                 )
             finally:
                 backend.close()
@@ -412,6 +468,19 @@ class FineTune(Strategy):
             )
         cost, basis, paid = self._cost(chosen)
         setup = [SetupCost(what="training", usd=cost, basis=basis, paid_usd=paid)]
+        retrieval = self._retrieval()
+        if retrieval is not None and retrieval.given is not None:  # the index its prompts are retrieved from
+            setup += [
+                c.model_copy(
+                    update={
+                        "what": f"indexing (the corpus of {self.config.context_from}, which retrieves "
+                        "this strategy's context)",
+                        "paid_usd": 0.0,
+                    }
+                )
+                for c in retrieval.given.setup_costs
+                if c.what == "indexing"
+            ]
         others = [self._cost(r) for r in runs if r is not chosen]
         if others:
             usd = None if any(c is None for c, _, _ in others) else sum(c or 0.0 for c, _, _ in others)
@@ -475,5 +544,4 @@ class FineTune(Strategy):
             self._given.deployment = hosting
 
     def request(self, case):
-        task = self.ctx.suite.task
-        return StrategyRequest(build_messages(task, case), parts=prompt_parts(task, case))
+        return self.prompt(case)

@@ -40,7 +40,7 @@ from harness.run.folder import write_json_atomic
 from harness.strategy import Strategy, StrategyPlan, StrategyRequest
 from harness.suite.data import Case
 from harness.suite.prompts import build_messages, prompt_parts
-from harness.suite.schema import StrictModel
+from harness.suite.schema import StrictModel, TaskSpec
 from strategies.rag import corpus as corpus_mod
 from strategies.rag import index as index_mod
 
@@ -339,16 +339,14 @@ class Rag(Strategy):
         self.retrieval_calls += 1
         return [self._by_id[d.metadata["chunk_id"]] for d in docs[: max(self.config.candidates)]], elapsed
 
-    def _budget(self, case: Case) -> int | None:
+    def _budget(self, case: Case, task: TaskSpec, exemplars: list[Case]) -> int | None:
         """Tokens left for context: the window less the prompt without context and the answer's tokens."""
         cfg: RagConfig = self.config
         window = self.backend.context_window()
         cap = cfg.max_context_tokens
         if window is None:
             return cap
-        bare = self.backend.count_tokens(
-            self.backend.render_prompt(build_messages(self.ctx.suite.task, case, exemplars=self.exemplars))
-        )
+        bare = self.backend.count_tokens(self.backend.render_prompt(build_messages(task, case, exemplars=exemplars)))
         room = window - bare - self.backend.spec.generation.max_new_tokens - ANSWER_MARGIN - len("Context:\n\n\n")
         if room <= 0:
             raise DataError(
@@ -428,10 +426,26 @@ class Rag(Strategy):
         chunks, elapsed = self.retrieve(case.input_text())
         return self._build(case, chunks[: self.top_k], elapsed)
 
-    def _build(self, case: Case, chunks: list[index_mod.Chunk], elapsed: float) -> StrategyRequest:
-        kept, used, dropped = self.fit(chunks, self._budget(case))
+    def with_context(self, case: Case, task: TaskSpec) -> StrategyRequest:
+        """The prompt another strategy's task makes for `case` with this strategy's retrieved context (its chosen
+        top_k, fitted to the window) and no exemplars: a fine-tune trained and served with retrieval."""
+        chunks, elapsed = self.retrieve(case.input_text())
+        return self._build(case, chunks[: self.top_k], elapsed, task=task, exemplars=[])
+
+    def _build(
+        self,
+        case: Case,
+        chunks: list[index_mod.Chunk],
+        elapsed: float,
+        *,
+        task: TaskSpec | None = None,
+        exemplars: list[Case] | None = None,
+    ) -> StrategyRequest:
+        task = self.ctx.suite.task if task is None else task
+        exemplars = self.exemplars if exemplars is None else exemplars
+        kept, used, dropped = self.fit(chunks, self._budget(case, task, exemplars))
         context = format_context(kept) if kept else None
-        messages = build_messages(self.ctx.suite.task, case, exemplars=self.exemplars, context=context)
+        messages = build_messages(task, case, exemplars=exemplars, context=context)
         trace = RetrievalTrace(
             chunk_ids=[c.id for c in chunks],
             doc_ids=[c.doc_id for c in chunks],
@@ -446,5 +460,5 @@ class Rag(Strategy):
             tokens = self.embedder.count_tokens([case.input_text()])[0]
             trace.query_embedding_usd = tokens / 1e6 * self._query_price
         meta = CaseMeta(retrieval=trace)
-        parts = prompt_parts(self.ctx.suite.task, case, exemplars=self.exemplars, context=context)
+        parts = prompt_parts(task, case, exemplars=exemplars, context=context)
         return StrategyRequest(messages, meta, parts=parts)

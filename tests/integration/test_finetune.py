@@ -4,6 +4,7 @@ logs and costs recorded, a finished fine-tune reused, an interrupted one resumed
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +12,7 @@ from harness.errors import ConfigError, DataError
 from harness.run.compare import CompareOptions, compare
 from harness.suite.load import load_suite
 from strategies.finetune.search import patience_exhausted
-from tests.conftest import base_suite, write_suite
+from tests.conftest import LABELS, base_suite, write_suite
 
 
 def ft_suite(tiny_model, **tuner):
@@ -334,3 +335,39 @@ def test_seeds_train_a_fine_tune_once_per_seed_and_a_seeded_rag_serves_each_seed
     assert ft.cost.run_usd >= ft.cost.setup_usd + second.given.setup_costs[0].usd - 1e-12
     assert any("1 other seed(s)" in note for note in ft.cost.notes)
     assert ft.n_done == 2 * 9 and ft.metrics["label_accuracy"].ci_method.startswith("two-stage bootstrap")
+
+
+@pytest.mark.slow  # two short trainings of the tiny model
+def test_a_fine_tune_can_train_and_serve_with_the_context_a_rag_strategy_retrieves(tiny_model, tmp_path):
+    from tests.conftest import assert_refused, harness_cli
+
+    suite = ft_suite(tiny_model, epochs=1)
+    (tmp_path / "s").mkdir(parents=True)
+    (tmp_path / "s" / "corpus.jsonl").write_text(
+        "".join(json.dumps({"id": w, "text": f"Requests about {w} are labelled {w}."}) + "\n" for w in LABELS)
+    )
+    rag = {"name": "rag", "kind": "rag", "config": {"corpus": "corpus.jsonl", "retriever": "bm25", "top_k": 1}}
+    ft_ctx = {**suite["strategies"][1], "name": "ft_ctx"}
+    ft_ctx["config"] = {**ft_ctx["config"], "context_from": "zero"}
+    suite["strategies"] += [rag, ft_ctx]
+    path = write_suite(tmp_path / "s", suite)
+    assert_refused(
+        harness_cli("validate", str(path), home=tmp_path / "home"),
+        "strategies[3].config.context_from",
+        "'zero' is not a rag strategy",
+        "(rag)",
+    )
+    ft_ctx["config"]["context_from"] = "rag"
+    record, _ = compare(write_suite(tmp_path / "s", suite), CompareOptions(out=tmp_path / "run"))
+    closed, with_context = record.strategies["ft"].setup, record.strategies["ft_ctx"].setup
+    assert with_context.given.workdir != closed.given.workdir  # trained on other prompts: its own training
+    examples = [json.loads(x) for x in (Path(with_context.given.workdir) / "examples.jsonl").read_text().splitlines()]
+    assert len(examples) == 12 and all("Context:" in json.dumps(e["prompt"]) for e in examples)
+    assert "Context:" not in (Path(closed.given.workdir) / "examples.jsonl").read_text()
+    lines = [json.loads(x) for x in (tmp_path / "run" / "cases.jsonl").read_text().splitlines()]
+    served = [x for x in lines if x["strategy"] == "ft_ctx"]
+    assert len(served) == 9 and all("Context:" in x["prompt"] for x in served)  # served as it was trained
+    assert all(x["meta"]["retrieval"]["chunk_ids"] for x in served)
+    indexing = [c for c in with_context.given.setup_costs if c.what.startswith("indexing")]
+    rag_indexing = next(c for c in record.strategies["rag"].setup.given.setup_costs if c.what == "indexing")
+    assert [c.usd for c in indexing] == [rag_indexing.usd] and indexing[0].paid_usd == 0  # priced with both setups
