@@ -11,6 +11,7 @@ lets the upper bound of the calls in flight pass the budget.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from pydantic import Field, computed_field
@@ -24,7 +25,7 @@ from harness.strategy import StrategyPlan
 from harness.suite.data import Case
 from harness.suite.load import LoadedSuite
 from harness.suite.prompts import build_messages
-from harness.suite.schema import StrategySpec, TaskSpec
+from harness.suite.schema import DecisionSpec, StrategySpec, TaskSpec
 from harness.verdict.stats import min_detectable_diff
 
 # Judge calls per answer for each model-judged metric (ragas 0.4 prompts; k = passages given), and their size.
@@ -77,11 +78,24 @@ class StrategyEstimate(Record):
         return total
 
 
+class FinetuneEstimate(Record):
+    """A fine-tune against another strategy before any run: what a request saves and when the setup pays back."""
+
+    strategy: str
+    against: str
+    input_tokens_saved: float  # per request (the fine-tune's prompt may leave out instructions and exemplars)
+    saving_per_request_usd: float | None  # None: a price is known only after the run (local models)
+    extra_setup_usd: float | None
+    payback_requests: int | None  # None: it never pays back (no saving) or the dollars are not known yet
+    break_even_monthly_volume: int | None  # with setup spread over the decision's horizon
+
+
 class Estimate(Record):
     suite: str
     test_cases: int
     repeats: int
     strategies: list[StrategyEstimate]
+    finetune: list[FinetuneEstimate] = Field(default_factory=list)
     min_detectable_diff: float | None
     mdd_assumption: str
     budget_usd: float | None
@@ -140,11 +154,60 @@ def estimate(
         test_cases=len(test),
         repeats=suite.repeats,
         strategies=out,
+        finetune=_finetune_against_others(loaded, out),
         min_detectable_diff=min_detectable_diff(len(test), ASSUMED_SD[binary], alpha=1 - confidence),
         mdd_assumption=f"paired test, {confidence:.0%} confidence, 80% power, per-case differences with sd "
         f"{ASSUMED_SD[binary]} ({'0/1 scores, about a quarter of cases disagreeing' if binary else 'continuous scores'})",
         budget_usd=suite.budget_usd,
     )
+
+
+def _finetune_against_others(loaded: LoadedSuite, found: list[StrategyEstimate]) -> list[FinetuneEstimate]:
+    """Each fine-tune (its first seed) against each other strategy: tokens and dollars a request saves, and after
+    how many requests, or from which monthly volume, its extra setup pays back."""
+    kinds = {s.name: s.kind for s in loaded.suite.strategies}
+    horizon = (loaded.suite.decision or DecisionSpec()).horizon_months
+    mine = [s for s in found if kinds.get(s.strategy) == "finetune"]
+    others = [s for s in found if s.strategy in kinds and kinds[s.strategy] != "finetune"]
+    out = []
+    for f in mine:
+        for o in others:
+            per_f, per_o = _per_request(f), _per_request(o)
+            saving = None if per_f is None or per_o is None else per_o - per_f
+            setup_f, setup_o = _setup(f), _setup(o)
+            extra = None if setup_f is None or setup_o is None else setup_f - setup_o
+            payback = volume = None
+            if saving is not None and extra is not None and saving > 0:
+                payback = math.ceil(max(extra, 0.0) / saving)
+                volume = math.ceil(max(extra, 0.0) / horizon / saving)
+            out.append(
+                FinetuneEstimate(
+                    strategy=f.strategy,
+                    against=o.strategy,
+                    input_tokens_saved=o.input_tokens - f.input_tokens,
+                    saving_per_request_usd=saving,
+                    extra_setup_usd=extra,
+                    payback_requests=payback,
+                    break_even_monthly_volume=volume,
+                )
+            )
+    return out
+
+
+def _per_request(s: StrategyEstimate) -> float | None:
+    return None if s.inference_usd is None or not s.requests else s.inference_usd / s.requests
+
+
+def _setup(s: StrategyEstimate) -> float | None:
+    """Its one-off dollars: training, dev answers, indexing (None when any of them is priced only after the run)."""
+    parts = [
+        (s.training_tokens, s.training_usd),
+        (s.dev_requests, s.dev_usd),
+        (s.embedding_tokens, s.embedding_usd),
+    ]
+    if any(amount and usd is None for amount, usd in parts):
+        return None
+    return sum(usd or 0.0 for _, usd in parts)
 
 
 @dataclass
@@ -283,6 +346,23 @@ def render(e: Estimate) -> list[str]:
         if s.judge_calls:
             lines.append(f"    judging (evaluation only): {s.judge_calls} calls: {usd(s.judge_usd, unknown=after)}")
         lines += [f"    note: {n}" for n in s.notes]
+    if e.finetune:
+        lines.append("fine-tuning against each alternative, per request (test-set means):")
+    for f in e.finetune:
+        saving = f.saving_per_request_usd
+        line = f"  {f.strategy} vs {f.against}: {f.input_tokens_saved:+,.0f} input tokens saved a request"
+        if saving is None:
+            line += "; dollars after the run (a local model costs its busy time)"
+        elif saving <= 0:
+            line += f", {usd(-saving)} dearer a request: never pays back on cost"
+        else:
+            line += f", {usd(saving)} saved a request"
+            if f.payback_requests is not None:
+                line += (
+                    f"; pays back its {usd(f.extra_setup_usd)} extra setup after {f.payback_requests:,} requests "
+                    f"(from {f.break_even_monthly_volume:,} requests a month over the decision's horizon)"
+                )
+        lines.append(line)
     lines.append(
         f"paid to providers (expected): {usd(e.paid_usd)}"
         + (f" of budget_usd ${e.budget_usd:g}" if e.budget_usd is not None else "")
