@@ -8,6 +8,9 @@ and the field or line) are the corpus in tests/bad_inputs/, run by test_bad_inpu
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +156,7 @@ COUNTS = {
     "quickstart": "train=300 dev=50 test=150",
     "squad_qa": "train=240 dev=40 test=120",
     "e2e_nlg": "train=300 dev=40 test=100",
+    "labelling_guide": "train=300 dev=50 test=150",
 }
 EXAMPLE_SUITES = sorted(str(p.relative_to(REPO / "suites")) for p in (REPO / "suites").glob("*/suite*.yaml"))
 
@@ -161,6 +165,8 @@ def test_every_example_suite_has_its_variants() -> None:
     assert EXAMPLE_SUITES == [
         "e2e_nlg/suite.gpu.yaml",
         "e2e_nlg/suite.yaml",
+        "labelling_guide/suite.openai.yaml",
+        "labelling_guide/suite.yaml",
         "quickstart/suite.gpu.yaml",
         "quickstart/suite.yaml",
         "squad_qa/suite.gpu.yaml",
@@ -180,11 +186,30 @@ def test_the_example_suites_validate(suite: str, home: Path) -> None:
         assert ("needs an NVIDIA GPU (CUDA)" in result.stderr) != torch.cuda.is_available()
 
 
-def test_the_openai_variants_estimate_in_its_readme_is_current(home: Path) -> None:
-    result = harness_cli("estimate", str(REPO / "suites" / "squad_qa" / "suite.openai.yaml"), home=home, timeout=60)
+@pytest.mark.parametrize("name", ["squad_qa", "labelling_guide"])
+def test_the_openai_variants_estimate_in_its_readme_is_current(name: str, home: Path) -> None:
+    result = harness_cli("estimate", str(REPO / "suites" / name / "suite.openai.yaml"), home=home, timeout=60)
     assert result.returncode == 0, result.stderr
-    readme = (REPO / "suites" / "squad_qa" / "README.md").read_text()
-    assert result.stdout.strip() in readme, "regenerate the estimate block in suites/squad_qa/README.md"
+    readme = (REPO / "suites" / name / "README.md").read_text()
+    assert result.stdout.strip() in readme, f"regenerate the estimate block in suites/{name}/README.md"
+    assert "fine-tuning against each alternative" in result.stdout and "saved a request" in result.stdout
+
+
+def test_the_prompt_length_table_in_the_labelling_guide_readme_is_current() -> None:
+    """The saving grows with the guide's length, and the README's table is what the script prints now."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "suites" / "labelling_guide" / "prompt_length.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() in (REPO / "suites" / "labelling_guide" / "README.md").read_text()
+    rows = [line.split(" | ") for line in proc.stdout.strip().splitlines()[2:]]
+    savings = [float(r[5].strip("$")) for r in rows]
+    paybacks = [int(r[6].replace(",", "")) for r in rows]
+    assert savings == sorted(savings) and paybacks == sorted(paybacks, reverse=True) and len(rows) == 4
 
 
 def test_schema_is_json_with_the_main_sections(home: Path) -> None:
