@@ -44,6 +44,16 @@ def run_python(script: str, *, env: dict | None = None) -> dict:
     return out
 
 
+def run_compare(suite: Path, out: Path, *extra: str, env: dict | None = None) -> dict:
+    """`harness compare SUITE --out OUT EXTRA...` in a fresh interpreter (exit 0 required): wall time, peak RSS."""
+    script = (
+        "import sys\nfrom harness.cli import main\n"
+        f"sys.argv = ['harness', 'compare', {str(suite)!r}, '--out', {str(out)!r}, *{list(extra)!r}]\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+    )
+    return run_python(script, env=env)
+
+
 def save(name: str, payload: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {

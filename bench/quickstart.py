@@ -13,18 +13,13 @@ import os
 import tempfile
 from pathlib import Path
 
-from _util import REPO, run_python, save
+from _util import REPO, run_compare, save
 
 SUITE = REPO / "suites/quickstart/suite.yaml"
 
 
 def compare(out: Path, env: dict, *extra: str) -> dict:
-    script = (
-        "import sys\nfrom harness.cli import main\n"
-        f"sys.argv = ['harness', 'compare', {str(SUITE)!r}, '--out', {str(out)!r}, *{list(extra)!r}]\n"
-        "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
-    )
-    result = run_python(script, env=env)
+    result = run_compare(SUITE, out, *extra, env=env)
     run = json.loads((out / "run.json").read_text())
     result["counts"] = run["options"]["counts"]
     result["status"] = run["status"]

@@ -26,6 +26,19 @@ log = logging.getLogger(__name__)
 Problem = tuple[tuple[str | int, ...], str]  # (location inside the strategy's config, message with the fix)
 
 
+def reference_problem(suite: Suite, name: str, kind: str, add_hint: str = "") -> str | None:
+    """Why `name` (a strategy another one's config names, e.g. rag's model_from) is not a `kind` strategy of the
+    suite, with the fix; None when it is."""
+    kinds = {s.name: s.kind for s in suite.strategies}
+    if kinds.get(name) == kind:
+        return None
+    what = f"is not a {kind} strategy" if name in kinds else "names no strategy"
+    found = [n for n, k in kinds.items() if k == kind]
+    return f"'{name}' {what}. Fix: name a {kind} strategy of this suite" + (
+        f" ({', '.join(found)})." if found else f", or add one{add_hint}."
+    )
+
+
 class Answers(Protocol):
     """The part of the run's gateway a strategy sees."""
 

@@ -36,7 +36,7 @@ from harness.records.setup import (
     TunerStats,
 )
 from harness.run.folder import write_json_atomic
-from harness.strategy import Strategy, StrategyPlan, StrategyRequest
+from harness.strategy import Strategy, StrategyPlan, StrategyRequest, reference_problem
 from harness.suite.data import Case
 from harness.suite.prompts import build_messages, prompt_parts
 from harness.suite.schema import StrictModel, explain_errors
@@ -153,15 +153,9 @@ class FineTune(Strategy):
         for problem in structural_problems(training_examples(suite.task, dataset.train))[:5]:
             yield ("tuner",), problem
         if config.context_from is not None:
-            kinds = {s.name: s.kind for s in suite.strategies}
-            if kinds.get(config.context_from) != "rag":
-                what = "is not a rag strategy" if config.context_from in kinds else "names no strategy"
-                rags = [n for n, k in kinds.items() if k == "rag"]
-                yield (
-                    ("context_from",),
-                    f"'{config.context_from}' {what}. Fix: name a rag strategy of this suite"
-                    + (f" ({', '.join(rags)})." if rags else ", or add one (its corpus and retriever are used)."),
-                )
+            problem = reference_problem(suite, config.context_from, "rag", " (its corpus and retriever are used)")
+            if problem:
+                yield ("context_from",), problem
 
     @classmethod
     def machine_check(cls, config: FineTuneConfig):

@@ -37,7 +37,7 @@ from harness.records.setup import (
     TopKChoice,
 )
 from harness.run.folder import write_json_atomic
-from harness.strategy import Strategy, StrategyPlan, StrategyRequest
+from harness.strategy import Strategy, StrategyPlan, StrategyRequest, reference_problem
 from harness.suite.data import Case
 from harness.suite.prompts import build_messages, prompt_parts
 from harness.suite.schema import StrictModel, TaskSpec
@@ -152,15 +152,9 @@ class Rag(Strategy):
                 ),
             )
         if config.model_from is not None:
-            kinds = {s.name: s.kind for s in suite.strategies}
-            if kinds.get(config.model_from) != "finetune":
-                what = "is not a finetune strategy" if config.model_from in kinds else "names no strategy"
-                tuned = [n for n, k in kinds.items() if k == "finetune"]
-                yield (
-                    ("model_from",),
-                    f"'{config.model_from}' {what}. Fix: name a finetune strategy of this suite"
-                    + (f" ({', '.join(tuned)})." if tuned else ", or add one."),
-                )
+            problem = reference_problem(suite, config.model_from, "finetune")
+            if problem:
+                yield ("model_from",), problem
         if config.exemplars > len(dataset.train):
             yield (
                 ("exemplars",),
