@@ -74,14 +74,26 @@ def diagnose(
     ]
     hit = {n: m.mean for n, s in summaries.items() if (m := s.metrics.get("hit_rate")) and m.mean is not None}
     d = Diagnosis(gains=gains, hit_rate=hit, failures=failures)
-    d.pattern, d.sentence = _pattern(kinds, pairs, d)
+    d.pattern, d.sentence = _pattern(kinds, pairs, d, _terse(suite, summaries))
     if winner is not None:
         d.cautions = _other_metrics(suite, by_strategy, pairs, winner, binary, conditional)
         d.cautions += _brevity(suite, summaries, pairs, winner)
     return d
 
 
-def _pattern(kinds: dict[str, str], pairs: list[PairedComparison], d: Diagnosis) -> tuple[Pattern, str]:
+def _terse(suite: Suite, summaries: dict[str, StrategySummary]) -> set[tuple[str, str]]:
+    """(a, b) where a answers in under half b's output tokens, on a primary metric that rewards brevity."""
+    metric = suite.primary_metric
+    kind = next((s.kind for s in suite.scorers if s.label == metric), "")
+    if kind not in BREVITY_REWARDED:
+        return set()
+    tokens = {n: s.output_tokens_mean for n, s in summaries.items() if s.output_tokens_mean}
+    return {(a, b) for a in tokens for b in tokens if tokens[a] < SHORTER * tokens[b]}
+
+
+def _pattern(
+    kinds: dict[str, str], pairs: list[PairedComparison], d: Diagnosis, terse: set[tuple[str, str]]
+) -> tuple[Pattern, str]:
     tuned = [n for n, k in kinds.items() if k == "finetune"]
     if not tuned:
         return "none", ""
@@ -110,6 +122,13 @@ def _pattern(kinds: dict[str, str], pairs: list[PairedComparison], d: Diagnosis)
                 and share >= FORMAT_MOSTLY
                 and (own <= 0.5 * mix[other].format)
             ):
+                if (ft, other) in terse:  # the "fix" may be the short answers the metric rewards, not right ones
+                    return "unclear", (
+                        f"Unclear: the fine-tune ({ft}) leads {other} by {difference(over)} and leaves fewer cut, "
+                        f"empty or invalid answers ({own} against {mix[other].format}), but with much shorter answers "
+                        "on a metric that rewards brevity: it may have learned the answer style rather than the "
+                        "content (check with a scorer that reads the content, e.g. `includes`)."
+                    )
                 return "format", (
                     f"Format/behaviour task: the fine-tune ({ft}) fixes format errors that prompting leaves: {share:.0%} "
                     f"of {other}'s wrong answers are invalid, empty or cut ({mix[other].format} of {mix[other].answers}),"
@@ -163,14 +182,24 @@ def _brevity(
     ours = summaries[winner].output_tokens_mean
     if kind not in BREVITY_REWARDED or not ours:
         return []
-    out = []
+    leads = []
     for name, s in summaries.items():
         pair = find_pair(pairs, winner, name)
         theirs = s.output_tokens_mean
         if name != winner and pair and pair.diff > 0 and theirs and ours < SHORTER * theirs:
-            out.append(
-                f"{winner}'s lead over {name} ({difference(pair)}) comes with much shorter answers ({ours:.0f} "
-                f"output tokens against {theirs:.0f}), and {metric} ({kind}) rewards brevity: the verdict follows "
-                f"{metric}; check whether {name}'s longer answers hold the right fact (an `includes` scorer)."
-            )
-    return out
+            leads.append((name, pair, theirs))
+    if not leads:
+        return []
+    over = _listed([f"{n} ({difference(p)})" for n, p, _ in leads])
+    against = _listed([f"{t:.0f}" for _, _, t in leads])
+    names = _listed([n for n, _, _ in leads])
+    return [
+        f"{winner}'s lead{'s' if len(leads) > 1 else ''} over {over} come{'' if len(leads) > 1 else 's'} with much "
+        f"shorter answers ({ours:.0f} output tokens against {against}), and {metric} ({kind}) rewards brevity: the "
+        f"verdict follows {metric}; check whether the longer answers of {names} hold the right fact (an `includes` "
+        "scorer)."
+    ]
+
+
+def _listed(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

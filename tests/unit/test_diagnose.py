@@ -132,3 +132,28 @@ def test_a_terse_winner_on_a_metric_that_rewards_brevity_gets_a_caution():
         for n, n_cases in (("ft", 80), ("rag", 80))
     }
     assert run(suite("label_accuracy"), labels, winner="ft").cautions == []
+
+
+def test_a_terse_fine_tune_that_fixes_cut_answers_on_a_brevity_metric_is_not_called_a_format_win():
+    # the QA case: zero-shot rambles to the token limit, the fine-tune learned short answers; token F1 rewards them
+    n = 60
+    by = {
+        "zero": [row("zero", i, {"token_f1": 0.0 if i >= 10 else 0.6}, tokens=32) for i in range(n)],
+        "few": [row("few", i, {"token_f1": 0.0 if i >= 15 else 0.6}, tokens=20) for i in range(n)],
+        "ft": [row("ft", i, {"token_f1": 0.5}, tokens=3) for i in range(n)],
+    }
+    d = run(suite("token_f1"), by, winner="ft")
+    assert d.pattern == "unclear" and "answer style rather than the content" in d.sentence
+    assert "includes" in d.sentence
+    # one caution names every rival the terse lead is over, not one sentence per rival
+    (caution,) = d.cautions
+    assert "ft's leads over zero (" in caution and " and few (" in caution
+    assert "(3 output tokens against 32 and 20)" in caution and "longer answers of zero and few" in caution
+    # the same shapes with a label metric (no brevity reward) read as a format task
+    labels = {
+        "zero": [
+            row("zero", i, {"label_accuracy": float(i < 10)}, tokens=32, output="x", invalid=i >= 10) for i in range(n)
+        ],
+        "ft": [row("ft", i, {"label_accuracy": float(i < 50)}, tokens=3) for i in range(n)],
+    }
+    assert run(suite("label_accuracy"), labels, winner="ft").pattern == "format"
