@@ -9,8 +9,6 @@ latency, and the tokens spent on context.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import random
 import time
@@ -36,7 +34,6 @@ from harness.records.setup import (
     TopKCandidate,
     TopKChoice,
 )
-from harness.run.folder import write_json_atomic
 from harness.strategy import Strategy, StrategyPlan, StrategyRequest, reference_problem
 from harness.suite.data import Case
 from harness.suite.prompts import build_messages, prompt_parts
@@ -378,29 +375,8 @@ class Rag(Strategy):
             self.top_k = candidates[0]
             return None
         dev = self.ctx.dataset.dev
-        # The choice is cached beside the index, keyed by all that decides it, so a rerun neither embeds the dev
-        # questions again nor asks the model anything.
-        scorer = next(s for s in self.ctx.scorers if s.name == self.ctx.suite.primary_metric)
-        key = hashlib.sha256(
-            json.dumps(
-                {
-                    "backend": self.backend.identity(),
-                    "generation": self.backend.spec.generation.model_dump(),
-                    "task": self.ctx.suite.task.model_dump(),
-                    "dev": [[c.id, c.input, c.target] for c in dev],
-                    "exemplars": [c.id for c in self.exemplars],
-                    "config": self.config.model_dump(mode="json"),
-                    "scorer": [scorer.kind, scorer.config.model_dump(mode="json")],
-                },
-                sort_keys=True,
-                default=str,
-            ).encode()
-        ).hexdigest()[:24]
-        memo = harness_home() / "indexes" / self.index.key / "top_k" / f"{key}.json"
-        if memo.exists():
-            choice = TopKChoice.model_validate_json(memo.read_text())
-            self.top_k = choice.chosen
-            return choice.model_copy(update={"reused_from_cache": True})
+        # Chosen again on every run: the dev answers come from the response cache (no model call) and are counted at
+        # what they cost when made, so the setup of a warm rerun is priced like the cold run's.
         found = [self.retrieve(c.input_text()) for c in dev]
         rows = []
         for k in candidates:
@@ -411,10 +387,7 @@ class Rag(Strategy):
         scored = [r for r in rows if r.dev_score is not None]
         best = max(scored, key=lambda r: (r.dev_score or 0.0, -r.top_k)) if scored else rows[0]
         self.top_k = best.top_k
-        choice = TopKChoice(candidates=rows, chosen=self.top_k, on="dev", metric=self.ctx.suite.primary_metric)
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(memo, choice.model_dump_json(exclude={"reused_from_cache"}))
-        return choice
+        return TopKChoice(candidates=rows, chosen=self.top_k, on="dev", metric=self.ctx.suite.primary_metric)
 
     def request(self, case: Case) -> StrategyRequest:
         chunks, elapsed = self.retrieve(case.input_text())

@@ -678,11 +678,15 @@ def test_top_k_candidates_are_chosen_on_dev_never_on_test(tmp_path):
     lines = [json.loads(x) for x in (tmp_path / "run" / "cases.jsonl").read_text().splitlines()]
     assert {len(x["meta"]["retrieval"]["chunk_ids"]) for x in lines} == {1}
     assert {x["case_id"] for x in lines}.isdisjoint({q["id"] for q in questions[:4]})  # dev never reaches test
-    # A rerun reuses the choice: no dev question is asked or retrieved again.
+    # A rerun makes the same choice from the response cache (no model call) and prices its setup like the first
+    # run: the dev answers count at what they cost when made, so the verdict does not move with the caches.
     again, rerun = compare(tmp_path / "suite.yaml", CompareOptions(out=tmp_path / "run2"))
-    assert again.strategies["rag"].setup.given.top_k_selection.reused_from_cache is True
+    assert again.strategies["rag"].setup.given.top_k_selection == selection
     assert again.strategies["rag"].setup.given.retriever.top_k == 1
     assert rerun.counts.dev_calls == 0 and rerun.counts.model_calls == 0
+    first, second = record.strategies["rag"], again.strategies["rag"]
+    assert second.setup.dev.answers == first.setup.dev.answers == 3 * 4
+    assert second.setup.dev.cost_usd == first.setup.dev.cost_usd and second.cost.setup_usd == first.cost.setup_usd
 
 
 def test_top_k_candidates_without_a_dev_split_are_refused(tmp_path):
