@@ -14,8 +14,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import Field
-
 from harness.backends.base import GenRequest
 from harness.backends.hf import HFBackend, HFConfig
 from harness.builtins import TUNERS
@@ -39,8 +37,8 @@ from harness.run.folder import write_json_atomic
 from harness.strategy import Strategy, StrategyPlan, StrategyRequest, reference_problem
 from harness.suite.data import Case
 from harness.suite.prompts import build_messages, prompt_parts
-from harness.suite.schema import StrictModel, explain_errors
 from harness.tuner import Checkpoint, TrainExample, TuneContext, Tuner, TuneResult
+from strategies.finetune.config import FineTuneConfig, config_problems, parse, training_examples
 from strategies.finetune.preflight import structural_problems
 from strategies.finetune.search import (
     Candidate,
@@ -48,7 +46,6 @@ from strategies.finetune.search import (
     Search,
     grid_edges,
     locate,
-    parse_search,
     patience_exhausted,
 )
 
@@ -58,56 +55,6 @@ log = logging.getLogger(__name__)
 # Bump when a change to the tuners would train a different model from the same inputs: finished fine-tunes made
 # by older code are then not reused.
 TUNING_CODE_VERSION = 2
-
-
-class TunerSpec(StrictModel):
-    kind: str = Field("local", description="Tuner: local (trl + peft), unsloth (GPU), autotrain, openai, azure.")
-    config: dict[str, Any] = Field(default_factory=dict, description="Options of that tuner (see `harness schema`).")
-
-
-class FineTuneConfig(StrictModel):
-    tuner: TunerSpec = Field(default_factory=TunerSpec)
-    merge: bool = Field(False, description="Merge the chosen adapter into the base weights and serve the merged model.")
-    merge_parity_cases: int = Field(
-        8, ge=1, le=1000, description="Dev cases whose greedy answers must match after merging."
-    )
-    forgetting_check: bool = Field(
-        False,
-        description="Score base and fine-tuned model on a small general task with lm-eval (needs the eval extra).",
-    )
-    context_from: str | None = Field(
-        None,
-        description="Train and serve with context retrieved by this rag strategy (its corpus, retriever and chosen "
-        "top_k; listed before this one): every training, dev and test prompt carries its passages, so training and "
-        "serving match. Its indexing counts in this strategy's setup too.",
-    )
-
-
-def training_examples(task, cases) -> list[TrainExample]:
-    return [TrainExample(id=c.id, prompt=build_messages(task, c), completion=c.target) for c in cases]
-
-
-def parse(config: FineTuneConfig, has_dev: bool) -> tuple[type[Tuner], Search, list[tuple[tuple[str | int, ...], str]]]:
-    """The tuner class and the search a finetune strategy's config asks for (see strategies.finetune.search)."""
-    cls = TUNERS.get(config.tuner.kind)
-    search, problems = parse_search(
-        config.tuner.config,
-        has_dev=has_dev,
-        provider_auto=cls.provider_auto_epochs,
-        has_epochs="epochs" in getattr(cls.Config, "model_fields", {}),
-    )
-    return cls, search, problems
-
-
-def _config_problems(tuner_cls: type[Tuner], raw: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
-    """What is wrong with one candidate's tuner config: its schema, then the tuner's own checks."""
-    from pydantic import ValidationError
-
-    try:
-        tuner_config = tuner_cls.Config.model_validate(raw)
-    except ValidationError as exc:
-        return list(explain_errors(exc, tuner_cls.Config))
-    return list(tuner_cls.check(tuner_config))
 
 
 @dataclass
@@ -145,7 +92,7 @@ class FineTune(Strategy):
             return
         seen: set[tuple[tuple[str | int, ...], str]] = set()
         for candidate in search.candidates:
-            for loc, msg in _config_problems(tuner_cls, candidate.config):
+            for loc, msg in config_problems(tuner_cls, candidate.config):
                 problem = (("tuner", "config", *locate(loc, candidate, search.grid)), msg)
                 if problem not in seen:
                     seen.add(problem)
