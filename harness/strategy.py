@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Protocol
 from pydantic import BaseModel, Field
 
 from harness.backends.base import Backend, GenRequest, GenResult
+from harness.errors import ConfigError
 from harness.records.cases import CaseMeta
 from harness.records.setup import DevScore, Given
 from harness.suite.data import Case, Dataset
@@ -103,6 +104,17 @@ class Strategy:
         self.spec = spec
         self.config = config
         self.ctx = ctx
+
+    def prepared_strategy(self, name: str, field: str) -> Strategy:
+        """The strategy `name` that this one's `config.<field>` names, as this run prepared it; refused (with the
+        fix) when the run has not prepared it before this one."""
+        found = self.ctx.prepared(name)
+        if found is None:
+            raise ConfigError(
+                f"strategy '{self.spec.name}': config.{field} names '{name}', which this run has not prepared before "
+                f"it. Fix: list '{name}' before '{self.spec.name}' in the suite, and include both in --strategies."
+            )
+        return found
 
     @classmethod
     def check(cls, config: BaseModel, dataset: Dataset, suite: Suite) -> Iterable[Problem]:

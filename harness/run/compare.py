@@ -219,16 +219,11 @@ def build_record(run: Run, status: RunStatus) -> RunRecord:
         names=[s.name for s in run.plan.selected],
     )
     binary = {s.name: bool(s.binary) for s in run.scorers}
+    conditional = {s.name for s in run.scorers if s.conditional}
     summaries = summarize_run(
-        suite,
-        by_strategy,
-        setups,
-        n_cases=len(run.loaded.dataset.test),
-        binary=binary,
-        conditional={s.name for s in run.scorers if s.conditional},
+        suite, by_strategy, setups, n_cases=len(run.loaded.dataset.test), binary=binary, conditional=conditional
     )
     prices = price_sheet().info(suite)
-    conditional = {s.name for s in run.scorers if s.conditional}
     comparisons, decision, diagnosis = conclude(
         suite, by_strategy, summaries, binary=binary, conditional=conditional, prices=prices
     )

@@ -399,7 +399,7 @@ def describe_errors(
 
 
 def _what_it_is(model: type[BaseModel], loc: Loc) -> str:
-    """'; `key`: <the first sentence of its description>' for a field that has one, else ''."""
+    """' (`key`: <the first sentence of its description>)' for a field that has one, else ''."""
     parent = _model_at(model, loc[:-1]) if loc else None
     field = parent.model_fields.get(str(loc[-1])) if parent else None
     if field is None or not field.description:

@@ -23,7 +23,7 @@ import numpy as np
 
 from harness.records.decision import PairedComparison
 from harness.verdict import seeds
-from harness.verdict.stats import ALPHA, POWER, cases_needed, holm, min_detectable_diff
+from harness.verdict.stats import ALPHA, POWER, agree_at_zero, cases_needed, holm, min_detectable_diff
 
 PERMUTATION_MAX_N = 2000  # above it the paired z-test is as exact and far cheaper
 EXACT_SIGNS_MAX_N = 12  # all 2**n sign flips up to here, a seeded sample of SIGN_SAMPLES beyond
@@ -145,12 +145,7 @@ def permutation_test(
 
     span = float(np.ptp(diffs)) + 1e-9
     low, high = bound(float(diffs.min()) - span), bound(float(diffs.max()) + span)
-    # the interval agrees with the test at 0 even where the p-value is not monotone in the shift
-    if p >= alpha:
-        low, high = min(low, 0.0), max(high, 0.0)
-    elif low <= 0.0 <= high:
-        low, high = (math.ulp(0.0), high) if mean > 0 else (low, -math.ulp(0.0))
-    return p, (low, high)
+    return p, agree_at_zero(p, low, high, alpha=alpha, mean=mean)
 
 
 def z_test(diffs: np.ndarray, *, confidence: float) -> tuple[float, tuple[float, float] | None]:

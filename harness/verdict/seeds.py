@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from harness.verdict.stats import agree_at_zero
+
 if TYPE_CHECKING:
     from harness.records.summary import StrategySummary
 
@@ -115,12 +117,7 @@ def test(found: np.ndarray, confidence: float) -> tuple[float, tuple[float, floa
     p, bounds = p_value(found), interval(found, confidence)
     if bounds is None:
         return p, None
-    low, high = bounds
-    if p >= 1 - confidence:
-        low, high = min(low, 0.0), max(high, 0.0)
-    elif low <= 0.0 <= high:
-        low, high = (math.ulp(0.0), high) if float(np.mean(found)) > 0 else (low, -math.ulp(0.0))
-    return p, (low, high)
+    return p, agree_at_zero(p, *bounds, alpha=1 - confidence, mean=float(np.mean(found)))
 
 
 def seed_lines(strategies: Mapping[str, StrategySummary], metric: str) -> list[str]:

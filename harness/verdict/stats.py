@@ -63,6 +63,16 @@ def _z(q: float) -> float:
     return float(norm.ppf(q))
 
 
+def agree_at_zero(p: float, low: float, high: float, *, alpha: float, mean: float) -> tuple[float, float]:
+    """An interval made to agree with its test at 0: it holds 0 when p >= alpha and leaves it out otherwise (test
+    and interval can part by a hair where the p-value is not monotone in the shift, or on draws tied at 0)."""
+    if p >= alpha:
+        return min(low, 0.0), max(high, 0.0)
+    if low <= 0.0 <= high:
+        return (math.ulp(0.0), high) if mean > 0 else (low, -math.ulp(0.0))
+    return low, high
+
+
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm-Bonferroni adjusted p-values, in the input order."""
     m = len(p_values)

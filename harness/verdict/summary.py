@@ -54,6 +54,12 @@ def per_case_values(rows: list[CaseResult], metric: str) -> tuple[dict[str, list
     return values, unscored, invalid, scored
 
 
+def case_means(rows: list[CaseResult], metric: str) -> dict[str, float]:
+    """The score per case id on `metric`, repeats (and seeds) averaged; errors count as 0."""
+    values, *_ = per_case_values(rows, metric)
+    return {case: sum(v) / len(v) for case, v in values.items()}
+
+
 def by_seed(rows: list[CaseResult]) -> dict[str, list[CaseResult]]:
     """A strategy's rows per seed (the name its rows carry: `strategy`, `strategy@seed2`, ...), in seed order."""
     out: dict[str, list[CaseResult]] = defaultdict(list)
@@ -63,17 +69,15 @@ def by_seed(rows: list[CaseResult]) -> dict[str, list[CaseResult]]:
 
 
 def seed_case_means(rows: list[CaseResult], metric: str) -> list[dict[str, float]]:
-    """Per seed, the score per case id (repeats averaged; errors count as 0); one entry per seed that has rows."""
-    out = []
-    for seed_rows in by_seed(rows).values():
-        values, *_ = per_case_values(seed_rows, metric)
-        out.append({case: sum(v) / len(v) for case, v in values.items()})
-    return out
+    """Per seed, the score per case id; empty for a strategy run with one seed (nothing more to say than
+    `case_means`)."""
+    groups = by_seed(rows) if len({r.strategy for r in rows}) > 1 else {}
+    return [case_means(seed_rows, metric) for seed_rows in groups.values()]
 
 
 def summarize_metric(rows: list[CaseResult], metric: str, *, binary: bool) -> MetricSummary:
     per_seed = seed_case_means(rows, metric)
-    if len(per_seed) > 1:
+    if per_seed:
         return _summarize_seeded(rows, metric, per_seed)
     values, unscored, invalid, scored = per_case_values(rows, metric)
     case_means = np.array([v[0] if len(v) == 1 else sum(v) / len(v) for v in values.values()], dtype=float)
@@ -150,8 +154,8 @@ def summarize_seeds(
     for name, seed_rows in groups.items():
         means = {}
         for metric in metrics:
-            values, *_ = per_case_values(seed_rows, metric)
-            means[metric] = float(np.mean([sum(v) / len(v) for v in values.values()])) if values else None
+            scores = case_means(seed_rows, metric)
+            means[metric] = float(np.mean(list(scores.values()))) if scores else None
         number = seed_of(name)[1]
         found.append(
             SeedResult(
@@ -288,10 +292,10 @@ def summarize_run(
     out = {}
     for name, rows in by_strategy.items():
         applies = {m: b for m, b in binary.items() if m not in conditional or any(m in r.scores for r in rows)}
-        backend = suite.backend_for(next(s for s in suite.strategies if s.name == name))
+        spec = next(s for s in suite.strategies if s.name == name)
+        backend = suite.backend_for(spec)
         setup = setups.get(name) or StrategySetup(backend=backend.name)
         pricing = pricing_of(suite, setup.serving) if setup.serving else pricing_of_spec(suite, backend)
-        spec = next(s for s in suite.strategies if s.name == name)
         summary = out[name] = summarize_strategy(
             name,
             backend.name,
@@ -316,10 +320,7 @@ def summarize_run(
 def per_case_scores(rows: dict[str, list[CaseResult]], metric: str) -> dict[str, CaseScores]:
     """Each strategy's score per case id on `metric` (repeats and seeds averaged; errors count as 0), with its
     per-seed scores when it ran several seeds (the paired tests resample them)."""
-    out = {}
-    for name, strategy_rows in rows.items():
-        values, *_ = per_case_values(strategy_rows, metric)
-        out[name] = CaseScores(
-            {case: sum(v) / len(v) for case, v in values.items()}, seed_case_means(strategy_rows, metric)
-        )
-    return out
+    return {
+        name: CaseScores(case_means(strategy_rows, metric), seed_case_means(strategy_rows, metric))
+        for name, strategy_rows in rows.items()
+    }

@@ -175,9 +175,13 @@ class FineTune(Strategy):
         retrieves for the case when it names a rag strategy."""
         task = self.ctx.suite.task
         retrieval = self._retrieval()
-        if retrieval is not None:
-            return retrieval.with_context(case, task)
-        return StrategyRequest(build_messages(task, case), parts=prompt_parts(task, case))
+        if retrieval is None:
+            return StrategyRequest(build_messages(task, case), parts=prompt_parts(task, case))
+        # retrieved once per case: every candidate of a search and every checkpoint's dev score use the same prompt
+        memo = self.__dict__.setdefault("_with_context", {})
+        if case.id not in memo:
+            memo[case.id] = retrieval.with_context(case, task)
+        return memo[case.id]
 
     def examples(self, cases: list[Case]) -> list[TrainExample]:
         return [TrainExample(id=c.id, prompt=self.prompt(c).messages, completion=c.target) for c in cases]
@@ -187,14 +191,9 @@ class FineTune(Strategy):
         name = self.config.context_from
         if name is None:
             return None
-        found = self.ctx.prepared(name)
-        if found is None or not hasattr(found, "with_context"):
-            raise ConfigError(
-                f"strategy '{self.spec.name}': config.context_from names '{name}', which this run has not prepared "
-                f"before it. Fix: list '{name}' before '{self.spec.name}' in the suite, and include both in "
-                "--strategies."
-            )
-        return found
+        if "_context_source" not in self.__dict__:
+            self._context_source = self.prepared_strategy(name, "context_from")
+        return self._context_source
 
     def make_tuner(self, candidate: Candidate | None = None, stop: EarlyStop | None = None):
         """The tuner for one candidate of this strategy's search (default: the first), working in the HARNESS_HOME

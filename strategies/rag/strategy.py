@@ -22,7 +22,7 @@ from harness.backends.base import GenRequest
 from harness.backends.embeddings import EmbedderConfig, make_embedder
 from harness.costs.prices import device_cost, embedding_price
 from harness.costs.tokens import tokens_to_chars
-from harness.errors import ConfigError, DataError, require
+from harness.errors import DataError, require
 from harness.home import harness_home
 from harness.records.cases import CaseMeta, RetrievalTrace
 from harness.records.setup import (
@@ -218,13 +218,7 @@ class Rag(Strategy):
         """Answer with the fine-tune's chosen model; its training counts in this strategy's setup as well (each
         option of the decision is priced as if it were the only one built)."""
         name = self.config.model_from
-        tuned = self.ctx.prepared(name) if name else None
-        if tuned is None:
-            raise ConfigError(
-                f"strategy '{self.spec.name}': config.model_from names '{name}', which this run has not prepared "
-                f"before it. Fix: list '{name}' before '{self.spec.name}' in the suite, and include both in "
-                "--strategies."
-            )
+        tuned = self.prepared_strategy(name, "model_from")
         self.ctx.backend = tuned.backend
         cost = next((c for c in (tuned.given.setup_costs if tuned.given else []) if c.what == "training"), None)
         return SetupCost(

@@ -595,14 +595,12 @@ def test_a_fine_tune_still_improving_at_its_last_epoch_gets_a_provisional_verdic
             **training,
         )
 
-    settled = decide([few, ft()], _equal_scores(["few", "ft"]), _policy(10_000), metric="acc")
+    def against_few(tuned: Option):
+        return decide([few, tuned], _equal_scores(["few", "ft"]), _policy(10_000), metric="acc")
+
+    settled = against_few(ft())
     assert settled.finetune[0].outcome == "never" and not settled.provisional
-    rising = decide(
-        [few, ft(under_trained=True, epochs=3, training_usd=0.5)],
-        _equal_scores(["few", "ft"]),
-        _policy(10_000),
-        metric="acc",
-    )
+    rising = against_few(ft(under_trained=True, epochs=3, training_usd=0.5))
     (row,) = rising.finetune
     assert row.outcome == "under_trained" and row.under_trained and row.more_training_usd == 0.5
     assert "still improving" in row.reason and "3 more epochs would cost $0.500" in row.reason
@@ -612,12 +610,7 @@ def test_a_fine_tune_still_improving_at_its_last_epoch_gets_a_provisional_verdic
     md = render_markdown(rising)
     assert "under trained" in md and "Provisional" in md
     edge = "learning_rate=0.001 is the largest tried and beat learning_rate=0.0003 on dev (0.700 vs 0.600)"
-    at_edge = decide(
-        [few, ft(under_trained=True, grid_edge=[edge], epochs=2, training_usd=0.25)],
-        _equal_scores(["few", "ft"]),
-        _policy(10_000),
-        metric="acc",
-    )
+    at_edge = against_few(ft(under_trained=True, grid_edge=[edge], epochs=2, training_usd=0.25))
     (row,) = at_edge.finetune
     assert row.outcome == "under_trained" and row.grid_edge == [edge] and edge in row.reason
     assert "wider search" in row.reason and "about $0.250" in row.reason
