@@ -579,21 +579,17 @@ def test_prices_given_for_a_finetuned_model_name_are_that_models_prices():
 # ---- an under-trained fine-tune never loses quietly ----------------------------------------------------------------
 
 
+def _tuned(cost: CostModel, **training) -> Option:
+    """A fine-tune option scoring 2/3 on 60 cases, with these costs and training facts."""
+    return Option(name="ft", kind="finetune", quality=2 / 3, ci_low=None, ci_high=None, n=60, cost=cost, **training)
+
+
 def test_a_fine_tune_still_improving_at_its_last_epoch_gets_a_provisional_verdict_not_a_quiet_loss():
     # the fine-tune is no better (equal scores) and dearer per request: as trained it "never" pays off
     few = _option("few", "few_shot", CostModel(per_request_usd=0.0001))
 
     def ft(**training) -> Option:
-        return Option(
-            name="ft",
-            kind="finetune",
-            quality=2 / 3,
-            ci_low=None,
-            ci_high=None,
-            n=60,
-            cost=CostModel(per_request_usd=0.0002, setup_usd=0.5),
-            **training,
-        )
+        return _tuned(CostModel(per_request_usd=0.0002, setup_usd=0.5), **training)
 
     def against_few(tuned: Option):
         return decide([few, tuned], _equal_scores(["few", "ft"]), _policy(10_000), metric="acc")
@@ -619,14 +615,8 @@ def test_a_fine_tune_still_improving_at_its_last_epoch_gets_a_provisional_verdic
 
 def test_a_fine_tune_that_wins_while_still_improving_is_not_marked():
     few = _option("few", "few_shot", CostModel(per_request_usd=FEW_SHOT_PER_REQUEST))
-    ft = Option(
-        name="ft",
-        kind="finetune",
-        quality=2 / 3,
-        ci_low=None,
-        ci_high=None,
-        n=60,
-        cost=CostModel(per_request_usd=FINETUNE_PER_REQUEST, setup_usd=TRAINING_USD),
+    ft = _tuned(
+        CostModel(per_request_usd=FINETUNE_PER_REQUEST, setup_usd=TRAINING_USD),
         under_trained=True,
         epochs=2,
         training_usd=TRAINING_USD,
