@@ -252,6 +252,34 @@ def validate(suite: Path = typer.Argument(..., help="Suite file (or a folder hol
     _machine_notes(loaded)
 
 
+@app.command()
+def prices(
+    suite: Path | None = typer.Argument(
+        None, help="A suite file (or a folder holding suite.yaml): also its overrides and each backend's price."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables (for scripts)."),
+) -> None:
+    """Show the price sheet harness ships with (date, age, every model's and device's prices with sources and
+    retirement dates) and, for a suite, its economics overrides and what each backend will be charged."""
+    from harness.commands.prices import prices_report, render
+    from harness.suite.load import load_suite
+
+    loaded = None
+    if suite is not None:
+        try:
+            loaded = load_suite(suite, machine=False)
+        except HarnessError as exc:
+            _fail(exc)
+    report = prices_report(loaded.suite if loaded else None)
+    if json_out:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    from rich.console import Console
+
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    render(report, console, suite_path=loaded.path if loaded else None)
+
+
 def _machine_notes(loaded) -> None:
     """A valid suite this machine cannot run (e.g. a GPU tuner on a laptop): said, not refused."""
     for note in loaded.machine_notes:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from harness.backends.base import Backend, GenRequest, GenResult
 from harness.errors import ConfigError
 from harness.records.cases import CaseMeta
-from harness.records.setup import DevScore, Given
+from harness.records.setup import DataUsed, DevScore, Given
 from harness.suite.data import Case, Dataset
 from harness.suite.schema import StrategySpec, StrictModel, Suite
 
@@ -138,6 +138,11 @@ class Strategy:
         """Files or folders this strategy reads besides the splits (e.g. a corpus). Their content is hashed into
         the suite's fingerprint, so editing them invalidates finished results instead of silently mixing them."""
         return []
+
+    @classmethod
+    def data_used(cls, config: BaseModel, dataset: Dataset, suite: Suite) -> DataUsed | None:
+        """The labelled examples (and corpus) the strategy uses, which economics.data prices; None: not known."""
+        return None
 
     @classmethod
     def plan(cls, config: BaseModel, dataset: Dataset, suite: Suite) -> StrategyPlan:

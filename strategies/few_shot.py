@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field
 
 from harness.records.cases import CaseMeta
-from harness.records.setup import FewShotGiven
+from harness.records.setup import DataUsed, FewShotGiven
 from harness.strategy import Strategy, StrategyPlan, StrategyRequest
 from harness.suite.data import Case
 from harness.suite.prompts import build_messages, prompt_parts
@@ -46,6 +46,11 @@ class FewShot(Strategy):
         if config.selection == "similar":
             return "selection: similar picks the same exemplars for a case every time (no draw to vary)"
         return None
+
+    @classmethod
+    def data_used(cls, config: FewShotConfig, dataset, suite):
+        """Its exemplars; `similar` picks from the whole train pool, so all of it must be labelled."""
+        return DataUsed(train=len(dataset.train) if config.selection == "similar" else config.k)
 
     @classmethod
     def plan(cls, config: FewShotConfig, dataset, suite):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.records.setup import ZeroShotGiven
+from harness.records.setup import DataUsed, ZeroShotGiven
 from harness.strategy import Strategy, StrategyRequest
 from harness.suite.prompts import build_messages, prompt_parts
 
@@ -13,6 +13,10 @@ class ZeroShot(Strategy):
     @classmethod
     def unseeded(cls, config, suite):
         return "zero-shot draws nothing at random, so every seed would send the same prompts"
+
+    @classmethod
+    def data_used(cls, config, dataset, suite):
+        return DataUsed()
 
     def prepare(self) -> ZeroShotGiven:
         return ZeroShotGiven()

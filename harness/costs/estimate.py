@@ -25,7 +25,7 @@ from harness.strategy import StrategyPlan
 from harness.suite.data import Case
 from harness.suite.load import LoadedSuite
 from harness.suite.prompts import build_messages
-from harness.suite.schema import DecisionSpec, StrategySpec, TaskSpec
+from harness.suite.schema import DecisionSpec, StrategySpec, TaskSpec, seed_of
 from harness.verdict.stats import min_detectable_diff
 
 # Judge calls per answer for each model-judged metric (ragas 0.4 prompts; k = passages given), and their size.
@@ -59,6 +59,8 @@ class StrategyEstimate(Record):
     training_usd: float | None = None
     embedding_tokens: float = 0.0
     embedding_usd: float | None = None
+    data_examples: int = 0  # labelled examples it uses (economics.data prices them; not paid to a provider)
+    data_usd: float | None = None  # their preparation, and corpus curation
     judge_calls: int = 0
     judge_usd: float | None = None
     judge_paid: bool = False
@@ -207,7 +209,7 @@ def _setup(s: StrategyEstimate) -> float | None:
     ]
     if any(amount and usd is None for amount, usd in parts):
         return None
-    return sum(usd or 0.0 for _, usd in parts)
+    return sum(usd or 0.0 for _, usd in parts) + (s.data_usd or 0.0)
 
 
 @dataclass
@@ -287,8 +289,25 @@ def _strategy_estimate(
         est.notes.append("local model: dollars are its measured busy time x $/hour, known after the run")
     elif pricing.kind == "unknown":
         est.notes.append(pricing.basis)
+    _data(loaded, spec, est)
     _judges(loaded, est, per_in, todo, plan)
     return est
+
+
+def _data(loaded: LoadedSuite, spec: StrategySpec, est: StrategyEstimate) -> None:
+    """The labelled examples the strategy uses, priced by economics.data (a later seed draws from the same ones)."""
+    data = loaded.suite.economics.data if loaded.suite.economics else None
+    cls = STRATEGIES.get(spec.kind)
+    used = cls.data_used(loaded.config("strategies", spec.name), loaded.dataset, loaded.suite.for_strategy(spec))
+    if used is None or spec.name != seed_of(spec.name)[0]:
+        return
+    est.data_examples = used.examples
+    if data is None:
+        return
+    per = data.per_example_usd
+    est.data_usd = (used.examples * per if per is not None else 0.0) + (
+        data.corpus_curation_usd if used.corpus else 0.0
+    )
 
 
 def _judges(loaded: LoadedSuite, est: StrategyEstimate, per_in: float, todo: int, plan: StrategyPlan) -> None:
@@ -342,6 +361,11 @@ def render(e: Estimate) -> list[str]:
             lines.append(
                 f"    indexing: {s.embedding_tokens:,.0f} tokens embedded: {usd(s.embedding_usd, unknown=after)}"
                 + ("" if s.embedding_usd is not None else " (local embedder: busy time)")
+            )
+        if s.data_usd:
+            lines.append(
+                f"    data preparation: {s.data_examples:,} labelled examples (economics.data, not paid to a "
+                f"provider): {usd(s.data_usd)}"
             )
         if s.judge_calls:
             lines.append(f"    judging (evaluation only): {s.judge_calls} calls: {usd(s.judge_usd, unknown=after)}")

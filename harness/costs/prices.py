@@ -72,7 +72,31 @@ def price_sheet() -> PriceSheet:
     )
 
 
+STALE_AFTER_DAYS = 120  # a sheet older than this is said to be stale: list prices change every few months
+
+
+def sheet_age_days(today: date | None = None) -> int:
+    """Days from the price sheet's date to `today` (default: today)."""
+    return ((today or date.today()) - price_sheet().date).days
+
+
+def staleness(today: date | None = None) -> str | None:
+    """A sentence saying the price sheet is older than STALE_AFTER_DAYS days, or None while it is not."""
+    age = sheet_age_days(today)
+    if age <= STALE_AFTER_DAYS:
+        return None
+    return (
+        f"The price sheet is dated {price_sheet().date.isoformat()}, {age} days before this run: prices may have "
+        "changed; check them with `harness prices` and override in economics.prices."
+    )
+
+
 # ---- resolving a model's price -------------------------------------------------------------------
+
+
+def _base_name(model: str) -> str:
+    """The model an OpenAI fine-tuned name (`ft:BASE:org::id`) was tuned from; any other name unchanged."""
+    return model.split(":")[1] if model.startswith("ft:") else model
 
 
 @dataclass
@@ -151,6 +175,32 @@ def resolve_price(model: str, suite: Suite | None) -> ResolvedPrice | None:
     return ResolvedPrice(
         model=model, entry=entry, price=price, finetuned=finetuned, origin=" over ".join(reversed(origin))
     )
+
+
+def retirement(model: str, suite: Suite | None) -> tuple[date, str] | None:
+    """When the provider stops serving `model`, and the entry that says so; None when no entry gives a date.
+
+    Resolved like `resolve_price`: the suite's `economics.prices` entry (returned as `economics.prices.<name>`) over
+    the sheet's, following `same_as` links; `ft:BASE:...` names take BASE's date (a fine-tune stops with its base)."""
+    sheet = price_sheet()
+    overrides = suite.economics.prices if suite and suite.economics else {}
+    name = _base_name(model)
+    key = model if model in overrides else name if name in overrides else None
+    over = overrides[key] if key is not None else None
+    if over is not None and over.retires is not None:
+        return over.retires, f"economics.prices.{key}"
+    target = (over.same_as if over is not None else None) or name
+    for _ in range(5):  # follow same_as links (override -> sheet, sheet -> sheet), as resolve_price does
+        found = sheet.lookup(target)
+        if found is None:
+            return None
+        entry, price = found
+        if price.retires is not None:
+            return price.retires, entry
+        if not price.same_as:
+            return None
+        target = price.same_as
+    return None
 
 
 def device_rate(suite: Suite | None, device: str) -> tuple[float | None, str]:

@@ -14,11 +14,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from harness.costs.model import CURATION, DATA
 from harness.costs.prices import ResolvedPrice, device_rate, resolve_price
 from harness.records.cases import CaseResult
 from harness.records.setup import StrategySetup
 from harness.records.summary import CostItem, PricingUsed, StrategyCost
-from harness.suite.schema import BackendSpec, Suite
+from harness.suite.schema import BackendSpec, DataPrepSpec, Suite
 
 
 @dataclass
@@ -162,20 +163,50 @@ def _setup_items(setup: StrategySetup, notes: list[str]) -> list[CostItem]:
     return items
 
 
+def data_items(setup: StrategySetup, data: DataPrepSpec | None, notes: list[str]) -> list[CostItem]:
+    """What preparing the strategy's labelled examples (and its corpus) cost, by economics.data: only what it used
+    (the test split, labelled for every strategy alike, is not charged)."""
+    if data is None:
+        return []
+    used = setup.given.data_used if setup.given else None
+    if used is None:
+        notes.append("economics.data not charged: the strategy does not say which labelled examples it used")
+        return []
+    items = []
+    per = data.per_example_usd
+    if per is not None and used.examples:
+        split = " + ".join(f"{n} {name}" for name, n in (("train", used.train), ("dev", used.dev)) if n)
+        items.append(
+            CostItem(
+                what=f"{DATA} ({used.examples:,} labelled examples: {split})",
+                usd=round(used.examples * per, 9),
+                basis=f"labelled examples x {data.basis}",
+            )
+        )
+    if used.corpus and data.corpus_curation_usd:
+        items.append(CostItem(what=CURATION, usd=data.corpus_curation_usd, basis="economics.data.corpus_curation_usd"))
+    return items
+
+
 def setup_usd(setup: StrategySetup) -> float:
     """What preparing a strategy cost, in dollars (its priced one-off items)."""
     return float(sum(i.usd for i in _setup_items(setup, [])))
 
 
 def strategy_cost(
-    rows: list[CaseResult], setup: StrategySetup, pricing: Pricing, *, tokens: dict[str, float]
+    rows: list[CaseResult],
+    setup: StrategySetup,
+    pricing: Pricing,
+    *,
+    tokens: dict[str, float],
+    data: DataPrepSpec | None = None,
 ) -> StrategyCost:
     """A strategy's production cost per request, its one-off setup items, fixed hosting, evaluation (judge) cost,
     and what this run spent on it."""
     ok = [r for r in rows if r.error is None]
     notes: list[str] = []
     per_request, busy, by_part = _per_request(ok, pricing, tokens, notes)
-    items = _setup_items(setup, notes)
+    items = _setup_items(setup, notes) + data_items(setup, data, notes)
     hosting = float((setup.given.hosting_usd_per_hour if setup.given else None) or 0.0)
     if not hosting and pricing.price is not None and pricing.price.finetuned:
         hosting = float(pricing.price.price.hosting_usd_per_hour or 0.0)

@@ -81,7 +81,8 @@ class RankRow(Record):
     per_request_usd: float | None
     setup_usd: float
     p95_s: float | None
-    meets_slo: bool
+    meets_slo: bool  # meets every guard (decision.guards, the p95 latency SLO among them)
+    guards_missed: list[str] = Field(default_factory=list)  # each as 'metric >= bound (the value it has)'
     net_value_month_usd: float | None = None  # with economics.value: right answers' worth less costs
     net_value_per_request_usd: float | None = None
     net_value_ci_usd: list[float | None] | None = None

@@ -26,6 +26,18 @@ class SetupCost(Record):
     paid_usd: float = 0.0  # the part a provider billed during this run (counts against budget_usd)
 
 
+class DataUsed(Record):
+    """The labelled examples a strategy used (what economics.data charges it for), and whether it needs a corpus."""
+
+    train: int = 0  # train examples it learned or drew exemplars from
+    dev: int = 0  # dev examples it chose a setting on
+    corpus: bool = False  # it retrieves from a corpus (economics.data.corpus_curation_usd)
+
+    @property
+    def examples(self) -> int:
+        return self.train + self.dev
+
+
 class Deployment(Record):
     """Deployments a fine-tune held while it was scored (a provider's hosted model, billed by the hour)."""
 
@@ -42,6 +54,7 @@ class Given(OpenRecord):
     setup_costs: list[SetupCost] = Field(default_factory=list)
     hosting_usd_per_hour: float | None = None  # fixed cost while deployed (a provider's fine-tuned deployment)
     deployment: Deployment | None = None
+    data_used: DataUsed | None = None  # None: not known (a plugin that does not say)
 
     @property
     def paid_usd(self) -> float:

@@ -50,6 +50,7 @@ class PriceUsed(Record):
     hosting_usd_per_hour: float | None = None
     source: str | None = None
     as_of: date | None = None
+    retires: date | None = None
 
 
 class PricingUsed(Record):

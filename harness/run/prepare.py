@@ -73,6 +73,8 @@ def prepare_strategy(run: Run, spec: StrategySpec) -> Strategy | None:
         setup.dev = run.gateway.dev.get(spec.name)
         run.gateway.spend.hold_back(spec.name, len(run.plan.test) * run.plan.repeats)
         return None
+    if given.data_used is None:  # what economics.data charges it for, as its class says
+        given.data_used = type(strategy).data_used(strategy.config, run.loaded.dataset, run.suite.for_strategy(spec))
     strategy.given = setup.given = given
     setup.prepare_s = round(time.perf_counter() - started, 3)
     setup.serving, setup.dev = strategy.backend.identity(), run.gateway.dev.get(spec.name)

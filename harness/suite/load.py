@@ -5,6 +5,7 @@ Everything a run needs is checked here, so a bad suite fails before any model is
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,38 @@ def _cross_checks(suite: Suite, path: Path, lines: dict[Loc, int]) -> list[str]:
             f"{at(('decision', 'primary_metric'))}: no scorer named '{metric}'.{closest(metric, labels)} "
             f"Fix: name one of the scorers ({', '.join(labels)}), or add a scorer with that name."
         )
+    errors += _decision_checks(suite, labels, at)
+    return errors
+
+
+def _decision_checks(suite: Suite, labels: list[str], at: Callable[[Loc], str]) -> list[str]:
+    """Guards name a scorer or a latency/cost measure; per-strategy retrain and re-index periods name strategies
+    of the right kind."""
+    from harness.suite.schema import COST_GUARDS, LATENCY_GUARDS
+
+    errors: list[str] = []
+    decision = suite.decision
+    if decision is None:
+        return errors
+    known = labels + list(LATENCY_GUARDS) + list(COST_GUARDS)
+    for i, guard in enumerate(decision.guards):
+        if guard.metric not in known:
+            errors.append(
+                f"{at(('decision', 'guards', i, 'metric'))}: no metric named '{guard.metric}'."
+                f"{closest(guard.metric, known)} Fix: name a scorer ({', '.join(labels)}) or one of "
+                f"{', '.join(list(LATENCY_GUARDS) + list(COST_GUARDS))}."
+            )
+    kinds = {s.name: s.kind for s in suite.strategies}
+    for key, kind in (("retrain_every_months", "finetune"), ("reindex_every_months", "rag")):
+        found = getattr(decision, key)
+        for name in found if isinstance(found, dict) else {}:
+            if kinds.get(name) != kind:
+                mine = [n for n, k in kinds.items() if k == kind]
+                what = f"is not a {kind} strategy" if name in kinds else "names no strategy"
+                errors.append(
+                    f"{at(('decision', key, name))}: '{name}' {what}.{closest(name, mine)} Fix: name a {kind} "
+                    f"strategy of this suite" + (f" ({', '.join(mine)})." if mine else ", or give one number for all.")
+                )
     return errors
 
 

@@ -9,7 +9,7 @@ import string
 import typing
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -222,6 +222,9 @@ class ModelPrice(StrictModel):
     hosting_usd_per_hour: float | None = Field(None, ge=0, description="While a fine-tuned model is deployed (Azure).")
     source: str | None = None
     as_of: date | None = None
+    retires: date | None = Field(
+        None, description="When the provider retires this model (its fine-tunes stop serving then)."
+    )
 
 
 class OutcomeCost(StrictModel):
@@ -243,6 +246,61 @@ class ValueSpec(StrictModel):
         return sum(o.cost_usd * o.probability for o in self.wrong)
 
 
+class DataPrepSpec(StrictModel):
+    """What labelled examples cost to prepare: per example, or as effort (hours per 100 examples x $/hour)."""
+
+    usd_per_example: float | None = Field(None, ge=0, description="Dollars per labelled example.")
+    hours_per_100_examples: float | None = Field(
+        None, ge=0, description="Hours of labelling work per 100 examples (with usd_per_hour)."
+    )
+    usd_per_hour: float | None = Field(None, ge=0, description="What an hour of labelling work costs.")
+    corpus_curation_usd: float = Field(
+        0.0,
+        ge=0,
+        description="One-off cost of collecting and cleaning a RAG corpus (charged to strategies that use one).",
+    )
+    refresh_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of a fine-tune's labelled examples labelled anew at each retraining "
+        "(decision.retrain_every_months), e.g. 0.2 for a fifth of the data refreshed against drift.",
+    )
+
+    @model_validator(mode="after")
+    def _one_basis(self) -> DataPrepSpec:
+        effort = self.hours_per_100_examples is not None or self.usd_per_hour is not None
+        if self.usd_per_example is not None and effort:
+            raise ValueError(
+                "give usd_per_example, or hours_per_100_examples with usd_per_hour, not both. Fix: keep one basis"
+            )
+        if effort and (self.hours_per_100_examples is None or self.usd_per_hour is None):
+            raise ValueError(
+                "labelling effort needs both hours_per_100_examples and usd_per_hour. Fix: add the missing one, "
+                "or give usd_per_example instead"
+            )
+        return self
+
+    @property
+    def per_example_usd(self) -> float | None:
+        """Dollars per labelled example, or None when no labelling cost is given."""
+        if self.usd_per_example is not None:
+            return self.usd_per_example
+        if self.hours_per_100_examples is not None and self.usd_per_hour is not None:
+            return self.hours_per_100_examples / 100 * self.usd_per_hour
+        return None
+
+    @property
+    def basis(self) -> str:
+        if self.usd_per_example is not None:
+            return f"economics.data.usd_per_example ({self.usd_per_example:g} $)"
+        return (
+            f"economics.data: {self.hours_per_100_examples:g} h per 100 examples x {self.usd_per_hour:g} $/h"
+            if self.per_example_usd is not None
+            else "economics.data"
+        )
+
+
 class EconomicsSpec(StrictModel):
     usd_per_hour: dict[str, Annotated[float, Field(ge=0)]] = Field(
         default_factory=dict,
@@ -251,6 +309,52 @@ class EconomicsSpec(StrictModel):
     )
     prices: dict[str, ModelPrice] = Field(default_factory=dict, description="Model -> prices, over the price sheet's.")
     value: ValueSpec | None = Field(None, description="What a correct answer is worth and a wrong one costs.")
+    data: DataPrepSpec | None = Field(
+        None, description="What labelled examples (and a RAG corpus) cost to prepare: charged as setup."
+    )
+
+
+LATENCY_GUARDS = {
+    "p50_latency_s": "p50_s",
+    "p95_latency_s": "p95_s",
+    "p99_latency_s": "p99_s",
+    "ttft_p95_s": "ttft_p95_s",
+}
+COST_GUARDS = ("per_request_usd", "monthly_usd")
+
+
+class Guard(StrictModel):
+    """A floor or ceiling a strategy must meet to win: a quality metric's interval end, a latency percentile, or a
+    cost."""
+
+    metric: str = Field(
+        description="A scorer's name (its interval must clear the bound), or p50_latency_s, p95_latency_s, "
+        "p99_latency_s, ttft_p95_s, per_request_usd, monthly_usd."
+    )
+    min: float | None = Field(None, description="The lower end of the metric's interval must be at least this.")
+    max: float | None = Field(None, description="The upper end (or the measured value) must be at most this.")
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Guard:
+        if self.min is None and self.max is None:
+            raise ValueError("a guard needs `min` or `max`. Fix: e.g. {metric: faithfulness, min: 0.8}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is above max ({self.max:g}). Fix: swap them")
+        if self.metric in LATENCY_GUARDS or self.metric in COST_GUARDS:
+            if self.min is not None:
+                raise ValueError(f"{self.metric} takes a `max` (a ceiling), not a `min`. Fix: write max: ...")
+            if self.max is not None and self.max <= 0:
+                raise ValueError(f"{self.metric} max must be above 0. Fix: give a positive ceiling")
+        return self
+
+    @property
+    def label(self) -> str:
+        parts = [f"{self.metric} >= {self.min:g}" if self.min is not None else ""]
+        parts.append(f"{self.metric} <= {self.max:g}" if self.max is not None else "")
+        return " and ".join(p for p in parts if p)
+
+
+Months = Annotated[float, Field(gt=0, le=120)]
 
 
 class DecisionSpec(StrictModel):
@@ -267,6 +371,31 @@ class DecisionSpec(StrictModel):
     dedicated_hosting: bool = Field(
         False, description="Local models run on machines kept up all month (else: pay for busy time only)."
     )
+    guards: list[Guard] = Field(
+        default_factory=list,
+        description="Floors and ceilings a strategy must meet to win, e.g. [{metric: faithfulness, min: 0.8}, "
+        "{metric: p95_latency_s, max: 2}].",
+    )
+    retrain_every_months: Months | dict[str, Months] | None = Field(
+        None,
+        description="How often fine-tunes are retrained (data drift, a retired base model): every N months, or "
+        "per strategy {name: N}. Training (and economics.data.refresh_share of its data) becomes a monthly cost.",
+    )
+    reindex_every_months: Months | dict[str, Months] | None = Field(
+        None, description="How often a RAG index is rebuilt: every N months, or per strategy {name: N}."
+    )
+
+    def every_months(self, what: Literal["retrain", "reindex"], strategy: str) -> float | None:
+        """How often `strategy` is retrained (or re-indexed), in months; None: never within the horizon."""
+        found = self.retrain_every_months if what == "retrain" else self.reindex_every_months
+        if isinstance(found, dict):
+            return found.get(strategy)
+        return found
+
+    def all_guards(self) -> list[Guard]:
+        """The guards, with latency_slo_p95_s as one of them."""
+        extra = [Guard(metric="p95_latency_s", max=self.latency_slo_p95_s)] if self.latency_slo_p95_s else []
+        return extra + list(self.guards)
 
     @field_validator("monthly_requests")
     @classmethod

@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.costs.model import (
+    CostChange,
     CostModel,
     break_even_accuracy,
     break_even_volume,
+    cost_model,
     net_value_per_request,
     payback_requests,
 )
@@ -41,8 +43,9 @@ from harness.records.decision import (
 )
 from harness.records.setup import FineTuneGiven
 from harness.records.summary import StrategySummary
-from harness.suite.schema import DecisionSpec, Suite, ValueSpec
+from harness.suite.schema import DataPrepSpec, DecisionSpec, Suite, ValueSpec
 from harness.verdict import explain
+from harness.verdict.guards import Bounds, guard_values, missed
 from harness.verdict.pairs import EPS, best_against_others, find_pair, more_cases, pairwise, relation
 from harness.verdict.seeds import seed_lines
 from harness.verdict.summary import per_case_scores
@@ -65,20 +68,35 @@ class Option:
     grid_edge: list[str] = field(default_factory=list)  # why, when it is the grid's edge
     epochs: int = 0  # epochs it trained
     training_usd: float | None = None  # what that training cost
+    guard_values: dict[str, Bounds] = field(default_factory=dict)  # what decision.guards are checked against
 
 
-def options_from_summaries(summaries: dict[str, StrategySummary], kinds: dict[str, str], metric: str) -> list[Option]:
-    """Options from run.json's strategy summaries, as the run decided and as a report's what-if recomputes."""
+def options_from_summaries(
+    summaries: dict[str, StrategySummary],
+    kinds: dict[str, str],
+    metric: str,
+    *,
+    policy: DecisionSpec | None = None,
+    data: DataPrepSpec | None = None,
+    change: CostChange | None = None,
+) -> list[Option]:
+    """Options from run.json's strategy summaries, as the run decided and as a report's what-if (or a tipping
+    point's search) recomputes with `change`; `policy` says how often training and indexing recur."""
+    policy = policy or DecisionSpec()
     options = []
     for name, s in summaries.items():
         m = s.metrics.get(metric)
         c = s.cost
-        cost = CostModel(
-            per_request_usd=c.per_request_usd if c else None,
-            setup_usd=c.setup_usd if c else 0.0,
-            hosting_usd_per_hour=c.hosting_usd_per_hour if c else 0.0,
-            busy_s_per_request=c.busy_s_per_request if c else None,
-            device_usd_per_hour=c.device_usd_per_hour if c else None,
+        cost = (
+            cost_model(
+                c,
+                retrain_every_months=policy.every_months("retrain", name),
+                reindex_every_months=policy.every_months("reindex", name),
+                refresh_share=data.refresh_share if data else 0.0,
+                change=change,
+            )
+            if c
+            else CostModel(per_request_usd=None)
         )
         options.append(
             Option(
@@ -91,6 +109,7 @@ def options_from_summaries(summaries: dict[str, StrategySummary], kinds: dict[st
                 cost=cost,
                 p95_s=s.latency.p95_s,
                 errors=s.n_errors,
+                guard_values=guard_values(s),
                 **_training(s),
             )
         )
@@ -129,8 +148,8 @@ def net_value_month(o: Option, volume: float, policy: DecisionSpec, value: Value
 def _rank_row(o: Option, volume: int, policy: DecisionSpec, value: ValueSpec | None) -> RankRow:
     """One strategy at one volume; with a value of outcomes, the net value of a request at the measured accuracy
     and at its interval's ends (setup and hosting shared out), and the accuracy below which a request loses money."""
-    slo = policy.latency_slo_p95_s
     m = monthly(o, volume, policy)
+    misses = missed(o, policy.all_guards(), m)
     row = RankRow(
         strategy=o.name,
         quality=o.quality,
@@ -140,7 +159,8 @@ def _rank_row(o: Option, volume: int, policy: DecisionSpec, value: ValueSpec | N
         per_request_usd=o.cost.per_request_usd,
         setup_usd=o.cost.setup_usd,
         p95_s=o.p95_s,
-        meets_slo=slo is None or o.p95_s is None or o.p95_s <= slo,
+        meets_slo=not misses,
+        guards_missed=misses,
     )
     if value is None:
         return row
@@ -172,7 +192,7 @@ def rank_at(
             winner=None,
             status="undecided",
             ranking=rows,
-            why=explain.why_undecided(bool(scored), policy.latency_slo_p95_s),
+            why=explain.why_undecided(bool(scored), [g.label for g in policy.all_guards()]),
         )
     if value is not None:
         return _by_value(eligible, rows, pairs, policy, value, volume)
@@ -397,11 +417,16 @@ def decide_run(
     stores in run.json."""
     if not summaries:
         return None
-    options = options_from_summaries(summaries, {s.name: s.kind for s in suite.strategies}, suite.primary_metric)
-    value = suite.economics.value if suite.economics else None
-    decision = decide(
-        options, pairs, suite.decision or DecisionSpec(), metric=suite.primary_metric, value=value, prices=prices
+    policy = suite.decision or DecisionSpec()
+    options = options_from_summaries(
+        summaries,
+        {s.name: s.kind for s in suite.strategies},
+        suite.primary_metric,
+        policy=policy,
+        data=suite.economics.data if suite.economics else None,
     )
+    value = suite.economics.value if suite.economics else None
+    decision = decide(options, pairs, policy, metric=suite.primary_metric, value=value, prices=prices)
     decision.uncertainty += seed_lines(summaries, suite.primary_metric)
     return decision
 

@@ -76,8 +76,8 @@ def num(value: float | None, spec: str = ".3f") -> str:
 # ---- why a volume's winner won -----------------------------------------------------------------------------------
 
 
-def why_undecided(any_scored: bool, slo: float | None) -> str:
-    return "no strategy has a score" if not any_scored else f"no strategy meets the p95 latency SLO of {slo} s"
+def why_undecided(any_scored: bool, guards: Sequence[str]) -> str:
+    return "no strategy has a score" if not any_scored else f"no strategy meets the guards ({'; '.join(guards)})"
 
 
 def why_net_value(worth: float | None) -> str:
@@ -231,6 +231,9 @@ def _verdict(d: Decision, options: Sequence[Option]) -> None:
             f"At {vols} requests a month, {d.winner} wins: {d.metric} {quality(w)}, {' to '.join(costs)} "
             f"a month ({first.why})."
         )
+    barred = [r for r in first.ranking if r.guards_missed and r.quality is not None]
+    if barred:
+        d.verdict += " " + " ".join(f"{r.strategy} cannot win: misses {'; '.join(r.guards_missed)}." for r in barred)
     untrained = {v.strategy: v for v in d.finetune if v.under_trained}
     if untrained:
         d.provisional = True
@@ -267,13 +270,13 @@ def _strategy_reason(o: Option, row: RankRow, metric: str, volume: int, policy: 
         if row.break_even_accuracy is not None:
             parts.append(f"loses money below {metric} {row.break_even_accuracy:.3f}")
     if o.p95_s is not None:
-        parts.append(
-            f"p95 {o.p95_s:.2f} s" + ("" if row.meets_slo else f" (over the {policy.latency_slo_p95_s} s SLO)")
-        )
+        parts.append(f"p95 {o.p95_s:.2f} s")
     elif policy.latency_slo_p95_s is not None:
         parts.append("p95 unknown (every answer came from the cache; rerun with --no-cache to measure it)")
     if o.errors:
         parts.append(f"{o.errors} errors (scored as wrong)")
+    if row.guards_missed:
+        parts.append("cannot win: misses " + "; ".join(row.guards_missed))
     return f"{o.name}: " + ", ".join(parts)
 
 
@@ -332,7 +335,7 @@ def _uncertainty(d: Decision, value: ValueSpec | None) -> list[str]:
 
 # ---- tables shared by decision.md, the terminal and the report --------------------------------------------------
 
-RANKING_HEADER = ["strategy", "quality", "95% CI", "per request", "setup", "a month", "p95 s", "meets SLO"]
+RANKING_HEADER = ["strategy", "quality", "95% CI", "per request", "setup", "a month", "p95 s", "meets guards"]
 FINETUNE_HEADER = [
     "fine-tune",
     "against",
@@ -354,7 +357,7 @@ def ranking_cells(r: RankRow) -> list[str]:
         usd(r.setup_usd),
         usd(r.monthly_usd),
         num(r.p95_s, ".2f"),
-        "yes" if r.meets_slo else "no",
+        "yes" if r.meets_slo else "no: " + "; ".join(r.guards_missed),
     ]
 
 
@@ -408,7 +411,7 @@ def render_markdown(d: Decision, *, suite_name: str = "", diagnosis: Diagnosis |
         f"**{_md(d.verdict)}**",
         "",
         f"Policy: primary metric `{d.metric}`, minimum worthwhile gain {pol.min_gain}, confidence "
-        f"{pol.confidence}, p95 latency SLO {pol.latency_slo_p95_s or 'none'}, volume {volume} requests a month, "
+        f"{pol.confidence}, guards {'; '.join(g.label for g in pol.all_guards()) or 'none'}, volume {volume} requests a month, "
         f"setup spread over {pol.horizon_months} months, "
         f"{'dedicated' if pol.dedicated_hosting else 'pay-per-use'} hosting.",
         "",

@@ -22,7 +22,7 @@ from harness.records.summary import (
     SeedSpread,
     StrategySummary,
 )
-from harness.suite.schema import Suite, seed_of
+from harness.suite.schema import DataPrepSpec, Suite, seed_of
 from harness.verdict import seeds
 from harness.verdict.seeds import CaseScores
 from harness.verdict.stats import BCA_MAX_N, CONFIDENCE, bootstrap_ci, wilson
@@ -233,6 +233,7 @@ def summarize_strategy(
     n_planned: int,
     binary: dict[str, bool],
     pricing: Pricing | None = None,
+    data: DataPrepSpec | None = None,
 ) -> StrategySummary:
     """One strategy over its test answers: quality per metric, latency, tokens, retrieval and (with the way its
     calls are priced) cost."""
@@ -256,7 +257,7 @@ def summarize_strategy(
         tokens_mean=tokens,
         setup=setup,
         retrieval=summarize_retrieval(rows),
-        cost=strategy_cost(rows, setup, pricing, tokens=tokens) if pricing is not None else None,
+        cost=strategy_cost(rows, setup, pricing, tokens=tokens, data=data) if pricing is not None else None,
     )
 
 
@@ -304,6 +305,7 @@ def summarize_run(
             n_planned=n_cases * suite.repeats * spec.seeds,
             binary=applies,
             pricing=pricing,
+            data=suite.economics.data if suite.economics else None,
         )
         summary.seeds, summary.seed_spread = summarize_seeds(rows, applies, setups, suite.seed)
         extra = [s.setup for s in summary.seeds if s.setup is not None]

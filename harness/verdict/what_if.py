@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.costs.model import CostChange
 from harness.records.decision import Decision
 from harness.records.run import RunRecord
 from harness.suite.schema import DecisionSpec
@@ -28,15 +29,6 @@ def what_if(record: RunRecord, change: WhatIf | None = None) -> tuple[Decision, 
     options (strategies with their changed costs) it was made from."""
     change = change or WhatIf()
     suite = record.suite
-    options = options_from_summaries(
-        record.strategies, {s.name: s.kind for s in suite.strategies}, record.primary_metric
-    )
-    for option in options:
-        cost = record.strategies[option.name].cost
-        if cost is not None:
-            option.cost = option.cost.changed(
-                cost, price_scale=change.price_scale, usd_per_hour=change.usd_per_hour, training_usd=change.training_usd
-            )
     policy = suite.decision or DecisionSpec()
     updates = {
         k: v
@@ -45,6 +37,18 @@ def what_if(record: RunRecord, change: WhatIf | None = None) -> tuple[Decision, 
     }
     if updates:
         policy = DecisionSpec.model_validate({**policy.model_dump(), **updates})
+    options = options_from_summaries(
+        record.strategies,
+        {s.name: s.kind for s in suite.strategies},
+        record.primary_metric,
+        policy=policy,
+        data=suite.economics.data if suite.economics else None,
+        change=CostChange(
+            price_scale=1.0 if change.price_scale is None else change.price_scale,
+            usd_per_hour=change.usd_per_hour,
+            training_usd=change.training_usd,
+        ),
+    )
     value = suite.economics.value if suite.economics else None
     pairs = record.decision.pairs if record.decision else []
     return decide(options, pairs, policy, metric=record.primary_metric, value=value, prices=record.prices), options

@@ -22,6 +22,7 @@ from harness.errors import ConfigError, HarnessError
 from harness.home import harness_home
 from harness.records.setup import (
     ChosenCheckpoint,
+    DataUsed,
     DevScore,
     EarlyStopping,
     EpochScore,
@@ -113,6 +114,11 @@ class FineTune(Strategy):
             return
         for loc, msg in tuner_cls.machine_check(tuner_config):
             yield ("tuner", *loc), msg
+
+    @classmethod
+    def data_used(cls, config: FineTuneConfig, dataset, suite):
+        """The train split, dev (where it chooses its checkpoint), and the corpus of the rag it takes context from."""
+        return DataUsed(train=len(dataset.train), dev=len(dataset.dev), corpus=config.context_from is not None)
 
     @classmethod
     def plan(cls, config: FineTuneConfig, dataset, suite):

@@ -27,6 +27,7 @@ from harness.home import harness_home
 from harness.records.cases import CaseMeta, RetrievalTrace
 from harness.records.setup import (
     CorpusInfo,
+    DataUsed,
     IndexInfo,
     RagGiven,
     RetrieverSettings,
@@ -254,6 +255,15 @@ class Rag(Strategy):
         cost = None if price is None else round(info["embedding"]["tokens"] / 1e6 * price, 9)
         paid = 0.0 if cached or cost is None else cost  # counts against budget_usd
         return SetupCost(what="indexing", usd=cost, basis=basis, paid_usd=paid)
+
+    @classmethod
+    def data_used(cls, config: RagConfig, dataset, suite):
+        """Its exemplars and the corpus; dev when it chooses top_k there; the fine-tune's data when it serves one."""
+        train = config.exemplars
+        dev = len(dataset.dev) if len(config.candidates) > 1 else 0
+        if config.model_from:
+            train, dev = len(dataset.train), len(dataset.dev)
+        return DataUsed(train=train, dev=dev, corpus=True)
 
     @classmethod
     def plan(cls, config: RagConfig, dataset, suite):
