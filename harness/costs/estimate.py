@@ -25,7 +25,7 @@ from harness.strategy import StrategyPlan
 from harness.suite.data import Case
 from harness.suite.load import LoadedSuite
 from harness.suite.prompts import build_messages
-from harness.suite.schema import DecisionSpec, StrategySpec, TaskSpec, seed_of
+from harness.suite.schema import DecisionSpec, StrategySpec, TaskSpec, curve_of, seed_of
 from harness.verdict.stats import min_detectable_diff
 
 # Judge calls per answer for each model-judged metric (ragas 0.4 prompts; k = passages given), and their size.
@@ -243,6 +243,10 @@ def _strategy_estimate(
     backend_spec = suite.backend_for(spec)
     pricing = training_pricing = _pricing(loaded, backend_spec.name)
     plan = STRATEGIES.get(spec.kind).plan(loaded.config("strategies", spec.name), loaded.dataset, suite)
+    fraction = curve_of(spec.name)
+    if fraction is not None:  # a learning-curve point trains on that share of the train split
+        plan = plan.model_copy(update={"training_chars": plan.training_chars * fraction})
+        plan.notes.append(f"a learning-curve point: trained on {fraction:.0%} of the train split")
     if plan.training_chars and pricing.paid:  # a provider's fine-tune answers at fine-tuned prices
         pricing = pricing_for(suite, model=f"ft:{backend_spec.model}:estimate", device="api", api=True)
         if pricing.price is not None:

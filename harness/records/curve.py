@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field
 
 from harness.records.base import Record
+from harness.records.setup import StrategySetup
 
 
 class CurvePoint(Record):
@@ -23,6 +24,7 @@ class CurvePoint(Record):
     training_usd: float | None = None
     epochs: int | None = None
     name: str  # the run variant that produced it, e.g. "lora@curve0.25" or "lora"
+    setup: StrategySetup | None = None  # how a subset was trained (the full split's is the strategy's own setup)
 
 
 class CurvePrediction(Record):

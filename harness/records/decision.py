@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from harness.records.base import Record
+from harness.records.curve import LearningCurve
 from harness.suite.schema import DecisionSpec, ModelPrice
 
 Relation = Literal["better", "worse", "equivalent", "inconclusive"]
@@ -145,6 +146,24 @@ class PriceSheetInfo(Record):
     overrides: PriceOverrides | None = None
 
 
+class TippingPoint(Record):
+    """Where one input of the decision flips its winner, searched on both sides of its current value with the
+    decision's own functions (harness.verdict.tipping)."""
+
+    input: str  # monthly_requests, token_price_factor, usd_per_hour, training_usd, data_usd, correct_usd
+    label: str  # what a reader calls it: "monthly volume", "GPU/CPU $/hour", ...
+    current: float  # its value in this run
+    volume: int  # the monthly volume the winner was decided at
+    winner: str
+    runner_up: str | None
+    low: float | None  # below this the winner changes (None: it does not, down to searched[0])
+    low_winner: str | None = None
+    high: float | None  # above this the winner changes (None: it does not, up to searched[1])
+    high_winner: str | None = None
+    searched: tuple[float, float]
+    sentence: str
+
+
 class Decision(Record):
     status: Status
     verdict: str
@@ -158,6 +177,8 @@ class Decision(Record):
     prices: PriceSheetInfo | None = None
     pairs: list[PairedComparison] = Field(default_factory=list)
     provisional: bool = False  # a fine-tune that did not win was still improving when its training ended
+    learning_curves: list[LearningCurve] = Field(default_factory=list)  # fine-tunes run with config.learning_curve
+    tipping: list[TippingPoint] = Field(default_factory=list)  # where each input flips the winner
 
 
 class Gain(Record):

@@ -38,6 +38,7 @@ from harness.suite.load import LoadedSuite, load_suite
 from harness.suite.schema import Suite, seed_of
 from harness.verdict.decide import conclude
 from harness.verdict.explain import render_markdown
+from harness.verdict.learning import learning_curves, points_setups
 from harness.verdict.summary import summarize_run, test_rows
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,8 @@ def _previous_setups(run_dir: Path) -> dict[str, StrategySetup]:
     setups = {name: s.setup for name, s in previous.strategies.items()}
     for summary in previous.strategies.values():  # a strategy's other seeds, each prepared on its own
         setups.update({seed.name: seed.setup for seed in summary.seeds if seed.setup is not None})
+    if previous.decision is not None:  # the subsets of learning curves
+        setups.update(points_setups(previous.decision.learning_curves))
     return setups
 
 
@@ -227,6 +230,16 @@ def build_record(run: Run, status: RunStatus) -> RunRecord:
     comparisons, decision, diagnosis = conclude(
         suite, by_strategy, summaries, binary=binary, conditional=conditional, prices=prices
     )
+    if decision is not None:
+        decision.learning_curves = learning_curves(
+            suite,
+            run.cases.rows.values(),
+            setups,
+            test_ids={c.id for c in run.loaded.dataset.test},
+            binary=binary.get(suite.primary_metric, False),
+            decision=decision,
+        )
+        decision.reasons += [c.more_data.sentence for c in decision.learning_curves if c.more_data]
     return RunRecord(
         harness_version=__version__,
         status=status,

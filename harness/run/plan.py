@@ -76,7 +76,8 @@ class RunPlan:
 
 
 def select(loaded: LoadedSuite, names: list[str] | None) -> list[StrategySpec]:
-    """The suite's strategies named by --strategies (all when None), in suite order, each once per seed."""
+    """The suite's strategies named by --strategies (all when None), in suite order, each once per seed and
+    learning-curve subset."""
     specs = loaded.suite.strategies
     known = [s.name for s in specs]
     for name in names or []:
@@ -84,4 +85,4 @@ def select(loaded: LoadedSuite, names: list[str] | None) -> list[StrategySpec]:
             raise ConfigError(
                 f"--strategies: no strategy named '{name}'.{closest(name, known)} Strategies: {', '.join(known)}."
             )
-    return [v for s in specs if not names or s.name in names for v in s.variants()]
+    return [v for s in specs if not names or s.name in names for v in s.run_variants()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
@@ -23,7 +24,8 @@ from harness.records.setup import (
     ZeroShotGiven,
 )
 from harness.strategy import Strategy, StrategyContext
-from harness.suite.schema import StrategySpec, seed_of, seed_variant
+from harness.suite.data import curve_subset
+from harness.suite.schema import StrategySpec, curve_of, seed_of, seed_variant
 
 if TYPE_CHECKING:
     from harness.run.compare import Run
@@ -51,9 +53,13 @@ def prepare_strategy(run: Run, spec: StrategySpec) -> Strategy | None:
         found = {s.spec.name: s for s in run.prepared}
         return found.get(seed_variant(name, number)) or found.get(name)
 
+    dataset = run.loaded.dataset
+    fraction = curve_of(spec.name)
+    if fraction is not None:  # a learning-curve point: trained on a nested, seeded subset of train
+        dataset = replace(dataset, train=curve_subset(dataset.train, fraction, run.suite.seed))
     ctx = StrategyContext(
         run.suite.for_strategy(spec),
-        run.loaded.dataset,
+        dataset,
         backend,
         run.run_dir,
         run.suite.seed + number - 1,
@@ -74,7 +80,7 @@ def prepare_strategy(run: Run, spec: StrategySpec) -> Strategy | None:
         run.gateway.spend.hold_back(spec.name, len(run.plan.test) * run.plan.repeats)
         return None
     if given.data_used is None:  # what economics.data charges it for, as its class says
-        given.data_used = type(strategy).data_used(strategy.config, run.loaded.dataset, run.suite.for_strategy(spec))
+        given.data_used = type(strategy).data_used(strategy.config, dataset, run.suite.for_strategy(spec))
     strategy.given = setup.given = given
     setup.prepare_s = round(time.perf_counter() - started, 3)
     setup.serving, setup.dev = strategy.backend.identity(), run.gateway.dev.get(spec.name)

@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import random
 import re
 from collections import defaultdict
@@ -51,6 +52,15 @@ class Dataset:
 
     def split(self, name: str) -> list[Case]:
         return getattr(self, name)
+
+
+def curve_subset(train: list[Case], fraction: float, seed: int) -> list[Case]:
+    """`fraction` of the train cases (at least one), drawn by `seed`: the subsets of one seed are nested (a larger
+    fraction keeps every case of a smaller one), and keep the split's order."""
+    order = list(range(len(train)))
+    random.Random(seed).shuffle(order)
+    keep = sorted(order[: max(1, math.ceil(fraction * len(train) - 1e-9))])
+    return [train[i] for i in keep]
 
 
 # ---- reading files -------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
 MAX_SEEDS = 20
 SEED_MARK = "@seed"  # a strategy's extra seeds run as `name@seed2`, ...: '@' is not allowed in a name
+CURVE_MARK = "@curve"  # a fine-tune's learning-curve subsets run as `name@curve0.25`, ...
 
 
 def seed_variant(name: str, number: int) -> str:
@@ -28,9 +29,27 @@ def seed_variant(name: str, number: int) -> str:
 
 
 def seed_of(name: str) -> tuple[str, int]:
-    """(the strategy's own name, its seed number) of a name `seed_variant` made."""
-    base, _, number = name.partition(SEED_MARK)
-    return (base, int(number)) if number.isdigit() else (name, 1)
+    """(the strategy's own name, its seed number) of a name `seed_variant` or `curve_variant` made (a
+    learning-curve subset is seed 1)."""
+    base, mark, rest = name.partition("@")
+    if not mark:
+        return name, 1
+    number = rest.removeprefix(SEED_MARK[1:])
+    return (base, int(number)) if rest.startswith(SEED_MARK[1:]) and number.isdigit() else (base, 1)
+
+
+def curve_variant(name: str, fraction: float) -> str:
+    """The name strategy `name` trained on `fraction` of its train split runs under."""
+    return f"{name}{CURVE_MARK}{fraction:g}"
+
+
+def curve_of(name: str) -> float | None:
+    """The train-split fraction of a name `curve_variant` made; None for any other name."""
+    _, mark, rest = name.partition(CURVE_MARK)
+    try:
+        return float(rest) if mark else None
+    except ValueError:
+        return None
 
 
 class StrictModel(BaseModel):
@@ -182,6 +201,17 @@ class StrategySpec(StrictModel):
     def variants(self) -> list[StrategySpec]:
         """The strategy once per seed: itself, then `name@seed2`, `name@seed3`, ... ('@' is never in a name)."""
         return [self] + [self.model_copy(update={"name": seed_variant(self.name, i)}) for i in range(2, self.seeds + 1)]
+
+    def curve_fractions(self) -> list[float]:
+        """A fine-tune's learning-curve subsets below the full train split (config.learning_curve)."""
+        found = self.config.get("learning_curve") if self.kind == "finetune" else None
+        return [float(f) for f in found if 0 < float(f) < 1] if isinstance(found, list) else []
+
+    def run_variants(self) -> list[StrategySpec]:
+        """What a run prepares and answers for this strategy: each seed, then each learning-curve subset."""
+        return self.variants() + [
+            self.model_copy(update={"name": curve_variant(self.name, f)}) for f in self.curve_fractions()
+        ]
 
     @field_validator("prompt_template")
     @classmethod
@@ -448,8 +478,9 @@ class Suite(StrictModel):
         return self if task is self.task else self.model_copy(update={"task": task})
 
     def run_strategies(self) -> list[StrategySpec]:
-        """The strategies as a run prepares and answers them: each once per seed, in suite order."""
-        return [v for spec in self.strategies for v in spec.variants()]
+        """The strategies as a run prepares and answers them: each once per seed (and learning-curve subset), in
+        suite order."""
+        return [v for spec in self.strategies for v in spec.run_variants()]
 
     def backend_for(self, strategy: StrategySpec) -> BackendSpec:
         name = strategy.backend or self.backends[0].name

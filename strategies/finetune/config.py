@@ -4,9 +4,10 @@ with one candidate's tuner config."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from harness.builtins import TUNERS
 from harness.suite.prompts import build_messages
@@ -36,6 +37,36 @@ class FineTuneConfig(StrictModel):
         "top_k; listed before this one): every training, dev and test prompt carries its passages, so training and "
         "serving match. Its indexing counts in this strategy's setup too.",
     )
+    learning_curve: list[float] | None = Field(
+        None,
+        min_length=1,
+        max_length=8,
+        description="Also train on these fractions of the train split (nested, seeded subsets; each with its own "
+        "checkpoint choice on dev), score each on test, and fit a learning curve: what more labelled data would "
+        "bring. E.g. [0.25, 0.5, 1.0]; the full split is always a point.",
+    )
+
+    @field_validator("learning_curve")
+    @classmethod
+    def _fractions(cls, fractions: list[float] | None) -> list[float] | None:
+        if fractions is None:
+            return None
+        for f in fractions:
+            if not 0 < f <= 1:
+                raise ValueError(
+                    f"fraction {f:g} is outside (0, 1]. Fix: give shares of the train split, e.g. [0.25, 0.5, 1.0]"
+                )
+        if any(b <= a for a, b in itertools.pairwise(fractions)):
+            raise ValueError(
+                f"fractions {fractions} are not increasing. Fix: list them from smallest to largest, each once, "
+                "e.g. [0.25, 0.5, 1.0]"
+            )
+        return fractions
+
+    @property
+    def curve_fractions(self) -> list[float]:
+        """The learning curve's subsets below the full split (which the strategy itself trains on)."""
+        return [f for f in self.learning_curve or [] if f < 1]
 
 
 def training_examples(task, cases) -> list[TrainExample]:

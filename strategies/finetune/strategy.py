@@ -36,7 +36,7 @@ from harness.records.setup import (
 )
 from harness.run.folder import write_json_atomic
 from harness.strategy import Strategy, StrategyPlan, StrategyRequest, reference_problem
-from harness.suite.data import Case
+from harness.suite.data import Case, curve_subset
 from harness.suite.prompts import build_messages, prompt_parts
 from harness.tuner import Checkpoint, TrainExample, TuneContext, Tuner, TuneResult
 from strategies.finetune.config import FineTuneConfig, config_problems, parse, training_examples
@@ -100,6 +100,16 @@ class FineTune(Strategy):
                     yield problem
         for problem in structural_problems(training_examples(suite.task, dataset.train))[:5]:
             yield ("tuner",), problem
+        if config.curve_fractions:  # the smallest subset must be trainable too
+            smallest = curve_subset(dataset.train, config.curve_fractions[0], suite.seed)
+            for problem in structural_problems(training_examples(suite.task, smallest))[:1]:
+                yield (
+                    ("learning_curve", 0),
+                    (
+                        f"{config.curve_fractions[0]:g} of the train split is {len(smallest)} examples: "
+                        + problem.replace("Fix: add train cases.", "Fix: use a larger fraction, or add train cases.")
+                    ),
+                )
         if config.context_from is not None:
             problem = reference_problem(suite, config.context_from, "rag", " (its corpus and retriever are used)")
             if problem:

@@ -371,3 +371,31 @@ def test_a_fine_tune_can_train_and_serve_with_the_context_a_rag_strategy_retriev
     indexing = [c for c in with_context.given.setup_costs if c.what.startswith("indexing")]
     rag_indexing = next(c for c in record.strategies["rag"].setup.given.setup_costs if c.what == "indexing")
     assert [c.usd for c in indexing] == [rag_indexing.usd] and indexing[0].paid_usd == 0  # priced with both setups
+
+
+def test_learning_curve_trains_nested_subsets_and_prices_more_data(tiny_model, tmp_path):
+    suite = ft_suite(tiny_model)
+    suite["strategies"][1]["config"]["learning_curve"] = [0.85, 1.0]  # 11 of the 12 train cases
+    suite["economics"]["data"] = {"usd_per_example": 0.5}
+    path = write_suite(tmp_path / "s", suite)
+    record, _ = compare(path, CompareOptions(out=tmp_path / "run"))
+    assert record.status == "complete"
+    assert set(record.strategies) == {"zero", "ft"}  # the subset is a measurement, not an option
+    (curve,) = record.decision.learning_curves
+    half, full = curve.points
+    assert (half.name, half.n_examples, full.name, full.n_examples) == ("ft@curve0.85", 11, "ft", 12)
+    assert half.setup.given.preflight.n_examples == 11
+    assert half.n_cases == full.n_cases == record.strategies["ft"].metrics["label_accuracy"].n
+    assert full.mean == record.strategies["ft"].metrics["label_accuracy"].mean
+    assert curve.fit.status in {"flat", "cannot_extrapolate"}  # two points never support an extrapolation
+    more = curve.more_data
+    assert more.more_examples == 12 and more.labelling_usd == pytest.approx(6.0)
+    assert more.sentence in record.decision.reasons
+    # a fraction whose subset is too small to train is refused before any model is loaded
+    suite["strategies"][1]["config"]["learning_curve"] = [0.5, 1.0]
+    with pytest.raises(ConfigError, match=r"learning_curve\[0\].*0.5 of the train split is 6 examples.*larger fraction"):
+        load_suite(write_suite(tmp_path / "small", suite))
+    # the fine-tune is charged for the 12 train and 6 dev examples it used; zero-shot for none
+    items = {i.what: i.usd for i in record.strategies["ft"].cost.setup_items}
+    assert items["data preparation (18 labelled examples: 12 train + 6 dev)"] == pytest.approx(9.0)
+    assert not any(i.what.startswith("data") for i in record.strategies["zero"].cost.setup_items)
