@@ -384,7 +384,7 @@ class Guard(StrictModel):
         return " and ".join(p for p in parts if p)
 
 
-Months = Annotated[float, Field(gt=0, le=120)]
+Months = float  # months between repeats: above 0, at most 120 (DecisionSpec._months)
 
 
 class DecisionSpec(StrictModel):
@@ -414,6 +414,18 @@ class DecisionSpec(StrictModel):
     reindex_every_months: Months | dict[str, Months] | None = Field(
         None, description="How often a RAG index is rebuilt: every N months, or per strategy {name: N}."
     )
+
+    @field_validator("retrain_every_months", "reindex_every_months", mode="before")
+    @classmethod
+    def _months(cls, value: Any) -> Any:
+        found = value.values() if isinstance(value, dict) else [] if value is None else [value]
+        for months in found:
+            if isinstance(months, int | float) and not isinstance(months, bool) and not 0 < months <= 120:
+                raise ValueError(
+                    f"{months:g} months between repeats is not a period. Fix: give the months from one to the next, "
+                    "above 0 and at most 120 (e.g. 6), or leave the key out for never"
+                )
+        return value
 
     def every_months(self, what: Literal["retrain", "reindex"], strategy: str) -> float | None:
         """How often `strategy` is retrained (or re-indexed), in months; None: never within the horizon."""

@@ -46,6 +46,7 @@ from harness.records.summary import StrategySummary
 from harness.suite.schema import DataPrepSpec, DecisionSpec, Suite, ValueSpec
 from harness.verdict import explain
 from harness.verdict.guards import Bounds, guard_values, missed
+from harness.verdict.horizon import horizon_lines
 from harness.verdict.pairs import EPS, best_against_others, find_pair, more_cases, pairwise, relation
 from harness.verdict.seeds import seed_lines
 from harness.verdict.summary import per_case_scores
@@ -427,7 +428,10 @@ def decide_run(
     )
     value = suite.economics.value if suite.economics else None
     decision = decide(options, pairs, policy, metric=suite.primary_metric, value=value, prices=prices)
-    decision.uncertainty += seed_lines(summaries, suite.primary_metric)
+    decision.uncertainty += seed_lines(summaries, suite.primary_metric) + horizon_lines(suite)
+    from harness.verdict.tipping import tipping_points
+
+    decision.tipping = tipping_points(suite, summaries, pairs, decision)
     return decision
 
 

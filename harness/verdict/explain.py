@@ -432,6 +432,29 @@ def render_markdown(d: Decision, *, suite_name: str = "", diagnosis: Diagnosis |
         ]
     if diagnosis is not None and (lines := diagnosis_lines(diagnosis)):
         out += ["## Why: knowledge or format", "", *(_md(x) for x in lines), ""]
+    for curve in d.learning_curves:
+        out += [
+            f"## More data: {_md(curve.strategy)}'s learning curve",
+            "",
+            *_md_table(
+                ["train fraction", "examples", curve.metric, "95% CI", "training"],
+                [
+                    [
+                        f"{p.fraction:g}",
+                        f"{p.n_examples:,}",
+                        num(p.mean),
+                        f"[{num(p.ci_low)}, {num(p.ci_high)}]",
+                        usd(p.training_usd),
+                    ]
+                    for p in curve.points
+                ],
+            ),
+            "",
+            f"- {_md(curve.more_data.sentence if curve.more_data else curve.fit.reason)}",
+            "",
+        ]
+    if d.tipping:
+        out += ["## Where the decision tips", ""] + [f"- {_md(t.sentence)}" for t in d.tipping] + [""]
     out += ["## Reasons", ""] + [f"- {_md(x)}" for x in d.reasons] + [""]
     if d.uncertainty:
         out += ["## Uncertainty", ""] + [f"- {_md(x)}" for x in d.uncertainty] + [""]
@@ -444,6 +467,8 @@ def decision_lines(d: Decision | None, strategies: dict[str, StrategySummary]) -
         return []
     lines = [f"decision: {d.verdict}"]
     lines += [f"  {v.strategy} vs {v.against}: {v.outcome.replace('_', ' ')}: {v.reason}" for v in d.finetune]
+    lines += [f"  more data: {c.more_data.sentence}" for c in d.learning_curves if c.more_data]
+    lines += [f"  tips: {t.sentence}" for t in d.tipping if t.low is not None or t.high is not None]
     costs = []
     for s in strategies.values():
         c = s.cost

@@ -23,6 +23,7 @@ from harness.verdict.curve import fit_learning_curve
 from harness.verdict.summary import case_means, latest, summarize_metric
 
 MORE = 2.0  # "with 2x the training data"
+BAND_POINTS = 12  # the curve's band is drawn through predictions at this many sizes, smallest point to MORE x
 
 
 def _point(
@@ -79,10 +80,10 @@ def learning_curves(
         cases = sorted(set.intersection(*(set(m) for m in means)))
         scores = np.array([[m[c] for m in means] for c in cases], dtype=float)
         bounds = (0.0, 1.0) if scores.size and scores.min() >= 0 and scores.max() <= 1 else (None, None)
-        full = points[-1].n_examples
-        fit = fit_learning_curve(
-            [p.n_examples for p in points], scores, targets=[round(full * MORE)], bounds=bounds, seed=suite.seed
-        )
+        sizes = [p.n_examples for p in points]
+        target = round(sizes[-1] * MORE)
+        band = {round(x) for x in np.geomspace(sizes[0], target, BAND_POINTS)} - {target}
+        fit = fit_learning_curve(sizes, scores, targets=[target, *sorted(band)], bounds=bounds, seed=suite.seed)
         curve = LearningCurve(strategy=spec.name, metric=metric, points=points, fit=fit)
         curve.more_data = more_data(curve, suite, decision)
         out.append(curve)
@@ -118,7 +119,7 @@ def more_data(curve: LearningCurve, suite: Suite, decision: Decision | None) -> 
     if fit.status != "extrapolated" or not fit.predictions or full.mean is None:
         found.sentence = f"{name}'s learning curve cannot be extrapolated ({shown}): {fit.reason}"
         return found
-    pred = fit.predictions[0]
+    pred = fit.predictions[0]  # at MORE x the examples (the others draw the band)
     found.expected_gain, found.gain_low, found.gain_high = (
         pred.mean - full.mean,
         pred.low - full.mean,
