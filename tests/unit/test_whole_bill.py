@@ -205,3 +205,52 @@ def test_an_input_that_cannot_flip_the_winner_says_so_with_the_range(tmp_path):
     volume = next(t for t in decision.tipping if t.input == "monthly_requests")
     assert volume.low is None and volume.high is None
     assert "does not flip within that range" in volume.sentence and "1,000.0M requests a month" in volume.sentence
+
+
+# ---- guards -------------------------------------------------------------------------------------------------------
+
+
+def test_a_guard_on_a_quality_metric_checks_the_interval_and_the_verdict_names_it():
+    from harness.costs.model import CostModel
+    from harness.verdict.decide import Option, decide
+    from harness.verdict.pairs import pairwise
+    from harness.verdict.seeds import CaseScores
+
+    def option(name, cost, faithfulness):
+        return Option(
+            name=name,
+            kind="few_shot",
+            quality=0.8,
+            ci_low=0.7,
+            ci_high=0.9,
+            n=100,
+            cost=CostModel(cost),
+            p95_s=1.0,
+            guard_values={"faithfulness": faithfulness, "acc": (0.7, 0.9)},
+        )
+
+    scores = {c: 1.0 if c < 80 else 0.0 for c in range(100)}
+    pairs = pairwise(
+        {n: CaseScores({str(c): v for c, v in scores.items()}, []) for n in ("cheap", "safe")},
+        binary=True,
+        confidence=0.95,
+        min_gain=0.02,
+    )
+    # cheap is as good and cheaper, but its faithfulness interval reaches down to 0.74: under the 0.8 floor
+    cheap, safe = option("cheap", 0.001, (0.74, 0.86)), option("safe", 0.002, (0.82, 0.9))
+    policy = DecisionSpec(monthly_requests=1000, guards=[{"metric": "faithfulness", "min": 0.8}])
+    d = decide([cheap, safe], pairs, policy, metric="acc")
+    assert d.winner == "safe"
+    assert "cheap cannot win: misses faithfulness >= 0.8 (interval low end 0.74)" in d.verdict
+    row = next(r for r in d.by_volume[0].ranking if r.strategy == "cheap")
+    assert not row.meets_slo and row.guards_missed == ["faithfulness >= 0.8 (interval low end 0.74)"]
+    # without the guard the cheaper one wins; a ceiling on cost bars the dearer one instead
+    assert decide([cheap, safe], pairs, DecisionSpec(monthly_requests=1000), metric="acc").winner == "cheap"
+    capped = DecisionSpec(monthly_requests=1000, guards=[{"metric": "per_request_usd", "max": 0.0015}])
+    assert decide([cheap, safe], pairs, capped, metric="acc").winner == "cheap"
+    both = DecisionSpec(
+        monthly_requests=1000,
+        guards=[{"metric": "faithfulness", "min": 0.8}, {"metric": "per_request_usd", "max": 0.0015}],
+    )
+    d = decide([cheap, safe], pairs, both, metric="acc")
+    assert d.winner is None and d.status == "undecided" and "no strategy meets the guards" in d.verdict
