@@ -19,7 +19,7 @@ from harness.costs.model import DATA, TRAINING, CostChange
 from harness.costs.money import usd
 from harness.records.decision import Decision, PairedComparison, TippingPoint
 from harness.records.summary import StrategySummary
-from harness.suite.schema import Suite, ValueSpec
+from harness.suite.schema import DecisionSpec, Suite, ValueSpec
 from harness.verdict.decide import options_from_summaries, rank_at
 from harness.verdict.explain import requests
 
@@ -44,8 +44,7 @@ def _factor(dollars: float) -> Callable[[float], str]:
 
 
 def _inputs(suite: Suite, summaries: dict[str, StrategySummary], pairs: list[PairedComparison], volume: int):
-    policy = suite.decision
-    assert policy is not None
+    policy = suite.decision or DecisionSpec()
     kinds = {s.name: s.kind for s in suite.strategies}
     data = suite.economics.data if suite.economics else None
     value = suite.economics.value if suite.economics else None

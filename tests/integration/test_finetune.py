@@ -393,7 +393,9 @@ def test_learning_curve_trains_nested_subsets_and_prices_more_data(tiny_model, t
     assert more.sentence in record.decision.reasons
     # a fraction whose subset is too small to train is refused before any model is loaded
     suite["strategies"][1]["config"]["learning_curve"] = [0.5, 1.0]
-    with pytest.raises(ConfigError, match=r"learning_curve\[0\].*0.5 of the train split is 6 examples.*larger fraction"):
+    with pytest.raises(
+        ConfigError, match=r"learning_curve\[0\].*0.5 of the train split is 6 examples.*larger fraction"
+    ):
         load_suite(write_suite(tmp_path / "small", suite))
     # the fine-tune is charged for the 12 train and 6 dev examples it used; zero-shot for none
     items = {i.what: i.usd for i in record.strategies["ft"].cost.setup_items}
