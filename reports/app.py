@@ -17,7 +17,7 @@ import streamlit as st
 from harness.errors import HarnessError
 from harness.records.setup import FineTuneGiven
 from harness.suite.schema import DecisionSpec
-from harness.verdict.explain import diagnosis_lines
+from harness.verdict.explain import diagnosis_lines, ranking_cells
 from harness.verdict.what_if import WhatIf, what_if
 
 PAGES = ["Verdict", "Leaderboard", "Cost", "Quality, latency, tokens", "Training", "Cases", "Manifest"]
@@ -34,8 +34,8 @@ def run_dir_arg() -> Path | None:
 
 
 def _stamp(run_dir: Path) -> tuple[float, float]:
-    files = [run_dir / "run.json", run_dir / "cases.jsonl"]
-    return tuple(f.stat().st_mtime if f.exists() else 0.0 for f in files)
+    run, cases = (f.stat().st_mtime if f.exists() else 0.0 for f in (run_dir / "run.json", run_dir / "cases.jsonl"))
+    return run, cases
 
 
 @st.cache_resource(show_spinner="Reading the run folder ...", max_entries=4)
@@ -85,6 +85,48 @@ def page_verdict(view) -> None:
     if d.finetune:
         st.subheader("Fine-tuning against each alternative")
         st.dataframe(_finetune_table(d.finetune, more=True), hide_index=True)
+    more_data(view)
+    tipping(d)
+
+
+def more_data(view) -> None:
+    """Each fine-tune's learning curve: the chart, what twice the data is expected to bring, the measured points."""
+    from reports import charts
+    from reports.data import curve_point_rows, other_scores
+
+    d = view.record.decision
+    for curve in d.learning_curves if d else []:
+        st.subheader(f"More data: {curve.strategy}")
+        st.altair_chart(charts.learning_curve(curve, other_scores(view.record, curve)))
+        if curve.fit.status != "extrapolated":
+            st.caption(md_escape(f"No curve drawn ({curve.fit.status.replace('_', ' ')}): {curve.fit.reason}"))
+        if curve.more_data:
+            st.markdown(md_escape(curve.more_data.sentence))
+        st.dataframe(pd.DataFrame(curve_point_rows(curve)), hide_index=True)
+
+
+def tipping(d) -> None:
+    """Where the decision tips: how far each input must move for another strategy to win (hidden when the run has
+    no tipping points)."""
+    from reports import charts
+    from reports.data import tipping_rows
+
+    if not d.tipping:
+        return
+    st.subheader("Where the decision tips")
+    chart = charts.tipping(d.tipping)
+    if chart is not None:
+        st.caption(
+            "Each bar runs from the input's value in this run (1x) to the factor at which another strategy wins; "
+            "a faint bar reaches the end of the range searched without a flip."
+        )
+        st.altair_chart(chart)
+    zero = [t.label for t in d.tipping if not t.current > 0]
+    if zero:
+        st.caption(md_escape(f"Not drawn (0 in this run, so no factor): {', '.join(zero)}; the table gives values."))
+    st.dataframe(pd.DataFrame(tipping_rows(d.tipping)), hide_index=True)
+    for t in d.tipping:
+        st.markdown("- " + md_escape(t.sentence))
 
 
 def _finetune_table(rows, *, more: bool = False) -> pd.DataFrame:
@@ -155,6 +197,7 @@ def page_leaderboard(view) -> None:
 
 def page_cost(view) -> None:
     from reports import charts
+    from reports.data import recurring_rows, setup_item_rows
 
     st.header("Cost")
     record = view.record
@@ -191,6 +234,7 @@ def page_cost(view) -> None:
                     "setup $": r.setup_usd,
                     "$ a month": r.monthly_usd,
                     "p95 s": r.p95_s,
+                    "meets guards": ranking_cells(r)[-1],
                 }
                 for r in decision.by_volume[0].ranking
             ]
@@ -200,7 +244,22 @@ def page_cost(view) -> None:
     if decision.finetune:
         st.dataframe(_finetune_table(decision.finetune), hide_index=True, key="breakeven")
     st.altair_chart(charts.monthly_cost(options, decision, horizon=int(horizon), dedicated=policy.dedicated_hosting))
+    if policy.retrain_every_months is not None or policy.reindex_every_months is not None:
+        st.subheader("Recurring costs")
+        recurring = recurring_rows(options, int(horizon))
+        if recurring:
+            st.caption(
+                f"Retraining and re-indexing as often as the suite says: what each repeat adds to a month over "
+                f"{int(horizon)} months (in $ a month above; the first time is setup, spread over the horizon)."
+            )
+            st.dataframe(pd.DataFrame(recurring), hide_index=True)
+        else:
+            st.caption("No strategy has training or indexing to repeat.")
     st.subheader("What each strategy's costs are made of")
+    items = setup_item_rows(record)
+    if items:
+        st.caption("One-off setup, item by item, as the run measured it.")
+        st.dataframe(pd.DataFrame(items), hide_index=True)
     for name, s in record.strategies.items():
         if s.cost:
             with st.expander(name):

@@ -10,7 +10,8 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from harness.records.decision import Decision
+from harness.records.curve import LearningCurve
+from harness.records.decision import Decision, TippingPoint
 from harness.records.run import RunRecord
 from harness.records.setup import EpochScore
 from harness.verdict.decide import Option
@@ -38,7 +39,7 @@ def leaderboard(record: RunRecord, metric: str) -> alt.Chart:
     return (bars + points).properties(width=WIDTH, height=40 * max(len(df), 1), title=f"{metric} with 95% CIs")
 
 
-def monthly_cost(options: list[Option], decision: Decision, *, horizon: int, dedicated: bool) -> alt.Chart:
+def monthly_cost(options: list[Option], decision: Decision, *, horizon: int, dedicated: bool) -> alt.LayerChart:
     """Monthly cost against volume (setup spread over the horizon, hosting included), break-even points marked."""
     vols = decision.policy.volumes
     marks = [v.break_even_monthly_volume for v in decision.finetune if v.break_even_monthly_volume]
@@ -79,8 +80,11 @@ def monthly_cost(options: list[Option], decision: Decision, *, horizon: int, ded
         )
     you = pd.DataFrame([{"requests a month": float(v)} for v in vols])
     layers.append(alt.Chart(you).mark_rule(color="black").encode(x="requests a month:Q"))
-    return alt.layer(*layers).properties(
-        width=WIDTH, height=320, title="Monthly cost against volume (black: your volume; dashed: break-even)"
+    return alt.LayerChart(
+        layer=layers,
+        width=WIDTH,
+        height=320,
+        title="Monthly cost against volume (black: your volume; dashed: break-even)",
     )
 
 
@@ -187,3 +191,154 @@ def dev_scores(epochs: list[EpochScore], chosen_step: int | None) -> alt.Chart:
         )
         .properties(width=WIDTH, height=220, title="Dev score per epoch")
     )
+
+
+def learning_curve(curve: LearningCurve, others: dict[str, float]) -> alt.LayerChart:
+    """A fine-tune's learning curve: the measured points with their 95% CIs over training examples (log scale); where
+    the fit extrapolates, the fitted q(n) = a - b * n^(-c) from the smallest point to twice the largest with its
+    bootstrap band; the other strategies' scores as labelled horizontal rules."""
+    metric = curve.metric
+    x_title = "training examples (log scale)"
+    points = pd.DataFrame(
+        [
+            {
+                "examples": p.n_examples,
+                metric: p.mean,
+                "low": p.ci_low if p.ci_low is not None else p.mean,
+                "high": p.ci_high if p.ci_high is not None else p.mean,
+                "train fraction": p.fraction,
+            }
+            for p in curve.points
+            if p.mean is not None and p.n_examples > 0
+        ],
+        columns=["examples", metric, "low", "high", "train fraction"],
+    )
+    sizes = [p.n_examples for p in curve.points if p.n_examples > 0]
+    fit = curve.fit
+    fitted = fit.status == "extrapolated" and fit.params is not None and bool(sizes)
+    right = 2 * max(sizes) if fitted else max(sizes, default=1)
+    left = min(sizes, default=1)
+    domain = [left / 1.25, right * 1.25]  # the points and the curve, with a margin: no empty decades
+    x = alt.X("examples:Q", scale=alt.Scale(type="log", domain=domain, nice=False), title=x_title)
+    y = alt.Y(f"{metric}:Q", scale=alt.Scale(zero=False), title=metric)
+    layers: list[alt.Chart] = []
+    if fitted:
+        assert fit.params is not None
+        a, b, c = fit.params["a"], fit.params["b"], fit.params["c"]
+        grid = np.geomspace(min(sizes), right, 60)
+        line = pd.DataFrame({"examples": grid, metric: a - b * grid ** (-c)})
+        band = pd.DataFrame(
+            sorted(
+                ({"examples": p.n_examples, "band low": p.low, "band high": p.high} for p in fit.predictions),
+                key=lambda r: r["examples"],
+            ),
+            columns=["examples", "band low", "band high"],
+        )
+        if not band.empty:
+            layers.append(
+                alt.Chart(band)
+                .mark_area(opacity=0.2, color="#1f77b4")
+                .encode(x=x, y=alt.Y("band low:Q", title=metric), y2="band high:Q")
+            )
+        layers.append(alt.Chart(line).mark_line(color="#1f77b4").encode(x=x, y=y))
+    layers.append(alt.Chart(points).mark_rule(color="#1f77b4").encode(x=x, y=alt.Y("low:Q", title=metric), y2="high:Q"))
+    layers.append(
+        alt.Chart(points)
+        .mark_point(filled=True, size=70, color="#1f77b4")
+        .encode(x=x, y=y, tooltip=["train fraction", "examples", metric, "low", "high"])
+    )
+    same: dict[float, list[str]] = {}  # strategies with the same score share one rule and one label
+    for name, score in others.items():
+        same.setdefault(score, []).append(name)
+    rules = pd.DataFrame(
+        [{"strategy": ", ".join(names), metric: score, "examples": domain[1]} for score, names in same.items()],
+        columns=["strategy", metric, "examples"],
+    )
+    if not rules.empty:
+        layers.append(
+            alt.Chart(rules)
+            .mark_rule(strokeDash=[4, 4], color="gray")
+            .encode(y=alt.Y(f"{metric}:Q"), tooltip=["strategy", metric])
+        )
+        layers.append(
+            alt.Chart(rules)
+            .mark_text(align="right", baseline="bottom", dx=-2, dy=-2, color="gray")
+            .encode(x=x, y=y, text="strategy:N")
+        )
+    title = (
+        f"{curve.strategy}: {metric} against training examples (fitted curve, 95% band, to 2x the data)"
+        if fitted
+        else f"{curve.strategy}: {metric} against training examples (measured points only: no curve fitted)"
+    )
+    return alt.LayerChart(layer=layers, width=WIDTH, height=320, title=title)
+
+
+NOTE_PX = 115  # the widest note beside a bar ("no flip within range" at 10px)
+TIPPING_TITLE = "Where the decision tips: how far each input must move to change the winner"
+
+
+def tipping(points: list[TippingPoint]) -> alt.LayerChart | None:
+    """A tornado chart: one row per input, a bar from its current value (1x) to the factor below and above at which
+    another strategy wins (log scale); a faint bar out to the searched edge where it does not flip that way. Inputs
+    whose current value is 0 have no factor and are left to the table; None when no input is left to draw."""
+    drawn = [t for t in points if t.current > 0]
+    if not drawn:
+        return None
+    volumes = {t.volume for t in points}
+    rows = []
+    for t in drawn:
+        name = t.label + (f" (at {t.volume:,}/month)" if len(volumes) > 1 else "")
+        for side, found, edge, who in (
+            ("below", t.low, t.searched[0], t.low_winner),
+            ("above", t.high, t.searched[1], t.high_winner),
+        ):
+            value = found if found is not None else edge
+            rows.append(
+                {
+                    "input": name,
+                    "side": side,
+                    "factor": value / t.current,
+                    "value": value,
+                    "flips": found is not None,
+                    "note": f"{who or 'no strategy'} wins" if found is not None else "no flip within range",
+                }
+            )
+    df = pd.DataFrame(rows)
+    positive = df.loc[df["factor"] > 0, "factor"]
+    floor = min(float(positive.min()) if len(positive) else 1.0, 0.01)
+    df["factor"] = df["factor"].clip(lower=floor)  # an edge at 0 (a cost searched down to nothing) at the left end
+    df["from"] = 1.0
+    df["opacity"] = np.where(df["flips"], 0.9, 0.2)
+    # room beyond the bars' ends for their notes: NOTE_PX of the width at each end, in decades of the log scale
+    lo, hi = min(math.log10(df["factor"].min()), 0.0), max(math.log10(df["factor"].max()), 0.0)
+    pad = NOTE_PX * max(hi - lo, 1.0) / (WIDTH - 2 * NOTE_PX)
+    x = alt.X(
+        "from:Q",
+        scale=alt.Scale(type="log", domain=[10 ** (lo - pad), 10 ** (hi + pad)], nice=False),
+        title="factor of the current value (log scale; 1 = this run)",
+    )
+    y = alt.Y("input:N", title=None, sort=None)
+    bars = (
+        alt.Chart(df)
+        .mark_bar(height=16)
+        .encode(
+            x=x,
+            x2="factor:Q",
+            y=y,
+            color=alt.Color(
+                "side:N", scale=alt.Scale(domain=["below", "above"], range=["#1f77b4", "#d62728"]), title="flips"
+            ),
+            opacity=alt.Opacity("opacity:Q", scale=None, legend=None),
+            tooltip=["input", "side", "value", alt.Tooltip("factor:Q", format=".3g"), "note"],
+        )
+    )
+    labels = [
+        alt.Chart(df)
+        .transform_filter(alt.datum.side == side)
+        .mark_text(align="right" if side == "below" else "left", dx=-4 if side == "below" else 4, fontSize=10)
+        .encode(x=alt.X("factor:Q"), y=y, text="note:N")
+        for side in ("below", "above")
+    ]
+    now = alt.Chart(pd.DataFrame([{"from": 1.0}])).mark_rule(color="black").encode(x="from:Q")
+    # height as a step per input: a whole row for each, whatever the app's autosizing does with a fixed height
+    return alt.LayerChart(layer=[bars, *labels, now], width=WIDTH, height=alt.Step(34), title=TIPPING_TITLE)

@@ -10,14 +10,20 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from harness.costs.money import usd
 from harness.records.cases import CaseResult
+from harness.records.curve import LearningCurve
+from harness.records.decision import TippingPoint
 from harness.records.run import RunRecord
 from harness.records.setup import EpochScore
 from harness.run.folder import read_cases, read_run
+
+if TYPE_CHECKING:
+    from harness.verdict.decide import Option
 
 ROW_FIELDS = (
     "strategy",
@@ -134,3 +140,112 @@ def disagreements(view: RunView, *, only: str = "disagree") -> pd.DataFrame:
     elif only == "failed":
         table = table[(table[strategies].fillna(0) == 0).any(axis=1) | (table["errors"] > 0)]
     return table.reset_index()
+
+
+# ---- the decision's learning curves, tipping points and recurring costs as table rows (the app and the export) ----
+
+
+def score_cell(mean: float | None, low: float | None, high: float | None) -> str:
+    """A score as `mean [low, high]`; "-" when there is none."""
+    if mean is None:
+        return "-"
+    return f"{mean:.3f}" + (f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None else "")
+
+
+def curve_point_rows(curve: LearningCurve) -> list[dict[str, str]]:
+    """A learning curve's measured points: the share of the train split, its examples, the score, the training."""
+    return [
+        {
+            "train fraction": f"{p.fraction:g}",
+            "examples": f"{p.n_examples:,}",
+            f"{curve.metric} [95% CI]": score_cell(p.mean, p.ci_low, p.ci_high),
+            "training cost": usd(p.training_usd),
+        }
+        for p in curve.points
+    ]
+
+
+def other_scores(record: RunRecord, curve: LearningCurve) -> dict[str, float]:
+    """The other strategies' scores on the curve's metric (the rules its chart is read against): every strategy
+    but the fine-tune itself and its subset runs."""
+    own = {curve.strategy, *(p.name for p in curve.points)}
+    out = {}
+    for name, s in record.strategies.items():
+        m = s.metrics.get(curve.metric)
+        if name not in own and m is not None and m.mean is not None:
+            out[name] = m.mean
+    return out
+
+
+def plain(x: float | None) -> str:
+    """A number as a reader takes it in: 50,000; 0.36; 2.5e-05."""
+    if x is None:
+        return "-"
+    if x == 0:
+        return "0"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:.3g}"
+
+
+def tipping_factor(t: TippingPoint, value: float) -> float | None:
+    """`value` as a factor of the input's current value; None when the current value is 0 (no factor to give)."""
+    return value / t.current if t.current > 0 else None
+
+
+def _flip_cell(t: TippingPoint, found: float | None, edge: float, side: str) -> str:
+    if found is None:
+        return f"no flip within range ({'down' if side == 'below' else 'up'} to {plain(edge)})"
+    factor = tipping_factor(t, found)
+    return plain(found) if factor is None else f"{plain(found)} (x{factor:.3g})"
+
+
+def tipping_rows(points: list[TippingPoint]) -> list[dict[str, str]]:
+    """Each input: its current value, the value below and above which the winner changes (with the factor of the
+    current value, or the plain value where the current one is 0), and who wins then."""
+    volumes = {t.volume for t in points}
+    rows = []
+    for t in points:
+        new = [
+            f"{side}: {who or 'no strategy'}"
+            for side, at, who in (("below", t.low, t.low_winner), ("above", t.high, t.high_winner))
+            if at is not None
+        ]
+        rows.append(
+            {
+                "input": t.label + (f" (at {t.volume:,} requests a month)" if len(volumes) > 1 else ""),
+                "current": plain(t.current),
+                "winner now": t.winner,
+                "flips below": _flip_cell(t, t.low, t.searched[0], "below"),
+                "flips above": _flip_cell(t, t.high, t.searched[1], "above"),
+                "new winner": "; ".join(new) or "-",
+            }
+        )
+    return rows
+
+
+def setup_item_rows(record: RunRecord) -> list[dict[str, str]]:
+    """Each strategy's one-off setup costs, item by item (training, indexing, data preparation, corpus curation...),
+    as the run measured them."""
+    return [
+        {"strategy": name, "setup item": item.what, "$": usd(item.usd), "basis": item.basis}
+        for name, s in record.strategies.items()
+        if s.cost
+        for item in s.cost.setup_items
+    ]
+
+
+def recurring_rows(options: list[Option], horizon_months: int) -> list[dict[str, Any]]:
+    """What recurs (retraining, re-indexing) per strategy: the cost each time, how often, and what repeating it adds
+    to a month over the horizon (the setup itself is spread over the horizon already)."""
+    return [
+        {
+            "strategy": o.name,
+            "recurring": r.what,
+            "$ each time": usd(r.usd),
+            "every (months)": plain(r.every_months),
+            "adds $ a month": usd(r.extra_monthly_usd(horizon_months)),
+        }
+        for o in options
+        for r in o.cost.recurring
+    ]

@@ -78,7 +78,8 @@ def render_html(run_dir: str | Path, *, cases_shown: int = 25) -> str:
         + (f"; prices: sheet {_e(r.prices.version)} of {_e(r.prices.date)}" if r.prices else "")
         + "</p>",
     ]
-    out += _verdict_html(r) + _leaderboard_html(view) + _cost_html(view) + _training_html(view)
+    out += _verdict_html(r) + _more_data_html(r) + _tipping_html(r)
+    out += _leaderboard_html(view) + _cost_html(view) + _training_html(view)
     out += _cases_html(view, cases_shown)
     out.append("<h2>Manifest</h2><pre style='max-width:none'>" + _e(_manifest_text(r.manifest)) + "</pre>")
     out.append("</body></html>")
@@ -101,6 +102,50 @@ def _verdict_html(r: RunRecord) -> list[str]:
     ]
     if d.uncertainty:
         out.append("<h2>Uncertainty</h2><ul>" + "".join(f"<li>{_e(x)}</li>" for x in d.uncertainty) + "</ul>")
+    return out
+
+
+def _rows_table(rows: list[dict[str, Any]]) -> str:
+    """Table rows of reports.data (one dict per row, the same keys) as an HTML table, every cell escaped."""
+    return _table(list(rows[0]), [[_e(v) for v in row.values()] for row in rows]) if rows else ""
+
+
+def _more_data_html(r: RunRecord) -> list[str]:
+    """Each fine-tune's learning curve: the chart, what twice the data is expected to bring, the measured points."""
+    from reports import charts
+    from reports.data import curve_point_rows, other_scores
+
+    out = []
+    for curve in r.decision.learning_curves if r.decision else []:
+        out.append(f"<h2>More data: {_e(curve.strategy)}</h2>")
+        out.append(_svg(charts.learning_curve(curve, other_scores(r, curve))))
+        if curve.fit.status != "extrapolated":
+            out.append(
+                f"<p class='muted'>No curve drawn ({_e(curve.fit.status.replace('_', ' '))}): {_e(curve.fit.reason)}</p>"
+            )
+        if curve.more_data:
+            out.append(f"<p>{_e(curve.more_data.sentence)}</p>")
+        out.append(_rows_table(curve_point_rows(curve)))
+    return out
+
+
+def _tipping_html(r: RunRecord) -> list[str]:
+    """Where the decision tips: the tornado chart, the table and each sentence (nothing when there are none)."""
+    from reports import charts
+    from reports.data import tipping_rows
+
+    points = r.decision.tipping if r.decision else []
+    if not points:
+        return []
+    chart = charts.tipping(points)
+    out = ["<h2>Where the decision tips</h2>"]
+    if chart is not None:
+        out.append(_svg(chart))
+    zero = [t.label for t in points if not t.current > 0]
+    if zero:
+        out.append(f"<p class='muted'>Not drawn (0 in this run, so no factor): {_e(', '.join(zero))}.</p>")
+    out.append(_rows_table(tipping_rows(points)))
+    out.append("<ul>" + "".join(f"<li>{_e(t.sentence)}</li>" for t in points) + "</ul>")
     return out
 
 
@@ -142,6 +187,7 @@ def _leaderboard_html(view: RunView) -> list[str]:
 
 def _cost_html(view: RunView) -> list[str]:
     from reports import charts
+    from reports.data import recurring_rows, setup_item_rows
 
     r = view.record
     decision, options = what_if(r)
@@ -156,6 +202,16 @@ def _cost_html(view: RunView) -> list[str]:
                 [[_e(c) for c in [*finetune_cells(x), x.reason]] for x in decision.finetune],
             )
         )
+    policy = decision.policy
+    if policy.retrain_every_months is not None or policy.reindex_every_months is not None:
+        recurring = recurring_rows(options, policy.horizon_months)
+        out.append(
+            f"<h3>Recurring costs</h3><p class='muted'>What each repeat adds to a month over {policy.horizon_months} "
+            "months (in the monthly cost above; the first time is setup, spread over the horizon).</p>"
+            + (_rows_table(recurring) or "<p>No strategy has training or indexing to repeat.</p>")
+        )
+    if items := setup_item_rows(r):
+        out.append("<h3>Setup costs, item by item</h3>" + _rows_table(items))
     return out + [
         _svg(
             charts.monthly_cost(
@@ -242,7 +298,7 @@ def render_md(run_dir: str | Path) -> str:
     view = load_run(run_dir)
     r = view.record
     parts = [
-        render_markdown(r.decision, suite_name=r.suite_name, diagnosis=r.diagnosis)
+        _with_more_data_and_tipping(render_markdown(r.decision, suite_name=r.suite_name, diagnosis=r.diagnosis), r)
         if r.decision
         else f"# {r.suite_name}\n\nNo decision."
     ]
@@ -260,9 +316,66 @@ def render_md(run_dir: str | Path) -> str:
         ]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
     parts.append("\n".join(lines))
+    parts += _setup_md(view)
     prices = f", prices: sheet {r.prices.version} of {r.prices.date}" if r.prices else ""
     parts.append(f"_Run {r.status}, harness {r.harness_version}{prices}._")
     return "\n\n".join(parts) + "\n"
+
+
+TIPPING_MD = "## Where the decision tips"
+
+
+def _md_cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _md_rows(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    header = list(rows[0])
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+        "| " + " | ".join(_md_cell(v) for v in row.values()) + " |" for row in rows
+    ]
+
+
+def _with_more_data_and_tipping(text: str, r: RunRecord) -> str:
+    """decision.md (harness.verdict.explain) with the tipping points' table under its tipping sentences, and each
+    learning curve's table and sentence, and the tipping section, added where it has none of them."""
+    from reports.data import curve_point_rows, tipping_rows
+
+    d = r.decision
+    assert d is not None
+    more = []
+    for curve in d.learning_curves:
+        if f"## More data: {_md_cell(curve.strategy)}" not in text:
+            more += [f"## More data: {_md_cell(curve.strategy)}", "", *_md_rows(curve_point_rows(curve)), ""]
+            more += [f"- {_md_cell(curve.more_data.sentence if curve.more_data else curve.fit.reason)}", ""]
+    if d.tipping:
+        table = "\n".join(_md_rows(tipping_rows(d.tipping))) + "\n\n"
+        if TIPPING_MD + "\n\n" in text:
+            text = text.replace(TIPPING_MD + "\n\n", TIPPING_MD + "\n\n" + table, 1)
+        else:
+            more += [TIPPING_MD, "", table.rstrip("\n"), ""] + [f"- {_md_cell(t.sentence)}" for t in d.tipping] + [""]
+    return text.rstrip("\n") + ("\n\n" + "\n".join(more).rstrip("\n") if more else "")
+
+
+def _setup_md(view: RunView) -> list[str]:
+    """Setup costs item by item and, where the suite repeats training or indexing, what that adds to a month."""
+    from reports.data import recurring_rows, setup_item_rows
+
+    out = []
+    if items := setup_item_rows(view.record):
+        out.append("\n".join(["## Setup costs, item by item", "", *_md_rows(items)]))
+    policy = view.record.suite.decision  # what the what-if decides with
+    if policy and (policy.retrain_every_months is not None or policy.reindex_every_months is not None):
+        _, options = what_if(view.record)
+        rows = recurring_rows(options, policy.horizon_months)
+        out.append(
+            "\n".join(
+                ["## Recurring costs", "", *(_md_rows(rows) or ["No strategy has training or indexing to repeat."])]
+            )
+        )
+    return out
 
 
 def metric_cells(summary: StrategySummary, metrics: list[str]) -> list[str]:

@@ -1,7 +1,9 @@
-"""The decision report on a real run folder (fake-backend prompting + a tiny CPU fine-tune): every page of the
-Streamlit app through AppTest, the what-if recomputation against harness.verdict.what_if, a run folder of another
-schema version, the static HTML / Markdown export, and one end-to-end pass in headless Chromium (the app served by
-`harness report`, then the static HTML opened offline)."""
+"""The decision report on a real run folder (fake-backend prompting + a tiny CPU fine-tune with a learning curve,
+labelled data priced): every page of the Streamlit app through AppTest, the what-if recomputation against
+harness.verdict.what_if, a run folder of another schema version, the static HTML / Markdown export, the decision's
+optional sections (an extrapolated learning curve, tipping points that flip, recurring costs) from a run.json filled
+by hand, and one end-to-end pass in headless Chromium (the app served by `harness report`, then the static HTML
+opened offline)."""
 
 from __future__ import annotations
 
@@ -27,13 +29,20 @@ from tests.conftest import REPO, harness_cli, run_json
 from tests.integration.report_fixtures import (
     CHROMIUM,
     CHROMIUM_ARGS,
+    CURVE_PARAMS,
+    CURVE_SENTENCE,
     HOSTILE,
     HOSTILE_CASE,
     HOSTILE_ESCAPED,
+    LEARNING_CURVE,
     MONTHLY_REQUESTS,
+    RETRAIN_EVERY_MONTHS,
+    TIPPING,
+    USD_PER_EXAMPLE,
     build_run,
     cli_env,
     free_port,
+    with_decision_extras,
     with_schema_version,
 )
 
@@ -62,6 +71,8 @@ def report_run(tiny_model, tmp_path_factory) -> SimpleNamespace:
     data = run_json(run)
     assert data["decision"]["finetune"], "the fixture run must have a fine-tune break-even"
     assert (run / "training" / "ft" / "curve.jsonl").exists()
+    (curve,) = data["decision"]["learning_curves"]
+    assert [p["fraction"] for p in curve["points"]] == LEARNING_CURVE and curve["more_data"]["sentence"]
     return SimpleNamespace(run=run, home=home, data=data, verdict=data["decision"]["verdict"], folder=folder)
 
 
@@ -129,6 +140,64 @@ def chart_specs(at) -> list[str]:
     return [el.proto.spec for el in at.get("vega_lite_chart")]
 
 
+def chart_titled(at, title: str) -> SimpleNamespace:
+    """The one chart whose spec holds `title`: its spec, and its datasets as rows (Streamlit sends them as Arrow)."""
+    import pyarrow as pa
+
+    found = [el for el in at.get("vega_lite_chart") if title in el.proto.spec]
+    assert len(found) == 1, [json.loads(s).get("title") for s in chart_specs(at)]
+    datasets = [pa.ipc.open_stream(d.data.data).read_all().to_pylist() for d in found[0].proto.datasets]
+    return SimpleNamespace(spec=json.loads(found[0].proto.spec), datasets=datasets)
+
+
+def table_with(at, column: str):
+    found = [df for df in frames(at) if column in df.columns]
+    assert len(found) == 1, [list(df.columns) for df in frames(at)]
+    return found[0]
+
+
+def shown_markdown(at) -> list[str]:
+    return [unescape_md(str(m.value)) for m in at.markdown]
+
+
+def assert_more_data_section(at, curve: dict) -> SimpleNamespace:
+    """The Verdict page's More data section for one learning curve: its chart, sentence and points table."""
+    assert f"More data: {curve['strategy']}" in [h.value for h in at.subheader]
+    chart = chart_titled(at, f"{curve['strategy']}: {curve['metric']} against training examples")
+    assert curve["more_data"]["sentence"] in shown_markdown(at)
+    table = table_with(at, "train fraction")
+    assert list(table["examples"]) == [f"{p['n_examples']:,}" for p in curve["points"]]
+    assert list(table["training cost"]) == [usd(p["training_usd"]) for p in curve["points"]]
+    if curve["fit"]["status"] != "extrapolated":
+        assert "measured points only" in chart.spec["title"]
+        captions = [unescape_md(c.value) for c in at.caption]
+        assert any(curve["fit"]["reason"] in c for c in captions), captions
+    return chart
+
+
+def assert_tipping_section(at, tipping: list[dict]) -> None:
+    """The Verdict page's tipping section: hidden without tipping points; else each sentence as a bullet, one table
+    row per input."""
+    if not tipping:
+        assert "Where the decision tips" not in [h.value for h in at.subheader]
+        return
+    assert "Where the decision tips" in [h.value for h in at.subheader]
+    bullets = shown_markdown(at)
+    for t in tipping:
+        assert "- " + t["sentence"] in bullets, t["sentence"]
+    table = table_with(at, "flips below")
+    assert list(table["winner now"]) == [t["winner"] for t in tipping]
+    if any(t["current"] > 0 for t in tipping):
+        chart_titled(at, "Where the decision tips")
+
+
+def same(cell, want) -> bool:
+    """A table cell against the decision's number: None ("never") shows as an empty cell (NaN in the frame)."""
+    import pandas as pd
+
+    return bool(pd.isna(cell)) if want is None else cell == want
+
+
 def unescape_md(value: str) -> str:
     """What a reader sees of Markdown that escapes its special characters with backslashes."""
     return re.sub(r"\\(.)", r"\1", value)
@@ -161,6 +230,9 @@ def test_every_page_renders_its_content(app, report_run, page):
         assert any(h.value == "Reasons" for h in at.subheader)
         table = next(df for df in frames(at) if "payback (requests)" in df.columns)
         assert list(table["against"]) == [r["against"] for r in decision["finetune"]]
+        for curve in decision["learning_curves"]:
+            assert_more_data_section(at, curve)
+        assert_tipping_section(at, decision["tipping"])  # filled by `harness compare` (harness.verdict.tipping)
     elif page == "Leaderboard":
         assert at.get("vega_lite_chart"), "no leaderboard chart"
         board = next(df for df in frames(at) if "strategy" in df.columns)
@@ -180,11 +252,23 @@ def test_every_page_renders_its_content(app, report_run, page):
         table = breakeven_table(at)
         for (_, row), ft in zip(table.iterrows(), decision["finetune"], strict=True):
             # rounded once by the decision: the table, the reasons and decision.md read the same whole number
-            assert row[PAYBACK] == ft["payback_requests"]
+            assert same(row[PAYBACK], ft["payback_requests"])
             if "pays back its extra setup" in ft["reason"]:  # the reason reads the very number the table shows
                 assert f"after {ft['payback_requests']:,} request" in ft["reason"]
-            assert row[BREAK_EVEN] == ft["break_even_monthly_volume"]
+            assert same(row[BREAK_EVEN], ft["break_even_monthly_volume"])
         assert at.number_input(key="volume").value == MONTHLY_REQUESTS
+        # guards: every ranking row says whether it meets them, as the decision ranked it
+        ranked = {r["strategy"]: r for r in decision["by_volume"][0]["ranking"]}
+        for _, row in ranking_table(at).iterrows():
+            r = ranked[row["strategy"]]
+            assert row["meets guards"] == ("yes" if r["meets_slo"] else "no: " + "; ".join(r["guards_missed"]))
+        # setup, item by item: the labelled examples' preparation is a line of its own
+        items = table_with(at, "setup item")
+        want = [(n, i["what"], usd(i["usd"])) for n, s in data["strategies"].items() for i in s["cost"]["setup_items"]]
+        assert list(zip(items["strategy"], items["setup item"], items["$"], strict=True)) == want
+        prep = [w for n, w, _ in want if n == "ft" and w.startswith("data preparation")]
+        assert len(prep) == 1 and "12 train" in prep[0], want
+        assert "Recurring costs" not in [h.value for h in at.subheader]  # the suite repeats nothing
     elif page == "Quality, latency, tokens":
         specs = chart_specs(at)
         assert len(specs) == 3, "Pareto, latency CDF and tokens charts"
@@ -237,8 +321,8 @@ def expected(run: Path, **change):
 def assert_same_breakeven(table, decision):
     assert list(table["against"]) == [r.against for r in decision.finetune]
     for (_, row), ft in zip(table.iterrows(), decision.finetune, strict=True):
-        assert row[PAYBACK] == ft.payback_requests
-        assert row[BREAK_EVEN] == ft.break_even_monthly_volume
+        assert same(row[PAYBACK], ft.payback_requests), (row, ft)
+        assert same(row[BREAK_EVEN], ft.break_even_monthly_volume), (row, ft)
 
 
 def test_what_if_controls_recompute_break_even_and_costs(app, report_run):
@@ -250,11 +334,17 @@ def test_what_if_controls_recompute_break_even_and_costs(app, report_run):
     at.number_input(key="training_usd").set_value(100.0).run()
     assert not at.exception
     after = breakeven_table(at)
-    assert (after[PAYBACK] > before[PAYBACK] * 1000).all(), (before, after)
+    # ($100 against cents of CPU time and $0.90 of labelled examples: over 100 times the extra setup to pay back)
+    assert (after[PAYBACK] > before[PAYBACK] * 50).all(), (before, after)
     assert (after[BREAK_EVEN] != before[BREAK_EVEN]).all()
     want = expected(report_run.run, monthly_requests=MONTHLY_REQUESTS, horizon_months=12, training_usd=100.0)
     assert_same_breakeven(after, want)
-    assert after[PAYBACK].iloc[0] == pytest.approx(100.0 / want.finetune[0].saving_per_request_usd, rel=1e-3)
+    # the training item replaced by $100; the other setup items (dev answers, data preparation) as measured
+    first = want.finetune[0]
+    setup = {n: s["cost"]["setup_items"] for n, s in report_run.data["strategies"].items()}
+    others = sum(i["usd"] for i in setup["ft"] if i["what"] != "training")
+    assert first.extra_setup_usd == pytest.approx(100.0 + others - sum(i["usd"] for i in setup[first.against]))
+    assert after[PAYBACK].iloc[0] == pytest.approx(first.extra_setup_usd / first.saving_per_request_usd, rel=1e-3)
 
     # a longer horizon spreads the setup thinner: the break-even volume halves
     at.number_input(key="horizon").set_value(24).run()
@@ -374,9 +464,24 @@ def test_static_export_is_self_contained_and_escaped(exports, report_run):
     assert not re.search(r"url\(\s*['\"]?\s*(https?:)?//|@import", page, re.I)
     assert HOSTILE_ESCAPED in page
     assert HOSTILE.split(" |")[0] in "".join(parsed.text)  # shown as text, not markup
-    assert page.count("<svg") >= 5  # leaderboard, monthly cost, Pareto, latency, tokens (+ training)
+    assert page.count("<svg") >= 6  # leaderboard, monthly cost, Pareto, latency, tokens, learning curve (+ training)
+    decision = report_run.data["decision"]
+    more = section(page, "More data: ft")
+    assert "<svg" in more and _e(decision["learning_curves"][0]["more_data"]["sentence"]) in more
+    assert "<th>train fraction</th>" in more
+    assert "data preparation (18 labelled examples: 12 train + 6 dev)" in section(page, "Cost")
+    if decision["tipping"]:
+        tips = section(page, "Where the decision tips")
+        assert "<svg" in tips and "<th>flips below</th>" in tips
+        assert all(f"<li>{_e(t['sentence'])}</li>" in tips for t in decision["tipping"])
+    else:
+        assert "Where the decision tips" not in page
 
     md = exports.md.read_text(encoding="utf-8")
+    assert "| train fraction | examples |" in md and decision["learning_curves"][0]["more_data"]["sentence"] in md
+    assert "data preparation (18 labelled examples: 12 train + 6 dev)" in md
+    if decision["tipping"]:
+        assert TIPPING_MD_HEADER in md and all(t["sentence"] in md for t in decision["tipping"])
     assert report_run.verdict in md
     assert "<script" not in md
     lines = md.splitlines()
@@ -389,7 +494,135 @@ def test_static_export_is_self_contained_and_escaped(exports, report_run):
     assert all(row.count(" | ") == header.count(" | ") for row in rows[: len(report_run.data["strategies"])])
 
 
-# ---- 5. end to end in headless Chromium ---------------------------------------------------------------------------
+def _e(value: str) -> str:
+    import html
+
+    return html.escape(value, quote=True)
+
+
+def section(page: str, title: str) -> str:
+    """The static page from the heading that starts with `title` to the next h2."""
+    start = page.index(f"<h2>{title}")
+    end = page.find("<h2>", start + 4)
+    return page[start : end if end >= 0 else len(page)]
+
+
+TIPPING_MD_HEADER = "| input | current | winner now | flips below | flips above | new winner |"
+
+
+# ---- 5. the decision's optional sections, from a run.json filled by hand -------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def extras_run(report_run, tmp_path_factory) -> SimpleNamespace:
+    """The run with an extrapolated learning curve, tipping points that flip (and one that does not, one at 0) and
+    retraining every RETRAIN_EVERY_MONTHS months: sections the real run may not have."""
+    run = with_decision_extras(report_run.run, tmp_path_factory.mktemp("extras") / "run")
+    return SimpleNamespace(run=run, data=run_json(run))
+
+
+def test_extrapolated_learning_curve_draws_the_fit_its_band_and_the_others(extras_run, monkeypatch):
+    at = app_test(extras_run.run, monkeypatch)
+    assert not at.exception, [e.value for e in at.exception]
+    (curve,) = extras_run.data["decision"]["learning_curves"]
+    chart = assert_more_data_section(at, curve)
+    assert "fitted curve" in chart.spec["title"] and CURVE_SENTENCE in shown_markdown(at)
+    marks = [m["type"] if isinstance(m := layer["mark"], dict) else m for layer in chart.spec["layer"]]
+    assert "area" in marks and "line" in marks and "point" in marks, marks
+    datasets = chart.datasets
+    # the fitted curve: q(n) = a - b n^-c, from the smallest point to twice the largest
+    line = next(rows for rows in datasets if rows and set(rows[0]) == {"examples", "label_accuracy"})
+    assert line[0]["examples"] == pytest.approx(3) and line[-1]["examples"] == pytest.approx(24)
+    a, b, c = CURVE_PARAMS["a"], CURVE_PARAMS["b"], CURVE_PARAMS["c"]
+    assert all(r["label_accuracy"] == pytest.approx(a - b * r["examples"] ** -c) for r in line)
+    # the band from the fit's predictions, in order of size
+    band = next(rows for rows in datasets if rows and "band low" in rows[0])
+    predictions = sorted(curve["fit"]["predictions"], key=lambda p: p["n_examples"])
+    assert [(r["examples"], r["band low"], r["band high"]) for r in band] == [
+        (p["n_examples"], pytest.approx(p["low"]), pytest.approx(p["high"])) for p in predictions
+    ]
+    # the other strategies' scores as labelled rules (zero and few score the same: one rule, both names)
+    rules = next(rows for rows in datasets if rows and "strategy" in rows[0])
+    others = {n: s["metrics"]["label_accuracy"]["mean"] for n, s in extras_run.data["strategies"].items() if n != "ft"}
+    assert {r["strategy"] for r in rules} == {"zero, few"} and rules[0]["label_accuracy"] == others["zero"]
+
+
+def test_tipping_section_draws_each_input_and_lists_each_sentence(extras_run, monkeypatch):
+    at = app_test(extras_run.run, monkeypatch)
+    assert not at.exception, [e.value for e in at.exception]
+    assert_tipping_section(at, TIPPING)
+    table = table_with(at, "flips below").set_index("input")
+    volume, prices, value = (table.loc[t["label"]] for t in TIPPING)
+    assert volume["current"] == "50,000"
+    assert volume["flips below"] == "2,500 (x0.05)" and volume["flips above"] == "400,000 (x8)"
+    assert volume["new winner"] == "below: few; above: ft"
+    assert prices["flips below"].startswith("no flip within range") and prices["flips above"].startswith("no flip")
+    assert prices["new winner"] == "-"
+    assert value["flips above"] == "0.02" and value["current"] == "0"  # 0 now: the value itself, no factor
+    chart = chart_titled(at, "Where the decision tips")
+    bars = next(rows for rows in chart.datasets if rows and "factor" in rows[0])
+    drawn = {(r["input"], r["side"]): r for r in bars}
+    assert set(drawn) == {(label, side) for label in ("monthly volume", "token prices") for side in ("below", "above")}
+    assert drawn["monthly volume", "below"]["factor"] == pytest.approx(0.05)
+    assert drawn["monthly volume", "above"]["factor"] == pytest.approx(8)
+    assert drawn["monthly volume", "above"]["note"] == "ft wins" and drawn["monthly volume", "above"]["flips"]
+    for side, edge in (("below", 0.01), ("above", 100.0)):  # no flip: a faint bar out to the searched edge
+        row = drawn["token prices", side]
+        assert not row["flips"] and row["note"] == "no flip within range" and row["factor"] == pytest.approx(edge)
+        assert row["opacity"] < drawn["monthly volume", side]["opacity"]
+    assert any("the value of a right answer" in unescape_md(c.value) for c in at.caption)  # not drawn: at 0
+
+
+def test_recurring_costs_are_the_what_ifs(extras_run, report_run, monkeypatch):
+    at = goto(app_test(extras_run.run, monkeypatch), "Cost")
+    assert "Recurring costs" in [h.value for h in at.subheader]
+    _, options = what_if(read_run(extras_run.run))
+    ft = next(o for o in options if o.name == "ft")
+    (retrain,) = ft.cost.recurring
+    assert retrain.what == "retraining" and retrain.every_months == RETRAIN_EVERY_MONTHS
+    table = table_with(at, "recurring")
+    assert list(table["strategy"]) == ["ft"] and list(table["recurring"]) == ["retraining"]
+    assert table["$ each time"].iloc[0] == usd(retrain.usd)
+    assert table["adds $ a month"].iloc[0] == usd(retrain.extra_monthly_usd(12))
+    # the month's cost carries it: retraining every 3 months, of which one is setup spread over the 12
+    monthly = ranking_table(at).set_index("strategy")["$ a month"]
+    assert monthly["ft"] == pytest.approx(ft.cost.monthly_usd(MONTHLY_REQUESTS, 12))
+    plain = what_if(read_run(report_run.run))[1]  # the same run, retraining never
+    assert ft.cost.monthly_usd(MONTHLY_REQUESTS, 12) == pytest.approx(
+        next(o for o in plain if o.name == "ft").cost.monthly_usd(MONTHLY_REQUESTS, 12)
+        + retrain.usd * (1 / RETRAIN_EVERY_MONTHS - 1 / 12)
+    )
+
+
+def test_static_export_carries_the_optional_sections(extras_run):
+    from reports.export import render_html, render_md
+
+    page = render_html(extras_run.run)
+    more = section(page, "More data: ft")
+    assert more.count("<svg") == 1 and _e(CURVE_SENTENCE) in more and "<th>train fraction</th>" in more
+    tips = section(page, "Where the decision tips")
+    assert tips.count("<svg") == 1 and "<th>flips below</th>" in tips
+    assert all(f"<li>{_e(t['sentence'])}</li>" in tips for t in TIPPING)
+    assert "<td>2,500 (x0.05)</td>" in tips and "<td>0.02</td>" in tips
+    assert "no flip within range" in tips.split("<svg", 1)[1].split("</svg>", 1)[0]  # marked on the chart
+    cost = section(page, "Cost")
+    assert "<h3>Recurring costs</h3>" in cost and "<td>retraining</td>" in cost
+
+    md = render_md(extras_run.run)
+    lines = md.splitlines()
+    start = lines.index("## Where the decision tips")
+    assert lines[start + 2] == TIPPING_MD_HEADER
+    assert lines[start + 4].startswith("| monthly volume | 50,000 | zero | 2,500 (x0.05) | 400,000 (x8) |")
+    assert all(f"- {t['sentence']}" in lines for t in TIPPING)
+    assert "| train fraction | examples |" in md and CURVE_SENTENCE in md
+    start = lines.index("## Recurring costs")
+    assert lines[start + 2] == "| strategy | recurring | $ each time | every (months) | adds $ a month |"
+    assert lines[start + 4].startswith("| ft | retraining |")
+    assert "## Setup costs, item by item" in lines
+    assert f"economics.data.usd_per_example ({USD_PER_EXAMPLE:g} $)" in md
+
+
+# ---- 6. end to end in headless Chromium ---------------------------------------------------------------------------
 
 
 def test_report_in_a_real_browser_and_static_html_offline(report_run, exports, tmp_path):
@@ -427,6 +660,24 @@ def test_report_in_a_real_browser_and_static_html_offline(report_run, exports, t
                     page.wait_for_timeout(500)
                 assert report_run.verdict in body, f"verdict not shown within 60 s; page text:\n{body[:2000]}"
                 assert page.locator('[data-testid="stException"]').count() == 0
+                decision = report_run.data["decision"]
+                sections = ["More data: ft"] + (["Where the decision tips"] if decision["tipping"] else [])
+                for heading in sections:
+                    page.get_by_text(heading, exact=True).wait_for(timeout=30_000)
+                charts = 1 + any(t["current"] > 0 for t in decision["tipping"])  # learning curve (+ tipping)
+                page.wait_for_function(
+                    f'document.querySelectorAll(\'[data-testid="stVegaLiteChart"] canvas, '
+                    f'[data-testid="stVegaLiteChart"] svg\').length >= {charts}',
+                    timeout=30_000,
+                )
+                # Streamlit scrolls its main area inside the window: a window as tall as the page shows all of it
+                height = page.evaluate(
+                    "() => Math.max(document.body.scrollHeight, ...Array.from(document.querySelectorAll("
+                    '\'[data-testid="stMain"], [data-testid="stAppViewContainer"], section.main\'), '
+                    "e => e.scrollHeight))"
+                )
+                page.set_viewport_size({"width": 1400, "height": min(max(int(height) + 100, 1000), 16_000)})
+                page.wait_for_timeout(1500)
                 ARTIFACTS.mkdir(exist_ok=True)
                 shot = ARTIFACTS / "report.png"
                 shot.unlink(missing_ok=True)

@@ -167,6 +167,7 @@ def test_every_example_suite_has_its_variants() -> None:
         "e2e_nlg/suite.yaml",
         "labelling_guide/suite.openai.yaml",
         "labelling_guide/suite.yaml",
+        "quickstart/suite.curve.yaml",
         "quickstart/suite.gpu.yaml",
         "quickstart/suite.yaml",
         "squad_qa/suite.gpu.yaml",

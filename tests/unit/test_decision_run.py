@@ -346,18 +346,17 @@ def test_the_decision_recomputes_from_run_json_alone(tmp_path):
     """What the report's what-if does: the same functions over run.json give the run's decision back, and
     another volume changes the monthly figures."""
     from harness.suite.schema import DecisionSpec
-    from harness.verdict.decide import decide, options_from_summaries
+    from harness.verdict.decide import decide, decide_run, options_from_summaries
 
     suite = priced(decision={"monthly_requests": 20_000})
     compare(write_suite(tmp_path / "s", suite), CompareOptions(out=tmp_path / "run"))
     record = read_run(tmp_path / "run")  # nothing but the run folder from here on
     resolved = record.suite
+    again = decide_run(resolved, record.strategies, record.decision.pairs, prices=record.prices)
+    assert again == record.decision  # verdict, rankings, tipping points and uncertainty alike
+    assert again.tipping  # the tipping search ran on the stored summaries too
     kinds = {s.name: s.kind for s in resolved.strategies}
-    options = options_from_summaries(record.strategies, kinds, record.primary_metric)
-    again = decide(
-        options, record.decision.pairs, resolved.decision, metric=record.primary_metric, prices=record.prices
-    )
-    assert again == record.decision
+    options = options_from_summaries(record.strategies, kinds, record.primary_metric, policy=resolved.decision)
     bigger = decide(
         options, record.decision.pairs, DecisionSpec(monthly_requests=2_000_000), metric=record.primary_metric
     )
