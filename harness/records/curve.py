@@ -60,8 +60,9 @@ class MoreData(Record):
     expected_gain: float | None
     gain_low: float | None
     gain_high: float | None
-    worth_it: bool | None
+    worth_it: bool | None  # at every volume of the suite (None: it depends on the volume, or is not known)
     sentence: str
+    pays_from_monthly_requests: float | None = None  # with economics.value: the volume from which labelling pays
 
 
 class LearningCurve(Record):

@@ -45,11 +45,12 @@ def requests(x: float | None) -> str:
     if x <= 1:
         return "1"
     if x >= 1e6:
-        return f"{x / 1e6:,.1f}M"
+        millions = f"{x / 1e6:,.1f}"
+        return (millions[:-2] if millions.endswith(".0") else millions) + "M"
     return f"{math.ceil(x):,}"
 
 
-def _plural(x: float | None) -> str:
+def plural(x: float | None) -> str:
     return "" if x is not None and x <= 1 else "s"
 
 
@@ -122,7 +123,7 @@ def finetune_reason(
     diff = difference(v.pair) if v.pair else "no paired cases"
     vol = " to ".join(f"{x:,}" for x in policy.volumes) + " requests a month"
     payback, costs = v.payback_requests, f"({usd(cf)} against {usd(ca)})"
-    pays_back = f"after {requests(payback)} request{_plural(payback)}"
+    pays_back = f"after {requests(payback)} request{plural(payback)}"
     extra = v.extra_setup_usd
     if v.outcome == "unknown_cost":
         return f"no price for {v.strategy if cf is None else v.against}: costs cannot be compared"

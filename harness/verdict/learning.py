@@ -133,11 +133,16 @@ def more_data(curve: LearningCurve, suite: Suite, decision: Decision | None) -> 
         else (f"labelling {more:,} more examples is not priced (set economics.data)")
     )
     train = f" and training again about {usd(full.training_usd)}" if full.training_usd is not None else ""
-    verdict = {True: "worth it", False: "not worth it", None: "not known to be worth it"}[found.worth_it]
+    verdict = (
+        "at your volume that is "
+        + {True: "worth it", False: "not worth it", None: "not known to be worth it"}[found.worth_it]
+    )
+    if found.worth_it is None and found.pays_from_monthly_requests is not None:
+        verdict = "whether that is worth it depends on your volume"
     found.sentence = (
         f"With {MORE:g}x the training data ({pred.n_examples:,} examples) {name} is expected to reach "
         f"{curve.metric} {pred.mean:.3f} [{pred.low:.3f}, {pred.high:.3f}] (from {full.mean:.3f}); {cost}{train}; "
-        f"at your volume that is {verdict}: {why}."
+        f"{verdict}: {why}."
     )
     return found
 
@@ -146,22 +151,9 @@ def _worth(
     found: MoreData, curve: LearningCurve, suite: Suite, policy: DecisionSpec, decision: Decision | None
 ) -> tuple[bool | None, str]:
     gain = found.expected_gain or 0.0
-    low = found.gain_low or 0.0
     value = suite.economics.value if suite.economics else None
-    volume = policy.volumes[0]
     if value is not None and (value.correct_usd + value.wrong_usd) > 0:
-        spread = value.correct_usd + value.wrong_usd
-        worth = gain * volume * spread * policy.horizon_months
-        worth_low = low * volume * spread * policy.horizon_months
-        if found.labelling_usd is None:
-            return None, f"the expected gain of {gain:+.3f} is worth {usd(worth)} over {policy.horizon_months} months"
-        cost = found.labelling_usd + (found.extra_training_usd or 0.0)
-        ok = worth > cost
-        return ok, (
-            f"the expected gain of {gain:+.3f} is worth {usd(worth)} over {policy.horizon_months} months at "
-            f"{volume:,} requests a month, against {usd(cost)}"
-            + (f" (and {usd(worth_low)} at the interval's low end)" if ok else "")
-        )
+        return _worth_in_dollars(found, value.correct_usd + value.wrong_usd, policy)
     winner = decision.winner if decision else None
     if winner is None or winner == curve.strategy:
         ok = gain >= policy.min_gain
@@ -178,6 +170,40 @@ def _worth(
     return ok, (
         f"{winner} leads with {best:.3f}; the expected {reach:.3f} would "
         + ("overtake it by the minimum gain" if ok else f"not overtake it by the minimum gain of {policy.min_gain:g}")
+    )
+
+
+def _worth_in_dollars(found: MoreData, spread: float, policy: DecisionSpec) -> tuple[bool | None, str]:
+    """The expected gain's worth over the horizon at each of the suite's volumes against labelling and training
+    again; the volume from which it pays is kept in `found.pays_from_monthly_requests`. Worth it (True) only when it
+    pays at every volume, not (False) at none, None when the answer depends on the volume or labelling is unpriced."""
+    gain, low = found.expected_gain or 0.0, found.gain_low or 0.0
+    months = policy.horizon_months
+    per_request = gain * spread * months  # the gain's worth over the horizon for each request a month
+    worth = {v: per_request * v for v in policy.volumes}
+    said = " and ".join(f"{usd(w)} at {v:,} requests a month" for v, w in worth.items())
+    if found.labelling_usd is None:
+        return None, f"the expected gain of {gain:+.3f} is worth {said} over {months} months"
+    cost = found.labelling_usd + (found.extra_training_usd or 0.0)
+    found.pays_from_monthly_requests = cost / per_request if per_request > 0 else None
+    pays = {v: w > cost for v, w in worth.items()}
+    where = (
+        f"; it pays from about {float(f'{found.pays_from_monthly_requests:.3g}'):,.0f} requests a month"
+        if found.pays_from_monthly_requests is not None
+        else ""
+    )
+    top = max(v for v, ok in pays.items() if ok) if any(pays.values()) else None
+    at_low = ""
+    if top is not None:
+        at_low = (
+            f" (and {usd(low * spread * months * top)} at the interval's low end)"
+            if low > 0
+            else f" (the interval's low end is a gain of {low:+.3f}: it may not pay at all)"
+        )
+    answer = True if all(pays.values()) else False if not any(pays.values()) else None
+    return (
+        answer,
+        f"the expected gain of {gain:+.3f} is worth {said} over {months} months{at_low}, against {usd(cost)}{where}",
     )
 
 

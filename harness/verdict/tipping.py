@@ -21,7 +21,7 @@ from harness.records.decision import Decision, PairedComparison, TippingPoint
 from harness.records.summary import StrategySummary
 from harness.suite.schema import DecisionSpec, Suite, ValueSpec
 from harness.verdict.decide import options_from_summaries, rank_at
-from harness.verdict.explain import requests
+from harness.verdict.explain import plural, requests
 
 GRID = 48  # values tried on each side before bisecting
 BISECT = 60  # halvings of the bracket (far below 1% of the value)
@@ -63,7 +63,7 @@ def _inputs(suite: Suite, summaries: dict[str, StrategySummary], pairs: list[Pai
             float(volume),
             (1.0, MAX_VOLUME),
             lambda x: winner(at=x),
-            lambda x: f"{requests(x)} requests a month",
+            lambda x: f"{requests(x)} request{plural(x)} a month",
         )
     ]
     if any(c.pricing.kind == "tokens" for c in costs):
@@ -157,7 +157,7 @@ def _sentence(i: Input, t: TippingPoint) -> str:
     if t.low is None and t.high is None:
         low, high = i.searched
         return (
-            f"{t.winner} stays ahead for any {i.label} from {i.show(low)} to {i.show(high)} ({now}): "
+            f"{t.winner} stays ahead with {i.label} anywhere from {i.show(low)} to {i.show(high)} ({now}): "
             "it does not flip within that range"
         )
     parts = []

@@ -150,7 +150,7 @@ TIPPING = [
         "low": None,
         "high": None,
         "searched": [0.01, 100.0],
-        "sentence": "At 50,000 requests a month, zero stays ahead for any token prices from 0.01x today's to 100x "
+        "sentence": "At 50,000 requests a month, zero stays ahead with token prices anywhere from 0.01x today's to 100x "
         "today's (now 1x today's): it does not flip within that range",
     },
     {  # 0 in this run: no factor, the table gives the value

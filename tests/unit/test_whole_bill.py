@@ -4,19 +4,21 @@ figures worked by hand; each tipping point put back into the decision."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 
 from harness.costs.model import CostChange, cost_model
 from harness.costs.prices import price_sheet
 from harness.costs.pricing import data_items
+from harness.records.curve import CurveFit, CurvePoint, CurvePrediction, LearningCurve
 from harness.records.setup import DataUsed, PluginGiven, StrategySetup
 from harness.records.summary import CostItem, PricingUsed, StrategyCost
 from harness.run.compare import CompareOptions, compare
 from harness.suite.schema import DataPrepSpec, DecisionSpec, Suite
 from harness.verdict.decide import decide_run, options_from_summaries, rank_at
 from harness.verdict.horizon import horizon_lines
+from harness.verdict.learning import more_data
 from tests.conftest import base_suite, write_suite
 
 
@@ -132,7 +134,44 @@ def test_a_price_sheet_older_than_120_days_is_said_in_the_uncertainty():
     assert horizon_lines(suite, sheet_date + timedelta(days=120)) == []
     (line,) = horizon_lines(suite, sheet_date + timedelta(days=121))
     assert sheet_date.isoformat() in line and "121 days" in line and "harness prices" in line
-    assert isinstance(date.today(), date)
+
+
+# ---- more data: is labelling twice the examples worth it at the suite's volumes --------------------------------------
+
+
+def _curve(gain: float, low: float) -> LearningCurve:
+    points = [
+        CurvePoint(fraction=f, n_examples=n, mean=m, ci_low=None, ci_high=None, n_cases=150, training_usd=t, name=x)
+        for f, n, m, t, x in ((0.5, 150, 0.80, 0.5, "ft@curve0.5"), (1.0, 300, 0.90, 1.0, "ft"))
+    ]
+    prediction = CurvePrediction(n_examples=600, factor=2.0, mean=0.90 + gain, low=0.90 + low, high=0.99)
+    fit = CurveFit(
+        status="extrapolated", reason="", params=None, asymptote=None, predictions=[prediction], supported_share=1.0
+    )
+    return LearningCurve(strategy="ft", metric="label_accuracy", points=points, fit=fit)
+
+
+def _value_suite(volumes: int | list[int]) -> Suite:
+    suite = base_suite()
+    suite["economics"] = {"data": {"usd_per_example": 0.2}, "value": {"correct_usd": 0.001}}
+    suite["decision"] = {"monthly_requests": volumes, "horizon_months": 12}
+    return Suite.model_validate(suite)
+
+
+def test_more_data_is_worth_it_from_the_volume_where_the_gain_pays_for_labelling():
+    # 300 more examples at $0.20 = $60, training again $1: $61. A gain of 0.01 at $0.001 a right answer over
+    # 12 months is worth $0.00012 per monthly request: it pays from 61 / 0.00012 = 508,333 requests a month.
+    both = more_data(_curve(0.01, 0.002), _value_suite([10_000, 1_000_000]), None)
+    assert (both.labelling_usd, both.extra_training_usd) == (pytest.approx(60.0), 1.0)
+    assert both.pays_from_monthly_requests == pytest.approx(61 / 0.00012)
+    assert both.worth_it is None and "depends on your volume" in both.sentence
+    assert "$1.20 at 10,000 requests a month and $120 at 1,000,000" in both.sentence
+    assert "against $61.00; it pays from about 508,000 requests a month" in both.sentence
+    assert "(and $24.00 at the interval's low end)" in both.sentence  # 0.002 x $0.001 x 12 x 1,000,000
+    assert more_data(_curve(0.01, 0.002), _value_suite(1_000_000), None).worth_it is True
+    assert more_data(_curve(0.01, 0.002), _value_suite(500_000), None).worth_it is False  # just below 508,333
+    unsure = more_data(_curve(0.01, -0.02), _value_suite(1_000_000), None)
+    assert unsure.worth_it is True and "low end is a gain of -0.020: it may not pay at all" in unsure.sentence
 
 
 # ---- where the decision tips --------------------------------------------------------------------------------------
@@ -204,7 +243,7 @@ def test_an_input_that_cannot_flip_the_winner_says_so_with_the_range(tmp_path):
     decision = decide_run(record.suite, summaries, record.decision.pairs, prices=None)
     volume = next(t for t in decision.tipping if t.input == "monthly_requests")
     assert volume.low is None and volume.high is None
-    assert "does not flip within that range" in volume.sentence and "1,000.0M requests a month" in volume.sentence
+    assert "does not flip within that range" in volume.sentence and "1,000M requests a month" in volume.sentence
 
 
 # ---- guards -------------------------------------------------------------------------------------------------------
