@@ -36,6 +36,10 @@ SCORERS: Registry = Registry(
         "bleu": "harness.scoring.text:Bleu",
         "rouge_l": "harness.scoring.text:RougeL",
         "json_match": "harness.scoring.json_match:JsonMatch",
+        "includes": "harness.scoring.pattern:Includes",
+        "regex": "harness.scoring.pattern:Regex",
+        "numeric": "harness.scoring.pattern:Numeric",
+        "python": "harness.scoring.python_code:PythonFunction",
         "recall_at_k": "harness.scoring.retrieval:RecallAtK",
         "hit_rate": "harness.scoring.retrieval:HitRate",
         "mrr": "harness.scoring.retrieval:MRR",
@@ -43,6 +47,8 @@ SCORERS: Registry = Registry(
         "answer_relevancy": "harness.scoring.ragas:AnswerRelevancy",
         "context_precision": "harness.scoring.ragas:ContextPrecision",
         "context_recall": "harness.scoring.ragas:ContextRecall",
+        "model_graded": "harness.scoring.rubric:ModelGraded",
+        "pairwise": "harness.scoring.rubric:Pairwise",
     },
 )
 

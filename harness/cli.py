@@ -348,7 +348,9 @@ def list_components() -> None:
         if not refs:
             typer.echo("  (none yet)")
         for kind, ref in refs.items():
-            typer.echo(f"  {kind:<{width}} {ref}")
+            typer.echo(
+                f"  {kind:<{width}} {ref}" + (f"\n  {'':<{width}} {doc}" if (doc := registry.summary(kind)) else "")
+            )
 
 
 @app.command()

@@ -51,6 +51,15 @@ class Registry(Generic[T]):
             k: v if isinstance(v, str) else f"{v.__module__}:{v.__qualname__}" for k, v in sorted(self._refs.items())
         }
 
+    def summary(self, kind: str) -> str:
+        """The component's docstring up to its first blank line, on one line ("" when it has none or does not
+        import: `harness list` still lists it)."""
+        try:
+            doc = self.get(kind).__doc__ or ""
+        except Exception:
+            return ""
+        return " ".join(doc.strip().split("\n\n")[0].split())
+
     def get(self, kind: str, *, where: str = "") -> type[T]:
         self._load_plugins()
         ref = self._refs.get(kind)

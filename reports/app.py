@@ -169,6 +169,7 @@ def page_leaderboard(view) -> None:
         rows.append(row)
     st.dataframe(pd.DataFrame(rows), hide_index=True)
     st.altair_chart(charts.leaderboard(record, view.primary))
+    scorer_details(record)
     if record.comparisons:
         st.subheader(f"Paired on the same cases: the best against each other strategy ({view.primary})")
         st.dataframe(
@@ -193,6 +194,23 @@ def page_leaderboard(view) -> None:
             ),
             hide_index=True,
         )
+
+
+def scorer_details(record) -> None:
+    """Structured fields' micro precision / recall / F1 with F1 per key, and each model judge's trust."""
+    from reports.data import field_rows, judge_rows
+
+    fields, judges = field_rows(record), judge_rows(record)
+    if fields:
+        st.subheader("Structured fields: (key, value) pairs over the test set")
+        st.dataframe(pd.DataFrame(fields), hide_index=True)
+    if judges:
+        st.subheader("How far the judge can be trusted")
+        st.caption(
+            "Agreement with the human grades the cases carry (Cohen's kappa or Spearman's rho); for a pairwise "
+            "judge, how often it preferred the answer it read first (50% is unbiased)."
+        )
+        st.dataframe(pd.DataFrame(judges), hide_index=True)
 
 
 def page_cost(view) -> None:

@@ -249,3 +249,54 @@ def recurring_rows(options: list[Option], horizon_months: int) -> list[dict[str,
         for o in options
         for r in o.cost.recurring
     ]
+
+
+# ---- what scorers' details add up to: structured fields, a judge's trust (leaderboard page and the export) ----
+
+
+def field_rows(record: RunRecord) -> list[dict[str, str]]:
+    """Per strategy and structured-output metric: precision, recall and F1 of its (key, value) pairs micro-averaged
+    over the test set, and the F1 of each key."""
+    return [
+        {
+            "strategy": name,
+            "metric": metric,
+            "precision": f"{f.precision:.3f}",
+            "recall": f"{f.recall:.3f}",
+            "F1": f"{f.f1:.3f}",
+            "pairs (right / made up or wrong / missed)": f"{f.tp} / {f.fp} / {f.fn}",
+            "F1 per key": ", ".join(f"{k} {v:.2f}" for k, v in f.per_key_f1.items()),
+        }
+        for name, s in record.strategies.items()
+        for metric, m in s.metrics.items()
+        if (f := m.fields) is not None
+    ]
+
+
+def judge_rows(record: RunRecord) -> list[dict[str, str]]:
+    """Per strategy and model-graded metric: the judge's agreement with the human grades and, pairwise, how often
+    it preferred the answer it read first."""
+    rows = []
+    for name, s in record.strategies.items():
+        for metric, m in s.metrics.items():
+            t = m.judge
+            if t is None:
+                continue
+            agreement = "-"
+            if t.agreement is not None:
+                interval = (
+                    f" [{t.ci_low:.2f}, {t.ci_high:.2f}]" if t.ci_low is not None and t.ci_high is not None else ""
+                )
+                agreement = f"{t.agreement_kind} {t.agreement:.2f}{interval} on {t.n_graded} cases"
+            rows.append(
+                {
+                    "strategy": name,
+                    "metric": metric,
+                    "agreement with human grades": agreement,
+                    "min_agreement": plain(t.min_agreement),
+                    "first answer preferred": "-"
+                    if t.position_first_share is None
+                    else f"{t.position_first_share:.0%} of {t.n_position} decisive replies",
+                }
+            )
+    return rows

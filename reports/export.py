@@ -151,6 +151,7 @@ def _tipping_html(r: RunRecord) -> list[str]:
 
 def _leaderboard_html(view: RunView) -> list[str]:
     from reports import charts
+    from reports.data import field_rows, judge_rows
 
     r = view.record
     rows = [
@@ -162,6 +163,11 @@ def _leaderboard_html(view: RunView) -> list[str]:
         _table(["strategy", "answers", "errors", *view.metrics], rows),
         _svg(charts.leaderboard(r, view.primary)),
     ]
+    fields, judges = field_rows(r), judge_rows(r)
+    if fields:
+        out += ["<h3>Structured fields: (key, value) pairs over the test set</h3>", _rows_table(fields)]
+    if judges:
+        out += ["<h3>How far the judge can be trusted</h3>", _rows_table(judges)]
     if r.comparisons:
         out.append(
             _table(
@@ -293,7 +299,7 @@ def _manifest_text(manifest: Manifest | None) -> str:
 
 
 def render_md(run_dir: str | Path) -> str:
-    from reports.data import load_run
+    from reports.data import field_rows, judge_rows, load_run
 
     view = load_run(run_dir)
     r = view.record
@@ -316,6 +322,12 @@ def render_md(run_dir: str | Path) -> str:
         ]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
     parts.append("\n".join(lines))
+    for title, rows in (
+        ("## Structured fields: (key, value) pairs over the test set", field_rows(r)),
+        ("## How far the judge can be trusted", judge_rows(r)),
+    ):
+        if rows:
+            parts.append("\n".join([title, "", *_md_rows(rows)]))
     parts += _setup_md(view)
     prices = f", prices: sheet {r.prices.version} of {r.prices.date}" if r.prices else ""
     parts.append(f"_Run {r.status}, harness {r.harness_version}{prices}._")

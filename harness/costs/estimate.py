@@ -34,6 +34,7 @@ JUDGE_CALLS = {
     "answer_relevancy": lambda k: 1,
     "context_precision": lambda k: k,
     "context_recall": lambda k: 1,
+    "pairwise": lambda k: 2,  # both orders
 }
 JUDGE_PROMPT_TOKENS = 600  # a ragas prompt's instructions and examples, before the case's own text
 JUDGE_OUTPUT_TOKENS = 200
@@ -149,7 +150,8 @@ def estimate(
         if not strategies or spec.name in strategies
     ]
     primary = next(s for s in suite.scorers if s.label == suite.primary_metric)
-    binary = bool(SCORERS.get(primary.kind).binary)
+    cls = SCORERS.get(primary.kind)  # `binary` may depend on the config (json_match's mode, a rubric's scale)
+    binary = bool(cls(primary, loaded.config("scorers", primary.label), suite.task).binary)
     confidence = suite.decision.confidence if suite.decision else 0.95
     return Estimate(
         suite=suite.name,
@@ -328,8 +330,8 @@ def _judges(loaded: LoadedSuite, est: StrategyEstimate, per_in: float, todo: int
             continue  # context metrics judge only strategies that retrieve
         config = loaded.config("scorers", spec.label)
         judge = getattr(config, "judge", None)
-        if judge is None:
-            continue
+        if judge is None or getattr(config, "against", None) == est.strategy:
+            continue  # the pairwise reference ties with itself without a judge call
         pricing = _pricing(loaded, judge)
         calls = JUDGE_CALLS.get(spec.kind, lambda k: 1)(k) * todo
         est.judge_calls += calls

@@ -11,6 +11,34 @@ from harness.records.base import Record
 from harness.records.setup import StrategySetup
 
 
+class FieldScores(Record):
+    """A structured-output metric's (key, value) pairs over the test set: precision, recall and F1 micro-averaged
+    (pairs summed over cases), and F1 per key."""
+
+    precision: float
+    recall: float
+    f1: float
+    tp: int
+    fp: int
+    fn: int
+    per_key_f1: dict[str, float] = Field(default_factory=dict)
+    per_key_support: dict[str, int] = Field(default_factory=dict)  # cases whose target has the key
+
+
+class JudgeTrust(Record):
+    """How far a model judge can be trusted on this strategy's answers: its agreement with the human grades the
+    cases carry, and (pairwise) how often it prefers whichever answer it saw first."""
+
+    agreement: float | None = None  # Cohen's kappa (labels) or Spearman's rho (scales)
+    agreement_kind: str | None = None  # "cohen_kappa" | "spearman"
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n_graded: int = 0  # cases with both a human grade and a judge score
+    min_agreement: float | None = None
+    position_first_share: float | None = None  # pairwise: share of decisive replies picking the first answer
+    n_position: int = 0
+
+
 class MetricSummary(Record):
     mean: float | None
     ci_low: float | None
@@ -20,6 +48,8 @@ class MetricSummary(Record):
     n_scored: int
     n_unscored: int
     n_invalid: int
+    fields: FieldScores | None = None  # json_match: micro precision / recall / F1 and per-key F1
+    judge: JudgeTrust | None = None  # model-graded metrics: agreement with human grades, position bias
 
 
 class LatencySummary(Record):

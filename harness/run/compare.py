@@ -105,6 +105,9 @@ def run_compare(loaded: LoadedSuite, options: CompareOptions) -> tuple[RunRecord
                 if strategy is not None:
                     answer_test_cases(run, spec.name, strategy)
                     judge_answers(run, spec.name)
+        for spec in run.plan.selected:  # pairwise judges wait for the answers they compare with
+            with run.gateway.charging(spec.name):
+                judge_answers(run, spec.name)
         status = "complete"
     except KeyboardInterrupt:
         raise

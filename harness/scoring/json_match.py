@@ -1,4 +1,12 @@
-"""json_match: the answer's first JSON object against the target's, whole or field by field."""
+"""json_match: the answer's first JSON object against the target's, whole or as (key, value) pairs.
+
+`object` mode is 1 only when the answer's object equals the target's: a missing key, a wrong value and a key the
+target does not have (a hallucinated field) all make it 0, unless `ignore_extra: true`. `fields` mode scores each
+case by the F1 of its (key, value) pairs: a wrong value is a false positive and a false negative, an extra key a
+false positive, a missing key a false negative. Both modes keep the pair counts per case (and per key) in the
+detail, so the summary gives precision, recall and F1 micro-averaged over the test set and an F1 per key.
+Key order and white space never matter: objects are compared as parsed values.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +23,17 @@ from harness.suite.schema import StrictModel
 class JsonMatchConfig(StrictModel):
     mode: Literal["object", "fields"] = Field(
         "object",
-        description="object: 1 only when every field matches; fields: the fraction of target fields that match.",
+        description="object: 1 only when the answer's object equals the target's (an extra key is wrong unless "
+        "ignore_extra); fields: F1 over (key, value) pairs per case, precision/recall/F1 micro over the test set.",
     )
-    fields: list[str] | None = Field(None, description="Only compare these fields (default: all fields of the target).")
+    fields: list[str] | None = Field(
+        None, description="Only compare these keys (default: every key of the target and of the answer)."
+    )
+    ignore_extra: bool = Field(
+        False,
+        description="Keys the target does not have cost nothing (object mode: not wrong; fields mode: not false "
+        "positives). For tasks where extra keys are harmless.",
+    )
 
 
 def first_json_object(text: str) -> Any:
@@ -35,8 +51,31 @@ def first_json_object(text: str) -> Any:
     raise ValueError("no JSON object in the answer")
 
 
+def pair_counts(got: dict, target: dict, keys: list[str] | None, *, ignore_extra: bool) -> dict[str, dict[str, int]]:
+    """Per key: tp (right value), fp (a value the target does not have: wrong or extra), fn (the target's value
+    missed: wrong or missing)."""
+    names = keys if keys is not None else sorted(set(target) | (set() if ignore_extra else set(got)))
+    out = {}
+    for name in names:
+        in_target, in_got = name in target, name in got
+        if in_got and not in_target and ignore_extra:
+            continue
+        right = in_target and in_got and got[name] == target[name]
+        out[name] = {"tp": int(right), "fp": int(in_got and not right), "fn": int(in_target and not right)}
+    return out
+
+
+def prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    """Precision, recall, F1 of pair counts; nothing predicted and nothing to find is a perfect 1."""
+    precision = tp / (tp + fp) if tp + fp else float(fn == 0)
+    recall = tp / (tp + fn) if tp + fn else float(fp == 0)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
 class JsonMatch(Scorer):
-    """Parses the answer's first JSON object and compares it with the target, field by field."""
+    """Parses the answer's first JSON object and compares it with the target: whole (object) or as (key, value)
+    pairs (fields); an extra key counts against the answer unless ignore_extra."""
 
     kind = "json_match"
     Config = JsonMatchConfig
@@ -57,8 +96,19 @@ class JsonMatch(Scorer):
             return Score(0.0, invalid=True, detail={"error": "answer is not JSON"})
         if not isinstance(target, dict) or not isinstance(got, dict):
             return Score(float(got == target))
-        names = self.config.fields or sorted(target)
-        per_field = {name: float(name in got and got[name] == target.get(name)) for name in names}
-        whole = float(all(per_field.values()))
-        value = whole if self.config.mode == "object" else sum(per_field.values()) / max(len(per_field), 1)
-        return Score(value, detail={"fields": per_field, "object": whole})
+        keys = pair_counts(got, target, self.config.fields, ignore_extra=self.config.ignore_extra)
+        tp, fp, fn = (sum(k[c] for k in keys.values()) for c in ("tp", "fp", "fn"))
+        precision, recall, f1 = prf(tp, fp, fn)
+        whole = float(fp == 0 and fn == 0)
+        detail = {
+            "object": whole,
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "pairs": {"tp": tp, "fp": fp, "fn": fn},
+            "keys": keys,
+        }
+        extra = sorted(k for k in got if k not in target and k in keys)
+        if extra:
+            detail["extra_keys"] = extra
+        return Score(whole if self.config.mode == "object" else f1, detail=detail)

@@ -111,6 +111,13 @@ def _cross_checks(suite: Suite, path: Path, lines: dict[Loc, int]) -> list[str]:
                 f"{at(('scorers', i, 'config', 'judge'))}: no backend named '{judge}'.{closest(judge, names)} "
                 f"Fix: name one of the defined backends ({', '.join(names)}) as the judge, or add one."
             )
+        against = scorer.config.get("against")
+        strategies = [s.name for s in suite.strategies]
+        if isinstance(against, str) and against not in strategies:
+            errors.append(
+                f"{at(('scorers', i, 'config', 'against'))}: no strategy named '{against}'.{closest(against, strategies)} "
+                f"Fix: name the strategy every answer is compared with ({', '.join(strategies)})."
+            )
     labels = [s.label for s in suite.scorers]
     if suite.decision and suite.decision.primary_metric and suite.decision.primary_metric not in labels:
         metric = suite.decision.primary_metric
@@ -167,6 +174,32 @@ def _primary_metric_applies_to_all(suite: Suite, path: Path, lines: dict[Loc, in
         + (f" ({', '.join(answer_metrics)})" if answer_metrics else " (e.g. exact_match or token_f1)")
         + "; keep retrieval metrics as diagnostics."
     ]
+
+
+def _grading_functions(loaded: LoadedSuite) -> list[str]:
+    """A python scorer's grading file is imported here (a missing file or function, or a file that does not import,
+    fails validation) and the function kept with the scorer's config, the file's path resolved against the suite's
+    folder; the file's content joins the data hashes, so an edited grading function changes the fingerprint."""
+    from harness.scoring.python_code import GraderError, PythonConfig
+
+    errors = []
+    base = loaded.base.resolve()
+    for i, spec in enumerate(loaded.suite.scorers):
+        config = loaded.configs.get(("scorers", spec.label))
+        if not isinstance(config, PythonConfig):
+            continue
+        where = loaded.where(("scorers", i, "config", "function"))
+        problem = outside_suite_folder(config.file, loaded.base)
+        try:
+            if problem:
+                raise GraderError(problem.removesuffix("."))
+            sha = config.bind(loaded.base)
+        except GraderError as exc:
+            errors.append(f"{where}: {exc}.")
+            continue
+        path = config.path or base / config.file
+        loaded.dataset.hashes[str(path.relative_to(base)) if path.is_relative_to(base) else str(path)] = sha
+    return errors
 
 
 def _price_checks(suite: Suite, path: Path, lines: dict[Loc, int]) -> list[str]:
@@ -249,6 +282,7 @@ def load_suite(path: str | Path, *, with_data: bool = True, machine: bool = True
         else Dataset([], [], [], {})
     )
     loaded = LoadedSuite(suite=suite, path=path, dataset=dataset, configs=configs, lines=lines)
+    _fail(_grading_functions(loaded))
     if with_data:
         _fail(_prompt_checks(loaded) + _data_checks(loaded))
     loaded.machine_notes = _machine_checks(loaded)
@@ -362,4 +396,26 @@ def _data_checks(loaded: LoadedSuite) -> list[str]:
             for path in cls.data_files(config, loaded.base):
                 key = str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
                 loaded.dataset.hashes[key] = file_sha256(path) if path.is_file() else tree_fingerprint(path)
+    errors += _scorer_files(loaded)
+    return errors
+
+
+def _scorer_files(loaded: LoadedSuite) -> list[str]:
+    """Files a scorer reads from the suite's folder (a rubric): each must exist, and its content is part of the
+    suite's fingerprint, so an edited rubric is a different measurement."""
+    errors = []
+    base = loaded.base.resolve()
+    for i, spec in enumerate(loaded.suite.scorers):
+        files = getattr(SCORERS.get(spec.kind), "resolve_files", None)
+        if files is None:
+            continue
+        for loc, path in files(loaded.config("scorers", spec.label), base):
+            if not path.is_file():
+                errors.append(
+                    f"{loaded.where(('scorers', i, 'config', *loc))}: {path} does not exist. Fix: give a path "
+                    f"relative to the suite's folder ({base}) of a file that exists, or write the text inline."
+                )
+                continue
+            key = str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
+            loaded.dataset.hashes[key] = file_sha256(path)
     return errors

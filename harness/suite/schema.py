@@ -523,6 +523,7 @@ def json_schema() -> dict[str, Any]:
             except Exception:  # a broken plugin must not break the schema of the rest
                 continue
             defs.update(config.pop("$defs", {}))
+            config["description"] = registry.summary(kind) or config.get("description", "")
             rules.append({"if": {"properties": {"kind": {"const": kind}}}, "then": {"properties": {"config": config}}})
         spec = defs[spec_name]
         spec["properties"]["kind"]["enum"] = kinds

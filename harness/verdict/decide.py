@@ -429,10 +429,70 @@ def decide_run(
     value = suite.economics.value if suite.economics else None
     decision = decide(options, pairs, policy, metric=suite.primary_metric, value=value, prices=prices)
     decision.uncertainty += seed_lines(summaries, suite.primary_metric) + horizon_lines(suite)
+    decision.uncertainty += judge_lines(summaries)
+    distrust = distrusted_judge(summaries, suite.primary_metric)
+    if distrust:
+        decision.status, decision.winner = "undecided", None
+        for verdict in decision.by_volume:
+            verdict.status, verdict.winner = "undecided", None
+        decision.verdict = (
+            f"Undecided: the decision would rest on {suite.primary_metric}, a model judge's grades, and {distrust}. "
+            "Fix: improve the rubric or use a stronger judge, and check it again against the human grades; the "
+            "rankings below use the judge's scores as they are."
+        )
+        return decision
     from harness.verdict.tipping import tipping_points
 
     decision.tipping = tipping_points(suite, summaries, pairs, decision)
     return decision
+
+
+def _trusts(summaries: dict[str, StrategySummary], metric: str | None = None):
+    for name, s in summaries.items():
+        for m, summary in s.metrics.items():
+            if summary.judge is not None and (metric is None or m == metric):
+                yield name, m, summary.judge
+
+
+def judge_lines(summaries: dict[str, StrategySummary]) -> list[str]:
+    """Each model-graded metric's agreement with the human grades and a pairwise judge's position bias."""
+    lines = []
+    for name, metric, t in _trusts(summaries):
+        if t.agreement is not None:
+            interval = f" [{t.ci_low:.2f}, {t.ci_high:.2f}]" if t.ci_low is not None and t.ci_high is not None else ""
+            kind = {"cohen_kappa": "Cohen's kappa", "spearman": "Spearman's rho"}.get(t.agreement_kind or "", "")
+            lines.append(
+                f"{metric} on {name}: the judge agrees with the human grades at {kind} {t.agreement:.2f}{interval} "
+                f"over {t.n_graded} cases"
+                + (f" (min_agreement {t.min_agreement:g})" if t.min_agreement is not None else "")
+            )
+        if t.position_first_share is not None:
+            lines.append(
+                f"{metric} on {name}: the judge preferred the answer it saw first in {t.position_first_share:.0%} "
+                f"of {t.n_position} decisive replies (50% is unbiased); wins count only when both orders agree"
+            )
+    return lines
+
+
+def distrusted_judge(summaries: dict[str, StrategySummary], metric: str) -> str | None:
+    """Why the primary metric's judge cannot be relied on (its agreement with humans below `min_agreement`, or no
+    human grades to check it against), or None."""
+    for name, _, t in _trusts(summaries, metric):
+        if t.min_agreement is None:
+            continue
+        if t.agreement is None and not t.n_graded:
+            return f"no case of {name} has a human grade to check the judge against (min_agreement {t.min_agreement:g})"
+        if t.agreement is None:
+            return (
+                f"its agreement with the human grades cannot be measured on {t.n_graded} cases (one of them gives "
+                f"every answer the same grade; min_agreement {t.min_agreement:g})"
+            )
+        if t.agreement < t.min_agreement:
+            return (
+                f"on {name}'s answers it agrees with the human grades at only {t.agreement:.2f} over {t.n_graded} "
+                f"cases, below min_agreement {t.min_agreement:g}"
+            )
+    return None
 
 
 def conclude(

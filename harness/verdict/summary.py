@@ -24,6 +24,7 @@ from harness.records.summary import (
 )
 from harness.suite.schema import DataPrepSpec, Suite, seed_of
 from harness.verdict import seeds
+from harness.verdict.scorer_stats import field_scores, judge_trust
 from harness.verdict.seeds import CaseScores
 from harness.verdict.stats import BCA_MAX_N, CONFIDENCE, bootstrap_ci, wilson
 
@@ -248,7 +249,7 @@ def summarize_strategy(
         n_done=len(rows),
         n_errors=len(rows) - len(ok),
         n_cache_hits=sum(r.cache_hit for r in rows),
-        metrics={m: summarize_metric(rows, m, binary=b) for m, b in binary.items()},
+        metrics={m: _with_details(summarize_metric(rows, m, binary=b), rows, m) for m, b in binary.items()},
         latency=summarize_latency(rows),
         input_tokens_mean=float(np.mean([r.input_tokens for r in ok])) if ok else None,
         output_tokens_mean=float(np.mean([r.output_tokens for r in ok])) if ok else None,
@@ -259,6 +260,13 @@ def summarize_strategy(
         retrieval=summarize_retrieval(rows),
         cost=strategy_cost(rows, setup, pricing, tokens=tokens, data=data) if pricing is not None else None,
     )
+
+
+def _with_details(summary: MetricSummary, rows: list[CaseResult], metric: str) -> MetricSummary:
+    """A metric's summary with what its per-case details add up to (pairs of fields, a judge's trust)."""
+    summary.fields = field_scores(rows, metric)
+    summary.judge = judge_trust(rows, metric)
+    return summary
 
 
 def test_rows(

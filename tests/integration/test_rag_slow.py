@@ -116,3 +116,58 @@ def test_the_hf_judge_replies_in_the_schema_of_ragas(embedded_model_dir, tmp_pat
     metric = run["strategies"]["rag"]["metrics"]["context_precision"]
     assert metric["n_unscored"] == 0 and 0.0 <= metric["mean"] <= 1.0
     assert run["options"]["counts"]["judge_calls"] == 4 and run["options"]["counts"]["model_calls"] == 2
+
+
+def test_the_embedded_model_grades_a_rubric_with_human_grades_cached_and_counted(embedded_model_dir, tmp_path):
+    """SmolLM2 as a model_graded judge on 4 cases with human-graded answers: every reply parses (constrained to
+    the grade schema), each verdict is counted, the agreement is reported, and a rerun asks the judge nothing.
+    It is a weak judge: this checks the plumbing, not its wisdom."""
+    rows = [json.loads(x) for x in (SQUAD / "data" / "test.jsonl").read_text().splitlines()[:4]]
+    for i, row in enumerate(rows):  # a human graded the right answer 5 and a wrong one 1
+        row["graded"], row["human"] = (row["answer"], 5) if i % 2 == 0 else ("I do not know", 1)
+    (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    suite = {
+        "name": "hf-rubric",
+        "task": {"instructions": "Answer with a short phrase.", "input_field": "question", "target_field": "answer"},
+        "data": {"test": "test.jsonl"},
+        "backends": [
+            {"name": "answers", "kind": "fake", "config": {"default": "Richard I"}},
+            {"name": "smollm2", "kind": "hf", "model": "smollm2-135m-instruct", "config": {"batch_size": 4}},
+        ],
+        "strategies": [{"name": "zero", "kind": "zero_shot", "backend": "answers"}],
+        "scorers": [
+            {"kind": "token_f1"},
+            {
+                "kind": "model_graded",
+                "config": {
+                    "judge": "smollm2",
+                    "rubric": "The answer names the same thing as the reference answer.",
+                    "human_field": "human",
+                    "human_answer_field": "graded",
+                    "max_new_tokens": 96,
+                    "max_chars": 100,
+                },
+            },
+        ],
+    }
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump(suite))
+    home = embedded_model_dir.parents[1]
+
+    def run(out: str, *flags: str) -> dict:
+        done = harness_cli(
+            "compare", str(tmp_path / "suite.yaml"), "--out", str(tmp_path / out), *flags, home=home,
+            timeout=REAL_MODEL_TIMEOUT_S,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads((tmp_path / out / "run.json").read_text())
+
+    first = run("run", "--no-cache")  # the shared model home keeps a response cache: count real calls here
+    judge = first["strategies"]["zero"]["setup"]["evaluation"]["model_graded"]["judge"]
+    assert judge["requests"] == 8 and judge["calls"] == 8  # each answer and each human-graded answer
+    assert judge["parse_failures"] == 0 and judge["failed_verdicts"] == 0
+    metric = first["strategies"]["zero"]["metrics"]["model_graded"]
+    assert metric["n_unscored"] == 0 and 0.0 <= metric["mean"] <= 1.0
+    assert metric["judge"]["n_graded"] == 4 and metric["judge"]["agreement_kind"] == "spearman"
+    run("warm")  # fills the response cache
+    again = run("again")["strategies"]["zero"]["setup"]["evaluation"]["model_graded"]["judge"]
+    assert again["calls"] == 0 and again["cache_hits"] == 8

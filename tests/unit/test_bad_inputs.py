@@ -164,6 +164,8 @@ EXAMPLE_SUITES = sorted(str(p.relative_to(REPO / "suites")) for p in (REPO / "su
 def test_every_example_suite_has_its_variants() -> None:
     assert EXAMPLE_SUITES == [
         "e2e_nlg/suite.gpu.yaml",
+        "e2e_nlg/suite.judged.yaml",
+        "e2e_nlg/suite.pairwise.yaml",
         "e2e_nlg/suite.yaml",
         "labelling_guide/suite.openai.yaml",
         "labelling_guide/suite.yaml",

@@ -61,12 +61,41 @@ def test_text_overlap_scorers_rank_closer_answers_higher():
 def test_json_match_whole_object_and_fields():
     target = json.dumps({"city": "Paris", "days": 3})
     obj = scorer("json_match")
-    assert obj.score('Sure: {"days": 3, "city": "Paris"}', case(target)).value == 1
+    assert obj.score('Sure: {"days": 3, "city": "Paris"}', case(target)).value == 1  # key order does not matter
+    assert obj.score('{ "city" :"Paris",\n  "days":3 }', case(target)).value == 1  # nor does white space
     half = obj.score('```json\n{"city": "Paris", "days": 4}\n```', case(target))
-    assert half.value == 0 and half.detail["fields"] == {"city": 1.0, "days": 0.0}
-    assert scorer("json_match", mode="fields").score('{"city": "Paris", "days": 4}', case(target)).value == 0.5
+    assert half.value == 0 and half.detail["keys"]["days"] == {"tp": 0, "fp": 1, "fn": 1}
+    fields = scorer("json_match", mode="fields").score('{"city": "Paris", "days": 4}', case(target))
+    assert (fields.detail["precision"], fields.detail["recall"], fields.value) == (0.5, 0.5, 0.5)
     bad = obj.score("no json here", case(target))
     assert bad.value == 0 and bad.invalid
+
+
+ADDRESS = json.dumps({"city": "Springfield", "state": "IL", "zip": "62704"})
+HALLUCINATED = '{"city": "Springfield", "state": "IL", "zip": "62704", "street_number": "12", "street": "Elm St"}'
+
+
+def test_json_match_counts_a_hallucinated_field_against_the_answer():
+    """An address that had only a city, state and ZIP: inventing a street is wrong in object mode and lowers
+    precision (not recall) in fields mode; ignore_extra restores the lenient reading."""
+    whole = scorer("json_match").score(HALLUCINATED, case(ADDRESS))
+    assert whole.value == 0 and whole.detail["extra_keys"] == ["street", "street_number"]
+    fields = scorer("json_match", mode="fields").score(HALLUCINATED, case(ADDRESS))
+    assert fields.detail["precision"] == pytest.approx(3 / 5) and fields.detail["recall"] == 1
+    assert fields.value == pytest.approx(2 * 0.6 / 1.6)
+    assert scorer("json_match", ignore_extra=True).score(HALLUCINATED, case(ADDRESS)).value == 1
+    lenient = scorer("json_match", mode="fields", ignore_extra=True).score(HALLUCINATED, case(ADDRESS))
+    assert lenient.value == 1 and lenient.detail["pairs"] == {"tp": 3, "fp": 0, "fn": 0}
+
+
+def test_json_match_a_missing_key_lowers_recall_and_fields_limits_the_comparison():
+    missing = scorer("json_match", mode="fields").score('{"city": "Springfield", "state": "IL"}', case(ADDRESS))
+    assert missing.detail["precision"] == 1 and missing.detail["recall"] == pytest.approx(2 / 3)
+    assert missing.detail["keys"]["zip"] == {"tp": 0, "fp": 0, "fn": 1}
+    assert scorer("json_match").score('{"city": "Springfield", "state": "IL"}', case(ADDRESS)).value == 0
+    only = scorer("json_match", fields=["city", "state"])
+    assert only.score(HALLUCINATED, case(ADDRESS)).value == 1  # only the named keys are compared
+    assert scorer("json_match", mode="fields").score("{}", case("{}")).value == 1  # nothing to find, nothing made up
 
 
 @pytest.mark.parametrize("kind", ["chrf", "bleu", "rouge_l"])
