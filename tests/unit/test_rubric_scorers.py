@@ -70,6 +70,7 @@ def test_a_rubric_grades_on_its_scale_and_a_rerun_asks_the_judge_nothing(tmp_pat
         and counts["cache_hits"] == 0
         and evaluation(run, "good", "model_graded")["judge_backend"] == "judge"
     )
+    assert run["manifest"]["backends"]["judge"]["kind"] == "fake"  # the judge model is in the manifest
     line = json.loads((tmp_path / "run/cases.jsonl").read_text().splitlines()[0])
     assert line["scores"]["model_graded"]["detail"]["reason"] == "scripted"
     compare(path, CompareOptions(out=tmp_path / "again"))
