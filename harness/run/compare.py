@@ -27,7 +27,7 @@ from harness.run.cache import NoCache, ResponseCache
 from harness.run.execute import PromptTokens, answer_test_cases
 from harness.run.folder import CasesFile, open_run_folder, read_run, write_json_atomic
 from harness.run.gateway import Gateway
-from harness.run.judging import judge_answers
+from harness.run.judging import judge_answers, warn_unjudged
 from harness.run.manifest import build_manifest
 from harness.run.plan import RunPlan
 from harness.run.prepare import prepare_strategy
@@ -108,6 +108,7 @@ def run_compare(loaded: LoadedSuite, options: CompareOptions) -> tuple[RunRecord
         for spec in run.plan.selected:  # pairwise judges wait for the answers they compare with
             with run.gateway.charging(spec.name):
                 judge_answers(run, spec.name)
+        warn_unjudged(run)
         status = "complete"
     except KeyboardInterrupt:
         raise

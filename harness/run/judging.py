@@ -57,6 +57,20 @@ def judge_answers(run: Run, name: str) -> None:
             _judge_with(run, name, scorer, rows, others)
 
 
+def warn_unjudged(run: Run) -> None:
+    """After the last pass: a pairwise scorer whose `against` strategy has no answer in the run folder (left out
+    with --strategies, or failed) judged nothing; say so rather than leave its scores silently empty."""
+    for scorer in run.scorers:
+        if isinstance(scorer, Pairwise) and not any(k[0] == scorer.config.against for k in run.cases.rows):
+            log.warning(
+                "%s: no answers of '%s' in this run folder, so no answer was compared with it. Fix: run '%s' too "
+                "(e.g. add it to --strategies).",
+                scorer.name,
+                scorer.config.against,
+                scorer.config.against,
+            )
+
+
 def _record(run: Run, row: CaseResult, metric: str, score: Score) -> None:
     """One score appended to the case's line in cases.jsonl."""
     row = run.cases.rows[row.key]

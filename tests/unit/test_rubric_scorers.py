@@ -154,6 +154,13 @@ def test_pairwise_swaps_positions_so_a_judge_that_always_picks_the_first_answer_
     assert "## How far the judge can be trusted" in md and "100% of 18 decisive replies" in md
 
 
+def test_pairwise_without_the_reference_strategys_answers_says_so(tmp_path, caplog):
+    path = write_suite(tmp_path / "s", suite_with([PAIR], judge(FAIR)))
+    compare(path, CompareOptions(out=tmp_path / "run", strategies=["good"]))
+    assert run_json(tmp_path / "run")["strategies"]["good"]["metrics"]["pairwise"]["n_scored"] == 0
+    assert "no answers of 'bad' in this run folder" in caplog.text and "--strategies" in caplog.text
+
+
 def test_pairwise_counts_a_win_when_both_orders_agree_and_can_be_the_primary_metric(tmp_path):
     fair = judge(
         [
