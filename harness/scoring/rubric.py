@@ -69,21 +69,31 @@ class ModelGradedConfig(JudgeConfig):
     def _one_rubric(self) -> ModelGradedConfig:
         if (self.rubric is None) == (self.rubric_file is None):
             raise ValueError(
-                "give the rubric either inline (`rubric: ...`) or as a file (`rubric_file: rubric.md`), not both "
-                "and not neither"
+                "the rubric is given "
+                + ("twice" if self.rubric is not None else "nowhere")
+                + ". Fix: give it either inline (`rubric: ...`) or as a file (`rubric_file: rubric.md`)"
             )
         low, high = self.scale
         if high <= low:
-            raise ValueError(f"scale {list(self.scale)}: the highest grade must be above the lowest, e.g. [1, 5]")
+            raise ValueError(
+                f"scale {list(self.scale)}: the highest grade is not above the lowest. Fix: give [lowest, highest], "
+                "e.g. [1, 5]"
+            )
         if (self.human_field is None) != (self.human_answer_field is None):
             raise ValueError(
-                "human_field and human_answer_field go together: the grade, and the answer it was given to"
+                "human_field and human_answer_field go together (the grade, and the answer it was given to). Fix: "
+                "name both case fields, or neither"
             )
         if self.min_agreement is not None and self.human_field is None:
-            raise ValueError("min_agreement needs human grades to measure: set human_field and human_answer_field")
+            raise ValueError(
+                "min_agreement needs human grades to measure. Fix: set human_field and human_answer_field, or remove "
+                "min_agreement"
+            )
         for i, ex in enumerate(self.examples):
             if not low <= ex.score <= high:
-                raise ValueError(f"examples[{i}].score {ex.score} is outside the scale [{low}, {high}]")
+                raise ValueError(
+                    f"examples[{i}].score {ex.score} is outside the scale [{low}, {high}]. Fix: grade it on the scale"
+                )
         return self
 
     @property

@@ -181,7 +181,8 @@ def test_pairwise_counts_a_win_when_both_orders_agree_and_can_be_the_primary_met
     [
         ({"judge": "judge", "rubric_file": "missing.md"}, "scorers[1].config.rubric_file"),
         ({"judge": "nobody", "rubric": "x"}, "scorers[1].config.judge"),
-        ({"judge": "judge"}, "either inline"),
+        ({"judge": "judge"}, "the rubric is given nowhere"),
+        ({"judge": "judge", "rubric": "x", "human_field": "h"}, "name both case fields"),
         ({"judge": "judge", "rubric": "x", "scale": [5, 1]}, "scale"),
     ],
 )
