@@ -406,6 +406,8 @@ def main() -> None:
         st.stop()
     st.sidebar.title(view.record.suite_name)
     st.sidebar.caption(f"{run_dir} · {view.record.status}")
+    for warning in view.warnings:
+        st.warning(md_escape(warning))
     page = st.sidebar.radio("page", PAGES, key="page_name")
     {
         "Verdict": page_verdict,

@@ -57,6 +57,21 @@ class RunView:
     metrics: list[str]
     training: dict[str, TrainingLogs] = field(default_factory=dict)
     _lines: dict[tuple[str, str, int], int] = field(default_factory=dict)  # key -> byte offset in cases.jsonl
+    rejected_lines: list[int] = field(default_factory=list)  # unreadable lines of cases.jsonl, left out
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the reader had to leave out or what is not final, said on every page."""
+        out = []
+        if self.rejected_lines:
+            shown = ", ".join(map(str, self.rejected_lines[:10])) + (" ..." if len(self.rejected_lines) > 10 else "")
+            out.append(
+                f"{len(self.rejected_lines)} unreadable line(s) of cases.jsonl left out (line {shown}); the next "
+                "`harness compare` on this folder moves them to cases.rejected.jsonl and runs those cases again."
+            )
+        if self.record.status == "running":
+            out.append("This run is still being written: the numbers are a snapshot; reload for more.")
+        return out
 
     @property
     def primary(self) -> str:
@@ -89,7 +104,8 @@ def load_run(run_dir: str | Path) -> RunView:
     )
     rows: dict[tuple[str, str, int], dict[str, Any]] = {}
     offsets: dict[tuple[str, str, int], int] = {}
-    for offset, line in read_cases(run_dir / "cases.jsonl"):
+    rejected: list[tuple[int, bytes]] = []
+    for offset, line in read_cases(run_dir / "cases.jsonl", rejected=rejected):
         row = {k: getattr(line, k) for k in ROW_FIELDS}
         row["input"] = input_text(line.input)
         for m in metrics:
@@ -107,7 +123,15 @@ def load_run(run_dir: str | Path) -> RunView:
                 curve=_jsonl(folder / "curve.jsonl"),
                 epochs=[EpochScore.model_validate(e) for e in _jsonl(folder / "epochs.jsonl")],
             )
-    return RunView(run_dir=run_dir, record=record, cases=cases, metrics=metrics, training=training, _lines=offsets)
+    return RunView(
+        run_dir=run_dir,
+        record=record,
+        cases=cases,
+        metrics=metrics,
+        training=training,
+        _lines=offsets,
+        rejected_lines=[n for n, _ in rejected],
+    )
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:

@@ -28,6 +28,7 @@ CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{font-size:1.6em} h2{margin-top:1.8em;border-bottom:1px solid #ddd;padding-bottom:.2em}
 .verdict{font-size:1.15em;padding:.8em 1em;border-radius:6px;margin:1em 0}
+.warn{background:#fff4e5;border:1px solid #f0b46c;padding:.5em .8em;border-radius:6px}
 .decided{background:#e8f5e9;border:1px solid #66bb6a}.inconclusive{background:#fff8e1;border:1px solid #ffb300}
 .undecided{background:#ffebee;border:1px solid #e53935}
 table{border-collapse:collapse;margin:.6em 0;font-size:.9em} td,th{border:1px solid #ddd;padding:.3em .6em;text-align:left;vertical-align:top}
@@ -77,6 +78,7 @@ def render_html(run_dir: str | Path, *, cases_shown: int = 25) -> str:
         f"<p class='muted'>run {_e(r.status)}, {_e(r.finished_at)}; harness {_e(r.harness_version)}"
         + (f"; prices: sheet {_e(r.prices.version)} of {_e(r.prices.date)}" if r.prices else "")
         + "</p>",
+        *(f"<p class='warn'>{_e(w)}</p>" for w in view.warnings),
     ]
     out += _verdict_html(r) + _more_data_html(r) + _tipping_html(r)
     out += _leaderboard_html(view) + _cost_html(view) + _training_html(view)
@@ -308,6 +310,7 @@ def render_md(run_dir: str | Path) -> str:
         if r.decision
         else f"# {r.suite_name}\n\nNo decision."
     ]
+    parts += [f"> **Warning:** {_md_cell(w)}" for w in view.warnings]
     header = ["strategy", "answers", "errors", *view.metrics, "p95 s", "$ per 1,000 requests"]
     lines = ["## Leaderboard", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, s in r.strategies.items():

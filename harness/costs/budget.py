@@ -8,7 +8,9 @@ even when answers are lost on the way back.
 from __future__ import annotations
 
 import json
+import logging
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -20,6 +22,8 @@ from harness.costs.pricing import Pricing
 from harness.records.run import BudgetRecord
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,14 +52,35 @@ class SpendLedger:
         self.path = path
 
     def total(self) -> float:
+        """What the ledger says was paid. A damaged line is never dropped from the count: its `usd` is read from
+        what is left of it, or, when that is gone too, it counts as the largest charge in the ledger (a warning
+        says how many)."""
         if not self.path.exists():
             return 0.0
-        total = 0.0
-        for line in self.path.read_text(encoding="utf-8").split("\n"):
+        amounts: list[float] = []
+        damaged: list[str] = []
+        for line in self.path.read_bytes().decode("utf-8", "replace").split("\n"):
+            if not line.strip():
+                continue
             try:
-                total += float(json.loads(line)["usd"])
+                amounts.append(float(json.loads(line)["usd"]))
             except (ValueError, KeyError, TypeError):
-                continue  # an empty line, or one torn by a kill
+                damaged.append(line)
+        total = sum(amounts)
+        if damaged:
+            largest = max(amounts, default=0.0)
+            for line in damaged:
+                found = re.search(r'"usd":\s*([0-9.eE+-]+)', line)
+                try:
+                    total += float(found.group(1)) if found else largest
+                except ValueError:
+                    total += largest
+            log.warning(
+                "%s: %d damaged line(s) counted at what is left of their amount, or the largest charge ($%.4g)",
+                self.path,
+                len(damaged),
+                largest,
+            )
         return total
 
     def add(self, strategy: str, what: str, usd: float) -> None:

@@ -25,7 +25,7 @@ from harness.records.run import Counts, RunOptions, RunRecord, RunStatus
 from harness.records.setup import StrategySetup
 from harness.run.cache import NoCache, ResponseCache
 from harness.run.execute import PromptTokens, answer_test_cases
-from harness.run.folder import CasesFile, open_run_folder, read_run, write_json_atomic
+from harness.run.folder import CasesFile, open_run_folder, read_run, unlock_run_folder, write_json_atomic
 from harness.run.gateway import Gateway
 from harness.run.judging import judge_answers, warn_unjudged
 from harness.run.manifest import build_manifest
@@ -116,7 +116,10 @@ def run_compare(loaded: LoadedSuite, options: CompareOptions) -> tuple[RunRecord
         status = "failed"
         raise
     finally:
-        record = finish(run, status)
+        try:
+            record = finish(run, status)
+        finally:
+            unlock_run_folder(run.run_dir)
     return record, run
 
 
@@ -125,6 +128,14 @@ def open_run(loaded: LoadedSuite, options: CompareOptions) -> Run:
     plan = RunPlan.make(loaded, names=options.strategies, limit=options.limit, retry_errors=options.retry_errors)
     run_dir = options.out or Path("runs") / loaded.suite.name
     cases = open_run_folder(run_dir, plan.fingerprint, overwrite=options.overwrite)
+    try:
+        return _open_locked(loaded, options, plan, run_dir, cases)
+    except BaseException:
+        unlock_run_folder(run_dir)
+        raise
+
+
+def _open_locked(loaded: LoadedSuite, options: CompareOptions, plan: RunPlan, run_dir: Path, cases: CasesFile) -> Run:
     plan.done = dict(cases.load())
     ledger = SpendLedger(run_dir / "spend.jsonl")
     spend = Spend(

@@ -82,8 +82,15 @@ class CasesFile:
             self.superseded = 0
 
     def read(self) -> list[CaseResult]:
-        """Every line, in file order; a line torn by a kill at the end is cut off (the writer's view)."""
-        return [row for _, row in read_cases(self.path, repair=True)]
+        """Every line, in file order (the writer's view): a line torn by a kill at the end is cut off, and an
+        unreadable line elsewhere is moved to cases.rejected.jsonl (kept, with its line number), so only its case
+        runs again."""
+        rejected: list[tuple[int, bytes]] = []
+        rows = [row for _, row in read_cases(self.path, repair=True, rejected=rejected)]
+        if rejected:
+            reject_lines(self.path, rejected)
+            self.rewrite(rows)
+        return rows
 
     def rewrite(self, results: list[CaseResult]) -> None:
         """Replace the file atomically (a reader sees the old or the new file, never a mix)."""
@@ -104,9 +111,32 @@ class CasesFile:
             self._fh = None
 
 
-def read_cases(path: Path, *, repair: bool = False) -> Iterator[tuple[int, CaseResult]]:
+def reject_lines(path: Path, rejected: list[tuple[int, bytes]]) -> Path:
+    """Unreadable lines of a JSONL file appended to `<stem>.rejected.jsonl` with their line numbers, and a warning
+    saying how many and where they went."""
+    import logging
+
+    aside = path.with_name(path.stem + ".rejected.jsonl")
+    with aside.open("a", encoding="utf-8") as fh:
+        for number, line in rejected:
+            fh.write(json.dumps({"file": path.name, "line": number, "text": line.decode("utf-8", "replace")}) + "\n")
+    numbers = ", ".join(str(n) for n, _ in rejected[:10]) + (" ..." if len(rejected) > 10 else "")
+    logging.getLogger(__name__).warning(
+        "%s: %d unreadable line(s) (%s) moved to %s; their cases run again",
+        path,
+        len(rejected),
+        numbers,
+        aside.name,
+    )
+    return aside
+
+
+def read_cases(
+    path: Path, *, repair: bool = False, rejected: list[tuple[int, bytes]] | None = None
+) -> Iterator[tuple[int, CaseResult]]:
     """(byte offset, result) for each line of a cases.jsonl. A last line torn by an interrupted write is skipped
-    (cut off the file when `repair`); any other unreadable line is refused with its line number."""
+    (cut off the file when `repair`); any other unreadable line goes to `rejected` (line number, bytes) when it is
+    given, and is refused with its line number otherwise."""
     # Split on "\n" only: JSON strings may hold U+2028 and friends, which str.splitlines() would break on.
     if not path.exists():
         return
@@ -123,16 +153,70 @@ def read_cases(path: Path, *, repair: bool = False) -> Iterator[tuple[int, CaseR
         try:
             yield start, CaseResult.model_validate_json(line)
         except ValueError as exc:
+            if rejected is not None:
+                rejected.append((number, line))
+                continue
             raise RunFolderError(
                 f"{path}:{number}: unreadable result line ({exc.__class__.__name__}). "
                 "Fix: delete the run folder or use --out."
             ) from None
 
 
+LOCK_FILE = ".harness.lock"
+_held: dict[Path, IO[str]] = {}  # run folder -> its open lock file: held for the life of the process
+
+
+def lock_run_folder(run_dir: Path) -> None:
+    """Make this process the run folder's one writer: an advisory lock (flock) on `.harness.lock`, held until the
+    process ends, released by the OS when it dies (a kill -9 leaves no stale lock). A second writer is refused at
+    once, naming the holder; a file system without locks is said, not pretended."""
+    import fcntl
+    import logging
+    from datetime import datetime
+
+    key = run_dir.resolve()
+    if key in _held:
+        return
+    path = run_dir / LOCK_FILE
+    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (held open on purpose)
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise RunFolderError(
+            f"{run_dir} is being written by another harness process ({holder}).\n"
+            "Fix: wait for it to finish, or write this run elsewhere with --out."
+        ) from None
+    except OSError as exc:  # e.g. some network file systems
+        logging.getLogger(__name__).warning(
+            "%s: this file system does not support locks (%s): another harness process writing to the same folder "
+            "would not be stopped",
+            run_dir,
+            exc,
+        )
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}, started {datetime.now().astimezone().isoformat(timespec='seconds')}\n")
+    handle.flush()
+    _held[key] = handle
+
+
+def unlock_run_folder(run_dir: Path) -> None:
+    """Release this process's lock on the folder (the end of a compare called from Python; a process that ends
+    releases it anyway)."""
+    handle = _held.pop(run_dir.resolve(), None)
+    if handle is not None:
+        handle.close()
+
+
 def open_run_folder(run_dir: Path, fingerprint: str, *, overwrite: bool) -> CasesFile:
-    """The run folder for a suite with this fingerprint, created if new. Results of another suite (or of this one
-    before its data changed) are refused rather than mixed; `overwrite` discards them."""
+    """The run folder for a suite with this fingerprint, created if new, and locked for this process (one writer
+    per folder). Results of another suite (or of this one before its data changed) are refused rather than mixed;
+    `overwrite` discards them."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    lock_run_folder(run_dir)
     marker = run_dir / "suite.sha256"
     if marker.exists() and marker.read_text().strip() != fingerprint and not overwrite:
         raise RunFolderError(

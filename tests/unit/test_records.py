@@ -104,11 +104,12 @@ def test_the_report_reads_cases_with_the_runs_reader_a_damaged_line_is_named_not
     cases.write_text("".join(lines))
     home = tmp_path / "home"
     report = harness_cli("report", str(tmp_path / "run"), "--md", str(tmp_path / "r.md"), home=home)
+    assert report.returncode == 0 and "Traceback" not in report.stderr, report.stderr
+    assert "1 unreadable line(s) of cases.jsonl left out (line 5)" in (tmp_path / "r.md").read_text()
     again = harness_cli("compare", str(toy_suite), "--out", str(tmp_path / "run"), home=home)
-    for result in (report, again):  # the report and a resume say the same, with the line
-        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
-        assert f"{cases}:5: unreadable result line" in result.stderr
-    assert not (tmp_path / "r.md").exists()
+    assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr
+    assert f"{cases}: 1 unreadable line(s) (5) moved to cases.rejected.jsonl" in again.stderr
+    assert len(cases.read_text().splitlines()) == len(lines)  # the case was answered again
 
 
 def test_a_recorded_fine_tune_still_improving_makes_the_verdict_provisional(v1_run):
