@@ -174,6 +174,7 @@ def _open_locked(loaded: LoadedSuite, options: CompareOptions, plan: RunPlan, ru
         counts=counts,
         previous=previous,
     )
+    run.gateway.progress = run.progress  # answering on dev (choosing settings, scoring checkpoints) shows progress
     write(run, "running")  # a run.json exists from the start, even if this process is killed
     return run
 

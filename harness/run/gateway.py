@@ -20,6 +20,7 @@ from harness.records.run import Counts
 from harness.records.setup import DevAnswers
 from harness.run.cache import NoCache, ResponseCache, cache_key
 from harness.run.plan import PlannedCall
+from harness.run.progress import Progress
 from harness.suite.schema import Suite
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,10 @@ class Gateway:
 
     # ---- calls outside the test plan: dev answers, judges ---------------------------------------------------------
 
+    progress: Progress | None = None  # set by the run: long answering on dev shows its progress
+
     def ask(
-        self, backend: Backend, requests: list[GenRequest], *, purpose: str = "judge"
+        self, backend: Backend, requests: list[GenRequest], *, purpose: str = "judge", show: bool = False
     ) -> list[tuple[GenResult, bool]]:
         """Answers through the response cache, each with whether it came from the cache; repeats sent once. Either
         every call fits under budget_usd or none is made (BudgetReached)."""
@@ -94,8 +97,13 @@ class Gateway:
                         "is left"
                     )
             backend.load()
+            shown = self.progress if show and self.progress is not None else None
+            if shown is not None:
+                shown.start(f"{self.strategy or backend.spec.name}: {purpose}", len(todo))
             try:
                 for index, result in backend.generate([requests[i] for i in todo]):
+                    if shown is not None:
+                        shown.advance()
                     self.cache.put(keys[todo[index]], result)
                     found[keys[todo[index]]] = result
                     if pricing.paid:
@@ -106,11 +114,13 @@ class Gateway:
                         )
             finally:
                 self.cache.flush()  # dev and judge answers are nowhere else: a later kill must not lose them
+                if shown is not None:
+                    shown.finish()
         return [(found[k], k not in fresh or first[k] != i) for i, k in enumerate(keys)]
 
     def answer(self, backend: Backend, requests: list[GenRequest]) -> list[GenResult]:
         """Answers a strategy asks for while it is prepared (scoring checkpoints or settings on dev)."""
-        answers = self.ask(backend, requests, purpose="answers on dev")
+        answers = self.ask(backend, requests, purpose="answers on dev", show=True)
         fresh = [result for result, hit in answers if not hit]
         self.counts.dev_calls += len(fresh)
         if self.strategy and answers:

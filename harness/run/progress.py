@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from typing import Protocol
 
@@ -33,31 +34,53 @@ def make_progress(console=None) -> PlainProgress | RichProgress:
 
 
 class PlainProgress:
-    """One line at start, every ~10% or 30 s, and at the end."""
+    """One line at start, every ~10% with the time left, and at the end; while one slow item holds the rest up, a
+    line at least every `every_s` seconds still says the run is alive."""
 
-    def __init__(self, stream=None):
+    def __init__(self, stream=None, every_s: float = 30.0):
         self.stream = stream or sys.stderr
+        self.every_s = every_s
+        self._lock = threading.Lock()
+        self._beat: threading.Thread | None = None
+        self._running = False
+
+    def _line(self, text: str) -> None:
+        with self._lock:
+            print(f"[{self.name}] {text}", file=self.stream, flush=True)
+            self.last = time.monotonic()
+
+    def _status(self, now: float) -> str:
+        spent = now - self.started
+        left = f", about {spent / self.done * (self.total - self.done):.0f}s left" if 0 < self.done < self.total else ""
+        return f"{self.done}/{self.total} ({spent:.0f}s{left})"
+
+    def _heartbeat(self) -> None:
+        while self._running:
+            time.sleep(min(1.0, self.every_s / 4))
+            now = time.monotonic()
+            if self._running and now - self.last >= self.every_s:
+                self._line(f"still working: {self._status(now)}")
 
     def start(self, name, total):
         self.name, self.total, self.done = name, total, 0
         self.started = self.last = time.monotonic()
         self.next_mark = max(1, total // 10)
-        print(f"[{name}] {total} to run", file=self.stream, flush=True)
+        self._line(f"{total} to run")
+        self._running = True
+        if self._beat is None or not self._beat.is_alive():
+            self._beat = threading.Thread(target=self._heartbeat, name="progress-heartbeat", daemon=True)
+            self._beat.start()
 
     def advance(self, n=1):
         self.done += n
         now = time.monotonic()
-        if self.done >= self.next_mark or now - self.last > 30:
+        if self.done >= self.next_mark or now - self.last > self.every_s:
             self.next_mark = self.done + max(1, self.total // 10)
-            self.last = now
-            print(f"[{self.name}] {self.done}/{self.total} ({now - self.started:.0f}s)", file=self.stream, flush=True)
+            self._line(self._status(now))
 
     def finish(self):
-        print(
-            f"[{self.name}] done {self.done}/{self.total} in {time.monotonic() - self.started:.0f}s",
-            file=self.stream,
-            flush=True,
-        )
+        self._running = False
+        self._line(f"done {self.done}/{self.total} in {time.monotonic() - self.started:.0f}s")
 
 
 class RichProgress:
