@@ -47,3 +47,16 @@ def test_a_damaged_spend_line_still_counts_against_the_budget(tmp_path, caplog):
         fh.write("\x00\x00\x00")  # a torn last line
     assert ledger.total() == 2.0 + 0.5 + 0.25 + 2.0 + 2.0  # salvaged; the rest at the largest charge
     assert "3 damaged line(s)" in caplog.text
+
+
+def test_the_report_on_a_run_still_being_written_says_so(tmp_path):
+    from harness.run.folder import read_run, write_json_atomic
+    from reports.export import render_md
+
+    path = write_suite(tmp_path / "s")
+    compare(path, CompareOptions(out=tmp_path / "run"))
+    assert "still being written" not in render_md(tmp_path / "run")
+    record = read_run(tmp_path / "run")
+    record.status = "running"  # what run.json says while a compare is writing the folder
+    write_json_atomic(tmp_path / "run" / "run.json", record.model_dump_json())
+    assert "This run is still being written: the numbers are a snapshot" in render_md(tmp_path / "run")
