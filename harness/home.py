@@ -2,10 +2,58 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
+import sqlite3
+import time
 from pathlib import Path
+
+log = logging.getLogger(__name__)
+LOST = "lost: only what no run folder holds; finished answers are kept in each run's cases.jsonl"
+
+
+def move_aside(path: Path, what: str) -> Path:
+    """A damaged cache file (and its SQLite companions) renamed to `<name>.damaged-<time>`, with a warning."""
+    aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+    os.replace(path, aside)
+    for suffix in ("-wal", "-shm"):
+        companion = path.with_name(path.name + suffix)
+        if companion.exists():
+            os.replace(companion, aside.with_name(aside.name + suffix))
+    log.warning("%s %s was damaged; moved aside to %s and started afresh (%s)", what, path, aside.name, LOST)
+    return aside
+
+
+def open_cache_db(path: Path, table_sql: str, what: str, **connect) -> tuple[sqlite3.Connection, Path | None]:
+    """A SQLite cache in WAL mode with its table, checked when opened (quick_check); a damaged file (cut short,
+    overwritten, not a database) is moved aside and a fresh one opened, never a reason to stop a run. Returns the
+    connection and where a damaged file went (None when it was sound)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def attempt() -> sqlite3.Connection:
+        db = sqlite3.connect(path, timeout=30, **connect)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(table_sql)
+            check = db.execute("PRAGMA quick_check").fetchone()
+            if not check or check[0] != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {check[0] if check else 'no answer'}")
+            db.commit()
+        except sqlite3.DatabaseError:
+            with contextlib.suppress(Exception):
+                db.close()
+            raise
+        return db
+
+    try:
+        return attempt(), None
+    except sqlite3.DatabaseError:
+        aside = move_aside(path, what)
+        return attempt(), aside
 
 
 def harness_home() -> Path:

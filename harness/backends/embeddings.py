@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from typing import Any, Literal
 
 import numpy as np
@@ -225,15 +224,15 @@ class QueryCache:
     identity (model, endpoint) and the text; each is committed when it arrives."""
 
     def __init__(self, identity: dict[str, Any]):
-        from harness.home import harness_home
+        from harness.home import harness_home, open_cache_db
 
-        path = harness_home() / "cache" / "query_embeddings.sqlite"
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._prefix = json.dumps(identity, sort_keys=True)
-        self._db = sqlite3.connect(path, timeout=30, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS queries (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
-        self._db.commit()
+        self._db, _ = open_cache_db(
+            harness_home() / "cache" / "query_embeddings.sqlite",
+            "CREATE TABLE IF NOT EXISTS queries (key TEXT PRIMARY KEY, vector BLOB NOT NULL)",
+            "the query-embedding cache",
+            check_same_thread=False,
+        )
 
     def _key(self, text: str) -> str:
         return hashlib.sha256((self._prefix + "\0" + text).encode()).hexdigest()

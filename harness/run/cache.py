@@ -6,17 +6,16 @@ parameters; with sampling, the sample index too, so repeats stay independent dra
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import os
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
 from harness.backends.base import GenRequest, GenResult
+from harness.home import open_cache_db
 
 COMMIT_EVERY_S = 1.0
 log = logging.getLogger(__name__)
@@ -35,49 +34,16 @@ def cache_key(identity: dict[str, Any], request: GenRequest, sample: int) -> str
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def move_aside(path: Path, what: str) -> Path:
-    """A damaged file (and its SQLite companions) renamed to `<name>.damaged-<time>`, with a warning naming it."""
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    aside = path.with_name(f"{path.name}.damaged-{stamp}")
-    os.replace(path, aside)
-    for suffix in ("-wal", "-shm"):
-        companion = path.with_name(path.name + suffix)
-        if companion.exists():
-            os.replace(companion, aside.with_name(aside.name + suffix))
-    log.warning("%s %s was damaged; moved aside to %s and started afresh (%s)", what, path, aside.name, LOST)
-    return aside
-
-
-LOST = "lost: only answers not yet in any run folder; finished answers are kept in each run's cases.jsonl"
-
-
 class ResponseCache:
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        try:
-            self._open()
-        except sqlite3.DatabaseError:  # cut short, overwritten, not a database: never a reason to stop a run
-            with contextlib.suppress(Exception):
-                self._db.close()
-            self.damaged = move_aside(path, "the response cache")
-            self._open()
+        self._db, self.damaged = open_cache_db(
+            path,
+            "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)",
+            "the response cache",
+        )
         self._last_commit = time.time()
         self._pending = False
-
-    damaged: Path | None = None
-
-    def _open(self) -> None:
-        self._db = sqlite3.connect(self.path, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)"
-        )
-        check = self._db.execute("PRAGMA quick_check").fetchone()
-        if not check or check[0] != "ok":
-            raise sqlite3.DatabaseError(f"quick_check: {check[0] if check else 'no answer'}")
-        self._db.commit()
 
     def get_many(self, keys: list[str]) -> dict[str, GenResult]:
         found: dict[str, GenResult] = {}

@@ -43,3 +43,18 @@ def test_the_cli_warns_without_a_traceback(tmp_path):
     done = harness_cli("compare", str(path), "--out", str(tmp_path / "run"), home=home, timeout=120)
     assert done.returncode == 0 and "Traceback" not in done.stdout + done.stderr, done.stderr
     assert "moved aside to responses.sqlite.damaged-" in done.stderr
+
+
+def test_a_damaged_query_embedding_cache_is_moved_aside_and_works_afresh(caplog):
+    from harness.backends.embeddings import QueryCache
+
+    path = harness_home() / "cache" / "query_embeddings.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"SQLite format 3\x00" + b"\xee" * 3000)
+    with caplog.at_level(logging.WARNING):
+        cache = QueryCache({"model": "m"})
+    assert "the query-embedding cache" in caplog.text and "moved aside" in caplog.text
+    assert cache.get("q") is None
+    cache.put("q", [0.5, 0.25])
+    assert cache.get("q") == [0.5, 0.25]
+    assert len(list(path.parent.glob("query_embeddings.sqlite.damaged-*"))) == 1
