@@ -18,7 +18,8 @@ from harness.home import tree_fingerprint
 from harness.registry import Registry
 from harness.suite.data import Dataset, file_sha256, load_dataset
 from harness.suite.locations import Loc, format_loc, line_of, load_yaml_with_lines
-from harness.suite.schema import Suite, describe_errors, seed_of
+from harness.suite.messages import describe_errors
+from harness.suite.schema import Suite, seed_of
 
 
 @dataclass

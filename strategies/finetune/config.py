@@ -10,8 +10,9 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from harness.builtins import TUNERS
+from harness.suite.messages import explain_errors
 from harness.suite.prompts import build_messages
-from harness.suite.schema import StrictModel, explain_errors
+from harness.suite.schema import StrictModel
 from harness.tuner import TrainExample, Tuner
 from strategies.finetune.search import Search, parse_search
 
