@@ -21,6 +21,7 @@ from harness.records.decision import TippingPoint
 from harness.records.run import RunRecord
 from harness.records.setup import EpochScore
 from harness.run.folder import read_cases, read_run
+from harness.verdict.scorer_stats import agreement_text
 
 if TYPE_CHECKING:
     from harness.verdict.decide import Option
@@ -306,12 +307,8 @@ def judge_rows(record: RunRecord) -> list[dict[str, str]]:
             t = m.judge
             if t is None:
                 continue
-            agreement = "-"
-            if t.agreement is not None:
-                interval = (
-                    f" [{t.ci_low:.2f}, {t.ci_high:.2f}]" if t.ci_low is not None and t.ci_high is not None else ""
-                )
-                agreement = f"{t.agreement_kind} {t.agreement:.2f}{interval} on {t.n_graded} cases"
+            measured = agreement_text(t)
+            agreement = "-" if measured is None else f"{measured} on {t.n_graded} cases"
             rows.append(
                 {
                     "strategy": name,

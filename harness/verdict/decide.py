@@ -48,6 +48,7 @@ from harness.verdict import explain
 from harness.verdict.guards import Bounds, guard_values, missed
 from harness.verdict.horizon import horizon_lines
 from harness.verdict.pairs import EPS, best_against_others, find_pair, more_cases, pairwise, relation
+from harness.verdict.scorer_stats import agreement_text
 from harness.verdict.seeds import seed_lines
 from harness.verdict.summary import per_case_scores
 
@@ -458,12 +459,9 @@ def judge_lines(summaries: dict[str, StrategySummary]) -> list[str]:
     """Each model-graded metric's agreement with the human grades and a pairwise judge's position bias."""
     lines = []
     for name, metric, t in _trusts(summaries):
-        if t.agreement is not None:
-            interval = f" [{t.ci_low:.2f}, {t.ci_high:.2f}]" if t.ci_low is not None and t.ci_high is not None else ""
-            kind = {"cohen_kappa": "Cohen's kappa", "spearman": "Spearman's rho"}.get(t.agreement_kind or "", "")
+        if (agreement := agreement_text(t)) is not None:
             lines.append(
-                f"{metric} on {name}: the judge agrees with the human grades at {kind} {t.agreement:.2f}{interval} "
-                f"over {t.n_graded} cases"
+                f"{metric} on {name}: the judge agrees with the human grades at {agreement} over {t.n_graded} cases"
                 + (f" (min_agreement {t.min_agreement:g})" if t.min_agreement is not None else "")
             )
         if t.position_first_share is not None:

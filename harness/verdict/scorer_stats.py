@@ -74,6 +74,17 @@ def agreement(judge: list[float], human: list[float], kind: str, *, seed: int = 
     return point, float(np.percentile(draws, tail)), float(np.percentile(draws, 100 - tail))
 
 
+AGREEMENT_NAMES = {"cohen_kappa": "Cohen's kappa", "spearman": "Spearman's rho"}
+
+
+def agreement_text(t: JudgeTrust) -> str | None:
+    """The judge's agreement as a reader takes it in: "Spearman's rho 0.71 [0.52, 0.84]"; None when not measured."""
+    if t.agreement is None:
+        return None
+    interval = f" [{t.ci_low:.2f}, {t.ci_high:.2f}]" if t.ci_low is not None and t.ci_high is not None else ""
+    return f"{AGREEMENT_NAMES.get(t.agreement_kind or '', t.agreement_kind or '')} {t.agreement:.2f}{interval}"
+
+
 def judge_trust(rows: list[CaseResult], metric: str, *, seed: int = 0) -> JudgeTrust | None:
     """The judge's agreement with the human grades (details carrying "human" and "judge_grade") and its position
     bias (details carrying "first_picks" / "decisive"); None when the metric's details carry neither."""
