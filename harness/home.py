@@ -15,15 +15,21 @@ log = logging.getLogger(__name__)
 LOST = "lost: only what no run folder holds; finished answers are kept in each run's cases.jsonl"
 
 
-def move_aside(path: Path, what: str) -> Path:
-    """A damaged cache file (and its SQLite companions) renamed to `<name>.damaged-<time>`, with a warning."""
+def move_aside(path: Path, what: str, why: str = "", then: str = f"started afresh ({LOST})") -> Path:
+    """A damaged cache file (and its SQLite companions) or folder renamed to `<name>.damaged-<time>`, with a
+    warning saying what it was, why it is taken for damaged and what happens instead."""
     aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+    n = 1
+    while aside.exists():  # two damaged copies within a second
+        aside, n = aside.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{n}"), n + 1
     os.replace(path, aside)
     for suffix in ("-wal", "-shm"):
         companion = path.with_name(path.name + suffix)
         if companion.exists():
             os.replace(companion, aside.with_name(aside.name + suffix))
-    log.warning("%s %s was damaged; moved aside to %s and started afresh (%s)", what, path, aside.name, LOST)
+    log.warning(
+        "%s %s was damaged%s; moved aside to %s and %s", what, path, f" ({why})" if why else "", aside.name, then
+    )
     return aside
 
 

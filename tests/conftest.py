@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")  # before any test imports ragas: no analytics thread
 RAG_FIXTURES = REPO / "tests" / "fixtures" / "rag"
 LABELS = ["alpha", "beta", "gamma"]
 

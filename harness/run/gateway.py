@@ -96,26 +96,45 @@ class Gateway:
                         f"${max(self.spend.room(), 0):.4f} of budget_usd ${self.spend.budget_usd:g} "
                         "is left"
                     )
-            backend.load()
+            claimed = self.cache.claim([keys[i] for i in todo])
+            found.update(claimed.answered)
             shown = self.progress if show and self.progress is not None else None
             if shown is not None:
-                shown.start(f"{self.strategy or backend.spec.name}: {purpose}", len(todo))
+                shown.start(f"{self.strategy or backend.spec.name}: {purpose}", len(todo) - len(claimed.answered))
+
+            def make(mine: list[str]) -> None:
+                if not mine:
+                    return
+                backend.load()
+                indices = [first[k] for k in mine]
+                try:
+                    for index, result in backend.generate([requests[i] for i in indices]):
+                        if shown is not None:
+                            shown.advance()
+                        self.cache.put(keys[indices[index]], result)
+                        found[keys[indices[index]]] = result
+                        if pricing.paid:
+                            self.charge(
+                                purpose,
+                                pricing.call_usd(result.input_tokens, result.output_tokens, result.cached_input_tokens)
+                                or 0.0,
+                            )
+                finally:
+                    self.cache.flush()  # dev and judge answers are nowhere else: a later kill must not lose them
+
             try:
-                for index, result in backend.generate([requests[i] for i in todo]):
-                    if shown is not None:
-                        shown.advance()
-                    self.cache.put(keys[todo[index]], result)
-                    found[keys[todo[index]]] = result
-                    if pricing.paid:
-                        self.charge(
-                            purpose,
-                            pricing.call_usd(result.input_tokens, result.output_tokens, result.cached_input_tokens)
-                            or 0.0,
-                        )
+                make(claimed.mine)
+                if claimed.theirs:  # the same calls are in flight in another process: their answers, not ours
+                    waited = self.cache.wait_for(
+                        claimed.theirs, lambda key, result: shown.advance() if shown is not None else None
+                    )
+                    found.update(waited.answered)
+                    fresh -= set(waited.answered)
+                    make(waited.mine)
             finally:
-                self.cache.flush()  # dev and judge answers are nowhere else: a later kill must not lose them
                 if shown is not None:
                     shown.finish()
+            fresh -= set(claimed.answered)
         return [(found[k], k not in fresh or first[k] != i) for i, k in enumerate(keys)]
 
     def answer(self, backend: Backend, requests: list[GenRequest]) -> list[GenResult]:
@@ -157,7 +176,25 @@ class Gateway:
 
     def send(self, backend: Backend, groups: list[list[PlannedCall]], on_answer: OnAnswer) -> int:
         """Make the calls, as many as fit under budget_usd (each reserved at its most, for every attempt the
-        provider might bill); returns how many answers were held back at the cap."""
+        provider might bill); returns how many answers were held back at the cap. A call another process has in
+        flight (a run sharing the cache) is waited for, not made again."""
+        by_key = {g[0].key: g for g in groups}
+        claimed = self.cache.claim(list(by_key))
+
+        def deliver(key: str, result: GenResult) -> None:
+            for call in by_key[key]:
+                self.counts.cache_hits += 1
+                on_answer(call, result, True)
+
+        for key, result in claimed.answered.items():
+            deliver(key, result)
+        held = self._send(backend, [by_key[k] for k in claimed.mine], on_answer)
+        if claimed.theirs:
+            waited = self.cache.wait_for(claimed.theirs, deliver)
+            held += self._send(backend, [by_key[k] for k in waited.mine], on_answer)
+        return held
+
+    def _send(self, backend: Backend, groups: list[list[PlannedCall]], on_answer: OnAnswer) -> int:
         pricing = self.pricing(backend)
         while groups:
             attempts = backend.billed_attempts_at_most()
@@ -176,6 +213,7 @@ class Gateway:
                 if queries:  # their queries were embedded (and billed) while their prompts were built
                     self.charge("query embeddings of answers held back by budget_usd", queries)
                 held = sum(len(g) for g in groups)
+                self.cache.release([g[0].key for g in groups])
                 self.hold_back(held)
                 return held
             try:

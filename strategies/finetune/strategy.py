@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from harness.backends.base import GenRequest
@@ -19,7 +20,7 @@ from harness.backends.hf import HFBackend, HFConfig
 from harness.builtins import TUNERS
 from harness.costs.prices import device_cost
 from harness.errors import ConfigError, HarnessError
-from harness.home import harness_home
+from harness.home import harness_home, move_aside, tree_fingerprint
 from harness.records.setup import (
     ChosenCheckpoint,
     DataUsed,
@@ -251,19 +252,22 @@ class FineTune(Strategy):
             tuner.ctx.on_checkpoint = lambda found: patience_exhausted(
                 [self._dev_score(tuner, c).dev_score for c in found], stop.patience
             )
+        done = tuner.ctx.workdir / "result.json"
+        finished = finished_training(tuner.ctx.workdir)
         shown = tuner.ctx.workdir / "examples.jsonl"  # what it was trained on, exactly, for anyone to read
         if not shown.exists():
             rows = [{"id": e.id, "prompt": e.prompt, "completion": e.completion} for e in examples]
             write_json_atomic(shown, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-        done = tuner.ctx.workdir / "result.json"
-        trained.reused = done.exists()
-        if trained.reused:
-            trained.result = TuneResult.from_json(json.loads(done.read_text()))
+        trained.reused = finished is not None
+        if finished is not None:
+            trained.result = finished
             log.info("%s: reusing the finished fine-tune in %s (no training)", self.spec.name, tuner.ctx.workdir)
         else:
             log.info("%s: fine-tuning %s (%s) ...", self.spec.name, candidate.label, tuner.estimate(pre))
             trained.result = tuner.train(examples, pre)
-            write_json_atomic(done, json.dumps(trained.result.to_json(), indent=1))
+            record = trained.result.to_json()
+            record["sha256"] = checkpoint_digests(tuner.ctx.workdir, trained.result)
+            write_json_atomic(done, json.dumps(record, indent=1))
         return trained
 
     def prepare(self) -> FineTuneGiven:
@@ -501,3 +505,47 @@ class FineTune(Strategy):
 
     def request(self, case):
         return self.prompt(case)
+
+
+# ---- a finished training, checked before it is reused ----------------------------------------------------------
+
+
+def _local_folders(workdir: Path, result: TuneResult) -> list[Path]:
+    """The checkpoint folders a finished training keeps under its workdir (adapters, or full models)."""
+    found = []
+    root = workdir.resolve()
+    for c in result.checkpoints:
+        for place in (c.adapter, c.model):
+            if place and Path(place).resolve().is_relative_to(root) and Path(place) not in found:
+                found.append(Path(place))
+    return found
+
+
+def checkpoint_digests(workdir: Path, result: TuneResult) -> dict[str, str]:
+    """sha256 of each checkpoint folder kept under the workdir, recorded beside the result."""
+    root = workdir.resolve()
+    return {str(f.resolve().relative_to(root)): tree_fingerprint(f) for f in _local_folders(workdir, result)}
+
+
+def finished_training(workdir: Path) -> TuneResult | None:
+    """The finished training in `workdir`, or None when there is none. One that is there but damaged (result.json
+    unreadable, a checkpoint missing or changed since it was written) is moved aside with a warning, so it is
+    trained again rather than served half-written."""
+    done = workdir / "result.json"
+    if not done.exists():
+        return None
+    try:
+        data = json.loads(done.read_text())
+        result = TuneResult.from_json(data)
+        for folder in _local_folders(workdir, result):
+            if not folder.is_dir():
+                raise ValueError(f"checkpoint {folder.name} is missing")
+        root = workdir.resolve()
+        for rel, digest in data.get("sha256", {}).items():
+            if not (root / rel).is_dir() or tree_fingerprint(root / rel) != digest:
+                raise ValueError(f"{rel} does not match the sha256 recorded when training finished")
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        move_aside(workdir, "the fine-tune", why=str(exc)[:200], then="training it again")
+        workdir.mkdir(parents=True)
+        return None
+    return result

@@ -3,6 +3,8 @@
 The index cache holds chunks (JSONL) and their vectors (.npy), never a pickle: a cached index is rebuilt into a
 FAISS store in milliseconds, and nothing from disk is unpickled. Its key covers the corpus content, the splitter
 and the embedder, so a change to any of them builds a new index and a rerun with none reuses it (0 embedding calls).
+index.json records the sha256 of both files: a damaged index (cut short, overwritten) is moved aside with a warning
+and built again, never used half-written.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import re
 import shutil
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +23,8 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from harness.errors import require
+from harness.home import move_aside
+from harness.suite.data import file_sha256
 from harness.suite.schema import StrictModel
 
 INDEX_CODE_VERSION = 1
@@ -126,15 +131,26 @@ def split_documents(docs: list[Any], chunking: ChunkingConfig, embedder) -> tupl
     }
 
 
+INDEX_FILES = ("chunks.jsonl", "vectors.npy")
+
+
 def load_cached(folder: Path) -> Index | None:
+    """The index kept in `folder`, or None when there is none. One that is there but damaged (a file missing, cut
+    short or changed since it was written) is moved aside with a warning, so it is built again."""
+    if not folder.exists():
+        return None
     try:
         info = json.loads((folder / "index.json").read_text())
+        for name, digest in info.get("sha256", {}).items():
+            if file_sha256(folder / name) != digest:
+                raise ValueError(f"{name} does not match the sha256 recorded when it was written")
         with (folder / "chunks.jsonl").open(encoding="utf-8") as fh:
             chunks = [Chunk(**json.loads(line)) for line in fh]
         vectors = np.load(folder / "vectors.npy", allow_pickle=False)
-    except (OSError, ValueError, TypeError):
-        return None  # absent or half-written: build again
-    if len(chunks) != len(vectors):
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        move_aside(folder, "the RAG index", why=str(exc)[:200], then="building it again from the corpus")
         return None
     return Index(key=folder.name, chunks=chunks, vectors=vectors, info=info)
 
@@ -168,6 +184,7 @@ def build(folder: Path, key: str, docs_loader, chunking: ChunkingConfig, embedde
         for c in chunks:
             fh.write(json.dumps(c.__dict__, ensure_ascii=False) + "\n")
     np.save(tmp / "vectors.npy", vectors, allow_pickle=False)
+    info["sha256"] = {name: file_sha256(tmp / name) for name in INDEX_FILES}
     (tmp / "index.json").write_text(json.dumps(info, indent=2))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.replace(folder)
@@ -190,7 +207,7 @@ def _encode_resumably(partial: Path, texts: list[str], embedder) -> tuple[np.nda
         try:
             with np.load(saved, allow_pickle=False) as kept:
                 vectors, counts = kept["vectors"], {k: int(kept[k]) for k in totals}
-        except (OSError, ValueError, KeyError):  # absent or half-written: embed it (again)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # absent or torn: embed it (again)
             before = embedder.counts()
             vectors = embedder.encode(block)
             counts = {k: embedder.counts()[k] - before[k] for k in totals}

@@ -401,3 +401,29 @@ def test_learning_curve_trains_nested_subsets_and_prices_more_data(tiny_model, t
     items = {i.what: i.usd for i in record.strategies["ft"].cost.setup_items}
     assert items["data preparation (18 labelled examples: 12 train + 6 dev)"] == pytest.approx(9.0)
     assert not any(i.what.startswith("data") for i in record.strategies["zero"].cost.setup_items)
+
+
+@pytest.mark.parametrize("damage", ["adapter cut short", "garbage result"])
+def test_a_damaged_finished_fine_tune_is_trained_again_not_served(tiny_model, tmp_path, damage, caplog):
+    import logging
+
+    from harness.home import harness_home
+
+    def outputs(run_dir: Path) -> dict:
+        rows = [json.loads(x) for x in (run_dir / "cases.jsonl").read_text().splitlines()]
+        return {(r["strategy"], r["case_id"]): r["output"] for r in rows}
+
+    path = write_suite(tmp_path / "s", ft_suite(tiny_model, epochs=1))
+    compare(path, CompareOptions(out=tmp_path / "clean"))
+    [workdir] = [p for p in (harness_home() / "tuning").iterdir() if (p / "result.json").exists()]
+    if damage == "adapter cut short":
+        [weights] = list(workdir.glob("checkpoints/checkpoint-*/adapter_model.safetensors"))
+        weights.write_bytes(weights.read_bytes()[:1000])
+    else:
+        (workdir / "result.json").write_text('{"checkpoints": [{"epoch"')
+    with caplog.at_level(logging.WARNING):
+        record, _ = compare(path, CompareOptions(out=tmp_path / "after", use_cache=False))
+    assert "the fine-tune" in caplog.text and "was damaged" in caplog.text and "training it again" in caplog.text
+    assert len(list(workdir.parent.glob(f"{workdir.name}.damaged-*"))) == 1
+    assert record.strategies["ft"].setup.given.reused_from_cache is False
+    assert outputs(tmp_path / "after") == outputs(tmp_path / "clean")

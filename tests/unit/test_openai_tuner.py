@@ -143,7 +143,11 @@ def test_ctrl_c_cancels_the_job_when_asked(tmp_path, server, monkeypatch, asked_
     script.job_step_polls = 5
     import strategies.finetune.openai_tuner as tuner_module
 
-    def interrupted(seconds):
+    real_sleep = tuner_module.time.sleep
+
+    def interrupted(seconds):  # Ctrl-C reaches the main thread only; other threads (progress, analytics) sleep on
+        if threading.current_thread() is not threading.main_thread():
+            return real_sleep(seconds)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(tuner_module.time, "sleep", interrupted)

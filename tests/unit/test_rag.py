@@ -270,6 +270,36 @@ def test_second_run_in_a_new_folder_reuses_the_index_with_no_embedding_calls(sha
     assert record.strategies["bm25"].metrics["hit_rate"].mean == 1.0
 
 
+@pytest.mark.parametrize("damage", ["truncated vectors", "garbage chunks"])
+def test_a_damaged_index_is_moved_aside_and_built_again(shared, tmp_path, monkeypatch, damage, caplog):
+    import logging
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(shared.home, home)
+    monkeypatch.setenv("HARNESS_HOME", str(home))
+    key = given(shared.run, "dense")["index"]["key"]
+    folder = home / "indexes" / key
+    if damage == "truncated vectors":
+        data = (folder / "vectors.npy").read_bytes()
+        (folder / "vectors.npy").write_bytes(data[: len(data) // 2])
+    else:  # the same size, other bytes: only the recorded sha256 tells
+        size = (folder / "chunks.jsonl").stat().st_size
+        (folder / "chunks.jsonl").write_bytes((b'{"id": "x"}\n' * size)[:size])
+    with caplog.at_level(logging.WARNING):
+        compare(shared.suite, CompareOptions(out=tmp_path / "run", strategies=["dense"]))
+    assert "the RAG index" in caplog.text and "was damaged" in caplog.text and "building it again" in caplog.text
+    assert len(list((home / "indexes").glob(f"{key}.damaged-*"))) == 1
+    index = given(tmp_path / "run", "dense")["index"]
+    assert index["key"] == key and index["reused_from_cache"] is False and index["embedding_calls_this_run"] > 0
+    rows = {
+        c["case_id"]: (c["output"], c["meta"]["retrieval"]["chunk_ids"])
+        for c in read_jsonl(tmp_path / "run" / "cases.jsonl")
+    }
+    clean = {c["case_id"]: (c["output"], c["meta"]["retrieval"]["chunk_ids"]) for c in rag_cases(shared.cases, "dense")}
+    assert rows == clean
+
+
 def test_changing_the_chunk_size_builds_a_new_index(shared, shared_home, tmp_path):
     strategy = {"name": "dense", "kind": "rag", "config": rag("bm25", chunking={"size": 120, "overlap": 0})}
     suite = write_qa_suite(tmp_path / "s", qa_suite([strategy]))
@@ -745,11 +775,14 @@ def test_an_index_build_killed_half_way_resumes_without_embedding_a_block_twice(
     with pytest.raises(Died):
         index_mod.build(folder, "k", lambda: docs, chunking, Embedder(die_after=3))
     assert index_mod.load_cached(folder) is None  # nothing half-built is trusted as an index
+    blocks = sorted((tmp_path / "indexes" / "k.partial").glob("*.npz"))
+    assert len(blocks) == 3
+    blocks[0].write_bytes(blocks[0].read_bytes()[:40])  # torn by a crash of the machine: embedded again
     again = Embedder()
     index = index_mod.build(folder, "k", lambda: docs, chunking, again)
     clean_embedder = Embedder()
     clean = index_mod.build(tmp_path / "indexes" / "clean", "clean", lambda: docs, chunking, clean_embedder)
-    assert len(again.requests) == len(clean_embedder.requests) - 3  # the 3 blocks made before the crash are kept
+    assert len(again.requests) == len(clean_embedder.requests) - 2  # the 2 sound blocks made before are kept
     assert np.array_equal(index.vectors, clean.vectors)
     assert index.info["embedding"] == clean.info["embedding"]  # the whole build's calls and tokens
     assert not (tmp_path / "indexes" / "k.partial").exists()  # cleaned up once the index is published
