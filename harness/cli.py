@@ -50,6 +50,36 @@ def _setup_logging(verbose: bool) -> None:
     root.setLevel(logging.WARNING)
     logging.getLogger("harness").setLevel(level)
     logging.getLogger("strategies").setLevel(level)
+    if not verbose:
+        quiet_third_parties()
+
+
+# What the libraries underneath print that a user cannot act on: their deprecation notices, per-step bars, the
+# tokenizer's "sequence length is longer than" while a corpus is split (long passages are split again, never cut).
+QUIET_ENV = {
+    "TRANSFORMERS_VERBOSITY": "error",
+    "DATASETS_VERBOSITY": "error",
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+QUIET_MODULES = (
+    r"(transformers|trl|peft|accelerate|datasets|torch|huggingface_hub|langchain.*|sentence_transformers|ragas)"
+)
+
+
+def quiet_third_parties() -> None:
+    """Keep third-party noise out of the output (read at their import, and inherited by training workers); the
+    harness's own warnings stay. `--verbose` leaves it all in."""
+    import warnings
+
+    for name, value in QUIET_ENV.items():
+        os.environ.setdefault(name, value)
+    for category in (FutureWarning, DeprecationWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=category, module=QUIET_MODULES)
+    for name in ("transformers", "datasets", "accelerate", "peft", "trl", "sentence_transformers", "httpx"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _fail(exc: HarnessError) -> NoReturn:

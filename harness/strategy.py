@@ -19,6 +19,7 @@ from harness.backends.base import Backend, GenRequest, GenResult
 from harness.errors import ConfigError
 from harness.records.cases import CaseMeta
 from harness.records.setup import DataUsed, DevScore, Given
+from harness.run.progress import Progress, QuietProgress
 from harness.suite.data import Case, Dataset
 from harness.suite.schema import StrategySpec, StrictModel, Suite
 
@@ -43,13 +44,15 @@ def reference_problem(suite: Suite, name: str, kind: str, add_hint: str = "") ->
 class Answers(Protocol):
     """The part of the run's gateway a strategy sees."""
 
-    def answer(self, backend: Backend, requests: list[GenRequest]) -> list[GenResult]: ...
+    def answer(self, backend: Backend, requests: list[GenRequest], what: str = "answers on dev") -> list[GenResult]:
+        """`what` names the work in progress lines (e.g. "checkpoint epoch 2 on dev")."""
+        ...
 
 
 class DirectAnswers:
     """Answers straight from the backend, outside a run (e.g. `harness tune`): no cache, no budget."""
 
-    def answer(self, backend: Backend, requests: list[GenRequest]) -> list[GenResult]:
+    def answer(self, backend: Backend, requests: list[GenRequest], what: str = "answers on dev") -> list[GenResult]:
         answers = dict(backend.generate(requests))
         return [answers[i] for i in range(len(requests))]
 
@@ -66,6 +69,7 @@ class StrategyContext:
     use_cache: bool = True  # False with `harness compare --no-cache`: no cached answer or embedding is read or kept
     # Strategies this run has prepared, by name (a strategy may serve another's model: rag's model_from).
     prepared: Callable[[str], Strategy | None] = field(default=lambda name: None)
+    progress: Progress = field(default_factory=QuietProgress)  # long setup work (indexing, training) shows it
 
 
 @dataclass
@@ -166,12 +170,17 @@ class Strategy:
         Ctrl-C. May add to what prepare() returned (e.g. the hosting time it cost)."""
 
     def dev_score(
-        self, backend: Backend, requests: list[GenRequest], cases: list[Case], metas: list[CaseMeta] | None = None
+        self,
+        backend: Backend,
+        requests: list[GenRequest],
+        cases: list[Case],
+        metas: list[CaseMeta] | None = None,
+        what: str = "answers on dev",
     ) -> DevScore:
         """Mean of the suite's primary metric over dev answers (through the run's cache; failed answers count as
         wrong, unscored ones are left out and counted), for choosing a setting on dev, never on test."""
         scorer = next(s for s in self.ctx.scorers if s.name == self.ctx.suite.primary_metric)
-        answers = self.ctx.gateway.answer(backend, requests)
+        answers = self.ctx.gateway.answer(backend, requests, what)
         values: list[float | None] = []
         for answer, case, meta in zip(answers, cases, metas or [CaseMeta()] * len(cases), strict=True):
             if answer.error is not None or answer.text is None:

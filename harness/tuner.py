@@ -68,6 +68,8 @@ class TuneContext:
     # Called with every checkpoint so far after each one is saved; True: stop training there (`epochs: auto`).
     # Tuners that cannot stop mid-training ignore it and the strategy stops scoring at the same point instead.
     on_checkpoint: Callable[[list[Checkpoint]], bool] | None = None
+    progress: Any = None  # harness.run.progress.Progress: training shows steps, loss and tokens/s (None: log lines)
+    name: str = "training"  # who trains, in progress lines (the strategy's name)
 
 
 class Tuner:

@@ -137,9 +137,10 @@ class Gateway:
             fresh -= set(claimed.answered)
         return [(found[k], k not in fresh or first[k] != i) for i, k in enumerate(keys)]
 
-    def answer(self, backend: Backend, requests: list[GenRequest]) -> list[GenResult]:
-        """Answers a strategy asks for while it is prepared (scoring checkpoints or settings on dev)."""
-        answers = self.ask(backend, requests, purpose="answers on dev", show=True)
+    def answer(self, backend: Backend, requests: list[GenRequest], what: str = "answers on dev") -> list[GenResult]:
+        """Answers a strategy asks for while it is prepared (scoring checkpoints or settings on dev); `what` names
+        them in progress lines."""
+        answers = self.ask(backend, requests, purpose=what, show=True)
         fresh = [result for result, hit in answers if not hit]
         self.counts.dev_calls += len(fresh)
         if self.strategy and answers:

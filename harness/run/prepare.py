@@ -67,6 +67,7 @@ def prepare_strategy(run: Run, spec: StrategySpec) -> Strategy | None:
         gateway=run.gateway,
         use_cache=run.options.use_cache,
         prepared=prepared,
+        progress=run.progress,
     )
     strategy: Strategy = STRATEGIES.get(spec.kind)(spec, run.loaded.config("strategies", spec.name), ctx)
     setup = run.setups[spec.name] = StrategySetup(backend=backend.spec.name, serving=backend.identity())

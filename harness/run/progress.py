@@ -10,8 +10,10 @@ from typing import Protocol
 
 
 class Progress(Protocol):
+    """Counts of a long phase; `detail` (e.g. "loss 0.41, 820 tokens/s") is shown beside the latest count."""
+
     def start(self, name: str, total: int) -> None: ...
-    def advance(self, n: int = 1) -> None: ...
+    def advance(self, n: int = 1, detail: str | None = None) -> None: ...
     def finish(self) -> None: ...
 
 
@@ -21,7 +23,7 @@ class QuietProgress:
     def start(self, name: str, total: int) -> None:
         pass
 
-    def advance(self, n: int = 1) -> None:
+    def advance(self, n: int = 1, detail: str | None = None) -> None:
         pass
 
     def finish(self) -> None:
@@ -52,7 +54,8 @@ class PlainProgress:
     def _status(self, now: float) -> str:
         spent = now - self.started
         left = f", about {spent / self.done * (self.total - self.done):.0f}s left" if 0 < self.done < self.total else ""
-        return f"{self.done}/{self.total} ({spent:.0f}s{left})"
+        detail = f", {self.detail}" if self.detail else ""
+        return f"{self.done}/{self.total} ({spent:.0f}s{left}{detail})"
 
     def _heartbeat(self) -> None:
         while self._running:
@@ -62,7 +65,7 @@ class PlainProgress:
                 self._line(f"still working: {self._status(now)}")
 
     def start(self, name, total):
-        self.name, self.total, self.done = name, total, 0
+        self.name, self.total, self.done, self.detail = name, total, 0, None
         self.started = self.last = time.monotonic()
         self.next_mark = max(1, total // 10)
         self._line(f"{total} to run")
@@ -71,8 +74,9 @@ class PlainProgress:
             self._beat = threading.Thread(target=self._heartbeat, name="progress-heartbeat", daemon=True)
             self._beat.start()
 
-    def advance(self, n=1):
+    def advance(self, n=1, detail=None):
         self.done += n
+        self.detail = detail or self.detail
         now = time.monotonic()
         if self.done >= self.next_mark or now - self.last > self.every_s:
             self.next_mark = self.done + max(1, self.total // 10)
@@ -108,11 +112,14 @@ class RichProgress:
     def start(self, name, total):
         if self._task is None:
             self._progress.start()
+        self._name = name
         self._task = self._progress.add_task(name, total=total)
 
-    def advance(self, n=1):
+    def advance(self, n=1, detail=None):
         if self._task is not None:
             self._progress.advance(self._task, n)
+            if detail:
+                self._progress.update(self._task, description=f"{self._name} ({detail})")
 
     def finish(self):
         self._progress.refresh()

@@ -103,31 +103,49 @@ def _trainer_class(shared_prefix: bool):
     return SharedPrefixSFTTrainer
 
 
-def _progress_callback():
-    """Training progress as log lines (about ten per run) instead of one printed dict per step."""
+def _progress_callback(tuner: TrainerTuner, pre: Preflight, label: str):
+    """Training progress: steps with the time left, the latest loss and tokens/s, on the run's progress (a bar at a
+    terminal, a line every ~10% otherwise); log lines when there is none (library use)."""
     from transformers import TrainerCallback
 
-    class LogProgress(TrainerCallback):
+    progress = tuner.ctx.progress
+
+    class ShowProgress(TrainerCallback):
         def on_train_begin(self, args, state, control, **kwargs):
             self.every = max(1, state.max_steps // 10)
             self.started = time.perf_counter()
+            self.first_step, self.first_epoch = state.global_step, float(state.epoch or 0)
+            self.loss: float | None = None
+            if progress is not None:
+                progress.start(f"{label}: training", state.max_steps)
+                if state.global_step:  # resumed from a checkpoint
+                    progress.advance(state.global_step, "resumed")
 
         def on_log(self, args, state, control, logs=None, **kwargs):
-            if (
-                logs
-                and "loss" in logs
-                and (state.global_step % self.every == 0 or state.global_step == state.max_steps)
-            ):
-                log.info(
-                    "training step %d/%d epoch %.2f loss %.4f (%.0fs)",
-                    state.global_step,
-                    state.max_steps,
-                    state.epoch or 0,
-                    float(logs["loss"]),
-                    time.perf_counter() - self.started,
-                )
+            if logs and "loss" in logs:
+                self.loss = float(logs["loss"])
 
-    return LogProgress()
+        def detail(self, state) -> str:
+            spent = time.perf_counter() - self.started
+            tokens = tuner.trained_tokens(pre, float(state.epoch or 0) - self.first_epoch)
+            parts = [f"epoch {float(state.epoch or 0):.2f}"]
+            if self.loss is not None:
+                parts.append(f"loss {self.loss:.4f}")
+            if spent > 0 and tokens > 0:
+                parts.append(f"{tokens / spent:,.0f} tokens/s")
+            return ", ".join(parts)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if progress is not None:
+                progress.advance(1, self.detail(state))
+            elif state.global_step % self.every == 0 or state.global_step == state.max_steps:
+                log.info("training step %d/%d %s", state.global_step, state.max_steps, self.detail(state))
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if progress is not None:
+                progress.finish()
+
+    return ShowProgress()
 
 
 def _early_stop_callback(tuner: TrainerTuner):
@@ -345,7 +363,7 @@ class LocalTuner(TrainerTuner):
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)
-        trainer.add_callback(_progress_callback())
+        trainer.add_callback(_progress_callback(self, pre, self.ctx.name))
         if self.ctx.on_checkpoint is not None:
             trainer.add_callback(_early_stop_callback(self))
         check_parity(self._backend(), trainer.train_dataset)

@@ -233,6 +233,8 @@ class FineTune(Strategy):
                 seed=self.ctx.seed,
                 base_config=base.config.model_dump(mode="json"),
                 validation=self.examples(self.ctx.dataset.dev),
+                progress=self.ctx.progress,
+                name=self.spec.name,
             ),
         )
         return tuner, examples
@@ -372,7 +374,11 @@ class FineTune(Strategy):
             try:
                 built = [self.prompt(c) for c in dev]
                 memo[key] = self.dev_score(
-                    backend, [GenRequest(r.messages, params) for r in built], dev, [r.meta for r in built]
+                    backend,
+                    [GenRequest(r.messages, params) for r in built],
+                    dev,
+                    [r.meta for r in built],
+                    f"checkpoint at epoch {ckpt.epoch:g} on dev",
                 )
             finally:
                 backend.close()

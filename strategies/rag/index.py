@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import shutil
 import time
@@ -28,6 +29,7 @@ from harness.suite.data import file_sha256
 from harness.suite.schema import StrictModel
 
 INDEX_CODE_VERSION = 1
+log = logging.getLogger(__name__)
 
 
 class ChunkingConfig(StrictModel):
@@ -155,15 +157,25 @@ def load_cached(folder: Path) -> Index | None:
     return Index(key=folder.name, chunks=chunks, vectors=vectors, info=info)
 
 
-def build(folder: Path, key: str, docs_loader, chunking: ChunkingConfig, embedder) -> Index:
-    """Chunk and embed, then publish the folder atomically (a kill mid-build leaves no index to trust)."""
+def build(folder: Path, key: str, docs_loader, chunking: ChunkingConfig, embedder, progress=None, name="") -> Index:
+    """Chunk and embed, then publish the folder atomically (a kill mid-build leaves no index to trust). `progress`
+    (harness.run.progress) shows the embedding, block by block."""
     loading = time.perf_counter()
     embedder.warm()  # model load is timed apart: the build time compares with a plain encode of the same texts
     started = time.perf_counter()
     docs = docs_loader()
     chunks, stats = split_documents(docs, chunking, embedder)
     chunked = time.perf_counter()
-    vectors, counts = _encode_resumably(folder.with_name(folder.name + ".partial"), [c.text for c in chunks], embedder)
+    log.info(
+        "%sindexing the corpus: %d documents in %d chunks (read and split in %.1fs)",
+        f"{name}: " if name else "",
+        len(docs),
+        len(chunks),
+        chunked - started,
+    )
+    vectors, counts = _encode_resumably(
+        folder.with_name(folder.name + ".partial"), [c.text for c in chunks], embedder, progress, name
+    )
     embedded = time.perf_counter()
     info = {
         **stats,
@@ -192,7 +204,9 @@ def build(folder: Path, key: str, docs_loader, chunking: ChunkingConfig, embedde
     return Index(key=key, chunks=chunks, vectors=vectors, info=info)
 
 
-def _encode_resumably(partial: Path, texts: list[str], embedder) -> tuple[np.ndarray, dict[str, int]]:
+def _encode_resumably(
+    partial: Path, texts: list[str], embedder, progress=None, name: str = ""
+) -> tuple[np.ndarray, dict[str, int]]:
     """Embed in blocks, each kept in `partial` as soon as it is back, so a build killed half-way resumes and no
     embedding already made (and, for an API embedder, paid) is asked for again. Returns the vectors and the counts
     of the whole build (blocks from an earlier, killed process included: the index cost what all of them cost);
@@ -200,6 +214,8 @@ def _encode_resumably(partial: Path, texts: list[str], embedder) -> tuple[np.nda
     per_block = embedder.config.batch_size * (1 if embedder.config.kind == "openai" else 16)
     partial.mkdir(parents=True, exist_ok=True)
     blocks, totals = [], {"calls": 0, "texts": 0, "tokens": 0}
+    if progress is not None:
+        progress.start(f"{name + ': ' if name else ''}embedding the corpus's chunks", len(texts))
     for start in range(0, len(texts), per_block):
         block = texts[start : start + per_block]
         name = hashlib.sha256(json.dumps(block).encode()).hexdigest()[:24]
@@ -216,6 +232,10 @@ def _encode_resumably(partial: Path, texts: list[str], embedder) -> tuple[np.nda
             tmp.replace(saved)
         blocks.append(vectors)
         totals = {k: totals[k] + counts[k] for k in totals}
+        if progress is not None:
+            progress.advance(len(block))
+    if progress is not None:
+        progress.finish()
     return (np.concatenate(blocks) if blocks else np.zeros((0, 0), dtype=np.float32)), totals
 
 

@@ -240,9 +240,11 @@ class Rag(Strategy):
         index = index_mod.load_cached(folder)
         if index is not None:
             return index, True
-        log.info("building the RAG index for %s", self.spec.name)
         loader = lambda: corpus_mod.load_documents(paths, cfg.fields, base)  # noqa: E731 (read only when building)
-        return index_mod.build(folder, key, loader, cfg.chunking, self.embedder), False
+        return (
+            index_mod.build(folder, key, loader, cfg.chunking, self.embedder, self.ctx.progress, self.spec.name),
+            False,
+        )
 
     def _indexing_cost(self, info: dict[str, Any], cached: bool) -> SetupCost:
         """An API embedder's tokens at its price (billed this run unless the index was reused), else the build's
@@ -386,7 +388,7 @@ class Rag(Strategy):
         for k in candidates:
             built = [self._build(c, chunks[:k], elapsed) for c, (chunks, elapsed) in zip(dev, found, strict=True)]
             requests = [GenRequest(r.messages, self.backend.spec.generation) for r in built]
-            score = self.dev_score(self.backend, requests, dev, [r.meta for r in built])
+            score = self.dev_score(self.backend, requests, dev, [r.meta for r in built], f"top_k {k} on dev")
             rows.append(TopKCandidate(top_k=k, **score.model_dump()))
         scored = [r for r in rows if r.dev_score is not None]
         best = max(scored, key=lambda r: (r.dev_score or 0.0, -r.top_k)) if scored else rows[0]

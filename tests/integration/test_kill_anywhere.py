@@ -35,9 +35,9 @@ TOPICS = ["river", "mountain", "castle", "forest", "harbour", "desert", "island"
 STAGES = [
     ("answering zero", r"^\[zero\] \d+/"),
     ("answering few", r"^\[few\] \d+/"),
-    ("indexing", r"building the RAG index"),
+    ("indexing", r"indexing the corpus"),
     ("answering rag", r"^\[rag\] \d+/"),
-    ("training", r"training step \d+/"),
+    ("training", r"^\[ft: training\] \d+/"),
     ("answering ft", r"^\[ft\] \d+/"),
 ]
 # How long after a stage is seen the kill may come (seconds): short stages get short windows. In training the kill
@@ -160,7 +160,7 @@ class Watched:
     def _read(self):
         for line in self.proc.stdout:
             self.lines.append(line)
-            step = re.search(r"training step (\d+)/", line)
+            step = re.search(r"^\[ft: training\] (\d+)/", line)
             if step:
                 self.step = int(step.group(1))
             for i, (_, pattern) in enumerate(STAGES):
@@ -223,7 +223,7 @@ def test_sigkill_at_ten_random_points_then_rerun_loses_nothing_and_pays_nothing_
                     "at": killed_at,
                     "stage": STAGES[run.stage][0] if run.stage >= 0 else "starting",
                     "training_steps_seen": max(
-                        [int(m) for line in run.lines for m in re.findall(r"training step (\d+)/", line)] or [0]
+                        [int(m) for line in run.lines for m in re.findall(r"^\[ft: training\] (\d+)/", line)] or [0]
                     ),
                 }
             )
