@@ -52,6 +52,7 @@ class Script:
     # Keys refused with a 401 whose body quotes the key and every request header (any route, any auth scheme).
     reject_keys: set[str] = field(default_factory=set)
     echo_headers: bool = False  # 400 and injected 500 bodies quote the request's headers (Authorization included)
+    refuse_body_delay_s: float = 0.0  # a 401's body comes up to this long after its headers (read while others fly)
     requests: list[dict[str, Any]] = field(default_factory=list)  # per request: path, auth, body (chat: fault)
     completed: Counter = field(default_factory=Counter)  # body key -> answers delivered in full (status 200)
     completed_at: list[tuple[str, float]] = field(default_factory=list)  # (body key, time.time()) per delivery
@@ -554,6 +555,8 @@ class RejectKeys:
                 ],
             }
         )
+        if self.script.refuse_body_delay_s:
+            await asyncio.sleep(random.uniform(0, self.script.refuse_body_delay_s))
         await send({"type": "http.response.body", "body": body.encode()})
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import asyncio
+from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -102,3 +103,25 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
         if s and pos != -1:
             cut = min(cut, pos)
     return text[:cut]
+
+
+async def all_or_first_error(awaitables: Sequence[Awaitable[Any]]) -> None:
+    """Await them all concurrently; when one raises, the others are cancelled and awaited (nothing is left running
+    to fail later with a traceback of its own, e.g. a request still reading its body as the client closes), every
+    outcome is retrieved, and the first error is raised."""
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    if not tasks:
+        return
+    try:
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    except BaseException:  # this coroutine was cancelled (Ctrl-C): the others go with it
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for task in tasks:
+        if task in done and not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from harness.backends.base import Backend, GenRequest, GenResult, cut_at_stop
+from harness.backends.base import Backend, GenRequest, GenResult, all_or_first_error, cut_at_stop
 from harness.errors import api_key, provider_error, redact, require
 from harness.suite.schema import StrictModel
 
@@ -380,7 +380,7 @@ class OpenAIBackend(Backend):
                     if result is not None:
                         done.put((i, result))
 
-                await asyncio.gather(*(one(i, r) for i, r in enumerate(requests)))
+                await all_or_first_error([one(i, r) for i, r in enumerate(requests)])
             finally:
                 await client.close()
                 done.put(None)

@@ -30,16 +30,25 @@ class QuietProgress:
         pass
 
 
+EVERY_S = 30.0  # default of HARNESS_PROGRESS_EVERY_S: the longest silence of a plain (non-terminal) run
+
+
 def make_progress(console=None) -> PlainProgress | RichProgress:
     interactive = sys.stderr.isatty() and not os.environ.get("CI")
-    return RichProgress(console) if interactive else PlainProgress()
+    if interactive:
+        return RichProgress(console)
+    try:
+        every = float(os.environ.get("HARNESS_PROGRESS_EVERY_S", EVERY_S))
+    except ValueError:
+        every = EVERY_S
+    return PlainProgress(every_s=every if every > 0 else EVERY_S)
 
 
 class PlainProgress:
     """One line at start, every ~10% with the time left, and at the end; while one slow item holds the rest up, a
     line at least every `every_s` seconds still says the run is alive."""
 
-    def __init__(self, stream=None, every_s: float = 30.0):
+    def __init__(self, stream=None, every_s: float = EVERY_S):
         self.stream = stream or sys.stderr
         self.every_s = every_s
         self._lock = threading.Lock()

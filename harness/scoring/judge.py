@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from harness.backends.base import Backend, GenRequest, GenResult
+from harness.backends.base import Backend, GenRequest, GenResult, all_or_first_error
 from harness.errors import BudgetReached
 from harness.records.setup import JudgeCounts
 from harness.scoring.json_match import first_json_object
@@ -144,7 +144,7 @@ def run_concurrently(jobs: list[Callable[[], Awaitable[Any]]], on_done: Callable
         on_done(i, await job())
 
     async def main():
-        await asyncio.gather(*(one(i, job) for i, job in enumerate(jobs)))
+        await all_or_first_error([one(i, job) for i, job in enumerate(jobs)])
 
     try:
         asyncio.get_running_loop()

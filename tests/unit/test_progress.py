@@ -4,6 +4,7 @@ seconds while one slow item holds the rest up; answers on dev (choosing settings
 from __future__ import annotations
 
 import io
+import itertools
 import time
 
 from harness.run.progress import PlainProgress
@@ -37,5 +38,38 @@ def test_choosing_top_k_on_dev_shows_progress_for_each_candidate(tmp_path):
     path = write_qa_suite(tmp_path, suite)
     done = harness_cli("compare", str(path), "--out", str(tmp_path / "run"), home=tmp_path / "h")
     assert done.returncode == 0, done.stderr
-    assert done.stderr.count("[rag: answers on dev] 4 to run") == 2  # one bar per top_k candidate
-    assert done.stderr.count("[rag: answers on dev] done 4/4") == 2
+    for k in (1, 2):  # one bar per top_k candidate, named
+        assert done.stderr.count(f"[rag: top_k {k} on dev] 4 to run") == 1, done.stderr
+        assert done.stderr.count(f"[rag: top_k {k} on dev] done 4/4") == 1
+
+
+def test_a_slow_phase_of_a_non_terminal_run_is_never_silent_longer_than_the_interval(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, base_suite, write_suite
+
+    path = write_suite(tmp_path / "s", base_suite(sleep=True, latency_s=2.0))  # each answer really takes 2 s
+    env = {
+        **os.environ,
+        "HARNESS_HOME": str(tmp_path / "h"),
+        "HF_HUB_OFFLINE": "1",
+        "CI": "1",
+        "HARNESS_PROGRESS_EVERY_S": "0.5",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "compare", str(path), "--out", str(tmp_path / "run")]
+        + ["--strategies", "zero", "--limit", "3"],
+        cwd=REPO,
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    stamped = [(time.monotonic(), line) for line in proc.stderr]
+    assert proc.wait(timeout=60) == 0
+    phase = [t for t, line in stamped if line.startswith("[zero] ")]
+    assert "still working: 0/3" in "".join(line for _, line in stamped)
+    gaps = [b - a for a, b in itertools.pairwise(phase)]
+    assert len(phase) >= 8 and max(gaps) < 0.5 + 0.5, gaps  # the interval, and the heartbeat's own tick
