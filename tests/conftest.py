@@ -151,6 +151,56 @@ def harness_cli(
     )
 
 
+def start_compare(path: Path, out: Path, home: Path, *args: str, **env: str) -> subprocess.Popen:
+    """`harness compare PATH --out OUT` started in its own process (offline, plain output), left running."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "compare", str(path), "--out", str(out), *args],
+        cwd=REPO,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "CI": "1", "HARNESS_HOME": str(home), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def api_suite(
+    folder: Path,
+    url: str,
+    *,
+    key_env: str,
+    n_test: int,
+    n_dev: int = 0,
+    n_train: int = 0,
+    concurrency: int = 4,
+    strategies: list[dict] | None = None,
+    scorers: list[dict] | None = None,
+) -> Path:
+    """A question-answer suite ("question i" -> "answer i") on the openai backend at `url` (the local fake server),
+    zero-shot unless `strategies` says otherwise."""
+    rows = [{"id": f"c{i}", "q": f"question {i}", "a": f"answer {i}"} for i in range(n_test + n_dev + n_train)]
+    data_files = {"test": rows[:n_test], "dev": rows[n_test : n_test + n_dev], "train": rows[n_test + n_dev :]}
+    for split, split_rows in data_files.items():
+        if split_rows:
+            write_jsonl(folder / f"{split}.jsonl", split_rows)
+    data = {
+        "name": folder.name.replace("_", "-") or "api",
+        "task": {"instructions": "Answer.", "input_field": "q", "target_field": "a"},
+        "data": {split: f"{split}.jsonl" for split, split_rows in data_files.items() if split_rows},
+        "backends": [
+            {
+                "name": "api",
+                "kind": "openai",
+                "model": "gpt-4o-mini",
+                "config": {"base_url": url, "api_key_env": key_env, "concurrency": concurrency},
+            }
+        ],
+        "strategies": strategies or [{"name": "zero", "kind": "zero_shot"}],
+        "scorers": scorers or [{"kind": "exact_match"}],
+    }
+    (folder / "suite.yaml").write_text(yaml.safe_dump(data))
+    return folder / "suite.yaml"
+
+
 def run_json(run_dir: Path) -> dict:
     return json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
 

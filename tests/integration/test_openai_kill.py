@@ -5,17 +5,14 @@ uninterrupted run's."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.conftest import REPO, harness_cli, write_jsonl
+from tests.conftest import api_suite, harness_cli, start_compare
 from tests.fake_openai import FakeOpenAI, Script, body_key
 
 pytestmark = pytest.mark.slow
@@ -29,36 +26,11 @@ def reply(body):
 
 
 def suite(folder: Path, url: str) -> Path:
-    write_jsonl(folder / "test.jsonl", [{"id": f"c{i}", "q": f"question {i}", "a": f"answer {i}"} for i in range(N)])
-    data = {
-        "name": "kill",
-        "task": {"instructions": "Answer.", "input_field": "q", "target_field": "a"},
-        "data": {"test": "test.jsonl"},
-        "backends": [
-            {
-                "name": "api",
-                "kind": "openai",
-                "model": "gpt-4o-mini",
-                "config": {"base_url": url, "api_key_env": "KILL_KEY", "concurrency": 4},
-            }
-        ],
-        "strategies": [{"name": "zero", "kind": "zero_shot"}],
-        "scorers": [{"kind": "exact_match"}],
-    }
-    (folder / "suite.yaml").write_text(yaml.safe_dump(data))
-    return folder / "suite.yaml"
+    return api_suite(folder, url, key_env="KILL_KEY", n_test=N)
 
 
 def start(path: Path, out: Path, home: Path) -> subprocess.Popen:
-    env = {**os.environ, "HARNESS_HOME": str(home), "HF_HUB_OFFLINE": "1", "CI": "1", "KILL_KEY": KEY}
-    return subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "compare", str(path), "--out", str(out)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_compare(path, out, home, KILL_KEY=KEY)
 
 
 def outputs(out: Path) -> dict[str, str]:
@@ -131,10 +103,8 @@ def test_kill_9_while_a_fine_tuning_job_runs_then_rerun_follows_the_same_job(tmp
     script = Script(chat=answers, job_step_polls=10_000)  # the job stays unfinished until we let it finish
     with FakeOpenAI(script) as url:
         path = suite_file(tmp_path / "s", url)
-        env = {**os.environ, "HARNESS_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1", "CI": "1", "TUNER_KEY": KEY}
         args = ["compare", str(path), "--out", str(tmp_path / "run")]
-        command = [sys.executable, "-m", "harness.cli", *args]
-        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = start_compare(path, tmp_path / "run", tmp_path / "home", TUNER_KEY=KEY)
         deadline = time.monotonic() + 60
         while not any(j["_polls"] >= 2 for j in script.jobs.values()) and time.monotonic() < deadline:
             time.sleep(0.05)  # until the job exists and is being followed

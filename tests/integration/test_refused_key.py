@@ -8,9 +8,8 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 
-from tests.conftest import harness_cli, report_check, write_jsonl
+from tests.conftest import api_suite, harness_cli, report_check
 from tests.fake_openai import FakeOpenAI, Script
 
 pytestmark = pytest.mark.slow
@@ -19,34 +18,13 @@ KEY = "sk-refused-0123456789abcdefghijklmnopqrstuv"
 TRIES = 20
 
 
-def suite(folder, url):
-    write_jsonl(folder / "test.jsonl", [{"id": f"c{i}", "q": f"question {i}", "a": "x"} for i in range(60)])
-    data = {
-        "name": "refused",
-        "task": {"instructions": "Answer.", "input_field": "q", "target_field": "a"},
-        "data": {"test": "test.jsonl"},
-        "backends": [
-            {
-                "name": "api",
-                "kind": "openai",
-                "model": "gpt-4o-mini",
-                "config": {"base_url": url, "api_key_env": "REFUSED_KEY", "concurrency": 16},
-            }
-        ],
-        "strategies": [{"name": "zero", "kind": "zero_shot"}],
-        "scorers": [{"kind": "exact_match"}],
-    }
-    (folder / "suite.yaml").write_text(yaml.safe_dump(data))
-    return folder / "suite.yaml"
-
-
 def test_a_refused_key_with_requests_in_flight_never_shows_a_traceback(tmp_path):
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
     seen = {"tries": 0, "exit_2": 0, "tracebacks": 0, "key_shown": 0, "named_the_key_variable": 0}
     try:
         script = Script(reject_keys={KEY}, refuse_body_delay_s=0.3)
         with FakeOpenAI(script) as url:
-            path = suite(tmp_path / "s", url)
+            path = api_suite(tmp_path / "s", url, key_env="REFUSED_KEY", n_test=60, concurrency=16)
             for i in range(TRIES):
                 flags = ["-v"] if i % 2 else []
                 done = harness_cli(

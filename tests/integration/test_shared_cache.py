@@ -5,18 +5,15 @@ local server counts the calls. When the wait runs out, the waiting process makes
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.conftest import REPO, report_check, write_jsonl
+from tests.conftest import api_suite, report_check, start_compare
 from tests.fake_openai import FakeOpenAI, Script
 
 pytestmark = pytest.mark.slow
@@ -32,48 +29,25 @@ def reply(body):
 
 
 def suite(folder: Path, url: str, concurrency: int = 4, n_test: int = N_TEST, judged: bool = True) -> Path:
-    rows = [{"id": f"c{i}", "q": f"question {i}", "a": f"answer {i}"} for i in range(n_test + N_DEV + N_TRAIN)]
-    write_jsonl(folder / "test.jsonl", rows[:n_test])
-    write_jsonl(folder / "dev.jsonl", rows[n_test : n_test + N_DEV])
-    write_jsonl(folder / "train.jsonl", rows[n_test + N_DEV :])
-    data = {
-        "name": "shared",
-        "task": {"instructions": "Answer.", "input_field": "q", "target_field": "a"},
-        "data": {"test": "test.jsonl", "dev": "dev.jsonl", "train": "train.jsonl"},
-        "backends": [
-            {
-                "name": "api",
-                "kind": "openai",
-                "model": "gpt-4o-mini",
-                "config": {"base_url": url, "api_key_env": "SHARED_KEY", "concurrency": concurrency},
-            }
-        ],
-        "strategies": [
+    judge = [{"kind": "model_graded", "config": {"judge": "api", "rubric": "Is it right?", "scale": [1, 5]}}]
+    return api_suite(
+        folder,
+        url,
+        key_env="SHARED_KEY",
+        n_test=n_test,
+        n_dev=N_DEV,
+        n_train=N_TRAIN,
+        concurrency=concurrency,
+        strategies=[
             {"name": "zero", "kind": "zero_shot"},
             {"name": "few", "kind": "few_shot", "config": {"k": 2, "selection": "random"}},
         ],
-        "scorers": [{"kind": "exact_match"}]
-        # the judge's calls go through the cache outside the test plan
-        + (
-            [{"kind": "model_graded", "config": {"judge": "api", "rubric": "Is it right?", "scale": [1, 5]}}]
-            if judged
-            else []
-        ),
-    }
-    (folder / "suite.yaml").write_text(yaml.safe_dump(data))
-    return folder / "suite.yaml"
+        scorers=[{"kind": "exact_match"}] + (judge if judged else []),  # the judge's calls: outside the test plan
+    )
 
 
 def start(path: Path, out: Path, home: Path, **env_extra: str) -> subprocess.Popen:
-    env = {**os.environ, "HARNESS_HOME": str(home), "HF_HUB_OFFLINE": "1", "CI": "1", "SHARED_KEY": KEY, **env_extra}
-    return subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "compare", str(path), "--out", str(out)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_compare(path, out, home, SHARED_KEY=KEY, **env_extra)
 
 
 def chat_calls(script: Script) -> int:

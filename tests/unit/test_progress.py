@@ -44,28 +44,11 @@ def test_choosing_top_k_on_dev_shows_progress_for_each_candidate(tmp_path):
 
 
 def test_a_slow_phase_of_a_non_terminal_run_is_never_silent_longer_than_the_interval(tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    from tests.conftest import REPO, base_suite, write_suite
+    from tests.conftest import base_suite, start_compare, write_suite
 
     path = write_suite(tmp_path / "s", base_suite(sleep=True, latency_s=2.0))  # each answer really takes 2 s
-    env = {
-        **os.environ,
-        "HARNESS_HOME": str(tmp_path / "h"),
-        "HF_HUB_OFFLINE": "1",
-        "CI": "1",
-        "HARNESS_PROGRESS_EVERY_S": "0.5",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "compare", str(path), "--out", str(tmp_path / "run")]
-        + ["--strategies", "zero", "--limit", "3"],
-        cwd=REPO,
-        env=env,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
+    proc = start_compare(
+        path, tmp_path / "run", tmp_path / "h", "--strategies", "zero", "--limit", "3", HARNESS_PROGRESS_EVERY_S="0.5"
     )
     stamped = [(time.monotonic(), line) for line in proc.stderr]
     assert proc.wait(timeout=60) == 0

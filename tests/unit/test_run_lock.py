@@ -4,30 +4,16 @@ once (exit 2, naming the holder), the first completes with no duplicate line, an
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from tests.conftest import assert_refused, base_suite, harness_cli, write_suite
+from tests.conftest import assert_refused, base_suite, harness_cli, start_compare, write_suite
 
 
 def slow_suite(tmp_path: Path) -> Path:
     suite = base_suite(sleep=True, latency_s=0.6)  # 18 answers, each really waited for: about 11 s
     return write_suite(tmp_path / "s", suite)
-
-
-def start(path: Path, out: Path, home: Path) -> subprocess.Popen:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CI": "1", "HARNESS_HOME": str(home)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "compare", str(path), "--out", str(out)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def wait_for_lines(path: Path, timeout: float = 60) -> None:
@@ -41,7 +27,7 @@ def wait_for_lines(path: Path, timeout: float = 60) -> None:
 
 def test_a_second_writer_is_refused_at_once_and_the_first_completes(tmp_path):
     path, out, home = slow_suite(tmp_path), tmp_path / "run", tmp_path / "home"
-    first = start(path, out, home)
+    first = start_compare(path, out, home)
     try:
         wait_for_lines(out / "cases.jsonl")  # the first holds the folder and is answering
         began = time.time()
@@ -58,7 +44,7 @@ def test_a_second_writer_is_refused_at_once_and_the_first_completes(tmp_path):
 
 def test_a_killed_writer_leaves_no_lock(tmp_path):
     path, out, home = slow_suite(tmp_path), tmp_path / "run", tmp_path / "home"
-    first = start(path, out, home)
+    first = start_compare(path, out, home)
     wait_for_lines(out / "cases.jsonl")
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
