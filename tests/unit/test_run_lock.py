@@ -40,6 +40,8 @@ def test_a_second_writer_is_refused_at_once_and_the_first_completes(tmp_path):
     lines = [json.loads(x) for x in (out / "cases.jsonl").read_text().splitlines()]
     keys = [(r["strategy"], r["case_id"], r["repeat"]) for r in lines]
     assert len(keys) == len(set(keys)) == 18  # every answer once
+    counts = json.loads((out / "run.json").read_text())["options"]["counts"]
+    assert counts["model_calls"] + counts["cache_hits"] == 18  # the refused process asked the model nothing
 
 
 def test_a_killed_writer_leaves_no_lock(tmp_path):
