@@ -1,8 +1,14 @@
-"""Shared helpers for the benchmarks: run a command in a child process, measure wall time and peak RSS, save JSON."""
+"""Shared helpers for the benchmarks: run a command in a child process, measure wall time and peak RSS, save JSON.
+
+Every benchmark takes `--smoke`: tiny sizes, seconds to a minute, results in bench/results/smoke/ (not kept). The
+test suite runs each script that way, so a benchmark that no longer runs fails CI instead of rotting.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -13,6 +19,45 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
+
+
+def smoke() -> bool:
+    """Whether this is a smoke run (set by `--smoke`, inherited by the benchmark's child processes)."""
+    return os.environ.get("BENCH_SMOKE") == "1"
+
+
+def parse(parser: argparse.ArgumentParser, **tiny) -> argparse.Namespace:
+    """parse_args with `--smoke`: the options in `tiny` take their smoke values and the run is marked as a smoke."""
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny sizes: check that the benchmark runs (bench/results/smoke/)"
+    )
+    args = parser.parse_args()
+    if args.smoke:
+        os.environ["BENCH_SMOKE"] = "1"
+        for name, value in tiny.items():
+            setattr(args, name, value)
+    return args
+
+
+def cut_suite(source: Path, dest: Path, *, train: int = 8, dev: int = 4, test: int = 4, epochs: int = 1) -> Path:
+    """A copy of an example suite on the first rows of each split, fine-tunes trained for `epochs` (smoke runs)."""
+    import yaml
+
+    suite = yaml.safe_load((source / "suite.yaml").read_text())
+    sizes = {"train": train, "dev": dev, "test": test}
+    for split, rel in suite["data"].items():
+        if split not in sizes:
+            continue
+        lines = (source / rel).read_text(encoding="utf-8").splitlines()[: sizes[split]]
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dest / rel).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    for strategy in suite["strategies"]:
+        tuner = (strategy.get("config") or {}).get("tuner") or {}
+        if tuner.get("config"):
+            tuner["config"]["epochs"] = epochs
+    (dest / "suite.yaml").write_text(yaml.safe_dump(suite, sort_keys=False))
+    return dest / "suite.yaml"
+
 
 _CHILD = """
 import json, resource, sys, time
@@ -55,14 +100,16 @@ def run_compare(suite: Path, out: Path, *extra: str, env: dict | None = None) ->
 
 
 def save(name: str, payload: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    folder = RESULTS / "smoke" if smoke() else RESULTS
+    folder.mkdir(parents=True, exist_ok=True)
     payload = {
         "benchmark": name,
+        **({"smoke": True} if smoke() else {}),
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": _cpus()},
         **payload,
     }
-    path = RESULTS / f"{name}.json"
+    path = folder / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(json.dumps(payload, indent=2))
     print(f"wrote {path}")

@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import REPO, save
+from _util import REPO, parse, save
 
 sys.path.insert(0, str(REPO))
 
@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--promptfoo", default=None, help="A promptfoo executable: time it on the same requests.")
-    args = parser.parse_args()
+    args = parse(parser, requests=40, latency=0.05)
     from harness.backends.base import GenRequest
     from harness.backends.openai_api import OpenAIBackend, OpenAIConfig
     from harness.run.compare import CompareOptions, compare

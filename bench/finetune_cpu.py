@@ -19,7 +19,7 @@ import argparse
 import json
 import os
 
-from _util import REPO, run_python, save
+from _util import REPO, parse, run_python, save
 
 WORKER = """
 import json, sys, time, tempfile
@@ -165,7 +165,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=48, help="train examples (batch 8: n/8 steps)")
     parser.add_argument("--n-defaults", type=int, default=24, help="examples for trl_defaults (gradient checkpointing)")
-    args = parser.parse_args()
+    args = parse(parser, n=8, n_defaults=8)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     engines = {}
     for engine, n in (

@@ -17,7 +17,7 @@ import os
 import shutil
 from pathlib import Path
 
-from _util import REPO, run_python, save
+from _util import REPO, parse, run_python, save
 
 ASSETS = REPO / "bench" / "gpu_assets"
 # Dense bf16 peak of the cards we are lent, for MFU (vendor figures, without sparsity).
@@ -178,10 +178,11 @@ def main() -> None:
     parser.add_argument("--prepare", action="store_true", help="write bench/gpu_assets from the embedded model")
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     parser.add_argument("--n", type=int, default=256, help="train examples (batch 8)")
-    args = parser.parse_args()
-    if args.prepare:
+    args = parse(parser, device="cpu", n=8)
+    if args.prepare or not (ASSETS / "config.json").exists():
         prepare()
-        return
+        if args.prepare:
+            return
     model_dir = str(random_model(REPO / "bench" / "gpu_assets" / "random-model"))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     engines, unavailable = {}, {}

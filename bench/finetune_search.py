@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 import yaml
-from _util import REPO, run_compare, save
+from _util import REPO, cut_suite, parse, run_compare, save, smoke
 
 SUITE = REPO / "suites/quickstart"
 BASE = {"method": "lora", "rank": 16, "alpha": 32, "batch_size": 8}
@@ -95,12 +95,17 @@ def run_variant(name: str, root: Path, models: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--variants", default=",".join(VARIANTS))
-    args = parser.parse_args()
+    args = parse(parser)
     from harness.backends.default_llm import ensure_embedded
 
     models = ensure_embedded("smollm2-135m-instruct").parent
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
+        if smoke():  # 4 examples (one step an epoch), the grid cut to two values and two epochs
+            global SUITE
+            SUITE = cut_suite(SUITE, Path(tmp) / "cut", train=4, dev=4, test=4).parent
+            VARIANTS["single"]["epochs"] = 1
+            VARIANTS["grid"].update({"learning_rate": [5.0e-4, 1.0e-3], "max_epochs": 2})
         for name in args.variants.split(","):
             print(f"variant {name} ...", flush=True)
             results[name] = run_variant(name, Path(tmp), models)

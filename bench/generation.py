@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from _util import REPO, save
+from _util import REPO, parse, save
 
 
 def prompts(n: int):
@@ -26,7 +26,7 @@ def prompts(n: int):
     spec = suite.backends[0]
     backend = BACKENDS.get(spec.kind)(spec, loaded.config("backends", spec.name))
     groups = {}
-    for s in suite.strategies:
+    for s in [s for s in suite.strategies if s.kind in ("zero_shot", "few_shot")]:  # no training here
         ctx = StrategyContext(suite, loaded.dataset, backend, REPO, suite.seed)
         strategy = STRATEGIES.get(s.kind)(s, loaded.config("strategies", s.name), ctx)
         strategy.prepare()
@@ -74,7 +74,7 @@ def run_lm_eval(model_dir, contexts, params, batch_size, tok):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=24, help="test cases per strategy")
-    args = parser.parse_args()
+    args = parse(parser, n=2)
     backend, groups, params = prompts(args.n)
     tok = backend.tokenizer()
     contexts = [backend.render_prompt(m) for msgs in groups.values() for m in msgs]

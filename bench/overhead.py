@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 import yaml
-from _util import run_python, save
+from _util import parse, run_python, save
 
 LABELS = ["alpha", "beta", "gamma", "delta"]
 
@@ -80,7 +80,7 @@ def measure(n: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 20_000])
-    args = parser.parse_args()
+    args = parse(parser, sizes=[200, 400])
     runs = [measure(n) for n in args.sizes]
     base = runs[0]
     payload = {

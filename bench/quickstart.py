@@ -3,23 +3,24 @@
 Goals: zero- and few-shot alone cold <= 3 min (issue 3); the whole suite with the LoRA fine-tune cold <= 10 min
 and <= 4 GB peak RSS (issue 4); a warm rerun <= 15 s with zero model calls and no training.
 The embedded model must already be set up (run `make demo` once, or any `harness compare` on the suite).
-Run: python bench/quickstart.py
+Run: python bench/quickstart.py [--smoke]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import tempfile
 from pathlib import Path
 
-from _util import REPO, run_compare, save
+from _util import REPO, cut_suite, parse, run_compare, save, smoke
 
 SUITE = REPO / "suites/quickstart/suite.yaml"
 
 
-def compare(out: Path, env: dict, *extra: str) -> dict:
-    result = run_compare(SUITE, out, *extra, env=env)
+def compare(suite: Path, out: Path, env: dict, *extra: str) -> dict:
+    result = run_compare(suite, out, *extra, env=env)
     run = json.loads((out / "run.json").read_text())
     result["counts"] = run["options"]["counts"]
     result["status"] = run["status"]
@@ -50,15 +51,17 @@ def fresh_home(root: Path, models: Path) -> dict:
 def main() -> None:
     from harness.backends.default_llm import ensure_embedded
 
+    parse(argparse.ArgumentParser(description=__doc__))
     models = ensure_embedded("smollm2-135m-instruct").parent
     with tempfile.TemporaryDirectory() as tmp:
+        suite = cut_suite(SUITE.parent, Path(tmp) / "cut", train=8, dev=4, test=4) if smoke() else SUITE
         prompting = compare(
-            Path(tmp) / "a" / "run", fresh_home(Path(tmp) / "a", models), "--strategies", "zero_shot,few_shot"
+            suite, Path(tmp) / "a" / "run", fresh_home(Path(tmp) / "a", models), "--strategies", "zero_shot,few_shot"
         )
         env = fresh_home(Path(tmp) / "b", models)
-        cold = compare(Path(tmp) / "b" / "run", env)
-        resume = compare(Path(tmp) / "b" / "run", env)
-        cached = compare(Path(tmp) / "b" / "run-new-folder", env)
+        cold = compare(suite, Path(tmp) / "b" / "run", env)
+        resume = compare(suite, Path(tmp) / "b" / "run", env)
+        cached = compare(suite, Path(tmp) / "b" / "run-new-folder", env)
     save(
         "quickstart",
         {

@@ -19,7 +19,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from _util import REPO, run_python, save
+from _util import REPO, parse, run_python, save
 
 CORPUS = REPO / "suites" / "squad_qa" / "data" / "corpus.jsonl"
 QUESTIONS = [REPO / "suites" / "squad_qa" / "data" / f"{s}.jsonl" for s in ("test", "dev", "train")]
@@ -104,7 +104,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--queries", type=int, default=200)
-    args = parser.parse_args()
+    args = parse(parser, sizes=[100], queries=10)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     results = {}
     for n in args.sizes:

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 import yaml
-from _util import REPO, run_python, save
+from _util import REPO, parse, run_python, save
 
 SQUAD = REPO / "suites" / "squad_qa" / "data"
 
@@ -59,7 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", type=int, default=120)
     parser.add_argument("--top-k", type=int, default=3)
-    args = parser.parse_args()
+    args = parse(parser, cases=3)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         rows = [json.loads(line) for line in (SQUAD / "test.jsonl").read_text().splitlines()][: args.cases]

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import REPO, save
+from _util import REPO, parse, save
 
 sys.path.insert(0, str(REPO))
 from overhead import make_suite
@@ -31,7 +31,7 @@ def timed(fn):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cases", type=int, default=10_000)
-    args = parser.parse_args()
+    args = parse(parser, cases=200)
     import pandas as pd
     from streamlit.testing.v1 import AppTest
 
