@@ -45,12 +45,24 @@ def test_the_cli_warns_without_a_traceback(tmp_path):
     assert "moved aside to responses.sqlite.damaged-" in done.stderr
 
 
-def test_a_damaged_query_embedding_cache_is_moved_aside_and_works_afresh(caplog):
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_damaged_query_embedding_cache_is_moved_aside_and_works_afresh(caplog, damage):
     from harness.backends.embeddings import QueryCache
 
     path = harness_home() / "cache" / "query_embeddings.sqlite"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"SQLite format 3\x00" + b"\xee" * 3000)
+    if damage == "garbage":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"SQLite format 3\x00" + b"\xee" * 3000)
+    else:  # a sound cache with many entries, cut short
+        sound = QueryCache({"model": "m"})
+        for i in range(300):
+            sound.put(f"query {i}", [float(i)] * 64)
+        sound._db.close()
+        for extra in ("-wal", "-shm"):
+            path.with_name(path.name + extra).unlink(missing_ok=True)
+        data = path.read_bytes()
+        assert len(data) > 8192
+        path.write_bytes(data[: len(data) // 2])
     with caplog.at_level(logging.WARNING):
         cache = QueryCache({"model": "m"})
     assert "the query-embedding cache" in caplog.text and "moved aside" in caplog.text
