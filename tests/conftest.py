@@ -23,6 +23,21 @@ def _isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
+@pytest.fixture(autouse=True)
+def _logging_restored():
+    """The CLI run in-process points the root logger at the stderr pytest captured for that test; put it back, so
+    a later test's log lines never go to a closed stream ("--- Logging error ---")."""
+    import logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    named = {name: logging.getLogger(name).level for name in ("harness", "strategies")}
+    yield
+    root.handlers[:], root.level = saved[0], saved[1]
+    for name, level in named.items():
+        logging.getLogger(name).setLevel(level)
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")

@@ -135,7 +135,7 @@ def scripted(monkeypatch):
     ScriptedTuner.trainings = []
     seen: list[str] = []
 
-    def dev_score(self, backend, requests, cases, metas=None):
+    def dev_score(self, backend, requests, cases, metas=None, what="answers on dev"):
         seen.extend(c.id for c in cases)
         values = dict(part.split("=") for part in backend.spec.model.split(";"))
         curve = CURVES[(float(values["lr"]), int(values["rank"]))]
