@@ -178,12 +178,20 @@ def estimate(
     limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N test cases."),
     strategies: str | None = typer.Option(None, "--strategies", help="Comma-separated strategy names."),
     json_out: bool = typer.Option(False, "--json", help="Print the estimate as JSON."),
+    calibrate: bool = typer.Option(
+        True,
+        "--calibrate/--no-calibrate",
+        help="Predict local models' time and dollars from this machine's measured speed (measured once, cached).",
+    ),
 ) -> None:
     """Tokens and dollars per strategy (inference, dev, training, indexing, judging) before any call, and the
-    smallest difference the test set can detect. Exits 2 when the estimate is above the suite's budget_usd."""
+    smallest difference the test set can detect; for local models, the predicted time and dollars on this machine.
+    Exits 2 when the estimate is above the suite's budget_usd or budget_hours."""
     from harness.costs.estimate import check_budget, render
     from harness.costs.estimate import estimate as make_estimate
     from harness.suite.load import load_suite
+
+    _setup_logging(False)
 
     names = [s.strip() for s in strategies.split(",") if s.strip()] if strategies else None
     try:
@@ -192,7 +200,7 @@ def estimate(
             from harness.run.plan import select
 
             names = [s.name for s in select(loaded, names)]  # unknown names refused; each seed counted
-        est = make_estimate(loaded, limit=limit, strategies=names)
+        est = make_estimate(loaded, limit=limit, strategies=names, calibrate=calibrate)
     except HarnessError as exc:
         _fail(exc)
     if json_out:

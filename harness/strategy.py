@@ -86,6 +86,7 @@ class StrategyPlan(StrictModel):
 
     exemplars: int = Field(0, description="Exemplars per prompt.")
     exemplars_chars: float = Field(0.0, description="Characters of exemplars per prompt.")
+    exemplars_shared: bool = Field(True, description="The same exemplars in every prompt (a prefix computed once).")
     context_chars: float = Field(0.0, description="Characters of retrieved context per prompt, at most.")
     dev_requests: int = Field(0, description="Answers on dev to choose a setting.")
     training_chars: float = Field(0.0, description="Characters trained on: examples x epochs.")

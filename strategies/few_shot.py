@@ -56,7 +56,9 @@ class FewShot(Strategy):
     def plan(cls, config: FewShotConfig, dataset, suite):
         train = dataset.train
         per = sum(len(c.input_text()) + len(c.target) + 1 for c in train) / max(len(train), 1)
-        return StrategyPlan(exemplars_chars=config.k * per, exemplars=config.k)
+        return StrategyPlan(
+            exemplars_chars=config.k * per, exemplars=config.k, exemplars_shared=config.selection != "similar"
+        )
 
     def prepare(self) -> FewShotGiven:
         train = self.ctx.dataset.train

@@ -33,9 +33,14 @@ class Spend:
     budget_usd: float | None = None
     paid_usd: float = 0.0
     skipped: dict[str, int] = field(default_factory=dict)  # strategy (or "<strategy>: <scorer>") -> calls not made
+    budget_hours: float | None = None  # local compute hours
+    busy_s: float = 0.0  # local devices' busy time so far (answers of local models)
 
     def room(self) -> float:
         return math.inf if self.budget_usd is None else self.budget_usd - self.paid_usd
+
+    def hours_left(self) -> float:
+        return math.inf if self.budget_hours is None else self.budget_hours - self.busy_s / 3600
 
     def hold_back(self, what: str, n: int) -> None:
         self.skipped[what] = self.skipped.get(what, 0) + n

@@ -1,10 +1,11 @@
 """`harness estimate`: tokens and dollars per strategy before any call, and the budget check that runs before
 `harness compare` spends anything.
 
-Nothing here calls a model or loads one: prompts are measured in characters and turned into tokens at about
-4 characters a token (real tokenizers differ by 10-30%; the run measures exact counts). API models are priced by
-tokens; local models by their measured busy time, which only a run can tell, so their dollars are shown as
-"after the run". Each estimate gives an expected figure (answers as long as the targets) and an upper bound
+Prompts are measured in characters and turned into tokens at about 4 characters a token (real tokenizers differ by
+10-30%; the run measures exact counts). API models are priced by tokens. Local models are priced by their busy
+time: with `calibrate`, this machine's speed for each local model is measured once (harness.costs.calibrate, cached)
+and the estimate predicts the wall time and dollars of answering, choosing settings on dev, training and indexing;
+without it their dollars are shown as "after the run". Each estimate gives an expected figure (answers as long as the targets) and an upper bound
 (every answer `max_new_tokens` long); the budget check uses the expected figure, and the run itself never
 lets the upper bound of the calls in flight pass the budget.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from pydantic import Field, computed_field
 
@@ -65,7 +67,15 @@ class StrategyEstimate(Record):
     judge_calls: int = 0
     judge_usd: float | None = None
     judge_paid: bool = False
+    # Local work predicted from this machine's calibration, by phase (test, dev, training, indexing), in seconds
+    predicted_s: dict[str, float] = Field(default_factory=dict)
+    predicted_usd: float | None = None  # that time at the device's $/hour
     notes: list[str] = Field(default_factory=list)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def predicted_total_s(self) -> float | None:
+        return round(sum(self.predicted_s.values()), 1) if self.predicted_s else None
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -130,9 +140,11 @@ def estimate(
     strategies: list[str] | None = None,
     done: set[tuple[str, str, int]] | None = None,
     prepared: frozenset[str] | set[str] = frozenset(),
+    calibrate: bool | Literal["cached"] = False,
 ) -> Estimate:
     """The plan's tokens and dollars. `done`: answers already in the run folder; `prepared`: strategies whose
-    setup (dev answers, training, index) an earlier run of the folder already paid for."""
+    setup (dev answers, training, index) an earlier run of the folder already paid for; `calibrate`: predict
+    local models' time and dollars from this machine's measured speed."""
     suite = loaded.suite
     test = loaded.dataset.test[:limit] if limit else loaded.dataset.test
     sizes: dict[str, _PromptSizes] = {}  # by the prompt a strategy sends (a strategy may have its own)
@@ -144,11 +156,14 @@ def estimate(
             sizes[key] = _PromptSizes.of(task, test)
         return sizes[key]
 
+    local = _Local(loaded, measure=calibrate is True) if calibrate else None
     out = [
-        _strategy_estimate(loaded, spec, prompts(spec), test, done or set(), spec.name in prepared)
+        _strategy_estimate(loaded, spec, prompts(spec), test, done or set(), spec.name in prepared, local)
         for spec in suite.run_strategies()  # each seed is prepared and answered on its own
         if not strategies or spec.name in strategies
     ]
+    if local is not None:
+        local.close()
     primary = next(s for s in suite.scorers if s.label == suite.primary_metric)
     cls = SCORERS.get(primary.kind)  # `binary` may depend on the config (json_match's mode, a rubric's scale)
     binary = bool(cls(primary, loaded.config("scorers", primary.label), suite.task).binary)
@@ -221,6 +236,7 @@ class _PromptSizes:
     chars: float
     messages: float
     target_tokens: float
+    instructions_chars: float = 0.0  # the system prompt every request shares
 
     @classmethod
     def of(cls, task: TaskSpec, test: list[Case]) -> _PromptSizes:
@@ -230,6 +246,7 @@ class _PromptSizes:
             chars=sum(sum(len(m["content"]) for m in p) for p in prompts) / n,
             messages=sum(len(p) for p in prompts) / n,
             target_tokens=sum(chars_to_tokens(len(c.target)) for c in test) / n,
+            instructions_chars=sum(sum(len(m["content"]) for m in p if m["role"] == "system") for p in prompts) / n,
         )
 
 
@@ -240,6 +257,7 @@ def _strategy_estimate(
     test: list[Case],
     done: set[tuple[str, str, int]],
     prepared: bool,
+    local: _Local | None = None,
 ) -> StrategyEstimate:
     suite = loaded.suite.for_strategy(spec)
     backend_spec = suite.backend_for(spec)
@@ -297,7 +315,113 @@ def _strategy_estimate(
         est.notes.append(pricing.basis)
     _data(loaded, spec, est)
     _judges(loaded, est, per_in, todo, plan)
+    if local is not None and pricing.kind == "device_hours":
+        local.predict(spec, est, plan, prompts, pricing)
     return est
+
+
+class _Local:
+    """Local models' predicted time, from this machine's calibration (measured once per model and shape)."""
+
+    def __init__(self, loaded: LoadedSuite, measure: bool = True):
+        from harness.costs.calibrate import CalibrationStore
+
+        self.loaded = loaded
+        self.measure = measure
+        self.store = CalibrationStore()
+        self.backends: dict[str, Any] = {}
+
+    def backend(self, name: str):
+        from harness.builtins import BACKENDS
+
+        if name not in self.backends:
+            spec = next(b for b in self.loaded.suite.backends if b.name == name)
+            self.backends[name] = BACKENDS.get(spec.kind)(spec, self.loaded.config("backends", name))
+        return self.backends[name]
+
+    def strategy(self, spec: StrategySpec):
+        from pathlib import Path
+
+        from harness.strategy import StrategyContext
+
+        suite = self.loaded.suite.for_strategy(spec)
+        ctx = StrategyContext(
+            suite, self.loaded.dataset, self.backend(suite.backend_for(spec).name), Path("."), suite.seed
+        )
+        return STRATEGIES.get(spec.kind)(spec, self.loaded.config("strategies", spec.name), ctx)
+
+    def predict(
+        self, spec: StrategySpec, est: StrategyEstimate, plan: StrategyPlan, prompts: _PromptSizes, pricing: Pricing
+    ) -> None:
+        from harness.costs import calibrate
+
+        suite = self.loaded.suite.for_strategy(spec)
+        backend_spec = suite.backend_for(spec)
+        if backend_spec.kind != "hf":
+            est.notes.append(f"no calibration for {backend_spec.kind} backends: its time is known after the run")
+            return
+        backend = self.backend(backend_spec.name)
+        speed = calibrate.generation_speed(backend, est.input_tokens, self.store, self.measure)
+        if speed is None:
+            return
+        # the prefix every request shares (computed once): the system prompt, and fixed exemplars with their turns
+        shared = chars_to_tokens(prompts.instructions_chars) + (
+            MESSAGE_OVERHEAD_TOKENS if prompts.instructions_chars else 0
+        )
+        if plan.exemplars_shared:
+            shared += chars_to_tokens(plan.exemplars_chars) + MESSAGE_OVERHEAD_TOKENS * 2 * plan.exemplars
+        # A batch decodes until its longest answer ends: a model shown the answers' form (exemplars, training)
+        # stops near the targets' length; one that is not may run on to max_new_tokens.
+        shown = bool(plan.exemplars or plan.training_chars)
+        steps = min(est.output_tokens + 1, est.output_tokens_max) if shown else est.output_tokens_max
+        batch = backend.config.batch_size
+        est.predicted_s["test"] = speed.answer_s(est.requests, est.input_tokens, shared, steps, batch)
+        if plan.dev_requests:  # one round of the dev cases per candidate setting or checkpoint, each on its own
+            per_round = len(self.loaded.dataset.dev) or plan.dev_requests
+            rounds = max(round(plan.dev_requests / per_round), 1)
+            est.predicted_s["dev"] = rounds * speed.answer_s(per_round, est.input_tokens, shared, steps, batch)
+        if plan.training_chars:
+            strategy = self.strategy(spec)
+            training = calibrate.training_speed(strategy, self.store, self.measure)
+            if training is not None:
+                examples = len(strategy.examples(self.loaded.dataset.train))
+                fraction = curve_of(spec.name) or 1.0
+                steps_total = math.ceil(examples * fraction / training.batch) * plan.epochs
+                est.predicted_s["training"] = steps_total * training.step_s
+            else:
+                est.notes.append("training time: not calibrated for this tuner (known after the run)")
+        if plan.embedding_chars:
+            strategy = self.strategy(spec)
+            config = strategy.config
+            if config.embedder.kind == "local":
+                from harness.backends.embeddings import make_embedder
+
+                size = config.chunking.size
+                embedder = make_embedder(config.embedder, cache_queries=False)
+                encoding = calibrate.embedding_speed(embedder, size, self.store, self.measure)
+                if encoding is not None:
+                    est.predicted_s["indexing"] = plan.embedding_chars / size / encoding.texts_per_s
+        est.predicted_s = {k: round(v, 1) for k, v in est.predicted_s.items()}
+        est.notes = [n for n in est.notes if "known after the run" not in n]
+        if pricing.usd_per_hour is not None:
+            rate = pricing.usd_per_hour / 3600
+            est.predicted_usd = sum(est.predicted_s.values()) * rate
+            # the phases' dollars, so a fine-tune's payback against the others can be worked out before the run
+            est.inference_usd = est.predicted_s["test"] * rate
+            longest = speed.answer_s(est.requests, est.input_tokens, shared, est.output_tokens_max, batch)
+            est.inference_usd_max = max(longest * rate, est.inference_usd)
+            if "dev" in est.predicted_s:
+                est.dev_usd = est.predicted_s["dev"] * rate
+            if "training" in est.predicted_s:
+                est.training_usd = est.predicted_s["training"] * rate
+        est.notes.append(
+            f"time predicted from this machine's measured speed ({speed.prefill_tok_s:,.0f} prompt tokens/s, "
+            f"{speed.step_s * 1000:.0f} ms a decode step at batch {speed.batch}); a warm cache makes it shorter"
+        )
+
+    def close(self) -> None:
+        for backend in self.backends.values():
+            backend.close()
 
 
 def _data(loaded: LoadedSuite, spec: StrategySpec, est: StrategyEstimate) -> None:
@@ -349,6 +473,7 @@ def render(e: Estimate) -> list[str]:
         f"(tokens at ~{CHARS_PER_TOKEN} characters each)"
     ]
     for s in e.strategies:
+        after = "priced by its time, below" if s.predicted_s else "after the run"
         lines.append(f"  {s.strategy} ({s.backend}; {s.pricing})")
         lines.append(
             f"    inference: {s.requests} requests x {s.input_tokens:,.0f} in + {s.output_tokens:,.0f} out tokens "
@@ -375,6 +500,12 @@ def render(e: Estimate) -> list[str]:
             )
         if s.judge_calls:
             lines.append(f"    judging (evaluation only): {s.judge_calls} calls: {usd(s.judge_usd, unknown=after)}")
+        if s.predicted_s:
+            phases = ", ".join(f"{k} {_duration(v)}" for k, v in s.predicted_s.items())
+            lines.append(
+                f"    local time on this machine (predicted): {phases}; in all {_duration(s.predicted_total_s or 0)}"
+                + (f": {usd(s.predicted_usd)} at the device's $/hour" if s.predicted_usd is not None else "")
+            )
         lines += [f"    note: {n}" for n in s.notes]
     if e.finetune:
         lines.append("fine-tuning against each alternative, per request (test-set means):")
@@ -405,10 +536,30 @@ def render(e: Estimate) -> list[str]:
     return lines
 
 
-def check_budget(loaded: LoadedSuite, est: Estimate, already_paid: float) -> None:
-    """Refuse to start when the expected paid spend passes budget_usd (exit 2, before any call)."""
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def check_budget(loaded: LoadedSuite, est: Estimate, already_paid: float, already_busy_s: float = 0.0) -> None:
+    """Refuse to start when the expected paid spend passes budget_usd, or the predicted local time passes
+    budget_hours (exit 2, before any call)."""
     from harness.errors import ConfigError
 
+    hours = loaded.suite.budget_hours
+    predicted = sum(s.predicted_total_s or 0.0 for s in est.strategies)
+    if hours is not None and (predicted + already_busy_s) / 3600 > hours:
+        longest = max(est.strategies, key=lambda s: s.predicted_total_s or 0.0)
+        raise ConfigError(
+            f"{loaded.where(('budget_hours',))}: the local work is predicted at "
+            f"{(predicted + already_busy_s) / 3600:.2f} h on this machine (most for '{longest.strategy}': "
+            f"{_duration(longest.predicted_total_s or 0.0)}), above budget_hours {hours:g}. Nothing was run. "
+            f"Fix: raise budget_hours, run fewer cases (--limit) or strategies (--strategies), or use a faster "
+            f"device; `harness estimate {loaded.path}` shows the figures."
+        )
     budget = loaded.suite.budget_usd
     if budget is None:
         return

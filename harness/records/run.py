@@ -10,7 +10,7 @@ import copy
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from pydantic import Field
+from pydantic import Field, computed_field
 
 from harness.records.base import Record
 from harness.records.decision import Decision, Diagnosis, PairedComparison, PriceSheetInfo
@@ -31,6 +31,22 @@ class Counts(Record):
     dev_calls: int = 0  # model calls made while preparing strategies (e.g. scoring checkpoints on dev)
     judge_calls: int = 0  # judge model calls for model-judged scorers (evaluation cost, not production cost)
     budget_skipped: int = 0  # paid calls not made because budget_usd was reached
+
+
+class TimeCheck(Record):
+    """One phase of a strategy's local work: the time `harness estimate` predicted from this machine's calibration
+    before the run, and what the run measured (busy time, model loading left out)."""
+
+    predicted_s: float
+    measured_s: float | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def error(self) -> float | None:
+        """measured / predicted - 1 (+0.25: the phase took 25% longer than predicted)."""
+        if self.measured_s is None or not self.predicted_s:
+            return None
+        return round(self.measured_s / self.predicted_s - 1, 3)
 
 
 class RunOptions(Record):
@@ -86,6 +102,8 @@ class RunRecord(Record):
     budget: BudgetRecord = Field(default_factory=BudgetRecord)
     manifest: Manifest | None = None
     options: RunOptions = Field(default_factory=RunOptions)
+    # strategy -> phase (test, dev, training, indexing) -> predicted against measured, where a calibration existed
+    time_checks: dict[str, dict[str, TimeCheck]] = Field(default_factory=dict)
 
 
 # ---- version 1 -> 2 ----------------------------------------------------------------------------------------------

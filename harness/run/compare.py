@@ -21,8 +21,9 @@ from harness.costs.budget import Spend, SpendLedger
 from harness.costs.prices import price_sheet
 from harness.errors import HarnessError
 from harness.home import harness_home
-from harness.records.run import Counts, RunOptions, RunRecord, RunStatus
+from harness.records.run import Counts, RunOptions, RunRecord, RunStatus, TimeCheck
 from harness.records.setup import StrategySetup
+from harness.records.summary import StrategySummary
 from harness.run.cache import NoCache, ResponseCache
 from harness.run.execute import PromptTokens, answer_test_cases
 from harness.run.folder import CasesFile, open_run_folder, read_run, unlock_run_folder, write_json_atomic
@@ -74,6 +75,7 @@ class Run:
     prepared: list[Strategy] = field(default_factory=list)  # closed at the end, whatever happens
     tokens: PromptTokens = field(default_factory=PromptTokens)
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    predicted: dict[str, dict[str, float]] = field(default_factory=dict)  # local time by strategy and phase
 
     @property
     def suite(self) -> Suite:
@@ -139,10 +141,13 @@ def _open_locked(loaded: LoadedSuite, options: CompareOptions, plan: RunPlan, ru
     plan.done = dict(cases.load())
     ledger = SpendLedger(run_dir / "spend.jsonl")
     spend = Spend(
-        budget_usd=loaded.suite.budget_usd, paid_usd=sum(r.paid_usd for r in plan.done.values()) + ledger.total()
+        budget_usd=loaded.suite.budget_usd,
+        paid_usd=sum(r.paid_usd for r in plan.done.values()) + ledger.total(),
+        budget_hours=loaded.suite.budget_hours,
+        busy_s=sum(r.compute_s or 0.0 for r in plan.done.values() if not r.paid_usd),
     )
     previous = _previous_setups(run_dir)
-    if loaded.suite.budget_usd is not None:  # refuse before any call when the plan cannot fit the budget
+    if loaded.suite.budget_usd is not None or loaded.suite.budget_hours is not None:  # refuse before any call
         from harness.costs.estimate import check_budget, estimate
 
         finished = {k for k in plan.done if plan.finished(k)}
@@ -155,8 +160,10 @@ def _open_locked(loaded: LoadedSuite, options: CompareOptions, plan: RunPlan, ru
                 done=finished,
                 prepared=prepared,
                 strategies=[s.name for s in plan.selected],
+                calibrate=loaded.suite.budget_hours is not None,
             ),
             spend.paid_usd,
+            spend.busy_s,
         )
     scorers = [
         SCORERS.get(s.kind)(s, loaded.config("scorers", s.label), loaded.suite.task) for s in loaded.suite.scorers
@@ -175,8 +182,49 @@ def _open_locked(loaded: LoadedSuite, options: CompareOptions, plan: RunPlan, ru
         previous=previous,
     )
     run.gateway.progress = run.progress  # answering on dev (choosing settings, scoring checkpoints) shows progress
+    run.predicted = _predicted(loaded, options, plan)
     write(run, "running")  # a run.json exists from the start, even if this process is killed
     return run
+
+
+def _predicted(loaded: LoadedSuite, options: CompareOptions, plan: RunPlan) -> dict[str, dict[str, float]]:
+    """Local time per strategy and phase from the calibration this machine already has (nothing is measured here;
+    `harness estimate` measures), to set beside what the run measures. Never a reason to stop a run."""
+    from harness.costs.estimate import estimate
+
+    if not any(b.kind == "hf" for b in loaded.suite.backends) or not (harness_home() / "calibration.json").exists():
+        return {}  # nothing calibrated to predict from: no work spent on it
+    try:
+        est = estimate(loaded, limit=options.limit, strategies=[s.name for s in plan.selected], calibrate="cached")
+    except Exception as exc:
+        log.debug("no time prediction for this run: %s", exc)
+        return {}
+    return {s.strategy: s.predicted_s for s in est.strategies if s.predicted_s}
+
+
+def time_checks(
+    predicted: dict[str, dict[str, float]], summaries: dict[str, StrategySummary]
+) -> dict[str, dict[str, TimeCheck]]:
+    """What each predicted phase measured: test answers' busy time, dev answers', the training's wall time (not when
+    a finished training was reused), the index build (not when reused)."""
+    out: dict[str, dict[str, TimeCheck]] = {}
+    for name, phases in predicted.items():
+        summary = summaries.get(name)
+        if summary is None:
+            continue
+        given = summary.setup.given
+        training = getattr(given, "training", None)
+        index = getattr(given, "index", None)
+        measured = {
+            "test": summary.compute_s_total if summary.n_done == summary.n_planned else None,
+            "dev": summary.setup.dev.compute_s if summary.setup.dev is not None else None,
+            "training": None if training is None or getattr(given, "reused_from_cache", False) else training.wall_s,
+            "indexing": None if index is None or index.reused_from_cache else index.build_s,
+        }
+        out[name] = {
+            phase: TimeCheck(predicted_s=seconds, measured_s=measured.get(phase)) for phase, seconds in phases.items()
+        }
+    return out
 
 
 def _previous_setups(run_dir: Path) -> dict[str, StrategySetup]:
@@ -283,6 +331,7 @@ def build_record(run: Run, status: RunStatus) -> RunRecord:
             repeats=suite.repeats,
             counts=run.counts,
         ),
+        time_checks=time_checks(run.predicted, summaries),
     )
 
 

@@ -217,11 +217,17 @@ class Gateway:
                 self.cache.release([g[0].key for g in groups])
                 self.hold_back(held)
                 return held
+            local = pricing.kind == "device_hours" and self.spend.budget_hours is not None
+            if local and self.spend.hours_left() <= 0:
+                return self._out_of_hours(batch + groups)
+            answered: set[int] = set()
             try:
                 for index, result in backend.generate([g[0].request for g in batch]):
+                    answered.add(index)
                     self.counts.model_calls += 1
                     self.counts.errors += result.error is not None
                     self.cache.put(batch[index][0].key, result)
+                    self.spend.busy_s += result.compute_s if local else 0.0
                     if pricing.paid and result.unconfirmed_attempts:  # may have been billed: counted at their most
                         self.charge(
                             f"{result.unconfirmed_attempts} attempt(s) sent but never answered (timed out, "
@@ -232,6 +238,27 @@ class Gateway:
                         reused = n > 0 and result.error is None
                         self.counts.cache_hits += reused
                         on_answer(call, result, reused)
+                    if local and self.spend.hours_left() <= 0:
+                        break  # the batch in progress ends; nothing new starts
             finally:
                 self.cache.flush()
+            if local and self.spend.hours_left() <= 0:
+                return self._out_of_hours([g for i, g in enumerate(batch) if i not in answered] + groups)
         return 0
+
+    def _out_of_hours(self, groups: list[list[PlannedCall]]) -> int:
+        """budget_hours reached: these local answers are not made (a rerun with a larger budget makes them)."""
+        held = sum(len(g) for g in groups)
+        if not held:
+            return 0
+        self.cache.release([g[0].key for g in groups])
+        self.spend.hold_back(self.strategy, held)
+        self.counts.budget_skipped += held
+        log.warning(
+            "%s: budget_hours %g reached (%.2f h of local compute): %d answers not made",
+            self.strategy,
+            self.spend.budget_hours,
+            self.spend.busy_s / 3600,
+            held,
+        )
+        return held

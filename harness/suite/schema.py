@@ -473,6 +473,13 @@ class Suite(StrictModel):
         description="Hard cap on paid spend: a run whose estimate exceeds it "
         "does not start, and paid calls stop when spend reaches it.",
     )
+    budget_hours: float | None = Field(
+        None,
+        gt=0,
+        description="Cap on local compute hours (answering, training, indexing on this machine's devices): a run "
+        "whose calibrated estimate exceeds it does not start, and local answering stops when the measured busy "
+        "time reaches it.",
+    )
 
     def task_for(self, strategy: StrategySpec) -> TaskSpec:
         """The task as this strategy prompts it: its own instructions or template where it gives them."""

@@ -74,6 +74,7 @@ class TrainerTuner(Tuner):
     """Base of the tuners whose result is a folder of Trainer checkpoints (see the module docstring)."""
 
     Config = AdapterConfig
+    step_times: list[float] | None = None  # when a list: each optimizer step's seconds go into it (calibration)
 
     def _backend(self) -> HFBackend:
         if not hasattr(self, "_serve"):

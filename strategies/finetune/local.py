@@ -148,6 +148,20 @@ def _progress_callback(tuner: TrainerTuner, pre: Preflight, label: str):
     return ShowProgress()
 
 
+def _step_timer(into: list[float]):
+    """Each optimizer step's wall time, appended to `into` (calibration)."""
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.began = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            into.append(time.perf_counter() - self.began)
+
+    return StepTimer()
+
+
 def _early_stop_callback(tuner: TrainerTuner):
     """After each checkpoint is saved, ask the strategy (TuneContext.on_checkpoint) whether to stop there."""
     from transformers import TrainerCallback
@@ -364,6 +378,8 @@ class LocalTuner(TrainerTuner):
 
         trainer.remove_callback(PrinterCallback)
         trainer.add_callback(_progress_callback(self, pre, self.ctx.name))
+        if self.step_times is not None:
+            trainer.add_callback(_step_timer(self.step_times))
         if self.ctx.on_checkpoint is not None:
             trainer.add_callback(_early_stop_callback(self))
         check_parity(self._backend(), trainer.train_dataset)
