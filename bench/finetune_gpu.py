@@ -17,7 +17,7 @@ import os
 import shutil
 from pathlib import Path
 
-from _util import REPO, parse, run_python, save
+from _util import REPO, parse, run_python, save, smoke
 
 ASSETS = REPO / "bench" / "gpu_assets"
 # Dense bf16 peak of the cards we are lent, for MFU (vendor figures, without sparsity).
@@ -49,15 +49,18 @@ def prepare() -> None:
     print(f"wrote {ASSETS}")
 
 
-def random_model(target: Path) -> Path:
-    """A full model folder with random weights from the assets' config (saved once)."""
+def random_model(target: Path, layers: int | None = None) -> Path:
+    """A full model folder with random weights from the assets' config (saved once); `layers` cuts it down."""
     if (target / "model.safetensors").exists():
         return target
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(ASSETS))
+    config = AutoConfig.from_pretrained(ASSETS)
+    if layers is not None:
+        config.num_hidden_layers = layers
+    model = AutoModelForCausalLM.from_config(config)
     model.save_pretrained(target)
     AutoTokenizer.from_pretrained(ASSETS).save_pretrained(target)
     return target
@@ -178,12 +181,15 @@ def main() -> None:
     parser.add_argument("--prepare", action="store_true", help="write bench/gpu_assets from the embedded model")
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     parser.add_argument("--n", type=int, default=256, help="train examples (batch 8)")
-    args = parse(parser, device="cpu", n=8)
+    args = parse(parser, device="cpu", n=16)
     if args.prepare or not (ASSETS / "config.json").exists():
         prepare()
         if args.prepare:
             return
-    model_dir = str(random_model(REPO / "bench" / "gpu_assets" / "random-model"))
+    if smoke():  # two layers: the code path, in seconds
+        model_dir = str(random_model(REPO / "bench" / "gpu_assets" / "random-model-smoke", layers=2))
+    else:
+        model_dir = str(random_model(REPO / "bench" / "gpu_assets" / "random-model"))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     engines, unavailable = {}, {}
     for engine in ("harness_local", "trl_defaults", "unsloth"):

@@ -95,17 +95,17 @@ def run_variant(name: str, root: Path, models: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--variants", default=",".join(VARIANTS))
-    args = parse(parser)
+    args = parse(parser, variants="single,grid")  # smoke: the baseline and the search code path
     from harness.backends.default_llm import ensure_embedded
 
     models = ensure_embedded("smollm2-135m-instruct").parent
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        if smoke():  # 4 examples (one step an epoch), the grid cut to two values and two epochs
+        if smoke():  # 12 examples (two steps an epoch), the grid cut to two values and two epochs
             global SUITE
-            SUITE = cut_suite(SUITE, Path(tmp) / "cut", train=4, dev=4, test=4).parent
+            SUITE = cut_suite(SUITE, Path(tmp) / "cut", train=12, dev=4, test=4).parent
             VARIANTS["single"]["epochs"] = 1
-            VARIANTS["grid"].update({"learning_rate": [5.0e-4, 1.0e-3], "max_epochs": 2})
+            VARIANTS["grid"].update({"learning_rate": [5.0e-4, 1.0e-3], "max_epochs": 1})
         for name in args.variants.split(","):
             print(f"variant {name} ...", flush=True)
             results[name] = run_variant(name, Path(tmp), models)

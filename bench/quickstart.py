@@ -54,7 +54,7 @@ def main() -> None:
     parse(argparse.ArgumentParser(description=__doc__))
     models = ensure_embedded("smollm2-135m-instruct").parent
     with tempfile.TemporaryDirectory() as tmp:
-        suite = cut_suite(SUITE.parent, Path(tmp) / "cut", train=8, dev=4, test=4) if smoke() else SUITE
+        suite = cut_suite(SUITE.parent, Path(tmp) / "cut", train=28, dev=4, test=4) if smoke() else SUITE
         prompting = compare(
             suite, Path(tmp) / "a" / "run", fresh_home(Path(tmp) / "a", models), "--strategies", "zero_shot,few_shot"
         )

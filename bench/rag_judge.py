@@ -47,9 +47,9 @@ from pathlib import Path
 out = {{}}
 for label in ("cold", "rerun"):
     record, run = compare({suite!r}, CompareOptions(out=Path({out!r})))
-    ev = record.strategies["rag"].setup.get("evaluation", {{}})
+    ev = record.strategies["rag"].setup.evaluation
     out[label] = {{"judge_calls": run.counts.judge_calls,
-                   "per_metric": {{m: v["judge"] for m, v in ev.items()}},
+                   "per_metric": {{m: v.judge.model_dump(mode="json") for m, v in ev.items()}},
                    "cases": record.strategies["rag"].n_done}}
 print("__DATA__" + json.dumps(out))
 """
