@@ -198,35 +198,60 @@ def training_speed(strategy, store: CalibrationStore | None = None, measure: boo
     return speed
 
 
-def _measure_training(tuner, examples, batch: int, per_example: float) -> TrainingSpeed | None:
+def short_run(tuner, examples, **config) -> tuple[list[float], list[float]]:
+    """The tuner's training on `examples` for one epoch in a scratch folder, with `config` changed (e.g.
+    precision); each optimizer step's seconds and logged loss."""
     import shutil
     import tempfile
     from pathlib import Path
 
-    started = time.perf_counter()
-    if len(examples) < batch * 2:
-        return None
     work = Path(tempfile.mkdtemp(prefix="harness-calibrate-"))
     saved = tuner.ctx.workdir, tuner.ctx.progress, tuner.ctx.on_checkpoint, tuner.config
     steps: list[float] = []
+    losses: list[float] = []
     try:
         tuner.ctx.workdir, tuner.ctx.progress, tuner.ctx.on_checkpoint = work, None, None
-        tuner.config = tuner.config.model_copy(update={"epochs": 1})
-        tuner.step_times = steps  # filled by the tuner's step timer
+        tuner.config = tuner.config.model_copy(update={"epochs": 1, **config})  # config may set epochs
+        tuner.step_times, tuner.step_losses = steps, losses  # filled by the tuner's step recorder
         tuner.train(examples, tuner.validate(examples))
     finally:
         tuner.ctx.workdir, tuner.ctx.progress, tuner.ctx.on_checkpoint, tuner.config = saved
-        tuner.step_times = None
+        tuner.step_times = tuner.step_losses = None
         shutil.rmtree(work, ignore_errors=True)
+    return steps, losses
+
+
+def _median_after_first(steps: list[float]) -> float | None:
     timed = sorted(steps[1:] or steps)
-    if not timed:
+    return timed[len(timed) // 2] if timed else None
+
+
+def _measure_training(tuner, examples, batch: int, per_example: float) -> TrainingSpeed | None:
+    started = time.perf_counter()
+    if len(examples) < batch * 2:
+        return None
+    steps, _ = short_run(tuner, examples)
+    step_s = _median_after_first(steps)
+    if step_s is None:
         return None
     return TrainingSpeed(
-        step_s=timed[len(timed) // 2],
+        step_s=step_s,
         batch=batch,
         tokens_per_step=per_example * batch,
         measured_s=round(time.perf_counter() - started, 2),
     )
+
+
+def cpu_bf16() -> str | None:
+    """The CPU's bf16 instructions (AMX or AVX512-BF16) when it has them (Linux: /proc/cpuinfo), else None."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            flags = next((line.split(":", 1)[1].split() for line in info if line.startswith("flags")), [])
+    except OSError:
+        return None
+    if "amx_bf16" in flags:
+        return "AMX"
+    return "AVX512-BF16" if "avx512_bf16" in flags else None
 
 
 def embedding_speed(

@@ -176,6 +176,8 @@ class TunerStats(Record):
     resumed: bool = False
     processes: int | None = None
     engine: str | None = None  # e.g. "unsloth 2025.3", "autotrain-advanced"
+    precision: str | None = None  # fp32, bf16 (mixed precision), as the tuner chose it
+    precision_why: str | None = None
     gpu: str | None = None
     provider: str | None = None  # a cloud tuner's provider and job
     job_id: str | None = None

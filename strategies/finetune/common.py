@@ -75,6 +75,7 @@ class TrainerTuner(Tuner):
 
     Config = AdapterConfig
     step_times: list[float] | None = None  # when a list: each optimizer step's seconds go into it (calibration)
+    step_losses: list[float] | None = None  # and each logged training loss
 
     def _backend(self) -> HFBackend:
         if not hasattr(self, "_serve"):

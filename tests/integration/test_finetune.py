@@ -53,6 +53,7 @@ def test_finetune_scores_each_epoch_on_dev_and_serves_the_best(tiny_model, tmp_p
     assert given.preflight.n_examples == 12 and given.preflight.n_truncated == 0
     stats = given.training
     assert stats.device == "cpu" and stats.steps == 6 and stats.trained_tokens > 0 and stats.wall_s > 0
+    assert stats.precision == "fp32" and "CPU" in (stats.precision_why or "")  # chosen, and why
     assert given.setup_costs[0].usd == pytest.approx(stats.wall_s / 3600 * 0.36, rel=1e-2)
     serving = record.strategies["ft"].setup.serving
     assert serving["adapter_sha"] and serving["adapter_sha"] != record.strategies["zero"].setup.serving["adapter_sha"]
