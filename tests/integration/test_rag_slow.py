@@ -15,12 +15,23 @@ SQUAD = REPO / "suites" / "squad_qa"
 REAL_MODEL_TIMEOUT_S = 1800  # a real model on the CPU: well above harness_cli's 300 s (these calls had no limit)
 
 
+def cut_dev(folder, n: int):
+    """The squad_qa suite in `folder` with only the first `n` dev questions."""
+    import shutil
+
+    shutil.copytree(SQUAD, folder)
+    dev = folder / "data" / "dev.jsonl"
+    dev.write_text("".join(line + "\n" for line in dev.read_text().splitlines()[:n]))
+    return folder / "suite.yaml"
+
+
 def test_squad_rag_retrieves_the_gold_paragraph_and_puts_it_in_the_prompt(fresh_home, tmp_path):
     home = fresh_home  # cold caches: the first run really embeds and generates, the second reuses both
     out = tmp_path / "run"
+    suite = cut_dev(tmp_path / "squad", 12)  # top_k chosen on 12 dev questions, not 40: the same code, a third the time
     first = harness_cli(
         "compare",
-        str(SQUAD / "suite.yaml"),
+        str(suite),
         "--limit",
         "10",
         "--strategies",
@@ -54,7 +65,7 @@ def test_squad_rag_retrieves_the_gold_paragraph_and_puts_it_in_the_prompt(fresh_
     # A rerun reuses the index and every answer: no embedding of the corpus, no model call.
     second = harness_cli(
         "compare",
-        str(SQUAD / "suite.yaml"),
+        str(suite),
         "--limit",
         "10",
         "--strategies",

@@ -1,6 +1,6 @@
 """A refused key while other requests are in flight (their 401 bodies still being read): the run stops with one
 clear error, exit 2, and never a traceback, at any verbosity. Deterministic: the path runs 20 times with the
-machine loaded (two busy processes) and the figures go to the reliability summary."""
+machine loaded (a busy process on one of its two cores) and the figures go to the reliability summary."""
 
 from __future__ import annotations
 
@@ -19,12 +19,12 @@ TRIES = 20
 
 
 def test_a_refused_key_with_requests_in_flight_never_shows_a_traceback(tmp_path):
-    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"])]  # one of the two cores kept busy
     seen = {"tries": 0, "exit_2": 0, "tracebacks": 0, "key_shown": 0, "named_the_key_variable": 0}
     try:
         script = Script(reject_keys={KEY}, refuse_body_delay_s=0.3)
         with FakeOpenAI(script) as url:
-            path = api_suite(tmp_path / "s", url, key_env="REFUSED_KEY", n_test=60, concurrency=16)
+            path = api_suite(tmp_path / "s", url, key_env="REFUSED_KEY", n_test=48, concurrency=16)
             for i in range(TRIES):
                 flags = ["-v"] if i % 2 else []
                 done = harness_cli(
