@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import Field
 
+from harness.costs.tokens import chars_to_tokens
 from harness.home import harness_home
 from harness.records.base import Record
 
@@ -179,9 +180,10 @@ def training_speed(strategy, store: CalibrationStore | None = None, measure: boo
     tuner, examples = strategy.make_tuner()
     if getattr(tuner, "kind", None) != "local" or not hasattr(tuner, "step_times"):
         return None
-    pre = tuner.validate(examples)
     batch = int(getattr(tuner.config, "batch_size", 8))
-    per_example = pre.total_tokens / max(pre.n_examples, 1)
+    # the key's length bucket from characters: a compare that only reads the calibration tokenizes nothing
+    chars = sum(len(m["content"]) for e in examples for m in e.prompt) + sum(len(e.completion) for e in examples)
+    per_example = chars_to_tokens(chars / max(len(examples), 1))
     shape = {k: v for k, v in tuner.config.model_dump(mode="json").items() if k not in ("epochs", "learning_rate")}
     key = _key("training", strategy.ctx.backend.identity(), tuner=shape, tokens=bucket(per_example), batch=batch)
     found = store.get(key)

@@ -121,7 +121,6 @@ class ResponseCache:
         if not keys:
             return out
         self.flush()
-        now = time.time()
         try:
             self._db.execute("BEGIN IMMEDIATE")
             for start in range(0, len(keys), 500):
@@ -142,11 +141,8 @@ class ResponseCache:
                     if owner is not None and owner[0] != self.owner and self._live(owner[1], owner[2]):
                         out.theirs[key] = owner[1]
                         continue
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?)",
-                        (key, self.owner, os.getpid(), HOST, now),
-                    )
                     out.mine.append(key)
+            self._write_claims(out.mine)
             self._db.commit()
         except sqlite3.DatabaseError as exc:  # a cache that cannot hold claims still answers: call them all
             log.warning("the response cache %s could not record calls in flight (%s)", self.path, exc)
@@ -203,13 +199,16 @@ class ResponseCache:
                 time.sleep(POLL_S)
         return out
 
-    def _take(self, keys: list[str]) -> None:
+    def _write_claims(self, keys: list[str]) -> None:
         now = time.time()
+        self._db.executemany(
+            "INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?)",
+            [(k, self.owner, os.getpid(), HOST, now) for k in keys],
+        )
+
+    def _take(self, keys: list[str]) -> None:
         try:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?)",
-                [(k, self.owner, os.getpid(), HOST, now) for k in keys],
-            )
+            self._write_claims(keys)
             self._pending = True
             self.flush()
         except sqlite3.DatabaseError as exc:

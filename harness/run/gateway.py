@@ -59,18 +59,13 @@ class Gateway:
         """An answer's paid dollars (kept in its cases.jsonl line, so not in the ledger)."""
         self.spend.paid_usd += usd
 
-    def hold_back(self, n: int) -> None:
-        """`n` answers not requested because budget_usd is reached; recorded, and made by a rerun with a larger
-        budget."""
+    def hold_back(self, n: int, why: str | None = None) -> None:
+        """`n` answers not requested because a budget is reached (budget_usd unless `why` says otherwise);
+        recorded, and made by a rerun with a larger budget."""
         self.spend.hold_back(self.strategy, n)
         self.counts.budget_skipped += n
-        log.warning(
-            "%s: budget_usd $%g reached ($%.4f paid): %d answers not requested",
-            self.strategy,
-            self.spend.budget_usd,
-            self.spend.paid_usd,
-            n,
-        )
+        why = why or f"budget_usd ${self.spend.budget_usd:g} reached (${self.spend.paid_usd:.4f} paid)"
+        log.warning("%s: %s: %d answers not requested", self.strategy, why, n)
 
     # ---- calls outside the test plan: dev answers, judges ---------------------------------------------------------
 
@@ -249,16 +244,10 @@ class Gateway:
     def _out_of_hours(self, groups: list[list[PlannedCall]]) -> int:
         """budget_hours reached: these local answers are not made (a rerun with a larger budget makes them)."""
         held = sum(len(g) for g in groups)
-        if not held:
-            return 0
-        self.cache.release([g[0].key for g in groups])
-        self.spend.hold_back(self.strategy, held)
-        self.counts.budget_skipped += held
-        log.warning(
-            "%s: budget_hours %g reached (%.2f h of local compute): %d answers not made",
-            self.strategy,
-            self.spend.budget_hours,
-            self.spend.busy_s / 3600,
-            held,
-        )
+        if held:
+            self.cache.release([g[0].key for g in groups])
+            self.hold_back(
+                held,
+                f"budget_hours {self.spend.budget_hours:g} reached ({self.spend.busy_s / 3600:.2f} h of local compute)",
+            )
         return held
