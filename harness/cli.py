@@ -352,14 +352,35 @@ def tune(
         "and data/train.jsonl for its UI or CLI) to --out and train nothing.",
     ),
     out: Path | None = typer.Option(None, "--out", help="Folder for --export-only."),
+    serve_out: Path | None = typer.Option(
+        None,
+        "--serve-out",
+        help="Write the finished fine-tune here for a serving engine (vLLM, TGI, llama.cpp), with SERVING.md.",
+    ),
+    serve_format: str = typer.Option(
+        "merged", "--format", help="With --serve-out: merged (adapter folded into the base) or adapter."
+    ),
+    run_dir: Path | None = typer.Option(
+        None, "--run", help="With --serve-out: export the checkpoint this run folder chose on dev."
+    ),
 ) -> None:
-    """Train a finetune strategy's model without answering the test set (`harness compare` then reuses it), or
-    with --export-only write what its tuner would be given."""
-    from harness.commands.tune import export_tuning, train_only
+    """Train a finetune strategy's model without answering the test set (`harness compare` then reuses it),
+    with --export-only write what its tuner would be given, or with --serve-out write the finished fine-tune in
+    the layout serving engines load."""
+    from harness.commands.tune import export_for_serving, export_tuning, train_only
     from harness.errors import ConfigError
 
     try:
-        if export_only:
+        if serve_out is not None:
+            if serve_format not in ("merged", "adapter"):
+                raise ConfigError(f"--format {serve_format}: not a serving format. Fix: use merged or adapter.")
+            if export_only:
+                raise ConfigError("--serve-out and --export-only do different things. Fix: use one of them.")
+            for line in export_for_serving(suite, strategy, serve_out, serve_format, run_dir):
+                typer.echo(line)
+        elif run_dir is not None:
+            raise ConfigError("--run only goes with --serve-out. Fix: add --serve-out FOLDER.")
+        elif export_only:
             if out is None:
                 raise ConfigError("--export-only needs --out FOLDER. Fix: add --out autotrain-export.")
             for path in export_tuning(suite, strategy, out):

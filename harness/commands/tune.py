@@ -1,5 +1,6 @@
-"""`harness tune`: one finetune strategy's training outside a run (reused by `harness compare` after), or its
-tuner's input files written for use elsewhere (`--export-only`, e.g. AutoTrain's UI)."""
+"""`harness tune`: one finetune strategy's training outside a run (reused by `harness compare` after), its
+tuner's input files written for use elsewhere (`--export-only`, e.g. AutoTrain's UI), or the finished fine-tune
+written for a serving engine (`--serve-out`: merged model or adapter, as vLLM, TGI and llama.cpp load them)."""
 
 from __future__ import annotations
 
@@ -79,3 +80,38 @@ def train_only(suite: Path, name: str | None) -> list[str]:
         )
     lines.append(f"next: harness compare {loaded.path} (reuses this training and scores each checkpoint on dev)")
     return lines
+
+
+def export_for_serving(suite: Path, name: str | None, out: Path, fmt: str, run_dir: Path | None) -> list[str]:
+    """The fine-tune a run chose on dev (`run_dir`), or this suite's finished training, written to `out`."""
+    from harness.records.setup import FineTuneGiven
+    from harness.run.folder import read_run
+
+    loaded = load_suite(suite)
+    strategy = _finetune(loaded, name)
+    where: dict = {}
+    if run_dir is not None:
+        record = read_run(run_dir)
+        result = record.strategies.get(strategy.spec.name)
+        given = result.setup.given if result is not None and result.setup is not None else None
+        if not isinstance(given, FineTuneGiven):
+            raise ConfigError(
+                f"{run_dir / 'run.json'}: strategies.{strategy.spec.name}: no finished fine-tune recorded "
+                "(the run stopped before it, or ran other strategies). Fix: let `harness compare` finish that "
+                "strategy, or leave out --run to export this suite's last checkpoint."
+            )
+        score = f", dev score {given.chosen.dev_score:.4f}" if given.chosen.dev_score is not None else ""
+        where = {
+            "workdir": Path(given.workdir),
+            "step": given.chosen.step,
+            "chosen_how": f"chosen on {given.chosen.on} by the run in {run_dir} (epoch {given.chosen.epoch:g}{score})",
+        }
+    exported = strategy.export_for_serving(out, fmt, str(loaded.path), **where)
+    return [
+        f"wrote {exported.folder} ({exported.format}: {', '.join(p.name for p in exported.files)})",
+        f"  checkpoint: {exported.chosen_how}",
+        f"  parity: {exported.identical}/{exported.parity_cases} greedy answers identical to the fine-tune as "
+        "harness served it",
+        f"next: see {exported.folder / 'SERVING.md'} (vLLM, TGI, llama.cpp; then compare it through an openai backend "
+        "with base_url)",
+    ]

@@ -316,6 +316,45 @@ class FineTune(Strategy):
             )
         return given
 
+    def export_for_serving(
+        self,
+        out: Path,
+        fmt: str,
+        suite_path: str,
+        *,
+        workdir: Path | None = None,
+        step: int | None = None,
+        chosen_how: str = "",
+    ):
+        """Write a finished fine-tune for a serving engine (see strategies/finetune/export.py): the checkpoint a run
+        chose on dev (`workdir` and `step` from its run.json), or else the last checkpoint of this suite's training,
+        trained first when it is not finished."""
+        from strategies.finetune.export import export
+
+        if workdir is None:
+            search = self.search()
+            if len(search.candidates) > 1:
+                raise ConfigError(
+                    f"strategy '{self.spec.name}' searches {len(search.candidates)} candidate settings, chosen on dev "
+                    "during a run. Fix: run `harness compare` first and pass --run RUN_DIR to export the one it chose."
+                )
+            run = self.train_or_reuse(search.candidates[0], search.early_stop)
+            checkpoint = run.result.checkpoints[-1]
+            chosen_how = (
+                f"the last checkpoint (epoch {checkpoint.epoch:g}): outside a run nothing is scored on dev; "
+                "--run RUN_DIR exports the checkpoint a compare chose on dev"
+            )
+        else:
+            result = finished_training(workdir)
+            found = [c for c in (result.checkpoints if result else []) if c.step == step]
+            if not found:
+                raise ConfigError(
+                    f"{workdir}: the fine-tune the run chose (step {step}) is no longer there or was damaged. "
+                    "Fix: rerun `harness compare` on the suite (it trains again), then export."
+                )
+            checkpoint = found[0]
+        return export(self, checkpoint, chosen_how, out, fmt, suite_path=suite_path)  # type: ignore[arg-type]
+
     def _merge(self, chosen: Checkpoint, workdir) -> MergeInfo:
         """Fold the adapter into the base weights, check greedy answers are unchanged on dev, serve the merge."""
         from peft import PeftModel
