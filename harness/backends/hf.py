@@ -30,7 +30,11 @@ log = logging.getLogger(__name__)
 
 
 class HFConfig(StrictModel):
-    batch_size: int = Field(16, ge=1, le=1024, description="Requests generated together.")
+    batch_size: int | Literal["auto"] = Field(
+        "auto",
+        description="Requests generated together. auto: 16 on CPU; on a GPU, as many as the memory left after "
+        "the weights holds (each request's KV cache and activations at the batch's lengths), halved on out-of-memory.",
+    )
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="auto: float32 on CPU (fastest there), bfloat16 on GPUs that support it."
@@ -65,6 +69,33 @@ def pick_device(wanted: str) -> str:
     return "cpu"
 
 
+CPU_BATCH = 16  # measured on the embedded model: tokens/s flattens out past 8-16 on a few cores
+MAX_AUTO_BATCH = 256
+HEADROOM_SHARE = 0.8  # of the free memory measured after the weights are loaded; the rest for the allocator
+
+
+def batch_from_headroom(free_bytes: int, config, tokens_per_request: int, dtype_bytes: int) -> int:
+    """How many requests of `tokens_per_request` (prompt + new tokens) fit in `free_bytes`: each holds its KV cache
+    (2 x layers x kv heads x head dim per token) and, while its prompt is prefilled, the activations of one layer
+    (hidden states, attention and MLP intermediates) and the last position's logits in fp32."""
+    config = getattr(config, "text_config", None) or config
+    layers = int(config.num_hidden_layers)
+    heads = int(config.num_attention_heads)
+    kv_heads = int(getattr(config, "num_key_value_heads", None) or heads)
+    hidden = int(config.hidden_size)
+    head_dim = int(getattr(config, "head_dim", None) or hidden // heads)
+    inner = int(getattr(config, "intermediate_size", None) or 4 * hidden)
+    kv = 2 * layers * kv_heads * head_dim * dtype_bytes * tokens_per_request
+    prefill = (4 * hidden + 3 * inner) * dtype_bytes * tokens_per_request
+    logits = int(config.vocab_size) * 4
+    per_request = kv + prefill + logits
+    return max(1, min(MAX_AUTO_BATCH, int(free_bytes * HEADROOM_SHARE) // per_request))
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+
+
 def pick_dtype(wanted: str, device: str):
     import torch
 
@@ -88,6 +119,7 @@ class HFBackend(Backend):
         self._window: int | None = None
         self._enforcer_data = None
         self._identity: dict[str, Any] | None = None
+        self._oom_cap: int | None = None  # the batch that last ran out of memory, halved
         self.device = "cpu" if config.device == "auto" else config.device
 
     # ---- identity (cheap: no model load) ---------------------------------------------------------
@@ -213,6 +245,21 @@ class HFBackend(Backend):
 
     def close(self) -> None:
         self._model = None
+
+    def batch_size(self, tokens_per_request: int | None = None) -> int:
+        """The batch to generate in: the config's number, or auto (see HFConfig.batch_size). On a GPU this measures
+        the free memory, so the model is loaded first."""
+        if self.config.batch_size != "auto":
+            return self.config.batch_size
+        cap = self._oom_cap or MAX_AUTO_BATCH
+        if pick_device(self.config.device) != "cuda" or tokens_per_request is None:
+            return min(cap, CPU_BATCH)
+        import torch
+
+        model = self.model()
+        free, _ = torch.cuda.mem_get_info()
+        dtype_bytes = next(model.parameters()).element_size()
+        return min(cap, batch_from_headroom(free, model.config, tokens_per_request, dtype_bytes))
 
     # ---- generation ------------------------------------------------------------------------------
 
@@ -340,22 +387,23 @@ class HFBackend(Backend):
         for i in order:
             constrained = requests[i].json_schema is not None
             groups.setdefault(requests[i].params.model_dump_json() + str(constrained), []).append(i)
-        size = self.config.batch_size
         for members in groups.values():
             params = requests[members[0]].params
-            if requests[members[0]].json_schema is not None:  # constrained rows: no shared-prefix shortcut
-                for start in range(0, len(members), size):
-                    batch = members[start : start + size]
+            size = self.batch_size(len(ids[members[0]]) + params.max_new_tokens)  # the group's longest first
+            constrained = requests[members[0]].json_schema is not None  # no shared-prefix shortcut for these
+            prefix, prefix_s = (None, 0.0) if constrained else self._shared_prefix([ids[i] for i in members])
+            # The prefix is computed once; its time is shared out in compute_s (cost), and added in full to every
+            # batch's latency, as a request with a cold prefix cache would wait for it (conservative).
+            start = 0
+            while start < len(members):
+                batch = members[start : start + min(size, self._oom_cap or size)]
+                if constrained:
                     yield from self._answer(
                         batch, ids, prompts, params, schemas=[requests[i].json_schema for i in batch]
                     )
-                continue
-            prefix, prefix_s = self._shared_prefix([ids[i] for i in members])
-            # The prefix is computed once; its time is shared out in compute_s (cost), and added in full to every
-            # batch's latency, as a request with a cold prefix cache would wait for it (conservative).
-            for start in range(0, len(members), size):
-                batch = members[start : start + size]
-                yield from self._answer(batch, ids, prompts, params, prefix, prefix_s, len(members))
+                else:
+                    yield from self._answer(batch, ids, prompts, params, prefix, prefix_s, len(members))
+                start += len(batch)
 
     def _answer(
         self, batch, ids, prompts, params, prefix=None, prefix_s=0.0, group=1, schemas=None
@@ -373,6 +421,31 @@ class HFBackend(Backend):
                         error=f"{type(exc).__name__}: {exc}",
                     ),
                 )
+                return
+            if _out_of_memory(exc):  # too big a batch, not a bad request: halve it, and cap the later ones
+                import gc
+
+                import torch
+
+                gc.collect()
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                self._oom_cap = max(1, len(batch) // 2)
+                log.warning("batch of %d ran out of memory; generating in batches of %d", len(batch), self._oom_cap)
+                done = 0
+                while done < len(batch):  # the cap may fall again inside a part
+                    n = min(self._oom_cap, len(batch) - done)
+                    yield from self._answer(
+                        batch[done : done + n],
+                        ids,
+                        prompts,
+                        params,
+                        prefix,
+                        prefix_s,
+                        group,
+                        schemas[done : done + n] if schemas else None,
+                    )
+                    done += n
                 return
             log.warning("batch of %d failed (%s); retrying one by one", len(batch), exc)
             for n, i in enumerate(batch):

@@ -116,13 +116,17 @@ def _key(kind: str, identity: dict[str, Any], **shape: Any) -> str:
     return json.dumps({"kind": kind, "model": model, **shape}, sort_keys=True)
 
 
+GENERATION_STEPS = 6  # new tokens per calibration batch
+
+
 def generation_speed(
     backend, prompt_tokens: float, store: CalibrationStore | None = None, measure: bool = True
 ) -> GenerationSpeed | None:
     """The hf backend's generation speed at its batch size and about `prompt_tokens` of context (None: not
     calibrated yet and `measure` is off)."""
     store = store or CalibrationStore()
-    batch, context = backend.config.batch_size, bucket(prompt_tokens)
+    context = bucket(prompt_tokens)
+    batch = backend.batch_size(context + GENERATION_STEPS)
     key = _key("generation", backend.identity(), batch=batch, context=context)
     found = store.get(key)
     if found is not None:
@@ -135,7 +139,7 @@ def generation_speed(
     return speed
 
 
-def _measure_generation(backend, batch: int, context: int, steps: int = 6) -> GenerationSpeed:
+def _measure_generation(backend, batch: int, context: int, steps: int = GENERATION_STEPS) -> GenerationSpeed:
     import torch
 
     started = time.perf_counter()

@@ -374,7 +374,7 @@ class _Local:
         # stops near the targets' length; one that is not may run on to max_new_tokens.
         shown = bool(plan.exemplars or plan.training_chars)
         steps = min(est.output_tokens + 1, est.output_tokens_max) if shown else est.output_tokens_max
-        batch = backend.config.batch_size
+        batch = backend.batch_size(round(est.input_tokens / max(est.requests, 1)) + steps)
         est.predicted_s["test"] = speed.answer_s(est.requests, est.input_tokens, shared, steps, batch)
         if plan.dev_requests:  # one round of the dev cases per candidate setting or checkpoint, each on its own
             per_round = len(self.loaded.dataset.dev) or plan.dev_requests

@@ -144,3 +144,53 @@ def test_unknown_model_is_a_clear_error_not_a_crash(tmp_path):
     with pytest.raises(ModelUnavailableError, match=r"(?s)cannot load model 'acme/not-a-model'.*Fix"):
         compare(path, CompareOptions(out=tmp_path / "run"))
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "failed"
+
+
+def test_auto_batch_fits_the_free_memory_of_a_llama_1b_shape():
+    """The GPU batch arithmetic on Llama-3.2-1B's shape, in bf16: the KV cache (16 layers x 8 kv heads x 64 dims x
+    K and V) is 32 KiB a token, and prefilling a layer holds another 64 KiB a token (hidden states, q/k/v and the
+    MLP's 3 x 8192 intermediates), so 1,000-token requests in 2 GiB free fit 17; in 40 GiB the cap of 256."""
+    from transformers import LlamaConfig
+
+    from harness.backends.hf import MAX_AUTO_BATCH, batch_from_headroom
+
+    config = LlamaConfig(
+        vocab_size=128256,
+        hidden_size=2048,
+        intermediate_size=8192,
+        num_hidden_layers=16,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        head_dim=64,
+    )
+    assert batch_from_headroom(40 * 2**30, config, 1000, 2) == MAX_AUTO_BATCH
+    small = batch_from_headroom(2 * 2**30, config, 1000, 2)
+    assert small == int(2 * 2**30 * 0.8) // ((32 + 64) * 1024 * 1000 + 128256 * 4) == 17
+    assert batch_from_headroom(2 * 2**30, config, 4000, 2) < small / 3  # four times the tokens, a quarter the batch
+    assert batch_from_headroom(10 * 2**20, config, 4000, 2) == 1  # never below one request
+
+
+def test_auto_batch_is_16_on_cpu_and_halves_on_out_of_memory(tiny_model, monkeypatch, caplog):
+    """A batch that runs out of memory is split in halves (not retried one by one, not recorded as failed answers),
+    and later batches stay at the size that fit; the answers equal those of a fixed small batch."""
+    import torch
+
+    auto = backend(tiny_model)
+    assert auto.batch_size(500) == 16
+    reqs = requests(24)
+    original, sizes = HFBackend._run_batch, []
+
+    def small_memory(self, ids, *args, **kwargs):
+        sizes.append(len(ids))
+        if len(ids) > 6:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return original(self, ids, *args, **kwargs)
+
+    monkeypatch.setattr(HFBackend, "_run_batch", small_memory)
+    with caplog.at_level("WARNING"):
+        results = collect(auto, reqs)
+    assert all(r.error is None for r in results)
+    assert sizes[:3] == [16, 8, 4] and max(sizes[3:]) <= 4  # halved, then capped for the rest
+    assert "ran out of memory; generating in batches of 8" in caplog.text
+    monkeypatch.setattr(HFBackend, "_run_batch", original)
+    assert [r.text for r in results] == [r.text for r in collect(backend(tiny_model, batch_size=4), reqs)]
