@@ -37,7 +37,16 @@ class HFConfig(StrictModel):
     )
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="auto: float32 on CPU (fastest there), bfloat16 on GPUs that support it."
+        "auto",
+        description="auto: bfloat16 on GPUs that support it; on CPU float32, or bfloat16 on a CPU with bf16 "
+        "instructions when it is faster and its answers match (bf16_parity).",
+    )
+    bf16_parity: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="dtype auto on a CPU with AMX or AVX512-BF16: answer in bf16 when at least this share of "
+        "greedy answers on dev cases equal fp32's and bf16 is faster (checked once per model and task).",
     )
     adapter: str | None = Field(None, description="Path of a peft adapter folder to apply.")
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) for hub ids.")
@@ -120,6 +129,7 @@ class HFBackend(Backend):
         self._enforcer_data = None
         self._identity: dict[str, Any] | None = None
         self._oom_cap: int | None = None  # the batch that last ran out of memory, halved
+        self.precision: Any = None  # how `dtype: auto` was settled, where it was (harness.costs.calibrate)
         self.device = "cpu" if config.device == "auto" else config.device
 
     # ---- identity (cheap: no model load) ---------------------------------------------------------
@@ -245,6 +255,13 @@ class HFBackend(Backend):
 
     def close(self) -> None:
         self._model = None
+
+    def use_dtype(self, dtype: str) -> None:
+        """Answer in `dtype` from now on (a settled `auto`): the identity, and so the cache keys, follow."""
+        if pick_dtype(self.config.dtype, pick_device(self.config.device)) == pick_dtype(dtype, "cpu"):
+            return
+        self.config = self.config.model_copy(update={"dtype": dtype})
+        self._model, self._identity = None, None
 
     def batch_size(self, tokens_per_request: int | None = None) -> int:
         """The batch to generate in: the config's number, or auto (see HFConfig.batch_size). On a GPU this measures

@@ -336,7 +336,11 @@ class _Local:
 
         if name not in self.backends:
             spec = next(b for b in self.loaded.suite.backends if b.name == name)
-            self.backends[name] = BACKENDS.get(spec.kind)(spec, self.loaded.config("backends", name))
+            backend = BACKENDS.get(spec.kind)(spec, self.loaded.config("backends", name))
+            from harness.costs.calibrate import answer_precision
+
+            answer_precision(backend, self.loaded, self.store, self.measure)  # predicted in the dtype it will use
+            self.backends[name] = backend
         return self.backends[name]
 
     def strategy(self, spec: StrategySpec):

@@ -79,6 +79,8 @@ class Manifest(Record):
     seed: int
     data_sha256: dict[str, str]
     backends: dict[str, dict[str, Any]]  # each backend's identity (what keys the response cache)
+    # hf backends whose `dtype: auto` was settled by a bf16 parity check (harness.costs.calibrate.PrecisionChoice)
+    precision: dict[str, dict[str, Any]] = Field(default_factory=dict)
     env: dict[str, str] = Field(default_factory=dict)
 
 

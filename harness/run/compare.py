@@ -18,6 +18,7 @@ from harness import __version__
 from harness.backends.base import Backend
 from harness.builtins import BACKENDS, SCORERS
 from harness.costs.budget import Spend, SpendLedger
+from harness.costs.calibrate import answer_precision
 from harness.costs.prices import price_sheet
 from harness.errors import HarnessError
 from harness.home import harness_home
@@ -88,7 +89,9 @@ class Run:
     def backend(self, name: str) -> Backend:
         if name not in self.backends:
             spec = next(b for b in self.suite.backends if b.name == name)
-            self.backends[name] = BACKENDS.get(spec.kind)(spec, self.loaded.config("backends", name))
+            backend = BACKENDS.get(spec.kind)(spec, self.loaded.config("backends", name))
+            answer_precision(backend, self.loaded)  # `dtype: auto` on a CPU with bf16 instructions
+            self.backends[name] = backend
         return self.backends[name]
 
 
@@ -324,6 +327,11 @@ def build_record(run: Run, status: RunStatus) -> RunRecord:
             seed=suite.seed,
             data_hashes=run.loaded.dataset.hashes,
             models={name: b.identity() for name, b in run.backends.items()},
+            precision={
+                name: choice.model_dump(mode="json")
+                for name, b in run.backends.items()
+                if (choice := getattr(b, "precision", None)) is not None
+            },
         ),
         options=RunOptions(
             limit=run.options.limit,

@@ -73,7 +73,9 @@ def hardware() -> dict[str, Any]:
     return info
 
 
-def build_manifest(*, seed: int, data_hashes: dict[str, str], models: dict[str, Any]) -> Manifest:
+def build_manifest(
+    *, seed: int, data_hashes: dict[str, str], models: dict[str, Any], precision: dict[str, Any] | None = None
+) -> Manifest:
     return Manifest.model_validate(
         {
             "packages": package_versions(),
@@ -81,6 +83,7 @@ def build_manifest(*, seed: int, data_hashes: dict[str, str], models: dict[str, 
             "seed": seed,
             "data_sha256": data_hashes,
             "backends": models,
+            "precision": precision or {},
             "env": {k: os.environ[k] for k in ("HF_HUB_OFFLINE", "CUDA_VISIBLE_DEVICES") if k in os.environ},
         }
     )
