@@ -39,14 +39,14 @@ class HFConfig(StrictModel):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto",
         description="auto: bfloat16 on GPUs that support it; on CPU float32, or bfloat16 on a CPU with bf16 "
-        "instructions when it is faster and its answers match (bf16_parity).",
+        "instructions when its answers match fp32's on dev (bf16_parity).",
     )
     bf16_parity: float = Field(
         0.9,
         ge=0,
         le=1,
         description="dtype auto on a CPU with AMX or AVX512-BF16: answer in bf16 when at least this share of "
-        "greedy answers on dev cases equal fp32's and bf16 is faster (checked once per model and task).",
+        "greedy answers on dev cases agree with fp32's (checked once per model and task).",
     )
     adapter: str | None = Field(None, description="Path of a peft adapter folder to apply.")
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) for hub ids.")

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from harness.builtins import BACKENDS, STRATEGIES
+from harness.costs.calibrate import answer_precision
 from harness.errors import ConfigError
 from harness.strategy import StrategyContext
 from harness.suite.load import LoadedSuite, load_suite
@@ -34,6 +35,7 @@ def _finetune(loaded: LoadedSuite, name: str | None):
         )
     backend_spec = next(b for b in loaded.suite.backends if b.name == (spec.backend or loaded.suite.backends[0].name))
     backend = BACKENDS.get(backend_spec.kind)(backend_spec, loaded.config("backends", backend_spec.name))
+    answer_precision(backend, loaded, measure=False)  # the dtype a run settled for it, when one did
     ctx = StrategyContext(
         loaded.suite.for_strategy(spec),
         loaded.dataset,

@@ -262,7 +262,7 @@ def cpu_bf16() -> str | None:
 
 class PrecisionChoice(Record):
     """The hf backend's answering precision on a CPU with bf16 instructions (`dtype: auto`): bf16 when its greedy
-    answers on the suite's dev cases match fp32's closely enough and it is faster, else fp32."""
+    answers on the suite's dev cases match fp32's closely enough, else fp32."""
 
     dtype: str
     why: str
@@ -279,7 +279,7 @@ def answer_precision(backend, loaded, store: CalibrationStore | None = None, mea
     """Settle an hf backend's `dtype: auto` on a CPU with AMX or AVX512-BF16 (where bf16 prefill ran 2-2.7x faster
     than fp32 here): answer the first dev (else train) cases' plain task prompts greedily in both, and answer in
     bf16 when at least `bf16_parity` of them agree (the same text, or the same score from the suite's primary
-    scorer when it needs no judge) and bf16 was faster. The choice is kept with the
+    scorer when it needs no judge). Both timings are kept beside the choice. The choice is kept with the
     calibration (keyed by model and prompts) and set on `backend.precision`; nothing happens elsewhere."""
     import hashlib
 
@@ -326,16 +326,14 @@ def answer_precision(backend, loaded, store: CalibrationStore | None = None, mea
             for a, b, c in zip(*texts, cases, strict=True)
         )
         n, fp32_s, bf16_s = len(requests), seconds[0], seconds[1]
-        good = same / n >= backend.config.bf16_parity
-        faster = bf16_s < fp32_s
         agree = f"the same answer or the same {scorer.name} score" if scorer else "the same answer"
         basis = f"bf16 gave {agree} as fp32 on {same} of {n} dev cases, in {bf16_s:.1f} s against {fp32_s:.1f} s"
-        if good and faster:
+        # Decided on the answers alone, never on the two timings: a choice that flipped with machine load would
+        # make two runs of one suite answer in different precisions.
+        if same / n >= backend.config.bf16_parity:
             dtype, why = "bfloat16", f"this CPU has {instructions}: {basis}"
-        elif not good:
-            dtype, why = "float32", f"{basis}: below bf16_parity {backend.config.bf16_parity:g}, so fp32"
         else:
-            dtype, why = "float32", f"{basis}: not faster on this CPU, so fp32"
+            dtype, why = "float32", f"{basis}: below bf16_parity {backend.config.bf16_parity:g}, so fp32"
         choice = PrecisionChoice(
             dtype=dtype, why=why, cases=n, agreeing=same, fp32_s=round(fp32_s, 3), bf16_s=round(bf16_s, 3)
         )

@@ -44,13 +44,13 @@ def _served_name(strategy_name: str) -> str:
 
 
 def serving_notes(
-    folder: Path, fmt: Format, base: str, name: str, strategy: str, max_new_tokens: int, suite_path: str
+    folder: Path, fmt: Format, base: str, name: str, strategy: str, max_new_tokens: int, suite_path: str, dtype: str
 ) -> str:
     """SERVING.md: how each engine loads the folder, and the suite lines that compare it like any other backend."""
     folder = folder.resolve()
     if fmt == "merged":
         engines = f"""\
-- vLLM: `vllm serve {folder} --served-model-name {name} --port 8000`
+- vLLM: `vllm serve {folder} --served-model-name {name} --dtype {dtype} --port 8000`
 - TGI: `docker run --gpus all -p 8000:80 -v {folder}:/model ghcr.io/huggingface/text-generation-inference \\
   --model-id /model`   (TGI serves the name `tgi`: set `model: tgi` below)
 - llama.cpp: `python convert_hf_to_gguf.py {folder} --outfile {name}.gguf` (from llama.cpp's repository), then
@@ -59,7 +59,7 @@ def serving_notes(
 """
     else:
         engines = f"""\
-- vLLM: `vllm serve {base} --enable-lora --lora-modules {name}={folder} --max-lora-rank 64 --port 8000`
+- vLLM: `vllm serve {base} --enable-lora --lora-modules {name}={folder} --max-lora-rank 64 --dtype {dtype} --port 8000`
   (requests name the adapter: `model: {name}` below)
 - TGI: `docker run --gpus all -p 8000:80 -v {folder}:/adapter -e LORA_ADAPTERS={name}=/adapter \\
   ghcr.io/huggingface/text-generation-inference --model-id {base}`   (requests name `model: {name}`)
@@ -71,7 +71,8 @@ def serving_notes(
     return f"""\
 # Serving the `{strategy}` fine-tune
 
-Written by `harness tune` ({fmt}). The folder holds what the engine loads, plus the tokenizer and chat template the
+Written by `harness tune` ({fmt}). The run answered with it in {dtype}; serve it in the same precision to get the
+answers the run scored (`--dtype` above). The folder holds what the engine loads, plus the tokenizer and chat template the
 model was trained with: serve it with that template, and send the same messages the suite sends (the task's
 instructions and input), or the model sees prompts it was never trained on.
 
@@ -159,8 +160,9 @@ def export(
         identical, cases = _parity(strategy, checkpoint, tmp, fmt, parity_cases)
         files = sorted(p for pattern in WEIGHT_FILES for p in tmp.glob(pattern))
         name = _served_name(strategy.spec.name)
+        dtype = strategy.ctx.backend.identity()["dtype"]  # as the run answered with it (a settled `auto`)
         (tmp / "SERVING.md").write_text(
-            serving_notes(out, fmt, base, name, strategy.spec.name, generation.max_new_tokens, suite_path)
+            serving_notes(out, fmt, base, name, strategy.spec.name, generation.max_new_tokens, suite_path, dtype)
         )
         record: dict[str, Any] = {
             "format": fmt,
@@ -169,6 +171,7 @@ def export(
             "checkpoint": {"epoch": checkpoint.epoch, "step": checkpoint.step, "adapter": checkpoint.adapter},
             "chosen": chosen_how,
             "served_name": name,
+            "dtype": dtype,
             "parity": {
                 "cases": cases,
                 "identical_greedy_answers": identical,
@@ -214,7 +217,8 @@ def _parity(strategy, checkpoint: Checkpoint, folder: Path, fmt: Format, n: int)
     served = strategy._serving_backend(checkpoint)
     spec = served.spec
     if fmt == "merged":
-        loaded = HFBackend(spec.model_copy(update={"model": str(folder)}), HFConfig(device=served.config.device))
+        config = HFConfig(device=served.config.device, dtype=served.config.dtype)
+        loaded = HFBackend(spec.model_copy(update={"model": str(folder)}), config)
     else:
         config = served.config.model_copy(update={"adapter": str(folder)})
         loaded = HFBackend(spec, config)

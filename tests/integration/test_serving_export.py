@@ -23,16 +23,18 @@ def _outputs(run_dir: Path, strategy: str) -> dict[str, str]:
     return {r["case_id"]: r["output"] for r in rows if r["strategy"] == strategy}
 
 
-def _engine(folder: Path, base: Path | None = None):
-    """What vLLM does with the folder: load it from disk alone (merged), or the base with the adapter on top."""
+def _engine(folder: Path, dtype: str, base: Path | None = None):
+    """What vLLM does with the folder: load it from disk alone (merged), or the base with the adapter on top, in the
+    precision the run answered in (`--dtype`)."""
     from harness.backends.hf import HFBackend, HFConfig
     from harness.suite.schema import BackendSpec, GenerationParams
 
     generation = GenerationParams(max_new_tokens=4)
     if base is None:
-        return HFBackend(BackendSpec(name="engine", kind="hf", model=str(folder), generation=generation), HFConfig())
+        spec = BackendSpec(name="engine", kind="hf", model=str(folder), generation=generation)
+        return HFBackend(spec, HFConfig(dtype=dtype))
     spec = BackendSpec(name="engine", kind="hf", model=str(base), generation=generation)
-    return HFBackend(spec, HFConfig(adapter=str(folder)))
+    return HFBackend(spec, HFConfig(adapter=str(folder), dtype=dtype))
 
 
 @pytest.mark.slow  # a training, two exports and two served compares on the embedded model
@@ -59,7 +61,9 @@ def test_the_chosen_fine_tune_is_served_by_an_openai_compatible_engine_with_the_
     assert "vllm serve" in (merged / "SERVING.md").read_text()
 
     # The engine loads the folder alone; the suite compares it like any provider, through base_url.
-    engine = _engine(merged)
+    assert written["dtype"] == record.manifest.backends["tiny"]["dtype"]
+    assert f"--dtype {written['dtype']}" in (merged / "SERVING.md").read_text()
+    engine = _engine(merged, written["dtype"])
     monkeypatch.setenv("SERVED_API_KEY", KEY)
     with FakeOpenAI(Script(chat=model_chat(engine))) as url:
         served = yaml.safe_load(path.read_text())
@@ -88,7 +92,7 @@ def test_the_chosen_fine_tune_is_served_by_an_openai_compatible_engine_with_the_
     config = json.loads((adapter / "adapter_config.json").read_text())
     assert Path(config["base_model_name_or_path"]) == Path(embedded_model_dir)
     assert (adapter / "adapter_model.safetensors").exists() and "--lora-modules" in (adapter / "SERVING.md").read_text()
-    engine = _engine(adapter, base=Path(config["base_model_name_or_path"]))
+    engine = _engine(adapter, written["dtype"], base=Path(config["base_model_name_or_path"]))
     with FakeOpenAI(Script(chat=model_chat(engine))) as url:
         served["backends"][0]["config"]["base_url"] = url
         compare(write_suite(tmp_path / "served2", served), CompareOptions(out=tmp_path / "served-run2"))
