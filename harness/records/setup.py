@@ -178,6 +178,12 @@ class TunerStats(Record):
     engine: str | None = None  # e.g. "unsloth 2025.3", "autotrain-advanced"
     precision: str | None = None  # fp32, bf16 (mixed precision), as the tuner chose it
     precision_why: str | None = None
+    # how the local tuner fit a step in memory, and the speed-ups it used (None: not that tuner, or not recorded)
+    micro_batch: int | None = None
+    gradient_checkpointing: bool | None = None
+    memory_why: str | None = None
+    padding_free: bool | None = None
+    fused_kernels: bool | None = None
     gpu: str | None = None
     provider: str | None = None  # a cloud tuner's provider and job
     job_id: str | None = None

@@ -14,7 +14,7 @@ import resource
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import Field
 
@@ -33,7 +33,22 @@ class LocalConfig(AdapterConfig):
         description="auto: bf16 mixed precision on GPU, fp32 on CPU (bf16 on a CPU with AMX or AVX512-BF16 was not "
         "faster for whole trainings here; precision: bf16 tries it).",
     )
-    gradient_checkpointing: bool | None = Field(None, description="Default: off on CPU, on for GPUs.")
+    gradient_checkpointing: bool | None = Field(
+        None,
+        description="Default: off on CPU; on a GPU, on only when the batch does not fit in the memory left after "
+        "the weights without it (measured when training starts).",
+    )
+    padding_free: bool | None = Field(
+        None,
+        description="Pack each batch's examples into one row without padding, attention kept within each example "
+        "(position ids: FlashAttention's varlen kernel when installed, else a block-diagonal mask). Default: on for "
+        "GPUs when nothing is truncated; off on CPU, where the shared-prefix shortcut saves more.",
+    )
+    fused_kernels: bool | None = Field(
+        None,
+        description="Liger's fused kernels (RMSNorm, SwiGLU, RoPE, linear cross-entropy without materialised "
+        "logits) when liger-kernel is installed. Default: on for GPUs where it is installed.",
+    )
     num_processes: int = Field(
         1, ge=1, le=256, description="More than 1: train under `accelerate launch` (DDP or FSDP)."
     )
@@ -181,6 +196,12 @@ def _early_stop_callback(tuner: TrainerTuner):
     return StopOnDev()
 
 
+def _trl_fused_lm_head() -> bool:
+    import trl.trainer.utils
+
+    return hasattr(trl.trainer.utils, "add_fused_lm_head")
+
+
 def _has_flash_attention() -> bool:
     import importlib.util
 
@@ -256,6 +277,89 @@ def check_parity(backend: HFBackend, rows, *, sample: int = 16) -> None:
             )
 
 
+# ---- memory: batch and checkpointing from the GPU memory left after the weights ------------------------------
+
+
+class MemoryPlan(NamedTuple):
+    micro_batch: int  # rows per forward pass
+    accumulation: int  # micro-batches per optimizer step (micro_batch x accumulation = the configured batch)
+    checkpointing: bool
+    why: str
+
+
+HEADROOM = 0.85  # of the free memory; the rest for the allocator's fragmentation and the optimizer's first step
+
+
+def activation_bytes_per_token(config, dtype_bytes: int, *, lora_dropout: bool) -> tuple[int, int]:
+    """Bytes kept per trained token for the backward pass over all layers: (without checkpointing, with it).
+
+    A decoder layer keeps its norms' inputs and outputs, q/k/v and the attention output, the MLP's gate, up,
+    activation and product (3-4 x intermediate), and with LoRA dropout a copy of each adapted input. With
+    checkpointing only each layer's input is kept, plus one layer's full set while it is recomputed."""
+    config = getattr(config, "text_config", None) or config
+    hidden = int(config.hidden_size)
+    heads = int(config.num_attention_heads)
+    kv = int(getattr(config, "num_key_value_heads", None) or heads) * int(
+        getattr(config, "head_dim", None) or hidden // heads
+    )
+    inner = int(getattr(config, "intermediate_size", None) or 4 * hidden)
+    layers = int(config.num_hidden_layers)
+    per_layer = 6 * hidden + 2 * kv + 4 * inner + ((6 * hidden + inner) if lora_dropout else 0)
+    return layers * per_layer * dtype_bytes, (layers * hidden + per_layer) * dtype_bytes
+
+
+def logits_bytes_per_token(config, *, fused_loss: bool) -> int:
+    """The output layer's logits in bf16, their fp32 copy for the loss and its gradient; a fused linear
+    cross-entropy (Liger) computes the loss in chunks and keeps none of them."""
+    config = getattr(config, "text_config", None) or config
+    return 0 if fused_loss else int(config.vocab_size) * (2 + 4 + 4)
+
+
+def memory_plan(
+    free_bytes: int,
+    config,
+    *,
+    tokens_per_row: int,
+    batch: int,
+    accumulation: int,
+    dtype_bytes: int,
+    lora_dropout: bool,
+    fused_loss: bool,
+    optimizer_bytes: int,
+    asked_checkpointing: bool | None,
+) -> MemoryPlan:
+    """The largest micro-batch (up to the configured batch) and whether to checkpoint, so a step fits in the free
+    memory: checkpointing only when the batch does not fit without it, smaller micro-batches (more accumulation,
+    the same batch per optimizer step) only when it does not fit with it either."""
+    plain, checkpointed = activation_bytes_per_token(config, dtype_bytes, lora_dropout=lora_dropout)
+    logits = logits_bytes_per_token(config, fused_loss=fused_loss)
+    budget = int(free_bytes * HEADROOM) - optimizer_bytes
+    gib = 2**30
+
+    def need(rows: int, checkpointing: bool) -> int:
+        return rows * tokens_per_row * ((checkpointed if checkpointing else plain) + logits)
+
+    options = [asked_checkpointing] if asked_checkpointing is not None else [False, True]
+    micro = batch
+    while True:
+        for checkpointing in options:
+            if need(micro, checkpointing) <= budget or (micro == 1 and checkpointing == options[-1]):
+                fits = need(micro, checkpointing) <= budget
+                asked = " (as configured)" if asked_checkpointing is not None else ""
+                why = (
+                    f"{free_bytes / gib:.1f} GiB free after the weights; {micro} x {tokens_per_row} tokens need about "
+                    f"{need(micro, checkpointing) / gib:.1f} GiB {'with' if checkpointing else 'without'} "
+                    f"checkpointing{asked}"
+                )
+                if micro < batch:
+                    why += f"; batch {batch} as {batch // micro} accumulated micro-batches of {micro}"
+                if not fits:
+                    why += "; may not fit even so"
+                return MemoryPlan(micro, accumulation * (batch // micro), checkpointing, why)
+        # the configured batch must stay a whole number of micro-batches
+        micro = next(m for m in range(micro - 1, 0, -1) if batch % m == 0)
+
+
 class LocalTuner(TrainerTuner):
     kind = "local"
     Config = LocalConfig
@@ -328,20 +432,60 @@ class LocalTuner(TrainerTuner):
             return "fp32", "a CPU without bf16 instructions (AMX, AVX512-BF16)"
         return "fp32", f"fp32 on CPU; this CPU has {instructions}: precision: bf16 trains in bf16 mixed precision"
 
+    _plan: MemoryPlan | None = None
+
+    def _padding_free(self, device: str, pre: Preflight) -> bool:
+        # trl cannot enforce max_length on padding-free rows, so only when nothing needs truncating
+        wanted = self.config.padding_free if self.config.padding_free is not None else device == "cuda"
+        return wanted and pre.n_truncated == 0
+
+    def _fused_kernels(self, device: str) -> bool:
+        import importlib.util
+
+        installed = importlib.util.find_spec("liger_kernel") is not None
+        if self.config.fused_kernels and not installed:
+            raise ConfigError("fused_kernels: true needs liger-kernel. Fix: pip install liger-kernel, or drop the key.")
+        return installed and (self.config.fused_kernels if self.config.fused_kernels is not None else device == "cuda")
+
+    def _memory_plan(self, device: str, model, pre: Preflight) -> MemoryPlan:
+        """Micro-batch, accumulation and checkpointing: on a GPU from the memory free once the weights are loaded;
+        on CPU the configured batch, without checkpointing (it only slows CPU training)."""
+        batch, accumulation = self.config.batch_size, self.config.gradient_accumulation
+        asked = self.config.gradient_checkpointing
+        if device != "cuda":
+            why = "as configured" if asked is not None else f"{device}: no checkpointing (it only slows training there)"
+            return MemoryPlan(batch, accumulation, bool(asked), why)
+        import torch
+
+        free, _ = torch.cuda.mem_get_info()
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad or self.config.method == "full")
+        # Adam's two moments and the gradient, in fp32, for what is trained (LoRA: the adapters, added later: small)
+        optimizer = 12 * trainable if self.config.method == "full" else 0
+        return memory_plan(
+            free,
+            model.config,
+            tokens_per_row=pre.max_length,
+            batch=batch,
+            accumulation=accumulation,
+            dtype_bytes=2 if self._precision[0] == "bf16" else 4,
+            lora_dropout=self.config.method != "full" and self.config.dropout > 0,
+            # trl >= 1.16's SFTTrainer projects through the LM head in tiles, keeping no full logits; Liger fuses it
+            fused_loss=_trl_fused_lm_head() or self._fused_kernels(device),
+            optimizer_bytes=optimizer,
+            asked_checkpointing=asked,
+        )
+
     def _args(self, device: str, pre: Preflight):
         from trl import SFTConfig
 
-        gpu = device == "cuda"
-        checkpointing = self.config.gradient_checkpointing if self.config.gradient_checkpointing is not None else gpu
+        plan = self._plan or MemoryPlan(self.config.batch_size, self.config.gradient_accumulation, False, "")
         bf16 = self._precision[0] == "bf16"
-        # On GPUs with FlashAttention, rows are packed without padding (trl's padding-free mode); trl then cannot
-        # enforce max_length, so only when nothing needs truncating.
-        padding_free = gpu and _has_flash_attention() and pre.n_truncated == 0
+        padding_free = self._padding_free(device, pre)
         return SFTConfig(
             output_dir=str(self.ctx.workdir / "checkpoints"),
             num_train_epochs=self.config.epochs,
-            per_device_train_batch_size=self.config.batch_size,
-            gradient_accumulation_steps=self.config.gradient_accumulation,
+            per_device_train_batch_size=plan.micro_batch,
+            gradient_accumulation_steps=plan.accumulation,
             learning_rate=self.config.learning_rate,
             lr_scheduler_type=self.config.lr_scheduler,
             warmup_steps=self.config.warmup_ratio,  # a float in [0, 1) is a fraction of all steps
@@ -349,9 +493,10 @@ class LocalTuner(TrainerTuner):
             max_length=None if padding_free else pre.max_length,
             bf16=bf16,  # mixed precision: fp32 master weights, bf16 compute
             use_cpu=device == "cpu",
-            gradient_checkpointing=checkpointing,
+            gradient_checkpointing=plan.checkpointing,
             train_sampling_strategy="group_by_length",  # similar lengths per batch: less padding to compute
             padding_free=padding_free,
+            use_liger_kernel=self._fused_kernels(device),
             logging_steps=1,
             save_strategy="epoch",
             report_to="none",
@@ -393,8 +538,10 @@ class LocalTuner(TrainerTuner):
             [{"prompt": ex.prompt, "completion": [{"role": "assistant", "content": ex.completion}]} for ex in examples]
         )
         trainer_class = _trainer_class(self.config.shared_prefix)
+        model = self._model(device)
+        self._plan = self._memory_plan(device, model, pre)
         trainer = trainer_class(
-            model=self._model(device),
+            model=model,
             args=self._args(device, pre),
             train_dataset=data,
             processing_class=self._backend().tokenizer(),
@@ -461,5 +608,10 @@ class LocalTuner(TrainerTuner):
             wall_s_basis="training time summed over every process run that produced the checkpoints",
             precision=self._precision[0],
             precision_why=self._precision[1],
+            micro_batch=self._plan.micro_batch if self._plan else None,
+            gradient_checkpointing=self._plan.checkpointing if self._plan else None,
+            memory_why=self._plan.why if self._plan else None,
+            padding_free=self._padding_free(device, pre),
+            fused_kernels=self._fused_kernels(device),
             device_hours=round(wall / 3600 * (self.config.num_processes if device == "cuda" else 1), 9),
         )
