@@ -1,6 +1,7 @@
 """budget_usd: what was paid so far, the run folder's ledger of provider charges, and which calls still fit.
 
-Paid dollars are those of token-priced calls (providers bill them); local busy time is a cost but not a spend.
+Paid dollars are those of token-priced calls (providers bill them). Local busy time is priced at the device's
+$/hour (economics.usd_per_hour) and counts against budget_usd too, and against budget_hours as time.
 Every call is counted at its most before it is sent, for every attempt a provider might bill, so the cap holds
 even when answers are lost on the way back.
 """
@@ -28,16 +29,29 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Spend:
-    """Paid dollars so far (token-priced calls), against the suite's budget_usd."""
+    """Dollars so far against the suite's budget_usd (token-priced calls, and local answers at the device's
+    $/hour), and local busy time against budget_hours."""
 
     budget_usd: float | None = None
     paid_usd: float = 0.0
     skipped: dict[str, int] = field(default_factory=dict)  # strategy (or "<strategy>: <scorer>") -> calls not made
     budget_hours: float | None = None  # local compute hours
     busy_s: float = 0.0  # local devices' busy time so far (answers of local models)
+    local_usd: float = 0.0  # that busy time at the device's $/hour, where economics gives one
 
     def room(self) -> float:
-        return math.inf if self.budget_usd is None else self.budget_usd - self.paid_usd
+        return math.inf if self.budget_usd is None else self.budget_usd - self.paid_usd - self.local_usd
+
+    def local_exhausted(self) -> str | None:
+        """Why local answering must stop now (budget_hours or budget_usd reached), or None."""
+        if self.hours_left() <= 0:
+            return f"budget_hours {self.budget_hours:g} reached ({self.busy_s / 3600:.2f} h of local compute)"
+        if self.room() <= 0:
+            return (
+                f"budget_usd ${self.budget_usd:g} reached (${self.paid_usd:.4f} paid to providers, "
+                f"${self.local_usd:.4f} of local compute)"
+            )
+        return None
 
     def hours_left(self) -> float:
         return math.inf if self.budget_hours is None else self.budget_hours - self.busy_s / 3600
@@ -46,7 +60,12 @@ class Spend:
         self.skipped[what] = self.skipped.get(what, 0) + n
 
     def as_record(self) -> BudgetRecord:
-        return BudgetRecord(budget_usd=self.budget_usd, paid_usd=round(self.paid_usd, 12), skipped=dict(self.skipped))
+        return BudgetRecord(
+            budget_usd=self.budget_usd,
+            paid_usd=round(self.paid_usd, 12),
+            local_usd=round(self.local_usd, 12),
+            skipped=dict(self.skipped),
+        )
 
 
 class SpendLedger:

@@ -548,9 +548,12 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def check_budget(loaded: LoadedSuite, est: Estimate, already_paid: float, already_busy_s: float = 0.0) -> None:
-    """Refuse to start when the expected paid spend passes budget_usd, or the predicted local time passes
-    budget_hours (exit 2, before any call)."""
+def check_budget(
+    loaded: LoadedSuite, est: Estimate, already_paid: float, already_busy_s: float = 0.0, already_local_usd: float = 0.0
+) -> None:
+    """Refuse to start when the expected spend (paid calls, plus local work predicted by this machine's calibration
+    at the device's $/hour) passes budget_usd, or the predicted local time passes budget_hours (exit 2, before any
+    call)."""
     from harness.errors import ConfigError
 
     hours = loaded.suite.budget_hours
@@ -567,7 +570,17 @@ def check_budget(loaded: LoadedSuite, est: Estimate, already_paid: float, alread
     budget = loaded.suite.budget_usd
     if budget is None:
         return
-    total = est.paid_usd + already_paid
+    local = sum(s.predicted_usd or 0.0 for s in est.strategies) + already_local_usd
+    total = est.paid_usd + already_paid + local
+    if total > budget and est.strategies and local > est.paid_usd + already_paid:  # local compute is most of it
+        biggest = max(est.strategies, key=lambda s: s.predicted_usd or 0.0)
+        raise ConfigError(
+            f"{loaded.where(('budget_usd',))}: the estimate is {usd(total)}, {usd(local)} of it local compute at the "
+            f"device's $/hour (most for '{biggest.strategy}': {usd(biggest.predicted_usd or 0.0)}, "
+            f"{_duration(biggest.predicted_total_s or 0.0)} on this machine), above budget_usd ${budget:g}. Nothing "
+            "was run. Fix: raise budget_usd, run fewer cases (--limit) or strategies (--strategies), or lower "
+            f"economics.usd_per_hour if this machine costs less; `harness estimate {loaded.path}` shows the figures."
+        )
     if total > budget and est.strategies:
         biggest = max(est.strategies, key=lambda s: s.paid_usd)
         # what scales with the test cases (answers and their judging) against what does not (setup)
@@ -576,7 +589,7 @@ def check_budget(loaded: LoadedSuite, est: Estimate, already_paid: float, alread
             for s in est.strategies
         ) / max(est.test_cases, 1)
         fixed = est.paid_usd - per_case * est.test_cases
-        fits = int((budget - already_paid - fixed) / per_case) if per_case > 0 else 0
+        fits = int((budget - already_paid - local - fixed) / per_case) if per_case > 0 else 0
         fewer = f"run fewer cases (about --limit {fits} fits), " if fits >= 1 else ""
         paid = f"{usd(already_paid)} already paid, " if already_paid else ""
         raise ConfigError(

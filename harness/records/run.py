@@ -59,6 +59,7 @@ class RunOptions(Record):
 class BudgetRecord(Record):
     budget_usd: float | None = None
     paid_usd: float = 0.0
+    local_usd: float = 0.0  # local answers' busy time at the device's $/hour: counts against budget_usd too
     skipped: dict[str, int] = Field(default_factory=dict)  # strategy (or "<strategy>: <scorer>") -> calls not made
 
 

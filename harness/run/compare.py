@@ -148,6 +148,7 @@ def _open_locked(loaded: LoadedSuite, options: CompareOptions, plan: RunPlan, ru
         paid_usd=sum(r.paid_usd for r in plan.done.values()) + ledger.total(),
         budget_hours=loaded.suite.budget_hours,
         busy_s=sum(r.compute_s or 0.0 for r in plan.done.values() if not r.paid_usd),
+        local_usd=sum(r.cost_usd or 0.0 for r in plan.done.values() if not r.paid_usd),
     )
     previous = _previous_setups(run_dir)
     if loaded.suite.budget_usd is not None or loaded.suite.budget_hours is not None:  # refuse before any call
@@ -163,10 +164,12 @@ def _open_locked(loaded: LoadedSuite, options: CompareOptions, plan: RunPlan, ru
                 done=finished,
                 prepared=prepared,
                 strategies=[s.name for s in plan.selected],
-                calibrate=loaded.suite.budget_hours is not None,
+                # budget_hours needs the local prediction; budget_usd counts it where this machine is calibrated
+                calibrate=True if loaded.suite.budget_hours is not None else "cached",
             ),
             spend.paid_usd,
             spend.busy_s,
+            spend.local_usd,
         )
     scorers = [
         SCORERS.get(s.kind)(s, loaded.config("scorers", s.label), loaded.suite.task) for s in loaded.suite.scorers

@@ -212,9 +212,10 @@ class Gateway:
                 self.cache.release([g[0].key for g in groups])
                 self.hold_back(held)
                 return held
-            local = pricing.kind == "device_hours" and self.spend.budget_hours is not None
-            if local and self.spend.hours_left() <= 0:
-                return self._out_of_hours(batch + groups)
+            local = pricing.kind == "device_hours"
+            limited = local and (self.spend.budget_hours is not None or self.spend.budget_usd is not None)
+            if limited and self.spend.local_exhausted():
+                return self._out_of_local_budget(batch + groups)
             answered: set[int] = set()
             try:
                 for index, result in backend.generate([g[0].request for g in batch]):
@@ -222,7 +223,9 @@ class Gateway:
                     self.counts.model_calls += 1
                     self.counts.errors += result.error is not None
                     self.cache.put(batch[index][0].key, result)
-                    self.spend.busy_s += result.compute_s if local else 0.0
+                    if local:
+                        self.spend.busy_s += result.compute_s
+                        self.spend.local_usd += result.compute_s / 3600 * (pricing.usd_per_hour or 0.0)
                     if pricing.paid and result.unconfirmed_attempts:  # may have been billed: counted at their most
                         self.charge(
                             f"{result.unconfirmed_attempts} attempt(s) sent but never answered (timed out, "
@@ -233,21 +236,19 @@ class Gateway:
                         reused = n > 0 and result.error is None
                         self.counts.cache_hits += reused
                         on_answer(call, result, reused)
-                    if local and self.spend.hours_left() <= 0:
+                    if limited and self.spend.local_exhausted():
                         break  # the batch in progress ends; nothing new starts
             finally:
                 self.cache.flush()
-            if local and self.spend.hours_left() <= 0:
-                return self._out_of_hours([g for i, g in enumerate(batch) if i not in answered] + groups)
+            if limited and self.spend.local_exhausted():
+                return self._out_of_local_budget([g for i, g in enumerate(batch) if i not in answered] + groups)
         return 0
 
-    def _out_of_hours(self, groups: list[list[PlannedCall]]) -> int:
-        """budget_hours reached: these local answers are not made (a rerun with a larger budget makes them)."""
+    def _out_of_local_budget(self, groups: list[list[PlannedCall]]) -> int:
+        """budget_hours or budget_usd reached by local compute: these local answers are not made (a rerun with a
+        larger budget makes them)."""
         held = sum(len(g) for g in groups)
         if held:
             self.cache.release([g[0].key for g in groups])
-            self.hold_back(
-                held,
-                f"budget_hours {self.spend.budget_hours:g} reached ({self.spend.busy_s / 3600:.2f} h of local compute)",
-            )
+            self.hold_back(held, self.spend.local_exhausted() or "local budget reached")
         return held

@@ -470,8 +470,9 @@ class Suite(StrictModel):
     budget_usd: float | None = Field(
         None,
         gt=0,
-        description="Hard cap on paid spend: a run whose estimate exceeds it "
-        "does not start, and paid calls stop when spend reaches it.",
+        description="Hard cap on spend: paid calls, plus local answering at economics.usd_per_hour for the "
+        "device. A run whose estimate exceeds it does not start (local work counts where `harness estimate` has "
+        "calibrated this machine), and calls stop when spend reaches it.",
     )
     budget_hours: float | None = Field(
         None,

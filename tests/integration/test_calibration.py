@@ -104,3 +104,33 @@ def test_budget_hours_stops_local_answering_and_a_rerun_finishes(tmp_path):
     write_suite(tmp_path / "s", suite)
     again, _ = compare(path, CompareOptions(out=tmp_path / "run", strategies=["zero"]))
     assert again.strategies["zero"].n_done == again.strategies["zero"].n_planned
+
+
+def test_budget_usd_counts_local_compute_at_the_device_rate(tmp_path):
+    suite = base_suite(latency_s=0.5)  # each fake answer: 0.5 s of local busy time
+    suite["economics"] = {"usd_per_hour": {"cpu": 3.6}}  # $0.0005 an answer
+    suite["budget_usd"] = 0.0022  # room for about 4 answers
+    path = write_suite(tmp_path / "s", suite)
+    record, run = compare(path, CompareOptions(out=tmp_path / "run", strategies=["zero"]))
+    zero = record.strategies["zero"]
+    assert 0 < zero.n_done < zero.n_planned and run.counts.budget_skipped == zero.n_planned - zero.n_done
+    assert record.budget.paid_usd == 0 and 0.0022 <= record.budget.local_usd < 0.0022 + 0.0005 * 8
+    assert record.budget.local_usd == pytest.approx(zero.n_done * 0.0005, rel=0.2)
+    suite["budget_usd"] = 1.0
+    write_suite(tmp_path / "s", suite)
+    again, _ = compare(path, CompareOptions(out=tmp_path / "run", strategies=["zero"]))
+    assert again.strategies["zero"].n_done == again.strategies["zero"].n_planned
+    assert again.budget.local_usd == pytest.approx(zero.n_planned * 0.0005, rel=0.2)  # the first run's counted too
+
+
+def test_budget_usd_refuses_a_run_whose_calibrated_local_work_costs_more(tiny_model, tmp_path):
+    suite = ft_suite(tiny_model)
+    suite["economics"] = {"usd_per_hour": {"cpu": 3600.0}}  # a dollar a second: any training passes $0.5
+    path = write_suite(tmp_path / "s", suite)
+    home = tmp_path / "home"
+    assert harness_cli("estimate", str(path), home=home, timeout=300).returncode == 0  # calibrates this machine
+    suite["budget_usd"] = 0.5
+    write_suite(tmp_path / "s", suite)
+    done = harness_cli("compare", str(path), "--out", str(tmp_path / "run"), home=home, timeout=300)
+    assert_refused(done, "budget_usd", "local compute at the device's $/hour", "'ft'", "Nothing was run")
+    assert not (tmp_path / "run" / "cases.jsonl").exists()
