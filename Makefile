@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(PY) bench/generation.py
 	$(PY) bench/quickstart.py
 	$(PY) bench/finetune_cpu.py
+	$(PY) bench/finetune_gpu.py --device cpu
 	$(PY) bench/finetune_search.py
 	$(PY) bench/rag_index.py
 	$(PY) bench/rag_judge.py

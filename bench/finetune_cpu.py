@@ -43,6 +43,10 @@ def _timer():
     class StepTimer(TrainerCallback):
         def __init__(self):
             self.times = []
+            self.began = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.began = time.perf_counter()
 
         def on_step_end(self, args, state, control, **kwargs):
             self.times.append((time.perf_counter(), state.global_step))
@@ -57,6 +61,8 @@ def _rate(timer, trainer) -> dict:
     (t1, _), (tn, steps) = timer.times[0], timer.times[-1]
     per_step_tokens = tokens[-1] / steps  # num_tokens is cumulative
     measured_tokens = tokens[-1] - tokens[0]
+    if steps == 1:  # one step (e.g. packed rows): its own time, warm-up included
+        t1, measured_tokens = timer.began, tokens[-1]
     return {
         "steps": steps,
         "tokens_trained": int(tokens[-1]),

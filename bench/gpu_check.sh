@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU checks for a session lent the GPU machine (no internet there; torch, transformers, peft and accelerate
-# are installed, trl and datasets are not). Under 8 minutes on an H100.
+# are installed, trl and datasets are not). Under 8 minutes on an H100/H200: two shapes (SmolLM2-135M, then
+# Llama-3.2-1B with examples up to 1,024 tokens), each local vs trl defaults vs trl's best stock setting (vs Unsloth).
 #
 # Prepare here (with internet), then run there:
 #   python bench/finetune_gpu.py --prepare          # bench/gpu_assets: SmolLM2 config + tokenizer (a few MB)
@@ -12,7 +13,8 @@
 #   bitsandbytes, ~60 MB, and xformers from the machine itself: with them missing, the JSON's `not_measured` says so
 #   and local vs TRL defaults are still measured)
 #   run: bash bench/gpu_check.sh  with carry: [bench/gpu_assets, bench/wheels]
-# Output: bench/results/finetune_gpu.json, local vs TRL defaults vs Unsloth: tokens/s, step time, peak memory, MFU.
+# Output: bench/results/finetune_gpu.json and finetune_gpu_llama1b.json: tokens/s, step time, peak memory, MFU,
+# the loss curves, and the settings the local tuner chose (micro-batch, checkpointing, padding-free, Liger).
 # Dry path on a machine without a GPU: bash bench/gpu_check.sh --device cpu
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,9 +27,10 @@ fi
 test -f bench/gpu_assets/config.json || python bench/finetune_gpu.py --prepare
 if [ "$DEVICE" = cuda ]; then
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
-  python bench/finetune_gpu.py --device cuda --n 512
+  python bench/finetune_gpu.py --device cuda --shape smollm2 --n 512
+  python bench/finetune_gpu.py --device cuda --shape llama1b --n 1024
 else
-  python bench/finetune_gpu.py --device cpu --n 24
+  python bench/finetune_gpu.py --device cpu
 fi
 mkdir -p "${OUT:-bench/results}"
 cp bench/results/finetune_gpu*.json "${OUT:-bench/results}/" 2>/dev/null || true
