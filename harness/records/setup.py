@@ -183,6 +183,7 @@ class TunerStats(Record):
     gradient_checkpointing: bool | None = None
     memory_why: str | None = None
     padding_free: bool | None = None
+    padding_free_why: str | None = None
     fused_kernels: bool | None = None
     gpu: str | None = None
     provider: str | None = None  # a cloud tuner's provider and job

@@ -117,3 +117,43 @@ def test_padding_free_training_matches_padded_training(tiny_model, tmp_path):
         losses[padding_free] = tuner.step_losses
     assert len(losses[True]) == len(losses[False]) == 4
     assert losses[True] == pytest.approx(losses[False], rel=1e-4)
+
+
+def _tuner(tiny_model, tmp_path, **config):
+    from harness.suite.schema import BackendSpec
+
+    spec = BackendSpec(name="tiny", kind="hf", model=str(tiny_model))
+    return LocalTuner(LocalConfig(batch_size=8, **config), TuneContext(spec, str(tiny_model), tmp_path, 13))
+
+
+def test_on_cpu_rows_are_packed_only_where_that_computes_fewer_tokens(tiny_model, tmp_path):
+    """Short answers to one long shared instruction: padded batches compute the shared prefix once, so they win.
+    Prompts from a few words to hundreds, in few batches (the sampler cannot group them): packing wins."""
+    instructions = "Sort the request into one of the team's queues. " + "Queue rules follow. " * 40
+    shared = [
+        TrainExample(
+            id=f"s{i}",
+            prompt=[{"role": "system", "content": instructions}, {"role": "user", "content": f"r {i}"}],
+            completion="alpha",
+        )
+        for i in range(32)
+    ]
+    tuner = _tuner(tiny_model, tmp_path / "a")
+    packed, why = tuner._choose_packing("cpu", tuner.validate(shared), shared)
+    assert packed is False and "padded batches compute" in why
+    varied = [
+        TrainExample(id=f"v{i}", prompt=[{"role": "user", "content": "word " * (4 if i % 2 else 400)}], completion="ok")
+        for i in range(16)
+    ]
+    tuner = _tuner(tiny_model, tmp_path / "b")
+    packed, why = tuner._choose_packing("cpu", tuner.validate(varied), varied)
+    assert packed is True and "padded batches" in why and "x that" in why
+    # the config and the device decide first; truncation rules packing out
+    assert (
+        _tuner(tiny_model, tmp_path / "c", padding_free=False)._choose_packing("cpu", tuner.validate(varied), varied)[0]
+        is False
+    )
+    assert tuner._choose_packing("cuda", tuner.validate(shared), shared) == (True, "cuda: padding-free rows")
+    longest = tuner.validate(varied).token_lengths.max  # the longest example; a token less cuts its answer
+    cut = _tuner(tiny_model, tmp_path / "d", max_length=longest - 1, max_truncated_fraction=1.0)
+    assert cut._choose_packing("cuda", cut.validate(varied), varied)[0] is False  # answers cut: only padding cuts
