@@ -72,6 +72,22 @@ def _rate(timer, trainer) -> dict:
     }
 
 
+def trl_common(out, device: str) -> dict:
+    """The SFTConfig settings every trl engine of the fine-tuning benchmarks shares (one epoch, batch 8, lr 2e-4)."""
+    return {
+        "output_dir": str(out),
+        "num_train_epochs": 1,
+        "per_device_train_batch_size": 8,
+        "learning_rate": 2e-4,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": "none",
+        "seed": 13,
+        "use_cpu": device == "cpu",
+        "disable_tqdm": True,
+    }
+
+
 def worker(engine: str, n: int) -> dict:
     import tempfile
     from pathlib import Path
@@ -117,18 +133,7 @@ def worker(engine: str, n: int) -> dict:
     data = Dataset.from_list(
         [{"prompt": e.prompt, "completion": [{"role": "assistant", "content": e.completion}]} for e in examples]
     )
-    common = {
-        "output_dir": str(out),
-        "num_train_epochs": 1,
-        "per_device_train_batch_size": 8,
-        "learning_rate": 2e-4,
-        "logging_steps": 1,
-        "save_strategy": "no",
-        "report_to": "none",
-        "seed": 13,
-        "use_cpu": True,
-        "disable_tqdm": True,
-    }
+    common = trl_common(out, "cpu")
     if engine == "trl_defaults":
         args = SFTConfig(**common)  # bf16 and gradient checkpointing as trl sets them
         dtype = torch.float32  # bf16 comes from trl's mixed precision, as for any user of the defaults

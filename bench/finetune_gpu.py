@@ -154,7 +154,7 @@ def worker(engine: str, n: int, device: str, model_dir: str, shape: str = "smoll
 
     import torch
     from datasets import Dataset
-    from finetune_cpu import _examples, _rate, _timer
+    from finetune_cpu import _examples, _rate, _timer, trl_common
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
@@ -225,18 +225,7 @@ def worker(engine: str, n: int, device: str, model_dir: str, shape: str = "smoll
         data = Dataset.from_list(
             [{"prompt": e.prompt, "completion": [{"role": "assistant", "content": e.completion}]} for e in examples]
         )
-        common = {
-            "output_dir": str(out),
-            "num_train_epochs": 1,
-            "per_device_train_batch_size": 8,
-            "learning_rate": 2e-4,
-            "logging_steps": 1,
-            "save_strategy": "no",
-            "report_to": "none",
-            "seed": 13,
-            "use_cpu": device == "cpu",
-            "disable_tqdm": True,
-        }
+        common = trl_common(out, device)
         if engine == "trl_defaults":  # the documented SFTTrainer settings (bf16 and gradient checkpointing on a GPU)
             args = SFTConfig(**common)
         else:  # trl_best: the fastest stock setting: bf16, packing with best-fit decreasing, no checkpointing

@@ -365,6 +365,8 @@ class _Local:
             est.notes.append(f"no calibration for {backend_spec.kind} backends: its time is known after the run")
             return
         backend = self.backend(backend_spec.name)
+        if backend.precision is not None:
+            est.notes.append(f"answers in {backend.precision.dtype}: {backend.precision.why}")
         speed = calibrate.generation_speed(backend, est.input_tokens, self.store, self.measure)
         if speed is None:
             return

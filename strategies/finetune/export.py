@@ -4,7 +4,6 @@ model was trained with, a parity check of greedy answers and SERVING.md naming t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
@@ -14,6 +13,7 @@ from typing import Any, Literal
 
 from harness.backends.base import GenRequest
 from harness.errors import ConfigError, HarnessError
+from harness.suite.data import file_sha256
 from harness.tuner import Checkpoint
 
 Format = Literal["merged", "adapter"]
@@ -29,14 +29,6 @@ class Exported:
     parity_cases: int
     identical: int
     files: list[Path]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _served_name(strategy_name: str) -> str:
@@ -178,7 +170,7 @@ def export(
                 "what": "greedy answers of this folder, loaded as an engine loads it, against the fine-tune as "
                 "harness served it, on the first dev (else train) cases",
             },
-            "sha256": {p.name: _sha256(p) for p in files},
+            "sha256": {p.name: file_sha256(p) for p in files},
             "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         (tmp / "harness-export.json").write_text(json.dumps(record, indent=2))

@@ -150,19 +150,9 @@ def test_auto_batch_fits_the_free_memory_of_a_llama_1b_shape():
     """The GPU batch arithmetic on Llama-3.2-1B's shape, in bf16: the KV cache (16 layers x 8 kv heads x 64 dims x
     K and V) is 32 KiB a token, and prefilling a layer holds another 64 KiB a token (hidden states, q/k/v and the
     MLP's 3 x 8192 intermediates), so 1,000-token requests in 2 GiB free fit 17; in 40 GiB the cap of 256."""
-    from transformers import LlamaConfig
-
     from harness.backends.hf import MAX_AUTO_BATCH, batch_from_headroom
+    from tests.integration.test_training_plan import LLAMA_1B as config
 
-    config = LlamaConfig(
-        vocab_size=128256,
-        hidden_size=2048,
-        intermediate_size=8192,
-        num_hidden_layers=16,
-        num_attention_heads=32,
-        num_key_value_heads=8,
-        head_dim=64,
-    )
     assert batch_from_headroom(40 * 2**30, config, 1000, 2) == MAX_AUTO_BATCH
     small = batch_from_headroom(2 * 2**30, config, 1000, 2)
     assert small == int(2 * 2**30 * 0.8) // ((32 + 64) * 1024 * 1000 + 128256 * 4) == 17
