@@ -6,9 +6,11 @@
 # Prepare here (with internet), then run there:
 #   python bench/finetune_gpu.py --prepare          # bench/gpu_assets: SmolLM2 config + tokenizer (a few MB)
 #   pip download --no-deps -d bench/wheels trl datasets pydantic pydantic-core annotated-types typing-inspection \
-#       pyyaml platformdirs psutil dill multiprocess xxhash
+#       pyyaml platformdirs psutil dill multiprocess xxhash fsspec liger-kernel
 #   (first list what the machine has, e.g. `pip list` in a short run, and drop what it already has: carry is
-#   64 MiB in all, and pyarrow, which datasets needs, is ~40 MB on its own)
+#   64 MiB in all. Measured 2026-12-03 for Python 3.11: these come to 7 MB, but datasets also needs pyarrow
+#   (55 MB) and pandas (12.4 MB); if the machine lacks both, leave out liger-kernel and the Unsloth arm and carry
+#   pyarrow first: the 64 MiB do not hold everything. bench/gpu_assets adds 3.6 MB.)
 #   For the Unsloth arm also: pip download --no-deps -d bench/wheels unsloth unsloth_zoo tyro   (~32 MB; it needs
 #   bitsandbytes, ~60 MB, and xformers from the machine itself: with them missing, the JSON's `not_measured` says so
 #   and local vs TRL defaults are still measured)

@@ -125,7 +125,7 @@ def test_budget_usd_counts_local_compute_at_the_device_rate(tmp_path):
 
 def test_budget_usd_refuses_a_run_whose_calibrated_local_work_costs_more(tiny_model, tmp_path):
     suite = ft_suite(tiny_model)
-    suite["economics"] = {"usd_per_hour": {"cpu": 3600.0}}  # a dollar a second: any training passes $0.5
+    suite["economics"] = {"usd_per_hour": {"cpu": 36000.0}}  # $10 a second: the 6 training steps pass $0.5
     path = write_suite(tmp_path / "s", suite)
     home = tmp_path / "home"
     assert harness_cli("estimate", str(path), home=home, timeout=300).returncode == 0  # calibrates this machine
