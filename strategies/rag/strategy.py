@@ -270,15 +270,21 @@ class Rag(Strategy):
     @classmethod
     def plan(cls, config: RagConfig, dataset, suite):
         size = tokens_to_chars(config.chunking.size) if config.chunking.splitter == "token" else config.chunking.size
-        context = max(config.candidates) * size
-        if config.max_context_tokens:
-            context = min(context, tokens_to_chars(config.max_context_tokens))
         train = dataset.train
         per = sum(len(c.input_text()) + len(c.target) + 1 for c in train) / max(len(train), 1)
-        corpus = 0
+        corpus, rows, row_bytes = 0, 0, 0
         for path in cls.data_files(config, dataset.base or Path(".")):
             files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
             corpus += sum(f.stat().st_size for f in files)
+            for f in files:  # one document a row: documents shorter than a chunk are retrieved whole
+                if f.suffix in (".jsonl", ".csv"):
+                    with f.open("rb") as fh:
+                        n = sum(1 for line in fh if line.strip()) - (f.suffix == ".csv")
+                    rows, row_bytes = rows + max(n, 0), row_bytes + f.stat().st_size
+        chunk = min(size, row_bytes / rows) if rows else size  # a row's bytes include its id and title: an upper bound
+        context = max(config.candidates) * chunk
+        if config.max_context_tokens:
+            context = min(context, tokens_to_chars(config.max_context_tokens))
         dev = len(dataset.dev) * len(config.candidates) if len(config.candidates) > 1 else 0
         price = None
         if config.embedder.kind == "openai":
