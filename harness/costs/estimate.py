@@ -365,7 +365,13 @@ class _Local:
             est.notes.append(f"no calibration for {backend_spec.kind} backends: its time is known after the run")
             return
         backend = self.backend(backend_spec.name)
-        if backend.precision is not None:
+        if backend.precision is not None and plan.training_chars and backend.precision.dtype != "float32":
+            # a fine-tune's adapter answers in the configured precision on CPU (strategies/finetune: _serving_backend)
+            key = f"{backend_spec.name} (adapter)"
+            if key not in self.backends:
+                self.backends[key] = type(backend)(backend.spec, backend.config.model_copy(update={"dtype": "auto"}))
+            backend = self.backends[key]
+        elif backend.precision is not None:
             est.notes.append(f"answers in {backend.precision.dtype}: {backend.precision.why}")
         speed = calibrate.generation_speed(backend, est.input_tokens, self.store, self.measure)
         if speed is None:

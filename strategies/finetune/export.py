@@ -152,7 +152,7 @@ def export(
         identical, cases = _parity(strategy, checkpoint, tmp, fmt, parity_cases)
         files = sorted(p for pattern in WEIGHT_FILES for p in tmp.glob(pattern))
         name = _served_name(strategy.spec.name)
-        dtype = strategy.ctx.backend.identity()["dtype"]  # as the run answered with it (a settled `auto`)
+        dtype = _served_dtype(strategy, checkpoint)
         (tmp / "SERVING.md").write_text(
             serving_notes(out, fmt, base, name, strategy.spec.name, generation.max_new_tokens, suite_path, dtype)
         )
@@ -185,6 +185,14 @@ def export(
             "--format adapter keeps the exact weights."
         )
     return Exported(out, fmt, checkpoint, chosen_how, cases, identical, [out / p.name for p in files])
+
+
+def _served_dtype(strategy, checkpoint: Checkpoint) -> str:
+    """The precision the run answered with this checkpoint in (a settled `dtype: auto` included)."""
+    from harness.backends.hf import pick_device, pick_dtype
+
+    config = strategy._serving_backend(checkpoint).config
+    return str(pick_dtype(config.dtype, pick_device(config.device))).removeprefix("torch.")
 
 
 def _template_in_tokenizer_config(folder: Path) -> None:

@@ -61,7 +61,7 @@ def test_the_chosen_fine_tune_is_served_by_an_openai_compatible_engine_with_the_
     assert "vllm serve" in (merged / "SERVING.md").read_text()
 
     # The engine loads the folder alone; the suite compares it like any provider, through base_url.
-    assert written["dtype"] == record.manifest.backends["tiny"]["dtype"]
+    assert written["dtype"] == record.strategies["ft"].setup.serving["dtype"]  # as the run answered with it
     assert f"--dtype {written['dtype']}" in (merged / "SERVING.md").read_text()
     engine = _engine(merged, written["dtype"])
     monkeypatch.setenv("SERVED_API_KEY", KEY)
