@@ -303,8 +303,6 @@ def run_shape(shape: str, device: str, n: int) -> None:
             unavailable[engine] = "needs an NVIDIA GPU" if device != "cuda" else "unsloth is not installed here"
             print(shape, engine, "skipped:", unavailable[engine], flush=True)
             continue
-        if smoke() and engine == "trl_best" and shape == "smollm2":
-            continue  # the same code path as for llama1b: once is enough for a smoke run
         try:
             result = run_python(
                 WORKER.format(
@@ -364,7 +362,10 @@ def main() -> None:
         prepare()
         if args.prepare:
             return
-    for shape in SHAPES if args.shape == "all" else [args.shape]:
+    shapes = list(SHAPES) if args.shape == "all" else [args.shape]
+    if smoke() and args.shape == "all":  # the second shape runs every engine's code path; the first adds only data
+        shapes = ["llama1b"]
+    for shape in shapes:
         n = args.n or SHAPES[shape]["n" if args.device == "cuda" else "n_cpu"]
         run_shape(shape, args.device, n)
 
