@@ -1,27 +1,36 @@
 """The `local` tuner: LoRA, QLoRA or full fine-tuning with trl's SFTTrainer and peft, on CPU or GPU.
 
-Settings follow the device: on CPU fp32 and no gradient checkpointing (trl's bf16 + checkpointing defaults
-are ~15x slower there); on GPU bf16 and gradient checkpointing. One checkpoint per epoch; a rerun resumes
-from the last checkpoint in the work folder. Loss is on the answer only (prompt-completion data).
+Settings follow the device: on CPU fp32, no gradient checkpointing (trl's bf16 + checkpointing defaults are ~15x
+slower there) and padded batches with a shared-prefix step unless packed rows compute fewer tokens; on GPU bf16,
+padding-free rows, and checkpointing and micro-batches only where the memory needs them (strategies/finetune/memory.py).
+One checkpoint per epoch; a rerun resumes from the last checkpoint in the work folder. Loss is on the answer only
+(prompt-completion data). The trainer callbacks (progress, early stop, elapsed time) are in callbacks.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import resource
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 from pydantic import Field
 
 from harness.backends.hf import HFBackend, cache_kwarg, pick_device
 from harness.errors import ConfigError, HarnessError, require
 from harness.tuner import Preflight, TrainExample, TuneResult, TunerStats
+from strategies.finetune.callbacks import (
+    early_stop_callback,
+    elapsed_before,
+    elapsed_callback,
+    progress_callback,
+    step_recorder,
+)
 from strategies.finetune.common import AdapterConfig, TrainerTuner, cuda_problem, serve_prompt_ids
+from strategies.finetune.memory import MemoryPlan, memory_plan
 
 log = logging.getLogger(__name__)
 
@@ -121,83 +130,6 @@ def _trainer_class(shared_prefix: bool):
     return SharedPrefixSFTTrainer
 
 
-def _progress_callback(tuner: TrainerTuner, pre: Preflight, label: str):
-    """Training progress: steps with the time left, the latest loss and tokens/s, on the run's progress (a bar at a
-    terminal, a line every ~10% otherwise); log lines when there is none (library use)."""
-    from transformers import TrainerCallback
-
-    progress = tuner.ctx.progress
-
-    class ShowProgress(TrainerCallback):
-        def on_train_begin(self, args, state, control, **kwargs):
-            self.every = max(1, state.max_steps // 10)
-            self.started = time.perf_counter()
-            self.first_step, self.first_epoch = state.global_step, float(state.epoch or 0)
-            self.loss: float | None = None
-            if progress is not None:
-                progress.start(f"{label}: training", state.max_steps)
-                if state.global_step:  # resumed from a checkpoint
-                    progress.advance(state.global_step, "resumed")
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs and "loss" in logs:
-                self.loss = float(logs["loss"])
-
-        def detail(self, state) -> str:
-            spent = time.perf_counter() - self.started
-            tokens = tuner.trained_tokens(pre, float(state.epoch or 0) - self.first_epoch)
-            parts = [f"epoch {float(state.epoch or 0):.2f}"]
-            if self.loss is not None:
-                parts.append(f"loss {self.loss:.4f}")
-            if spent > 0 and tokens > 0:
-                parts.append(f"{tokens / spent:,.0f} tokens/s")
-            return ", ".join(parts)
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if progress is not None:
-                progress.advance(1, self.detail(state))
-            elif state.global_step % self.every == 0 or state.global_step == state.max_steps:
-                log.info("training step %d/%d %s", state.global_step, state.max_steps, self.detail(state))
-
-        def on_train_end(self, args, state, control, **kwargs):
-            if progress is not None:
-                progress.finish()
-
-    return ShowProgress()
-
-
-def _step_recorder(times: list[float], losses: list[float] | None):
-    """Each optimizer step's wall time, and each logged loss, appended to the lists (calibration)."""
-    from transformers import TrainerCallback
-
-    class StepRecorder(TrainerCallback):
-        def on_step_begin(self, args, state, control, **kwargs):
-            self.began = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kwargs):
-            times.append(time.perf_counter() - self.began)
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if losses is not None and logs and "loss" in logs:
-                losses.append(float(logs["loss"]))
-
-    return StepRecorder()
-
-
-def _early_stop_callback(tuner: TrainerTuner):
-    """After each checkpoint is saved, ask the strategy (TuneContext.on_checkpoint) whether to stop there."""
-    from transformers import TrainerCallback
-
-    class StopOnDev(TrainerCallback):
-        def on_save(self, args, state, control, **kwargs):
-            if tuner.ctx.on_checkpoint is not None and tuner.ctx.on_checkpoint(tuner._checkpoints()):
-                log.info("stopping after epoch %.0f: no gain on dev", state.epoch or 0)
-                control.should_training_stop = True
-            return control
-
-    return StopOnDev()
-
-
 def _trl_fused_lm_head() -> bool:
     import trl.trainer.utils
 
@@ -208,33 +140,6 @@ def _has_flash_attention() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("flash_attn") is not None
-
-
-def _elapsed_callback(before: float):
-    """Keep the training time so far beside each checkpoint, so a resumed run's cost covers the whole training."""
-    from transformers import TrainerCallback
-
-    class Elapsed(TrainerCallback):
-        def on_train_begin(self, args, state, control, **kwargs):
-            self.started = time.perf_counter()
-            self.before = before
-
-        def on_save(self, args, state, control, **kwargs):
-            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if folder.exists():
-                (folder / "harness-elapsed.json").write_text(
-                    json.dumps({"wall_s": self.before + time.perf_counter() - self.started})
-                )
-
-    return Elapsed()
-
-
-def _elapsed_before(folders: list[Path]) -> float:
-    for folder in reversed(folders):
-        marker = folder / "harness-elapsed.json"
-        if marker.exists():
-            return float(json.loads(marker.read_text())["wall_s"])
-    return 0.0
 
 
 def _reset_peak_memory(device: str) -> None:
@@ -277,89 +182,6 @@ def check_parity(backend: HFBackend, rows, *, sample: int = 16) -> None:
                 f"differently from token {at} ({tok.decode(ids[at : at + 8])!r} vs {tok.decode(serve[at : at + 8])!r}). "
                 "The fine-tuned model would be served a prompt it never saw. Fix: report this with the model name."
             )
-
-
-# ---- memory: batch and checkpointing from the GPU memory left after the weights ------------------------------
-
-
-class MemoryPlan(NamedTuple):
-    micro_batch: int  # rows per forward pass
-    accumulation: int  # micro-batches per optimizer step (micro_batch x accumulation = the configured batch)
-    checkpointing: bool
-    why: str
-
-
-HEADROOM = 0.85  # of the free memory; the rest for the allocator's fragmentation and the optimizer's first step
-
-
-def activation_bytes_per_token(config, dtype_bytes: int, *, lora_dropout: bool) -> tuple[int, int]:
-    """Bytes kept per trained token for the backward pass over all layers: (without checkpointing, with it).
-
-    A decoder layer keeps its norms' inputs and outputs, q/k/v and the attention output, the MLP's gate, up,
-    activation and product (3-4 x intermediate), and with LoRA dropout a copy of each adapted input. With
-    checkpointing only each layer's input is kept, plus one layer's full set while it is recomputed."""
-    config = getattr(config, "text_config", None) or config
-    hidden = int(config.hidden_size)
-    heads = int(config.num_attention_heads)
-    kv = int(getattr(config, "num_key_value_heads", None) or heads) * int(
-        getattr(config, "head_dim", None) or hidden // heads
-    )
-    inner = int(getattr(config, "intermediate_size", None) or 4 * hidden)
-    layers = int(config.num_hidden_layers)
-    per_layer = 6 * hidden + 2 * kv + 4 * inner + ((6 * hidden + inner) if lora_dropout else 0)
-    return layers * per_layer * dtype_bytes, (layers * hidden + per_layer) * dtype_bytes
-
-
-def logits_bytes_per_token(config, *, fused_loss: bool) -> int:
-    """The output layer's logits in bf16, their fp32 copy for the loss and its gradient; a fused linear
-    cross-entropy (Liger) computes the loss in chunks and keeps none of them."""
-    config = getattr(config, "text_config", None) or config
-    return 0 if fused_loss else int(config.vocab_size) * (2 + 4 + 4)
-
-
-def memory_plan(
-    free_bytes: int,
-    config,
-    *,
-    tokens_per_row: int,
-    batch: int,
-    accumulation: int,
-    dtype_bytes: int,
-    lora_dropout: bool,
-    fused_loss: bool,
-    optimizer_bytes: int,
-    asked_checkpointing: bool | None,
-) -> MemoryPlan:
-    """The largest micro-batch (up to the configured batch) and whether to checkpoint, so a step fits in the free
-    memory: checkpointing only when the batch does not fit without it, smaller micro-batches (more accumulation,
-    the same batch per optimizer step) only when it does not fit with it either."""
-    plain, checkpointed = activation_bytes_per_token(config, dtype_bytes, lora_dropout=lora_dropout)
-    logits = logits_bytes_per_token(config, fused_loss=fused_loss)
-    budget = int(free_bytes * HEADROOM) - optimizer_bytes
-    gib = 2**30
-
-    def need(rows: int, checkpointing: bool) -> int:
-        return rows * tokens_per_row * ((checkpointed if checkpointing else plain) + logits)
-
-    options = [asked_checkpointing] if asked_checkpointing is not None else [False, True]
-    micro = batch
-    while True:
-        for checkpointing in options:
-            if need(micro, checkpointing) <= budget or (micro == 1 and checkpointing == options[-1]):
-                fits = need(micro, checkpointing) <= budget
-                asked = " (as configured)" if asked_checkpointing is not None else ""
-                why = (
-                    f"{free_bytes / gib:.1f} GiB free after the weights; {micro} x {tokens_per_row} tokens need about "
-                    f"{need(micro, checkpointing) / gib:.1f} GiB {'with' if checkpointing else 'without'} "
-                    f"checkpointing{asked}"
-                )
-                if micro < batch:
-                    why += f"; batch {batch} as {batch // micro} accumulated micro-batches of {micro}"
-                if not fits:
-                    why += "; may not fit even so"
-                return MemoryPlan(micro, accumulation * (batch // micro), checkpointing, why)
-        # the configured batch must stay a whole number of micro-batches
-        micro = next(m for m in range(micro - 1, 0, -1) if batch % m == 0)
 
 
 class LocalTuner(TrainerTuner):
@@ -602,11 +424,11 @@ class LocalTuner(TrainerTuner):
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)
-        trainer.add_callback(_progress_callback(self, pre, self.ctx.name))
+        trainer.add_callback(progress_callback(self, pre, self.ctx.name))
         if self.step_times is not None:
-            trainer.add_callback(_step_recorder(self.step_times, self.step_losses))
+            trainer.add_callback(step_recorder(self.step_times, self.step_losses))
         if self.ctx.on_checkpoint is not None:
-            trainer.add_callback(_early_stop_callback(self))
+            trainer.add_callback(early_stop_callback(self))
         check_parity(self._backend(), trainer.train_dataset)
         if trainer_hook is not None:
             trainer_hook(trainer)
@@ -616,8 +438,8 @@ class LocalTuner(TrainerTuner):
         if resume:
             log.info("resuming training from the last checkpoint in %s", out)
         # First in line, so the time is written beside the checkpoint even if a later callback stops training.
-        before = _elapsed_before(self._checkpoint_folders()) if resume else 0.0
-        trainer.callback_handler.callbacks.insert(0, _elapsed_callback(before))
+        before = elapsed_before(self._checkpoint_folders()) if resume else 0.0
+        trainer.callback_handler.callbacks.insert(0, elapsed_callback(before))
         _reset_peak_memory(device)
         started = time.perf_counter()
         try:

@@ -8,7 +8,8 @@ import torch
 from transformers import LlamaConfig
 
 from harness.tuner import TrainExample, TuneContext
-from strategies.finetune.local import LocalConfig, LocalTuner, activation_bytes_per_token, memory_plan
+from strategies.finetune.local import LocalConfig, LocalTuner
+from strategies.finetune.memory import activation_bytes_per_token, memory_plan
 from tests.integration.test_shared_prefix_training import batch, lora_model
 
 GIB = 2**30
