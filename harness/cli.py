@@ -349,7 +349,8 @@ def tune(
         False,
         "--export-only",
         help="Write the tuner's files (AutoTrain: config.yml "
-        "and data/train.jsonl for its UI or CLI) to --out and train nothing.",
+        "and data/train.jsonl for its UI or CLI), or with --format openai_chat the train/dev splits as OpenAI's "
+        "chat fine-tuning file, to --out and train nothing.",
     ),
     out: Path | None = typer.Option(None, "--out", help="Folder for --export-only."),
     serve_out: Path | None = typer.Option(
@@ -357,8 +358,11 @@ def tune(
         "--serve-out",
         help="Write the finished fine-tune here for a serving engine (vLLM, TGI, llama.cpp), with SERVING.md.",
     ),
-    serve_format: str = typer.Option(
-        "merged", "--format", help="With --serve-out: merged (adapter folded into the base) or adapter."
+    fmt: str | None = typer.Option(
+        None,
+        "--format",
+        help="With --serve-out: merged (default: adapter folded into the base) or adapter. With --export-only: "
+        "openai_chat (the chat JSONL OpenAI and Azure OpenAI fine-tune from).",
     ),
     run_dir: Path | None = typer.Option(
         None, "--run", help="With --serve-out: export the checkpoint this run folder chose on dev."
@@ -367,22 +371,35 @@ def tune(
     """Train a finetune strategy's model without answering the test set (`harness compare` then reuses it),
     with --export-only write what its tuner would be given, or with --serve-out write the finished fine-tune in
     the layout serving engines load."""
-    from harness.commands.tune import export_for_serving, export_tuning, train_only
+    from harness.commands.tune import export_for_serving, export_openai_chat, export_tuning, train_only
     from harness.errors import ConfigError
 
     try:
         if serve_out is not None:
-            if serve_format not in ("merged", "adapter"):
-                raise ConfigError(f"--format {serve_format}: not a serving format. Fix: use merged or adapter.")
+            if fmt not in (None, "merged", "adapter"):
+                raise ConfigError(f"--format {fmt}: not a serving format. Fix: use merged or adapter.")
             if export_only:
                 raise ConfigError("--serve-out and --export-only do different things. Fix: use one of them.")
-            for line in export_for_serving(suite, strategy, serve_out, serve_format, run_dir):
+            for line in export_for_serving(suite, strategy, serve_out, fmt or "merged", run_dir):
                 typer.echo(line)
         elif run_dir is not None:
             raise ConfigError("--run only goes with --serve-out. Fix: add --serve-out FOLDER.")
+        elif fmt is not None and not export_only:
+            raise ConfigError(
+                f"--format {fmt} goes with --export-only (openai_chat) or --serve-out (merged, adapter). Fix: add one."
+            )
         elif export_only:
+            if fmt not in (None, "openai_chat"):
+                raise ConfigError(
+                    f"--format {fmt}: not an export format. Fix: use --format openai_chat, or leave it out to write "
+                    "the tuner's own files (AutoTrain)."
+                )
             if out is None:
-                raise ConfigError("--export-only needs --out FOLDER. Fix: add --out autotrain-export.")
+                raise ConfigError("--export-only needs --out FOLDER. Fix: add --out FOLDER.")
+            if fmt == "openai_chat":
+                for line in export_openai_chat(suite, strategy, out):
+                    typer.echo(line)
+                return
             for path in export_tuning(suite, strategy, out):
                 typer.echo(f"wrote {path}")
             typer.echo(

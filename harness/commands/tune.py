@@ -7,7 +7,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from harness.builtins import BACKENDS, STRATEGIES
+from harness.builtins import BACKENDS, STRATEGIES, TUNERS
 from harness.costs.calibrate import answer_precision
 from harness.errors import ConfigError
 from harness.strategy import StrategyContext
@@ -57,6 +57,53 @@ def export_tuning(suite: Path, name: str | None, out: Path) -> list[Path]:
         )
     out.mkdir(parents=True, exist_ok=True)
     return tuner.export(examples, tuner.validate(examples), out)
+
+
+def export_openai_chat(suite: Path, name: str | None, out: Path) -> list[str]:
+    """The train and dev splits as the OpenAI chat fine-tuning file (train.jsonl, validation.jsonl), prompted as
+    the finetune strategy trains (the task's prompt when the suite has none), checked as the openai tuner checks
+    its upload; test.jsonl beside them is the held-out set, never to be uploaded."""
+    from harness.suite.chat_format import chat_lines
+    from harness.suite.prompts import build_messages
+    from harness.tuner import TrainExample
+
+    loaded = load_suite(suite, machine=False)  # a file for another service needs nothing of this machine
+    if name is not None or any(s.kind == "finetune" for s in loaded.suite.strategies):
+        strategy = _finetune(loaded, name)
+        examples, how = strategy.examples, f"as strategy '{strategy.spec.name}' prompts them"
+    else:
+
+        def examples(cases):
+            return [
+                TrainExample(id=c.id, prompt=build_messages(loaded.suite.task, c), completion=c.target) for c in cases
+            ]
+
+        how = "with the task's prompt (the suite has no finetune strategy)"
+    data = loaded.dataset
+    train = examples(data.train)
+    if not train:
+        raise ConfigError(f"{loaded.path}: data: the suite has no train split to export. Fix: add data.train.")
+    pre = TUNERS.get("openai").check_file(train)  # as the openai tuner checks its upload
+    out.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for file, cases, role in (
+        ("train.jsonl", data.train, "training_file"),
+        ("validation.jsonl", data.dev, "validation_file"),
+        ("test.jsonl", data.test, "held out: harness scores on it; never upload it"),
+    ):
+        if not cases:
+            continue
+        chosen = train if file == "train.jsonl" else examples(cases)
+        (out / file).write_text(chat_lines([(e.prompt, e.completion) for e in chosen]), encoding="utf-8")
+        lines.append(f"wrote {out / file} ({len(chosen)} conversations; {role})")
+    lines += [
+        f"  prompts {how}; {pre.n_examples} training examples, {pre.total_tokens:,} tokens per epoch "
+        f"(longest {pre.token_lengths.max:,})" + (f"; {'; '.join(pre.warnings)}" if pre.warnings else ""),
+        f"next: upload train.jsonl{' and validation.jsonl' if data.dev else ''} for fine-tuning (OpenAI or Azure "
+        "OpenAI), then compare the tuned model through an openai backend; or read the files back with "
+        "`data: {train: train.jsonl, dev: validation.jsonl, test: test.jsonl, format: openai_chat}`",
+    ]
+    return lines
 
 
 def train_only(suite: Path, name: str | None) -> list[str]:

@@ -167,7 +167,7 @@ class ModelGraded(JudgedScorer):
         low, high = self.config.scale
         parts = [
             "You grade one answer to a task against a rubric.",
-            f"Task: {self.task.instructions.strip()}",
+            f"Task: {(self.task.instructions or '').strip()}",
             f"Rubric:\n{self.rubric}",
             f"Grade from {low} (worst) to {high} (best).",
         ]
@@ -250,7 +250,7 @@ class Pairwise(JudgedScorer):
     def prompt(self, first: str, second: str, case: Case) -> str:
         parts = [
             "You compare two answers to the same task.",
-            f"Task: {self.task.instructions.strip()}",
+            f"Task: {(self.task.instructions or '').strip()}",
             f"Input:\n{case.input_text()}",
         ]
         if self.config.reference:

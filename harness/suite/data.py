@@ -10,6 +10,7 @@ import math
 import random
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ class Dataset:
     test: list[Case]
     hashes: dict[str, str]  # file path -> sha256 (splits, and files strategies read, such as a RAG corpus)
     base: Path | None = None  # the suite's folder: other data paths (a corpus) are relative to it
+    instructions: str | None = None  # data.format openai_chat: the system turn the lines share
 
     def split(self, name: str) -> list[Case]:
         return getattr(self, name)
@@ -383,15 +385,71 @@ def _data_file(base: Path, rel: str, key: str) -> Path:
     return path
 
 
-def load_dataset(spec: DataSpec, task: TaskSpec, *, base: Path, seed: int) -> Dataset:
-    """Read, convert and check all splits. Raises DataError naming the file and line on any problem."""
+class _Rows:
+    """Rows as the task reads them: with data.format openai_chat, each chat line turned into an input and a target
+    (harness.suite.chat_format), its system turn the same in every file."""
+
+    def __init__(self, spec: DataSpec, task: TaskSpec) -> None:
+        self.spec, self.task = spec, task
+        self.system: tuple[str | None, int, Path] | None = None
+
+    def __call__(self, rows: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
+        if self.spec.format != "openai_chat" or not rows:
+            return rows
+        from harness.suite.chat_format import chat_rows, system_differs
+
+        given = self.task.instructions is not None
+        read = chat_rows(
+            rows, path, input_field=self.task.input_field, target_field=self.task.target_field, instructions_given=given
+        )
+        if self.system is None:
+            self.system = (read.system, read.system_line or 1, path)
+        elif read.system != self.system[0] and not given:
+            first, line, first_path = self.system
+            raise DataError(system_differs(f"{path}:{read.system_line}", (first, line), read.system, first_path))
+        return read.rows
+
+    @property
+    def instructions(self) -> str | None:
+        return self.system[0] if self.system else None
+
+
+def _suite_at(loc: tuple) -> str:
+    from harness.suite.locations import format_loc
+
+    return f"{format_loc(loc)} in the suite"
+
+
+def load_dataset(
+    spec: DataSpec, task: TaskSpec, *, base: Path, seed: int, where: Callable[[tuple], str] = _suite_at
+) -> Dataset:
+    """Read, convert and check all splits. Raises DataError naming the file and line on any problem; `where`
+    names a place in the suite file (for problems of a setting rather than of a data file)."""
     splits: dict[str, list[Case]] = {}
     sources: dict[str, Path] = {}
     hashes: dict[str, str] = {}
     stratify = task.target_field if task.labels else None
-    if spec.source:
+    as_task = _Rows(spec, task)
+    if spec.hf:
+        from harness.suite.hf_data import hf_splits
+
+        parts, sources, hashes[f"hf:{spec.hf.path}"] = hf_splits(
+            spec,
+            base=base,
+            seed=seed,
+            stratify=stratify if spec.format == "fields" else None,
+            where=where,
+            split_rows=split_rows,
+        )
+        for split in SPLITS:
+            rows = as_task(parts[split], sources[split])
+            if not rows and split != "test":
+                splits[split] = []
+                continue
+            splits[split] = to_cases(rows, task, path=sources[split], split=split, max_field_chars=spec.max_field_chars)
+    elif spec.source:
         path = _data_file(base, spec.source, "data.source")
-        rows = read_records(path)
+        rows = as_task(read_records(path), path)
         if not rows:
             raise DataError(
                 f"{path}: the file has no cases (data.source in the suite). Fix: add cases, or name another file."
@@ -418,7 +476,7 @@ def load_dataset(spec: DataSpec, task: TaskSpec, *, base: Path, seed: int) -> Da
                 continue
             path = _data_file(base, rel, f"data.{split}")
             sources[split] = path
-            rows = read_records(path)
+            rows = as_task(read_records(path), path)
             if not rows:
                 raise DataError(
                     f"{path}: the {split} split is empty: the file has no cases (data.{split} in the "
@@ -429,4 +487,11 @@ def load_dataset(spec: DataSpec, task: TaskSpec, *, base: Path, seed: int) -> Da
     sources.setdefault("train", sources["test"])
     sources.setdefault("dev", sources["test"])
     check_cases(splits, sources, allow_overlap=spec.allow_overlap)
-    return Dataset(train=splits["train"], dev=splits["dev"], test=splits["test"], hashes=hashes, base=base)
+    return Dataset(
+        train=splits["train"],
+        dev=splits["dev"],
+        test=splits["test"],
+        hashes=hashes,
+        base=base,
+        instructions=as_task.instructions,
+    )

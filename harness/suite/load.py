@@ -93,6 +93,11 @@ def _cross_checks(suite: Suite, path: Path, lines: dict[Loc, int]) -> list[str]:
             if value in seen:
                 errors.append(f"{at((section, i))}: duplicate name '{value}'. Fix: give each entry its own `name`.")
             seen.add(value)
+    if suite.task.instructions is None and suite.data.format != "openai_chat":
+        errors.append(
+            f"{at(('task',))}: required key 'instructions' is missing (the system prompt; only data.format "
+            "openai_chat takes it from the file's system turn). Fix: add `instructions: ...` under task."
+        )
     names = [b.name for b in suite.backends]
     for i, strategy in enumerate(suite.strategies):
         if strategy.backend is None and len(names) > 1:
@@ -277,11 +282,18 @@ def load_suite(path: str | Path, *, with_data: bool = True, machine: bool = True
     _fail(_price_checks(suite, path, lines))
     if with_data:
         _fail(_data_path_checks(suite, path, lines))
+
+    def where(loc: Loc) -> str:
+        return f"{path}:{line_of(lines, loc) or '?'}: {format_loc(loc)}"
+
     dataset = (
-        load_dataset(suite.data, suite.task, base=path.parent, seed=suite.seed)
+        load_dataset(suite.data, suite.task, base=path.parent, seed=suite.seed, where=where)
         if with_data
         else Dataset([], [], [], {})
     )
+    if suite.task.instructions is None:  # openai_chat: the lines' shared system turn (none: no system prompt)
+        task = suite.task.model_copy(update={"instructions": dataset.instructions or ""})
+        suite = suite.model_copy(update={"task": task})
     loaded = LoadedSuite(suite=suite, path=path, dataset=dataset, configs=configs, lines=lines)
     _fail(_grading_functions(loaded))
     if with_data:

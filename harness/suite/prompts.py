@@ -15,7 +15,7 @@ Messages = list[dict[str, str]]
 
 def system_text(task: TaskSpec) -> str:
     labels = ", ".join(task.labels or [])
-    return task.instructions.replace("{labels}", labels).strip()
+    return (task.instructions or "").replace("{labels}", labels).strip()
 
 
 def user_input(task: TaskSpec, case: Case) -> str | list[dict[str, str]]:

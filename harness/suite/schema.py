@@ -72,8 +72,10 @@ def check_template(text: str | None) -> str | None:
 
 
 class TaskSpec(StrictModel):
-    instructions: str = Field(
-        description="System instructions. `{labels}` is replaced by the comma-separated label set."
+    instructions: str | None = Field(
+        None,
+        description="System instructions. `{labels}` is replaced by the comma-separated label set. Required, "
+        "except with data.format openai_chat, whose lines' shared system turn is the default.",
     )
     input_field: str = Field("input", description="Data field holding the case input (text or chat messages).")
     target_field: str = Field("target", description="Data field holding the expected answer.")
@@ -128,11 +130,48 @@ class SplitFractions(StrictModel):
         return self
 
 
+class HFDataSpec(StrictModel):
+    """A Hugging Face dataset: a hub id (obeys HF_HUB_OFFLINE; pin `revision`), a local loading script or data
+    folder, or a folder written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk`."""
+
+    path: str = Field(
+        description="Hub id (e.g. rajpurkar/squad) or a folder, relative to the suite file (a `save_to_disk` "
+        "folder, or data files `datasets.load_dataset` reads)."
+    )
+    name: str | None = Field(None, description="The dataset's configuration (subset), e.g. plain_text.")
+    revision: str | None = Field(
+        None, description="Hub commit, tag or branch; pin it so a rerun reads the same rows (it joins the fingerprint)."
+    )
+    split: str | None = Field(
+        None, description="One split to cut into train/dev/test by data.split fractions (e.g. validation)."
+    )
+    splits: dict[Literal["train", "dev", "test"], str] | None = Field(
+        None,
+        description="The dataset's split for each of ours, e.g. {train: train, dev: validation}; default: its "
+        "train, validation (or dev) and test. Missing ones are cut from train by data.split fractions.",
+    )
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="Fields made from columns: field name -> column, with dots and [i] into nested values, "
+        "e.g. {target: 'answers.text[0]'}. The task's fields then name them.",
+    )
+    max_rows: int | None = Field(
+        None, ge=1, description="Keep at most this many rows of each split, drawn by the suite seed."
+    )
+
+
 class DataSpec(StrictModel):
     train: str | None = Field(None, description="Train split file (JSONL, CSV or Parquet), relative to the suite file.")
     dev: str | None = None
     test: str | None = None
     source: str | None = Field(None, description="One file to split by `split` fractions and the suite seed.")
+    hf: HFDataSpec | None = Field(None, description="A Hugging Face dataset (hub or local) instead of files.")
+    format: Literal["fields", "openai_chat"] = Field(
+        "fields",
+        description="fields: each row's fields (task.input_field, task.target_field); openai_chat: the OpenAI chat "
+        'fine-tuning file, {"messages": [...]} per line: the last assistant turn is the target, the turns '
+        "before it the input, a shared system turn the task's instructions.",
+    )
     split: SplitFractions | None = None
     allow_overlap: bool = Field(False, description="Allow test inputs that also appear in train or dev (leakage).")
     max_field_chars: int = Field(
@@ -144,13 +183,23 @@ class DataSpec(StrictModel):
 
     @model_validator(mode="after")
     def _one_layout(self) -> DataSpec:
-        if self.source:
+        if self.hf:
+            if self.source or self.train or self.dev or self.test:
+                raise ValueError("give either `hf` (a Hugging Face dataset) or data files, not both")
+            if self.hf.split and self.split is None:
+                raise ValueError(
+                    f"`hf.split: {self.hf.split}` is cut into train/dev/test by `split` fractions; add e.g. "
+                    "`split: {train: 0.7, dev: 0.1, test: 0.2}`"
+                )
+        elif self.source:
             if self.train or self.dev or self.test:
                 raise ValueError("give either `source` with `split`, or `train`/`dev`/`test` files, not both")
             if self.split is None:
                 raise ValueError("`source` needs `split` fractions, e.g. {train: 0.7, dev: 0.1, test: 0.2}")
         elif not self.test:
-            raise ValueError("name a `test` file (and usually `train`), or one `source` file with `split` fractions")
+            raise ValueError(
+                "name a `test` file (and usually `train`), one `source` file with `split` fractions, or an `hf` dataset"
+            )
         return self
 
 

@@ -25,12 +25,14 @@ from harness.costs.prices import resolve_price
 from harness.costs.tokens import MESSAGE_OVERHEAD_TOKENS, approx_tokens
 from harness.errors import ConfigError, HarnessError, provider_error, require
 from harness.run.folder import write_json_atomic
+from harness.suite.chat_format import chat_lines
 from harness.suite.schema import StrictModel
 from harness.tuner import Checkpoint, Preflight, TrainExample, Tuner, TuneResult, TunerStats
 from strategies.finetune.preflight import preflight
 
 log = logging.getLogger(__name__)
 TERMINAL = ("succeeded", "failed", "cancelled")
+MAX_TOKENS_PER_EXAMPLE = 65536  # the provider's limit per training example
 
 
 class OpenAITunerConfig(StrictModel):
@@ -41,19 +43,16 @@ class OpenAITunerConfig(StrictModel):
     seed: int | None = Field(None, description="Default: the suite's seed.")
     validation: bool = Field(True, description="Upload the dev split as the validation file.")
     metadata: dict[str, str] = Field(default_factory=dict)
-    max_tokens_per_example: int = Field(65536, ge=16, description="The provider's limit per training example.")
+    max_tokens_per_example: int = Field(
+        MAX_TOKENS_PER_EXAMPLE, ge=16, description="The provider's limit per training example."
+    )
     poll_s: float = Field(10.0, gt=0, description="First wait between status checks (doubles up to poll_max_s).")
     poll_max_s: float = Field(60.0, gt=0)
     cancel_on_abort: bool = Field(False, description="Cancel the job on Ctrl-C (default: leave it running, resumable).")
 
 
-def chat_line(example: TrainExample) -> str:
-    return json.dumps(
-        {"messages": [*example.prompt, {"role": "assistant", "content": example.completion}]}, ensure_ascii=False
-    )
-
-
-def _tokens(example: TrainExample) -> int:
+def example_tokens(example: TrainExample) -> int:
+    """Tokens of one training conversation, as the provider counts them (approximately)."""
     text = sum(len(m["content"]) for m in example.prompt) + len(example.completion)
     return approx_tokens(text) + MESSAGE_OVERHEAD_TOKENS * (len(example.prompt) + 1)
 
@@ -69,9 +68,13 @@ class OpenAITuner(Tuner):
                 f"the openai tuner fine-tunes a model of an `openai` backend; '{self.ctx.base.name}' is "
                 f"'{self.ctx.base.kind}'. Fix: use tuner kind local for local models."
             )
-        return preflight(
-            examples, _tokens, max_length=None, cap=self.config.max_tokens_per_example, max_truncated_fraction=0.0
-        )
+        return self.check_file(examples, cap=self.config.max_tokens_per_example)
+
+    @staticmethod
+    def check_file(examples: list[TrainExample], cap: int = MAX_TOKENS_PER_EXAMPLE) -> Preflight:
+        """The checks an upload gets (after OpenAI's data-prep cookbook): roles, empty turns, answers, at least 10
+        examples, tokens per example under the provider's limit."""
+        return preflight(examples, example_tokens, max_length=None, cap=cap, max_truncated_fraction=0.0)
 
     def _epochs_for_estimate(self) -> int:
         return self.config.epochs if isinstance(self.config.epochs, int) else 3  # the provider's usual choice
@@ -115,7 +118,7 @@ class OpenAITuner(Tuner):
 
     def _upload(self, client, name: str, examples: list[TrainExample]) -> str:
         path = self.ctx.workdir / name
-        write_json_atomic(path, "".join(chat_line(e) + "\n" for e in examples))
+        write_json_atomic(path, chat_lines([(e.prompt, e.completion) for e in examples]))
         with path.open("rb") as fh:
             return client.files.create(file=fh, purpose="fine-tune").id
 
