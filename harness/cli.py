@@ -442,9 +442,16 @@ def init(
     list_templates: bool = typer.Option(
         False, "--list-templates", help="List the templates, one line each with their suite files, and exit."
     ),
+    from_promptfoo: Path | None = typer.Option(
+        None, "--from-promptfoo", help="Convert a promptfoo config (promptfooconfig.yaml): prompts, tests, assertions."
+    ),
+    from_lm_eval: Path | None = typer.Option(
+        None, "--from-lm-eval", help="Convert an lm-eval task YAML over its local data files."
+    ),
     force: bool = typer.Option(False, "--force", help="Write into an existing suite folder, overwriting its files."),
 ) -> None:
-    """Start a suite: copy an example suite (--template NAME) or scaffold one from a data file (--from FILE)."""
+    """Start a suite: copy an example suite (--template NAME), scaffold one from a data file (--from FILE), or
+    convert a promptfoo config (--from-promptfoo) or an lm-eval task (--from-lm-eval)."""
     from harness.commands import init as scaffold
     from harness.errors import ConfigError
 
@@ -452,10 +459,12 @@ def init(
         if list_templates:
             _print_templates(scaffold.list_templates())
             return
-        if (data is None) == (template is None) or directory is None:
+        sources = [s for s in (data, template, from_promptfoo, from_lm_eval) if s is not None]
+        if len(sources) != 1 or directory is None:
             raise ConfigError(
-                "harness init needs a folder and exactly one of --from FILE or --template NAME. Fix: e.g. "
-                "`harness init my-suite --template quickstart`, or `harness init my-suite --from cases.jsonl`."
+                "harness init needs a folder and exactly one of --from FILE, --template NAME, --from-promptfoo "
+                "CONFIG or --from-lm-eval TASK.yaml. Fix: e.g. `harness init my-suite --template quickstart`, or "
+                "`harness init my-suite --from cases.jsonl`."
             )
         if template is not None:
             chosen = scaffold.copy_template(directory, template, force=force)
@@ -466,6 +475,18 @@ def init(
         elif data is not None:
             path = scaffold.scaffold(directory, data, force=force)
             typer.echo(f"wrote {path}")
+        else:
+            from harness.commands import convert_tools
+
+            if from_promptfoo is not None:
+                path, unmapped = convert_tools.from_promptfoo(directory, from_promptfoo, force=force)
+            elif from_lm_eval is not None:
+                path, unmapped = convert_tools.from_lm_eval(directory, from_lm_eval, force=force)
+            typer.echo(f"wrote {path}, {path.parent / 'data'}/ and {path.parent / 'README.md'} (what mapped to what)")
+            if unmapped:
+                typer.echo(f"not mapped ({len(unmapped)}, also listed in the README):")
+            for note in unmapped:
+                typer.echo(f"  - {note}")
     except HarnessError as exc:
         _fail(exc)
     typer.echo(f"next: harness validate {path} && harness compare {path}")
