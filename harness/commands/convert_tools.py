@@ -19,7 +19,7 @@ import yaml
 
 from harness.errors import ConfigError
 from harness.suite.data import file_sha256
-from harness.suite.locations import Loc, not_utf8
+from harness.suite.locations import Loc, parse_yaml
 
 # ---- the template subset: plain {{ field }} substitutions, dotted or indexed at most ----------------------------
 
@@ -198,23 +198,9 @@ _FunctionLoader.add_constructor("!function", lambda loader, node: FunctionRef(lo
 def read_yaml_with_functions(path: Path) -> tuple[Any, dict[Loc, int], dict[Loc, int]]:
     """A YAML file whose `!function x.y` values become FunctionRef; with the line of each key, and the first line of
     each `|` block's text (where a template's own lines can be counted from)."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found. Fix: give the path of an lm-eval task YAML file.") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the file ({exc.strerror}). Fix: check the path.") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(not_utf8(path, raw, exc)) from None
-    try:
-        node = yaml.compose(text, Loader=_FunctionLoader)
-        data = yaml.load(text, Loader=_FunctionLoader)  # a SafeLoader that only adds !function
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise ConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', None) or exc}. Fix: correct it.") from None
+    data, node = parse_yaml(
+        path, loader=_FunctionLoader, what="task file", fix="give the path of an lm-eval task YAML file"
+    )
     lines: dict[Loc, int] = {}
     blocks: dict[Loc, int] = {}
 

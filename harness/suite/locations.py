@@ -23,25 +23,26 @@ def not_utf8(path: object, raw: bytes, exc: UnicodeDecodeError) -> str:
     return f"{path}:{line}: not valid UTF-8 at byte offset {exc.start} (column {column}): {how}."
 
 
-def load_yaml_with_lines(path: Path) -> tuple[Any, dict[Loc, int]]:
-    """Parse a YAML file; return the data and a map from location tuple to 1-based line."""
+def parse_yaml(
+    path: Path, *, loader: type = yaml.SafeLoader, what: str = "suite file", fix: str = ""
+) -> tuple[Any, Any]:
+    """(the data, its node tree) of a YAML file; ConfigError naming the file, the line and the fix otherwise."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(
-            f"{path}: file not found. Fix: check the path, or run `harness init DIR` to scaffold a suite."
+            f"{path}: file not found. Fix: {fix or 'check the path, or run `harness init DIR` to scaffold a suite'}."
         ) from None
     except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder, not a suite file. Fix: name the suite's YAML file.") from None
+        raise ConfigError(f"{path}: is a folder, not a {what}. Fix: name the YAML file.") from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the suite file ({exc.strerror}). Fix: check its permissions.") from None
+        raise ConfigError(f"{path}: cannot read the {what} ({exc.strerror}). Fix: check its permissions.") from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ConfigError(not_utf8(path, raw, exc)) from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        return yaml.load(text, Loader=loader), yaml.compose(text, Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -52,6 +53,11 @@ def load_yaml_with_lines(path: Path) -> tuple[Any, dict[Loc, int]]:
             else "correct the syntax at that line"
         )
         raise ConfigError(f"{where}: invalid YAML: {problem}. Fix: {fix}.") from None
+
+
+def load_yaml_with_lines(path: Path) -> tuple[Any, dict[Loc, int]]:
+    """Parse a YAML file; return the data and a map from location tuple to 1-based line."""
+    data, node = parse_yaml(path)
     lines: dict[Loc, int] = {}
     if node is not None:
         try:
