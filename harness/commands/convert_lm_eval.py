@@ -126,13 +126,13 @@ def convert(directory: Path, task_path: Path, *, force: bool = False) -> tuple[P
 def _data_files(task: _Task, conv: Conversion) -> dict[str, list[dict[str, Any]]]:
     """The rows of each split named in dataset_kwargs.data_files (each with `__at__`, its file:line)."""
     kind = task.data.get("dataset_path")
-    if kind not in SUFFIXES:
+    if not kind:
         raise ConfigError(
-            f"{task.where('dataset_path') if kind else f'{task.path}:1: dataset_path'}: "
-            + (f"'{kind}' is a Hugging Face hub dataset (or a loader harness does not read)" if kind else "missing")
-            + "; harness converts only local data files. Fix: save the splits as JSONL, CSV or Parquet files and set "
-            "`dataset_path: json` (or csv, parquet) with `dataset_kwargs: {data_files: {test: data/test.jsonl, ...}}`."
+            f"{task.path}:1: dataset_path: missing. Fix: name the hub dataset, or set `dataset_path: json` (or csv, "
+            "parquet) with `dataset_kwargs: {data_files: {test: data/test.jsonl, ...}}`."
         )
+    if kind not in SUFFIXES:
+        return _hub_rows(task, str(kind), conv)
     kwargs = task.data.get("dataset_kwargs") or {}
     files = kwargs.get("data_files") if isinstance(kwargs, dict) else None
     if not files:
@@ -156,10 +156,42 @@ def _data_files(task: _Task, conv: Conversion) -> dict[str, list[dict[str, Any]]
             if path is None:
                 raise DataError(
                     f"{task.where('dataset_kwargs', 'data_files', split)}: data file '{rel}' not found (looked in "
-                    f"{base}). Fix: check the path; it is read relative to the task file."
+                    f"{base} and {Path.cwd()}). Fix: check the path; it is read relative to the task file."
                 )
             conv.inputs.append(path)
             out[split] += _read_rows(path, str(kind))
+    return out
+
+
+def _hub_rows(task: _Task, name: str, conv: Conversion) -> dict[str, list[dict[str, Any]]]:
+    """The rows of each split of a Hugging Face dataset (hub id, or a folder next to the task file), read through
+    `datasets` as lm-eval reads them (HF_HUB_OFFLINE obeyed); written into the suite's data/ like local files."""
+    from harness.suite.hf_data import open_dataset
+    from harness.suite.schema import HFDataSpec
+
+    kwargs = task.data.get("dataset_kwargs") or {}
+    revision = kwargs.get("revision") if isinstance(kwargs, dict) else None
+    spec = HFDataSpec(path=name, name=task.data.get("dataset_name"), revision=revision)
+    try:
+        splits, fingerprint = open_dataset(spec, task.path.parent, lambda loc: task.where("dataset_path"))
+    except DataError as exc:
+        raise DataError(
+            f"{exc} Or save the splits as JSONL files and point the task at them (`dataset_path: json`, "
+            "`dataset_kwargs: {data_files: {test: ...}}`)."
+        ) from None
+    for key in (k for k in kwargs if k != "revision"):
+        conv.not_mapped(f"dataset_kwargs.{key}: not passed to the datasets library")
+    conv.differences.append(
+        f"The docs were read from the Hugging Face dataset {name}"
+        + (f" ({spec.name})" if spec.name else "")
+        + (f" at revision {revision}" if revision else " (no revision pinned: a later conversion may read other rows)")
+        + f" and written into data/ (datasets fingerprint {fingerprint[:80]})."
+    )
+    out: dict[str, list[dict[str, Any]]] = {}
+    for split, dataset in splits.items():
+        out[split] = dataset.to_list()
+        for i, row in enumerate(out[split], start=1):
+            row["__at__"] = f"{name}[{split}]:{i}"
     return out
 
 

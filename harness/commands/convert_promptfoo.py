@@ -302,6 +302,8 @@ def assertion_from_string(text: str) -> dict[str, Any]:
 def _with_default_test(tests: list[_Test], default: Any, base: Path, conv: Conversion) -> list[_Test]:
     """defaultTest's vars under each test's, its assertions after each test's; array vars expanded as promptfoo does
     (one test per combination), and a var's file:// text file read in."""
+    if _file_ref(default) is not None:
+        conv.not_mapped(f"defaultTest: {default}: a defaultTest kept in another file is not read; convert it inline")
     default = default if isinstance(default, dict) else {}
     if default.get("options"):
         conv.not_mapped("defaultTest.options: harness has no per-case options (prefix, suffix, transform); ignored")
@@ -316,8 +318,17 @@ def _with_default_test(tests: list[_Test], default: Any, base: Path, conv: Conve
             label = test.label + (
                 f" ({', '.join(f'{k}={v}' for k, v in zip(names, combo, strict=True))})" if names else ""
             )
-            out.append(_Test(label, values, [*test.asserts, *base_asserts], test.description))
+            asserts = [(where, _value_file(item, base, where, conv)) for where, item in [*test.asserts, *base_asserts]]
+            out.append(_Test(label, values, asserts, test.description))
     return out
+
+
+def _value_file(item: Any, base: Path, where: str, conv: Conversion) -> Any:
+    """An assertion whose `value: file://...` names a text file, with the file's text as its value (as promptfoo
+    reads it)."""
+    if isinstance(item, dict) and _file_ref(item.get("value")) is not None and item.get("type") in VALUE_TYPES:
+        return {**item, "value": _var_value(item["value"], base, f"{where}.value", conv)}
+    return item
 
 
 def _var_value(value: Any, base: Path, where: str, conv: Conversion) -> Any:

@@ -28,8 +28,9 @@ class ChatRows:
     """Rows (input, target and the line) read from chat lines, and the system turn they share."""
 
     rows: list[dict[str, Any]]
-    system: str | None  # the shared system turn; None when no line has one
+    system: str | None  # the shared system turn (the first line's); None when no line has one
     system_line: int | None  # the line it was first read from
+    differs_at: int | None = None  # the first line whose system turn differs (read with the suite's instructions)
 
 
 def _text(content: Any, where: str) -> str:
@@ -79,8 +80,11 @@ def _turns(row: dict[str, Any], where: str) -> list[dict[str, Any]]:
             )
         if role not in ROLES:
             raise DataError(f"{at}.role: {role!r} is not one of {', '.join(ROLES)}. Fix: correct the role.")
-        if "weight" in message and message["weight"] not in (0, 1):
-            raise DataError(f"{at}.weight: {message['weight']!r}; OpenAI allows 0 or 1. Fix: use 0 or 1.")
+        if "weight" in message:
+            if role != "assistant":
+                raise DataError(f"{at}.weight: on a {role} turn; OpenAI weighs assistant turns only. Fix: remove it.")
+            if type(message["weight"]) is not int or message["weight"] not in (0, 1):
+                raise DataError(f"{at}.weight: {message['weight']!r}; OpenAI allows 0 or 1. Fix: use 0 or 1.")
         if role in SYSTEM_ROLES and i > 0:
             raise DataError(
                 f"{at}: a {role} turn after the first turn; harness keeps one system turn, first. Fix: merge it "
@@ -119,12 +123,10 @@ def chat_row(row: dict[str, Any], where: str, *, input_field: str, target_field:
         {"role": m["role"], "content": _text(m.get("content"), f"{where}: messages[{i}].content")}
         for i, m in enumerate(before, start=answer - len(before))
     ]
-    if not turns or turns[0]["role"] != "user":
-        raise DataError(
-            f"{where}: the conversation has no user turn before the answer. Fix: start it with the user's turn."
-        )
+    if not any(t["role"] == "user" for t in turns):
+        raise DataError(f"{where}: no user turn before the answer. Fix: give the user's turn before the answer.")
     target = _text(messages[answer].get("content"), f"{where}: messages[{answer}].content")
-    value: Any = turns[0]["content"] if len(turns) == 1 else turns
+    value: Any = turns[0]["content"] if len(turns) == 1 else turns  # one user turn: text; else the conversation
     out = {input_field: value, target_field: target}
     if "__line__" in row:
         out["__line__"] = row["__line__"]
@@ -137,6 +139,7 @@ def chat_rows(
     """Every line as a case row; the lines must share their system turn unless the suite gives instructions."""
     out: list[dict[str, Any]] = []
     shared: tuple[str | None, int] | None = None
+    differs_at = None
     for i, row in enumerate(rows, start=1):
         line = row.get("__line__", i)
         where = f"{path}:{line}"
@@ -144,10 +147,12 @@ def chat_rows(
         out.append(converted)
         if shared is None:
             shared = (system, line)
-        elif system != shared[0] and not instructions_given:
-            raise DataError(system_differs(where, shared, system, path))
-    system, line = shared if shared else (None, None)
-    return ChatRows(out, system, line)
+        elif system != shared[0]:
+            if not instructions_given:
+                raise DataError(system_differs(where, shared, system, path))
+            differs_at = differs_at or line
+    system, first = shared if shared else (None, None)
+    return ChatRows(out, system, first, differs_at)
 
 
 def system_differs(where: str, first: tuple[str | None, int], system: str | None, path: Path | None) -> str:
@@ -165,8 +170,15 @@ def system_differs(where: str, first: tuple[str | None, int], system: str | None
 
 
 def chat_lines(messages_and_answers: list[tuple[list[dict[str, str]], str]]) -> str:
-    """Chat JSONL: one `{"messages": [...prompt, assistant answer]}` line per (prompt messages, answer)."""
+    """Chat JSONL: one `{"messages": [...prompt, assistant answer]}` line per (prompt messages, answer). Assistant
+    turns inside the prompt (a conversation's earlier replies, exemplars) carry `weight: 0`, so OpenAI trains on the
+    answer only, as the local tuner does."""
+
+    def turn(message: dict[str, str]) -> dict[str, Any]:
+        return {**message, "weight": 0} if message.get("role") == "assistant" else dict(message)
+
     return "".join(
-        json.dumps({"messages": [*prompt, {"role": "assistant", "content": answer}]}, ensure_ascii=False) + "\n"
+        json.dumps({"messages": [*map(turn, prompt), {"role": "assistant", "content": answer}]}, ensure_ascii=False)
+        + "\n"
         for prompt, answer in messages_and_answers
     )

@@ -44,6 +44,13 @@ def open_dataset(spec: HFDataSpec, base: Path, where: Where) -> tuple[dict[str, 
     local = _local(spec, base)
     try:
         if local is not None and local.is_dir() and any((local / m).is_file() for m in SAVED_MARKERS):
+            for key in ("name", "revision"):
+                if getattr(spec, key) is not None:
+                    raise DataError(
+                        f"{where(('data', 'hf', key))}: a `save_to_disk` folder is read as it was saved; `{key}` "
+                        f"applies to hub datasets and loading scripts. Fix: remove `{key}` (the folder's files are "
+                        "hashed into the run's fingerprint)."
+                    )
             loaded = datasets.load_from_disk(str(local))
             fingerprint = tree_fingerprint(local)
         else:
@@ -51,11 +58,14 @@ def open_dataset(spec: HFDataSpec, base: Path, where: Where) -> tuple[dict[str, 
                 str(local) if local is not None else spec.path, spec.name, revision=spec.revision
             )
             fingerprint = ""
+    except DataError:
+        raise
     except Exception as exc:
         if local is None and _offline():
             raise DataError(
                 f"{where(('data', 'hf', 'path'))}: HF_HUB_OFFLINE=1 is set and the dataset '{spec.path}' is not in "
-                f"the local Hugging Face cache (nor a folder next to the suite: {base / spec.path}), so it cannot be read. Fix: unset HF_HUB_OFFLINE (and HF_DATASETS_OFFLINE) "
+                f"the local Hugging Face cache with this name and revision (nor a folder next to the suite: "
+                f"{base / spec.path}), so it cannot be read. Fix: unset HF_HUB_OFFLINE (and HF_DATASETS_OFFLINE) "
                 "on a machine that reaches the hub, or save the dataset there with `save_to_disk` and name that "
                 "folder in data.hf.path."
             ) from None
@@ -101,8 +111,14 @@ def _rows(dataset: Any, spec: HFDataSpec, seed: int, label: str, where: Where) -
                 f"{where(('data', 'hf', 'columns', field))}: names column '{head}', which {label} lacks."
                 f"{closest(head, columns)} Its columns: {', '.join(columns)}. Fix: name one of them."
             )
+    names = {  # class-label columns (ints on disk) as their names, as the task's labels spell them
+        col: feature for col, feature in dataset.features.items() if type(feature).__name__ == "ClassLabel"
+    }
     rows = []
     for number, row in zip(indices, dataset.to_list(), strict=True):
+        for col, feature in names.items():
+            value = row.get(col)
+            row[col] = feature.int2str(value) if isinstance(value, int) and value >= 0 else None  # -1: unlabelled
         for field, expression in spec.columns.items():
             try:
                 row[field] = pick(row, expression)
@@ -151,13 +167,25 @@ def hf_splits(
             )
     labels = {ours: Path(f"{name}[{theirs}]") for ours, theirs in chosen.items()}
     rows = {ours: _rows(available[theirs], hf, seed, str(labels[ours]), where) for ours, theirs in chosen.items()}
-    if "all" in rows or "test" not in rows:
-        source = rows.pop("all", None) or rows.pop("train", [])
-        label = labels.pop("all", None) or labels.get("train") or Path(name)
+    source: list[dict[str, Any]] | None = None
+    if "all" in rows:
+        source, label = rows.pop("all"), labels.pop("all")
+    elif "train" in rows and not ("dev" in rows and "test" in rows):
+        source, label = rows.pop("train"), labels["train"]
+    if source is not None:  # the missing splits are cut from it by the suite seed
         given = spec.split.model_dump() if spec.split else DEFAULT_CUT
         fractions = {s: (given[s] if s not in rows else 0.0) for s in ("train", "dev", "test")}
         cut = split_rows(source, fractions, seed=seed, stratify=stratify)
         for split in ("train", "dev", "test"):
             if split not in rows:
                 rows[split], labels[split] = cut[split], label
+    if "test" not in rows:
+        raise DataError(
+            f"{where(('data', 'hf'))}: nothing to test on: the dataset has no test split and no train split to cut "
+            f"one from (splits read: {', '.join(chosen.values())}). Fix: map one with `splits: {{test: ...}}`, or cut "
+            "one split into all three with `split:`."
+        )
+    for split in ("train", "dev"):  # neither to cut from: the strategies that need them say so
+        rows.setdefault(split, [])
+        labels.setdefault(split, Path(name))
     return rows, labels, fingerprint

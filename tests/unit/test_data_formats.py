@@ -147,6 +147,46 @@ def test_bad_chat_lines_exit_2_naming_file_and_line(tmp_path, line, expected):
     assert expected in done.output and "Fix:" in done.output and "Traceback" not in done.output
 
 
+@pytest.mark.parametrize(
+    ("turn", "expected"),
+    [
+        ({"role": "assistant", "content": "alpha", "weight": True}, "weight: True"),
+        ({"role": "assistant", "content": "alpha", "weight": 0.5}, "weight: 0.5"),
+        ({"role": "user", "content": "alpha", "weight": 1}, "on a user turn"),
+    ],
+)
+def test_weights_are_checked_as_openai_checks_them(tmp_path, turn, expected):
+    line = {"messages": [{"role": "user", "content": "q"}, turn, {"role": "assistant", "content": "beta"}]}
+    train = [chat(i, LABELS[i % 3]) for i in range(10)] + [line]
+    done = cli("validate", str(chat_suite(tmp_path / "s", train=train)))
+    assert done.exit_code == 2 and f"{tmp_path / 's' / 'train.jsonl'}:11:" in done.output, done.output
+    assert expected in done.output
+
+
+def test_a_conversation_the_assistant_opens_and_its_export_trains_on_the_answer_only(tmp_path):
+    convo = {
+        "messages": [
+            {"role": "system", "content": SYSTEM},
+            {"role": "assistant", "content": "Hi! What is your request?"},
+            {"role": "user", "content": "something about beta"},
+            {"role": "assistant", "content": "beta"},
+        ]
+    }
+    path = chat_suite(tmp_path / "s", train=[chat(i, LABELS[i % 3]) for i in range(11)] + [convo])
+    loaded = load_suite(path)
+    assert loaded.dataset.train[-1].input == convo["messages"][1:3] and loaded.dataset.train[-1].target == "beta"
+    out = tmp_path / "export"
+    done = cli("tune", str(path), "--export-only", "--format", "openai_chat", "--out", str(out))
+    assert done.exit_code == 0, done.output
+    exported = json.loads((out / "train.jsonl").read_text().splitlines()[-1])["messages"]
+    assert [(m["role"], m.get("weight")) for m in exported] == [
+        ("system", None),
+        ("assistant", 0),  # context: OpenAI would otherwise train on it too
+        ("user", None),
+        ("assistant", None),
+    ]
+
+
 def test_unknown_format_and_missing_instructions_name_the_field(tmp_path):
     path = chat_suite(tmp_path / "s")
     suite = yaml.safe_load(path.read_text())
@@ -159,6 +199,16 @@ def test_unknown_format_and_missing_instructions_name_the_field(tmp_path):
     path.write_text(yaml.safe_dump(suite), encoding="utf-8")
     done = cli("validate", str(path))
     assert done.exit_code == 2 and "task" in done.output and "instructions" in done.output, done.output
+
+
+def test_init_scaffolds_a_chat_file_whose_system_turns_differ_and_says_so(tmp_path):
+    rows = [chat(i, LABELS[i % 3]) for i in range(39)] + [chat(99, "beta", system="Other.")]
+    data = write_jsonl(tmp_path / "chat.jsonl", rows)
+    done = cli("init", str(tmp_path / "new"), "--from", str(data))
+    assert done.exit_code == 0, done.output
+    suite = yaml.safe_load((tmp_path / "new" / "suite.yaml").read_text())
+    assert suite["task"]["instructions"] == SYSTEM and "differ (first at line 40)" in suite["description"]
+    assert load_suite(tmp_path / "new").suite.task.instructions == SYSTEM
 
 
 def test_init_recognises_the_chat_file(tmp_path):
@@ -259,13 +309,58 @@ def test_saved_dataset_with_column_mapping_and_seeded_cuts(tmp_path):
     assert done.exit_code == 0, done.output
 
 
-def test_revision_and_data_change_the_fingerprint(tmp_path):
+def test_the_data_and_a_pinned_revision_change_the_fingerprint(tmp_path):
+    from datasets import load_from_disk
+
     path = hf_suite(tmp_path / "s", {"path": "squad_saved", "columns": {"answer": "answers.text[0]"}})
     first = suite_fingerprint(load_suite(path))
-    suite = yaml.safe_load(path.read_text())
+    assert suite_fingerprint(load_suite(path)) == first  # the same rows: the same run folder
+    saved = tmp_path / "s" / "squad_saved"
+    data = load_from_disk(str(saved))
+    rows = {split: data[split].to_list() for split in data}
+    rows["train"][0]["question"] = "What is the capital of Elsewhere?"
+    shutil.rmtree(saved)
+    type(data)({k: type(data[k]).from_list(v) for k, v in rows.items()}).save_to_disk(str(saved))
+    assert suite_fingerprint(load_suite(path)) != first  # one question edited: another measurement
+
+    hub = hf_suite(tmp_path / "h", {"path": "org/data", "revision": "v1"})
+    v1 = suite_fingerprint(load_suite(hub, with_data=False))
+    suite = yaml.safe_load(hub.read_text())
     suite["data"]["hf"]["revision"] = "v2"
-    path.write_text(yaml.safe_dump(suite), encoding="utf-8")
-    assert suite_fingerprint(load_suite(path)) != first
+    hub.write_text(yaml.safe_dump(suite), encoding="utf-8")
+    assert suite_fingerprint(load_suite(hub, with_data=False)) != v1
+
+
+def saved_dataset(folder: Path, splits: dict[str, list[dict]]) -> None:
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+    features = Features({"id": Value("string"), "text": Value("string"), "label": ClassLabel(names=LABELS)})
+    DatasetDict({k: Dataset.from_list(v, features=features) for k, v in splits.items()}).save_to_disk(str(folder))
+
+
+def labelled(prefix: str, n: int) -> list[dict]:
+    return [
+        {"id": f"{prefix}{i}", "text": f"{prefix} text {i} about {LABELS[i % 3]}", "label": i % 3} for i in range(n)
+    ]
+
+
+def test_fewer_splits_class_labels_and_a_test_only_dataset(tmp_path):
+    folder = tmp_path / "s"
+    saved_dataset(folder / "squad_saved", {"train": labelled("tr", 30), "test": labelled("te", 9)})
+    suite = yaml.safe_load(hf_suite(folder, {"path": "squad_saved"}).read_text())
+    suite["task"] = {"instructions": "Label it: {labels}.", "input_field": "text", "target_field": "label"}
+    suite["task"]["labels"] = LABELS
+    (folder / "suite.yaml").write_text(yaml.safe_dump(suite), encoding="utf-8")
+    data = load_suite(folder).dataset
+    # train + test (the imdb shape): dev is cut from train (0.1 by default); class-label ints read as their names
+    assert (len(data.train), len(data.dev), len(data.test)) == (27, 3, 9)
+    assert {c.target for c in data.test} == set(LABELS)
+    assert all(c.id.startswith("tr") for c in data.dev)
+
+    shutil.rmtree(folder / "squad_saved")
+    saved_dataset(folder / "squad_saved", {"test": labelled("te", 9)})
+    only = load_suite(folder).dataset  # nothing to train on: zero-shot still runs
+    assert (len(only.train), len(only.dev), len(only.test)) == (0, 0, 9)
 
 
 def test_hf_bad_input_names_the_suite_line_and_setting(tmp_path):
@@ -284,3 +379,7 @@ def test_hf_bad_input_names_the_suite_line_and_setting(tmp_path):
 
     with pytest.raises(HarnessError, match="split"):  # one split to cut needs the fractions
         load_suite(hf_suite(tmp_path / "q", {"path": "squad_saved", "split": "train"}))
+
+    path = hf_suite(tmp_path / "r", {"path": "squad_saved", "revision": "v1"})
+    done = cli("validate", str(path))
+    assert done.exit_code == 2 and "data.hf.revision" in done.output and "save_to_disk" in done.output, done.output

@@ -247,8 +247,9 @@ def test_data_that_is_not_local_or_not_there_is_refused(tmp_path: Path) -> None:
     hub = task_variant(tmp_path / "a", "dataset_path: json", "dataset_path: super_glue")
     assert_refused(
         harness("init", tmp_path / "s", "--from-lm-eval", hub),
-        f"{hub}:{line_with(hub, 'dataset_path')}: dataset_path: 'super_glue' is a Hugging Face hub dataset",
-        "local data files",
+        f"{hub}:{line_with(hub, 'dataset_path')}: dataset_path: HF_HUB_OFFLINE=1 is set and the dataset "
+        "'super_glue' is not in the local Hugging Face cache",
+        "dataset_path: json",
     )
     missing = task_variant(tmp_path / "b", "data/capitals_test.jsonl", "data/nowhere.jsonl")
     assert_refused(
@@ -260,3 +261,20 @@ def test_data_that_is_not_local_or_not_there_is_refused(tmp_path: Path) -> None:
         harness("init", tmp_path / "s", "--from-lm-eval", LM_EVAL / "data" / "capitals_test.jsonl"),
         "unknown file type '.jsonl'",
     )
+
+
+def test_promptfoo_values_and_default_tests_kept_in_files(tmp_path: Path) -> None:
+    (tmp_path / "paris.txt").write_text("Paris", encoding="utf-8")
+    config = {
+        "prompts": ["Capital of {{country}}?"],
+        "defaultTest": "file://defaults.yaml",
+        "tests": [
+            {"vars": {"country": "France"}, "assert": [{"type": "equals", "value": "file://paris.txt"}]},
+            {"vars": {"country": "Japan"}, "assert": [{"type": "equals", "value": "Tokyo"}]},
+        ],
+    }
+    (tmp_path / "promptfooconfig.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    result = harness("init", tmp_path / "s", "--from-promptfoo", tmp_path / "promptfooconfig.yaml")
+    assert result.exit_code == 0, result.output
+    assert [c["target"] for c in cases(tmp_path / "s")] == ["Paris", "Tokyo"]  # the file's text, not its path
+    assert "defaultTest: file://defaults.yaml" in result.output  # not read: listed, never dropped quietly
