@@ -72,7 +72,12 @@ def open_dataset(spec: HFDataSpec, base: Path, where: Where) -> tuple[dict[str, 
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(
             f"{where(('data', 'hf', 'path'))}: cannot load the dataset '{spec.path}'"
-            f"{f' ({spec.name})' if spec.name else ''}: {message}. Fix: check the path, `name` and `revision`."
+            f"{f' ({spec.name})' if spec.name else ''}: {message}. Fix: "
+            + (
+                f"the files in {local} may be cut short or damaged: write the dataset there again (save_to_disk)."
+                if local is not None
+                else "check the path, `name` and `revision`."
+            )
         ) from None
     splits = dict(loaded) if isinstance(loaded, dict) or hasattr(loaded, "keys") else {"all": loaded}
     if not fingerprint:
