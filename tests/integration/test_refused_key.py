@@ -1,5 +1,5 @@
 """A refused key while other requests are in flight (their 401 bodies still being read): the run stops with one
-clear error, exit 2, and never a traceback, at any verbosity. Deterministic: the path runs 20 times with the
+clear error, exit 2, and never a traceback, at any verbosity. Deterministic: the path runs 12 times with the
 machine loaded (a busy process on one of its two cores) and the figures go to the reliability summary."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from tests.fake_openai import FakeOpenAI, Script
 pytestmark = pytest.mark.slow
 
 KEY = "sk-refused-0123456789abcdefghijklmnopqrstuv"
-TRIES = 20
+TRIES = 12
 
 
 def test_a_refused_key_with_requests_in_flight_never_shows_a_traceback(tmp_path):
