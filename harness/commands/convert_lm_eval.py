@@ -383,6 +383,20 @@ def _build(
             "checks it is the right choice (label_accuracy), with an instruction added to name one. Scores are not "
             "comparable with lm-eval's."
         )
+    odd = sorted(
+        {
+            ref.field
+            for ref in prompt.refs
+            for rows in out.values()
+            for r in rows
+            if r.get(ref.field) is None or isinstance(r.get(ref.field), list | dict)
+        }
+    )
+    if odd:  # harness fills a template with JSON for lists and empty text for None; Jinja writes Python's repr
+        conv.differences.append(
+            f"Fields {', '.join(odd)} hold lists, mappings or nulls in some docs: harness writes them into the prompt "
+            "as JSON ([\"a\", \"b\"]) and a null as empty text, where lm-eval's Jinja writes ['a', 'b'] and None."
+        )
     has_refs = any(names.references in r for rows in out.values() for r in rows)
     if has_refs:
         conv.mapped.append(
