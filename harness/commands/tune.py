@@ -14,7 +14,9 @@ from harness.strategy import StrategyContext
 from harness.suite.load import LoadedSuite, load_suite
 
 
-def _finetune(loaded: LoadedSuite, name: str | None):
+def _finetune(loaded: LoadedSuite, name: str | None, *, model: bool = True):
+    """The finetune strategy `name` (the only one when None); `model=False`: only its prompts are needed, so the
+    base model is not looked up (nor fetched)."""
     specs = [s for s in loaded.suite.strategies if s.kind == "finetune"]
     if name is not None:
         specs = [s for s in specs if s.name == name]
@@ -35,7 +37,8 @@ def _finetune(loaded: LoadedSuite, name: str | None):
         )
     backend_spec = next(b for b in loaded.suite.backends if b.name == (spec.backend or loaded.suite.backends[0].name))
     backend = BACKENDS.get(backend_spec.kind)(backend_spec, loaded.config("backends", backend_spec.name))
-    answer_precision(backend, loaded, measure=False)  # the dtype a run settled for it, when one did
+    if model:
+        answer_precision(backend, loaded, measure=False)  # the dtype a run settled for it, when one did
     ctx = StrategyContext(
         loaded.suite.for_strategy(spec),
         loaded.dataset,
@@ -69,7 +72,7 @@ def export_openai_chat(suite: Path, name: str | None, out: Path) -> list[str]:
 
     loaded = load_suite(suite, machine=False)  # a file for another service needs nothing of this machine
     if name is not None or any(s.kind == "finetune" for s in loaded.suite.strategies):
-        strategy = _finetune(loaded, name)
+        strategy = _finetune(loaded, name, model=False)
         examples, how = strategy.examples, f"as strategy '{strategy.spec.name}' prompts them"
     else:
 

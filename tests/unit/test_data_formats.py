@@ -383,3 +383,18 @@ def test_hf_bad_input_names_the_suite_line_and_setting(tmp_path):
     path = hf_suite(tmp_path / "r", {"path": "squad_saved", "revision": "v1"})
     done = cli("validate", str(path))
     assert done.exit_code == 2 and "data.hf.revision" in done.output and "save_to_disk" in done.output, done.output
+
+
+def test_exporting_the_chat_file_needs_no_model(tmp_path):
+    """A laptop writing the file for OpenAI fetches and converts nothing: the prompts need only the suite."""
+    import os
+
+    from tests.conftest import REPO
+
+    out = tmp_path / "export"
+    done = cli(
+        "tune", str(REPO / "suites" / "quickstart"), "--export-only", "--format", "openai_chat", "--out", str(out)
+    )
+    assert done.exit_code == 0, done.output
+    assert len((out / "train.jsonl").read_text().splitlines()) == 300
+    assert not (Path(os.environ["HARNESS_HOME"]) / "models").exists()
