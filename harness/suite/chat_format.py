@@ -24,12 +24,12 @@ TOOL_KEYS = ("tool_calls", "function_call")
 
 
 @dataclass
-class ChatRows:
-    """Rows (input, target and the line) read from chat lines, and the system turn they share."""
+class SystemTurn:
+    """The system turn the lines share, over every file read with it (train, dev and test alike)."""
 
-    rows: list[dict[str, Any]]
-    system: str | None  # the shared system turn (the first line's); None when no line has one
-    system_line: int | None  # the line it was first read from
+    text: str | None = None  # the first line's; None when it has none
+    at: str | None = None  # 'file:line' it was first read from; None before any line
+    line: int | None = None
     differs_at: int | None = None  # the first line whose system turn differs (read with the suite's instructions)
 
 
@@ -134,36 +134,40 @@ def chat_row(row: dict[str, Any], where: str, *, input_field: str, target_field:
 
 
 def chat_rows(
-    rows: list[dict[str, Any]], path: Path, *, input_field: str, target_field: str, instructions_given: bool
-) -> ChatRows:
-    """Every line as a case row; the lines must share their system turn unless the suite gives instructions."""
+    rows: list[dict[str, Any]],
+    path: Path,
+    *,
+    input_field: str,
+    target_field: str,
+    instructions_given: bool,
+    system: SystemTurn | None = None,
+) -> tuple[list[dict[str, Any]], SystemTurn]:
+    """Every line as a case row, and the system turn they share; the lines (of this file and of those read before
+    with the same `system`) must share it unless the suite gives instructions."""
+    system = system or SystemTurn()
     out: list[dict[str, Any]] = []
-    shared: tuple[str | None, int] | None = None
-    differs_at = None
     for i, row in enumerate(rows, start=1):
         line = row.get("__line__", i)
         where = f"{path}:{line}"
-        converted, system = chat_row(row, where, input_field=input_field, target_field=target_field)
+        converted, text = chat_row(row, where, input_field=input_field, target_field=target_field)
         out.append(converted)
-        if shared is None:
-            shared = (system, line)
-        elif system != shared[0]:
+        if system.at is None:
+            system.text, system.at, system.line = text, where, line
+        elif text != system.text:
             if not instructions_given:
-                raise DataError(system_differs(where, shared, system, path))
-            differs_at = differs_at or line
-    system, first = shared if shared else (None, None)
-    return ChatRows(out, system, first, differs_at)
+                raise DataError(_system_differs(where, text, system))
+            system.differs_at = system.differs_at or line
+    return out, system
 
 
-def system_differs(where: str, first: tuple[str | None, int], system: str | None, path: Path | None) -> str:
+def _system_differs(where: str, text: str | None, first: SystemTurn) -> str:
     def shown(text: str | None) -> str:
         if text is None:
             return "no system turn"
         return f"system turn {text[:60]!r}{'...' if len(text) > 60 else ''}"
 
-    origin = f"{path}:{first[1]}" if path else f"line {first[1]}"
     return (
-        f"{where}: {shown(system)}, but {origin} has {shown(first[0])}; the system turn becomes the task's "
+        f"{where}: {shown(text)}, but {first.at} has {shown(first.text)}; the system turn becomes the task's "
         "instructions, so every line must share it. Fix: give every line the same system turn, or set "
         "task.instructions in the suite (it then replaces the lines' system turns)."
     )

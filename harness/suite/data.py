@@ -390,28 +390,26 @@ class _Rows:
     (harness.suite.chat_format), its system turn the same in every file."""
 
     def __init__(self, spec: DataSpec, task: TaskSpec) -> None:
+        from harness.suite.chat_format import SystemTurn
+
         self.spec, self.task = spec, task
-        self.system: tuple[str | None, int, Path] | None = None
+        self.system = SystemTurn()
 
     def __call__(self, rows: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
         if self.spec.format != "openai_chat" or not rows:
             return rows
-        from harness.suite.chat_format import chat_rows, system_differs
+        from harness.suite.chat_format import chat_rows
 
         given = self.task.instructions is not None
-        read = chat_rows(
-            rows, path, input_field=self.task.input_field, target_field=self.task.target_field, instructions_given=given
+        out, _ = chat_rows(
+            rows,
+            path,
+            input_field=self.task.input_field,
+            target_field=self.task.target_field,
+            instructions_given=given,
+            system=self.system,
         )
-        if self.system is None:
-            self.system = (read.system, read.system_line or 1, path)
-        elif read.system != self.system[0] and not given:
-            first, line, first_path = self.system
-            raise DataError(system_differs(f"{path}:{read.system_line}", (first, line), read.system, first_path))
-        return read.rows
-
-    @property
-    def instructions(self) -> str | None:
-        return self.system[0] if self.system else None
+        return out
 
 
 def _suite_at(loc: tuple) -> str:
@@ -493,5 +491,5 @@ def load_dataset(
         test=splits["test"],
         hashes=hashes,
         base=base,
-        instructions=as_task.instructions,
+        instructions=as_task.system.text,
     )

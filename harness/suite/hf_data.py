@@ -110,7 +110,8 @@ def _rows(dataset: Any, spec: HFDataSpec, seed: int, label: str, where: Where) -
         dataset = dataset.select(indices)
     columns = list(dataset.column_names)
     for field, expression in spec.columns.items():
-        head = _PART.findall(expression)[0][0] if _PART.findall(expression) else expression
+        parts = _PART.findall(expression)
+        head = parts[0][0] if parts else expression
         if head not in columns:
             raise DataError(
                 f"{where(('data', 'hf', 'columns', field))}: names column '{head}', which {label} lacks."

@@ -76,11 +76,16 @@ def _component_configs(suite: Suite, path: Path, lines: dict[Loc, int]) -> tuple
     return configs, errors
 
 
+def _at(path: Path, lines: dict[Loc, int], loc: Loc) -> str:
+    """'suite.yaml:LINE: the.field.path' for a place in the suite file."""
+    return f"{path}:{line_of(lines, loc) or '?'}: {format_loc(loc)}"
+
+
 def _cross_checks(suite: Suite, path: Path, lines: dict[Loc, int]) -> list[str]:
     errors = []
 
     def at(loc: Loc) -> str:
-        return f"{path}:{line_of(lines, loc) or '?'}: {format_loc(loc)}"
+        return _at(path, lines, loc)
 
     for section, items, key in (
         ("backends", suite.backends, "name"),
@@ -282,12 +287,8 @@ def load_suite(path: str | Path, *, with_data: bool = True, machine: bool = True
     _fail(_price_checks(suite, path, lines))
     if with_data:
         _fail(_data_path_checks(suite, path, lines))
-
-    def where(loc: Loc) -> str:
-        return f"{path}:{line_of(lines, loc) or '?'}: {format_loc(loc)}"
-
     dataset = (
-        load_dataset(suite.data, suite.task, base=path.parent, seed=suite.seed, where=where)
+        load_dataset(suite.data, suite.task, base=path.parent, seed=suite.seed, where=lambda loc: _at(path, lines, loc))
         if with_data
         else Dataset([], [], [], {})
     )
